@@ -1,0 +1,276 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { inspect } from 'node:util';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from './load';
+
+const KEY_A = 'a'.repeat(64);
+const KEY_B = '0123456789abcdef'.repeat(4);
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'signal-config-'));
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function load(env: Record<string, string> = {}) {
+  return loadConfig({ env, cwd: dir });
+}
+
+function problemsOf(env: Record<string, string>, yaml?: string): readonly string[] {
+  if (yaml !== undefined) writeFileSync(join(dir, 'signal.yaml'), yaml);
+  try {
+    load(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).problems;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('defaults', () => {
+  it('runs on embedded defaults with no environment at all', () => {
+    const config = load();
+    expect(config.encryption.provider).toBe('local');
+    expect(config.encryption.requireEncryption).toBe(false);
+    expect(config.encryption.key).toBeNull();
+    expect(config.database.url).toBeNull();
+    expect(config.redis.url).toBeNull();
+    expect(config.bus.kind).toBe('postgres');
+    expect(config.port).toBe(8080);
+    expect(config.gateway).toEqual({
+      cookieDomain: null,
+      corsOrigins: [],
+      maxBatchSize: 500,
+      maxPayloadSize: 524288,
+      rateLimitRps: 1000,
+      pipelineKeyCacheTtlSeconds: 300,
+    });
+    expect(config.delivery).toEqual({
+      retryMaxAttempts: 5,
+      retryBackoffBaseSeconds: 60,
+      rateLimitPerSecond: 100,
+    });
+    expect(config.management.accessTokenTtlSeconds).toBe(900);
+    expect(config.management.refreshTokenTtlSeconds).toBe(604800);
+    expect(config.dataDir).toBe('./.signal');
+  });
+
+  it('is deep-frozen', () => {
+    const config = load({ ENCRYPTION_KEY: KEY_A });
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.gateway.corsOrigins)).toBe(true);
+    expect(() => {
+      (config.gateway as { maxBatchSize: number }).maxBatchSize = 1;
+    }).toThrow(TypeError);
+  });
+});
+
+describe('encryption keys', () => {
+  it('accepts a 64-hex key and normalises it to lowercase', () => {
+    const config = load({ ENCRYPTION_KEY: KEY_B.toUpperCase() });
+    expect(config.encryption.key?.reveal()).toBe(KEY_B);
+  });
+
+  it.each([
+    ['63 characters', 'a'.repeat(63), 'ENCRYPTION_KEY must be exactly 64 hexadecimal characters (got 63)'],
+    ['65 characters', 'a'.repeat(65), 'ENCRYPTION_KEY must be exactly 64 hexadecimal characters (got 65)'],
+    [
+      'non-hex characters',
+      `${'a'.repeat(63)}g`,
+      'ENCRYPTION_KEY must be exactly 64 hexadecimal characters (got 64 characters, not all hexadecimal)',
+    ],
+  ])('refuses a key of %s and names the variable', (_, key, message) => {
+    expect(problemsOf({ ENCRYPTION_KEY: key })).toEqual([message]);
+  });
+
+  it('never echoes the rejected key in the error', () => {
+    const bad = `${KEY_B.slice(0, 62)}zz`;
+    const problems = problemsOf({ ENCRYPTION_KEY: bad });
+    expect(problems.join('\n')).not.toContain(bad.slice(0, 16));
+  });
+
+  it('refuses a previous key equal to the current one', () => {
+    expect(problemsOf({ ENCRYPTION_KEY: KEY_A, ENCRYPTION_KEY_PREVIOUS: KEY_A })).toEqual([
+      'ENCRYPTION_KEY_PREVIOUS must differ from ENCRYPTION_KEY (set it to the old key, not the new one)',
+    ]);
+  });
+
+  it('refuses a previous key without a current key', () => {
+    expect(problemsOf({ ENCRYPTION_KEY_PREVIOUS: KEY_A })[0]).toMatch(
+      /ENCRYPTION_KEY_PREVIOUS is set but ENCRYPTION_KEY/,
+    );
+  });
+
+  it('validates ENCRYPTION_KEY_PREVIOUS like the key', () => {
+    expect(problemsOf({ ENCRYPTION_KEY: KEY_A, ENCRYPTION_KEY_PREVIOUS: 'abc' })).toEqual([
+      'ENCRYPTION_KEY_PREVIOUS must be exactly 64 hexadecimal characters (got 3)',
+    ]);
+  });
+
+  it('accepts dual-key mode', () => {
+    const config = load({ ENCRYPTION_KEY: KEY_A, ENCRYPTION_KEY_PREVIOUS: KEY_B });
+    expect(config.encryption.previousKey?.reveal()).toBe(KEY_B);
+  });
+
+  it('refuses an unknown provider and lists the valid ones', () => {
+    expect(problemsOf({ ENCRYPTION_PROVIDER: 'gpc-kms' })).toEqual([
+      'ENCRYPTION_PROVIDER must be one of local, gcp-kms, aws-kms, azure-keyvault, hashicorp-vault',
+    ]);
+  });
+
+  it('REQUIRE_ENCRYPTION=true without a key refuses and says which variable to set', () => {
+    const [problem] = problemsOf({ REQUIRE_ENCRYPTION: 'true' });
+    expect(problem).toMatch(/^REQUIRE_ENCRYPTION is true but ENCRYPTION_KEY is not set: set ENCRYPTION_KEY/);
+  });
+
+  it('REQUIRE_ENCRYPTION=true with a valid key loads', () => {
+    expect(load({ REQUIRE_ENCRYPTION: 'true', ENCRYPTION_KEY: KEY_A }).encryption.requireEncryption).toBe(
+      true,
+    );
+  });
+
+  it('REQUIRE_ENCRYPTION must be a boolean', () => {
+    expect(problemsOf({ REQUIRE_ENCRYPTION: 'yep' })).toEqual(['REQUIRE_ENCRYPTION must be true or false']);
+  });
+
+  it('a KMS provider needs its key reference', () => {
+    expect(problemsOf({ ENCRYPTION_PROVIDER: 'gcp-kms' })).toEqual([
+      'ENCRYPTION_GCP_KMS_KEY_RESOURCE_NAME must be set when ENCRYPTION_PROVIDER is gcp-kms',
+    ]);
+  });
+});
+
+describe('secrets', () => {
+  it('print as [redacted] in every form', () => {
+    const config = load({
+      ENCRYPTION_KEY: KEY_A,
+      JWT_SECRET: 'j'.repeat(40),
+      DATABASE_URL: 'postgres://user:hunter2hunter2@db:5432/signal',
+    });
+    const printed = [
+      JSON.stringify(config),
+      inspect(config, { depth: 10 }),
+      String(config.encryption.key),
+      `${config.database.url}`,
+    ].join('\n');
+    expect(printed).not.toContain(KEY_A);
+    expect(printed).not.toContain('jjjjjjjj');
+    expect(printed).not.toContain('hunter2');
+    expect(printed).toContain('[redacted]');
+    expect(config.management.jwtSecret?.reveal()).toBe('j'.repeat(40));
+  });
+
+  it('JWT_SECRET must be at least 32 bytes', () => {
+    expect(problemsOf({ JWT_SECRET: 'short' })).toEqual([
+      'JWT_SECRET must be at least 32 bytes long (got 5)',
+    ]);
+  });
+
+  it('a bad DATABASE_URL is reported without echoing it', () => {
+    const problems = problemsOf({ DATABASE_URL: 'mysql://root:topsecret@db/x' });
+    expect(problems).toEqual(['DATABASE_URL must be a URL starting with postgres:// or postgresql://']);
+  });
+});
+
+describe('numbers, lists and cross-field rules', () => {
+  it.each([
+    ['PORT', '70000', 'PORT must be a whole number from 0 to 65535 (got "70000")'],
+    ['MAX_BATCH_SIZE', 'lots', 'MAX_BATCH_SIZE must be a whole number from 1 to 10000 (got "lots")'],
+    ['DB_MAX_CONNS', '0', 'DB_MAX_CONNS must be a whole number from 1 to 1000 (got "0")'],
+    ['LOG_LEVEL', 'verbose', 'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent'],
+  ])('%s=%s is refused', (name, value, message) => {
+    expect(problemsOf({ [name]: value })).toEqual([message]);
+  });
+
+  it('parses CORS_ORIGINS and refuses a wildcard', () => {
+    expect(load({ CORS_ORIGINS: 'https://a.example, https://b.example' }).gateway.corsOrigins).toEqual([
+      'https://a.example',
+      'https://b.example',
+    ]);
+    expect(problemsOf({ CORS_ORIGINS: '*' })[0]).toMatch(/^CORS_ORIGINS must be .*wildcard/);
+  });
+
+  it('BUS=kafka needs brokers; brokers must be host:port', () => {
+    expect(problemsOf({ BUS: 'kafka' })).toEqual([
+      'KAFKA_BROKERS must list at least one host:port when BUS is kafka',
+    ]);
+    expect(problemsOf({ KAFKA_BROKERS: 'kafka-1' })[0]).toMatch(/^KAFKA_BROKERS must be .*host:port/);
+    expect(load({ BUS: 'kafka', KAFKA_BROKERS: 'k1:9092,k2:9092' }).bus.kafka.brokers).toEqual([
+      'k1:9092',
+      'k2:9092',
+    ]);
+  });
+
+  it('TLS certificate and key go together', () => {
+    expect(problemsOf({ TLS_CERT_PATH: '/certs/tls.crt' })[0]).toMatch(/TLS_CERT_PATH and TLS_KEY_PATH/);
+  });
+
+  it('rediss:// implies Redis TLS', () => {
+    expect(load({ REDIS_URL: 'rediss://cache:6380' }).redis.tls.enabled).toBe(true);
+  });
+
+  it('reports every problem at once', () => {
+    expect(problemsOf({ PORT: 'x', ENCRYPTION_KEY: 'y', LOG_LEVEL: 'z' })).toHaveLength(3);
+  });
+});
+
+describe('signal.yaml', () => {
+  it('reads ./signal.yaml and lets env win', () => {
+    writeFileSync(
+      join(dir, 'signal.yaml'),
+      [
+        'encryption:',
+        '  provider: gcp-kms',
+        '  require_encryption: true',
+        '  gcp_kms:',
+        '    key_resource_name: "projects/p/locations/global/keyRings/signal/cryptoKeys/dek"',
+        'redis:',
+        '  address: "redis://redis.internal:6380"',
+        '  tls:',
+        '    enabled: true',
+        '    ca_cert_path: /certs/ca.crt',
+        'port: 9000',
+      ].join('\n'),
+    );
+    const config = load({ PORT: '9100' });
+    expect(config.configFile).toBe(join(dir, 'signal.yaml'));
+    expect(config.encryption.provider).toBe('gcp-kms');
+    expect(config.encryption.requireEncryption).toBe(true);
+    expect(config.encryption.gcpKms.keyResourceName).toBe(
+      'projects/p/locations/global/keyRings/signal/cryptoKeys/dek',
+    );
+    expect(config.redis.tls).toEqual({ enabled: true, caCertPath: '/certs/ca.crt' });
+    expect(config.port).toBe(9100);
+  });
+
+  it('reads the file named by SIGNAL_CONFIG', () => {
+    writeFileSync(join(dir, 'other.yaml'), 'gateway:\n  max_batch_size: 50\n');
+    expect(load({ SIGNAL_CONFIG: join(dir, 'other.yaml') }).gateway.maxBatchSize).toBe(50);
+  });
+
+  it('a missing SIGNAL_CONFIG file is an error', () => {
+    expect(problemsOf({ SIGNAL_CONFIG: join(dir, 'nope.yaml') })[0]).toMatch(
+      /^SIGNAL_CONFIG must name an existing file/,
+    );
+  });
+
+  it('names the YAML key and the variable when a YAML value is bad', () => {
+    expect(problemsOf({}, 'encryption:\n  key: abc\n')).toEqual([
+      `encryption.key in ${join(dir, 'signal.yaml')} (ENCRYPTION_KEY) must be exactly 64 hexadecimal characters (got 3)`,
+    ]);
+  });
+
+  it('refuses unknown keys so typos do not pass silently', () => {
+    expect(problemsOf({}, 'encryption:\n  requre_encryption: true\n')[0]).toMatch(
+      /encryption\.requre_encryption .* is not a known setting/,
+    );
+  });
+
+  it('refuses invalid YAML', () => {
+    expect(problemsOf({}, 'encryption: [\n')[0]).toMatch(/must be valid YAML/);
+  });
+});

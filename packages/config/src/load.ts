@@ -1,0 +1,300 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { deepFreeze } from './freeze';
+import type { Secret } from './secret';
+import {
+  type BUS_KINDS,
+  type ENCRYPTION_PROVIDERS,
+  type LOG_LEVELS,
+  SETTINGS,
+  type SettingName,
+  type SettingValues,
+  type TLS_VERSIONS,
+} from './settings';
+
+export type EncryptionProvider = (typeof ENCRYPTION_PROVIDERS)[number];
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export type BusKind = (typeof BUS_KINDS)[number];
+export type TlsVersion = (typeof TLS_VERSIONS)[number];
+
+/** The whole, validated, deep-frozen configuration. Absent optional values are `null`, never `undefined`. */
+export interface SignalConfig {
+  readonly configFile: string | null;
+  readonly namespace: string;
+  readonly dataDir: string;
+  readonly logLevel: LogLevel;
+  readonly port: number;
+  readonly tls: {
+    readonly certPath: string;
+    readonly keyPath: string;
+    readonly minVersion: TlsVersion;
+  } | null;
+  readonly encryption: {
+    readonly provider: EncryptionProvider;
+    readonly requireEncryption: boolean;
+    /** 64 lowercase hex characters. */
+    readonly key: Secret | null;
+    readonly previousKey: Secret | null;
+    readonly gcpKms: { readonly keyResourceName: string | null };
+    readonly awsKms: { readonly keyId: string | null };
+    readonly azureKeyVault: { readonly keyId: string | null };
+    readonly vault: {
+      readonly address: Secret | null;
+      readonly token: Secret | null;
+      readonly namespace: string | null;
+      readonly caCertPath: string | null;
+      readonly mount: string;
+      readonly key: string | null;
+    };
+  };
+  readonly database: { readonly url: Secret | null; readonly maxConnections: number };
+  readonly redis: {
+    readonly url: Secret | null;
+    readonly tls: { readonly enabled: boolean; readonly caCertPath: string | null };
+  };
+  readonly bus: {
+    readonly kind: BusKind;
+    readonly kafka: { readonly brokers: readonly string[]; readonly tls: { readonly enabled: boolean } };
+  };
+  readonly gateway: {
+    readonly cookieDomain: string | null;
+    readonly corsOrigins: readonly string[];
+    readonly maxBatchSize: number;
+    readonly maxPayloadSize: number;
+    readonly rateLimitRps: number;
+    readonly pipelineKeyCacheTtlSeconds: number;
+  };
+  readonly delivery: {
+    readonly retryMaxAttempts: number;
+    readonly retryBackoffBaseSeconds: number;
+    readonly rateLimitPerSecond: number;
+  };
+  readonly management: {
+    readonly jwtSecret: Secret | null;
+    readonly accessTokenTtlSeconds: number;
+    readonly refreshTokenTtlSeconds: number;
+  };
+  readonly bootstrap: { readonly adminEmail: string | null; readonly adminPassword: Secret | null };
+}
+
+/** A configuration that cannot be used. `problems` each name the variable and what it must be. */
+export class ConfigError extends Error {
+  readonly code = 'invalid_config';
+  readonly problems: readonly string[];
+
+  constructor(problems: readonly string[]) {
+    super(
+      problems.length === 1
+        ? (problems[0] ?? 'invalid configuration')
+        : `invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+    );
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+export interface LoadConfigOptions {
+  /** Defaults to `process.env`. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Directory where `signal.yaml` is looked for when SIGNAL_CONFIG is unset; defaults to `process.cwd()`. */
+  readonly cwd?: string;
+}
+
+type YamlTree = Record<string, unknown>;
+
+function readYaml(env: LoadConfigOptions['env'], cwd: string): { file: string | null; tree: YamlTree } {
+  const explicit = env?.SIGNAL_CONFIG?.trim();
+  const file = explicit ? resolve(cwd, explicit) : resolve(cwd, 'signal.yaml');
+  if (!existsSync(file)) {
+    if (explicit)
+      throw new ConfigError([`SIGNAL_CONFIG must name an existing file (${file} does not exist)`]);
+    return { file: null, tree: {} };
+  }
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(readFileSync(file, 'utf8'));
+  } catch (err) {
+    const detail = err instanceof Error ? err.message.split('\n')[0] : 'parse error';
+    throw new ConfigError([`${file} must be valid YAML (${detail})`]);
+  }
+  if (parsed === null || parsed === undefined) return { file, tree: {} };
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConfigError([`${file} must hold a mapping of settings at the top level`]);
+  }
+  return { file, tree: parsed as YamlTree };
+}
+
+function yamlLeaves(tree: YamlTree, prefix = ''): string[] {
+  const out: string[] = [];
+  for (const [key, value] of Object.entries(tree)) {
+    const path = prefix ? `${prefix}.${key}` : key;
+    if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+      out.push(...yamlLeaves(value as YamlTree, path));
+    } else {
+      out.push(path);
+    }
+  }
+  return out;
+}
+
+function yamlGet(tree: YamlTree, path: string): unknown {
+  let node: unknown = tree;
+  for (const part of path.split('.')) {
+    if (node === null || typeof node !== 'object' || Array.isArray(node)) return undefined;
+    node = Object.hasOwn(node, part) ? (node as YamlTree)[part] : undefined;
+  }
+  return node;
+}
+
+const YAML_PATHS = new Set(Object.values(SETTINGS).map((s) => s.yaml));
+
+function parseSettings(
+  env: Readonly<Record<string, string | undefined>>,
+  tree: YamlTree,
+  file: string | null,
+  problems: string[],
+): SettingValues {
+  const values: Record<string, unknown> = {};
+  for (const [name, spec] of Object.entries(SETTINGS) as [SettingName, (typeof SETTINGS)[SettingName]][]) {
+    const fromEnv = env[name];
+    const fromYaml = yamlGet(tree, spec.yaml);
+    const useEnv = fromEnv !== undefined && fromEnv !== '';
+    const raw = useEnv ? fromEnv : fromYaml;
+    if (raw === undefined || raw === null) {
+      values[name] = 'default' in spec ? spec.default : undefined;
+      continue;
+    }
+    const result = spec.schema.safeParse(raw);
+    if (result.success) {
+      values[name] = result.data;
+    } else {
+      const label = useEnv ? name : `${spec.yaml} in ${file ?? 'signal.yaml'} (${name})`;
+      for (const issue of result.error.issues) problems.push(`${label} must be ${issue.message}`);
+    }
+  }
+  return values as SettingValues;
+}
+
+function crossChecks(v: SettingValues, problems: string[]): void {
+  const key = v.ENCRYPTION_KEY?.reveal();
+  const previous = v.ENCRYPTION_KEY_PREVIOUS?.reveal();
+  if (previous !== undefined && key === undefined) {
+    problems.push(
+      'ENCRYPTION_KEY_PREVIOUS is set but ENCRYPTION_KEY is not: set ENCRYPTION_KEY to the new key',
+    );
+  }
+  if (previous !== undefined && key !== undefined && previous === key) {
+    problems.push(
+      'ENCRYPTION_KEY_PREVIOUS must differ from ENCRYPTION_KEY (set it to the old key, not the new one)',
+    );
+  }
+  if (v.REQUIRE_ENCRYPTION && v.ENCRYPTION_PROVIDER === 'local' && key === undefined) {
+    problems.push(
+      'REQUIRE_ENCRYPTION is true but ENCRYPTION_KEY is not set: set ENCRYPTION_KEY to 64 hexadecimal characters (generate one with `pnpm signal-cli generate-key`)',
+    );
+  }
+  const needs: Partial<Record<(typeof v)['ENCRYPTION_PROVIDER'], [SettingName, unknown][]>> = {
+    'gcp-kms': [['ENCRYPTION_GCP_KMS_KEY_RESOURCE_NAME', v.ENCRYPTION_GCP_KMS_KEY_RESOURCE_NAME]],
+    'aws-kms': [['ENCRYPTION_AWS_KMS_KEY_ID', v.ENCRYPTION_AWS_KMS_KEY_ID]],
+    'azure-keyvault': [['ENCRYPTION_AZURE_KEY_ID', v.ENCRYPTION_AZURE_KEY_ID]],
+    'hashicorp-vault': [
+      ['VAULT_ADDR', v.VAULT_ADDR],
+      ['ENCRYPTION_VAULT_KEY', v.ENCRYPTION_VAULT_KEY],
+    ],
+  };
+  for (const [name, value] of needs[v.ENCRYPTION_PROVIDER] ?? []) {
+    if (value === undefined)
+      problems.push(`${name} must be set when ENCRYPTION_PROVIDER is ${v.ENCRYPTION_PROVIDER}`);
+  }
+  if ((v.TLS_CERT_PATH === undefined) !== (v.TLS_KEY_PATH === undefined)) {
+    problems.push(
+      'TLS_CERT_PATH and TLS_KEY_PATH must be set together (or neither, behind a TLS-terminating proxy)',
+    );
+  }
+  if (v.BUS === 'kafka' && (v.KAFKA_BROKERS === undefined || v.KAFKA_BROKERS.length === 0)) {
+    problems.push('KAFKA_BROKERS must list at least one host:port when BUS is kafka');
+  }
+}
+
+function assemble(v: SettingValues, file: string | null): SignalConfig {
+  const redisUrl = v.REDIS_URL ?? null;
+  return {
+    configFile: file,
+    namespace: v.SIGNAL_NAMESPACE,
+    dataDir: v.SIGNAL_DATA_DIR,
+    logLevel: v.LOG_LEVEL,
+    port: v.PORT,
+    tls:
+      v.TLS_CERT_PATH !== undefined && v.TLS_KEY_PATH !== undefined
+        ? { certPath: v.TLS_CERT_PATH, keyPath: v.TLS_KEY_PATH, minVersion: v.TLS_MIN_VERSION }
+        : null,
+    encryption: {
+      provider: v.ENCRYPTION_PROVIDER,
+      requireEncryption: v.REQUIRE_ENCRYPTION,
+      key: v.ENCRYPTION_KEY ?? null,
+      previousKey: v.ENCRYPTION_KEY_PREVIOUS ?? null,
+      gcpKms: { keyResourceName: v.ENCRYPTION_GCP_KMS_KEY_RESOURCE_NAME ?? null },
+      awsKms: { keyId: v.ENCRYPTION_AWS_KMS_KEY_ID ?? null },
+      azureKeyVault: { keyId: v.ENCRYPTION_AZURE_KEY_ID ?? null },
+      vault: {
+        address: v.VAULT_ADDR ?? null,
+        token: v.VAULT_TOKEN ?? null,
+        namespace: v.VAULT_NAMESPACE ?? null,
+        caCertPath: v.VAULT_CACERT ?? null,
+        mount: v.ENCRYPTION_VAULT_MOUNT,
+        key: v.ENCRYPTION_VAULT_KEY ?? null,
+      },
+    },
+    database: { url: v.DATABASE_URL ?? null, maxConnections: v.DB_MAX_CONNS },
+    redis: {
+      url: redisUrl,
+      tls: {
+        enabled: v.REDIS_TLS_ENABLED || (redisUrl?.reveal().startsWith('rediss:') ?? false),
+        caCertPath: v.REDIS_TLS_CA_CERT_PATH ?? null,
+      },
+    },
+    bus: { kind: v.BUS, kafka: { brokers: v.KAFKA_BROKERS ?? [], tls: { enabled: v.KAFKA_TLS_ENABLED } } },
+    gateway: {
+      cookieDomain: v.COOKIE_DOMAIN ?? null,
+      corsOrigins: v.CORS_ORIGINS,
+      maxBatchSize: v.MAX_BATCH_SIZE,
+      maxPayloadSize: v.MAX_PAYLOAD_SIZE,
+      rateLimitRps: v.RATE_LIMIT_RPS,
+      pipelineKeyCacheTtlSeconds: v.PIPELINE_KEY_CACHE_TTL,
+    },
+    delivery: {
+      retryMaxAttempts: v.RETRY_MAX_ATTEMPTS,
+      retryBackoffBaseSeconds: v.RETRY_BACKOFF_BASE,
+      rateLimitPerSecond: v.RATE_LIMIT_PER_SECOND,
+    },
+    management: {
+      jwtSecret: v.JWT_SECRET ?? null,
+      accessTokenTtlSeconds: v.ACCESS_TOKEN_TTL,
+      refreshTokenTtlSeconds: v.REFRESH_TOKEN_TTL,
+    },
+    bootstrap: {
+      adminEmail: v.SIGNAL_BOOTSTRAP_ADMIN_EMAIL ?? null,
+      adminPassword: v.SIGNAL_BOOTSTRAP_ADMIN_PASSWORD ?? null,
+    },
+  };
+}
+
+/**
+ * Loads the configuration once, at start-up: environment variables over `signal.yaml` (from SIGNAL_CONFIG,
+ * else `./signal.yaml` when present) over defaults. Every problem is collected and thrown together as a
+ * ConfigError, so an operator fixes them in one go. The result is deep-frozen; secrets print as
+ * `[redacted]`. Only this module reads `process.env`.
+ */
+export function loadConfig(options: LoadConfigOptions = {}): SignalConfig {
+  const env = options.env ?? process.env;
+  const { file, tree } = readYaml(env, options.cwd ?? process.cwd());
+  const problems: string[] = [];
+  for (const path of yamlLeaves(tree)) {
+    if (!YAML_PATHS.has(path)) problems.push(`${path} in ${file ?? 'signal.yaml'} is not a known setting`);
+  }
+  const values = parseSettings(env, tree, file, problems);
+  if (problems.length === 0) crossChecks(values, problems);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return deepFreeze(assemble(values, file));
+}

@@ -1,0 +1,311 @@
+import type { z } from 'zod';
+import {
+  bool,
+  brokerItem,
+  domain,
+  hexKey,
+  int,
+  list,
+  oneOf,
+  originItem,
+  secretText,
+  text,
+  url,
+} from './fields';
+
+export const ENCRYPTION_PROVIDERS = [
+  'local',
+  'gcp-kms',
+  'aws-kms',
+  'azure-keyvault',
+  'hashicorp-vault',
+] as const;
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export const BUS_KINDS = ['postgres', 'kafka'] as const;
+export const TLS_VERSIONS = ['1.2', '1.3'] as const;
+
+interface SettingSpec<S extends z.ZodType> {
+  /** Dotted path in signal.yaml. */
+  readonly yaml: string;
+  readonly schema: S;
+  readonly doc: string;
+  readonly secret?: boolean;
+}
+interface SettingWithDefault<S extends z.ZodType> extends SettingSpec<S> {
+  readonly default: z.output<S>;
+}
+
+function setting<S extends z.ZodType>(spec: SettingSpec<S>): SettingSpec<S> {
+  return spec;
+}
+function withDefault<S extends z.ZodType>(spec: SettingWithDefault<S>): SettingWithDefault<S> {
+  return spec;
+}
+
+/**
+ * Every setting Signal reads, keyed by its environment variable (the contract of ARCHITECTURE §4 plus the
+ * operational ones). Each can also be set in signal.yaml at `yaml`; the environment wins. This table is the
+ * single source for the loader, the README's configuration table (checked by a test) and `signal-cli`.
+ */
+export const SETTINGS = {
+  // ── Encryption ────────────────────────────────────────────────────────────────────────────────────
+  ENCRYPTION_KEY: setting({
+    yaml: 'encryption.key',
+    schema: hexKey(),
+    secret: true,
+    doc: 'AES-256 key, 64 hex characters (`pnpm signal-cli generate-key`); required for the local provider',
+  }),
+  ENCRYPTION_KEY_PREVIOUS: setting({
+    yaml: 'encryption.previous_key',
+    schema: hexKey(),
+    secret: true,
+    doc: 'The previous key during rotation (dual-key mode): decrypts old data, never encrypts',
+  }),
+  ENCRYPTION_PROVIDER: withDefault({
+    yaml: 'encryption.provider',
+    schema: oneOf(ENCRYPTION_PROVIDERS),
+    default: 'local',
+    doc: 'Key provider: local, gcp-kms, aws-kms, azure-keyvault, hashicorp-vault',
+  }),
+  REQUIRE_ENCRYPTION: withDefault({
+    yaml: 'encryption.require_encryption',
+    schema: bool(),
+    default: false,
+    doc: 'true: services refuse to start without a valid key (recommended in production)',
+  }),
+  ENCRYPTION_GCP_KMS_KEY_RESOURCE_NAME: setting({
+    yaml: 'encryption.gcp_kms.key_resource_name',
+    schema: text(),
+    doc: 'gcp-kms: projects/…/locations/…/keyRings/…/cryptoKeys/…',
+  }),
+  ENCRYPTION_AWS_KMS_KEY_ID: setting({
+    yaml: 'encryption.aws_kms.key_id',
+    schema: text(),
+    doc: 'aws-kms: key id, ARN or alias',
+  }),
+  ENCRYPTION_AZURE_KEY_ID: setting({
+    yaml: 'encryption.azure_keyvault.key_id',
+    schema: text(),
+    doc: "azure-keyvault: the key's full URL",
+  }),
+  VAULT_ADDR: setting({
+    yaml: 'encryption.hashicorp_vault.address',
+    schema: url(['https', 'http']),
+    doc: 'hashicorp-vault: Vault/OpenBao address',
+  }),
+  VAULT_TOKEN: setting({
+    yaml: 'encryption.hashicorp_vault.token',
+    schema: secretText({ minBytes: 1 }),
+    secret: true,
+    doc: 'hashicorp-vault: token',
+  }),
+  VAULT_NAMESPACE: setting({
+    yaml: 'encryption.hashicorp_vault.namespace',
+    schema: text(),
+    doc: 'hashicorp-vault: namespace',
+  }),
+  VAULT_CACERT: setting({
+    yaml: 'encryption.hashicorp_vault.ca_cert',
+    schema: text(),
+    doc: 'hashicorp-vault: CA certificate path',
+  }),
+  ENCRYPTION_VAULT_MOUNT: withDefault({
+    yaml: 'encryption.hashicorp_vault.mount',
+    schema: text(),
+    default: 'transit',
+    doc: 'hashicorp-vault: transit mount',
+  }),
+  ENCRYPTION_VAULT_KEY: setting({
+    yaml: 'encryption.hashicorp_vault.key',
+    schema: text(),
+    doc: 'hashicorp-vault: transit key name',
+  }),
+
+  // ── Infrastructure ────────────────────────────────────────────────────────────────────────────────
+  DATABASE_URL: setting({
+    yaml: 'database.url',
+    schema: url(['postgres', 'postgresql']),
+    secret: true,
+    doc: 'PostgreSQL URL; unset = embedded PGlite in SIGNAL_DATA_DIR',
+  }),
+  DB_MAX_CONNS: withDefault({
+    yaml: 'database.max_conns',
+    schema: int({ min: 1, max: 1000 }),
+    default: 10,
+    doc: 'PostgreSQL pool size per process',
+  }),
+  REDIS_URL: setting({
+    yaml: 'redis.address',
+    schema: url(['redis', 'rediss']),
+    secret: true,
+    doc: 'Redis URL (redis:// or rediss://); unset = in-process cache',
+  }),
+  REDIS_TLS_ENABLED: withDefault({
+    yaml: 'redis.tls.enabled',
+    schema: bool(),
+    default: false,
+    doc: 'TLS to Redis (implied by rediss://)',
+  }),
+  REDIS_TLS_CA_CERT_PATH: setting({
+    yaml: 'redis.tls.ca_cert_path',
+    schema: text(),
+    doc: 'CA certificate that signs the Redis server certificate',
+  }),
+  BUS: withDefault({
+    yaml: 'bus.kind',
+    schema: oneOf(BUS_KINDS),
+    default: 'postgres',
+    doc: 'Event bus: postgres (embedded or server) or kafka',
+  }),
+  KAFKA_BROKERS: setting({
+    yaml: 'kafka.brokers',
+    schema: list({ item: brokerItem, itemDescription: 'a comma-separated list of host:port' }),
+    doc: 'Kafka bootstrap brokers, host:port,host:port',
+  }),
+  KAFKA_TLS_ENABLED: withDefault({
+    yaml: 'kafka.tls.enabled',
+    schema: bool(),
+    default: false,
+    doc: 'TLS to Kafka',
+  }),
+  SIGNAL_NAMESPACE: withDefault({
+    yaml: 'namespace',
+    schema: text({ maxLength: 48 }),
+    default: 'signal',
+    doc: 'Prefix for topics and cache keys, so several deployments can share a cluster',
+  }),
+  SIGNAL_DATA_DIR: withDefault({
+    yaml: 'data_dir',
+    schema: text(),
+    default: './.signal',
+    doc: 'Embedded mode: where PGlite keeps its data',
+  }),
+
+  // ── Service ──────────────────────────────────────────────────────────────────────────────────────
+  LOG_LEVEL: withDefault({
+    yaml: 'log_level',
+    schema: oneOf(LOG_LEVELS),
+    default: 'info',
+    doc: 'fatal, error, warn, info, debug, trace or silent',
+  }),
+  PORT: withDefault({
+    yaml: 'port',
+    schema: int({ min: 0, max: 65535 }),
+    default: 8080,
+    doc: 'HTTP(S) port',
+  }),
+  TLS_CERT_PATH: setting({
+    yaml: 'tls.cert_path',
+    schema: text(),
+    doc: 'PEM certificate chain; with TLS_KEY_PATH the service serves HTTPS (reloaded on change)',
+  }),
+  TLS_KEY_PATH: setting({ yaml: 'tls.key_path', schema: text(), doc: 'PEM private key' }),
+  TLS_MIN_VERSION: withDefault({
+    yaml: 'tls.min_version',
+    schema: oneOf(TLS_VERSIONS),
+    default: '1.2',
+    doc: '1.2 (1.3 preferred) or 1.3 only',
+  }),
+  JWT_SECRET: setting({
+    yaml: 'management.jwt_secret',
+    schema: secretText({ minBytes: 32 }),
+    secret: true,
+    doc: 'HS256 signing secret for the Management API, at least 32 bytes',
+  }),
+  SIGNAL_BOOTSTRAP_ADMIN_EMAIL: setting({
+    yaml: 'bootstrap.admin_email',
+    schema: text({ maxLength: 254 }),
+    doc: 'Embedded first start: the admin account to create',
+  }),
+  SIGNAL_BOOTSTRAP_ADMIN_PASSWORD: setting({
+    yaml: 'bootstrap.admin_password',
+    schema: secretText({ minBytes: 12 }),
+    secret: true,
+    doc: 'Embedded first start: its password (else one is generated and printed once)',
+  }),
+
+  // ── Gateway ──────────────────────────────────────────────────────────────────────────────────────
+  COOKIE_DOMAIN: setting({
+    yaml: 'gateway.cookie_domain',
+    schema: domain(),
+    doc: 'Domain attribute of the _dfid cookie, e.g. .example.com',
+  }),
+  CORS_ORIGINS: withDefault({
+    yaml: 'gateway.cors_origins',
+    schema: list({ item: originItem, itemDescription: 'a comma-separated list of origins' }),
+    default: [],
+    doc: 'Origins allowed in addition to each pipeline’s domain allowlist',
+  }),
+  MAX_BATCH_SIZE: withDefault({
+    yaml: 'gateway.max_batch_size',
+    schema: int({ min: 1, max: 10_000 }),
+    default: 500,
+    doc: 'Most events in one /v1/batch request',
+  }),
+  MAX_PAYLOAD_SIZE: withDefault({
+    yaml: 'gateway.max_payload_size',
+    schema: int({ min: 1024, max: 64 * 1024 * 1024, unit: 'bytes' }),
+    default: 524_288,
+    doc: 'Largest request body in bytes (413 above)',
+  }),
+  RATE_LIMIT_RPS: withDefault({
+    yaml: 'gateway.rate_limit_rps',
+    schema: int({ min: 1, max: 10_000_000 }),
+    default: 1000,
+    doc: 'Requests per second per pipeline key (429 above)',
+  }),
+  PIPELINE_KEY_CACHE_TTL: withDefault({
+    yaml: 'gateway.pipeline_key_cache_ttl',
+    schema: int({ min: 0, max: 86_400, unit: 'seconds' }),
+    default: 300,
+    doc: 'Seconds a pipeline key lookup is cached',
+  }),
+
+  // ── Delivery ─────────────────────────────────────────────────────────────────────────────────────
+  RETRY_MAX_ATTEMPTS: withDefault({
+    yaml: 'delivery.retry_max_attempts',
+    schema: int({ min: 1, max: 50 }),
+    default: 5,
+    doc: 'Delivery attempts before the DLQ',
+  }),
+  RETRY_BACKOFF_BASE: withDefault({
+    yaml: 'delivery.retry_backoff_base',
+    schema: int({ min: 1, max: 86_400, unit: 'seconds' }),
+    default: 60,
+    doc: 'Seconds before the first retry; later ones grow exponentially (with jitter)',
+  }),
+  RATE_LIMIT_PER_SECOND: withDefault({
+    yaml: 'delivery.rate_limit_per_second',
+    schema: int({ min: 1, max: 1_000_000 }),
+    default: 100,
+    doc: 'Deliveries per second per integration',
+  }),
+
+  // ── Management API ───────────────────────────────────────────────────────────────────────────────
+  ACCESS_TOKEN_TTL: withDefault({
+    yaml: 'management.access_token_ttl',
+    schema: int({ min: 60, max: 86_400, unit: 'seconds' }),
+    default: 900,
+    doc: 'Access token lifetime in seconds',
+  }),
+  REFRESH_TOKEN_TTL: withDefault({
+    yaml: 'management.refresh_token_ttl',
+    schema: int({ min: 300, max: 90 * 86_400, unit: 'seconds' }),
+    default: 604_800,
+    doc: 'Refresh token lifetime in seconds',
+  }),
+} as const;
+
+export type SettingName = keyof typeof SETTINGS;
+
+type Setting = (typeof SETTINGS)[SettingName];
+type Output<K extends SettingName> = z.output<(typeof SETTINGS)[K]['schema']>;
+
+/** The parsed value of each setting: always present when it has a default, else possibly undefined. */
+export type SettingValues = {
+  [K in SettingName]: (typeof SETTINGS)[K] extends { default: unknown } ? Output<K> : Output<K> | undefined;
+};
+
+export function settingSpec(name: SettingName): Setting {
+  return SETTINGS[name];
+}

@@ -1,0 +1,2 @@
+export { POSTGRES_URL, postgresAvailable, REDIS_URL, redisAvailable } from './services';
+export { readVectorJson, readVectorText, repoRoot, vectorPath } from './vectors';
