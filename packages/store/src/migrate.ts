@@ -1,0 +1,144 @@
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { StoreError } from './errors';
+import type { StoreLogger } from './logger';
+import type { Database, Migration, Queryable } from './port';
+
+/**
+ * The migrations the store itself owns. Empty on purpose: every package owns and migrates its own tables
+ * (bus, audit, identity, management), and the `signal_migrations` ledger is created by `migrate()` itself.
+ * Kept as a list so that a shared table, if one ever appears, has an obvious home.
+ */
+export const storeMigrations: readonly Migration[] = [];
+
+export interface MigrateResult {
+  /** Ids applied by this call, in order (empty when everything was already applied). */
+  readonly applied: readonly string[];
+}
+
+const LEDGER_SQL = `CREATE TABLE IF NOT EXISTS signal_migrations (
+  id text PRIMARY KEY,
+  checksum text NOT NULL,
+  applied_at timestamptz NOT NULL DEFAULT now()
+)`;
+
+/**
+ * Serialises migrators of the same schema. A transaction-scoped advisory lock is released by COMMIT or
+ * ROLLBACK, so a crashed migrator never leaves it held. Keyed by schema so that namespaced deployments (and
+ * parallel test schemas) on one server do not wait for each other. On PGlite it is uncontended.
+ */
+const LOCK_SQL = `SELECT pg_advisory_xact_lock(hashtext(coalesce(current_schema(), '') || '.signal_migrations'))`;
+
+const ledgerRow = z.object({ id: z.string(), checksum: z.string() });
+
+const MAX_ID_LENGTH = 200;
+
+interface PlannedMigration extends Migration {
+  readonly checksum: string;
+}
+
+export function migrationChecksum(sql: string): string {
+  return createHash('sha256').update(sql, 'utf8').digest('hex');
+}
+
+function validate(migrations: readonly Migration[]): void {
+  const seen = new Set<string>();
+  for (const m of migrations) {
+    if (m.id.length === 0 || m.id.length > MAX_ID_LENGTH) {
+      throw new StoreError('invalid_config', `migration ids must be 1 to ${MAX_ID_LENGTH} characters`);
+    }
+    if (seen.has(m.id)) throw new StoreError('invalid_config', `migration id ${m.id} appears twice`);
+    seen.add(m.id);
+  }
+}
+
+async function appliedChecksums(tx: Queryable, ids: readonly string[]): Promise<Map<string, string>> {
+  const result = await tx.query('SELECT id, checksum FROM signal_migrations WHERE id = ANY($1::text[])', [
+    ids,
+  ]);
+  const applied = new Map<string, string>();
+  for (const raw of result.rows) {
+    const row = ledgerRow.parse(raw);
+    applied.set(row.id, row.checksum);
+  }
+  return applied;
+}
+
+/**
+ * Checks that what was applied is what the code now says: same SQL for every applied migration, and no
+ * unapplied migration sitting before an applied one (a migration inserted into a released sequence).
+ */
+function verify(planned: readonly PlannedMigration[], applied: ReadonlyMap<string, string>): void {
+  let firstPending: string | undefined;
+  for (const m of planned) {
+    const recorded = applied.get(m.id);
+    if (recorded === undefined) {
+      firstPending ??= m.id;
+      continue;
+    }
+    if (recorded !== m.checksum) {
+      throw new StoreError(
+        'migration_mismatch',
+        `migration ${m.id} was applied with different SQL (checksum changed); add a new migration instead of editing it`,
+      );
+    }
+    if (firstPending !== undefined) {
+      throw new StoreError(
+        'migration_mismatch',
+        `migration ${firstPending} is not applied but the later migration ${m.id} is; migrations must be appended`,
+      );
+    }
+  }
+}
+
+/**
+ * Applies, in order, the migrations of `migrations` that are not yet recorded in `signal_migrations`, each
+ * in its own transaction together with its ledger row, under an advisory lock. Idempotent; safe to run from
+ * several processes at once; refuses to run anything when an applied migration's SQL changed.
+ */
+export async function migrate(
+  db: Database,
+  migrations: readonly Migration[],
+  logger?: StoreLogger,
+): Promise<MigrateResult> {
+  validate(migrations);
+  const planned: PlannedMigration[] = migrations.map((m) => ({ ...m, checksum: migrationChecksum(m.sql) }));
+  const ids = planned.map((m) => m.id);
+
+  await db.transaction(async (tx) => {
+    await tx.exec('SET LOCAL statement_timeout = 0');
+    await tx.query(LOCK_SQL);
+    await tx.exec(LEDGER_SQL);
+    verify(planned, await appliedChecksums(tx, ids));
+  });
+
+  const applied: string[] = [];
+  for (const migration of planned) {
+    const started = performance.now();
+    const didApply = await db.transaction(async (tx) => {
+      // Migrations may run longer than the pool's statement timeout, and may wait for another migrator.
+      await tx.exec('SET LOCAL statement_timeout = 0');
+      await tx.query(LOCK_SQL);
+      const recorded = (await appliedChecksums(tx, [migration.id])).get(migration.id);
+      if (recorded !== undefined) {
+        // Another migrator got here first; it must have applied the same SQL.
+        verify([migration], new Map([[migration.id, recorded]]));
+        return false;
+      }
+      await tx.exec(migration.sql);
+      await tx.query('INSERT INTO signal_migrations (id, checksum) VALUES ($1, $2)', [
+        migration.id,
+        migration.checksum,
+      ]);
+      return true;
+    });
+    if (didApply) {
+      applied.push(migration.id);
+      logger?.info(
+        { migration: migration.id, durationMs: Math.round(performance.now() - started) },
+        'migration applied',
+      );
+    }
+  }
+  return { applied };
+}
