@@ -1,0 +1,203 @@
+import type { IncomingMessage } from 'node:http';
+import { parse as parseContentType } from 'fast-content-type-parse';
+import { scan as scanForbiddenKeys } from 'secure-json-parse';
+import type { z } from 'zod';
+import { HttpError } from './errors';
+import { err, ok, type Result } from './result';
+
+/**
+ * Reads a JSON request body defensively. Every hostile input ends as an `HttpError` value (never a throw):
+ * a body over the byte limit (413, stops reading at the limit), a wrong media type or a compressed body
+ * (415), bytes that are not UTF-8, malformed JSON, nesting deeper than `maxDepth` (400), and `__proto__` or
+ * `constructor.prototype` keys (400, or removed), which would otherwise poison prototypes in any later
+ * deep merge of the parsed value.
+ */
+
+export interface ReadJsonBodyOptions {
+  /** Hard limit on the raw body size in bytes. */
+  readonly limitBytes: number;
+  /** Deepest accepted nesting of objects and arrays. Default 32. */
+  readonly maxDepth?: number;
+  /** Accepted media types (lower case). Default `application/json`. */
+  readonly contentTypes?: readonly string[];
+  /** `reject` (default) answers 400; `remove` deletes the keys and accepts the rest. */
+  readonly forbiddenKeys?: 'reject' | 'remove';
+}
+
+export interface ReadJsonBodyWithSchemaOptions<T> extends ReadJsonBodyOptions {
+  /** Validates the parsed value; failures answer 400 `validation_failed` naming the fields. */
+  readonly schema: z.ZodType<T>;
+}
+
+export const DEFAULT_MAX_JSON_DEPTH = 32;
+const DEFAULT_CONTENT_TYPES: readonly string[] = ['application/json'];
+
+export function readJsonBody<T>(
+  req: IncomingMessage,
+  options: ReadJsonBodyWithSchemaOptions<T>,
+): Promise<Result<T, HttpError>>;
+export function readJsonBody(
+  req: IncomingMessage,
+  options: ReadJsonBodyOptions,
+): Promise<Result<unknown, HttpError>>;
+export async function readJsonBody<T>(
+  req: IncomingMessage,
+  options: ReadJsonBodyOptions & { readonly schema?: z.ZodType<T> },
+): Promise<Result<unknown, HttpError>> {
+  const headerProblem = checkHeaders(req, options);
+  if (headerProblem !== undefined) return err(headerProblem);
+
+  const raw = await readLimited(req, options.limitBytes);
+  if (!raw.ok) return raw;
+
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(raw.value);
+  } catch {
+    return err(new HttpError('invalid_encoding', 'the request body is not valid UTF-8'));
+  }
+  const parsed = parseJson(text, options);
+  if (!parsed.ok || options.schema === undefined) return parsed;
+
+  const validated = options.schema.safeParse(parsed.value);
+  if (validated.success) return ok(validated.data);
+  return err(new HttpError('validation_failed', describeIssues(validated.error.issues)));
+}
+
+function checkHeaders(req: IncomingMessage, options: ReadJsonBodyOptions): HttpError | undefined {
+  const encoding = req.headers['content-encoding'];
+  if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
+    return new HttpError('unsupported_media_type', 'compressed request bodies are not accepted');
+  }
+  const header = req.headers['content-type'];
+  const accepted = options.contentTypes ?? DEFAULT_CONTENT_TYPES;
+  const expected = `expected ${accepted.join(' or ')}`;
+  if (header === undefined) {
+    return new HttpError('unsupported_media_type', `missing Content-Type, ${expected}`);
+  }
+  let mediaType: { type: string; parameters: Record<string, string> };
+  try {
+    mediaType = parseContentType(header);
+  } catch {
+    return new HttpError('unsupported_media_type', `malformed Content-Type, ${expected}`);
+  }
+  if (!accepted.includes(mediaType.type)) {
+    return new HttpError('unsupported_media_type', `unsupported Content-Type, ${expected}`);
+  }
+  const charset = mediaType.parameters.charset?.toLowerCase();
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+    return new HttpError('unsupported_media_type', 'only the utf-8 charset is accepted');
+  }
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > options.limitBytes) {
+    return tooLarge(options.limitBytes);
+  }
+  return undefined;
+}
+
+/**
+ * The rest of an oversized body is never read: `Connection: close` makes Node close the connection after
+ * the 413 instead of draining an arbitrary amount of input to keep it alive.
+ */
+function tooLarge(limitBytes: number): HttpError {
+  return new HttpError('payload_too_large', `the request body exceeds ${limitBytes} bytes`, {
+    headers: { connection: 'close' },
+  });
+}
+
+/** Collects the body, giving up as soon as it passes the limit. */
+function readLimited(req: IncomingMessage, limitBytes: number): Promise<Result<Buffer, HttpError>> {
+  if (req.readableEnded) {
+    return Promise.resolve(err(new HttpError('bad_request', 'the request body was already read')));
+  }
+  return new Promise((resolveResult) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const finish = (result: Result<Buffer, HttpError>): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onAbort);
+      req.off('close', onClose);
+      resolveResult(result);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.byteLength;
+      if (size > limitBytes) {
+        req.pause();
+        finish(err(tooLarge(limitBytes)));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => finish(ok(Buffer.concat(chunks, size)));
+    const onAbort = (): void =>
+      finish(err(new HttpError('bad_request', 'the request body was not fully received')));
+    const onClose = (): void => {
+      if (!req.complete) onAbort();
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onAbort);
+    req.on('close', onClose);
+  });
+}
+
+function parseJson(text: string, options: ReadJsonBodyOptions): Result<unknown, HttpError> {
+  const maxDepth = options.maxDepth ?? DEFAULT_MAX_JSON_DEPTH;
+  if (exceedsDepth(text, maxDepth)) {
+    return err(new HttpError('nesting_too_deep', `the request body nests deeper than ${maxDepth} levels`));
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return err(new HttpError('invalid_json', 'the request body is not valid JSON'));
+  }
+  // Only texts that could spell a forbidden key (directly or through \u escapes) need the walk.
+  if (
+    value !== null &&
+    typeof value === 'object' &&
+    (text.includes('__proto__') || text.includes('constructor') || text.includes('\\u'))
+  ) {
+    if (options.forbiddenKeys === 'remove') {
+      scanForbiddenKeys(value, { protoAction: 'remove', constructorAction: 'remove' });
+    } else if (
+      scanForbiddenKeys(value, { protoAction: 'error', constructorAction: 'error', safe: true }) === null
+    ) {
+      const message = 'the request body contains a forbidden key (__proto__ or constructor.prototype)';
+      return err(new HttpError('forbidden_key', message));
+    }
+  }
+  return ok(value);
+}
+
+/** Linear scan of the raw text, before parsing, so deep input never reaches the parser or later recursion. */
+function exceedsDepth(text: string, maxDepth: number): boolean {
+  if (text.length <= maxDepth) return false;
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x7b || c === 0x5b) {
+      if (++depth > maxDepth) return true;
+    } else if (c === 0x7d || c === 0x5d) {
+      depth--;
+    }
+  }
+  return false;
+}
+
+function describeIssues(issues: readonly z.core.$ZodIssue[]): string {
+  const shown = issues.slice(0, 5).map((issue) => {
+    const path = issue.path.map(String).join('.');
+    return path === '' ? issue.message : `${path}: ${issue.message}`;
+  });
+  const more = issues.length > shown.length ? ` (and ${issues.length - shown.length} more)` : '';
+  return `the request body is invalid: ${shown.join('; ')}${more}`;
+}
