@@ -37,9 +37,11 @@ export {
 } from './health';
 export {
   DEFAULT_MAX_JSON_DEPTH,
+  parseJsonBytes,
   type ReadJsonBodyOptions,
   type ReadJsonBodyWithSchemaOptions,
   readJsonBody,
+  readJsonBodyBytes,
 } from './json-body';
 export { type Logger, silentLogger } from './logger';
 export { type MetricsSource, metricsHandler } from './metrics-route';

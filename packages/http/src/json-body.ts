@@ -44,12 +44,38 @@ export async function readJsonBody<T>(
   req: IncomingMessage,
   options: ReadJsonBodyOptions & { readonly schema?: z.ZodType<T> },
 ): Promise<Result<unknown, HttpError>> {
+  const raw = await readJsonBodyBytes(req, options);
+  if (!raw.ok) return raw;
+  return parseJsonBytes(raw.value, options);
+}
+
+/**
+ * The header checks and bounded read of `readJsonBody`, returning the exact bytes: for callers that must
+ * authenticate the body as sent (HMAC signatures) before parsing it with `parseJsonBytes`.
+ */
+export async function readJsonBodyBytes(
+  req: IncomingMessage,
+  options: ReadJsonBodyOptions,
+): Promise<Result<Buffer, HttpError>> {
   const headerProblem = checkHeaders(req, options);
   if (headerProblem !== undefined) return err(headerProblem);
+  return readLimited(req, options.limitBytes);
+}
 
-  const raw = await readLimited(req, options.limitBytes);
-  if (!raw.ok) return raw;
-
+export function parseJsonBytes<T>(
+  bytes: Buffer,
+  options: Omit<ReadJsonBodyWithSchemaOptions<T>, 'limitBytes' | 'contentTypes'>,
+): Result<T, HttpError>;
+export function parseJsonBytes(
+  bytes: Buffer,
+  options: Omit<ReadJsonBodyOptions, 'limitBytes' | 'contentTypes'>,
+): Result<unknown, HttpError>;
+/** UTF-8, depth, forbidden-key and (optionally) schema checks of `readJsonBody` over bytes already read. */
+export function parseJsonBytes<T>(
+  bytes: Buffer,
+  options: Omit<ReadJsonBodyOptions, 'limitBytes' | 'contentTypes'> & { readonly schema?: z.ZodType<T> },
+): Result<unknown, HttpError> {
+  const raw = { value: bytes };
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(raw.value);
@@ -142,7 +168,10 @@ function readLimited(req: IncomingMessage, limitBytes: number): Promise<Result<B
   });
 }
 
-function parseJson(text: string, options: ReadJsonBodyOptions): Result<unknown, HttpError> {
+function parseJson(
+  text: string,
+  options: Pick<ReadJsonBodyOptions, 'maxDepth' | 'forbiddenKeys'>,
+): Result<unknown, HttpError> {
   const maxDepth = options.maxDepth ?? DEFAULT_MAX_JSON_DEPTH;
   if (exceedsDepth(text, maxDepth)) {
     return err(new HttpError('nesting_too_deep', `the request body nests deeper than ${maxDepth} levels`));

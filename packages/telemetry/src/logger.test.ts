@@ -69,3 +69,15 @@ describe('createMetrics', () => {
     expect(await b.metrics()).not.toContain('endpoint="track"');
   });
 });
+
+describe('scrubString', () => {
+  it('stays linear on long strings without an @ (no catastrophic backtracking)', async () => {
+    const { scrubString } = await import('./logger');
+    const long = 'a'.repeat(300_000);
+    const started = performance.now();
+    expect(scrubString(long)).toBe(long);
+    expect(scrubString(`${long}@example.com`)).toContain('[redacted-email]');
+    // Generous bound: the quadratic version took minutes on this input.
+    expect(performance.now() - started).toBeLessThan(5_000);
+  });
+});

@@ -13,7 +13,8 @@ export const REDACTED = '[redacted]';
 const SENSITIVE_KEY =
   /^(.*(password|passwd|secret|token|apikey|privatekey|credential|authorization|cookie|signature|encryptionkey|ciphertext|plaintext)|key|keys|previouskey|dek|kek|email|emails|em|phone|phones|ph|phonenumber|firstname|lastname|fn|ln|dob|dateofbirth|birthday|ssn|address|street|zip|zp|postalcode|ip|ipaddress|traits|userdata|user_data)$/;
 
-const EMAIL = /[^\s@"'<>]+@[^\s@"'<>]+\.[a-z]{2,}/gi;
+// Bounded quantifiers: an unbounded local part makes the scan quadratic on long strings without an `@`.
+const EMAIL = /[^\s@"'<>]{1,64}@[^\s@"'<>]{1,253}\.[a-z]{2,24}/gi;
 /** 256-bit keys in hex and v1 ciphertexts in text form never belong in a log, whatever their key name. */
 const KEY_HEX = /\b[0-9a-fA-F]{64}\b/g;
 const V1_TEXT = /\bv1\.[A-Za-z0-9_-]{40,}/g;
