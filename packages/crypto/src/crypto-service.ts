@@ -1,0 +1,182 @@
+import type { CryptoAuditSink } from './audit';
+import {
+  asBuffer,
+  createRandomPool,
+  DEFAULT_MAX_PLAINTEXT_BYTES,
+  decodeText,
+  encodeText,
+  openV1,
+  readKeyId,
+  sealV1,
+} from './ciphertext';
+import { canonicalRowId, type EncryptionContext } from './context';
+import { CryptoError, type CryptoErrorCode } from './errors';
+import type { Keyring } from './keyring';
+import { runSelfTest } from './self-test';
+
+export type CryptoOperation = 'seal' | 'open';
+export type CryptoOperationResult = 'success' | CryptoErrorCode;
+
+/**
+ * Called once per seal/open, e.g. to count `signal_crypto_operations_total{op,key_id,result}`. `keyId` is the
+ * hex fingerprint of a key this process holds, `unknown` when a ciphertext names any other id (attacker
+ * controlled, so never a label value) and `none` when no key id could be read: label values stay bounded.
+ */
+export type CryptoOperationCounter = (
+  op: CryptoOperation,
+  keyId: string,
+  result: CryptoOperationResult,
+) => void;
+
+export interface CryptoServiceOptions {
+  readonly keyring: Keyring;
+  readonly audit?: CryptoAuditSink;
+  readonly onOperation?: CryptoOperationCounter;
+  /** Largest plaintext sealed or opened; defaults to 64 MiB. */
+  readonly maxPlaintextBytes?: number;
+}
+
+/** Seals and opens v1 ciphertexts with a keyring: the one API services use for data at rest and tokens. */
+export interface CryptoService {
+  readonly keyring: Keyring;
+  /** Seals with the current key. A string plaintext is encrypted as UTF-8. */
+  seal(plaintext: Uint8Array | string, context: EncryptionContext): Buffer;
+  /** Opens with whichever held key the ciphertext names; `context` must equal the one it was sealed with. */
+  open(ciphertext: Uint8Array, context: EncryptionContext): Buffer;
+  /** `seal`, in the text form (`v1.` + base64url) for text columns and URLs. */
+  sealText(plaintext: Uint8Array | string, context: EncryptionContext): string;
+  /** `open` for the text form. */
+  openText(text: string, context: EncryptionContext): Buffer;
+  /** True when the ciphertext names a key other than the current one (the re-encryption job's filter). */
+  needsReencryption(ciphertext: Uint8Array | string): boolean;
+  /** Hex key id a ciphertext (binary or text form) names; throws `malformed`/`unknown_version` otherwise. */
+  keyIdOf(ciphertext: Uint8Array | string): string;
+}
+
+/**
+ * Builds the crypto service: runs the known-answer self-test (throws `self_test_failed`), then records
+ * `crypto.key_loaded`, and `crypto.key_rotated` when a previous key puts the process in dual-key mode.
+ */
+export function createCryptoService(options: CryptoServiceOptions): CryptoService {
+  const { keyring, audit, onOperation } = options;
+  const maxPlaintextBytes = options.maxPlaintextBytes ?? DEFAULT_MAX_PLAINTEXT_BYTES;
+  if (!Number.isSafeInteger(maxPlaintextBytes) || maxPlaintextBytes < 0) {
+    throw new RangeError('maxPlaintextBytes must be a non-negative safe integer');
+  }
+  runSelfTest();
+  const randomFill = createRandomPool();
+
+  audit?.record({
+    action: 'crypto.key_loaded',
+    provider: keyring.provider,
+    keyId: keyring.currentKeyId,
+    previousKeyId: keyring.previousKeyId ?? null,
+    dualKeyMode: keyring.dualKeyMode,
+  });
+  if (keyring.previousKeyId !== undefined) {
+    audit?.record({
+      action: 'crypto.key_rotated',
+      provider: keyring.provider,
+      keyId: keyring.currentKeyId,
+      previousKeyId: keyring.previousKeyId,
+    });
+  }
+
+  function seal(plaintext: Uint8Array | string, context: EncryptionContext): Buffer {
+    const entry = keyring.current;
+    try {
+      const sealed = sealV1(entry, context, plaintext, maxPlaintextBytes, randomFill);
+      onOperation?.('seal', entry.idHex, 'success');
+      return sealed;
+    } catch (error) {
+      if (error instanceof CryptoError) onOperation?.('seal', entry.idHex, error.code);
+      throw error;
+    }
+  }
+
+  function openBytes(bytes: Buffer, context: EncryptionContext): Buffer {
+    let keyId: Buffer | undefined;
+    let label = 'none';
+    try {
+      keyId = readKeyId(bytes);
+      const entry = keyring.find(keyId);
+      if (entry === undefined) {
+        label = 'unknown';
+        throw new CryptoError('unknown_key_id', 'ciphertext names a key this process does not hold');
+      }
+      label = entry.idHex;
+      const plaintext = openV1(entry, context, bytes, maxPlaintextBytes);
+      onOperation?.('open', label, 'success');
+      return plaintext;
+    } catch (error) {
+      if (error instanceof CryptoError) failed(error, keyId, label, context);
+      throw error;
+    }
+  }
+
+  function failed(
+    error: CryptoError,
+    keyId: Buffer | undefined,
+    label: string,
+    context: EncryptionContext,
+  ): void {
+    audit?.record({
+      action: 'crypto.decrypt_failed',
+      code: error.code,
+      keyId: keyId === undefined ? null : keyId.toString('hex'),
+      purpose: String(context.purpose),
+      dataClass: context.dataClass ?? null,
+      table: context.table ?? null,
+      column: context.column ?? null,
+      rowId: safeRowId(context.rowId),
+    });
+    onOperation?.('open', label, error.code);
+  }
+
+  function toBytes(ciphertext: Uint8Array | string): Buffer {
+    return typeof ciphertext === 'string' ? decodeText(ciphertext, maxPlaintextBytes) : asBuffer(ciphertext);
+  }
+
+  return Object.freeze({
+    keyring,
+    seal,
+    open(ciphertext: Uint8Array, context: EncryptionContext): Buffer {
+      let bytes: Buffer;
+      try {
+        bytes = asBuffer(ciphertext);
+      } catch (error) {
+        if (error instanceof CryptoError) failed(error, undefined, 'none', context);
+        throw error;
+      }
+      return openBytes(bytes, context);
+    },
+    sealText(plaintext: Uint8Array | string, context: EncryptionContext): string {
+      return encodeText(seal(plaintext, context));
+    },
+    openText(text: string, context: EncryptionContext): Buffer {
+      let bytes: Buffer;
+      try {
+        bytes = decodeText(text, maxPlaintextBytes);
+      } catch (error) {
+        if (error instanceof CryptoError) failed(error, undefined, 'none', context);
+        throw error;
+      }
+      return openBytes(bytes, context);
+    },
+    needsReencryption(ciphertext: Uint8Array | string): boolean {
+      return !keyring.current.id.equals(readKeyId(toBytes(ciphertext)));
+    },
+    keyIdOf(ciphertext: Uint8Array | string): string {
+      return readKeyId(toBytes(ciphertext)).toString('hex');
+    },
+  });
+}
+
+/** Row id for an audit entry; an invalid one (which failed the context check) is recorded as null. */
+function safeRowId(rowId: EncryptionContext['rowId']): string | null {
+  try {
+    return canonicalRowId(rowId) ?? null;
+  } catch {
+    return null;
+  }
+}

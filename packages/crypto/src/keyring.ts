@@ -1,0 +1,153 @@
+import { CobblestoneKey } from './cobblestone';
+import { DATA_CLASSES, type DataClass } from './context';
+import { CryptoError } from './errors';
+import { hkdf } from './hkdf';
+
+export const KEY_LENGTH = 32;
+export const KEY_ID_LENGTH = 16;
+
+/**
+ * One generation of key material as the v1 format uses it: the seam a KMS/envelope provider plugs into.
+ * `id` is written into every ciphertext sealed with this generation and selects it again on open; `dataKey`
+ * returns the 32-byte Cobblestone input key (the DEK) of a data class. The local provider derives both from
+ * `ENCRYPTION_KEY`; an envelope provider would name a KEK version with `id` and return DEKs it unwrapped
+ * (and cached) for it. The keyring asks for each data key once, at construction.
+ */
+export interface KeyGeneration {
+  readonly id: Uint8Array;
+  dataKey(dataClass: DataClass | undefined): Uint8Array;
+}
+
+/**
+ * HKDF labels: one per derived value, so no key serves two purposes. The key id is a PRF output of the key
+ * (it reveals nothing about it, and a different key gets a different id); each data class gets its own DEK.
+ */
+const KEYRING_SALT = Buffer.from('signal/crypto/keyring/v1', 'latin1');
+const KEY_ID_LABEL = Buffer.from('key-id', 'latin1');
+const GENERAL_DATA_KEY = 'general';
+
+function dataKeyLabel(dataClass: DataClass | undefined): Buffer {
+  return Buffer.from(`data-key/${dataClass ?? GENERAL_DATA_KEY}`, 'latin1');
+}
+
+/**
+ * The local provider's key generation, from a raw 32-byte key (parsing `ENCRYPTION_KEY` hex is the config
+ * package's job). The raw key is not retained: only its id and the derived data keys are.
+ */
+export function localKeyGeneration(key: Uint8Array): KeyGeneration {
+  if (!(key instanceof Uint8Array) || key.byteLength !== KEY_LENGTH) {
+    const got = key instanceof Uint8Array ? `${key.byteLength} bytes` : typeof key;
+    throw new CryptoError('invalid_key', `encryption key must be exactly ${KEY_LENGTH} bytes (got ${got})`);
+  }
+  if (key.every((byte) => byte === key[0])) {
+    throw new CryptoError('invalid_key', 'encryption key is a placeholder (every byte is the same)');
+  }
+  const id = hkdf('sha512', key, KEYRING_SALT, KEY_ID_LABEL, KEY_ID_LENGTH);
+  const dataKeys = new Map<DataClass | undefined, Buffer>();
+  for (const dataClass of [undefined, ...DATA_CLASSES]) {
+    dataKeys.set(dataClass, hkdf('sha512', key, KEYRING_SALT, dataKeyLabel(dataClass), KEY_LENGTH));
+  }
+  return Object.freeze({
+    id,
+    dataKey(dataClass: DataClass | undefined): Uint8Array {
+      const dataKey = dataKeys.get(dataClass);
+      if (dataKey === undefined) throw new CryptoError('invalid_key', 'no data key for this data class');
+      return dataKey;
+    },
+  });
+}
+
+/** A key generation prepared for use: its id, and one Cobblestone key per data class. */
+export class KeyEntry {
+  readonly id: Buffer;
+  /** Hex fingerprint of `id`: what `check-key`, health, metrics and audit events show. */
+  readonly idHex: string;
+  readonly #generation: KeyGeneration;
+  readonly #keys = new Map<DataClass | undefined, CobblestoneKey>();
+
+  constructor(generation: KeyGeneration) {
+    if (generation.id.byteLength !== KEY_ID_LENGTH) {
+      throw new CryptoError(
+        'invalid_key',
+        `key id must be ${KEY_ID_LENGTH} bytes (got ${generation.id.byteLength})`,
+      );
+    }
+    this.id = Buffer.from(generation.id);
+    this.idHex = this.id.toString('hex');
+    this.#generation = generation;
+    for (const dataClass of [undefined, ...DATA_CLASSES]) {
+      this.#keys.set(dataClass, new CobblestoneKey(generation.dataKey(dataClass)));
+    }
+  }
+
+  cobblestoneKey(dataClass: DataClass | undefined): CobblestoneKey {
+    const key = this.#keys.get(dataClass);
+    if (key === undefined) throw new CryptoError('invalid_context', 'unknown data class');
+    return key;
+  }
+
+  /** Asks the provider again: true when it still answers with a well-formed id and data key for every class. */
+  verify(): boolean {
+    try {
+      if (!this.id.equals(this.#generation.id)) return false;
+      return [undefined, ...DATA_CLASSES].every(
+        (dataClass) => this.#generation.dataKey(dataClass).byteLength === KEY_LENGTH,
+      );
+    } catch {
+      return false;
+    }
+  }
+}
+
+/**
+ * The keys a process holds: the current one (seals everything) and, during a rotation, the previous one (only
+ * opens). Dual-key mode needs no state: each ciphertext names its key by id.
+ */
+export interface Keyring {
+  /** `local`, or the name of the KMS provider that supplied the generations. */
+  readonly provider: string;
+  readonly current: KeyEntry;
+  readonly previous: KeyEntry | undefined;
+  readonly currentKeyId: string;
+  readonly previousKeyId: string | undefined;
+  readonly dualKeyMode: boolean;
+  /** The entry whose id is `keyId`, if this process holds it. Key ids are public: a plain comparison is fine. */
+  find(keyId: Uint8Array): KeyEntry | undefined;
+}
+
+export interface KeyringOptions {
+  /** The key that seals: a raw 32-byte key (local provider) or a provider's generation. */
+  readonly current: Uint8Array | KeyGeneration;
+  /** The key being rotated out (`ENCRYPTION_KEY_PREVIOUS`): opens old ciphertexts, never seals. */
+  readonly previous?: Uint8Array | KeyGeneration | undefined;
+  /** Shown in health and audit events; defaults to `local`. */
+  readonly provider?: string;
+}
+
+export function createKeyring(options: KeyringOptions): Keyring {
+  const current = new KeyEntry(asGeneration(options.current));
+  const previous = options.previous === undefined ? undefined : new KeyEntry(asGeneration(options.previous));
+  if (previous?.id.equals(current.id)) {
+    throw new CryptoError(
+      'invalid_key',
+      'the previous key is the same as the current key: set the previous key to the old key',
+    );
+  }
+  return Object.freeze({
+    provider: options.provider ?? 'local',
+    current,
+    previous,
+    currentKeyId: current.idHex,
+    previousKeyId: previous?.idHex,
+    dualKeyMode: previous !== undefined,
+    find(keyId: Uint8Array): KeyEntry | undefined {
+      if (current.id.equals(keyId)) return current;
+      if (previous?.id.equals(keyId)) return previous;
+      return undefined;
+    },
+  });
+}
+
+function asGeneration(key: Uint8Array | KeyGeneration): KeyGeneration {
+  return key instanceof Uint8Array ? localKeyGeneration(key) : key;
+}
