@@ -1,0 +1,181 @@
+import { z } from 'zod';
+import { ConsentError } from './errors';
+import { type ConsentState, consentStateSchema } from './state';
+
+/**
+ * The slice of the cache port this package needs; `Pick<Cache, 'get' | 'set'>` of `@signal/cache` satisfies
+ * it (Redis via ioredis in production, the in-process cache embedded).
+ */
+export interface ConsentCache {
+  get(key: string): Promise<string | null>;
+  set(key: string, value: string, options: { ttlMs: number }): Promise<void>;
+}
+
+/** Minimal pino-compatible logger slice. */
+export interface ConsentLogger {
+  warn(obj: Record<string, unknown>, msg: string): void;
+}
+
+export type ConsentStateRead =
+  | { readonly status: 'found'; readonly state: ConsentState }
+  | { readonly status: 'missing' }
+  /** Present but not a state we can read (bad JSON, failed schema): fail closed, not retryable. */
+  | { readonly status: 'corrupt' }
+  /** The cache did not answer: fail closed for now; a retry may succeed. */
+  | { readonly status: 'unavailable' };
+
+export type ConsentStateWrite =
+  | { readonly status: 'written' }
+  /** The stored state is as new or newer (last writer wins by `updatedAt`); nothing was written. */
+  | { readonly status: 'stale'; readonly current: ConsentState }
+  | { readonly status: 'unavailable' };
+
+/** Latest consent per anonymous id. Port: the cache-backed implementation below is the production one. */
+export interface ConsentStateStore {
+  get(anonymousId: string): Promise<ConsentStateRead>;
+  /** Keep `state` unless the stored one has an equal or later `updatedAt` (an older update never overwrites). */
+  set(anonymousId: string, state: ConsentState): Promise<ConsentStateWrite>;
+}
+
+export interface CacheConsentStateStoreOptions {
+  readonly cache: ConsentCache;
+  /** Prefix of every key (the namespace is the cache's business); default `consent:v1:`. */
+  readonly keyPrefix?: string;
+  /** How long a visitor's state is kept after its last update; default 395 days (13 months). */
+  readonly ttlMs?: number;
+  readonly logger?: ConsentLogger;
+}
+
+export const DEFAULT_CONSENT_TTL_MS = 395 * 24 * 60 * 60 * 1000;
+
+const storedSchema = z.object({ v: z.literal(1), state: consentStateSchema });
+
+/**
+ * A `ConsentStateStore` over the cache. The read-compare-write of `set` is serialised per key within this
+ * instance; across processes it relies on `raw-events` being keyed by anonymous id, so one consumer at a time
+ * handles a visitor's updates (see README "State store").
+ */
+export function createCacheConsentStateStore(options: CacheConsentStateStoreOptions): ConsentStateStore {
+  const { cache, logger } = options;
+  const keyPrefix = options.keyPrefix ?? 'consent:v1:';
+  const ttlMs = options.ttlMs ?? DEFAULT_CONSENT_TTL_MS;
+  if (!Number.isInteger(ttlMs) || ttlMs <= 0) {
+    throw new ConsentError(
+      'consent_invalid_argument',
+      'ttlMs must be a positive integer number of milliseconds',
+    );
+  }
+  const tails = new Map<string, Promise<void>>();
+
+  const keyOf = (anonymousId: string): string => {
+    if (anonymousId === '')
+      throw new ConsentError('consent_invalid_argument', 'anonymousId must not be empty');
+    return `${keyPrefix}${anonymousId}`;
+  };
+
+  /** Runs tasks for one key one after another, whatever the previous one's outcome. */
+  const serialised = <T>(key: string, task: () => Promise<T>): Promise<T> => {
+    const run = (tails.get(key) ?? Promise.resolve()).then(task);
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    tails.set(key, tail);
+    void tail.then(() => {
+      if (tails.get(key) === tail) tails.delete(key);
+    });
+    return run;
+  };
+
+  const read = async (key: string): Promise<ConsentStateRead> => {
+    let value: string | null;
+    try {
+      value = await cache.get(key);
+    } catch (cause) {
+      logger?.warn({ err: errorName(cause) }, 'consent state store unavailable');
+      return { status: 'unavailable' };
+    }
+    if (value === null) return { status: 'missing' };
+    let json: unknown;
+    try {
+      json = JSON.parse(value);
+    } catch {
+      logger?.warn({ problem: 'json' }, 'stored consent state unreadable');
+      return { status: 'corrupt' };
+    }
+    const parsed = storedSchema.safeParse(json);
+    if (!parsed.success) {
+      logger?.warn({ problem: 'schema' }, 'stored consent state unreadable');
+      return { status: 'corrupt' };
+    }
+    return { status: 'found', state: parsed.data.state };
+  };
+
+  return {
+    get: async (anonymousId) => read(keyOf(anonymousId)),
+    set: async (anonymousId, state) => {
+      const key = keyOf(anonymousId);
+      const valid = consentStateSchema.safeParse(state);
+      if (!valid.success) {
+        throw new ConsentError('consent_invalid_argument', 'not a consent state (use normaliseConsent)', {
+          cause: valid.error,
+        });
+      }
+      return serialised(key, async (): Promise<ConsentStateWrite> => {
+        const current = await read(key);
+        if (current.status === 'unavailable') return current;
+        if (current.status === 'found' && current.state.updatedAt >= valid.data.updatedAt) {
+          return { status: 'stale', current: current.state };
+        }
+        try {
+          await cache.set(key, JSON.stringify({ v: 1, state: valid.data }), { ttlMs });
+        } catch (cause) {
+          logger?.warn({ err: errorName(cause) }, 'consent state store unavailable');
+          return { status: 'unavailable' };
+        }
+        return { status: 'written' };
+      });
+    },
+  };
+}
+
+function errorName(cause: unknown): string {
+  return cause instanceof Error ? cause.name : 'unknown';
+}
+
+export interface LatestConsent {
+  /** The newest state known for the visitor; null = unknown, decide() then drops every non-essential delivery. */
+  readonly state: ConsentState | null;
+  readonly source: 'store' | 'event' | 'none';
+  /** Why the store gave no usable answer: `unavailable` is transient (worth a retry), `corrupt` is not. */
+  readonly storeProblem?: 'corrupt' | 'unavailable';
+}
+
+/**
+ * Stage-2 input: the newer of the stored state and the state the event carried (the store may not have seen
+ * this event's consent yet, or may hold a later revocation). If the store cannot be read, the answer is
+ * `null`: without it we cannot know whether consent was withdrawn since ingestion.
+ */
+export async function resolveLatestConsent(
+  store: ConsentStateStore,
+  anonymousId: string,
+  arrived: ConsentState | null,
+): Promise<LatestConsent> {
+  let read: ConsentStateRead;
+  try {
+    read = await store.get(anonymousId);
+  } catch {
+    read = { status: 'unavailable' };
+  }
+  switch (read.status) {
+    case 'found':
+      return arrived !== null && arrived.updatedAt > read.state.updatedAt
+        ? { state: arrived, source: 'event' }
+        : { state: read.state, source: 'store' };
+    case 'missing':
+      return arrived === null ? { state: null, source: 'none' } : { state: arrived, source: 'event' };
+    case 'corrupt':
+    case 'unavailable':
+      return { state: null, source: 'none', storeProblem: read.status };
+  }
+}

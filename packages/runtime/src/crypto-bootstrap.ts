@@ -1,0 +1,116 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError, type SignalConfig } from '@signal/config';
+import {
+  type CryptoAuditSink,
+  type CryptoHealth,
+  type CryptoService,
+  createCryptoService,
+  createKeyring,
+  cryptoHealth,
+} from '@signal/crypto';
+import type { Metrics } from '@signal/telemetry';
+
+export interface BootstrapLogger {
+  warn(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+}
+
+export interface CryptoBootstrapOptions {
+  readonly config: SignalConfig;
+  readonly logger: BootstrapLogger;
+  readonly metrics?: Metrics;
+  readonly audit?: CryptoAuditSink;
+  /**
+   * Embedded mode only: without ENCRYPTION_KEY (and with REQUIRE_ENCRYPTION false) generate a development key
+   * once and keep it in SIGNAL_DATA_DIR, so data survives restarts. Production services never do this.
+   */
+  readonly allowDevelopmentKey?: boolean;
+}
+
+export interface CryptoRuntime {
+  readonly crypto: CryptoService;
+  readonly health: () => CryptoHealth;
+  /** Set when the key came from the data directory rather than the configuration. */
+  readonly developmentKeyPath: string | null;
+}
+
+export const DEV_KEY_FILE = 'development-encryption.key';
+
+function loadDevelopmentKey(dataDir: string): { key: string; path: string; created: boolean } {
+  const path = join(dataDir, DEV_KEY_FILE);
+  if (existsSync(path)) {
+    const key = readFileSync(path, 'utf8').trim();
+    if (!/^[0-9a-f]{64}$/.test(key)) {
+      throw new ConfigError([
+        `${path} must hold exactly 64 hexadecimal characters; delete it or set ENCRYPTION_KEY`,
+      ]);
+    }
+    return { key, path, created: false };
+  }
+  mkdirSync(dataDir, { recursive: true });
+  const key = randomBytes(32).toString('hex');
+  writeFileSync(path, `${key}\n`, { mode: 0o600, flag: 'wx' });
+  chmodSync(path, 0o600);
+  return { key, path, created: true };
+}
+
+/**
+ * Builds the process's crypto service from configuration: the keyring (current key, previous key in
+ * dual-key mode), the start-up self-test (inside createCryptoService: a failing self-test throws and the
+ * service does not start), the `crypto.key_loaded`/`crypto.key_rotated` audit events and the
+ * `signal_crypto_operations_total` counter.
+ */
+export function bootstrapCrypto(options: CryptoBootstrapOptions): CryptoRuntime {
+  const { config, logger } = options;
+  const encryption = config.encryption;
+  if (encryption.provider !== 'local') {
+    throw new ConfigError([
+      `ENCRYPTION_PROVIDER must be local in this release (${encryption.provider} needs the envelope-encryption providers, which are not part of this build)`,
+    ]);
+  }
+  let current = encryption.key?.reveal();
+  let developmentKeyPath: string | null = null;
+  if (current === undefined) {
+    if (encryption.requireEncryption || !options.allowDevelopmentKey) {
+      throw new ConfigError([
+        'ENCRYPTION_KEY is not set: set ENCRYPTION_KEY to 64 hexadecimal characters (generate one with `pnpm signal-cli generate-key`)',
+      ]);
+    }
+    const dev = loadDevelopmentKey(config.dataDir);
+    current = dev.key;
+    developmentKeyPath = dev.path;
+    logger.warn(
+      { path: dev.path, created: dev.created },
+      'ENCRYPTION_KEY is not set: using a DEVELOPMENT key kept in the data directory. Never run production like this: set ENCRYPTION_KEY (and REQUIRE_ENCRYPTION=true).',
+    );
+  }
+  const keyring = createKeyring({
+    current: Buffer.from(current, 'hex'),
+    ...(encryption.previousKey ? { previous: Buffer.from(encryption.previousKey.reveal(), 'hex') } : {}),
+    provider: encryption.provider,
+  });
+  const operations = options.metrics?.counter(
+    'signal_crypto_operations_total',
+    'Encryption and decryption operations',
+    ['op', 'key_id', 'result'],
+  );
+  const crypto = createCryptoService({
+    keyring,
+    ...(options.audit ? { audit: options.audit } : {}),
+    ...(operations
+      ? { onOperation: (op, keyId, result) => operations.inc({ op, key_id: keyId, result }) }
+      : {}),
+  });
+  logger.info(
+    {
+      provider: keyring.provider,
+      keyId: keyring.currentKeyId,
+      previousKeyId: keyring.previousKeyId,
+      dualKeyMode: keyring.dualKeyMode,
+    },
+    'encryption keys loaded',
+  );
+  return { crypto, health: () => cryptoHealth(keyring), developmentKeyPath };
+}

@@ -1,0 +1,8 @@
+export {
+  type BootstrapLogger,
+  bootstrapCrypto,
+  type CryptoBootstrapOptions,
+  type CryptoRuntime,
+  DEV_KEY_FILE,
+} from './crypto-bootstrap';
+export { type Component, exitOnSignals, Lifecycle, type LifecycleLogger } from './lifecycle';

@@ -1,0 +1,37 @@
+import { checkKey } from './check-key';
+import { generateKey } from './generate-key';
+import type { CliIo, Verb } from './verb';
+
+const VERBS: readonly Verb[] = [generateKey, checkKey];
+
+function usage(): string {
+  const width = Math.max(...VERBS.map((v) => v.name.length));
+  return [
+    'usage: signal-cli <verb> [options]',
+    '',
+    'verbs:',
+    ...VERBS.map((v) => `  ${v.name.padEnd(width)}  ${v.summary}`),
+    '',
+    'signal-cli <verb> --help describes a verb.',
+    '',
+  ].join('\n');
+}
+
+/** Runs one verb and returns the process exit code: 0 success, 1 failure, 2 usage error. */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  const [name, ...args] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.stdout(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const verb = VERBS.find((v) => v.name === name);
+  if (!verb) {
+    io.stderr(`signal-cli: unknown verb "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  if (args.includes('--help') || args.includes('-h')) {
+    io.stdout(`${verb.help}\n`);
+    return 0;
+  }
+  return verb.run(args, io);
+}

@@ -1,0 +1,33 @@
+/**
+ * `pnpm start`: every Signal service in one process on embedded defaults, every HTTP surface on one port.
+ * Configuration comes only from env and signal.yaml; a bad value stops here with a message naming it.
+ */
+import { ConfigError, loadConfig } from '@signal/config';
+import { exitOnSignals } from '@signal/runtime';
+import { createLogger } from '@signal/telemetry';
+import { buildSignal } from './container';
+
+let config: ReturnType<typeof loadConfig>;
+try {
+  config = loadConfig();
+} catch (err) {
+  if (err instanceof ConfigError) {
+    console.error(`signal: refusing to start: ${err.message}`);
+    process.exit(1);
+  }
+  throw err;
+}
+
+const logger = createLogger({ level: config.logLevel, name: 'signal' });
+try {
+  const signal = await buildSignal({ config, logger });
+  exitOnSignals(signal.lifecycle, logger);
+  await signal.lifecycle.start();
+  signal.announce();
+} catch (err) {
+  const message = err instanceof Error ? err.message : String(err);
+  logger.fatal({ err }, 'start-up failed');
+  console.error(`signal: refusing to start: ${message}`);
+  logger.flush();
+  process.exit(1);
+}
