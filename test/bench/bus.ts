@@ -35,7 +35,8 @@ function eventValue(i: number): OutgoingMessage {
     traits: {},
     context: {
       ip: '203.0.113.7',
-      userAgent: 'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 Version/17.0 Safari/605.1.15',
+      userAgent:
+        'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 Version/17.0 Safari/605.1.15',
       page: { url: 'https://shop.example/p/sku', referrer: 'https://www.google.com/' },
       consent: { categories: { analytics: true, marketing: true } },
       provenance: 'pipeline_key',
@@ -101,9 +102,10 @@ async function scenario(
   await subscription.stop();
   await bus.close();
 
-  const { rows } = await db.query<{ n: string }>('SELECT count(*)::text AS n FROM bus_segments WHERE topic = $1', [
-    topic,
-  ]);
+  const { rows } = await db.query<{ n: string }>(
+    'SELECT count(*)::text AS n FROM bus_segments WHERE topic = $1',
+    [topic],
+  );
   return {
     name,
     events,

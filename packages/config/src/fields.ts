@@ -16,12 +16,19 @@ function scalarText(raw: unknown): string | undefined {
   return undefined;
 }
 
-export function text(opts: { maxLength?: number } = {}) {
+export function text(opts: { maxLength?: number; pattern?: RegExp; patternDescription?: string } = {}) {
   const max = opts.maxLength ?? 4096;
   return z.unknown().transform((raw, ctx) => {
     const value = scalarText(raw);
     if (value === undefined || value.length === 0 || value.length > max) {
       ctx.addIssue({ code: 'custom', message: `a non-empty string of at most ${max} characters` });
+      return z.NEVER;
+    }
+    if (opts.pattern && !opts.pattern.test(value)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: opts.patternDescription ?? `a string matching ${opts.pattern}`,
+      });
       return z.NEVER;
     }
     return value;

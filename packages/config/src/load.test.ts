@@ -44,6 +44,7 @@ describe('defaults', () => {
     expect(config.gateway).toEqual({
       cookieDomain: null,
       corsOrigins: [],
+      trustedProxyHops: 0,
       maxBatchSize: 500,
       maxPayloadSize: 524288,
       rateLimitRps: 1000,
@@ -182,6 +183,11 @@ describe('numbers, lists and cross-field rules', () => {
     ['MAX_BATCH_SIZE', 'lots', 'MAX_BATCH_SIZE must be a whole number from 1 to 10000 (got "lots")'],
     ['DB_MAX_CONNS', '0', 'DB_MAX_CONNS must be a whole number from 1 to 1000 (got "0")'],
     ['LOG_LEVEL', 'verbose', 'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent'],
+    [
+      'SIGNAL_NAMESPACE',
+      'prod.eu',
+      'SIGNAL_NAMESPACE must be 1-48 characters of A-Z a-z 0-9 _ - starting with a letter or digit',
+    ],
   ])('%s=%s is refused', (name, value, message) => {
     expect(problemsOf({ [name]: value })).toEqual([message]);
   });

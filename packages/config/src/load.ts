@@ -60,6 +60,7 @@ export interface SignalConfig {
   readonly gateway: {
     readonly cookieDomain: string | null;
     readonly corsOrigins: readonly string[];
+    readonly trustedProxyHops: number;
     readonly maxBatchSize: number;
     readonly maxPayloadSize: number;
     readonly rateLimitRps: number;
@@ -258,6 +259,7 @@ function assemble(v: SettingValues, file: string | null): SignalConfig {
     gateway: {
       cookieDomain: v.COOKIE_DOMAIN ?? null,
       corsOrigins: v.CORS_ORIGINS,
+      trustedProxyHops: v.TRUSTED_PROXY_HOPS,
       maxBatchSize: v.MAX_BATCH_SIZE,
       maxPayloadSize: v.MAX_PAYLOAD_SIZE,
       rateLimitRps: v.RATE_LIMIT_RPS,

@@ -170,7 +170,12 @@ export const SETTINGS = {
   }),
   SIGNAL_NAMESPACE: withDefault({
     yaml: 'namespace',
-    schema: text({ maxLength: 48 }),
+    // The same rule as the topic catalog's: the namespace becomes part of Kafka topic and group names.
+    schema: text({
+      maxLength: 48,
+      pattern: /^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$/,
+      patternDescription: '1-48 characters of A-Z a-z 0-9 _ - starting with a letter or digit',
+    }),
     default: 'signal',
     doc: 'Prefix for topics and cache keys, so several deployments can share a cluster',
   }),
@@ -235,6 +240,12 @@ export const SETTINGS = {
     schema: list({ item: originItem, itemDescription: 'a comma-separated list of origins' }),
     default: [],
     doc: 'Origins allowed in addition to each pipeline’s domain allowlist',
+  }),
+  TRUSTED_PROXY_HOPS: withDefault({
+    yaml: 'gateway.trusted_proxy_hops',
+    schema: int({ min: 0, max: 10 }),
+    default: 0,
+    doc: 'Reverse proxies in front of the gateway whose X-Forwarded-For entry is trusted for the client IP',
   }),
   MAX_BATCH_SIZE: withDefault({
     yaml: 'gateway.max_batch_size',

@@ -1,0 +1,40 @@
+export { BusError, type BusErrorCode, isBusError } from './errors';
+export {
+  type KafkaBusConfig,
+  type KafkaBusConfigInput,
+  kafkaBusConfigSchema,
+  parseKafkaBusConfig,
+} from './kafka/config';
+export { createKafkaBus, createKafkaTopics, type KafkaBus } from './kafka/kafka-bus';
+export { murmur2, partitionFor } from './partitioner';
+export type {
+  Batch,
+  Bus,
+  BusLogger,
+  ConsumedMessage,
+  OutgoingMessage,
+  PartitionRef,
+  PublishReceipt,
+  StopOptions,
+  SubscribeOptions,
+  Subscription,
+  TopicSpec,
+} from './port';
+export { busMigrations } from './postgres/migrations';
+export {
+  type CompactResult,
+  createPostgresBus,
+  type PostgresBus,
+  type PostgresBusOptions,
+  type PostgresBusSettings,
+} from './postgres/postgres-bus';
+export {
+  type DeadLetterDetails,
+  type Decoded,
+  deadLetter,
+  decodeMessage,
+  publishTo,
+  subscribeTo,
+  type TypedBatch,
+  type TypedSubscribeOptions,
+} from './typed';

@@ -1,0 +1,248 @@
+import { z } from 'zod';
+import { consentSchema } from './consent';
+import { boundedJsonObject } from './json';
+import { EVENT_LIMITS, PAYLOAD_JSON_LIMITS } from './limits';
+
+/**
+ * The four calls of the collection API (`/v1/t`, `/v1/p`, `/v1/i`, `/v1/g`). `screen` and `alias` are left
+ * out on purpose: no endpoint accepts them and no vendor formatter maps them; adding one later is an
+ * additive change.
+ */
+export const EVENT_TYPES = ['track', 'page', 'identify', 'group'] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+/**
+ * How the gateway authenticated the request that carried the event: a server source's HMAC signature, a
+ * browser's pipeline key, or the tracking pixel (pipeline key in the query string, no JavaScript).
+ */
+export const PROVENANCES = ['hmac', 'pipeline_key', 'pixel'] as const;
+export type Provenance = (typeof PROVENANCES)[number];
+
+const PRINTABLE_NO_SPACE = /^[\x21-\x7e]+$/;
+
+/** An org or pipeline id as the store issues them (UUIDs, or slugs in fixtures). */
+export const resourceIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/, 'must be 1-128 characters of A-Z a-z 0-9 _ . : -');
+
+const identifierSchema = z.string().min(1).max(EVENT_LIMITS.identifier);
+export const messageIdSchema = z
+  .string()
+  .min(1)
+  .max(EVENT_LIMITS.messageId)
+  .regex(PRINTABLE_NO_SPACE, 'must be printable ASCII without spaces');
+/** ISO 8601 with a zone (`Z` or `±hh:mm`): a timestamp without one is ambiguous by hours. */
+export const isoTimestampSchema = z.iso.datetime({ offset: true });
+const ipSchema = z.union([z.ipv4(), z.ipv6()]);
+
+export const pageContextSchema = z.object({
+  url: z.string().max(EVENT_LIMITS.url),
+  referrer: z.string().max(EVENT_LIMITS.url).optional(),
+  title: z.string().max(EVENT_LIMITS.pageTitle).optional(),
+  path: z.string().max(EVENT_LIMITS.pagePath).optional(),
+  search: z.string().max(EVENT_LIMITS.url).optional(),
+});
+
+/**
+ * Advertising click ids captured from the landing URL or first-party cookies (`gclid`, `wbraid`, `gbraid`,
+ * `fbclid`, `fbc`, `fbp`, `ttclid`, `msclkid`, `li_fat_id`, `ScCid`, `epik`, …), keyed by their usual name.
+ */
+export const clickIdsSchema = z
+  .record(
+    z.string().regex(/^[A-Za-z0-9_]{1,64}$/, 'click id names are 1-64 characters of A-Z a-z 0-9 _'),
+    z.string().min(1).max(EVENT_LIMITS.clickIdValue).regex(PRINTABLE_NO_SPACE, 'must be printable ASCII'),
+  )
+  .refine((ids) => Object.keys(ids).length <= EVENT_LIMITS.clickIds, {
+    message: `at most ${EVENT_LIMITS.clickIds} click ids`,
+  });
+
+export const libraryContextSchema = z.object({
+  name: z.string().min(1).max(EVENT_LIMITS.libraryName),
+  version: z.string().max(EVENT_LIMITS.libraryVersion).optional(),
+});
+
+const optionalContextFields = {
+  userAgent: z.string().max(EVENT_LIMITS.userAgent).optional(),
+  page: pageContextSchema.optional(),
+  clickIds: clickIdsSchema.optional(),
+  library: libraryContextSchema.optional(),
+  /** BCP 47 tag of the browser's language (GA4 `language`, TikTok `locale`). */
+  locale: z.string().max(EVENT_LIMITS.locale).optional(),
+};
+
+const payloadSchema = boundedJsonObject(PAYLOAD_JSON_LIMITS);
+
+function requireTypeFields(
+  value: { type: EventType; event?: string | null | undefined; groupId?: string | null | undefined },
+  ctx: z.RefinementCtx,
+): void {
+  if (value.type === 'track' && (value.event === undefined || value.event === null)) {
+    ctx.addIssue({ code: 'custom', path: ['event'], message: 'a track event needs an event name' });
+  }
+  if (value.type === 'group' && (value.groupId === undefined || value.groupId === null)) {
+    ctx.addIssue({ code: 'custom', path: ['groupId'], message: 'a group call needs a groupId' });
+  }
+}
+
+/**
+ * What a client may send (Datafly.js, a server source, the pixel), before the gateway stamps it. Unknown
+ * keys are dropped (the body's `pipelineKey` among them). `null` ids are accepted and mean absent, as
+ * Segment-style clients send `userId: null` for anonymous visitors. `context.ip` is honoured only from an
+ * HMAC-authenticated server source (see `stampEvent`).
+ */
+export const eventInputSchema = z
+  .object({
+    type: z.enum(EVENT_TYPES),
+    event: z.string().min(1).max(EVENT_LIMITS.eventName).nullish(),
+    userId: identifierSchema.nullish(),
+    anonymousId: identifierSchema.nullish(),
+    /** The account a `group` call ties the user to. */
+    groupId: identifierSchema.nullish(),
+    messageId: messageIdSchema.optional(),
+    properties: payloadSchema.optional(),
+    traits: payloadSchema.optional(),
+    context: z
+      .object({
+        ip: ipSchema.optional(),
+        consent: consentSchema.optional(),
+        ...optionalContextFields,
+      })
+      .optional(),
+    timestamp: isoTimestampSchema.optional(),
+  })
+  .superRefine(requireTypeFields);
+
+export type EventInput = z.infer<typeof eventInputSchema>;
+
+export const eventContextSchema = z.object({
+  /** The end user's address; absent for a server event whose source did not forward one. */
+  ip: ipSchema.optional(),
+  /** Always present (possibly empty): consumers never have to ask whether consent was sent. */
+  consent: consentSchema,
+  provenance: z.enum(PROVENANCES),
+  ...optionalContextFields,
+});
+
+/**
+ * The event as it travels on `raw-events` and, processed, on `delivery-*`: validated, bounded and stamped by
+ * the gateway with where and when it arrived. Every consumer parses it with this schema.
+ */
+export const canonicalEventSchema = z
+  .object({
+    type: z.enum(EVENT_TYPES),
+    event: z.string().min(1).max(EVENT_LIMITS.eventName).optional(),
+    userId: identifierSchema.optional(),
+    anonymousId: identifierSchema.optional(),
+    groupId: identifierSchema.optional(),
+    /** Idempotency key end to end: consumers dedup on it and vendors receive it as their event id. */
+    messageId: messageIdSchema,
+    properties: payloadSchema,
+    traits: payloadSchema,
+    context: eventContextSchema,
+    /** When the event happened, by the client's clock (defaults to `receivedAt`). */
+    timestamp: isoTimestampSchema,
+    /** When the gateway accepted it, by the server's clock. */
+    receivedAt: isoTimestampSchema,
+    org: resourceIdSchema,
+    pipelineId: resourceIdSchema,
+  })
+  .superRefine((value, ctx) => {
+    requireTypeFields(value, ctx);
+    if (value.anonymousId === undefined && value.userId === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['anonymousId'],
+        message: 'an event needs an anonymousId or a userId',
+      });
+    }
+  });
+
+export type CanonicalEvent = z.infer<typeof canonicalEventSchema>;
+export type EventContext = CanonicalEvent['context'];
+
+/**
+ * The partition key of an event: the anonymous id, so one visitor's events stay in order; a server event
+ * that only knows the user id is keyed by that (prefixed, so it cannot collide with an anonymous id).
+ */
+export function eventKey(event: Pick<CanonicalEvent, 'anonymousId' | 'userId'>): string {
+  if (event.anonymousId !== undefined) return event.anonymousId;
+  if (event.userId !== undefined) return `user:${event.userId}`;
+  // The schema guarantees one of the two; this only guards callers that built an event by hand.
+  throw new TypeError('an event needs an anonymousId or a userId to be keyed');
+}
+
+/** What the gateway knows about the request, independent of what the body claims. */
+export interface ServerStamp {
+  readonly org: string;
+  readonly pipelineId: string;
+  readonly provenance: Provenance;
+  /** ISO 8601, the gateway's clock. */
+  readonly receivedAt: string;
+  /** A fresh id (UUID v4/v7), used when the client sent none. */
+  readonly messageId: string;
+  /** The first-party `_dfid` cookie, when the request carried one. */
+  readonly anonymousId?: string;
+  /** The client address as the gateway resolved it (socket or trusted proxy header). */
+  readonly ip?: string;
+  /** The request's `User-Agent` header. */
+  readonly userAgent?: string;
+}
+
+function defined<T>(...values: (T | null | undefined)[]): T | undefined {
+  for (const v of values) if (v !== undefined && v !== null) return v;
+  return undefined;
+}
+
+/**
+ * Builds the canonical event from a validated input and the gateway's stamp, and validates the result.
+ *
+ * Precedence depends on who is speaking. A browser (`pipeline_key`, `pixel`) cannot be trusted about its own
+ * address and its script cannot read the HttpOnly `_dfid` cookie, so the request's IP, User-Agent header and
+ * cookie win over the body. A server source (`hmac`) is authenticated and forwards *its* visitor's address,
+ * user agent and anonymous id in the body, while the request's own address is the source server's: the body
+ * wins, and the request IP is never used.
+ */
+export function stampEvent(input: EventInput, stamp: ServerStamp): z.ZodSafeParseResult<CanonicalEvent> {
+  const fromServerSource = stamp.provenance === 'hmac';
+  const ctx = input.context;
+  const candidate = {
+    type: input.type,
+    event: defined(input.event),
+    userId: defined(input.userId),
+    anonymousId: fromServerSource
+      ? defined(input.anonymousId, stamp.anonymousId)
+      : defined(stamp.anonymousId, input.anonymousId),
+    groupId: defined(input.groupId),
+    messageId: input.messageId ?? stamp.messageId,
+    properties: input.properties ?? {},
+    traits: input.traits ?? {},
+    context: {
+      ip: fromServerSource ? ctx?.ip : stamp.ip,
+      userAgent: fromServerSource ? ctx?.userAgent : defined(stamp.userAgent, ctx?.userAgent),
+      page: ctx?.page,
+      consent: ctx?.consent ?? {},
+      provenance: stamp.provenance,
+      clickIds: ctx?.clickIds,
+      library: ctx?.library,
+      locale: ctx?.locale,
+    },
+    timestamp: input.timestamp ?? stamp.receivedAt,
+    receivedAt: stamp.receivedAt,
+    org: stamp.org,
+    pipelineId: stamp.pipelineId,
+  };
+  return canonicalEventSchema.safeParse(dropUndefined(candidate));
+}
+
+/** Removes keys whose value is undefined (exactOptionalPropertyTypes: absent, not undefined). */
+function dropUndefined<T extends Record<string, unknown>>(value: T): T {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    if (v === undefined) continue;
+    out[k] =
+      v !== null && typeof v === 'object' && !Array.isArray(v) && k === 'context'
+        ? dropUndefined(v as Record<string, unknown>)
+        : v;
+  }
+  return out as T;
+}

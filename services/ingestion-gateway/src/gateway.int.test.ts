@@ -1,0 +1,553 @@
+import { randomBytes } from 'node:crypto';
+import { request as rawRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type Bus, busMigrations, createPostgresBus, type OutgoingMessage } from '@signal/bus';
+import { createMemoryCache } from '@signal/cache';
+import { canonicalEventSchema, topics } from '@signal/events';
+import { createRouter, createServer, type SignalHttpServer } from '@signal/http';
+import { buildSdk } from '@signal/sdk';
+import { createDatabase, type Database, migrate } from '@signal/store';
+import { createMetrics } from '@signal/telemetry';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { signBody } from './auth/hmac';
+import { createGateway, type GatewayConfig } from './gateway';
+import type { PipelineAuth, PipelineDirectory } from './pipelines/pipeline-directory';
+
+const NAMESPACE = `gw${randomBytes(3).toString('hex')}`;
+const KEY = `dk_test_${'a1B2c3D4e5F6g7H8'.repeat(2)}`;
+const SERVER_KEY = `dk_live_${'Z9y8X7w6V5u4T3s2'.repeat(2)}`;
+const DISABLED_KEY = `dk_live_${'disabledDisabled'.repeat(2)}`;
+const SECRET = randomBytes(32);
+const OLD_SECRET = randomBytes(32);
+const ORIGIN = 'https://shop.example.com';
+
+const browserPipeline: PipelineAuth = {
+  orgId: 'org_demo',
+  pipelineId: 'pl_web',
+  type: 'web',
+  enabled: true,
+  keyStatus: 'active',
+  allowedDomains: ['example.com'],
+  rateLimitRps: null,
+  hmacSecrets: [],
+};
+const serverPipeline: PipelineAuth = {
+  ...browserPipeline,
+  pipelineId: 'pl_server',
+  type: 'server',
+  allowedDomains: [],
+  hmacSecrets: [SECRET, OLD_SECRET],
+};
+
+/** The directory port, typed: in production the control plane implements it. */
+const directory: PipelineDirectory = {
+  async findPipelineByKey(key) {
+    if (key === KEY) return browserPipeline;
+    if (key === SERVER_KEY) return serverPipeline;
+    if (key === DISABLED_KEY) return { ...browserPipeline, enabled: false };
+    return null;
+  },
+};
+
+/** The real bus, with every accepted publish recorded so a test can say "nothing reached the bus". */
+function recording(bus: Bus) {
+  const published: OutgoingMessage[] = [];
+  let failing = false;
+  return {
+    published,
+    fail(on: boolean) {
+      failing = on;
+    },
+    async publish(topic: string, messages: readonly OutgoingMessage[]) {
+      if (failing) throw new Error('bus down');
+      const receipt = await bus.publish(topic, messages);
+      published.push(...messages);
+      return receipt;
+    },
+  };
+}
+
+let db: Database;
+let bus: Bus;
+let recorder: ReturnType<typeof recording>;
+let server: SignalHttpServer;
+let base: string;
+const config: GatewayConfig = {
+  namespace: NAMESPACE,
+  cookieDomain: '.example.com',
+  corsOrigins: [],
+  maxBatchSize: 5,
+  maxPayloadSize: 16 * 1024,
+  rateLimitRps: 1000,
+  trustedProxyHops: 0,
+};
+
+beforeAll(async () => {
+  db = await createDatabase({ kind: 'pglite' });
+  await migrate(db, busMigrations);
+  bus = createPostgresBus({ db, logger: { debug() {}, info() {}, warn() {}, error() {} } });
+  recorder = recording(bus);
+  const sdk = await buildSdk();
+  const gateway = createGateway({
+    config,
+    directory,
+    bus: recorder,
+    cache: createMemoryCache({ namespace: NAMESPACE }),
+    sdk,
+    logger: { debug() {}, info() {}, warn() {}, error() {} },
+    metrics: createMetrics({ processMetrics: false }),
+  });
+  const router = createRouter();
+  gateway.register(router);
+  server = createServer({ handler: (req, res) => router.handle(req, res) });
+  const address: AddressInfo = await server.listen(0, '127.0.0.1');
+  base = `http://127.0.0.1:${address.port}`;
+});
+
+afterAll(async () => {
+  await server?.close(1000);
+  await bus?.close();
+  await db?.close();
+});
+
+beforeEach(() => {
+  recorder.published.length = 0;
+  recorder.fail(false);
+});
+
+function post(path: string, body: string | Uint8Array, headers: Record<string, string> = {}) {
+  return fetch(`${base}${path}`, {
+    method: 'POST',
+    body: typeof body === 'string' ? body : new Uint8Array(body),
+    headers: { 'content-type': 'application/json', origin: ORIGIN, 'x-pipeline-key': KEY, ...headers },
+  });
+}
+
+function signed(body: string, opts: { secret?: Buffer; timestamp?: number } = {}) {
+  const timestamp = String(opts.timestamp ?? Date.now());
+  return {
+    'content-type': 'application/json',
+    'x-pipeline-key': SERVER_KEY,
+    'x-timestamp': timestamp,
+    'x-signature': `sha256=${signBody(opts.secret ?? SECRET, timestamp, Buffer.from(body))}`,
+  };
+}
+
+const track = {
+  event: 'purchase',
+  properties: { value: 42, currency: 'EUR' },
+  context: { page: { url: 'https://shop.example.com/?gclid=G1&fbclid=F1' } },
+};
+
+describe('browser collection endpoints', () => {
+  it('accepts a track call with 202 only after a durable publish, and sets the first-party cookie', async () => {
+    const res = await post('/v1/t', JSON.stringify(track), { 'sec-gpc': '1' });
+    expect(res.status).toBe(202);
+    const body = (await res.json()) as { accepted: number; messageIds: string[] };
+    expect(body.accepted).toBe(1);
+    const cookie = res.headers.get('set-cookie') ?? '';
+    expect(cookie).toMatch(
+      /^_dfid=[0-9a-f-]{36}; Max-Age=34560000; Path=\/; Domain=\.example\.com; HttpOnly; Secure; SameSite=Lax$/,
+    );
+    expect(res.headers.get('access-control-allow-origin')).toBe(ORIGIN);
+    expect(res.headers.get('access-control-allow-credentials')).toBe('true');
+
+    const [message] = recorder.published;
+    const event = canonicalEventSchema.parse(JSON.parse(message?.value ?? '{}'));
+    expect(event).toMatchObject({
+      type: 'track',
+      event: 'purchase',
+      org: 'org_demo',
+      pipelineId: 'pl_web',
+      messageId: body.messageIds[0],
+      context: {
+        provenance: 'pipeline_key',
+        consent: { gpc: true },
+        clickIds: { gclid: 'G1', fbclid: 'F1' },
+      },
+    });
+    expect(event.context.clickIds?.fbc).toMatch(/^fb\.1\.\d+\.F1$/);
+    expect(event.anonymousId).toBe(/^_dfid=([^;]+)/.exec(cookie)?.[1]);
+    expect(message?.key).toBe(event.anonymousId);
+  });
+
+  it('the accepted event is on the bus for a consumer (durable, keyed by visitor)', async () => {
+    const res = await post(
+      '/v1/p',
+      JSON.stringify({ context: { page: { url: 'https://shop.example.com/a' } } }),
+    );
+    const { messageIds } = (await res.json()) as { messageIds: string[] };
+    const seen: string[] = [];
+    const sub = await bus.subscribe({
+      groupId: `${NAMESPACE}-reader-${randomBytes(3).toString('hex')}`,
+      topics: [topics.rawEvents(NAMESPACE).name],
+      handler: async (batch) => {
+        for (const m of batch.messages) seen.push((JSON.parse(m.value) as { messageId: string }).messageId);
+      },
+    });
+    const deadline = Date.now() + 10_000;
+    while (!seen.includes(messageIds[0] ?? '') && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+    await sub.stop();
+    expect(seen).toContain(messageIds[0]);
+  });
+
+  it('reuses the _dfid cookie the browser sends, over any body anonymousId', async () => {
+    const id = 'c0ffee00-1111-4222-8333-444455556666';
+    const res = await post(
+      '/v1/i',
+      JSON.stringify({ userId: 'u-1', anonymousId: 'someone-else-entirely', traits: { plan: 'pro' } }),
+      {
+        cookie: `_dfid=${id}`,
+      },
+    );
+    expect(res.status).toBe(202);
+    expect(JSON.parse(recorder.published[0]?.value ?? '{}')).toMatchObject({
+      type: 'identify',
+      anonymousId: id,
+      userId: 'u-1',
+    });
+    expect(res.headers.get('set-cookie')).toContain(`_dfid=${id};`);
+  });
+
+  it('takes the key from the body (sendBeacon: text/plain, no custom headers)', async () => {
+    const res = await fetch(`${base}/v1/batch`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain;charset=UTF-8', origin: ORIGIN },
+      body: JSON.stringify({ pipelineKey: KEY, batch: [{ type: 'track', event: 'a' }, { type: 'page' }] }),
+    });
+    expect(res.status).toBe(202);
+    expect(recorder.published).toHaveLength(2);
+  });
+
+  it('a batch keeps the valid events and reports the invalid ones by index', async () => {
+    const res = await post(
+      '/v1/batch',
+      JSON.stringify({ batch: [{ type: 'track', event: 'ok' }, { type: 'track' }, { type: 'bogus' }] }),
+    );
+    expect(res.status).toBe(202);
+    const body = (await res.json()) as { accepted: number; rejected: { index: number; message: string }[] };
+    expect(body.accepted).toBe(1);
+    expect(body.rejected.map((r) => r.index)).toEqual([1, 2]);
+    expect(body.rejected[0]?.message).toMatch(/^event: /);
+    expect(recorder.published).toHaveLength(1);
+  });
+
+  it('answers CORS preflights for the collection endpoints', async () => {
+    const res = await fetch(`${base}/v1/batch`, {
+      method: 'OPTIONS',
+      headers: {
+        origin: ORIGIN,
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'content-type,x-pipeline-key',
+      },
+    });
+    expect(res.status).toBe(204);
+    expect(res.headers.get('access-control-allow-origin')).toBe(ORIGIN);
+    expect(res.headers.get('access-control-allow-headers')).toContain('X-Pipeline-Key');
+    expect(res.headers.get('access-control-allow-origin')).not.toBe('*');
+  });
+
+  it('serves d.js, small and cacheable with an ETag', async () => {
+    const res = await fetch(`${base}/d.js`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toContain('javascript');
+    const etag = res.headers.get('etag') ?? '';
+    expect(etag).toMatch(/^"sha384-/);
+    expect((await res.text()).length).toBeGreaterThan(1000);
+    const again = await fetch(`${base}/d.js`, { headers: { 'if-none-match': etag } });
+    expect(again.status).toBe(304);
+  });
+
+  it('the pixel accepts a GET with the key in the query and answers a 1×1 GIF', async () => {
+    const res = await fetch(
+      `${base}/v1/pixel/track?pipelineKey=${KEY}&event=email_open&properties=${encodeURIComponent('{"campaign":"c1"}')}`,
+    );
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('image/gif');
+    expect(JSON.parse(recorder.published[0]?.value ?? '{}')).toMatchObject({
+      type: 'track',
+      event: 'email_open',
+      properties: { campaign: 'c1' },
+      context: { provenance: 'pixel' },
+    });
+  });
+});
+
+describe('server sources (HMAC)', () => {
+  const body = JSON.stringify({
+    type: 'track',
+    event: 'order_completed',
+    userId: 'u-9',
+    context: { ip: '198.51.100.4' },
+  });
+
+  it('accepts a correctly signed event and trusts its forwarded context', async () => {
+    const res = await fetch(`${base}/v1/events`, { method: 'POST', body, headers: signed(body) });
+    expect(res.status).toBe(202);
+    expect(res.headers.get('set-cookie')).toBeNull();
+    expect(JSON.parse(recorder.published[0]?.value ?? '{}')).toMatchObject({
+      userId: 'u-9',
+      context: { provenance: 'hmac', ip: '198.51.100.4' },
+    });
+  });
+
+  it('accepts the previous secret during its rotation grace window', async () => {
+    const res = await fetch(`${base}/v1/events`, {
+      method: 'POST',
+      body,
+      headers: signed(body, { secret: OLD_SECRET }),
+    });
+    expect(res.status).toBe(202);
+  });
+
+  it('signed batches go through /v1/batch', async () => {
+    const batch = JSON.stringify({
+      batch: [
+        { type: 'track', event: 'a', userId: 'u1' },
+        { type: 'identify', userId: 'u2' },
+      ],
+    });
+    const res = await fetch(`${base}/v1/batch`, { method: 'POST', body: batch, headers: signed(batch) });
+    expect(res.status).toBe(202);
+    expect(recorder.published).toHaveLength(2);
+  });
+
+  it('refuses a replayed signature with 409', async () => {
+    const headers = signed(body);
+    expect((await fetch(`${base}/v1/events`, { method: 'POST', body, headers })).status).toBe(202);
+    const replay = await fetch(`${base}/v1/events`, { method: 'POST', body, headers });
+    expect(replay.status).toBe(409);
+    expect(await replay.json()).toEqual({
+      error: { code: 'conflict', message: 'this signature was already used (replay)' },
+    });
+    expect(recorder.published).toHaveLength(1);
+  });
+
+  it('answers 503 with Retry-After when the bus is down, never a silent drop', async () => {
+    recorder.fail(true);
+    const res = await fetch(`${base}/v1/events`, { method: 'POST', body, headers: signed(body) });
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('1');
+  });
+});
+
+describe('hostile input: the right 4xx JSON error, nothing on the bus, the process stays up', () => {
+  const deep = `${'{"a":'.repeat(100)}1${'}'.repeat(100)}`;
+  const huge = JSON.stringify({ type: 'track', event: 'x', properties: { blob: 'x'.repeat(20 * 1024) } });
+  const nonUtf8 = Buffer.concat([
+    Buffer.from('{"type":"track","event":"'),
+    Buffer.from([0xff, 0xfe]),
+    Buffer.from('"}'),
+  ]);
+  const body = JSON.stringify({ type: 'track', event: 'order', userId: 'u' });
+
+  const cases: [string, () => Promise<Response>, number, string][] = [
+    ['invalid JSON', () => post('/v1/t', '{"event":'), 400, 'invalid_json'],
+    [
+      'wrong content type',
+      () => post('/v1/t', JSON.stringify(track), { 'content-type': 'application/x-www-form-urlencoded' }),
+      415,
+      'unsupported_media_type',
+    ],
+    ['body over the limit', () => post('/v1/t', huge), 413, 'payload_too_large'],
+    ['deeply nested objects', () => post('/v1/t', deep), 400, 'nesting_too_deep'],
+    ['__proto__ key', () => post('/v1/t', '{"event":"x","__proto__":{"admin":true}}'), 400, 'forbidden_key'],
+    [
+      'constructor.prototype key',
+      () => post('/v1/t', '{"event":"x","properties":{"constructor":{"prototype":{"a":1}}}}'),
+      400,
+      'forbidden_key',
+    ],
+    [
+      'huge string in a field',
+      () => post('/v1/t', JSON.stringify({ event: 'e'.repeat(5000) })),
+      400,
+      'validation_failed',
+    ],
+    ['non-UTF-8 bytes', () => post('/v1/t', nonUtf8), 400, 'invalid_encoding'],
+    [
+      'wrong types',
+      () => post('/v1/t', JSON.stringify({ event: 42, properties: [] })),
+      400,
+      'validation_failed',
+    ],
+    ['a body that is not an object', () => post('/v1/t', '[1,2,3]'), 400, 'validation_failed'],
+    [
+      'missing key',
+      () => post('/v1/t', JSON.stringify(track), { 'x-pipeline-key': '' }),
+      401,
+      'unauthorized',
+    ],
+    [
+      'malformed key',
+      () => post('/v1/t', JSON.stringify(track), { 'x-pipeline-key': 'sk_live_nope' }),
+      401,
+      'unauthorized',
+    ],
+    [
+      'unknown key',
+      () => post('/v1/t', JSON.stringify(track), { 'x-pipeline-key': `dk_live_${'0'.repeat(32)}` }),
+      401,
+      'unauthorized',
+    ],
+    [
+      'revoked (disabled) key',
+      () => post('/v1/t', JSON.stringify(track), { 'x-pipeline-key': DISABLED_KEY }),
+      401,
+      'unauthorized',
+    ],
+    [
+      'origin not allowed',
+      () => post('/v1/t', JSON.stringify(track), { origin: 'https://evil.example.net' }),
+      403,
+      'forbidden',
+    ],
+    [
+      'look-alike origin',
+      () => post('/v1/t', JSON.stringify(track), { origin: 'https://example.com.evil.net' }),
+      403,
+      'forbidden',
+    ],
+    [
+      'batch over MAX_BATCH_SIZE',
+      () => post('/v1/batch', JSON.stringify({ batch: Array.from({ length: 6 }, () => ({ type: 'page' })) })),
+      413,
+      'payload_too_large',
+    ],
+    ['empty batch', () => post('/v1/batch', JSON.stringify({ batch: [] })), 400, 'validation_failed'],
+    [
+      'HMAC missing signature',
+      () =>
+        fetch(`${base}/v1/events`, { method: 'POST', body, headers: { ...signed(body), 'x-signature': '' } }),
+      401,
+      'unauthorized',
+    ],
+    [
+      'HMAC wrong secret',
+      () =>
+        fetch(`${base}/v1/events`, {
+          method: 'POST',
+          body,
+          headers: signed(body, { secret: randomBytes(32) }),
+        }),
+      401,
+      'unauthorized',
+    ],
+    [
+      'HMAC expired timestamp',
+      () =>
+        fetch(`${base}/v1/events`, {
+          method: 'POST',
+          body,
+          headers: signed(body, { timestamp: Date.now() - 6 * 60_000 }),
+        }),
+      401,
+      'unauthorized',
+    ],
+    [
+      'HMAC future timestamp',
+      () =>
+        fetch(`${base}/v1/events`, {
+          method: 'POST',
+          body,
+          headers: signed(body, { timestamp: Date.now() + 6 * 60_000 }),
+        }),
+      401,
+      'unauthorized',
+    ],
+    [
+      'HMAC body altered after signing',
+      () =>
+        fetch(`${base}/v1/events`, {
+          method: 'POST',
+          body: body.replace('order', 'refund'),
+          headers: signed(body),
+        }),
+      401,
+      'unauthorized',
+    ],
+    ['pixel of an unknown type', () => fetch(`${base}/v1/pixel/steal?pipelineKey=${KEY}`), 404, 'not_found'],
+    [
+      'pixel with bad properties JSON',
+      () => fetch(`${base}/v1/pixel/track?pipelineKey=${KEY}&properties=%7Bnope`),
+      400,
+      'validation_failed',
+    ],
+  ];
+
+  it.each(cases)('%s', async (_name, send, status, code) => {
+    const res = await send();
+    expect(res.status).toBe(status);
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe(code);
+    expect(typeof body.error.message).toBe('string');
+    expect(JSON.stringify(body)).not.toContain(SECRET.toString('hex'));
+    expect(recorder.published).toHaveLength(0);
+    expect(({} as Record<string, unknown>).admin).toBeUndefined();
+    // still up
+    expect((await fetch(`${base}/d.js`, { method: 'HEAD' })).status).toBe(200);
+  });
+
+  it('schema errors name the path of the first bad field', async () => {
+    const res = await post('/v1/t', JSON.stringify({ event: 'x', context: { page: { url: 42 } } }));
+    expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(
+      /^context\.page\.url: /,
+    );
+  });
+
+  it('a request body cut off mid-stream is refused and the server stays up', async () => {
+    await new Promise<void>((resolve) => {
+      const req = rawRequest(`${base}/v1/t`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-length': '1000', 'x-pipeline-key': KEY },
+      });
+      req.on('error', () => resolve());
+      req.write('{"event":"x"');
+      setTimeout(() => {
+        req.destroy();
+        resolve();
+      }, 50);
+    });
+    expect(recorder.published).toHaveLength(0);
+    expect((await post('/v1/t', JSON.stringify(track))).status).toBe(202);
+  });
+});
+
+describe('rate limiting', () => {
+  it('answers 429 with Retry-After above the per-pipeline limit', async () => {
+    const limited: PipelineDirectory = {
+      findPipelineByKey: async (key) =>
+        key === KEY ? { ...browserPipeline, pipelineId: 'pl_limited', rateLimitRps: 3 } : null,
+    };
+    const gateway = createGateway({
+      config,
+      directory: limited,
+      bus: recorder,
+      cache: createMemoryCache({ namespace: `${NAMESPACE}rl` }),
+      sdk: { code: '', integrity: 'x' },
+      logger: { debug() {}, info() {}, warn() {}, error() {} },
+      metrics: createMetrics({ processMetrics: false }),
+    });
+    const router = createRouter();
+    gateway.register(router);
+    const limitedServer = createServer({ handler: (req, res) => router.handle(req, res) });
+    const { port } = await limitedServer.listen(0, '127.0.0.1');
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const res = await fetch(`http://127.0.0.1:${port}/v1/t`, {
+          method: 'POST',
+          body: JSON.stringify(track),
+          headers: { 'content-type': 'application/json', 'x-pipeline-key': KEY },
+        });
+        statuses.push(res.status);
+        if (res.status === 429) expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      }
+      expect(statuses.filter((s) => s === 202)).toHaveLength(3);
+      expect(statuses.filter((s) => s === 429)).toHaveLength(2);
+    } finally {
+      await limitedServer.close(1000);
+    }
+  });
+});

@@ -1,0 +1,628 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Bus } from '@signal/bus';
+import { type Cache, isCacheError, RateLimiter } from '@signal/cache';
+import {
+  type CanonicalEvent,
+  type EventInput,
+  eventInputSchema,
+  type Provenance,
+  stampEvent,
+  topics,
+} from '@signal/events';
+import {
+  HttpError,
+  parseJsonBytes,
+  type Router,
+  readJsonBodyBytes,
+  sendError,
+  sendHttpError,
+  sendJson,
+} from '@signal/http';
+import type { Metrics } from '@signal/telemetry';
+import type { z } from 'zod';
+import { HMAC_MAX_SKEW_MS, verifyHmac } from './auth/hmac';
+import { extractClickIds } from './collect/click-ids';
+import { isOriginAllowed } from './collect/origin';
+import { clientIp } from './http/client-ip';
+import {
+  anonymousIdSetCookie,
+  isValidAnonymousId,
+  newAnonymousId,
+  readAnonymousIdCookie,
+} from './http/cookie';
+import {
+  PIPELINE_KEY_PATTERN,
+  type PipelineAuth,
+  type PipelineDirectory,
+} from './pipelines/pipeline-directory';
+
+export interface GatewayConfig {
+  readonly namespace: string;
+  readonly cookieDomain: string | null;
+  readonly corsOrigins: readonly string[];
+  readonly maxBatchSize: number;
+  readonly maxPayloadSize: number;
+  readonly rateLimitRps: number;
+  /** Reverse proxies in front of the gateway whose X-Forwarded-For entries are trusted (0 = none). */
+  readonly trustedProxyHops: number;
+}
+
+export interface GatewayLogger {
+  debug(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface GatewayDeps {
+  readonly config: GatewayConfig;
+  readonly directory: PipelineDirectory;
+  readonly bus: Pick<Bus, 'publish'>;
+  readonly cache: Pick<Cache, 'setIfAbsent' | 'incrementWindow'>;
+  /** Datafly.js, built once at start-up. */
+  readonly sdk: { readonly code: string; readonly integrity: string };
+  readonly logger: GatewayLogger;
+  readonly metrics: Metrics;
+  readonly now?: () => number;
+}
+
+/** The endpoints of the collection API, as metric label values. */
+const BROWSER_ENDPOINTS = { t: 'track', p: 'page', i: 'identify', g: 'group' } as const;
+type BrowserPath = keyof typeof BROWSER_ENDPOINTS;
+type Endpoint = (typeof BROWSER_ENDPOINTS)[BrowserPath] | 'batch' | 'events' | 'pixel';
+
+const BODY_CONTENT_TYPES = ['application/json', 'text/plain'] as const; // text/plain: sendBeacon bodies
+const ALLOWED_HEADERS = 'Content-Type, X-Pipeline-Key, X-Signature, X-Timestamp';
+const PREFLIGHT_MAX_AGE_SECONDS = 7200;
+/** A signature is remembered a little longer than it can be valid, so a replay is refused for its whole life. */
+const SIGNATURE_MEMORY_MS = 2 * HMAC_MAX_SKEW_MS + 60_000;
+/** Transparent 1×1 GIF. */
+const PIXEL_GIF = Buffer.from('R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7', 'base64');
+
+type Rejection = { readonly index: number; readonly code: string; readonly message: string };
+
+/** What one request is allowed to put on the bus, once authenticated. */
+interface Caller {
+  readonly pipeline: PipelineAuth;
+  readonly provenance: Provenance;
+}
+
+/**
+ * The Ingestion Gateway's HTTP surface. Every request is authenticated (pipeline key, HMAC or pixel key),
+ * bounded, validated and stamped; a 2xx is sent only after the bus acknowledged a durable write, so an
+ * accepted event is never lost. Errors are `{"error":{"code","message"}}` and never echo secrets.
+ */
+export function createGateway(deps: GatewayDeps) {
+  const { config, directory, bus, cache, logger, metrics } = deps;
+  const now = deps.now ?? Date.now;
+  const rawTopic = topics.rawEvents(config.namespace);
+
+  const received = metrics.counter('signal_events_received_total', 'Events accepted onto the bus', [
+    'endpoint',
+  ]);
+  const rejected = metrics.counter('signal_events_rejected_total', 'Events or requests refused', ['reason']);
+  const publishSeconds = metrics.histogram(
+    'signal_gateway_publish_duration_seconds',
+    'Time from request to durable bus acknowledgement',
+    [],
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+  );
+  const cacheErrors = metrics.counter(
+    'signal_gateway_cache_errors_total',
+    'Cache failures by what the gateway did about them',
+    ['operation'],
+  );
+
+  const limiters = new Map<number, RateLimiter>();
+  function limiterFor(limit: number): RateLimiter {
+    let limiter = limiters.get(limit);
+    if (!limiter) {
+      limiter = new RateLimiter(cache, { name: `gateway-${limit}`, limit, windowMs: 1000 });
+      limiters.set(limit, limiter);
+    }
+    return limiter;
+  }
+
+  function reject(
+    res: ServerResponse,
+    error: HttpError,
+    reason: string,
+    cors?: Record<string, string>,
+  ): void {
+    rejected.inc({ reason });
+    sendHttpError(res, cors ? withHeaders(error, cors) : error);
+  }
+
+  function corsHeaders(origin: string | undefined): Record<string, string> {
+    if (!origin) return {};
+    return {
+      'access-control-allow-origin': origin,
+      'access-control-allow-credentials': 'true',
+      vary: 'Origin',
+    };
+  }
+
+  /** Resolves and checks the pipeline key; `undefined` means a response was sent. */
+  async function authenticateKey(
+    res: ServerResponse,
+    key: string | undefined,
+    origin: string | undefined,
+  ): Promise<PipelineAuth | undefined> {
+    if (!key) {
+      reject(
+        res,
+        new HttpError('unauthorized', 'a pipeline key is required (X-Pipeline-Key)'),
+        'missing_key',
+      );
+      return undefined;
+    }
+    if (!PIPELINE_KEY_PATTERN.test(key)) {
+      reject(res, new HttpError('unauthorized', 'the pipeline key is not valid'), 'invalid_key');
+      return undefined;
+    }
+    let pipeline: PipelineAuth | null;
+    try {
+      pipeline = await directory.findPipelineByKey(key);
+    } catch (cause) {
+      logger.error({ err: cause }, 'pipeline lookup failed');
+      reject(res, unavailable('pipeline lookup is unavailable, retry shortly'), 'directory_unavailable');
+      return undefined;
+    }
+    if (!pipeline?.enabled) {
+      reject(res, new HttpError('unauthorized', 'the pipeline key is not valid'), 'invalid_key');
+      return undefined;
+    }
+    if (origin !== undefined && !isOriginAllowed(origin, pipeline.allowedDomains, config.corsOrigins)) {
+      // No CORS headers: the page must not be able to read even the error.
+      reject(res, new HttpError('forbidden', 'this origin may not send events to this pipeline'), 'origin');
+      return undefined;
+    }
+    return pipeline;
+  }
+
+  async function withinRateLimit(res: ServerResponse, pipeline: PipelineAuth, cors: Record<string, string>) {
+    const limit = pipeline.rateLimitRps ?? config.rateLimitRps;
+    try {
+      const decision = await limiterFor(limit).check(pipeline.pipelineId);
+      if (decision.allowed) return true;
+      const retryAfter = String(Math.max(1, Math.ceil(decision.retryAfterMs / 1000)));
+      reject(
+        res,
+        new HttpError('rate_limited', `more than ${limit} requests per second for this pipeline`, {
+          headers: { 'retry-after': retryAfter },
+        }),
+        'rate_limited',
+        cors,
+      );
+      return false;
+    } catch (cause) {
+      // Fail open: refusing events because the rate-limit counter is unreachable would lose data, and the
+      // bus is the component that must not be overrun (it has its own back-pressure).
+      cacheErrors.inc({ operation: 'rate_limit_fail_open' });
+      logger.warn({ err: cause }, 'rate limiter unavailable; admitting the request');
+      return true;
+    }
+  }
+
+  /** Validates, stamps and publishes; answers 202 (some or all accepted) or an error. */
+  async function accept(
+    req: IncomingMessage,
+    res: ServerResponse,
+    endpoint: Endpoint,
+    caller: Caller,
+    inputs: readonly unknown[],
+    extra: { cors: Record<string, string>; sentAt?: string | undefined; forcedType?: EventInput['type'] },
+  ): Promise<void> {
+    const receivedAtMs = now();
+    const receivedAt = new Date(receivedAtMs).toISOString();
+    const browser = caller.provenance !== 'hmac';
+    const cookieId = browser ? readAnonymousIdCookie(req.headers.cookie) : undefined;
+    const gpc = req.headers['sec-gpc'] === '1';
+    const ip = browser ? clientIp(req, config.trustedProxyHops) : undefined;
+    const userAgent = browser ? headerValue(req.headers['user-agent'])?.slice(0, 1024) : undefined;
+    const skewMs = clockSkew(extra.sentAt, receivedAtMs);
+
+    const events: CanonicalEvent[] = [];
+    const rejections: Rejection[] = [];
+    let anonymousId = cookieId;
+
+    inputs.forEach((raw, index) => {
+      const candidate = extra.forcedType && isRecord(raw) ? { ...raw, type: extra.forcedType } : raw;
+      const parsed = eventInputSchema.safeParse(candidate);
+      if (!parsed.success) {
+        rejections.push({ index, code: 'validation_failed', message: firstIssue(parsed.error) });
+        return;
+      }
+      const input = parsed.data;
+      if (browser && anonymousId === undefined) {
+        anonymousId = isValidAnonymousId(input.anonymousId) ? input.anonymousId : newAnonymousId();
+      }
+      const stamped = stampEvent(adjust(input, { gpc, skewMs, receivedAtMs }), {
+        org: caller.pipeline.orgId,
+        pipelineId: caller.pipeline.pipelineId,
+        provenance: caller.provenance,
+        receivedAt,
+        messageId: randomUUID(),
+        ...(anonymousId !== undefined ? { anonymousId } : {}),
+        ...(ip !== undefined ? { ip } : {}),
+        ...(userAgent !== undefined ? { userAgent } : {}),
+      });
+      if (!stamped.success) {
+        rejections.push({ index, code: 'validation_failed', message: firstIssue(stamped.error) });
+        return;
+      }
+      events.push(stamped.data);
+    });
+
+    for (const _ of rejections) rejected.inc({ reason: 'validation' });
+    if (events.length === 0) {
+      const first = rejections[0];
+      const message = first
+        ? `${inputs.length > 1 ? `event ${first.index}: ` : ''}${first.message}`
+        : 'no events';
+      sendHttpError(res, withHeaders(new HttpError('validation_failed', message), extra.cors));
+      return;
+    }
+
+    const stop = publishSeconds.startTimer();
+    try {
+      // Durable before 2xx: publish resolves after the bus committed the write (PostgreSQL COMMIT of the
+      // group-commit segment, or Kafka acks=all). Answering earlier would let a crash lose accepted events.
+      await bus.publish(
+        rawTopic.name,
+        events.map((event) => ({ key: rawTopic.key(event), value: JSON.stringify(event) })),
+      );
+    } catch (cause) {
+      logger.error({ err: cause, count: events.length }, 'publishing to raw-events failed');
+      reject(res, unavailable('the event bus is unavailable, retry shortly'), 'bus_unavailable', extra.cors);
+      return;
+    } finally {
+      stop();
+    }
+    received.inc({ endpoint }, events.length);
+
+    const headers: Record<string, string> = { ...extra.cors };
+    if (browser && anonymousId !== undefined) {
+      headers['set-cookie'] = anonymousIdSetCookie(anonymousId, config.cookieDomain);
+    }
+    if (endpoint === 'pixel') {
+      res.writeHead(200, {
+        ...headers,
+        'content-type': 'image/gif',
+        'content-length': String(PIXEL_GIF.length),
+        'cache-control': 'no-store',
+      });
+      res.end(PIXEL_GIF);
+      return;
+    }
+    sendJson(
+      res,
+      202,
+      { accepted: events.length, messageIds: events.map((e) => e.messageId), rejected: rejections },
+      headers,
+    );
+  }
+
+  async function readBody(req: IncomingMessage, res: ServerResponse, cors: Record<string, string>) {
+    const bytes = await readJsonBodyBytes(req, {
+      limitBytes: config.maxPayloadSize,
+      contentTypes: BODY_CONTENT_TYPES,
+    });
+    if (!bytes.ok) {
+      reject(res, withHeaders(bytes.error, cors), bodyReason(bytes.error));
+      return undefined;
+    }
+    return bytes.value;
+  }
+
+  function parseBody(res: ServerResponse, bytes: Buffer, cors: Record<string, string>): unknown {
+    const parsed = parseJsonBytes(bytes, {});
+    if (!parsed.ok) {
+      reject(res, withHeaders(parsed.error, cors), bodyReason(parsed.error));
+      return undefined;
+    }
+    if (!isRecord(parsed.value)) {
+      reject(
+        res,
+        new HttpError('validation_failed', 'the request body must be a JSON object'),
+        'validation',
+        cors,
+      );
+      return undefined;
+    }
+    return parsed.value;
+  }
+
+  /** Browser endpoints: pipeline key in X-Pipeline-Key or the body's `pipelineKey`. */
+  async function browserRequest(
+    req: IncomingMessage,
+    res: ServerResponse,
+    endpoint: Endpoint,
+    type?: EventInput['type'],
+  ) {
+    const origin = headerValue(req.headers.origin);
+    const provisionalCors = corsHeaders(origin);
+    const bytes = await readBody(req, res, {});
+    if (!bytes) return;
+    const body = parseBody(res, bytes, {}) as Record<string, unknown> | undefined;
+    if (!body) return;
+    const key = headerValue(req.headers['x-pipeline-key']) ?? stringField(body, 'pipelineKey');
+    const pipeline = await authenticateKey(res, key, origin);
+    if (!pipeline) return;
+    if (!(await withinRateLimit(res, pipeline, provisionalCors))) return;
+    const caller: Caller = { pipeline, provenance: 'pipeline_key' };
+    if (endpoint === 'batch') {
+      const batch = batchOf(res, body, provisionalCors);
+      if (!batch) return;
+      await accept(req, res, 'batch', caller, batch, {
+        cors: provisionalCors,
+        sentAt: stringField(body, 'sentAt'),
+      });
+      return;
+    }
+    await accept(req, res, endpoint, caller, [body], {
+      cors: provisionalCors,
+      ...(type ? { forcedType: type } : {}),
+    });
+  }
+
+  function batchOf(res: ServerResponse, body: Record<string, unknown>, cors: Record<string, string>) {
+    const batch = body.batch;
+    if (!Array.isArray(batch) || batch.length === 0) {
+      reject(
+        res,
+        new HttpError('validation_failed', 'batch: must be a non-empty array of events'),
+        'validation',
+        cors,
+      );
+      return undefined;
+    }
+    if (batch.length > config.maxBatchSize) {
+      reject(
+        res,
+        new HttpError('payload_too_large', `batch: at most ${config.maxBatchSize} events per request`),
+        'batch_too_large',
+        cors,
+      );
+      return undefined;
+    }
+    return batch as unknown[];
+  }
+
+  /** Server sources: pipeline key in X-Pipeline-Key plus an HMAC over the raw body. */
+  async function serverRequest(req: IncomingMessage, res: ServerResponse, endpoint: 'events' | 'batch') {
+    const bytes = await readBody(req, res, {});
+    if (!bytes) return;
+    const key = headerValue(req.headers['x-pipeline-key']);
+    const pipeline = await authenticateKey(res, key, undefined);
+    if (!pipeline) return;
+    const verdict = verifyHmac({
+      signature: headerValue(req.headers['x-signature']),
+      timestamp: headerValue(req.headers['x-timestamp']),
+      rawBody: bytes,
+      secrets: pipeline.hmacSecrets,
+      nowMs: now(),
+    });
+    if (!verdict.ok) {
+      const message =
+        verdict.reason === 'timestamp_skew'
+          ? 'X-Timestamp is more than 5 minutes from the server clock'
+          : 'the request signature is missing or invalid';
+      reject(res, new HttpError('unauthorized', message), `hmac_${verdict.reason}`);
+      return;
+    }
+    try {
+      const first = await cache.setIfAbsent(`hmac-seen:${verdict.signatureHex}`, '1', SIGNATURE_MEMORY_MS);
+      if (!first) {
+        reject(res, new HttpError('conflict', 'this signature was already used (replay)'), 'hmac_replay');
+        return;
+      }
+    } catch (cause) {
+      // Fail closed: without the replay store a captured request could be replayed at will.
+      cacheErrors.inc({ operation: 'replay_check_fail_closed' });
+      logger.error(
+        { err: cause, code: isCacheError(cause) ? cause.code : undefined },
+        'replay check unavailable',
+      );
+      reject(res, unavailable('replay protection is unavailable, retry shortly'), 'replay_store_unavailable');
+      return;
+    }
+    if (!(await withinRateLimit(res, pipeline, {}))) return;
+    const body = parseBody(res, bytes, {}) as Record<string, unknown> | undefined;
+    if (!body) return;
+    const caller: Caller = { pipeline, provenance: 'hmac' };
+    if (endpoint === 'batch') {
+      const batch = batchOf(res, body, {});
+      if (!batch) return;
+      await accept(req, res, 'batch', caller, batch, { cors: {} });
+      return;
+    }
+    await accept(req, res, 'events', caller, [body], { cors: {} });
+  }
+
+  function preflight(req: IncomingMessage, res: ServerResponse): void {
+    const origin = headerValue(req.headers.origin);
+    // The pipeline is unknown at preflight (browsers send no custom header values), so the answer only says
+    // which methods and headers may be used; the actual request is checked against the pipeline's allowlist
+    // and gets no CORS headers when its origin is not on it.
+    res.writeHead(204, {
+      ...corsHeaders(origin),
+      'access-control-allow-methods': 'POST, OPTIONS',
+      'access-control-allow-headers': ALLOWED_HEADERS,
+      'access-control-max-age': String(PREFLIGHT_MAX_AGE_SECONDS),
+    });
+    res.end();
+  }
+
+  async function pixel(req: IncomingMessage, res: ServerResponse, type: string, query: URLSearchParams) {
+    const eventType = PIXEL_TYPES[type];
+    if (!eventType) {
+      reject(
+        res,
+        new HttpError('not_found', 'pixel types are track, page, identify and group'),
+        'validation',
+      );
+      return;
+    }
+    const pipeline = await authenticateKey(res, query.get('pipelineKey') ?? undefined, undefined);
+    if (!pipeline) return;
+    if (!(await withinRateLimit(res, pipeline, {}))) return;
+    const input = pixelEvent(eventType, query, headerValue(req.headers.referer));
+    if (input === undefined) {
+      reject(res, new HttpError('validation_failed', 'properties: must be a JSON object'), 'validation');
+      return;
+    }
+    await accept(req, res, 'pixel', { pipeline, provenance: 'pixel' }, [input], { cors: {} });
+  }
+
+  function serveSdk(req: IncomingMessage, res: ServerResponse): void {
+    const etag = `"${deps.sdk.integrity}"`;
+    const headers = {
+      'content-type': 'application/javascript; charset=utf-8',
+      'cache-control': 'public, max-age=300, stale-while-revalidate=86400',
+      etag,
+      'x-content-type-options': 'nosniff',
+      'cross-origin-resource-policy': 'cross-origin',
+    };
+    if (req.headers['if-none-match'] === etag) {
+      res.writeHead(304, headers);
+      res.end();
+      return;
+    }
+    res.writeHead(200, { ...headers, 'content-length': String(Buffer.byteLength(deps.sdk.code)) });
+    res.end(req.method === 'HEAD' ? undefined : deps.sdk.code);
+  }
+
+  return {
+    register(router: Router): void {
+      for (const [path, type] of Object.entries(BROWSER_ENDPOINTS) as [BrowserPath, Endpoint][]) {
+        const eventType = type as EventInput['type'];
+        router.on('OPTIONS', `/v1/${path}`, preflight);
+        router.on('POST', `/v1/${path}`, (req, res) => browserRequest(req, res, type, eventType));
+      }
+      router.on('OPTIONS', '/v1/batch', preflight);
+      router.on('POST', '/v1/batch', (req, res) =>
+        req.headers['x-signature'] !== undefined
+          ? serverRequest(req, res, 'batch')
+          : browserRequest(req, res, 'batch'),
+      );
+      router.on('POST', '/v1/events', (req, res) => serverRequest(req, res, 'events'));
+      router.on('GET', '/v1/pixel/:type', (req, res, ctx) =>
+        pixel(req, res, ctx.params.type ?? '', ctx.query),
+      );
+      router.on('GET', '/d.js', serveSdk);
+    },
+  };
+}
+
+const PIXEL_TYPES: Readonly<Record<string, EventInput['type']>> = {
+  t: 'track',
+  track: 'track',
+  p: 'page',
+  page: 'page',
+  i: 'identify',
+  identify: 'identify',
+  g: 'group',
+  group: 'group',
+};
+
+/** The pixel's query parameters as an event input (validated by the same schema as every other event). */
+function pixelEvent(type: EventInput['type'], query: URLSearchParams, referer: string | undefined) {
+  let properties: unknown;
+  const rawProps = query.get('properties');
+  if (rawProps !== null) {
+    try {
+      properties = JSON.parse(rawProps);
+    } catch {
+      return undefined;
+    }
+    if (!isRecord(properties)) return undefined;
+  }
+  const url = query.get('url') ?? referer;
+  return dropUndefinedFields({
+    type,
+    event: query.get('event') ?? undefined,
+    userId: query.get('userId') ?? undefined,
+    anonymousId: query.get('anonymousId') ?? undefined,
+    messageId: query.get('messageId') ?? undefined,
+    properties,
+    context: url ? { page: { url } } : undefined,
+  });
+}
+
+function dropUndefinedFields(value: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined));
+}
+
+/** Browser clocks are often wrong: shift client timestamps by (receivedAt − sentAt) when the SDK sent sentAt. */
+function clockSkew(sentAt: string | undefined, receivedAtMs: number): number {
+  if (!sentAt) return 0;
+  const sent = Date.parse(sentAt);
+  if (Number.isNaN(sent)) return 0;
+  return receivedAtMs - sent;
+}
+
+/** Stage-1 consent tagging, click ids and clock-skew correction, applied to a validated input. */
+function adjust(input: EventInput, opts: { gpc: boolean; skewMs: number; receivedAtMs: number }): EventInput {
+  const context = input.context ?? {};
+  const clickIds = { ...(context.clickIds ?? {}), ...extractClickIds(context.page?.url, opts.receivedAtMs) };
+  const consent = opts.gpc ? { ...(context.consent ?? {}), gpc: true } : context.consent;
+  let timestamp = input.timestamp;
+  if (timestamp && opts.skewMs !== 0) {
+    const corrected = Date.parse(timestamp) + opts.skewMs;
+    if (!Number.isNaN(corrected)) timestamp = new Date(corrected).toISOString();
+  }
+  return {
+    ...input,
+    ...(timestamp !== undefined ? { timestamp } : {}),
+    context: {
+      ...context,
+      ...(Object.keys(clickIds).length > 0 ? { clickIds } : {}),
+      ...(consent !== undefined ? { consent } : {}),
+    },
+  };
+}
+
+function firstIssue(error: z.ZodError): string {
+  const issue = error.issues[0];
+  if (!issue) return 'invalid event';
+  const path = issue.path.map(String).join('.');
+  return path ? `${path}: ${issue.message}` : issue.message;
+}
+
+function bodyReason(error: HttpError): string {
+  switch (error.code) {
+    case 'payload_too_large':
+      return 'payload_too_large';
+    case 'unsupported_media_type':
+      return 'content_type';
+    default:
+      return 'malformed_body';
+  }
+}
+
+function unavailable(message: string): HttpError {
+  return new HttpError('unavailable', message, { headers: { 'retry-after': '1' } });
+}
+
+function withHeaders(error: HttpError, headers: Record<string, string>): HttpError {
+  if (Object.keys(headers).length === 0) return error;
+  return new HttpError(error.code, error.message, { headers: { ...error.headers, ...headers } });
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  return v === undefined || v === '' ? undefined : v;
+}
+
+function stringField(body: Record<string, unknown>, name: string): string | undefined {
+  const v = body[name];
+  return typeof v === 'string' ? v : undefined;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+export { sendError };

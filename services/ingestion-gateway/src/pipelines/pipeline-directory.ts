@@ -1,0 +1,87 @@
+/**
+ * What the gateway needs to know about the pipeline a key names. The gateway owns this port; the control
+ * plane's repository implements it (and tests use a typed in-memory one).
+ */
+export interface PipelineAuth {
+  readonly orgId: string;
+  readonly pipelineId: string;
+  readonly type: 'web' | 'app' | 'server';
+  readonly enabled: boolean;
+  /** `grace`: the key was rotated out and still works until its grace window ends. */
+  readonly keyStatus: 'active' | 'grace';
+  /** Domains whose pages may send events with this key (`example.com` also allows its subdomains). */
+  readonly allowedDomains: readonly string[];
+  /** Per-pipeline override of RATE_LIMIT_RPS. */
+  readonly rateLimitRps: number | null;
+  /** Decrypted HMAC secrets for server sources: the current one first, then a rotated one in its grace. */
+  readonly hmacSecrets: readonly Buffer[];
+}
+
+export interface PipelineDirectory {
+  findPipelineByKey(key: string): Promise<PipelineAuth | null>;
+}
+
+/** `dk_live_…` / `dk_test_…` followed by the key body; anything else is refused before any lookup. */
+export const PIPELINE_KEY_PATTERN = /^dk_(live|test)_[A-Za-z0-9]{16,64}$/;
+
+export interface CachedDirectoryOptions {
+  /** PIPELINE_KEY_CACHE_TTL: how long a found pipeline is reused. */
+  readonly ttlMs: number;
+  /** How long an unknown key is remembered, so a flood of bogus keys does not reach the database. */
+  readonly negativeTtlMs?: number;
+  readonly maxEntries?: number;
+  readonly now?: () => number;
+}
+
+interface Entry {
+  readonly value: PipelineAuth | null;
+  readonly expiresAt: number;
+}
+
+/**
+ * An in-process cache in front of the directory: the lookup runs on every request, so hits must cost a Map
+ * read. Concurrent misses for one key share one lookup (single flight). A revoked key keeps working on a
+ * gateway for at most `ttlMs` (PIPELINE_KEY_CACHE_TTL, 300 s by default): the documented trade-off.
+ */
+export function cachedPipelineDirectory(
+  directory: PipelineDirectory,
+  options: CachedDirectoryOptions,
+): PipelineDirectory & { invalidate(key?: string): void } {
+  const now = options.now ?? Date.now;
+  const negativeTtlMs = options.negativeTtlMs ?? Math.min(options.ttlMs, 5_000);
+  const maxEntries = options.maxEntries ?? 10_000;
+  const entries = new Map<string, Entry>();
+  const inFlight = new Map<string, Promise<PipelineAuth | null>>();
+
+  function remember(key: string, value: PipelineAuth | null): void {
+    if (entries.size >= maxEntries) {
+      // Maps iterate in insertion order: drop the oldest entry.
+      const oldest = entries.keys().next();
+      if (!oldest.done) entries.delete(oldest.value);
+    }
+    entries.set(key, { value, expiresAt: now() + (value ? options.ttlMs : negativeTtlMs) });
+  }
+
+  return {
+    async findPipelineByKey(key) {
+      const hit = entries.get(key);
+      if (hit && hit.expiresAt > now()) return hit.value;
+      if (hit) entries.delete(key);
+      const pending = inFlight.get(key);
+      if (pending) return pending;
+      const lookup = directory
+        .findPipelineByKey(key)
+        .then((value) => {
+          remember(key, value);
+          return value;
+        })
+        .finally(() => inFlight.delete(key));
+      inFlight.set(key, lookup);
+      return lookup;
+    },
+    invalidate(key) {
+      if (key === undefined) entries.clear();
+      else entries.delete(key);
+    },
+  };
+}

@@ -1,0 +1,1 @@
+export const BENCH_KEY = `dk_test_${'benchBenchBench0'.repeat(2)}`;
