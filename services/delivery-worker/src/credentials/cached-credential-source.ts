@@ -1,0 +1,54 @@
+import type { CredentialSource } from '../ports';
+
+export interface CachedCredentialSourceOptions {
+  /** How long decrypted credentials stay in memory. Default 60 s; a rotation applies within it. */
+  readonly ttlMs?: number;
+  readonly now?: () => number;
+}
+
+export interface CachedCredentialSource extends CredentialSource {
+  /** Forgets one integration's credentials (after an auth failure, so the next try reads fresh ones). */
+  invalidate(integrationId: string): void;
+  /** Forgets everything (shutdown). */
+  clear(): void;
+}
+
+/**
+ * A short in-memory TTL cache in front of a `CredentialSource`, with one load at a time per integration.
+ * Decrypted credentials live only in this Map: never written anywhere, never logged, and failures are not
+ * cached (the next call tries again).
+ */
+export function cachedCredentialSource(
+  source: CredentialSource,
+  options: CachedCredentialSourceOptions = {},
+): CachedCredentialSource {
+  const ttlMs = options.ttlMs ?? 60_000;
+  const now = options.now ?? Date.now;
+  const entries = new Map<string, { value: unknown; expiresAt: number }>();
+  const loading = new Map<string, Promise<unknown>>();
+  return {
+    async getCredentials(integrationId) {
+      const hit = entries.get(integrationId);
+      if (hit !== undefined && hit.expiresAt > now()) return hit.value;
+      entries.delete(integrationId);
+      let pending = loading.get(integrationId);
+      if (pending === undefined) {
+        pending = source
+          .getCredentials(integrationId)
+          .then((value) => {
+            entries.set(integrationId, { value, expiresAt: now() + ttlMs });
+            return value;
+          })
+          .finally(() => loading.delete(integrationId));
+        loading.set(integrationId, pending);
+      }
+      return pending;
+    },
+    invalidate(integrationId) {
+      entries.delete(integrationId);
+    },
+    clear() {
+      entries.clear();
+    },
+  };
+}

@@ -1,0 +1,166 @@
+import { type ConsentRequirement, consentRequirementSchema } from '@signal/consent';
+import { request, type VendorDispatcherRegistry } from '@signal/http';
+import {
+  createIntegration,
+  type Integration,
+  isVendorAdapterId,
+  type Transport,
+  type VendorAdapterId,
+  vendors,
+} from '@signal/vendors';
+import type { CredentialSource, WorkerIntegrationSource, WorkerLogger } from '../ports';
+
+/** An integration ready to deliver: adapter bound to settings and decrypted credentials, its transport. */
+export interface IntegrationRuntime {
+  readonly id: string;
+  readonly vendor: VendorAdapterId;
+  readonly consent: ConsentRequirement;
+  readonly integration: Integration;
+  readonly transport: Transport;
+}
+
+/** Why an integration cannot deliver now; each is a DLQ `error` code (replayable once fixed). */
+export type RuntimeProblem =
+  | 'integration_not_found'
+  | 'integration_disabled'
+  | 'invalid_integration_config'
+  | 'credentials_unreadable';
+
+export type RuntimeLookup =
+  | { readonly ok: true; readonly runtime: IntegrationRuntime }
+  | {
+      readonly ok: false;
+      readonly problem: RuntimeProblem;
+      readonly vendor: string;
+      readonly details: string;
+    };
+
+export interface RuntimeDirectoryOptions {
+  readonly integrations: WorkerIntegrationSource;
+  readonly credentials: CredentialSource;
+  readonly dispatchers: VendorDispatcherRegistry;
+  /** How long a built runtime is reused before the integration is read again. */
+  readonly refreshMs: number;
+  readonly logger: WorkerLogger;
+  readonly now?: () => number;
+}
+
+export interface RuntimeDirectory {
+  /** Throws only for transient failures (source unavailable): the batch is then redelivered. */
+  lookup(integrationId: string): Promise<RuntimeLookup>;
+  /** Drops a cached runtime (after an auth failure, so fresh credentials are read next time). */
+  invalidate(integrationId: string): void;
+}
+
+function isRetryable(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { retryable?: unknown }).retryable === true;
+}
+
+function errorCode(err: unknown): string {
+  if (typeof err === 'object' && err !== null) {
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+  }
+  return err instanceof Error ? err.name : 'unknown';
+}
+
+/**
+ * Builds and caches one runtime per integration. The transport sends through the strict-TLS dispatcher of the
+ * request's origin (one undici Agent per vendor origin and extra CA, from `createVendorDispatcherRegistry`),
+ * so there is no way to relax verification per integration; `extraCaPem` only adds trust anchors.
+ */
+export function createRuntimeDirectory(options: RuntimeDirectoryOptions): RuntimeDirectory {
+  const { logger } = options;
+  const now = options.now ?? Date.now;
+  const cache = new Map<string, { lookup: RuntimeLookup; expiresAt: number }>();
+
+  function transportFor(extraCaPem: string | undefined): Transport {
+    const byOrigin = new Map<string, ReturnType<VendorDispatcherRegistry['forOrigin']>>();
+    return {
+      send: (req) => {
+        const origin = new URL(req.url).origin;
+        let dispatcher = byOrigin.get(origin);
+        if (dispatcher === undefined) {
+          dispatcher = options.dispatchers.forOrigin(origin, extraCaPem === undefined ? {} : { extraCaPem });
+          byOrigin.set(origin, dispatcher);
+        }
+        return request(dispatcher, req);
+      },
+    };
+  }
+
+  async function build(integrationId: string): Promise<RuntimeLookup> {
+    const row = await options.integrations.getIntegration(integrationId);
+    if (row === null) {
+      return {
+        ok: false,
+        problem: 'integration_not_found',
+        vendor: 'unknown',
+        details: 'the integration no longer exists',
+      };
+    }
+    const vendor = isVendorAdapterId(row.vendor) ? row.vendor : 'unknown';
+    if (!row.enabled) {
+      return { ok: false, problem: 'integration_disabled', vendor, details: 'the integration is disabled' };
+    }
+    const consent = consentRequirementSchema.safeParse(row.consent);
+    if (vendor === 'unknown' || !consent.success) {
+      return {
+        ok: false,
+        problem: 'invalid_integration_config',
+        vendor,
+        details: vendor === 'unknown' ? 'unknown vendor adapter' : 'invalid consent requirement',
+      };
+    }
+    let credentials: unknown;
+    try {
+      credentials = await options.credentials.getCredentials(integrationId);
+    } catch (err) {
+      if (isRetryable(err)) throw err;
+      logger.error(
+        { integrationId, vendor, err: { code: errorCode(err) } },
+        'integration credentials cannot be read',
+      );
+      return {
+        ok: false,
+        problem: 'credentials_unreadable',
+        vendor,
+        details: `credentials could not be decrypted (${errorCode(err)})`,
+      };
+    }
+    try {
+      const integration = createIntegration(vendors[vendor], { settings: row.settings, credentials });
+      return {
+        ok: true,
+        runtime: {
+          id: integrationId,
+          vendor,
+          consent: consent.data,
+          integration,
+          transport: transportFor(row.extraCaPem),
+        },
+      };
+    } catch (err) {
+      // VendorConfigError messages name fields, never credential values.
+      const details = err instanceof Error ? err.message.slice(0, 1024) : 'invalid settings or credentials';
+      logger.error(
+        { integrationId, vendor, err: { code: errorCode(err) } },
+        'integration configuration refused',
+      );
+      return { ok: false, problem: 'invalid_integration_config', vendor, details };
+    }
+  }
+
+  return {
+    async lookup(integrationId) {
+      const hit = cache.get(integrationId);
+      if (hit !== undefined && hit.expiresAt > now()) return hit.lookup;
+      const lookup = await build(integrationId);
+      cache.set(integrationId, { lookup, expiresAt: now() + options.refreshMs });
+      return lookup;
+    },
+    invalidate(integrationId) {
+      cache.delete(integrationId);
+    },
+  };
+}

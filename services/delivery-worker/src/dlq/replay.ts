@@ -1,0 +1,83 @@
+import type { Bus, OutgoingMessage } from '@signal/bus';
+import {
+  canonicalEventSchema,
+  type DeliveryMessage,
+  deliveryMessageSchema,
+  eventKey,
+  topics,
+} from '@signal/events';
+import type { Queryable } from '@signal/store';
+import { createDlqStore, type DeadLetterFilter } from './dlq-store';
+
+/** Header on a replayed message: the worker treats vendor age-window refusals of replays as drops. */
+export const REPLAY_HEADER = 'x-signal-replay';
+
+export interface ReplayDeps {
+  readonly db: Pick<Queryable, 'query'>;
+  readonly bus: Pick<Bus, 'publish'>;
+  readonly namespace: string;
+}
+
+export interface ReplayOptions extends Omit<DeadLetterFilter, 'includeReplayed' | 'before'> {
+  /** Replay exactly these entries (else every pending entry matching the filter, oldest first). */
+  readonly ids?: readonly string[];
+}
+
+export interface ReplayResult {
+  readonly replayed: number;
+  /** Entries left as they were, with why (`not_replayable`: its original no longer parses for its topic). */
+  readonly skipped: readonly { readonly id: string; readonly reason: 'not_replayable' }[];
+}
+
+/**
+ * Re-publishes pending dead letters to the topic they failed on. A delivery message starts a fresh attempt
+ * budget (attempt 1) and runs the worker's whole path again: the ledger (never re-sends an accepted event),
+ * stage-2 consent against the latest state (a revocation since wins), the vendor's age guard. A raw event goes
+ * back to the processor. Entries are marked replayed only after the publish is durable; a crash in between
+ * replays them again, which the ledger and the processor's dedup absorb.
+ */
+export async function replayDlq(deps: ReplayDeps, options: ReplayOptions = {}): Promise<ReplayResult> {
+  const store = createDlqStore(deps.db);
+  const rows = await store.forReplay({ ...options, limit: options.limit ?? 100 });
+  const byTopic = new Map<string, { ids: string[]; messages: OutgoingMessage[] }>();
+  const skipped: { id: string; reason: 'not_replayable' }[] = [];
+  const headers = { [REPLAY_HEADER]: '1' };
+  for (const row of rows) {
+    const kind = topics.parse(deps.namespace, row.topic);
+    let message: OutgoingMessage | null = null;
+    if (kind?.kind === 'delivery') {
+      const parsed = deliveryMessageSchema.safeParse(row.original);
+      if (parsed.success && parsed.data.integrationId === kind.integrationId) {
+        const fresh: DeliveryMessage = { ...parsed.data, attempt: { number: 1 } };
+        message = { key: row.original_key ?? eventKey(fresh.event), value: JSON.stringify(fresh), headers };
+      }
+    } else if (kind?.kind === 'raw-events') {
+      const parsed = canonicalEventSchema.safeParse(row.original);
+      if (parsed.success) {
+        message = {
+          key: row.original_key ?? eventKey(parsed.data),
+          value: JSON.stringify(parsed.data),
+          headers,
+        };
+      }
+    }
+    if (message === null) {
+      skipped.push({ id: row.id, reason: 'not_replayable' });
+      continue;
+    }
+    let group = byTopic.get(row.topic);
+    if (group === undefined) {
+      group = { ids: [], messages: [] };
+      byTopic.set(row.topic, group);
+    }
+    group.ids.push(row.id);
+    group.messages.push(message);
+  }
+  let replayed = 0;
+  for (const [topic, group] of byTopic) {
+    await deps.bus.publish(topic, group.messages);
+    await store.markReplayed(group.ids);
+    replayed += group.ids.length;
+  }
+  return { replayed, skipped };
+}

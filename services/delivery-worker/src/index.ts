@@ -1,0 +1,65 @@
+export {
+  type CachedCredentialSource,
+  type CachedCredentialSourceOptions,
+  cachedCredentialSource,
+} from './credentials/cached-credential-source';
+export {
+  type BackoffPolicy,
+  DEFAULT_BACKOFF,
+  planRetry,
+  type RetryPlan,
+  retryCaps,
+} from './delivery/backoff';
+export {
+  type BatchDeliverer,
+  type BatchDelivererDeps,
+  type BatchSummary,
+  type BreakerSettings,
+  createBatchDeliverer,
+} from './delivery/batch-deliverer';
+export {
+  CircuitBreaker,
+  type CircuitBreakerOptions,
+  type CircuitState,
+  type Permit,
+} from './delivery/circuit-breaker';
+export {
+  createRuntimeDirectory,
+  type IntegrationRuntime,
+  type RuntimeDirectory,
+  type RuntimeDirectoryOptions,
+  type RuntimeLookup,
+  type RuntimeProblem,
+} from './delivery/integration-runtime';
+export { TokenBucket } from './delivery/token-bucket';
+export {
+  createDeliveryWorker,
+  type DeliveryWorker,
+  type DeliveryWorkerDeps,
+  type WorkerSettings,
+  workerSettingsSchema,
+} from './delivery-worker';
+export {
+  createDlqStore,
+  type DeadLetterEntry,
+  type DeadLetterFilter,
+  type DlqStore,
+} from './dlq/dlq-store';
+export { MASK, maskPersonalData } from './dlq/mask';
+export {
+  REPLAY_HEADER,
+  type ReplayDeps,
+  type ReplayOptions,
+  type ReplayResult,
+  replayDlq,
+} from './dlq/replay';
+export { createDeliveryLedger, type DeliveryLedger } from './ledger/delivery-ledger';
+export { type WorkerMetrics, workerMetrics } from './metrics';
+export { deliveryWorkerMigrations } from './migrations';
+export type {
+  CredentialSource,
+  WorkerIntegrationInput,
+  WorkerIntegrationSource,
+  WorkerLogger,
+} from './ports';
+export { createRetryStore, type RetryEntry, type RetryStore } from './retry/retry-store';

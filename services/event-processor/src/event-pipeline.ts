@@ -1,0 +1,196 @@
+import type { OutgoingMessage } from '@signal/bus';
+import { type ConsentStateStore, decide } from '@signal/consent';
+import {
+  type CanonicalEvent,
+  type DeliveryMessage,
+  deliveryMessageSchema,
+  eventKey,
+  topics,
+} from '@signal/events';
+import { carriesConsent, eventConsentState } from './consent/event-consent';
+import type { EventDropReason, IntegrationSkipReason, ProcessorMetrics } from './metrics';
+import type { CompiledIntegration, DataLayerDirectory } from './org-data-layer/directory';
+import { stripPersonalData } from './org-data-layer/strip';
+import type { ProcessorLogger } from './ports';
+
+/** The dedup slice of the cache port. */
+export interface DedupCache {
+  setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean>;
+  get(key: string): Promise<string | null>;
+}
+
+export interface EventPipelineDeps {
+  readonly directory: DataLayerDirectory;
+  readonly dedup: DedupCache;
+  readonly consentStore: ConsentStateStore;
+  readonly namespace: string;
+  readonly dedupWindowMs: number;
+  readonly metrics: ProcessorMetrics;
+  readonly logger: ProcessorLogger;
+}
+
+/** One decoded raw event and where it sits on the bus (a redelivery has the same position). */
+export interface PositionedEvent {
+  readonly event: CanonicalEvent;
+  /** `topic:partition:offset`; marks the dedup entry so a redelivered batch is not taken for duplicates. */
+  readonly position: string;
+}
+
+/** Why an event could not be processed, for the DLQ (`error` is a stable code). */
+export interface Rejection {
+  readonly index: number;
+  readonly error: 'pipeline_invalid_event';
+  readonly details: string;
+}
+
+export interface PipelineResult {
+  /** Delivery messages per topic name, in input order (per-visitor order is kept). */
+  readonly deliveries: ReadonlyMap<string, OutgoingMessage[]>;
+  readonly rejections: readonly Rejection[];
+}
+
+type EventOutcome =
+  | { readonly kind: 'routed'; readonly messages: readonly { topic: string; message: OutgoingMessage }[] }
+  | { readonly kind: 'dropped'; readonly reason: EventDropReason }
+  | { readonly kind: 'rejected'; readonly details: string };
+
+function summarise(issues: readonly { path: PropertyKey[]; message: string }[]): string {
+  return issues
+    .slice(0, 5)
+    .map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`)
+    .join('; ');
+}
+
+/**
+ * The Org Data Layer on decoded events, in the order of ARCHITECTURE §1: consent stage 1 → bot filtering →
+ * PII hash/redact → deduplication → routing, then each integration's pipeline. Pure except for the two cache
+ * calls (consent state, dedup marker); the caller publishes the result and commits. Events are processed
+ * concurrently but results keep input order.
+ */
+export function createEventPipeline(deps: EventPipelineDeps) {
+  const { directory, dedup, consentStore, metrics, logger } = deps;
+  const topicNames = new Map<string, string>();
+  const topicOf = (integrationId: string): string => {
+    let name = topicNames.get(integrationId);
+    if (name === undefined) {
+      name = topics.delivery(deps.namespace, integrationId).name;
+      topicNames.set(integrationId, name);
+    }
+    return name;
+  };
+
+  async function isDuplicate(event: CanonicalEvent, position: string): Promise<boolean> {
+    const key = `dedup:v1:${event.org}:${event.messageId}`;
+    if (await dedup.setIfAbsent(key, position, deps.dedupWindowMs)) return false;
+    // The marker names the bus position that set it: the same position means this is our own batch coming
+    // back after a crash or a failed publish, which must go through again (downstream is idempotent).
+    return (await dedup.get(key)) !== position;
+  }
+
+  async function processOne({ event, position }: PositionedEvent): Promise<EventOutcome> {
+    const [layer, integrations] = await Promise.all([
+      directory.dataLayer(event.org),
+      directory.integrations(event.pipelineId),
+    ]);
+
+    // Consent, stage 1: the state the event arrived with. The store learns it (last writer wins by time), so
+    // stage 2 in the worker sees a revocation that arrives after this event but before its delivery.
+    const consent = eventConsentState(event);
+    if (carriesConsent(event) && event.anonymousId !== undefined) {
+      const write = await consentStore.set(event.anonymousId, consent);
+      if (write.status === 'unavailable') {
+        throw new Error('consent state store unavailable');
+      }
+    }
+    const enabled = integrations.filter((i) => i.enabled);
+    if (enabled.length === 0) return { kind: 'dropped', reason: 'no_integrations' };
+    const targets: { integration: CompiledIntegration; strip: boolean }[] = [];
+    for (const integration of enabled) {
+      const decision = decide(consent, integration.consent, { stage: 1 });
+      metrics.consentDecision(1, decision.outcome);
+      if (decision.outcome === 'drop') metrics.skipped('consent');
+      else targets.push({ integration, strip: decision.outcome === 'strip' });
+    }
+    if (targets.length === 0) return { kind: 'dropped', reason: 'consent' };
+
+    let current = event;
+    const bot = layer.scoreBot(current);
+    if (bot.isBot) {
+      if (layer.botAction === 'drop') return { kind: 'dropped', reason: 'bot' };
+      current = {
+        ...current,
+        properties: { ...current.properties, signal_bot: { score: bot.score, signals: [...bot.signals] } },
+      };
+    }
+
+    current = layer.applyPii(current);
+
+    if (await isDuplicate(current, position)) return { kind: 'dropped', reason: 'duplicate' };
+
+    const messages: { topic: string; message: OutgoingMessage }[] = [];
+    const skip = (reason: IntegrationSkipReason): void => metrics.skipped(reason);
+    for (const { integration, strip } of targets) {
+      if (!layer.route(current, integration).route) {
+        skip('routing');
+        continue;
+      }
+      const base = strip ? stripPersonalData(current) : current;
+      if (base === null) {
+        skip('strip_unkeyable');
+        continue;
+      }
+      const shaped = integration.pipeline(base);
+      if (shaped === null) {
+        skip('pipeline_filter');
+        continue;
+      }
+      const value: DeliveryMessage = { integrationId: integration.id, event: shaped, attempt: { number: 1 } };
+      const checked = deliveryMessageSchema.safeParse(value);
+      if (!checked.success) {
+        skip('invalid_result');
+        return {
+          kind: 'rejected',
+          details: `integration ${integration.id}: the processed event is not a valid delivery message: ${summarise(checked.error.issues)}`,
+        };
+      }
+      messages.push({
+        topic: topicOf(integration.id),
+        message: { key: eventKey(checked.data.event), value: JSON.stringify(checked.data) },
+      });
+    }
+    if (messages.length === 0) return { kind: 'dropped', reason: 'not_routed' };
+    return { kind: 'routed', messages };
+  }
+
+  return {
+    topicOf,
+    async process(items: readonly PositionedEvent[]): Promise<PipelineResult> {
+      const outcomes = await Promise.all(items.map(processOne));
+      const deliveries = new Map<string, OutgoingMessage[]>();
+      const rejections: Rejection[] = [];
+      outcomes.forEach((outcome, index) => {
+        switch (outcome.kind) {
+          case 'routed':
+            metrics.event('routed');
+            for (const { topic, message } of outcome.messages) {
+              const list = deliveries.get(topic);
+              if (list === undefined) deliveries.set(topic, [message]);
+              else list.push(message);
+            }
+            break;
+          case 'dropped':
+            metrics.event('dropped', outcome.reason);
+            break;
+          case 'rejected':
+            metrics.event('dead_letter');
+            logger.warn({ details: outcome.details }, 'processed event is invalid; dead-lettered');
+            rejections.push({ index, error: 'pipeline_invalid_event', details: outcome.details });
+            break;
+        }
+      });
+      return { deliveries, rejections };
+    },
+  };
+}
+
+export type EventPipeline = ReturnType<typeof createEventPipeline>;

@@ -1,0 +1,85 @@
+export { carriesConsent, eventConsentState } from './consent/event-consent';
+export {
+  createEventPipeline,
+  type DedupCache,
+  type EventPipeline,
+  type EventPipelineDeps,
+  type PipelineResult,
+  type PositionedEvent,
+} from './event-pipeline';
+export {
+  createEventProcessor,
+  type EventProcessor,
+  type EventProcessorDeps,
+  type ProcessorSettings,
+  processorSettingsSchema,
+} from './event-processor';
+export {
+  compilePipeline,
+  type Pipeline,
+  type PipelineStep,
+  type PipelineStepInput,
+  pipelineSchema,
+  pipelineStepSchema,
+} from './integrations/pipeline';
+export {
+  EVENT_DROP_REASONS,
+  type EventDropReason,
+  INTEGRATION_SKIP_REASONS,
+  type IntegrationSkipReason,
+  type ProcessorMetrics,
+  processorMetrics,
+} from './metrics';
+export {
+  BOT_SIGNALS,
+  type BotScorer,
+  type BotSignal,
+  type BotVerdict,
+  compileBotScorer,
+} from './org-data-layer/bot-filter';
+export {
+  type CompileDataLayerOptions,
+  type CompiledDataLayer,
+  compileDataLayer,
+  DataLayerConfigError,
+} from './org-data-layer/compile';
+export {
+  type Condition,
+  compileCondition,
+  conditionSchema,
+  globMatch,
+  MAX_CONDITION_DEPTH,
+  MAX_CONDITION_NODES,
+  type Predicate,
+  type Scalar,
+} from './org-data-layer/condition';
+export {
+  type BotFilteringConfig,
+  botFilteringSchema,
+  type OrgDataLayerConfig,
+  type OrgDataLayerConfigInput,
+  orgDataLayerConfigSchema,
+  type RoutingRule,
+  routingRuleSchema,
+} from './org-data-layer/config';
+export {
+  type CompiledIntegration,
+  createDataLayerDirectory,
+  type DataLayerDirectory,
+  type DataLayerDirectoryOptions,
+  SourceUnavailableError,
+} from './org-data-layer/directory';
+export { fieldPathSchema, readPath } from './org-data-layer/field-path';
+export {
+  compileRouter,
+  type Router,
+  type RoutingDecision,
+  type RoutingTarget,
+} from './org-data-layer/routing';
+export { stripPersonalData } from './org-data-layer/strip';
+export type {
+  IntegrationSource,
+  OrgDataLayerSource,
+  ProcessorIntegrationInput,
+  ProcessorLogger,
+} from './ports';
