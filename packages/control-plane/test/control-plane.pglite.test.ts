@@ -1,0 +1,4 @@
+import { describeControlPlaneSuite } from './control-plane.suite';
+import { pgliteTarget } from './db-targets';
+
+describeControlPlaneSuite(pgliteTarget());

@@ -1,0 +1,181 @@
+import { auditMigrations, createAuditLog, cryptoAuditSink } from '@signal/audit';
+import { type Cache, createMemoryCache, createRedisCache } from '@signal/cache';
+import type { SignalConfig } from '@signal/config';
+import { controlPlaneMigrations, countRecordsUnderKey } from '@signal/control-plane';
+import {
+  createCryptoService,
+  createKeyring,
+  cryptoHealth,
+  cryptoHealthHandler,
+  type Keyring,
+} from '@signal/crypto';
+import {
+  createRouter,
+  createServer,
+  metricsHandler,
+  registerHealthRoutes,
+  type SignalHttpServer,
+} from '@signal/http';
+import { createDatabase, type Database, migrate } from '@signal/store';
+import { createLogger, createMetrics, type Logger } from '@signal/telemetry';
+import { ManagementApiConfigError, managementApiSettings } from './config';
+import { managementApiMigrations } from './crypto/reencrypt.migrations';
+import { createManagementApi, type ManagementApi } from './management-api';
+
+/** Every migration the Management API's database needs, in order. */
+export const MANAGEMENT_API_SCHEMA = Object.freeze([
+  ...auditMigrations,
+  ...controlPlaneMigrations,
+  ...managementApiMigrations,
+]);
+
+export interface Container {
+  readonly logger: Logger;
+  readonly api: ManagementApi;
+  readonly server: SignalHttpServer;
+  /** Starts the API, then listens on `config.port`. */
+  start(): Promise<void>;
+  /** Stops intake, drains requests (10 s), pauses the re-encryption loop, closes cache and database. */
+  stop(): Promise<void>;
+}
+
+function keyringFrom(config: SignalConfig): Keyring {
+  if (config.encryption.provider !== 'local') {
+    throw new ManagementApiConfigError(
+      `ENCRYPTION_PROVIDER=${config.encryption.provider} is not wired into the standalone Management API yet: use local`,
+    );
+  }
+  const key = config.encryption.key?.reveal();
+  if (key === undefined) {
+    // This service stores vendor credentials and HMAC secrets: it never runs without encryption.
+    throw new ManagementApiConfigError(
+      'ENCRYPTION_KEY must be set (64 hexadecimal characters; generate one with `pnpm signal-cli generate-key`)',
+    );
+  }
+  const previous = config.encryption.previousKey?.reveal();
+  return createKeyring({
+    current: Buffer.from(key, 'hex'),
+    previous: previous === undefined ? undefined : Buffer.from(previous, 'hex'),
+  });
+}
+
+async function openDatabase(config: SignalConfig, logger: Logger): Promise<Database> {
+  const url = config.database.url?.reveal();
+  const db =
+    url === undefined
+      ? await createDatabase({ kind: 'pglite', dataDir: config.dataDir, logger })
+      : await createDatabase({
+          kind: 'postgres',
+          url,
+          maxConnections: config.database.maxConnections,
+          schema: config.namespace,
+          logger,
+        });
+  await migrate(db, MANAGEMENT_API_SCHEMA, logger);
+  return db;
+}
+
+async function openCache(config: SignalConfig, logger: Logger): Promise<Cache> {
+  const url = config.redis.url?.reveal();
+  if (url === undefined) return createMemoryCache({ namespace: config.namespace });
+  const caPath = config.redis.tls.caCertPath;
+  return createRedisCache({
+    url,
+    namespace: config.namespace,
+    tls: { enabled: config.redis.tls.enabled, ...(caPath === null ? {} : { caPath }) },
+    logger,
+  });
+}
+
+/** The standalone Management API process, wired by hand: adapters, then services, then transport. */
+export async function buildContainer(config: SignalConfig): Promise<Container> {
+  // Configuration problems first, before anything is opened.
+  managementApiSettings(config);
+  const keyring = keyringFrom(config);
+  const logger = createLogger({ level: config.logLevel, name: 'management-api' });
+  const metrics = createMetrics();
+  const db = await openDatabase(config, logger.child({ component: 'store' }));
+  const cache = await openCache(config, logger.child({ component: 'cache' }));
+  const audit = createAuditLog({ db, logger: logger.child({ component: 'audit' }) });
+  const cryptoSink = cryptoAuditSink(audit, logger.child({ component: 'crypto-audit' }));
+  const cryptoOps = metrics.counter('signal_crypto_operations_total', 'Seal/open operations', [
+    'op',
+    'key_id',
+    'result',
+  ]);
+  const crypto = createCryptoService({
+    keyring,
+    audit: cryptoSink,
+    onOperation: (op, keyId, result) => cryptoOps.inc({ op, key_id: keyId, result }),
+  });
+  const api = createManagementApi({
+    db,
+    cache,
+    crypto,
+    audit,
+    logger: logger.child({ component: 'management-api' }),
+    metrics,
+    config,
+  });
+
+  const router = createRouter({ logger });
+  api.register(router);
+  router.on(
+    'GET',
+    '/health/crypto',
+    cryptoHealthHandler(() => cryptoHealth(keyring)),
+  );
+  router.on('GET', '/metrics', metricsHandler(metrics, { logger }));
+  registerHealthRoutes(router, {
+    logger,
+    checks: {
+      database: async () => {
+        await db.query('SELECT 1');
+        const previous = keyring.previousKeyId;
+        // During a rotation: how many records still need the previous key (0 → it can be removed).
+        return previous === undefined
+          ? { status: 'ok' }
+          : {
+              status: 'ok',
+              details: { records_under_previous_key: await countRecordsUnderKey(db, previous) },
+            };
+      },
+      cache: async () => {
+        await cache.ping();
+        return { status: 'ok' };
+      },
+      crypto: () => ({ status: cryptoHealth(keyring).status === 'healthy' ? 'ok' : 'fail' }),
+    },
+  });
+  const server = createServer({
+    handler: (req, res) => router.handle(req, res),
+    ...(config.tls === null
+      ? {}
+      : {
+          tls: {
+            certPath: config.tls.certPath,
+            keyPath: config.tls.keyPath,
+            minVersion: config.tls.minVersion === '1.3' ? 'TLSv1.3' : 'TLSv1.2',
+          },
+        }),
+    logger,
+  });
+
+  return {
+    logger,
+    api,
+    server,
+    async start() {
+      await api.start();
+      const address = await server.listen(config.port);
+      logger.info({ port: address.port, tls: config.tls !== null }, 'management API listening');
+    },
+    async stop() {
+      await server.close(10_000);
+      await api.stop();
+      await cryptoSink.drain();
+      await cache.close();
+      await db.close();
+    },
+  };
+}

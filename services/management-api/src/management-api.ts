@@ -1,0 +1,137 @@
+import type { AuditLog } from '@signal/audit';
+import { type Cache, RateLimiter } from '@signal/cache';
+import type { SignalConfig } from '@signal/config';
+import { type ControlPlane, createControlPlane, type PasswordHasher } from '@signal/control-plane';
+import type { CryptoService } from '@signal/crypto';
+import type { Router } from '@signal/http';
+import type { Database } from '@signal/store';
+import type { Metrics } from '@signal/telemetry';
+import { createAuditLogsRoutes } from './audit-logs/audit-logs.routes';
+import { createAuthRoutes } from './auth/auth.routes';
+import { createAuthenticator } from './auth/authenticate';
+import { LoginThrottle, type LoginThrottleOptions } from './auth/login-throttle';
+import { createAccessTokens } from './auth/tokens';
+import { managementApiSettings } from './config';
+import { createReencryptRoutes } from './crypto/reencrypt.routes';
+import {
+  createReencryptionJobs,
+  type ReencryptionJobs,
+  type ReencryptionJobsOptions,
+} from './crypto/reencrypt-job';
+import { createDataLayerRoutes } from './data-layer/data-layer.routes';
+import { createAuditTrail } from './http/audit-trail';
+import { registerRoutes } from './http/route-kit';
+import { createIntegrationsRoutes } from './integrations/integrations.routes';
+import type { ApiLogger } from './logger';
+import { createPipelinesRoutes } from './pipelines/pipelines.routes';
+import { createUsersRoutes } from './users/users.routes';
+
+/** Management API rate limit: 100 requests per minute per user (per client address on login/refresh). */
+export const ADMIN_RATE_LIMIT = Object.freeze({ limit: 100, windowMs: 60_000 });
+
+export interface ManagementApiOptions {
+  readonly db: Database;
+  readonly cache: Cache;
+  readonly crypto: CryptoService;
+  readonly audit: AuditLog;
+  readonly logger: ApiLogger;
+  readonly metrics: Pick<Metrics, 'counter' | 'gauge'>;
+  /** Reads `management.jwtSecret` (JWT_SECRET, ≥ 32 bytes: refused otherwise) and the token TTLs. */
+  readonly config: Pick<SignalConfig, 'management'>;
+  readonly clock?: () => Date;
+  /** The all-in-one shares one control plane between services; built here when absent. */
+  readonly controlPlane?: ControlPlane;
+  /** Tests only: a cheaper scrypt cost. */
+  readonly hasher?: PasswordHasher;
+  readonly loginThrottle?: LoginThrottleOptions;
+  readonly reencryption?: Omit<
+    ReencryptionJobsOptions,
+    'db' | 'crypto' | 'audit' | 'logger' | 'metrics' | 'clock'
+  > & {
+    /** How often to look for a running job whose lease expired (its process died). Default: the lease time. */
+    readonly watchIntervalMs?: number;
+  };
+}
+
+export interface ManagementApi {
+  /** Mounts every `/v1/admin/*` route on the given router (the all-in-one's single port, or `main.ts`'s). */
+  register(router: Router): void;
+  readonly controlPlane: ControlPlane;
+  readonly reencryption: ReencryptionJobs;
+  /** Prepares the login path and takes over any re-encryption job whose process died (then keeps watching). */
+  start(): Promise<void>;
+  /** Pauses this process's re-encryption loop (lease released, so another process continues) and stops watching. */
+  stop(): Promise<void>;
+}
+
+export function createManagementApi(options: ManagementApiOptions): ManagementApi {
+  const settings = managementApiSettings(options.config);
+  const clock = options.clock ?? (() => new Date());
+  const { db, cache, crypto, audit, logger, metrics } = options;
+  const hasher = options.hasher ?? options.controlPlane?.hasher;
+  const controlPlane =
+    options.controlPlane ?? createControlPlane({ db, crypto, clock, ...(hasher ? { hasher } : {}) });
+  const passwordHasher = hasher ?? controlPlane.hasher;
+
+  const tokens = createAccessTokens({
+    secret: settings.jwtSecret,
+    ttlSeconds: settings.accessTokenTtlSeconds,
+    clock,
+  });
+  const trail = createAuditTrail(audit, logger);
+  const { watchIntervalMs, ...jobOptions } = options.reencryption ?? {};
+  const reencryption = createReencryptionJobs({
+    ...jobOptions,
+    db,
+    crypto,
+    audit,
+    logger,
+    metrics,
+    clock,
+  });
+  const auth = createAuthRoutes({
+    controlPlane,
+    hasher: passwordHasher,
+    tokens,
+    throttle: new LoginThrottle(cache, clock, options.loginThrottle),
+    trail,
+    logger,
+    refreshTokenTtlSeconds: settings.refreshTokenTtlSeconds,
+  });
+  const handlers = {
+    ...auth.handlers,
+    ...createUsersRoutes({ controlPlane, trail }),
+    ...createPipelinesRoutes({ controlPlane, trail }),
+    ...createIntegrationsRoutes({ controlPlane, trail }),
+    ...createDataLayerRoutes({ controlPlane, trail }),
+    ...createAuditLogsRoutes({ audit, trail, logger }),
+    ...createReencryptRoutes({ jobs: reencryption }),
+  };
+  const rateLimiter = new RateLimiter(cache, { ...ADMIN_RATE_LIMIT, name: 'admin-api' });
+  const authenticate = createAuthenticator({ tokens, users: controlPlane.users });
+  const watchEveryMs = watchIntervalMs ?? jobOptions.leaseMs ?? 30_000;
+  let watcher: NodeJS.Timeout | undefined;
+
+  return {
+    controlPlane,
+    reencryption,
+    register(router) {
+      registerRoutes(router, handlers, { authenticate, rateLimiter, logger });
+    },
+    async start() {
+      await auth.prepare();
+      await reencryption.resumeOrphaned();
+      watcher = setInterval(() => {
+        reencryption.resumeOrphaned().catch((error: unknown) => {
+          logger.warn({ err: error }, 'could not check for orphaned re-encryption jobs');
+        });
+      }, watchEveryMs);
+      watcher.unref();
+    },
+    async stop() {
+      if (watcher !== undefined) clearInterval(watcher);
+      watcher = undefined;
+      await reencryption.stop();
+    },
+  };
+}

@@ -1,0 +1,42 @@
+import type { Role } from '@signal/control-plane';
+
+/**
+ * Roles form a strict hierarchy (product docs, "Roles & Permissions"): owner ⊃ admin ⊃ editor ⊃ viewer.
+ * - owner: everything, including ownership transfer (and billing / deleting the org, not built yet);
+ * - admin: users, audit logs, the Org Data Layer, deletes, key rotation and crypto operations;
+ * - editor: create and edit pipelines and integrations;
+ * - viewer: read.
+ */
+export const ROLE_RANK: Readonly<Record<Role, number>> = Object.freeze({
+  viewer: 1,
+  editor: 2,
+  admin: 3,
+  owner: 4,
+});
+
+/** Each permission and the least role that holds it. Routes name a permission, never a role. */
+export const PERMISSIONS = Object.freeze({
+  /** Any signed-in user acting on their own session (logout, password, who am I). */
+  session: 'viewer',
+  'pipelines:read': 'viewer',
+  'pipelines:write': 'editor',
+  'pipelines:delete': 'admin',
+  /** Rotating or revoking a pipeline key or HMAC secret breaks senders that do not follow: admin. */
+  'pipelines:rotate-credentials': 'admin',
+  'integrations:read': 'viewer',
+  'integrations:write': 'editor',
+  'integrations:delete': 'admin',
+  'data-layer:read': 'viewer',
+  'data-layer:write': 'admin',
+  'users:read': 'admin',
+  'users:manage': 'admin',
+  'org:transfer-ownership': 'owner',
+  'audit-logs:read': 'admin',
+  'crypto:manage': 'admin',
+} as const satisfies Readonly<Record<string, Role>>);
+
+export type Permission = keyof typeof PERMISSIONS;
+
+export function roleAllows(role: Role, permission: Permission): boolean {
+  return ROLE_RANK[role] >= ROLE_RANK[PERMISSIONS[permission]];
+}

@@ -1,0 +1,216 @@
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { type AuditLog, createAuditLog, cryptoAuditSink } from '@signal/audit';
+import { createMemoryCache } from '@signal/cache';
+import { Secret } from '@signal/config';
+import {
+  type ControlPlane,
+  createControlPlane,
+  createScryptHasher,
+  type PasswordHasher,
+  type Role,
+  type User,
+} from '@signal/control-plane';
+import { type CryptoService, createCryptoService, createKeyring } from '@signal/crypto';
+import { createRouter, createServer, type SignalHttpServer } from '@signal/http';
+import type { Database } from '@signal/store';
+import { createMetrics } from '@signal/telemetry';
+import { vi } from 'vitest';
+import { createAccessTokens } from '../src/auth/tokens';
+import type { ApiLogger } from '../src/logger';
+import { createManagementApi, type ManagementApi, type ManagementApiOptions } from '../src/management-api';
+
+export const JWT_SECRET = 'test-jwt-secret-0123456789abcdef-0123456789';
+export const PASSWORD = 'correct horse battery staple';
+
+export interface LogLine {
+  readonly level: string;
+  readonly obj: Record<string, unknown>;
+  readonly msg: string;
+}
+
+export function captureLogger(): ApiLogger & { readonly lines: LogLine[]; text(): string } {
+  const lines: LogLine[] = [];
+  const at = (level: string) => (obj: Record<string, unknown>, msg: string) => {
+    lines.push({ level, obj, msg });
+  };
+  return {
+    lines,
+    debug: at('debug'),
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
+    text: () =>
+      JSON.stringify(lines, (_key, value: unknown) => (value instanceof Error ? value.message : value)),
+  };
+}
+
+/** The scrypt hasher at a test-only cost, with spies on its port (not a mock: the real hasher runs). */
+export function spiedHasher() {
+  const real = createScryptHasher({ cost: { N: 2 ** 8, r: 8, p: 1 } });
+  return {
+    hash: vi.fn((password: string) => real.hash(password)),
+    verify: vi.fn((password: string, encoded: string) => real.verify(password, encoded)),
+    needsRehash: vi.fn((encoded: string) => real.needsRehash(encoded)),
+  } satisfies PasswordHasher;
+}
+
+export function cryptoFor(
+  logger: ApiLogger,
+  audit: AuditLog,
+  current: Buffer,
+  previous?: Buffer,
+): CryptoService {
+  return createCryptoService({
+    keyring: createKeyring({ current, previous }),
+    audit: cryptoAuditSink(audit, logger),
+  });
+}
+
+export interface Response {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly text: string;
+  /** Parsed JSON body (validate with a schema before use), or null for other content types. */
+  readonly json: unknown;
+}
+
+export interface TestApi {
+  readonly url: string;
+  readonly db: Database;
+  readonly api: ManagementApi;
+  readonly cp: ControlPlane;
+  readonly crypto: CryptoService;
+  readonly audit: AuditLog;
+  readonly hasher: ReturnType<typeof spiedHasher>;
+  readonly logs: ReturnType<typeof captureLogger>;
+  call(
+    method: string,
+    path: string,
+    options?: { token?: string; body?: unknown; headers?: Record<string, string> },
+  ): Promise<Response>;
+  /** A valid access token for `user`, issued with the API's own secret (no login round trip). */
+  tokenFor(user: Pick<User, 'id' | 'orgId' | 'role'>): Promise<string>;
+  /** Everything in the audit log, as one string to search. */
+  auditDump(): Promise<string>;
+  close(): Promise<void>;
+}
+
+export interface TestApiOptions {
+  readonly keys?: { readonly current: Buffer; readonly previous?: Buffer };
+  readonly clock?: () => Date;
+  readonly reencryption?: ManagementApiOptions['reencryption'];
+  readonly loginThrottle?: ManagementApiOptions['loginThrottle'];
+  /** Wraps the database the API sees (fault injection typed against the port). */
+  readonly wrapDb?: (db: Database) => Database;
+}
+
+export async function startTestApi(db: Database, options: TestApiOptions = {}): Promise<TestApi> {
+  const logs = captureLogger();
+  const clock = options.clock ?? (() => new Date());
+  const audit = createAuditLog({ db, logger: logs });
+  const keys = options.keys ?? { current: randomBytes(32) };
+  const crypto = cryptoFor(logs, audit, keys.current, keys.previous);
+  const hasher = spiedHasher();
+  const apiDb = options.wrapDb ? options.wrapDb(db) : db;
+  const cp = createControlPlane({ db: apiDb, crypto, hasher, clock });
+  const api = createManagementApi({
+    db: apiDb,
+    cache: createMemoryCache(),
+    crypto,
+    audit,
+    logger: logs,
+    metrics: createMetrics({ processMetrics: false }),
+    config: {
+      management: {
+        jwtSecret: new Secret(JWT_SECRET),
+        accessTokenTtlSeconds: 900,
+        refreshTokenTtlSeconds: 604_800,
+      },
+    },
+    clock,
+    controlPlane: cp,
+    hasher,
+    ...(options.reencryption ? { reencryption: options.reencryption } : {}),
+    ...(options.loginThrottle ? { loginThrottle: options.loginThrottle } : {}),
+  });
+  const router = createRouter({ logger: logs });
+  api.register(router);
+  const server: SignalHttpServer = createServer({
+    handler: (req, res) => router.handle(req, res),
+    logger: logs,
+  });
+  await api.start();
+  const address: AddressInfo = await server.listen(0, '127.0.0.1');
+  const url = `http://127.0.0.1:${address.port}`;
+  const tokens = createAccessTokens({ secret: Buffer.from(JWT_SECRET), ttlSeconds: 900, clock });
+
+  return {
+    url,
+    db,
+    api,
+    cp,
+    crypto,
+    audit,
+    hasher,
+    logs,
+    async call(method, path, callOptions = {}) {
+      const headers: Record<string, string> = { ...callOptions.headers };
+      if (callOptions.token !== undefined) headers.authorization = `Bearer ${callOptions.token}`;
+      let body: string | undefined;
+      if (callOptions.body !== undefined) {
+        headers['content-type'] ??= 'application/json';
+        body = typeof callOptions.body === 'string' ? callOptions.body : JSON.stringify(callOptions.body);
+      }
+      const res = await fetch(`${url}${path}`, { method, headers, ...(body === undefined ? {} : { body }) });
+      const text = await res.text();
+      let json: unknown = null;
+      if (res.headers.get('content-type')?.startsWith('application/json')) json = JSON.parse(text);
+      return { status: res.status, headers: res.headers, text, json };
+    },
+    async tokenFor(user) {
+      const record = await cp.users.authRecord(user.id);
+      const issued = await tokens.issue({
+        id: user.id,
+        orgId: user.orgId,
+        role: record?.role ?? user.role,
+        tokensValidAfter: record?.tokensValidAfter ?? null,
+      });
+      return issued.token;
+    },
+    async auditDump() {
+      const { rows } = await db.query('SELECT * FROM audit_log ORDER BY seq');
+      return JSON.stringify(rows);
+    },
+    async close() {
+      await server.close(1000);
+      await api.stop();
+    },
+  };
+}
+
+export interface SeededOrg {
+  readonly orgId: string;
+  readonly users: Readonly<Record<Role, User>>;
+}
+
+/** An org with one user per role, all with `PASSWORD`. */
+export async function seedOrg(
+  cp: ControlPlane,
+  db: Database,
+  label = randomBytes(3).toString('hex'),
+): Promise<SeededOrg> {
+  const { org, owner } = await cp.orgs.createWithOwner({
+    name: `Org ${label}`,
+    slug: `org-${label}`,
+    owner: { email: `owner@${label}.example`, password: PASSWORD },
+  });
+  const add = (role: 'admin' | 'editor' | 'viewer') =>
+    db.transaction((tx) =>
+      cp.users.insert(tx, org.id, { email: `${role}@${label}.example`, role, password: PASSWORD }),
+    );
+  const admin = await add('admin');
+  const editor = await add('editor');
+  const viewer = await add('viewer');
+  return { orgId: org.id, users: { owner, admin, editor, viewer } };
+}
