@@ -53,6 +53,10 @@ export interface ControlPlane {
   linkedDomains(pipelineId: string): Promise<readonly string[]>;
   /** Processor / delivery: every integration of a pipeline, credentials masked. */
   listIntegrations(pipelineId: string): Promise<Integration[]>;
+  /** Delivery: one integration by id (null when it no longer exists). */
+  getIntegration(integrationId: string): Promise<Integration | null>;
+  /** Delivery: every integration id, for the worker's topic subscriptions. */
+  listIntegrationIds(): Promise<string[]>;
   /** Delivery: decrypted credentials, in memory only. */
   getIntegrationCredentials(integrationId: string): Promise<IntegrationCredentials | null>;
   /** Processor: the Org Data Layer config with its version. */
@@ -62,7 +66,10 @@ export interface ControlPlane {
 export type GatewayControlPlaneReader = Pick<ControlPlane, 'findPipelineByKey'>;
 export type IdentityControlPlaneReader = Pick<ControlPlane, 'linkedDomains'>;
 export type ProcessorControlPlaneReader = Pick<ControlPlane, 'listIntegrations' | 'getDataLayerConfig'>;
-export type DeliveryControlPlaneReader = Pick<ControlPlane, 'listIntegrations' | 'getIntegrationCredentials'>;
+export type DeliveryControlPlaneReader = Pick<
+  ControlPlane,
+  'getIntegration' | 'listIntegrationIds' | 'getIntegrationCredentials'
+>;
 
 export function createControlPlane(options: ControlPlaneOptions): ControlPlane {
   const { db, crypto } = options;
@@ -85,6 +92,8 @@ export function createControlPlane(options: ControlPlaneOptions): ControlPlane {
     findPipelineByKey: (key: string) => pipelines.findByKey(key),
     linkedDomains: (pipelineId: string) => pipelines.linkedDomains(pipelineId),
     listIntegrations: (pipelineId: string) => integrations.listForPipeline(pipelineId),
+    getIntegration: (integrationId: string) => integrations.getById(integrationId),
+    listIntegrationIds: () => integrations.listIds(),
     getIntegrationCredentials: (integrationId: string) => integrations.credentials(integrationId),
     getDataLayerConfig: (orgId: string) => dataLayer.get(orgId),
   });

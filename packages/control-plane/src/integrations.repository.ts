@@ -110,6 +110,10 @@ export interface IntegrationsRepository {
   delete(orgId: string, integrationId: string): Promise<Integration>;
   /** Processor / delivery read: every integration of a pipeline (credentials masked). */
   listForPipeline(pipelineId: string): Promise<Integration[]>;
+  /** Delivery read: one integration by id, whatever its org (the worker serves the whole deployment). */
+  getById(integrationId: string): Promise<Integration | null>;
+  /** Delivery read: the ids of every integration, enabled or not (each has a delivery topic). */
+  listIds(): Promise<string[]>;
   /**
    * Delivery read: the decrypted credentials, in memory only; null when none are set or the integration
    * does not exist. A ciphertext that does not open throws the crypto service's `CryptoError`.
@@ -295,6 +299,20 @@ export function createIntegrationsRepository(deps: {
         [pipelineId],
       );
       return rows.map(toIntegration);
+    },
+
+    async getById(integrationId) {
+      const { rows } = await db.query(
+        `SELECT ${INTEGRATION_COLUMNS} FROM integrations i JOIN pipelines p ON p.id = i.pipeline_id
+          WHERE i.id = $1`,
+        [integrationId],
+      );
+      return rows[0] === undefined ? null : toIntegration(rows[0]);
+    },
+
+    async listIds() {
+      const { rows } = await db.query<{ id: unknown }>('SELECT id FROM integrations ORDER BY id');
+      return rows.map((row) => z.string().parse(row.id));
     },
 
     async credentials(integrationId) {

@@ -1,5 +1,6 @@
 export type { DataflyErrorCode } from './browser/client';
 export { createClient, DataflyError } from './browser/client';
+export { crossDomainLinker, TOKEN_PARAM } from './browser/cross-domain';
 export { boot } from './browser/loader';
 export type {
   ConsentCategories,
@@ -12,6 +13,7 @@ export type {
   EventBody,
   EventContext,
   EventType,
+  LinkClick,
   Logger,
   PageContext,
   Properties,

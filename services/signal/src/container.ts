@@ -1,43 +1,216 @@
-import type { SignalConfig } from '@signal/config';
-import { cryptoHealthHandler, loggingAuditSink } from '@signal/crypto';
-import { createRouter, createServer, metricsHandler, registerHealthRoutes } from '@signal/http';
-import { bootstrapCrypto, Lifecycle } from '@signal/runtime';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createAuditLog, cryptoAuditSink } from '@signal/audit';
+import { Secret, type SignalConfig } from '@signal/config';
+import { createCacheConsentStateStore } from '@signal/consent';
+import { createControlPlane } from '@signal/control-plane';
+import { cryptoHealthHandler } from '@signal/crypto';
+import { createDeliveryWorker } from '@signal/delivery-worker';
+import { createEventProcessor, orgDataLayerConfigSchema } from '@signal/event-processor';
+import { createRouter, createServer, metricsHandler, registerHealthRoutes, sendJson } from '@signal/http';
+import { cachedPipelineDirectory, createGateway } from '@signal/ingestion-gateway';
+import { createManagementApi } from '@signal/management-api';
+import { bootstrapCrypto, Lifecycle, openBus, openCache, openDatabase } from '@signal/runtime';
+import { buildSdk } from '@signal/sdk';
+import { migrate } from '@signal/store';
 import { createMetrics, type Logger } from '@signal/telemetry';
+import { demoPage } from './demo/demo-page';
+import { demoWebhookSecret, setUpDemo } from './demo/demo-setup';
+import { startVendorSink } from './demo/vendor-sink';
+import { ALL_MIGRATIONS } from './migrations';
 
 export interface SignalDeps {
   readonly config: SignalConfig;
   readonly logger: Logger;
 }
 
+const DEV_JWT_FILE = 'development-jwt.secret';
+
+/** Embedded only: a JWT signing secret kept in the data directory when JWT_SECRET is not set. */
+function developmentJwtSecret(dataDir: string): string {
+  const path = join(dataDir, DEV_JWT_FILE);
+  if (existsSync(path)) return readFileSync(path, 'utf8').trim();
+  mkdirSync(dataDir, { recursive: true });
+  const secret = randomBytes(48).toString('base64url');
+  writeFileSync(path, `${secret}\n`, { mode: 0o600 });
+  return secret;
+}
+
 /**
- * The composition root of the embedded all-in-one (STYLE §2): adapters first, then services, then the one
- * HTTP transport, each registered with the lifecycle so they stop in reverse order.
+ * The composition root of the embedded all-in-one (STYLE §2): adapters, then services, then the one HTTP
+ * transport. Components join the lifecycle in start order and stop in reverse: the HTTP server stops
+ * taking requests first, consumers drain, the bus and database close last.
  */
 export async function buildSignal({ config, logger }: SignalDeps) {
   const metrics = createMetrics();
   const lifecycle = new Lifecycle(logger);
+  const log = (component: string) => logger.child({ component });
 
+  // ── Adapters ─────────────────────────────────────────────────────────────────────────────────────
+  const db = await openDatabase(config, log('store'), { allowEmbedded: true, applicationName: 'signal' });
+  lifecycle.add({ name: 'database', stop: () => db.close() });
+  await migrate(db, ALL_MIGRATIONS, log('migrate'));
+  const cache = await openCache(config, log('cache'), { allowEmbedded: true });
+  lifecycle.add({ name: 'cache', stop: () => cache.close() });
+  const bus = openBus(config, db, log('bus'), 'signal');
+  lifecycle.add({ name: 'bus', stop: () => bus.close() });
+
+  const audit = createAuditLog({ db, logger: log('audit') });
+  const auditSink = cryptoAuditSink(audit, log('audit'));
   const cryptoRuntime = bootstrapCrypto({
     config,
-    logger: logger.child({ component: 'crypto' }),
+    logger: log('crypto'),
     metrics,
-    audit: loggingAuditSink(logger.child({ component: 'audit' })),
+    audit: auditSink,
     allowDevelopmentKey: true,
   });
+  const crypto = cryptoRuntime.crypto;
+  const controlPlane = createControlPlane({ db, crypto });
+  const consentStore = createCacheConsentStateStore({ cache, logger: log('consent') });
 
-  const router = createRouter({ logger });
+  // ── Demo: a local HTTPS "vendor", the seeded org/pipeline/integrations ─────────────────────────────
+  const sinkSecret = demoWebhookSecret(config.dataDir, () => randomBytes(32).toString('base64url'));
+  const sink = await startVendorSink({ webhookSecret: sinkSecret });
+  lifecycle.add({ name: 'vendor-sink', stop: () => sink.close() });
+  const demo = await setUpDemo({
+    controlPlane,
+    db,
+    dataDir: config.dataDir,
+    adminEmail: config.bootstrap.adminEmail ?? 'admin@signal.localhost',
+    adminPassword: config.bootstrap.adminPassword?.reveal(),
+    sink,
+    webhookSigningSecret: sinkSecret,
+  });
+
+  // ── Services ─────────────────────────────────────────────────────────────────────────────────────
+  const router = createRouter({ logger: log('http') });
+  const gateway = createGateway({
+    config: { namespace: config.namespace, ...config.gateway },
+    directory: cachedPipelineDirectory(controlPlane, {
+      ttlMs: config.gateway.pipelineKeyCacheTtlSeconds * 1000,
+    }),
+    bus,
+    cache,
+    sdk: await buildSdk(),
+    logger: log('gateway'),
+    metrics,
+  });
+  gateway.register(router);
+
+  const jwtSecret = config.management.jwtSecret ?? new Secret(developmentJwtSecret(config.dataDir));
+  const management = createManagementApi({
+    db,
+    cache,
+    crypto,
+    audit,
+    logger: log('management-api'),
+    metrics,
+    config: { management: { ...config.management, jwtSecret } },
+    controlPlane,
+  });
+  management.register(router);
+  lifecycle.add({ name: 'management-api', start: () => management.start(), stop: () => management.stop() });
+
+  const processor = createEventProcessor({
+    bus,
+    dedup: cache,
+    consentStore,
+    dataLayers: {
+      // The control plane's stored form, validated at this boundary with the processor's own schema.
+      getConfig: async (orgId) =>
+        orgDataLayerConfigSchema.parse(await controlPlane.getDataLayerConfig(orgId)),
+    },
+    integrations: {
+      listIntegrations: async (pipelineId) =>
+        (await controlPlane.listIntegrations(pipelineId)).map((i) => ({
+          id: i.id,
+          vendor: i.vendor,
+          enabled: i.enabled,
+          consent: i.consent,
+        })),
+    },
+    namespace: config.namespace,
+    logger: log('event-processor'),
+    metrics,
+  });
+  lifecycle.add({
+    name: 'event-processor',
+    start: () => processor.start(),
+    stop: (ms) => processor.stop(ms),
+  });
+
+  const worker = createDeliveryWorker({
+    bus,
+    db,
+    consentStore,
+    integrations: {
+      async getIntegration(id) {
+        const found = await controlPlane.getIntegration(id);
+        if (!found) return null;
+        // A private endpoint's CA is an integration setting for Signal, not a vendor parameter.
+        const { extraCaPem, ...settings } = found.settings;
+        return {
+          id: found.id,
+          vendor: found.vendor,
+          enabled: found.enabled,
+          settings,
+          consent: found.consent,
+          ...(typeof extraCaPem === 'string' ? { extraCaPem } : {}),
+        };
+      },
+      listIntegrationIds: () => controlPlane.listIntegrationIds(),
+    },
+    credentials: { getCredentials: (id) => controlPlane.getIntegrationCredentials(id) },
+    namespace: config.namespace,
+    logger: log('delivery-worker'),
+    metrics,
+    settings: {
+      retryMaxAttempts: config.delivery.retryMaxAttempts,
+      retryBackoffBaseMs: config.delivery.retryBackoffBaseSeconds * 1000,
+      rateLimitPerSecond: config.delivery.rateLimitPerSecond,
+    },
+  });
+  lifecycle.add({ name: 'delivery-worker', start: () => worker.start(), stop: (ms) => worker.stop(ms) });
+
+  // ── Health, metrics, demo ─────────────────────────────────────────────────────────────────────────
   const cryptoHealth = cryptoHealthHandler(cryptoRuntime.health);
   router.on('GET', '/health/crypto', (req, res) => cryptoHealth(req, res));
   registerHealthRoutes(router, {
     checks: {
       crypto: () => ({ status: cryptoRuntime.health().status === 'healthy' ? 'ok' : 'fail' }),
+      database: async () => {
+        await db.query('SELECT 1');
+        return { status: 'ok' };
+      },
     },
   });
   router.on('GET', '/metrics', metricsHandler(metrics));
+  const page = demoPage({ pipelineKey: demo.pipelineKey });
+  router.on('GET', '/demo', (_req, res) => {
+    res.writeHead(200, {
+      'content-type': 'text/html; charset=utf-8',
+      'cache-control': 'no-store',
+      'content-security-policy':
+        "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'",
+    });
+    res.end(page);
+  });
+  const counts = liveCounts(metrics);
+  router.on('GET', '/demo/stats', async (_req, res) => {
+    const now = await counts();
+    const last = sink.recent()[0];
+    sendJson(
+      res,
+      200,
+      { ...now, sink: sink.received(), last: last?.body ?? null },
+      { 'cache-control': 'no-store' },
+    );
+  });
 
   const server = createServer({
     handler: (req, res) => router.handle(req, res),
-    logger: logger.child({ component: 'http' }),
+    logger: log('http'),
     ...(config.tls
       ? {
           tls: {
@@ -49,6 +222,7 @@ export async function buildSignal({ config, logger }: SignalDeps) {
       : {}),
   });
   let port = config.port;
+  // Last to start, first to stop: no request arrives before every service is ready or after they stop.
   lifecycle.add({
     name: 'http',
     async start() {
@@ -57,25 +231,69 @@ export async function buildSignal({ config, logger }: SignalDeps) {
     stop: (deadlineMs) => server.close(deadlineMs),
   });
 
+  let ticker: NodeJS.Timeout | undefined;
+  lifecycle.add({
+    name: 'live-counts',
+    async start() {
+      if (!process.stdout.isTTY) return;
+      ticker = setInterval(async () => {
+        const c = await counts();
+        process.stdout.write(
+          `\r  received ${c.received}  delivered ${c.delivered}  retried ${c.retried}  failed ${c.failed}   `,
+        );
+      }, 1000);
+      ticker.unref();
+    },
+    async stop() {
+      if (ticker) clearInterval(ticker);
+    },
+  });
+
   return {
     lifecycle,
     port: () => port,
+    demo,
     announce() {
       const base = `${config.tls ? 'https' : 'http'}://localhost:${port}`;
       logger.info({ url: base }, 'signal is running');
-      process.stdout.write(
-        [
-          '',
-          `  Signal is running on ${base}`,
-          `    crypto health   ${base}/health/crypto`,
-          `    readiness       ${base}/health/ready`,
-          `    metrics         ${base}/metrics`,
-          cryptoRuntime.developmentKeyPath
-            ? `  WARNING: development encryption key in ${cryptoRuntime.developmentKeyPath}; set ENCRYPTION_KEY in production`
-            : '',
-          '',
-        ].join('\n'),
-      );
+      const lines = [
+        '',
+        `  Signal is running on ${base}`,
+        `    demo page       ${base}/demo`,
+        `    collection      ${base}/v1/t  /v1/p  /v1/i  /v1/g  /v1/batch  /v1/events  (Datafly.js: ${base}/d.js)`,
+        `    admin API       ${base}/v1/admin   (user ${demo.adminEmail})`,
+        `    health          ${base}/health/ready  ${base}/health/crypto   metrics ${base}/metrics`,
+        `    vendor sink     ${sink.url} (local HTTPS, own CA)`,
+        `    pipeline key    ${demo.pipelineKey}`,
+      ];
+      if (demo.generatedAdminPassword) {
+        lines.push(`  Admin password (shown once, store it now): ${demo.generatedAdminPassword}`);
+      }
+      if (demo.hmacSecret) lines.push(`  HMAC secret for server sources (shown once): ${demo.hmacSecret}`);
+      if (cryptoRuntime.developmentKeyPath) {
+        lines.push(
+          `  WARNING: development encryption key in ${cryptoRuntime.developmentKeyPath}; set ENCRYPTION_KEY in production`,
+        );
+      }
+      process.stdout.write(`${lines.join('\n')}\n\n`);
     },
   };
+}
+
+/** received / delivered / retried / failed, read from the same metrics /metrics exports. */
+function liveCounts(metrics: ReturnType<typeof createMetrics>) {
+  async function sum(name: string, filter?: (labels: Record<string, unknown>) => boolean): Promise<number> {
+    const metric = metrics.registry.getSingleMetric(name);
+    if (!metric) return 0;
+    const { values } = await metric.get();
+    return values
+      .filter((v) => !filter || filter(v.labels as Record<string, unknown>))
+      .reduce((total, v) => total + v.value, 0);
+  }
+  return async () => ({
+    received: await sum('signal_events_received_total'),
+    delivered: await sum('signal_deliveries_total', (l) => l.outcome === 'delivered'),
+    retried: await sum('signal_deliveries_total', (l) => l.outcome === 'retry'),
+    failed: await sum('signal_deliveries_total', (l) => l.outcome === 'dead_letter'),
+  });
 }

@@ -2,6 +2,7 @@ import { captureClickIds, clickIdContext, forgetClickIds } from './click-ids';
 import type { ConsentReader } from './consent';
 import { cleanCategories, createConsentReader } from './consent';
 import { deviceContext, pageContext } from './context';
+import { crossDomainLinker, RESOLVE_TIMEOUT_MS } from './cross-domain';
 import type { Queue } from './queue';
 import { createQueue } from './queue';
 import type { KeyValueStore } from './storage';
@@ -142,7 +143,9 @@ interface Running {
  * and nothing is stored.
  */
 export function createClient(win: Window, defaults: { endpoint?: string } = {}): DataflyApi {
-  let state: 'waiting' | 'running' | 'off' = 'waiting';
+  // `arriving`: started, but calls wait (in order, with their times) until an incoming identity is resolved.
+  let state: 'waiting' | 'arriving' | 'running' | 'off' = 'waiting';
+  let arrival: Promise<void> = Promise.resolve();
   let run: Running | undefined;
   let waiting: Call[] = [];
 
@@ -255,7 +258,7 @@ export function createClient(win: Window, defaults: { endpoint?: string } = {}):
 
   function call(method: string, args: readonly unknown[]): void {
     if (state === 'running' && run !== undefined) perform(run, method, args, new Date());
-    else if (state === 'waiting') waiting.push([method, args, new Date()]);
+    else if (state === 'waiting' || state === 'arriving') waiting.push([method, args, new Date()]);
   }
 
   function listen(
@@ -291,7 +294,7 @@ export function createClient(win: Window, defaults: { endpoint?: string } = {}):
       const linked = cross.linkedDomains.some((d) => host === d || host.endsWith(`.${d}`));
       if (!linked || host === win.location.hostname.toLowerCase() || !/^https?:$/.test(url.protocol)) return;
       try {
-        const next = decorate(url, crossDomainContext(r));
+        const next = decorate(url, crossDomainContext(r), { event: event as MouseEvent, anchor });
         if (next !== undefined) anchor.href = String(next);
       } catch (error) {
         warn({ error: String(error) }, 'datafly: decorateLink failed');
@@ -337,22 +340,44 @@ export function createClient(win: Window, defaults: { endpoint?: string } = {}):
     };
     local.set(ANONYMOUS_ID_KEY, r.anonymousId);
     run = r;
-    state = 'running';
+    state = 'arriving';
+    if (settings.autoPage) waiting.push(['page', [], new Date()]);
 
-    listen(r, win, 'pagehide', () => r.queue.unload(true));
+    /** Runs what waited (calls made before `init` and while arriving, then the page view) and goes live. */
+    const begin = (): void => {
+      if (state !== 'arriving') return;
+      state = 'running';
+      const replay = waiting;
+      waiting = [];
+      for (const [method, args, at] of replay) perform(r, method, args, at);
+    };
+
+    listen(r, win, 'pagehide', () => {
+      begin();
+      r.queue.unload(true);
+    });
     listen(r, win.document, 'visibilitychange', () => {
-      if (win.document.visibilityState === 'hidden') r.queue.unload(false);
+      if (win.document.visibilityState !== 'hidden') return;
+      begin();
+      r.queue.unload(false);
     });
     listen(r, win, 'pageshow', (event) => {
       if ((event as PageTransitionEvent).persisted) r.queue.reclaim();
     });
     listen(r, win, 'online', () => r.queue.online());
 
-    const cross = settings.crossDomain;
-    if (cross !== undefined) {
+    const given = settings.crossDomain;
+    let arrived: unknown;
+    if (given !== undefined) {
+      const linker = crossDomainLinker(win, given.linkedDomains);
+      const cross = {
+        ...given,
+        decorateLink: given.decorateLink ?? linker.decorateLink,
+        onArrival: given.onArrival ?? linker.onArrival,
+      };
       decorateLinks(r, cross);
       try {
-        cross.onArrival?.(new URL(win.location.href), {
+        arrived = cross.onArrival(new URL(win.location.href), {
           ...crossDomainContext(r),
           setAnonymousId: (id: string) => {
             const valid = validId(id);
@@ -363,11 +388,16 @@ export function createClient(win: Window, defaults: { endpoint?: string } = {}):
         warn({ error: String(error) }, 'datafly: onArrival failed');
       }
     }
-
-    const replay = waiting;
-    waiting = [];
-    for (const [method, args, at] of replay) perform(r, method, args, at);
-    if (settings.autoPage) perform(r, 'page', [], new Date());
+    if (arrived instanceof Promise) {
+      // The first events wait for the arriving identity, so they already carry it (at most 3 s; leaving the
+      // page earlier sends them at once).
+      arrival = Promise.race([
+        arrived,
+        new Promise((resolve) => setTimeout(resolve, RESOLVE_TIMEOUT_MS)),
+      ]).then(begin, begin);
+    } else {
+      begin();
+    }
   }
 
   const api: DataflyApi = {
@@ -378,7 +408,12 @@ export function createClient(win: Window, defaults: { endpoint?: string } = {}):
     group: (groupId, traits) => call('group', [groupId, traits]),
     reset: () => call('reset', []),
     consent: (categories) => call('consent', [categories]),
-    flush: () => (state === 'running' && run !== undefined ? run.queue.flush() : Promise.resolve()),
+    flush: () =>
+      state === 'arriving'
+        ? arrival.then(() => api.flush())
+        : state === 'running' && run !== undefined
+          ? run.queue.flush()
+          : Promise.resolve(),
     anonymousId: () => run?.anonymousId,
     push(entry) {
       if (!Array.isArray(entry) || typeof entry[0] !== 'string') return;

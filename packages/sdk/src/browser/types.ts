@@ -76,20 +76,31 @@ export interface CrossDomainContext {
   readonly endpoint: string;
 }
 
+/** The click a `decorateLink` call is about: the event (still cancellable) and the link. */
+export interface LinkClick {
+  readonly event: MouseEvent;
+  readonly anchor: HTMLAnchorElement;
+}
+
 export interface CrossDomainOptions {
-  /** Sites (host names) that share this visitor's identity; subdomains of each match too. */
+  /**
+   * Sites (host names) that share this visitor's identity. Custom hooks see clicks to each and its
+   * subdomains; the built-in Identity Hub linker acts on exact host names only, like the hub's allowlist.
+   */
   linkedDomains: string[];
   /**
    * Called synchronously when the visitor clicks (or middle-clicks) a link to a linked domain, before the
    * browser navigates. Return the URL to navigate to instead (e.g. through the gateway's identity redirect),
-   * or nothing to leave the link alone.
+   * or nothing to leave the link alone; `click.event.preventDefault()` lets the hook navigate itself.
+   * Default: the Identity Hub linker (`crossDomainLinker`).
    */
-  decorateLink?: (url: URL, context: CrossDomainContext) => string | URL | undefined;
+  decorateLink?: (url: URL, context: CrossDomainContext, click?: LinkClick) => string | URL | undefined;
   /**
    * Called once at `init` with the landing URL, before the first event, so an extension can resolve an
-   * incoming identity token and adopt the anonymous id it carries.
+   * incoming identity token and adopt the anonymous id it carries. A returned promise holds sending until it
+   * settles (at most 3 s). Default: the Identity Hub linker.
    */
-  onArrival?: (url: URL, context: CrossDomainContext & { setAnonymousId(id: string): void }) => void;
+  onArrival?: (url: URL, context: CrossDomainContext & { setAnonymousId(id: string): void }) => unknown;
 }
 
 export interface DataflyOptions {

@@ -1,0 +1,81 @@
+import { join } from 'node:path';
+import { type Bus, createKafkaBus, createPostgresBus, parseKafkaBusConfig } from '@signal/bus';
+import { type Cache, createMemoryCache, createRedisCache } from '@signal/cache';
+import type { SignalConfig } from '@signal/config';
+import { createDatabase, type Database } from '@signal/store';
+
+export interface InfraLogger {
+  debug(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+/**
+ * The database from configuration: PostgreSQL when DATABASE_URL is set (pool of DB_MAX_CONNS, TLS from the
+ * URL's sslmode/sslrootcert), else the embedded PGlite in SIGNAL_DATA_DIR — only where `allowEmbedded`
+ * (the all-in-one); a production service without DATABASE_URL refuses to start.
+ */
+export async function openDatabase(
+  config: SignalConfig,
+  logger: InfraLogger,
+  options: { allowEmbedded: boolean; applicationName: string },
+): Promise<Database> {
+  const url = config.database.url?.reveal();
+  if (url !== undefined) {
+    return createDatabase({
+      kind: 'postgres',
+      url,
+      maxConnections: config.database.maxConnections,
+      applicationName: options.applicationName,
+      logger,
+    });
+  }
+  if (!options.allowEmbedded) {
+    throw new Error('DATABASE_URL must be set: this service needs a PostgreSQL server (postgres://…)');
+  }
+  return createDatabase({ kind: 'pglite', dataDir: join(config.dataDir, 'pglite'), logger });
+}
+
+/** Redis when REDIS_URL is set (TLS per REDIS_TLS_ENABLED / rediss://), else the in-process cache. */
+export async function openCache(
+  config: SignalConfig,
+  logger: InfraLogger,
+  options: { allowEmbedded: boolean },
+): Promise<Cache> {
+  const url = config.redis.url?.reveal();
+  if (url !== undefined) {
+    return createRedisCache({
+      url,
+      namespace: config.namespace,
+      logger,
+      ...(config.redis.tls.enabled
+        ? {
+            tls: {
+              enabled: true,
+              ...(config.redis.tls.caCertPath ? { caPath: config.redis.tls.caCertPath } : {}),
+            },
+          }
+        : {}),
+    });
+  }
+  if (!options.allowEmbedded) {
+    throw new Error('REDIS_URL must be set: this service shares state with its replicas through Redis');
+  }
+  return createMemoryCache({ namespace: config.namespace });
+}
+
+/** BUS=kafka (KAFKA_BROKERS, KAFKA_TLS_ENABLED) or the PostgreSQL bus on the given database. */
+export function openBus(config: SignalConfig, db: Database, logger: InfraLogger, clientId: string): Bus {
+  if (config.bus.kind === 'kafka') {
+    return createKafkaBus(
+      parseKafkaBusConfig({
+        clientId,
+        brokers: [...config.bus.kafka.brokers],
+        ...(config.bus.kafka.tls.enabled ? { tls: {} } : {}),
+      }),
+      { logger },
+    );
+  }
+  return createPostgresBus({ db, logger });
+}

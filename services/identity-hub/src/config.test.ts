@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import { identityHubSettings, loadIdentityHubSettings } from './config';
+
+const SHARED = { namespace: 'signal', gateway: { cookieDomain: null } };
+
+describe('loadIdentityHubSettings', () => {
+  it('defaults to 120 s tokens, 5 s skew, any Host, host-only cookies', () => {
+    expect(loadIdentityHubSettings(SHARED, {})).toEqual({
+      namespace: 'signal',
+      tokenTtlSeconds: 120,
+      clockSkewSeconds: 5,
+      publicHosts: [],
+      cookieDomains: [],
+    });
+  });
+
+  it('reads the hub variables and adds COOKIE_DOMAIN to the cookie domains', () => {
+    const settings = loadIdentityHubSettings(
+      { namespace: 'acme', gateway: { cookieDomain: '.Shop.example' } },
+      {
+        IDENTITY_TOKEN_TTL: '30',
+        IDENTITY_CLOCK_SKEW: '2',
+        IDENTITY_PUBLIC_HOSTS: 'data.shop.example, data.other.example',
+        IDENTITY_COOKIE_DOMAINS: 'other.example',
+      },
+    );
+    expect(settings).toEqual({
+      namespace: 'acme',
+      tokenTtlSeconds: 30,
+      clockSkewSeconds: 2,
+      publicHosts: ['data.shop.example', 'data.other.example'],
+      cookieDomains: ['shop.example', 'other.example'],
+    });
+    expect(Object.isFrozen(settings)).toBe(true);
+  });
+
+  it.each([
+    [
+      { IDENTITY_TOKEN_TTL: '121' },
+      'IDENTITY_TOKEN_TTL must be a whole number of seconds from 5 to 120 (got "121")',
+    ],
+    [
+      { IDENTITY_TOKEN_TTL: '2m' },
+      'IDENTITY_TOKEN_TTL must be a whole number of seconds from 5 to 120 (got "2m")',
+    ],
+    [{ IDENTITY_CLOCK_SKEW: '-1' }, 'IDENTITY_CLOCK_SKEW must be a whole number of seconds from 0 to 30'],
+    [
+      { IDENTITY_PUBLIC_HOSTS: 'https://data.shop.example' },
+      'IDENTITY_PUBLIC_HOSTS must be a comma-separated list of host names',
+    ],
+    [
+      { IDENTITY_COOKIE_DOMAINS: '*.shop.example' },
+      'IDENTITY_COOKIE_DOMAINS must be a comma-separated list of host names',
+    ],
+  ])('refuses %o naming the variable', (env, message) => {
+    expect(() => loadIdentityHubSettings(SHARED, env)).toThrow(message);
+  });
+
+  it('validates settings given in code the same way', () => {
+    expect(() => identityHubSettings({ namespace: 'x', tokenTtlSeconds: 600 })).toThrow(/tokenTtlSeconds/);
+    expect(() => identityHubSettings({ namespace: 'x', publicHosts: ['Bad Host'] })).toThrow(/publicHosts/);
+  });
+});

@@ -1,0 +1,59 @@
+import type { AuditLog } from '@signal/audit';
+import type { IdentityHubLogger } from '../ports';
+import type { ErasureCounts, IdentityGraph } from './identity-graph';
+
+/** Who asked for an erasure, as the Management API knows them (admin or owner, after authentication). */
+export interface ErasureActor {
+  readonly user_id: string | null;
+  readonly user_email?: string | null;
+  readonly ip_address?: string | null;
+  readonly user_agent?: string | null;
+}
+
+export interface IdentityErasure {
+  /**
+   * Erases everything the identity graph holds about a visitor, named by a user id or an anonymous id
+   * (`DELETE /v1/admin/identity/{id}`): the profile(s), every identifier, traits and merged-away
+   * tombstones. Records `identity.erased` (with the profile ids and counts, never the subject id, which may
+   * be an email). Idempotent: erasing again finds nothing, answers zeros and is recorded too.
+   */
+  eraseSubject(subjectId: string, actor: ErasureActor): Promise<ErasureCounts>;
+}
+
+export interface IdentityErasureDeps {
+  readonly graph: Pick<IdentityGraph, 'erase'>;
+  readonly audit: Pick<AuditLog, 'record'>;
+  readonly logger: IdentityHubLogger;
+}
+
+/**
+ * The erasure the Management API mounts behind admin auth. Suggested HTTP mapping: 200
+ * `{"erased":{"profiles","identifiers","traits"}}`; `invalid_subject` → 400; `graph_unavailable` → 503.
+ */
+export function createIdentityErasure(deps: IdentityErasureDeps): IdentityErasure {
+  const { graph, audit, logger } = deps;
+  return {
+    async eraseSubject(subjectId, actor) {
+      const { profileIds, ...counts } = await graph.erase(subjectId);
+      // Deleted first, then recorded: if recording fails the caller retries, which is idempotent and records.
+      await audit.record({
+        action: 'identity.erased',
+        user_id: actor.user_id,
+        user_email: actor.user_email ?? null,
+        ip_address: actor.ip_address ?? null,
+        user_agent: actor.user_agent ?? null,
+        resource_type: 'identity',
+        resource_id: profileIds[0] ?? null,
+        changes: {
+          profiles: { old: counts.profiles, new: 0 },
+          identifiers: { old: counts.identifiers, new: 0 },
+          // `traits` alone is a field name the audit log masks as PII; this is a count of trait records.
+          trait_records: { old: counts.traits, new: 0 },
+          profile_ids: { old: [...profileIds], new: null },
+        },
+      });
+      logger.info({ profiles: counts.profiles, identifiers: counts.identifiers }, 'identity erased');
+      return counts;
+    },
+  };
+}

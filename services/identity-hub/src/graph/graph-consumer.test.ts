@@ -1,0 +1,101 @@
+import { randomBytes } from 'node:crypto';
+import { busMigrations, createPostgresBus, type PostgresBus, publishTo } from '@signal/bus';
+import { createMemoryCache } from '@signal/cache';
+import { createCryptoService, createKeyring } from '@signal/crypto';
+import { topics } from '@signal/events';
+import { createDatabase, type Database, migrate } from '@signal/store';
+import { createMetrics } from '@signal/telemetry';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { anonymousId, inMemoryPipelines, rawEvent, recordingLogger } from '../../test/support';
+import { identityHubSettings } from '../config';
+import { createIdentityHub } from '../identity-hub';
+import { identityHubMigrations } from '../migrations';
+import { cacheSingleUseStore } from '../tokens/single-use';
+import { loadBlindIndex } from './blind-index';
+import { createIdentityGraph } from './identity-graph';
+
+let db: Database;
+let bus: PostgresBus;
+
+beforeAll(async () => {
+  db = await createDatabase({ kind: 'pglite' });
+  await migrate(db, [...busMigrations, ...identityHubMigrations]);
+  bus = createPostgresBus({
+    db,
+    logger: recordingLogger(),
+    sessionTimeoutMs: 1000,
+    heartbeatIntervalMs: 100,
+    pollIntervalMs: 20,
+    retryBackoffMs: 20,
+  });
+});
+afterAll(async () => {
+  await bus.close();
+  await db.close();
+});
+
+async function eventually<T>(probe: () => Promise<T | null>, what: string): Promise<T> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const value = await probe();
+    if (value !== null) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+describe('raw-events → identity graph', () => {
+  it('applies the events the gateway publishes, merges profiles, and skips what does not decode', async () => {
+    const namespace = `ns${randomBytes(4).toString('hex')}`;
+    const crypto = createCryptoService({ keyring: createKeyring({ current: randomBytes(32) }) });
+    const graph = createIdentityGraph({ db, crypto, index: await loadBlindIndex(db, crypto) });
+    const metrics = createMetrics({ processMetrics: false });
+    const logger = recordingLogger();
+    const cache = createMemoryCache();
+    const pipelines = inMemoryPipelines([]);
+    const hub = createIdentityHub({
+      settings: identityHubSettings({ namespace }),
+      crypto,
+      singleUse: cacheSingleUseStore(cache),
+      pipelines,
+      linkedDomains: pipelines,
+      logger,
+      metrics,
+      graph: { graph, bus },
+    });
+    const raw = topics.rawEvents(namespace);
+    const [a1, a2] = [anonymousId(), anonymousId()];
+    await bus.publish(raw.name, [{ key: a1, value: '{"type":"track"}' }]);
+    await publishTo(bus, raw, [
+      rawEvent({ anonymousId: a1, clickIds: { fbp: 'fb.1.1700000000000.42' } }),
+      rawEvent({ anonymousId: a2 }),
+      rawEvent({ anonymousId: a1, userId: 'user-7', traits: { plan: 'pro' } }),
+      rawEvent({ anonymousId: a2, userId: 'user-7' }),
+    ]);
+
+    await hub.start();
+    try {
+      const found = await eventually(async () => {
+        const hit = await graph.lookup(
+          { anonymousId: a2 },
+          { consent: true, kinds: ['fbp', 'user_id'], traits: true },
+        );
+        return hit?.identifiers.user_id === undefined ? null : hit;
+      }, 'the identify events to be applied');
+      expect(found).toMatchObject({
+        identifiers: { fbp: 'fb.1.1700000000000.42', user_id: 'user-7' },
+        traits: { plan: 'pro' },
+      });
+      const text = await eventually(async () => {
+        const t = await metrics.metrics();
+        return t.includes('signal_identity_profile_merges_total 1') ? t : null;
+      }, 'the merge to be counted');
+      expect(text).toContain('signal_identity_graph_events_total{outcome="applied"} 4');
+      expect(text).toContain('signal_identity_graph_events_total{outcome="undecodable"} 1');
+      expect(logger.entries.some((e) => e.msg === 'raw event skipped: it does not decode')).toBe(true);
+    } finally {
+      await hub.stop(5_000);
+      await cache.close();
+    }
+  });
+});

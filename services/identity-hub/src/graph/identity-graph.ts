@@ -1,0 +1,491 @@
+import { randomBytes } from 'node:crypto';
+import type { CryptoService } from '@signal/crypto';
+import type { CanonicalEvent, JsonValue } from '@signal/events';
+import { isStoreError, type Queryable } from '@signal/store';
+import { z } from 'zod';
+import { IdentityHubError } from '../errors';
+import type { BlindIndex } from './blind-index';
+import { identifierContext, traitsContext } from './encrypted-columns';
+import { type IdentifierKind, type PrimaryKind, vendorIdentifiers } from './identifiers';
+import { lwwMerge, parseStoredTraits, type StoredTraits, traitsFromEvent } from './traits';
+
+/** Who a lookup or erasure is about: the ids an event carries. */
+export interface Subject {
+  readonly anonymousId?: string;
+  readonly userId?: string;
+}
+
+export interface LookupRequest {
+  /**
+   * Whether the visitor consented to the purpose the caller enriches for (the Delivery Worker's stage-2
+   * decision for this vendor). False: nothing is read or decrypted and the answer is null.
+   */
+  readonly consent: boolean;
+  /** The identifiers the vendor accepts; only these are decrypted and returned. */
+  readonly kinds: readonly IdentifierKind[];
+  /** Also return the profile's traits (for vendors that take hashed email/phone). Default false. */
+  readonly traits?: boolean;
+}
+
+export interface IdentityEnrichment {
+  /** The profile's union-find root. */
+  readonly profileId: string;
+  /** The most recently seen value of each requested kind the profile has. */
+  readonly identifiers: Readonly<Partial<Record<IdentifierKind, string>>>;
+  /** Latest value of each trait; present only when asked for and the profile has traits. */
+  readonly traits?: Readonly<Record<string, JsonValue>>;
+}
+
+/** The port the Delivery Worker calls to enrich an event. */
+export interface IdentityLookup {
+  lookup(subject: Subject, request: LookupRequest): Promise<IdentityEnrichment | null>;
+}
+
+export interface IngestResult {
+  /** The profile the event's ids belong to afterwards; null when the event carried no id. */
+  readonly profileId: string | null;
+  /** Profiles folded into `profileId` by this event. */
+  readonly merged: readonly string[];
+  /** True when the anonymous id moved to another user's profile (it had been identified as someone else). */
+  readonly moved: boolean;
+}
+
+export interface ErasureCounts {
+  readonly profiles: number;
+  readonly identifiers: number;
+  readonly traits: number;
+}
+
+export interface IdentityGraph extends IdentityLookup {
+  /** Applies one raw event: links, vendor ids, traits. Idempotent; safe to run again on redelivery. */
+  ingest(event: CanonicalEvent): Promise<IngestResult>;
+  /** Deletes the profile(s) an anonymous id or a user id belongs to, with every link and trait. */
+  erase(subjectId: string): Promise<ErasureCounts & { readonly profileIds: readonly string[] }>;
+  /** Union-find `find`: the live profile a (possibly merged-away) profile id now belongs to, or null. */
+  canonicalProfileId(profileId: string): Promise<string | null>;
+}
+
+export interface IdentityGraphOptions {
+  readonly db: Pick<Queryable, 'query'> & {
+    transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  };
+  readonly crypto: Pick<CryptoService, 'sealText' | 'openText' | 'keyIdOf'>;
+  readonly index: BlindIndex;
+  /** Transaction attempts on serialization failures, deadlocks and lost insert races. Default 5. */
+  readonly maxAttempts?: number;
+}
+
+/** A vendor id seen again updates `last_seen_at` only when it is this much newer (bounds write load). */
+const LAST_SEEN_GRANULARITY_MS = 60 * 60 * 1000;
+const MAX_SUBJECT_LENGTH = 256;
+
+/** A concurrent transaction inserted the same identifier first: rerun, and find its row this time. */
+class LostRace extends Error {
+  constructor() {
+    super('identifier inserted concurrently');
+  }
+}
+
+const identifierRowSchema = z.object({ id: z.string(), kind: z.string(), profile_id: z.string() });
+const profileRowSchema = z.object({ id: z.string(), created_at: z.date() });
+const valueRowSchema = z.object({ id: z.string(), kind: z.string(), value: z.string() });
+const vendorRowSchema = z.object({
+  id: z.string(),
+  kind: z.string(),
+  digest: z.string(),
+  last_seen_at: z.date(),
+});
+const traitsRowSchema = z.object({ traits: z.string() });
+const countSchema = z.object({ n: z.coerce.number() });
+
+interface PrimaryId {
+  readonly kind: PrimaryKind;
+  readonly value: string;
+  readonly digest: string;
+}
+
+function newId(prefix: 'prf' | 'idn'): string {
+  return `${prefix}_${randomBytes(16).toString('hex')}`;
+}
+
+/**
+ * The identity graph on the Database port (PostgreSQL or PGlite).
+ *
+ * Model: a profile holds identifiers (anonymous ids, at most one user id, vendor and click ids) and traits.
+ * An anonymous id or user id belongs to one profile at a time (unique digest). `identify` links an
+ * anonymous id to a user id:
+ *
+ * - when the anonymous id's profile has no user yet, the two profiles merge; the winner is the older profile
+ *   (then the smaller id), so any processing order ends with the same profile id;
+ * - when it already belongs to another user (a shared device), the anonymous id moves to this user's profile
+ *   and the two people stay apart.
+ *
+ * A merged-away profile remains as a tombstone pointing at its root (`merged_into`, path-compressed on every
+ * merge), so ids handed out earlier still resolve (union-find). Identifier values and traits are sealed;
+ * rows are found by keyed digests.
+ */
+export function createIdentityGraph(options: IdentityGraphOptions): IdentityGraph {
+  const { db, crypto, index } = options;
+  const maxAttempts = options.maxAttempts ?? 5;
+
+  async function inTransaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await db.transaction(fn);
+      } catch (error) {
+        const again =
+          error instanceof LostRace ||
+          (isStoreError(error) && (error.code === 'serialization_failure' || error.code === 'conflict'));
+        if (again && attempt < maxAttempts) {
+          await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
+          continue;
+        }
+        if (isStoreError(error) && error.retryable) {
+          throw new IdentityHubError('graph_unavailable', `identity graph write failed (${error.code})`, {
+            cause: error,
+          });
+        }
+        throw error;
+      }
+    }
+  }
+
+  function primary(kind: PrimaryKind, value: string | undefined): PrimaryId | null {
+    return value === undefined ? null : { kind, value, digest: index.digest(kind, value) };
+  }
+
+  async function findPrimaries(tx: Queryable, ids: readonly PrimaryId[]) {
+    const { rows } = await tx.query(
+      `SELECT id, kind, profile_id FROM identity_identifiers
+        WHERE (kind, digest) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+        ORDER BY id FOR UPDATE`,
+      [ids.map((i) => i.kind), ids.map((i) => i.digest)],
+    );
+    return rows.map((row) => identifierRowSchema.parse(row));
+  }
+
+  async function createProfile(tx: Queryable, at: Date): Promise<string> {
+    const id = newId('prf');
+    await tx.query('INSERT INTO identity_profiles (id, created_at, updated_at) VALUES ($1, $2, $2)', [
+      id,
+      at,
+    ]);
+    return id;
+  }
+
+  async function insertIdentifier(
+    tx: Queryable,
+    profileId: string,
+    kind: IdentifierKind,
+    value: string,
+    digest: string,
+    seenAt: Date,
+  ): Promise<void> {
+    const id = newId('idn');
+    const sealed = crypto.sealText(value, identifierContext(id, kind));
+    const result = await tx.query(
+      `INSERT INTO identity_identifiers (id, profile_id, kind, digest, value, value_key_id, first_seen_at, last_seen_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT DO NOTHING`,
+      [id, profileId, kind, digest, sealed, crypto.keyIdOf(sealed), seenAt],
+    );
+    if (result.rowCount !== 1) throw new LostRace();
+  }
+
+  async function hasUser(tx: Queryable, profileId: string): Promise<boolean> {
+    const { rows } = await tx.query(
+      "SELECT 1 FROM identity_identifiers WHERE profile_id = $1 AND kind = 'user_id' LIMIT 1",
+      [profileId],
+    );
+    return rows.length > 0;
+  }
+
+  async function lockProfiles(tx: Queryable, ids: readonly string[]) {
+    const { rows } = await tx.query(
+      'SELECT id, created_at FROM identity_profiles WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE',
+      [ids],
+    );
+    return rows.map((row) => profileRowSchema.parse(row));
+  }
+
+  async function readTraits(tx: Queryable, profileId: string): Promise<StoredTraits | null> {
+    const { rows } = await tx.query('SELECT traits FROM identity_traits WHERE profile_id = $1 FOR UPDATE', [
+      profileId,
+    ]);
+    const row = rows[0];
+    if (row === undefined) return null;
+    return openTraits(profileId, traitsRowSchema.parse(row).traits);
+  }
+
+  function openTraits(profileId: string, sealed: string): StoredTraits {
+    let plaintext: string;
+    try {
+      plaintext = crypto.openText(sealed, traitsContext(profileId)).toString('utf8');
+    } catch (cause) {
+      throw new IdentityHubError('corrupt_record', 'stored traits do not open', { cause });
+    }
+    const traits = parseStoredTraits(plaintext);
+    if (traits === null) throw new IdentityHubError('corrupt_record', 'stored traits do not parse');
+    return traits;
+  }
+
+  async function writeTraits(
+    tx: Queryable,
+    profileId: string,
+    traits: StoredTraits,
+    at: Date,
+  ): Promise<void> {
+    const sealed = crypto.sealText(JSON.stringify(traits), traitsContext(profileId));
+    await tx.query(
+      `INSERT INTO identity_traits (profile_id, traits, traits_key_id, updated_at) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (profile_id) DO UPDATE SET traits = EXCLUDED.traits, traits_key_id = EXCLUDED.traits_key_id,
+         updated_at = EXCLUDED.updated_at`,
+      [profileId, sealed, crypto.keyIdOf(sealed), at],
+    );
+  }
+
+  /** Folds `loser` into `winner`: identifiers, traits (latest value per trait) and the union-find pointer. */
+  async function merge(tx: Queryable, winner: string, loser: string, at: Date): Promise<void> {
+    await tx.query(
+      `UPDATE identity_identifiers w SET last_seen_at = GREATEST(w.last_seen_at, l.last_seen_at)
+         FROM identity_identifiers l
+        WHERE w.profile_id = $1 AND l.profile_id = $2 AND w.kind = l.kind AND w.digest = l.digest`,
+      [winner, loser],
+    );
+    await tx.query(
+      `DELETE FROM identity_identifiers l USING identity_identifiers w
+        WHERE l.profile_id = $2 AND w.profile_id = $1 AND l.kind = w.kind AND l.digest = w.digest`,
+      [winner, loser],
+    );
+    await tx.query('UPDATE identity_identifiers SET profile_id = $1 WHERE profile_id = $2', [winner, loser]);
+    const loserTraits = await readTraits(tx, loser);
+    if (loserTraits !== null) {
+      const winnerTraits = (await readTraits(tx, winner)) ?? {};
+      await writeTraits(tx, winner, lwwMerge(winnerTraits, loserTraits).traits, at);
+      await tx.query('DELETE FROM identity_traits WHERE profile_id = $1', [loser]);
+    }
+    await tx.query(
+      'UPDATE identity_profiles SET merged_into = $1, updated_at = $3 WHERE id = $2 OR merged_into = $2',
+      [winner, loser, at],
+    );
+    await tx.query('UPDATE identity_profiles SET updated_at = $2 WHERE id = $1', [winner, at]);
+  }
+
+  /** Links the event's anonymous id and user id; returns the profile they end up in. */
+  async function link(
+    tx: Queryable,
+    anon: PrimaryId | null,
+    user: PrimaryId | null,
+    at: Date,
+  ): Promise<{ profileId: string; merged: string[]; moved: boolean }> {
+    const present = [anon, user].filter((id): id is PrimaryId => id !== null);
+    const rows = await findPrimaries(tx, present);
+    const anonRow = rows.find((r) => r.kind === 'anonymous_id');
+    const userRow = rows.find((r) => r.kind === 'user_id');
+    const result = (profileId: string, merged: string[] = [], moved = false) => ({
+      profileId,
+      merged,
+      moved,
+    });
+
+    if (anon === null || user === null) {
+      const only = anon ?? user;
+      if (only === null) throw new Error('an event without ids is not linked');
+      const row = anonRow ?? userRow;
+      if (row !== undefined) return result(row.profile_id);
+      const profileId = await createProfile(tx, at);
+      await insertIdentifier(tx, profileId, only.kind, only.value, only.digest, at);
+      return result(profileId);
+    }
+
+    if (anonRow === undefined && userRow === undefined) {
+      const profileId = await createProfile(tx, at);
+      await insertIdentifier(tx, profileId, 'anonymous_id', anon.value, anon.digest, at);
+      await insertIdentifier(tx, profileId, 'user_id', user.value, user.digest, at);
+      return result(profileId);
+    }
+    if (anonRow !== undefined && userRow === undefined) {
+      await lockProfiles(tx, [anonRow.profile_id]);
+      if (!(await hasUser(tx, anonRow.profile_id))) {
+        await insertIdentifier(tx, anonRow.profile_id, 'user_id', user.value, user.digest, at);
+        return result(anonRow.profile_id);
+      }
+      // The browser was identified as someone else before: this user gets a profile of their own.
+      const profileId = await createProfile(tx, at);
+      await insertIdentifier(tx, profileId, 'user_id', user.value, user.digest, at);
+      await tx.query('UPDATE identity_identifiers SET profile_id = $1 WHERE id = $2', [
+        profileId,
+        anonRow.id,
+      ]);
+      return result(profileId, [], true);
+    }
+    if (anonRow === undefined && userRow !== undefined) {
+      await insertIdentifier(tx, userRow.profile_id, 'anonymous_id', anon.value, anon.digest, at);
+      return result(userRow.profile_id);
+    }
+    if (anonRow === undefined || userRow === undefined) throw new Error('unreachable');
+    if (anonRow.profile_id === userRow.profile_id) return result(anonRow.profile_id);
+
+    const profiles = await lockProfiles(tx, [anonRow.profile_id, userRow.profile_id]);
+    if (await hasUser(tx, anonRow.profile_id)) {
+      await tx.query('UPDATE identity_identifiers SET profile_id = $1 WHERE id = $2', [
+        userRow.profile_id,
+        anonRow.id,
+      ]);
+      return result(userRow.profile_id, [], true);
+    }
+    const [winner, loser] = [...profiles].sort(
+      (a, b) => a.created_at.getTime() - b.created_at.getTime() || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+    );
+    if (winner === undefined || loser === undefined) throw new Error('a profile row is missing');
+    await merge(tx, winner.id, loser.id, at);
+    return result(winner.id, [loser.id]);
+  }
+
+  async function recordVendorIds(
+    tx: Queryable,
+    profileId: string,
+    ids: readonly { kind: IdentifierKind; value: string }[],
+    at: Date,
+  ): Promise<void> {
+    if (ids.length === 0) return;
+    const withDigests = ids.map((id) => ({ ...id, digest: index.digest(id.kind, id.value) }));
+    const { rows } = await tx.query(
+      `SELECT id, kind, digest, last_seen_at FROM identity_identifiers
+        WHERE profile_id = $1 AND (kind, digest) IN (SELECT * FROM unnest($2::text[], $3::text[]))`,
+      [profileId, withDigests.map((i) => i.kind), withDigests.map((i) => i.digest)],
+    );
+    const known = new Map(
+      rows.map((row) => vendorRowSchema.parse(row)).map((r) => [`${r.kind}\0${r.digest}`, r]),
+    );
+    for (const id of withDigests) {
+      const existing = known.get(`${id.kind}\0${id.digest}`);
+      if (existing === undefined) {
+        await insertIdentifier(tx, profileId, id.kind, id.value, id.digest, at);
+      } else if (at.getTime() - existing.last_seen_at.getTime() > LAST_SEEN_GRANULARITY_MS) {
+        await tx.query('UPDATE identity_identifiers SET last_seen_at = $2 WHERE id = $1', [existing.id, at]);
+      }
+    }
+  }
+
+  async function recordTraits(
+    tx: Queryable,
+    profileId: string,
+    incoming: StoredTraits,
+    at: Date,
+  ): Promise<void> {
+    if (Object.keys(incoming).length === 0) return;
+    const current = (await readTraits(tx, profileId)) ?? {};
+    const merged = lwwMerge(current, incoming);
+    if (merged.changed) await writeTraits(tx, profileId, merged.traits, at);
+  }
+
+  async function ingest(event: CanonicalEvent): Promise<IngestResult> {
+    const anon = primary('anonymous_id', event.anonymousId);
+    const user = primary('user_id', event.userId);
+    if (anon === null && user === null) return { profileId: null, merged: [], moved: false };
+    // Server time orders updates: a browser's clock can be anywhere.
+    const at = new Date(Date.parse(event.receivedAt));
+    const vendorIds = vendorIdentifiers(event);
+    const traits = event.type === 'identify' ? traitsFromEvent(event.traits, at.getTime()) : {};
+    return await inTransaction(async (tx) => {
+      const linked = await link(tx, anon, user, at);
+      await recordVendorIds(tx, linked.profileId, vendorIds, at);
+      await recordTraits(tx, linked.profileId, traits, at);
+      return linked;
+    });
+  }
+
+  async function profileFor(q: Pick<Queryable, 'query'>, subject: Subject): Promise<string | null> {
+    const ids = [primary('user_id', subject.userId), primary('anonymous_id', subject.anonymousId)].filter(
+      (id): id is PrimaryId => id !== null,
+    );
+    if (ids.length === 0) return null;
+    const { rows } = await q.query(
+      `SELECT id, kind, profile_id FROM identity_identifiers
+        WHERE (kind, digest) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+      [ids.map((i) => i.kind), ids.map((i) => i.digest)],
+    );
+    const parsed = rows.map((row) => identifierRowSchema.parse(row));
+    // The user id is the stronger link: a shared device's anonymous id may point at someone else.
+    return (parsed.find((r) => r.kind === 'user_id') ?? parsed[0])?.profile_id ?? null;
+  }
+
+  return {
+    ingest,
+
+    async lookup(subject, request) {
+      if (!request.consent) return null;
+      const profileId = await profileFor(db, subject);
+      if (profileId === null) return null;
+      const identifiers: Partial<Record<IdentifierKind, string>> = {};
+      if (request.kinds.length > 0) {
+        const { rows } = await db.query(
+          `SELECT DISTINCT ON (kind) id, kind, value FROM identity_identifiers
+            WHERE profile_id = $1 AND kind = ANY($2::text[])
+            ORDER BY kind, last_seen_at DESC, id`,
+          [profileId, [...request.kinds]],
+        );
+        for (const raw of rows) {
+          const row = valueRowSchema.parse(raw);
+          try {
+            identifiers[row.kind as IdentifierKind] = crypto
+              .openText(row.value, identifierContext(row.id, row.kind))
+              .toString('utf8');
+          } catch (cause) {
+            throw new IdentityHubError('corrupt_record', 'a stored identifier does not open', { cause });
+          }
+        }
+      }
+      if (request.traits !== true) return { profileId, identifiers };
+      const { rows } = await db.query('SELECT traits FROM identity_traits WHERE profile_id = $1', [
+        profileId,
+      ]);
+      const row = rows[0];
+      if (row === undefined) return { profileId, identifiers };
+      const stored = openTraits(profileId, traitsRowSchema.parse(row).traits);
+      const traits: Record<string, JsonValue> = {};
+      for (const [key, entry] of Object.entries(stored)) traits[key] = entry.v;
+      return { profileId, identifiers, traits };
+    },
+
+    async erase(subjectId) {
+      if (typeof subjectId !== 'string' || subjectId === '' || subjectId.length > MAX_SUBJECT_LENGTH) {
+        throw new IdentityHubError(
+          'invalid_subject',
+          `the subject must be 1-${MAX_SUBJECT_LENGTH} characters`,
+        );
+      }
+      return await inTransaction(async (tx) => {
+        const ids = [primary('user_id', subjectId), primary('anonymous_id', subjectId)].filter(
+          (id): id is PrimaryId => id !== null,
+        );
+        const rows = await findPrimaries(tx, ids);
+        const profileIds = [...new Set(rows.map((r) => r.profile_id))].sort();
+        if (profileIds.length === 0) return { profiles: 0, identifiers: 0, traits: 0, profileIds: [] };
+        await lockProfiles(tx, profileIds);
+        const count = async (sql: string) => countSchema.parse((await tx.query(sql, [profileIds])).rows[0]).n;
+        const identifiers = await count(
+          'SELECT count(*) AS n FROM identity_identifiers WHERE profile_id = ANY($1::text[])',
+        );
+        const traits = await count(
+          'SELECT count(*) AS n FROM identity_traits WHERE profile_id = ANY($1::text[])',
+        );
+        const profiles = await count(
+          'SELECT count(*) AS n FROM identity_profiles WHERE id = ANY($1::text[]) OR merged_into = ANY($1::text[])',
+        );
+        // ON DELETE CASCADE removes identifiers, traits and the merged-away tombstones with each root.
+        await tx.query('DELETE FROM identity_profiles WHERE id = ANY($1::text[])', [profileIds]);
+        return { profiles, identifiers, traits, profileIds };
+      });
+    },
+
+    async canonicalProfileId(profileId) {
+      const { rows } = await db.query(
+        'SELECT coalesce(merged_into, id) AS root FROM identity_profiles WHERE id = $1',
+        [profileId],
+      );
+      const row = rows[0];
+      return row === undefined ? null : z.object({ root: z.string() }).parse(row).root;
+    },
+  };
+}

@@ -1,0 +1,469 @@
+import { randomBytes } from 'node:crypto';
+import { type AuditCryptoSink, auditMigrations, createAuditLog, cryptoAuditSink } from '@signal/audit';
+import { type Cache, createMemoryCache } from '@signal/cache';
+import { type CryptoService, createCryptoService, createKeyring } from '@signal/crypto';
+import { createDatabase, type Database, migrate } from '@signal/store';
+import { createMetrics, type Metrics } from '@signal/telemetry';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { CORPUS_LINKED_DOMAINS, OPEN_REDIRECT_CORPUS } from '../../test/open-redirect-corpus';
+import {
+  ANONYMOUS_ID,
+  inMemoryPipelines,
+  PIPELINE_KEY,
+  recordingLogger,
+  startServer,
+  type TestServer,
+} from '../../test/support';
+import { identityHubSettings } from '../config';
+import { createIdentityHub, type IdentityHub } from '../identity-hub';
+import { cacheSingleUseStore } from '../tokens/single-use';
+import { INVALID_TOKEN_BODY } from './identity.routes';
+
+const LINKED = ['site-a.localhost', 'www.shop.example', ...CORPUS_LINKED_DOMAINS];
+
+let db: Database;
+let audit: ReturnType<typeof createAuditLog>;
+let sink: AuditCryptoSink;
+let crypto: CryptoService;
+
+beforeAll(async () => {
+  db = await createDatabase({ kind: 'pglite' });
+  await migrate(db, auditMigrations);
+  const logger = recordingLogger();
+  audit = createAuditLog({ db, logger });
+  sink = cryptoAuditSink(audit, logger);
+  crypto = createCryptoService({ keyring: createKeyring({ current: randomBytes(32) }), audit: sink });
+});
+afterAll(async () => {
+  await sink.drain();
+  await db.close();
+});
+
+interface Harness {
+  readonly server: TestServer;
+  readonly hub: IdentityHub;
+  readonly metrics: Metrics;
+  readonly logger: ReturnType<typeof recordingLogger>;
+  readonly pipelines: ReturnType<typeof inMemoryPipelines>;
+  readonly cache: Cache;
+  readonly clock: { now: number };
+  /** `site-a.localhost:<port>` etc.: the Host a browser would send to the all-in-one's port. */
+  host(site: string): string;
+  origin(site: string): string;
+}
+
+const open: Harness[] = [];
+
+async function harness(
+  settings: { publicHosts?: string[]; cookieDomains?: string[] } = {},
+): Promise<Harness> {
+  const metrics = createMetrics({ processMetrics: false });
+  const logger = recordingLogger();
+  const pipelines = inMemoryPipelines([...LINKED]);
+  const cache = createMemoryCache({ namespace: 'routes' });
+  const clock = { now: Date.now() };
+  const hub = createIdentityHub({
+    settings: identityHubSettings({ namespace: 'test', tokenTtlSeconds: 120, ...settings }),
+    crypto,
+    singleUse: cacheSingleUseStore(cache, { now: () => clock.now }),
+    pipelines,
+    linkedDomains: pipelines,
+    logger,
+    metrics,
+    now: () => clock.now,
+  });
+  const server = await startServer((router) => hub.register(router));
+  const h: Harness = {
+    server,
+    hub,
+    metrics,
+    logger,
+    pipelines,
+    cache,
+    clock,
+    host: (site) => `${site}:${server.port}`,
+    origin: (site) => `http://${site}:${server.port}`,
+  };
+  open.push(h);
+  return h;
+}
+
+afterEach(async () => {
+  for (const h of open.splice(0)) {
+    await h.server.close();
+    await h.cache.close();
+  }
+});
+
+function issue(h: Harness, to: string, headers: Record<string, string> = {}) {
+  return h.server.send({
+    method: 'POST',
+    path: '/v1/identity/token',
+    host: h.host('site-a.localhost'),
+    headers: {
+      origin: h.origin('site-a.localhost'),
+      cookie: `other=1; _dfid=${ANONYMOUS_ID}`,
+      'x-pipeline-key': PIPELINE_KEY,
+      ...headers,
+    },
+    body: { to },
+  });
+}
+
+function resolveOn(h: Harness, site: string, token: unknown, headers: Record<string, string> = {}) {
+  return h.server.send({
+    method: 'POST',
+    path: '/v1/identity/resolve',
+    host: h.host(site),
+    headers: { origin: h.origin(site), ...headers },
+    body: { token },
+  });
+}
+
+async function tokenFor(h: Harness, to: string): Promise<string> {
+  const reply = await issue(h, to);
+  expect(reply.status).toBe(200);
+  return (reply.json() as { token: string }).token;
+}
+
+async function rejections(h: Harness, reason: string): Promise<number> {
+  const text = await h.metrics.metrics();
+  const match = new RegExp(`signal_identity_token_rejections_total\\{reason="${reason}"\\} (\\d+)`).exec(
+    text,
+  );
+  return Number(match?.[1] ?? 0);
+}
+
+describe('POST /v1/identity/token', () => {
+  it('issues a token for a linked destination, with CORS for the exact linked origin', async () => {
+    const h = await harness();
+    const to = `http://site-b.localhost:${h.server.port}/welcome?x=1#top`;
+    const reply = await issue(h, to);
+    expect(reply.status).toBe(200);
+    const body = reply.json() as { token: string; url: string; expiresAt: string };
+    expect(body.token).toMatch(/^v1\.[A-Za-z0-9_-]+$/);
+    expect(body.url).toBe(`http://site-b.localhost:${h.server.port}/welcome?x=1&_dftk=${body.token}#top`);
+    expect(Date.parse(body.expiresAt) - Date.now()).toBeLessThanOrEqual(120_000);
+    expect(reply.headers['access-control-allow-origin']).toBe(h.origin('site-a.localhost'));
+    expect(reply.headers['access-control-allow-credentials']).toBe('true');
+    expect(reply.headers.vary).toBe('Origin');
+    expect(reply.headers['cache-control']).toBe('no-store');
+  });
+
+  it('takes the pipeline key from the body too', async () => {
+    const h = await harness();
+    const reply = await h.server.send({
+      method: 'POST',
+      path: '/v1/identity/token',
+      host: h.host('site-a.localhost'),
+      headers: { origin: h.origin('site-a.localhost'), cookie: `_dfid=${ANONYMOUS_ID}` },
+      body: { to: 'https://site-b.localhost/', pipelineKey: PIPELINE_KEY },
+    });
+    expect(reply.status).toBe(200);
+  });
+
+  it('refuses a missing or unknown pipeline key with 401', async () => {
+    const h = await harness();
+    expect((await issue(h, 'https://site-b.localhost/', { 'x-pipeline-key': '' })).status).toBe(401);
+    expect(
+      (await issue(h, 'https://site-b.localhost/', { 'x-pipeline-key': 'dk_test_unknownunknownunknown' }))
+        .status,
+    ).toBe(401);
+    expect((await issue(h, 'https://site-b.localhost/', { 'x-pipeline-key': 'not-a-key' })).status).toBe(401);
+  });
+
+  it('refuses a page that is not on a linked domain, without CORS headers so it cannot read the answer', async () => {
+    const h = await harness();
+    for (const origin of [
+      'https://evil.example',
+      'null',
+      `http://site-a.localhost.evil.example:${h.server.port}`,
+      'http://www.shop.example',
+      'https://shop.example',
+    ]) {
+      const reply = await issue(h, 'https://site-b.localhost/', { origin });
+      expect(reply.status).toBe(403);
+      expect(reply.headers['access-control-allow-origin']).toBeUndefined();
+    }
+  });
+
+  it('refuses a destination that is not linked (400), and answers 409 when there is no _dfid to carry', async () => {
+    const h = await harness();
+    const bad = await issue(h, 'https://evil.example/');
+    expect(bad.status).toBe(400);
+    expect(bad.json()).toMatchObject({ error: { code: 'validation_failed' } });
+    const none = await issue(h, 'https://site-b.localhost/', { cookie: 'other=1' });
+    expect(none.status).toBe(409);
+    expect(none.json()).toMatchObject({ error: { code: 'no_identity' } });
+  });
+
+  it('answers 503 when the pipeline lookup fails', async () => {
+    const h = await harness();
+    h.pipelines.failing = true;
+    const reply = await issue(h, 'https://site-b.localhost/');
+    expect(reply.status).toBe(503);
+    expect(reply.headers['retry-after']).toBe('1');
+  });
+
+  it('answers the CORS preflight with the methods and headers it accepts', async () => {
+    const h = await harness();
+    const reply = await h.server.send({
+      method: 'OPTIONS',
+      path: '/v1/identity/token',
+      host: h.host('site-a.localhost'),
+      headers: { origin: h.origin('site-a.localhost'), 'access-control-request-method': 'POST' },
+    });
+    expect(reply.status).toBe(204);
+    expect(reply.headers['access-control-allow-origin']).toBe(h.origin('site-a.localhost'));
+    expect(reply.headers['access-control-allow-headers']).toBe('Content-Type, X-Pipeline-Key');
+    expect(reply.headers['access-control-allow-credentials']).toBe('true');
+  });
+});
+
+describe('GET /v1/identity/redirect', () => {
+  function redirect(h: Harness, to: string, options: { cookie?: string; key?: string } = {}) {
+    const query = new URLSearchParams({ to, pipelineKey: options.key ?? PIPELINE_KEY });
+    return h.server.send({
+      method: 'GET',
+      path: `/v1/identity/redirect?${query}`,
+      host: h.host('site-a.localhost'),
+      headers: { cookie: options.cookie ?? `_dfid=${ANONYMOUS_ID}` },
+    });
+  }
+
+  it('redirects to the destination with a fresh token that resolves on the destination site', async () => {
+    const h = await harness();
+    const to = `http://site-b.localhost:${h.server.port}/landing?utm_source=a`;
+    const reply = await redirect(h, to);
+    expect(reply.status).toBe(302);
+    const location = String(reply.headers.location);
+    expect(location.startsWith(`${to}&_dftk=v1.`)).toBe(true);
+    expect(reply.headers['cache-control']).toBe('no-store');
+    const token = new URL(location).searchParams.get('_dftk');
+    const resolved = await resolveOn(h, 'site-b.localhost', token);
+    expect(resolved.status).toBe(200);
+    expect(resolved.json()).toEqual({ anonymousId: ANONYMOUS_ID });
+  });
+
+  it('never redirects to anything off the allowlist: every entry of the open-redirect corpus gets 400', async () => {
+    const h = await harness();
+    for (const to of OPEN_REDIRECT_CORPUS) {
+      const reply = await redirect(h, to);
+      expect({ to, status: reply.status, location: reply.headers.location }).toEqual({
+        to,
+        status: 400,
+        location: undefined,
+      });
+    }
+  });
+
+  it('redirects without a token when the visitor has no _dfid yet', async () => {
+    const h = await harness();
+    const reply = await redirect(h, 'https://www.shop.example/p', { cookie: '' });
+    expect(reply.status).toBe(302);
+    expect(reply.headers.location).toBe('https://www.shop.example/p');
+  });
+
+  it('refuses an unknown pipeline key and a missing destination without redirecting', async () => {
+    const h = await harness();
+    const badKey = await redirect(h, 'https://www.shop.example/', { key: 'dk_test_unknownunknownunknown' });
+    expect(badKey.status).toBe(401);
+    expect(badKey.headers.location).toBeUndefined();
+    const missing = await h.server.send({
+      method: 'GET',
+      path: `/v1/identity/redirect?pipelineKey=${PIPELINE_KEY}`,
+      host: h.host('site-a.localhost'),
+    });
+    expect(missing.status).toBe(400);
+    expect(missing.headers.location).toBeUndefined();
+  });
+});
+
+describe('POST /v1/identity/resolve', () => {
+  it('sets _dfid on the destination site (HttpOnly, Secure, SameSite=Lax) and returns the anonymous id', async () => {
+    const h = await harness();
+    const token = await tokenFor(h, `http://site-b.localhost:${h.server.port}/`);
+    const reply = await resolveOn(h, 'site-b.localhost', token);
+    expect(reply.status).toBe(200);
+    expect(reply.json()).toEqual({ anonymousId: ANONYMOUS_ID });
+    expect(reply.headers['set-cookie']).toEqual([
+      `_dfid=${ANONYMOUS_ID}; Max-Age=34560000; Path=/; HttpOnly; Secure; SameSite=Lax`,
+    ]);
+    expect(reply.headers['access-control-allow-origin']).toBe(h.origin('site-b.localhost'));
+    expect(reply.headers['access-control-allow-credentials']).toBe('true');
+  });
+
+  it('refuses a second use with the one generic answer, and counts it as a replay', async () => {
+    const h = await harness();
+    const token = await tokenFor(h, 'https://site-b.localhost/');
+    expect((await resolveOn(h, 'site-b.localhost', token)).status).toBe(200);
+    const again = await resolveOn(h, 'site-b.localhost', token);
+    expect(again.status).toBe(400);
+    expect(again.json()).toEqual(INVALID_TOKEN_BODY);
+    expect(again.text).toBe(
+      '{"error":{"code":"invalid_token","message":"the token is invalid or has expired"}}',
+    );
+    expect(again.headers['set-cookie']).toBeUndefined();
+    expect(await rejections(h, 'replayed')).toBe(1);
+  });
+
+  it('refuses a token presented on another site, and that attempt does not use it up', async () => {
+    const h = await harness();
+    const token = await tokenFor(h, 'https://site-b.localhost/');
+    const elsewhere = await resolveOn(h, 'site-a.localhost', token);
+    expect(elsewhere.status).toBe(400);
+    expect(elsewhere.json()).toEqual(INVALID_TOKEN_BODY);
+    expect(elsewhere.headers['access-control-allow-origin']).toBeUndefined();
+    // A page on site A posting to site B's hub: Origin and Host disagree about the audience.
+    const mixed = await resolveOn(h, 'site-b.localhost', token, { origin: h.origin('site-a.localhost') });
+    expect(mixed.status).toBe(400);
+    expect(await rejections(h, 'commitment_mismatch')).toBe(1);
+    expect(await rejections(h, 'audience_not_served')).toBe(1);
+    expect((await resolveOn(h, 'site-b.localhost', token)).status).toBe(200);
+  });
+
+  it('refuses expired, tampered, truncated, garbage and missing tokens with the same body', async () => {
+    const h = await harness();
+    const expired = await tokenFor(h, 'https://site-b.localhost/');
+    const fresh = await tokenFor(h, 'https://site-b.localhost/');
+    const bytes = Buffer.from(fresh.slice(3), 'base64url');
+    bytes[90] = (bytes[90] ?? 0) ^ 0x01;
+    const tampered = `v1.${bytes.toString('base64url')}`;
+    const cases: [token: unknown, late: boolean][] = [
+      [expired, true],
+      [tampered, false],
+      [fresh.slice(0, -10), false],
+      ['garbage', false],
+      ['', false],
+      [42, false],
+      [null, false],
+      [undefined, false],
+    ];
+    const refused = new Set<string>();
+    for (const [token, late] of cases) {
+      h.clock.now += late ? 126_000 : 0;
+      const reply = await resolveOn(h, 'site-b.localhost', token);
+      h.clock.now -= late ? 126_000 : 0;
+      refused.add(`${reply.status} ${reply.text}`);
+    }
+    expect([...refused]).toEqual([`400 ${JSON.stringify(INVALID_TOKEN_BODY)}`]);
+    expect(await rejections(h, 'expired')).toBe(1);
+    expect(await rejections(h, 'authentication_failed')).toBe(2); // tampered, truncated
+    expect(await rejections(h, 'malformed')).toBe(5);
+    // The tampered token was a copy: the genuine one still works.
+    expect((await resolveOn(h, 'site-b.localhost', fresh)).status).toBe(200);
+  });
+
+  it('records crypto.decrypt_failed in the audit log for a tampered token, without the token', async () => {
+    const h = await harness();
+    const token = await tokenFor(h, 'https://site-b.localhost/');
+    const bytes = Buffer.from(token.slice(3), 'base64url');
+    bytes[30] = (bytes[30] ?? 0) ^ 0x80;
+    const before = (await audit.list({ action: 'crypto.decrypt_failed' })).data.length;
+    expect((await resolveOn(h, 'site-b.localhost', `v1.${bytes.toString('base64url')}`)).status).toBe(400);
+    await sink.drain();
+    const entries = (await audit.list({ action: 'crypto.decrypt_failed' })).data;
+    expect(entries).toHaveLength(before + 1);
+    const entry = JSON.stringify(entries[0]);
+    expect(entry).toContain('commitment_mismatch');
+    expect(entry).toContain('xdomain-token');
+    expect(entry).not.toContain(token.slice(3, 40));
+    expect(entry).not.toContain(ANONYMOUS_ID);
+  });
+
+  it('logs the reason, never the token or the visitor', async () => {
+    const h = await harness();
+    const token = await tokenFor(h, 'https://site-b.localhost/');
+    await resolveOn(h, 'site-b.localhost', token);
+    await resolveOn(h, 'site-b.localhost', token);
+    const warnings = h.logger.entries.filter((e) => e.msg === 'cross-domain token refused');
+    expect(warnings.map((e) => e.obj)).toEqual([expect.objectContaining({ reason: 'replayed' })]);
+    const logged = JSON.stringify(h.logger.entries);
+    expect(logged).not.toContain(token.slice(3, 40));
+    expect(logged).not.toContain(ANONYMOUS_ID);
+  });
+
+  it('refuses a token whose audience was unlinked since it was issued', async () => {
+    const h = await harness();
+    const token = await tokenFor(h, 'https://site-b.localhost/');
+    h.pipelines.linked = ['site-a.localhost'];
+    const reply = await resolveOn(h, 'site-b.localhost', token);
+    expect(reply.status).toBe(400);
+    expect(reply.headers['access-control-allow-origin']).toBeUndefined();
+    expect(await rejections(h, 'audience_not_linked')).toBe(1);
+  });
+
+  it('fails closed with 503 when the single-use store is down: never accepts a token unchecked', async () => {
+    const h = await harness();
+    const token = await tokenFor(h, 'https://site-b.localhost/');
+    await h.cache.close();
+    const reply = await resolveOn(h, 'site-b.localhost', token);
+    expect(reply.status).toBe(503);
+    expect(reply.json()).toMatchObject({ error: { code: 'unavailable' } });
+    expect(reply.headers['retry-after']).toBe('1');
+    expect(reply.headers['set-cookie']).toBeUndefined();
+  });
+
+  it('behind a proxy, answers only for the configured public hosts', async () => {
+    const h = await harness({ publicHosts: ['site-b.localhost'] });
+    const token = await tokenFor(h, 'https://site-b.localhost/').catch(() => '');
+    expect(token).toBe('');
+    const issuedOnB = await h.server.send({
+      method: 'POST',
+      path: '/v1/identity/token',
+      host: h.host('site-b.localhost'),
+      headers: { cookie: `_dfid=${ANONYMOUS_ID}`, 'x-pipeline-key': PIPELINE_KEY },
+      body: { to: 'https://site-b.localhost/' },
+    });
+    expect(issuedOnB.status).toBe(200);
+    const spoofed = await resolveOn(h, 'evil.localhost', (issuedOnB.json() as { token: string }).token, {
+      origin: 'http://site-b.localhost',
+    });
+    expect(spoofed.status).toBe(400);
+    expect(await rejections(h, 'untrusted_host')).toBe(1);
+  });
+
+  it('on a collection subdomain, redeems for a sibling site host and sets the cookie on the cookie domain', async () => {
+    const h = await harness({ cookieDomains: ['shop.example'] });
+    const token = await tokenFor(h, 'https://www.shop.example/checkout');
+    const reply = await h.server.send({
+      method: 'POST',
+      path: '/v1/identity/resolve',
+      host: 'data.shop.example',
+      headers: { origin: 'https://www.shop.example' },
+      body: { token },
+    });
+    expect(reply.status).toBe(200);
+    expect(reply.headers['set-cookie']).toEqual([
+      `_dfid=${ANONYMOUS_ID}; Max-Age=34560000; Path=/; Domain=shop.example; HttpOnly; Secure; SameSite=Lax`,
+    ]);
+    expect(reply.headers['access-control-allow-origin']).toBe('https://www.shop.example');
+  });
+
+  it('without a cookie domain, a hub on another host does not serve the audience', async () => {
+    const h = await harness();
+    const token = await tokenFor(h, 'https://www.shop.example/');
+    const reply = await h.server.send({
+      method: 'POST',
+      path: '/v1/identity/resolve',
+      host: 'data.shop.example',
+      headers: { origin: 'https://www.shop.example' },
+      body: { token },
+    });
+    expect(reply.status).toBe(400);
+    expect(await rejections(h, 'audience_not_served')).toBe(1);
+  });
+
+  it('without an Origin header (not a browser), the audience is the host the request arrived on', async () => {
+    const h = await harness();
+    const token = await tokenFor(h, 'https://site-b.localhost/');
+    const reply = await h.server.send({
+      method: 'POST',
+      path: '/v1/identity/resolve',
+      host: h.host('site-b.localhost'),
+      body: { token },
+    });
+    expect(reply.status).toBe(200);
+    expect(reply.headers['access-control-allow-origin']).toBeUndefined();
+  });
+});
