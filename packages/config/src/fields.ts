@@ -182,3 +182,11 @@ export function originItem(value: string): string | undefined {
 export function brokerItem(value: string): string | undefined {
   return /^[A-Za-z0-9.-]+:\d{1,5}$/.test(value) ? undefined : `${JSON.stringify(value)} is not host:port`;
 }
+
+export function hostItem(value: string): string | undefined {
+  return /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i.test(
+    value,
+  )
+    ? undefined
+    : `${JSON.stringify(value.slice(0, 64))} is not a host name`;
+}

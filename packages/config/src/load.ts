@@ -66,6 +66,12 @@ export interface SignalConfig {
     readonly rateLimitRps: number;
     readonly pipelineKeyCacheTtlSeconds: number;
   };
+  readonly identity: {
+    readonly tokenTtlSeconds: number;
+    readonly clockSkewSeconds: number;
+    readonly publicHosts: readonly string[];
+    readonly cookieDomains: readonly string[];
+  };
   readonly delivery: {
     readonly retryMaxAttempts: number;
     readonly retryBackoffBaseSeconds: number;
@@ -264,6 +270,12 @@ function assemble(v: SettingValues, file: string | null): SignalConfig {
       maxPayloadSize: v.MAX_PAYLOAD_SIZE,
       rateLimitRps: v.RATE_LIMIT_RPS,
       pipelineKeyCacheTtlSeconds: v.PIPELINE_KEY_CACHE_TTL,
+    },
+    identity: {
+      tokenTtlSeconds: v.IDENTITY_TOKEN_TTL,
+      clockSkewSeconds: v.IDENTITY_CLOCK_SKEW,
+      publicHosts: v.IDENTITY_PUBLIC_HOSTS.map((h) => h.toLowerCase()),
+      cookieDomains: v.IDENTITY_COOKIE_DOMAINS.map((h) => h.toLowerCase()),
     },
     delivery: {
       retryMaxAttempts: v.RETRY_MAX_ATTEMPTS,

@@ -4,6 +4,7 @@ import {
   brokerItem,
   domain,
   hexKey,
+  hostItem,
   int,
   list,
   oneOf,
@@ -270,6 +271,38 @@ export const SETTINGS = {
     schema: int({ min: 0, max: 86_400, unit: 'seconds' }),
     default: 300,
     doc: 'Seconds a pipeline key lookup is cached',
+  }),
+
+  // ── Identity Hub ─────────────────────────────────────────────────────────────────────────────────
+  IDENTITY_TOKEN_TTL: withDefault({
+    yaml: 'identity.token_ttl',
+    schema: int({ min: 5, max: 120, unit: 'seconds' }),
+    default: 120,
+    doc: 'Lifetime of a cross-domain identity token in seconds (at most 120)',
+  }),
+  IDENTITY_CLOCK_SKEW: withDefault({
+    yaml: 'identity.clock_skew',
+    schema: int({ min: 0, max: 30, unit: 'seconds' }),
+    default: 5,
+    doc: 'Clock difference tolerated between Identity Hub instances, in seconds',
+  }),
+  IDENTITY_PUBLIC_HOSTS: withDefault({
+    yaml: 'identity.public_hosts',
+    schema: list({
+      item: hostItem,
+      itemDescription: 'a comma-separated list of host names such as data.shop.example',
+    }),
+    default: [],
+    doc: 'When set, the only Host values the Identity Hub answers for (set it behind a proxy)',
+  }),
+  IDENTITY_COOKIE_DOMAINS: withDefault({
+    yaml: 'identity.cookie_domains',
+    schema: list({
+      item: hostItem,
+      itemDescription: 'a comma-separated list of host names such as data.shop.example',
+    }),
+    default: [],
+    doc: 'Further Domain attributes `_dfid` may carry, one per linked site (COOKIE_DOMAIN is always included)',
   }),
 
   // ── Delivery ─────────────────────────────────────────────────────────────────────────────────────

@@ -1,11 +1,13 @@
+import { loadConfig } from '@signal/config';
 import { describe, expect, it } from 'vitest';
 import { identityHubSettings, loadIdentityHubSettings } from './config';
 
-const SHARED = { namespace: 'signal', gateway: { cookieDomain: null } };
+const load = (env: Record<string, string>) =>
+  loadIdentityHubSettings(loadConfig({ env, cwd: '/nonexistent' }));
 
 describe('loadIdentityHubSettings', () => {
   it('defaults to 120 s tokens, 5 s skew, any Host, host-only cookies', () => {
-    expect(loadIdentityHubSettings(SHARED, {})).toEqual({
+    expect(load({})).toEqual({
       namespace: 'signal',
       tokenTtlSeconds: 120,
       clockSkewSeconds: 5,
@@ -15,15 +17,14 @@ describe('loadIdentityHubSettings', () => {
   });
 
   it('reads the hub variables and adds COOKIE_DOMAIN to the cookie domains', () => {
-    const settings = loadIdentityHubSettings(
-      { namespace: 'acme', gateway: { cookieDomain: '.Shop.example' } },
-      {
-        IDENTITY_TOKEN_TTL: '30',
-        IDENTITY_CLOCK_SKEW: '2',
-        IDENTITY_PUBLIC_HOSTS: 'data.shop.example, data.other.example',
-        IDENTITY_COOKIE_DOMAINS: 'other.example',
-      },
-    );
+    const settings = load({
+      SIGNAL_NAMESPACE: 'acme',
+      COOKIE_DOMAIN: '.Shop.example',
+      IDENTITY_TOKEN_TTL: '30',
+      IDENTITY_CLOCK_SKEW: '2',
+      IDENTITY_PUBLIC_HOSTS: 'data.shop.example, data.other.example',
+      IDENTITY_COOKIE_DOMAINS: 'other.example',
+    });
     expect(settings).toEqual({
       namespace: 'acme',
       tokenTtlSeconds: 30,
@@ -37,13 +38,13 @@ describe('loadIdentityHubSettings', () => {
   it.each([
     [
       { IDENTITY_TOKEN_TTL: '121' },
-      'IDENTITY_TOKEN_TTL must be a whole number of seconds from 5 to 120 (got "121")',
+      'IDENTITY_TOKEN_TTL must be a whole number from 5 to 120 seconds (got "121")',
     ],
     [
       { IDENTITY_TOKEN_TTL: '2m' },
-      'IDENTITY_TOKEN_TTL must be a whole number of seconds from 5 to 120 (got "2m")',
+      'IDENTITY_TOKEN_TTL must be a whole number from 5 to 120 seconds (got "2m")',
     ],
-    [{ IDENTITY_CLOCK_SKEW: '-1' }, 'IDENTITY_CLOCK_SKEW must be a whole number of seconds from 0 to 30'],
+    [{ IDENTITY_CLOCK_SKEW: '-1' }, 'IDENTITY_CLOCK_SKEW must be a whole number from 0 to 30 seconds'],
     [
       { IDENTITY_PUBLIC_HOSTS: 'https://data.shop.example' },
       'IDENTITY_PUBLIC_HOSTS must be a comma-separated list of host names',
@@ -53,7 +54,7 @@ describe('loadIdentityHubSettings', () => {
       'IDENTITY_COOKIE_DOMAINS must be a comma-separated list of host names',
     ],
   ])('refuses %o naming the variable', (env, message) => {
-    expect(() => loadIdentityHubSettings(SHARED, env)).toThrow(message);
+    expect(() => load(env)).toThrow(message);
   });
 
   it('validates settings given in code the same way', () => {

@@ -48,57 +48,23 @@ export function identityHubSettings(input: IdentityHubSettingsInput): IdentityHu
   });
 }
 
-type Env = Readonly<Record<string, string | undefined>>;
-
 /**
- * Settings for a standalone hub: SIGNAL_NAMESPACE and COOKIE_DOMAIN from the shared configuration, the
- * hub's own variables from the environment. A bad value fails start-up naming the variable.
+ * Settings for the hub from the shared configuration (IDENTITY_* variables, SIGNAL_NAMESPACE and
+ * COOKIE_DOMAIN, already validated by @signal/config, which names the variable in any error).
  */
 export function loadIdentityHubSettings(
-  config: Pick<SignalConfig, 'namespace'> & {
+  config: Pick<SignalConfig, 'namespace' | 'identity'> & {
     readonly gateway: Pick<SignalConfig['gateway'], 'cookieDomain'>;
   },
-  env: Env = process.env,
 ): IdentityHubSettings {
-  const cookieDomains = list(env, 'IDENTITY_COOKIE_DOMAINS');
+  const cookieDomains = [...config.identity.cookieDomains];
   const shared = config.gateway.cookieDomain?.replace(/^\./, '').toLowerCase();
   if (shared !== undefined && shared !== '') cookieDomains.unshift(shared);
   return identityHubSettings({
     namespace: config.namespace,
-    tokenTtlSeconds: seconds(env, 'IDENTITY_TOKEN_TTL', 5, MAX_TOKEN_TTL_SECONDS) ?? MAX_TOKEN_TTL_SECONDS,
-    clockSkewSeconds: seconds(env, 'IDENTITY_CLOCK_SKEW', 0, 30) ?? 5,
-    publicHosts: checkedHosts('IDENTITY_PUBLIC_HOSTS', list(env, 'IDENTITY_PUBLIC_HOSTS')),
-    cookieDomains: checkedHosts('IDENTITY_COOKIE_DOMAINS', cookieDomains),
+    tokenTtlSeconds: config.identity.tokenTtlSeconds,
+    clockSkewSeconds: config.identity.clockSkewSeconds,
+    publicHosts: [...config.identity.publicHosts],
+    cookieDomains,
   });
-}
-
-function seconds(env: Env, name: string, min: number, max: number): number | undefined {
-  const raw = env[name]?.trim();
-  if (raw === undefined || raw === '') return undefined;
-  const value = /^[0-9]{1,6}$/.test(raw) ? Number(raw) : Number.NaN;
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new IdentityHubError(
-      'invalid_config',
-      `${name} must be a whole number of seconds from ${min} to ${max} (got ${JSON.stringify(raw.slice(0, 20))})`,
-    );
-  }
-  return value;
-}
-
-function list(env: Env, name: string): string[] {
-  const raw = env[name]?.trim();
-  if (raw === undefined || raw === '') return [];
-  return raw.split(',').map((item) => item.trim().toLowerCase());
-}
-
-function checkedHosts(name: string, hosts: string[]): string[] {
-  for (const host of hosts) {
-    if (!isHostName(host)) {
-      throw new IdentityHubError(
-        'invalid_config',
-        `${name} must be a comma-separated list of host names such as data.shop.example (got ${JSON.stringify(host.slice(0, 64))})`,
-      );
-    }
-  }
-  return hosts;
 }

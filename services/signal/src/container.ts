@@ -4,11 +4,19 @@ import { join } from 'node:path';
 import { createAuditLog, cryptoAuditSink } from '@signal/audit';
 import { Secret, type SignalConfig } from '@signal/config';
 import { createCacheConsentStateStore } from '@signal/consent';
-import { createControlPlane } from '@signal/control-plane';
+import { createControlPlane, ENCRYPTED_COLUMNS } from '@signal/control-plane';
 import { cryptoHealthHandler } from '@signal/crypto';
 import { createDeliveryWorker } from '@signal/delivery-worker';
 import { createEventProcessor, orgDataLayerConfigSchema } from '@signal/event-processor';
 import { createRouter, createServer, metricsHandler, registerHealthRoutes, sendJson } from '@signal/http';
+import {
+  cacheSingleUseStore,
+  createIdentityGraph,
+  createIdentityHub,
+  IDENTITY_ENCRYPTED_COLUMNS,
+  loadBlindIndex,
+  loadIdentityHubSettings,
+} from '@signal/identity-hub';
 import { cachedPipelineDirectory, createGateway } from '@signal/ingestion-gateway';
 import { createManagementApi } from '@signal/management-api';
 import { bootstrapCrypto, Lifecycle, openBus, openCache, openDatabase } from '@signal/runtime';
@@ -108,6 +116,8 @@ export async function buildSignal({ config, logger }: SignalDeps) {
     metrics,
     config: { management: { ...config.management, jwtSecret } },
     controlPlane,
+    // Every encrypted column of this deployment: the control plane's and the identity graph's.
+    reencryption: { columns: [...ENCRYPTED_COLUMNS, ...IDENTITY_ENCRYPTED_COLUMNS] },
   });
   management.register(router);
   lifecycle.add({ name: 'management-api', start: () => management.start(), stop: () => management.stop() });
@@ -172,6 +182,29 @@ export async function buildSignal({ config, logger }: SignalDeps) {
     },
   });
   lifecycle.add({ name: 'delivery-worker', start: () => worker.start(), stop: (ms) => worker.stop(ms) });
+
+  const identityGraph = createIdentityGraph({ db, crypto, index: await loadBlindIndex(db, crypto) });
+  const identityHub = createIdentityHub({
+    settings: loadIdentityHubSettings(config),
+    crypto,
+    singleUse: cacheSingleUseStore(cache),
+    pipelines: {
+      byKey: async (key) => {
+        const found = await controlPlane.findPipelineByKey(key);
+        return found?.enabled ? { orgId: found.orgId, pipelineId: found.pipelineId } : null;
+      },
+    },
+    linkedDomains: { linkedDomains: (pipelineId) => controlPlane.linkedDomains(pipelineId) },
+    logger: log('identity-hub'),
+    metrics,
+    graph: { graph: identityGraph, bus },
+  });
+  identityHub.register(router);
+  lifecycle.add({
+    name: 'identity-hub',
+    start: () => identityHub.start(),
+    stop: (ms) => identityHub.stop(ms),
+  });
 
   // ── Health, metrics, demo ─────────────────────────────────────────────────────────────────────────
   const cryptoHealth = cryptoHealthHandler(cryptoRuntime.health);

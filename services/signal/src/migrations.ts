@@ -2,6 +2,7 @@ import { auditMigrations } from '@signal/audit';
 import { busMigrations } from '@signal/bus';
 import { controlPlaneMigrations } from '@signal/control-plane';
 import { deliveryWorkerMigrations } from '@signal/delivery-worker';
+import { identityHubMigrations } from '@signal/identity-hub';
 import { managementApiMigrations } from '@signal/management-api';
 import { type Migration, storeMigrations } from '@signal/store';
 
@@ -17,4 +18,5 @@ export const ALL_MIGRATIONS: readonly Migration[] = Object.freeze([
   ...controlPlaneMigrations,
   ...managementApiMigrations,
   ...deliveryWorkerMigrations,
+  ...identityHubMigrations,
 ]);
