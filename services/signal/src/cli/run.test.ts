@@ -95,3 +95,28 @@ describe('signal-cli usage', () => {
     expect(stderr).toContain('generate-key');
   });
 });
+
+describe('signal-cli migrate and audit-verify (embedded database)', () => {
+  it('migrates once, is idempotent, and verifies an intact audit chain', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dataDir = mkdtempSync(join(tmpdir(), 'signal-cli-'));
+    try {
+      const env = { SIGNAL_DATA_DIR: dataDir };
+      const first = await cli(['migrate'], env);
+      expect(first.code).toBe(0);
+      expect(first.stdout).toMatch(/^applied \d+ migration\(s\):/);
+      expect(first.stdout).toContain('bus/0001_topics_segments_leases');
+      expect(first.stdout).toContain('audit/0002_append_only_triggers');
+      const second = await cli(['migrate'], env);
+      expect(second).toMatchObject({ code: 0, stdout: 'database is up to date\n' });
+      const verify = await cli(['audit-verify'], env);
+      expect(verify.code).toBe(0);
+      expect(verify.stdout).toMatch(/^audit log intact: 0 entries/);
+      expect((await cli(['audit-verify', '--anchor', 'nonsense'], env)).code).toBe(2);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});

@@ -1,8 +1,10 @@
+import { auditVerify } from './audit-verify';
 import { checkKey } from './check-key';
 import { generateKey } from './generate-key';
+import { migrateVerb } from './migrate';
 import type { CliIo, Verb } from './verb';
 
-const VERBS: readonly Verb[] = [generateKey, checkKey];
+const VERBS: readonly Verb[] = [generateKey, checkKey, migrateVerb, auditVerify];
 
 function usage(): string {
   const width = Math.max(...VERBS.map((v) => v.name.length));
