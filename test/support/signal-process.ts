@@ -22,7 +22,14 @@ export async function startSignal(
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'signal-e2e-'));
   const child = spawn(process.execPath, ['--import', 'tsx', 'services/signal/src/main.ts'], {
     cwd: repoRoot(),
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PORT: '0', SIGNAL_DATA_DIR: dataDir, LOG_LEVEL: 'warn', ...env },
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      PORT: '0',
+      SIGNAL_DATA_DIR: dataDir,
+      LOG_LEVEL: 'warn',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -34,7 +41,10 @@ export async function startSignal(
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const baseUrl = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`signal did not start:\n${output}`)), options.timeoutMs ?? 60_000);
+    const timer = setTimeout(
+      () => reject(new Error(`signal did not start:\n${output}`)),
+      options.timeoutMs ?? 60_000,
+    );
     const poll = setInterval(() => {
       const match = /Signal is running on (https?:\/\/localhost:\d+)/.exec(output);
       if (match?.[1]) {
@@ -63,11 +73,19 @@ export async function startSignal(
 }
 
 /** Runs the all-in-one expecting it to refuse to start; resolves with its exit code and output. */
-export function runSignalExpectingExit(env: Record<string, string>): Promise<{ code: number | null; output: string }> {
+export function runSignalExpectingExit(
+  env: Record<string, string>,
+): Promise<{ code: number | null; output: string }> {
   const dataDir = mkdtempSync(join(tmpdir(), 'signal-e2e-'));
   const child = spawn(process.execPath, ['--import', 'tsx', 'services/signal/src/main.ts'], {
     cwd: repoRoot(),
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PORT: '0', SIGNAL_DATA_DIR: dataDir, ...env },
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      PORT: '0',
+      SIGNAL_DATA_DIR: dataDir,
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
