@@ -5,5 +5,5 @@ export {
   type CryptoRuntime,
   DEV_KEY_FILE,
 } from './crypto-bootstrap';
-export { type InfraLogger, openBus, openCache, openDatabase } from './infrastructure';
+export { databaseSchemaFor, type InfraLogger, openBus, openCache, openDatabase } from './infrastructure';
 export { type Component, exitOnSignals, Lifecycle, type LifecycleLogger } from './lifecycle';

@@ -12,6 +12,16 @@ export interface InfraLogger {
 }
 
 /**
+ * The PostgreSQL schema of a deployment: SIGNAL_NAMESPACE folded to the characters a schema name takes, so
+ * several deployments (or test runs) can share one server and every process of one deployment, `signal-cli
+ * migrate` included, finds the same tables.
+ */
+export function databaseSchemaFor(namespace: string): string {
+  const folded = namespace.toLowerCase().replace(/[^a-z0-9_]/g, '_');
+  return /^[a-z_]/.test(folded) ? folded.slice(0, 63) : `_${folded}`.slice(0, 63);
+}
+
+/**
  * The database from configuration: PostgreSQL when DATABASE_URL is set (pool of DB_MAX_CONNS, TLS from the
  * URL's sslmode/sslrootcert), else the embedded PGlite in SIGNAL_DATA_DIR — only where `allowEmbedded`
  * (the all-in-one); a production service without DATABASE_URL refuses to start.
@@ -27,6 +37,7 @@ export async function openDatabase(
       kind: 'postgres',
       url,
       maxConnections: config.database.maxConnections,
+      schema: databaseSchemaFor(config.namespace),
       applicationName: options.applicationName,
       logger,
     });

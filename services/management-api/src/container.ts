@@ -16,6 +16,7 @@ import {
   registerHealthRoutes,
   type SignalHttpServer,
 } from '@signal/http';
+import { databaseSchemaFor } from '@signal/runtime';
 import { createDatabase, type Database, migrate } from '@signal/store';
 import { createLogger, createMetrics, type Logger } from '@signal/telemetry';
 import { ManagementApiConfigError, managementApiSettings } from './config';
@@ -68,7 +69,7 @@ async function openDatabase(config: SignalConfig, logger: Logger): Promise<Datab
           kind: 'postgres',
           url,
           maxConnections: config.database.maxConnections,
-          schema: config.namespace,
+          schema: databaseSchemaFor(config.namespace),
           logger,
         });
   await migrate(db, MANAGEMENT_API_SCHEMA, logger);

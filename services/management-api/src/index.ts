@@ -22,8 +22,11 @@ export {
   type ReencryptionJobs,
   type ReencryptionJobsOptions,
   type ReencryptionStatus,
+  readReencryptionFailures,
+  readReencryptionStatus,
   type StartOutcome,
 } from './crypto/reencrypt-job';
+export type { DlqDeps } from './dlq/dlq.routes';
 export type { ApiLogger } from './logger';
 export {
   ADMIN_RATE_LIMIT,

@@ -4,6 +4,7 @@ import type { SignalConfig } from '@signal/config';
 import { type ControlPlane, createControlPlane, type PasswordHasher } from '@signal/control-plane';
 import type { CryptoService } from '@signal/crypto';
 import type { Router } from '@signal/http';
+import type { IdentityErasure } from '@signal/identity-hub';
 import type { Database } from '@signal/store';
 import type { Metrics } from '@signal/telemetry';
 import { createAuditLogsRoutes } from './audit-logs/audit-logs.routes';
@@ -19,8 +20,10 @@ import {
   type ReencryptionJobsOptions,
 } from './crypto/reencrypt-job';
 import { createDataLayerRoutes } from './data-layer/data-layer.routes';
+import { createDlqRoutes, type DlqDeps } from './dlq/dlq.routes';
 import { createAuditTrail } from './http/audit-trail';
 import { registerRoutes } from './http/route-kit';
+import { createIdentityRoutes } from './identity/identity.routes';
 import { createIntegrationsRoutes } from './integrations/integrations.routes';
 import type { ApiLogger } from './logger';
 import { createPipelinesRoutes } from './pipelines/pipelines.routes';
@@ -44,6 +47,16 @@ export interface ManagementApiOptions {
   /** Tests only: a cheaper scrypt cost. */
   readonly hasher?: PasswordHasher;
   readonly loginThrottle?: LoginThrottleOptions;
+  /**
+   * Dead letters (`/v1/admin/dlq`): the database holding the delivery worker's `delivery_dlq` table, the bus a
+   * replay publishes to and the deployment's namespace (topic names). Absent: those routes answer 503.
+   */
+  readonly dlq?: DlqDeps;
+  /**
+   * The identity hub's erasure (`createIdentityErasure`), for `DELETE /v1/admin/identity/{id}`. It records
+   * `identity.erased` itself. Absent: that route answers 503.
+   */
+  readonly identityErasure?: Pick<IdentityErasure, 'eraseSubject'>;
   readonly reencryption?: Omit<
     ReencryptionJobsOptions,
     'db' | 'crypto' | 'audit' | 'logger' | 'metrics' | 'clock'
@@ -106,6 +119,8 @@ export function createManagementApi(options: ManagementApiOptions): ManagementAp
     ...createDataLayerRoutes({ controlPlane, trail }),
     ...createAuditLogsRoutes({ audit, trail, logger }),
     ...createReencryptRoutes({ jobs: reencryption }),
+    ...createDlqRoutes({ dlq: options.dlq, trail }),
+    ...createIdentityRoutes({ identityErasure: options.identityErasure }),
   };
   const rateLimiter = new RateLimiter(cache, { ...ADMIN_RATE_LIMIT, name: 'admin-api' });
   const authenticate = createAuthenticator({ tokens, users: controlPlane.users });

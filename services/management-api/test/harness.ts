@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { type AuditLog, createAuditLog, cryptoAuditSink } from '@signal/audit';
+import { type Bus, busMigrations, createPostgresBus } from '@signal/bus';
 import { createMemoryCache } from '@signal/cache';
 import { Secret } from '@signal/config';
 import {
@@ -12,13 +13,33 @@ import {
   type User,
 } from '@signal/control-plane';
 import { type CryptoService, createCryptoService, createKeyring } from '@signal/crypto';
+import { deliveryWorkerMigrations } from '@signal/delivery-worker';
 import { createRouter, createServer, type SignalHttpServer } from '@signal/http';
+import {
+  createIdentityErasure,
+  createIdentityGraph,
+  type IdentityGraph,
+  identityHubMigrations,
+  loadBlindIndex,
+} from '@signal/identity-hub';
 import type { Database } from '@signal/store';
 import { createMetrics } from '@signal/telemetry';
 import { vi } from 'vitest';
 import { createAccessTokens } from '../src/auth/tokens';
+import { MANAGEMENT_API_SCHEMA } from '../src/container';
 import type { ApiLogger } from '../src/logger';
 import { createManagementApi, type ManagementApi, type ManagementApiOptions } from '../src/management-api';
+
+/**
+ * The Management API's tables plus the ones its optional dependencies read: the bus, the delivery worker's
+ * DLQ index and the identity graph (what the all-in-one migrates).
+ */
+export const FULL_SCHEMA = Object.freeze([
+  ...MANAGEMENT_API_SCHEMA,
+  ...busMigrations,
+  ...deliveryWorkerMigrations,
+  ...identityHubMigrations,
+]);
 
 export const JWT_SECRET = 'test-jwt-secret-0123456789abcdef-0123456789';
 export const PASSWORD = 'correct horse battery staple';
@@ -81,9 +102,17 @@ export interface TestApi {
   readonly api: ManagementApi;
   readonly cp: ControlPlane;
   readonly crypto: CryptoService;
+  /** The keys the API runs with (another API on the same database must use them too). */
+  readonly keys: { readonly current: Buffer; readonly previous?: Buffer };
   readonly audit: AuditLog;
   readonly hasher: ReturnType<typeof spiedHasher>;
   readonly logs: ReturnType<typeof captureLogger>;
+  /** With `operations`: the bus replays publish to, the namespace, and the identity graph erasure reads. */
+  readonly operations: {
+    readonly bus: Bus;
+    readonly namespace: string;
+    readonly graph: IdentityGraph;
+  } | null;
   call(
     method: string,
     path: string,
@@ -103,6 +132,11 @@ export interface TestApiOptions {
   readonly loginThrottle?: ManagementApiOptions['loginThrottle'];
   /** Wraps the database the API sees (fault injection typed against the port). */
   readonly wrapDb?: (db: Database) => Database;
+  /**
+   * Wire the optional dependencies (DLQ over a real PostgreSQL bus on the same database, identity erasure
+   * over a real identity graph). The database must have `FULL_SCHEMA`. `bus` replaces the bus replays use.
+   */
+  readonly operations?: { readonly bus?: Pick<Bus, 'publish'> };
 }
 
 export async function startTestApi(db: Database, options: TestApiOptions = {}): Promise<TestApi> {
@@ -114,6 +148,18 @@ export async function startTestApi(db: Database, options: TestApiOptions = {}): 
   const hasher = spiedHasher();
   const apiDb = options.wrapDb ? options.wrapDb(db) : db;
   const cp = createControlPlane({ db: apiDb, crypto, hasher, clock });
+  let operations: TestApi['operations'] = null;
+  let wiring: Pick<ManagementApiOptions, 'dlq' | 'identityErasure'> = {};
+  if (options.operations !== undefined) {
+    const bus = createPostgresBus({ db, logger: logs });
+    const namespace = `t${randomBytes(4).toString('hex')}`;
+    const graph = createIdentityGraph({ db, crypto, index: await loadBlindIndex(db, crypto) });
+    operations = { bus, namespace, graph };
+    wiring = {
+      dlq: { db: apiDb, bus: options.operations.bus ?? bus, namespace },
+      identityErasure: createIdentityErasure({ graph, audit, logger: logs }),
+    };
+  }
   const api = createManagementApi({
     db: apiDb,
     cache: createMemoryCache(),
@@ -133,6 +179,7 @@ export async function startTestApi(db: Database, options: TestApiOptions = {}): 
     hasher,
     ...(options.reencryption ? { reencryption: options.reencryption } : {}),
     ...(options.loginThrottle ? { loginThrottle: options.loginThrottle } : {}),
+    ...wiring,
   });
   const router = createRouter({ logger: logs });
   api.register(router);
@@ -151,9 +198,11 @@ export async function startTestApi(db: Database, options: TestApiOptions = {}): 
     api,
     cp,
     crypto,
+    keys,
     audit,
     hasher,
     logs,
+    operations,
     async call(method, path, callOptions = {}) {
       const headers: Record<string, string> = { ...callOptions.headers };
       if (callOptions.token !== undefined) headers.authorization = `Bearer ${callOptions.token}`;
@@ -185,6 +234,7 @@ export async function startTestApi(db: Database, options: TestApiOptions = {}): 
     async close() {
       await server.close(1000);
       await api.stop();
+      await operations?.bus.close();
     },
   };
 }

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll } from 'vitest';
 import { describeApiSuite } from './api.suite';
 import { pgliteTarget } from './db-targets';
+import { describeOperationsSuite } from './operations.suite';
 import { describeRbacSuite } from './rbac.suite';
 import { describeReencryptSuite } from './reencrypt.suite';
 
@@ -12,4 +13,5 @@ afterAll(() => target.teardown());
 
 describeRbacSuite(target);
 describeApiSuite(target);
+describeOperationsSuite(target);
 describeReencryptSuite(target);

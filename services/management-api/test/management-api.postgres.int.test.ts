@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { POSTGRES_URL, postgresAvailable, repoRoot } from '@signal/testkit';
 import { describeApiSuite } from './api.suite';
 import { postgresTarget } from './db-targets';
+import { describeOperationsSuite } from './operations.suite';
 import { describeRbacSuite } from './rbac.suite';
 import { describeReencryptSuite } from './reencrypt.suite';
 
@@ -11,6 +12,7 @@ const skip = !(await postgresAvailable());
 
 describeRbacSuite(target, skip);
 describeApiSuite(target, skip);
+describeOperationsSuite(target, skip);
 describeReencryptSuite(target, skip, {
   /** A real crash: the job runs in a child process that is SIGKILLed after it committed `batches` batches. */
   async runAndKill(db, keys, batches) {

@@ -4,11 +4,19 @@ import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createAccessTokens, TOKEN_AUDIENCE, TOKEN_ISSUER } from '../src/auth/tokens';
-import { MANAGEMENT_API_SCHEMA } from '../src/container';
 import { roleAllows } from '../src/rbac/permissions';
 import { ADMIN_PREFIX, ROUTES, type RouteId } from '../src/rbac/route-table';
 import type { DbTarget } from './db-targets';
-import { JWT_SECRET, PASSWORD, type SeededOrg, seedOrg, startTestApi, type TestApi } from './harness';
+import {
+  FULL_SCHEMA,
+  JWT_SECRET,
+  PASSWORD,
+  type SeededOrg,
+  seedOrg,
+  startTestApi,
+  type TestApi,
+} from './harness';
+import { plantDeadLetter, sampleEvent } from './operations.support';
 
 const errorSchema = z.strictObject({ error: z.strictObject({ code: z.string(), message: z.string() }) });
 
@@ -18,6 +26,10 @@ interface Fixture {
   readonly integrationId: string;
   readonly victimId: string;
   readonly graceKeyId: string;
+  /** A pending dead letter of the fixture's integration. */
+  readonly deadLetterId: string;
+  /** A user id the identity graph knows. */
+  readonly identitySubject: string;
 }
 
 async function fixture(t: TestApi): Promise<Fixture> {
@@ -33,12 +45,19 @@ async function fixture(t: TestApi): Promise<Fixture> {
     email: `victim-${randomBytes(3).toString('hex')}@x.example`,
     role: 'editor',
   });
+  const operations = t.operations;
+  if (operations === null) throw new Error('the RBAC suite needs the optional dependencies wired');
+  const deadLetterId = await plantDeadLetter(t.db, operations.namespace, integration.id);
+  const identitySubject = `subject-${randomBytes(4).toString('hex')}`;
+  await operations.graph.ingest(sampleEvent({ userId: identitySubject }));
   return {
     org,
     pipelineId: made.pipeline.id,
     integrationId: integration.id,
     victimId: victim.id,
     graceKeyId: rotated.previous.id,
+    deadLetterId,
+    identitySubject,
   };
 }
 
@@ -105,6 +124,10 @@ const CASES: Readonly<Record<RouteId, (f: Fixture) => Case>> = {
   'auditLogs.export': () => ({ path: '/audit-logs/export', status: 200 }),
   'crypto.reencryptStart': () => ({ path: '/crypto/re-encrypt', status: 202 }),
   'crypto.reencryptStatus': () => ({ path: '/crypto/re-encrypt', status: 200 }),
+  'dlq.list': (f) => ({ path: `/dlq?integration_id=${f.integrationId}`, status: 200 }),
+  'dlq.get': (f) => ({ path: `/dlq/${f.deadLetterId}`, status: 200 }),
+  'dlq.replay': (f) => ({ path: '/dlq/replay', body: { ids: [f.deadLetterId] }, status: 200 }),
+  'identity.erase': (f) => ({ path: `/identity/${f.identitySubject}`, status: 200 }),
 };
 
 function b64(value: unknown): string {
@@ -116,7 +139,7 @@ export function describeRbacSuite(target: DbTarget, skip = false): void {
     let t: TestApi;
     beforeAll(async () => {
       await target.setup();
-      t = await startTestApi(await target.fresh(MANAGEMENT_API_SCHEMA));
+      t = await startTestApi(await target.fresh(FULL_SCHEMA), { operations: {} });
     });
     afterAll(async () => {
       await t?.close();

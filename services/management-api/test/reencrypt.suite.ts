@@ -377,6 +377,47 @@ export function describeReencryptSuite(target: DbTarget, skip = false, crashTarg
       },
     );
 
+    it('ends an orphaned job started for another key as failed, so a process with a newer key can start', async () => {
+      let jobs: ReencryptionJobs | undefined;
+      let crash: Promise<void> | undefined;
+      const { db, seeded, after, b } = await rotated({
+        reencryption: {
+          batchSize: 2,
+          leaseMs: 200,
+          onProgress: () => {
+            crash ??= jobs?.stop({ releaseLease: false });
+          },
+        },
+      });
+      jobs = after.api.reencryption;
+      // The operator moved on to key C (B previous) while the job for B was orphaned: no process can finish it.
+      const newer = await startTestApi(await target.reopen(db), {
+        keys: { current: randomBytes(32), previous: b },
+        reencryption: { watchIntervalMs: 60_000 },
+      });
+      try {
+        const token = await seeded.adminToken(after);
+        expect((await after.call('POST', PATH, { token })).status).toBe(202);
+        await after.api.reencryption.idle();
+        await crash;
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        const replaced = await newer.call('POST', PATH, { token });
+        expect(replaced.status).toBe(202);
+        const { rows } = await db.query<{ status: string; error: string | null }>(
+          'SELECT status, error FROM crypto_reencrypt_jobs ORDER BY started_at, id',
+        );
+        expect(rows[0]).toEqual({ status: 'failed', error: 'target_key_changed' });
+        await newer.api.reencryption.idle();
+        const completed = (await newer.audit.list({ action: 'crypto.reencrypt_completed' })).data;
+        expect(completed.map((e) => e.changes)).toContainEqual(
+          expect.objectContaining({ error: { old: null, new: 'target_key_changed' } }),
+        );
+      } finally {
+        await newer.close();
+        await after.close();
+      }
+    });
+
     it('a process that stops gracefully hands the job over at once (lease released)', async () => {
       let jobs: ReencryptionJobs | undefined;
       let stopped: Promise<void> | undefined;

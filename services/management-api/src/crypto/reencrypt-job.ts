@@ -118,6 +118,45 @@ export function statusJson(job: JobRow): ReencryptionStatus {
   };
 }
 
+async function latestJobRow(db: Pick<Queryable, 'query'>): Promise<JobRow | null> {
+  const { rows } = await db.query(
+    `SELECT ${JOB_COLUMNS} FROM crypto_reencrypt_jobs ORDER BY started_at DESC, id DESC LIMIT 1`,
+  );
+  return rows[0] === undefined ? null : jobRowSchema.parse(rows[0]);
+}
+
+/** The latest job's status, or null when none ever ran. Needs no key (`signal-cli crypto-reencrypt status`). */
+export async function readReencryptionStatus(
+  db: Pick<Queryable, 'query'>,
+): Promise<ReencryptionStatus | null> {
+  const job = await latestJobRow(db);
+  return job === null ? null : statusJson(job);
+}
+
+/** Failed records of the latest job (ids and reasons only, never values). */
+export async function readReencryptionFailures(
+  db: Pick<Queryable, 'query'>,
+  limit = 100,
+): Promise<ReencryptionFailure[]> {
+  const { rows } = await db.query<{
+    column_name: string;
+    record_id: string;
+    reason: string;
+    failed_at: Date;
+  }>(
+    `SELECT column_name, record_id, reason, failed_at FROM crypto_reencrypt_failures
+      WHERE job_id = (SELECT id FROM crypto_reencrypt_jobs ORDER BY started_at DESC, id DESC LIMIT 1)
+      ORDER BY column_name, record_id LIMIT $1`,
+    [limit],
+  );
+  return rows.map((row) => ({
+    column: row.column_name,
+    recordId: row.record_id,
+    reason: row.reason,
+    failedAt: row.failed_at,
+  }));
+}
+
 /** What to do with one record of a batch; computed outside the transaction (the crypto work). */
 type RowPlan =
   | { readonly kind: 'rewrite'; readonly id: string; readonly old: string; readonly next: string }
@@ -194,12 +233,7 @@ export function createReencryptionJobs(options: ReencryptionJobsOptions): Reencr
     return rows[0] === undefined ? null : jobRowSchema.parse(rows[0]);
   }
 
-  async function latestJob(): Promise<JobRow | null> {
-    const { rows } = await db.query(
-      `SELECT ${JOB_COLUMNS} FROM crypto_reencrypt_jobs ORDER BY started_at DESC, id DESC LIMIT 1`,
-    );
-    return rows[0] === undefined ? null : jobRowSchema.parse(rows[0]);
-  }
+  const latestJob = () => latestJobRow(db);
 
   /** Renews the lease inside `tx` (and row-locks the job); throws `LeaseLost` if another process holds it. */
   async function holdLease(tx: Queryable, jobId: string): Promise<void> {
@@ -513,6 +547,8 @@ export function createReencryptionJobs(options: ReencryptionJobsOptions): Reencr
     const now = clock();
     const jobId = `rej_${now.getTime().toString(16).padStart(12, '0')}${randomBytes(8).toString('hex')}`;
     let outcome: { kind: 'started' | 'resumed' | 'already_running' | 'empty'; job: JobRow };
+    /** An orphaned job for another target key: nobody holding today's key can finish it, so it ends failed. */
+    const abandoned: JobRow[] = [];
     try {
       outcome = await db.transaction(async (tx) => {
         const running = await tx.query(
@@ -522,14 +558,21 @@ export function createReencryptionJobs(options: ReencryptionJobsOptions): Reencr
         const current = running.rows[0];
         if (current !== undefined) {
           const job = jobRowSchema.parse(current);
-          if (current.orphaned !== true || job.target_key_id !== target)
-            return { kind: 'already_running', job };
-          await tx.query(
-            `UPDATE crypto_reencrypt_jobs SET lease_owner = $2, lease_expires_at = now() + $3 * interval '1 millisecond'
-              WHERE id = $1`,
-            [job.id, instanceId, leaseMs],
+          if (current.orphaned !== true) return { kind: 'already_running', job };
+          if (job.target_key_id === target) {
+            await tx.query(
+              `UPDATE crypto_reencrypt_jobs SET lease_owner = $2, lease_expires_at = now() + $3 * interval '1 millisecond'
+                WHERE id = $1`,
+              [job.id, instanceId, leaseMs],
+            );
+            return { kind: 'resumed', job };
+          }
+          const { rows: ended } = await tx.query(
+            `UPDATE crypto_reencrypt_jobs SET status = 'failed', completed_at = $2, error = 'target_key_changed',
+               lease_owner = NULL, lease_expires_at = NULL WHERE id = $1 RETURNING ${JOB_COLUMNS}`,
+            [job.id, now],
           );
-          return { kind: 'resumed', job };
+          abandoned.push(...ended.map((row) => jobRowSchema.parse(row)));
         }
         const total = await countRecordsPendingReencryption(tx, target, columns);
         const empty = total === 0;
@@ -563,6 +606,13 @@ export function createReencryptionJobs(options: ReencryptionJobsOptions): Reencr
       throw error;
     }
 
+    for (const job of abandoned) {
+      logger.warn(
+        { job_id: job.id, error: 'target_key_changed' },
+        'an orphaned re-encryption job was started for another key; it ended failed and a new job replaces it',
+      );
+      await recordCompleted(job, 'target_key_changed');
+    }
     if (outcome.kind === 'already_running')
       return { kind: 'already_running', status: statusJson(outcome.job) };
     if (outcome.kind === 'resumed') {
@@ -600,30 +650,9 @@ export function createReencryptionJobs(options: ReencryptionJobsOptions): Reencr
   return {
     start,
 
-    async status() {
-      const job = await latestJob();
-      return job === null ? null : statusJson(job);
-    },
+    status: () => readReencryptionStatus(db),
 
-    async failures(limit = 100) {
-      const { rows } = await db.query<{
-        column_name: string;
-        record_id: string;
-        reason: string;
-        failed_at: Date;
-      }>(
-        `SELECT column_name, record_id, reason, failed_at FROM crypto_reencrypt_failures
-          WHERE job_id = (SELECT id FROM crypto_reencrypt_jobs ORDER BY started_at DESC, id DESC LIMIT 1)
-          ORDER BY column_name, record_id LIMIT $1`,
-        [limit],
-      );
-      return rows.map((row) => ({
-        column: row.column_name,
-        recordId: row.record_id,
-        reason: row.reason,
-        failedAt: row.failed_at,
-      }));
-    },
+    failures: (limit = 100) => readReencryptionFailures(db, limit),
 
     async resumeOrphaned() {
       if (loop !== undefined) return false;

@@ -1,7 +1,9 @@
 import { isAuditError } from '@signal/audit';
+import { isBusError } from '@signal/bus';
 import { isCacheError } from '@signal/cache';
 import { isControlPlaneError } from '@signal/control-plane';
 import { HttpError, isHttpError } from '@signal/http';
+import { isIdentityHubError } from '@signal/identity-hub';
 import { isStoreError } from '@signal/store';
 
 /**
@@ -36,7 +38,21 @@ export function toHttpError(error: unknown): HttpError | undefined {
         });
     }
   }
-  if ((isStoreError(error) || isCacheError(error)) && error.retryable) {
+  if (isIdentityHubError(error)) {
+    switch (error.code) {
+      case 'invalid_subject':
+        return new HttpError('validation_failed', error.message);
+      case 'graph_unavailable':
+      case 'single_use_unavailable':
+        return new HttpError('unavailable', 'the identity graph is unavailable, retry later', {
+          cause: error,
+        });
+      case 'invalid_config':
+      case 'corrupt_record':
+        return new HttpError('internal', 'internal error', { cause: error });
+    }
+  }
+  if ((isStoreError(error) || isCacheError(error) || isBusError(error)) && error.retryable) {
     return new HttpError('unavailable', 'a backing service is unavailable, retry later', { cause: error });
   }
   return undefined;

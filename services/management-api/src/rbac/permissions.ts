@@ -5,7 +5,7 @@ import type { Role } from '@signal/control-plane';
  * - owner: everything, including ownership transfer (and billing / deleting the org, not built yet);
  * - admin: users, audit logs, the Org Data Layer, deletes, key rotation and crypto operations;
  * - editor: create and edit pipelines and integrations;
- * - viewer: read.
+ * - viewer: read (and the debugger: inspecting dead letters, whose personal data is masked).
  */
 export const ROLE_RANK: Readonly<Record<Role, number>> = Object.freeze({
   viewer: 1,
@@ -33,6 +33,21 @@ export const PERMISSIONS = Object.freeze({
   'org:transfer-ownership': 'owner',
   'audit-logs:read': 'admin',
   'crypto:manage': 'admin',
+  /**
+   * Dead letters: listing and inspecting them is debugging (the product's "viewer: read + debugger"); the
+   * originals are shown with personal data masked, so nothing a viewer may not see leaves the API.
+   */
+  'dlq:read': 'viewer',
+  /**
+   * Replaying dead letters re-sends events to vendors: an operational edit, like editing an integration, so
+   * editor. It cannot bypass anything an editor could not already cause: a replay runs the whole delivery path
+   * again (the ledger never re-sends an event a vendor accepted, stage-2 consent is re-checked against the
+   * latest state), it deletes nothing and changes no configuration. Admin would put routine incident recovery
+   * (a vendor outage, fixed credentials) out of reach of the people who run the integrations.
+   */
+  'dlq:replay': 'editor',
+  /** Erasing a visitor's identity data (data-subject requests) is irreversible: admin, like other deletes. */
+  'identity:erase': 'admin',
 } as const satisfies Readonly<Record<string, Role>>);
 
 export type Permission = keyof typeof PERMISSIONS;

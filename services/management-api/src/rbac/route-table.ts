@@ -91,6 +91,12 @@ export const ROUTES = [
 
   { id: 'crypto.reencryptStart', method: 'POST', path: '/crypto/re-encrypt', permission: 'crypto:manage' },
   { id: 'crypto.reencryptStatus', method: 'GET', path: '/crypto/re-encrypt', permission: 'crypto:manage' },
+
+  { id: 'dlq.list', method: 'GET', path: '/dlq', permission: 'dlq:read' },
+  { id: 'dlq.get', method: 'GET', path: '/dlq/:id', permission: 'dlq:read' },
+  { id: 'dlq.replay', method: 'POST', path: '/dlq/replay', permission: 'dlq:replay' },
+
+  { id: 'identity.erase', method: 'DELETE', path: '/identity/:id', permission: 'identity:erase' },
 ] as const satisfies readonly RouteSpec[];
 
 export type RouteId = (typeof ROUTES)[number]['id'];
