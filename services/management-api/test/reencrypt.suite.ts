@@ -302,6 +302,9 @@ export function describeReencryptSuite(target: DbTarget, skip = false, crashTarg
         reencryption: {
           batchSize: 2,
           leaseMs: 500,
+          // A killed process has no watcher either: without this, this process's own watcher could win the
+          // race for the orphaned job against the second process on a loaded machine.
+          watchIntervalMs: 60_000,
           // Simulated SIGKILL between batches: the loop stops after the first batch and keeps its lease.
           onProgress: () => {
             crash ??= jobs?.stop({ releaseLease: false });
@@ -510,10 +513,13 @@ export function describeReencryptSuite(target: DbTarget, skip = false, crashTarg
           wrapDb: (inner) =>
             interceptDb(inner, {
               before: (sql, params) => {
+                // Any write that includes the victim's record times out (the batch, then its own row).
+                const ids = params[0];
                 if (
                   victim !== undefined &&
-                  sql.startsWith('UPDATE integrations SET credentials') &&
-                  params[0] === victim
+                  sql.startsWith('UPDATE integrations AS t SET credentials') &&
+                  Array.isArray(ids) &&
+                  ids.includes(victim)
                 ) {
                   throw new StoreError('timeout', 'canceling statement due to statement timeout');
                 }
