@@ -5,18 +5,21 @@
  *
  * Baseline per message: a random 12-byte nonce, createCipheriv/createDecipheriv, nonce ‖ ciphertext ‖ tag.
  * v1 per message: a salt, HKDF-SHA-512 (two HMACs), the commitment, AES-256-GCM chunks, through the public
- * CryptoService with a realistic context. Rounds alternate baseline and v1 so drift on a shared machine hits
- * both; the table shows medians and the median of the per-round ratios. Targets: ratio >= 0.5 at 1 KiB and
- * >= 0.9 at 64 KiB.
+ * CryptoService with a realistic context. Both sides run through the same harness: the same warm-up, then
+ * rounds of the same number of operations (calibrated once so the baseline takes about ROUND_MS), the order
+ * flipped every round (raw-v1, v1-raw, …) so drift and GC debt on a shared machine hit both alike. The table
+ * shows median throughput, the median of the per-round ratios with their interquartile range, and the same
+ * ratio by process CPU time (steadier than wall time when other work shares the cores).
+ * Targets: ratio >= 0.5 at 1 KiB and >= 0.9 at 64 KiB.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-// @signal/test does not depend on @signal/crypto (yet), so the package entry point is reached by path.
-import { createCryptoService, createKeyring, type EncryptionContext } from '../../packages/crypto/src/index';
+import { createCryptoService, createKeyring, type EncryptionContext } from '@signal/crypto';
 
 const SIZES = [64, 1024, 64 * 1024] as const;
 const TARGETS: Readonly<Record<number, number>> = { 1024: 0.5, [64 * 1024]: 0.9 };
 const ROUNDS = 31;
 const ROUND_MS = 30;
+const WARM_UP_MS = 100;
 const POOL = 64;
 
 const key = randomBytes(32);
@@ -46,24 +49,39 @@ function rawOpen(sealed: Buffer): Buffer {
   return plaintext;
 }
 
-/** Operations per second of `op` over about `ms` milliseconds. */
-function measure(op: (i: number) => unknown, ms: number): number {
-  let count = 0;
-  const start = process.hrtime.bigint();
-  const deadline = start + BigInt(ms) * 1_000_000n;
-  let now = start;
-  while (now < deadline) {
-    for (let i = 0; i < 64; i++) op(count + i);
-    count += 64;
-    now = process.hrtime.bigint();
-  }
-  return count / (Number(now - start) / 1e9);
+interface Timing {
+  /** Wall-clock seconds. */
+  wall: number;
+  /** Process CPU seconds (all threads: GC helpers count too). */
+  cpu: number;
 }
 
-function median(values: readonly number[]): number {
+/** Runs `op` `count` times (`op` gets the iteration number) and times it. */
+function time(op: (i: number) => unknown, count: number): Timing {
+  const cpuStart = process.cpuUsage();
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < count; i++) op(i);
+  const wall = Number(process.hrtime.bigint() - start) / 1e9;
+  const cpu = process.cpuUsage(cpuStart);
+  return { wall, cpu: (cpu.user + cpu.system) / 1e6 };
+}
+
+/** Operations of `op` that take about `ms` milliseconds (found by running it, doubling, until they do). */
+function calibrate(op: (i: number) => unknown, ms: number): number {
+  let count = 64;
+  for (;;) {
+    const { wall } = time(op, count);
+    if (wall * 1000 >= ms) return Math.max(1, Math.round((count * ms) / (wall * 1000)));
+    count *= 2;
+  }
+}
+
+function quantile(values: readonly number[], q: number): number {
   const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+  const at = (sorted.length - 1) * q;
+  const low = sorted[Math.floor(at)] ?? 0;
+  const high = sorted[Math.ceil(at)] ?? 0;
+  return low + (high - low) * (at - Math.floor(at));
 }
 
 interface Row {
@@ -72,29 +90,45 @@ interface Row {
   raw: number;
   v1: number;
   ratio: number;
+  ratioLow: number;
+  ratioHigh: number;
+  cpuRatio: number;
   target: number | undefined;
 }
 
 function compare(size: number, op: string, raw: (i: number) => unknown, v1: (i: number) => unknown): Row {
-  measure(raw, 50);
-  measure(v1, 50);
+  // Warm-up: each side runs alike first (JIT, pools, caches); then the baseline fixes the count per round.
+  calibrate(raw, WARM_UP_MS);
+  calibrate(v1, WARM_UP_MS);
+  const count = calibrate(raw, ROUND_MS);
   const raws: number[] = [];
   const v1s: number[] = [];
   const ratios: number[] = [];
+  const cpuRatios: number[] = [];
   for (let round = 0; round < ROUNDS; round++) {
-    const r = measure(raw, ROUND_MS);
-    const v = measure(v1, ROUND_MS);
-    raws.push(r);
-    v1s.push(v);
-    ratios.push(v / r);
+    let r: Timing;
+    let v: Timing;
+    if (round % 2 === 0) {
+      r = time(raw, count);
+      v = time(v1, count);
+    } else {
+      v = time(v1, count);
+      r = time(raw, count);
+    }
+    raws.push(count / r.wall);
+    v1s.push(count / v.wall);
+    ratios.push(r.wall / v.wall);
+    cpuRatios.push(r.cpu / v.cpu);
   }
-  const label = size >= 1024 ? `${size / 1024} KiB` : `${size} B`;
   return {
-    size: label,
+    size: size >= 1024 ? `${size / 1024} KiB` : `${size} B`,
     op,
-    raw: median(raws),
-    v1: median(v1s),
-    ratio: median(ratios),
+    raw: quantile(raws, 0.5),
+    v1: quantile(v1s, 0.5),
+    ratio: quantile(ratios, 0.5),
+    ratioLow: quantile(ratios, 0.25),
+    ratioHigh: quantile(ratios, 0.75),
+    cpuRatio: quantile(cpuRatios, 0.5),
     target: TARGETS[size],
   };
 }
@@ -131,13 +165,15 @@ for (const size of SIZES) {
 }
 
 const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
-const header = ['size', 'op', 'raw AES-256-GCM ops/s', 'v1 ops/s', 'v1/raw', 'target'];
+const header = ['size', 'op', 'raw AES-256-GCM ops/s', 'v1 ops/s', 'v1/raw', 'p25-p75', 'by CPU', 'target'];
 const lines = rows.map((row) => [
   row.size,
   row.op,
   fmt(row.raw),
   fmt(row.v1),
   row.ratio.toFixed(2),
+  `${row.ratioLow.toFixed(2)}-${row.ratioHigh.toFixed(2)}`,
+  row.cpuRatio.toFixed(2),
   row.target === undefined ? '-' : `>= ${row.target}${row.ratio >= row.target ? '' : '  (below)'}`,
 ]);
 const widths = header.map((h, i) => Math.max(h.length, ...lines.map((line) => (line[i] ?? '').length)));
@@ -145,6 +181,9 @@ const print = (cells: readonly string[]): void =>
   console.log(
     cells.map((cell, i) => (i < 2 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join('  '),
   );
-console.log(`crypto bench: node ${process.version}, ${ROUNDS} alternating rounds of ${ROUND_MS} ms, medians`);
+console.log(
+  `crypto bench: node ${process.version}, ${ROUNDS} rounds of equal operation counts (about ${ROUND_MS} ms of ` +
+    'baseline each), order alternating; medians',
+);
 print(header);
 for (const line of lines) print(line);

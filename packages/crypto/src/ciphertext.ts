@@ -1,6 +1,6 @@
 import { randomFillSync } from 'node:crypto';
 import { HEADER_LENGTH, open, type RandomFill, sealedLength, sealInto } from './cobblestone';
-import { type EncryptionContext, encodeContext } from './context';
+import type { ContextEncoder, EncryptionContext } from './context';
 import { CryptoError } from './errors';
 import { GCM_TAG_LENGTH } from './gcm';
 import { KEY_ID_LENGTH, type KeyEntry } from './keyring';
@@ -23,6 +23,7 @@ export const TEXT_PREFIX = 'v1.';
 /** Seals with `entry` (always the current key in production). */
 export function sealV1(
   entry: KeyEntry,
+  encoder: ContextEncoder,
   context: EncryptionContext,
   plaintext: Uint8Array | string,
   maxPlaintextBytes: number,
@@ -38,7 +39,7 @@ export function sealV1(
       `plaintext of ${length} bytes is above the ${maxPlaintextBytes}-byte limit`,
     );
   }
-  const contextBytes = encodeContext(FORMAT_VERSION, entry.id, context);
+  const contextBytes = encoder.encode(FORMAT_VERSION, entry.id, context);
   const key = entry.cobblestoneKey(context.dataClass);
   const out = Buffer.allocUnsafe(V1_HEADER_LENGTH + sealedLength(length));
   out[0] = FORMAT_VERSION;
@@ -68,11 +69,12 @@ export function readKeyId(ciphertext: Buffer): Buffer {
 /** Opens a v1 ciphertext whose key id has already been matched to `entry` (see `readKeyId`). */
 export function openV1(
   entry: KeyEntry,
+  encoder: ContextEncoder,
   context: EncryptionContext,
   ciphertext: Buffer,
   maxPlaintextBytes: number,
 ): Buffer {
-  const contextBytes = encodeContext(FORMAT_VERSION, entry.id, context);
+  const contextBytes = encoder.encode(FORMAT_VERSION, entry.id, context);
   const key = entry.cobblestoneKey(context.dataClass);
   return open(key, contextBytes, ciphertext, V1_HEADER_LENGTH, maxPlaintextBytes);
 }

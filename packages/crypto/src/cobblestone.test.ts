@@ -1,4 +1,4 @@
-import { createHash, randomBytes, randomFillSync } from 'node:crypto';
+import { createHash, createHmac, randomBytes, randomFillSync } from 'node:crypto';
 import { inflateSync } from 'node:zlib';
 import { readVectorJson } from '@signal/testkit';
 import fc from 'fast-check';
@@ -122,6 +122,65 @@ describe('Cobblestone-256 against Wycheproof c2sp_chunked_encryption_aes_256_gcm
       }
     },
   );
+});
+
+/** HKDF-Expand-SHA-512 (RFC 5869 §2.3) over createHmac: an independent reference for the derivation. */
+function expandReference(prk: Buffer, info: Buffer, length: number): Buffer {
+  const blocks: Buffer[] = [];
+  let previous = Buffer.alloc(0);
+  for (let i = 1; Buffer.concat(blocks).length < length; i++) {
+    previous = createHmac('sha512', prk)
+      .update(Buffer.concat([previous, info, Buffer.from([i])]))
+      .digest();
+    blocks.push(previous);
+  }
+  return Buffer.concat(blocks).subarray(0, length);
+}
+
+describe('Cobblestone-256 key derivation', () => {
+  const PREFIX = Buffer.from('c2sp.org/chunked-encryption@v1+AEAD_AES_256_GCM\u0000', 'latin1');
+
+  it('derives what HKDF-Expand over createHmac derives, for any salt and context, reusing one key', () => {
+    const raw = randomBytes(32);
+    const key = new CobblestoneKey(raw);
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: SALT_LENGTH, maxLength: SALT_LENGTH }),
+        // Lengths on both sides of the scratch's initial room, so it grows and old views are dropped.
+        fc.oneof(fc.uint8Array({ maxLength: 160 }), fc.uint8Array({ minLength: 400, maxLength: 3000 })),
+        fc.nat({ max: 7 }),
+        (salt, context, offset) => {
+          const source = Buffer.concat([randomBytes(offset), salt, randomBytes(3)]);
+          key.derive(source, offset, context);
+          const okm = expandReference(raw, Buffer.concat([PREFIX, salt, context]), 76);
+          expect(key.aeadKey.equals(okm.subarray(0, 32))).toBe(true);
+          expect(key.chunkNonce(0).equals(okm.subarray(32, 44))).toBe(true);
+          expect(key.commitment.equals(okm.subarray(44, 76))).toBe(true);
+          expect(key.commitmentMatches(Buffer.concat([Buffer.alloc(offset), okm.subarray(44)]), offset)).toBe(
+            true,
+          );
+          const wrong = Buffer.from(okm.subarray(44));
+          wrong[31] = (wrong[31] ?? 0) ^ 1;
+          expect(key.commitmentMatches(wrong, 0)).toBe(false);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('counts chunk nonces up from the base nonce in the last 8 bytes, big-endian', () => {
+    const key = new CobblestoneKey(randomBytes(32));
+    key.derive(randomBytes(SALT_LENGTH), 0, Buffer.from('ctx'));
+    const base = key.baseNonce();
+    for (const index of [1, 2, 255, 256, 2 ** 32 - 1, 2 ** 32, 2 ** 38 - 1]) {
+      const expected = Buffer.from(base);
+      const counter = Buffer.alloc(8);
+      counter.writeBigUInt64BE(BigInt(index));
+      for (let i = 0; i < 8; i++) expected[4 + i] = (expected[4 + i] ?? 0) ^ (counter[i] ?? 0);
+      expect(key.chunkNonce(index).toString('hex')).toBe(expected.toString('hex'));
+    }
+    expect(key.chunkNonce(0).equals(base)).toBe(true);
+  });
 });
 
 describe('Cobblestone-256 sealing', () => {

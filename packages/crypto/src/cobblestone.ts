@@ -1,7 +1,7 @@
-import { timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import { CryptoError } from './errors';
 import { GCM_KEY_LENGTH, GCM_NONCE_LENGTH, GCM_TAG_LENGTH, gcmDecrypt, gcmEncryptInto } from './gcm';
-import { HmacKey } from './hkdf';
+import { IPAD, OPAD, writeHmacPad } from './hkdf';
 
 /**
  * C2SP chunked encryption, instantiated as Cobblestone-256 (HKDF-SHA-512 + AES-256-GCM), per
@@ -28,30 +28,59 @@ const WIRE_CHUNK_LENGTH = CHUNK_SIZE + GCM_TAG_LENGTH;
 const MAX_CHUNKS = 2 ** 38;
 
 const INFO_PREFIX = Buffer.from('c2sp.org/chunked-encryption@v1+AEAD_AES_256_GCM\u0000', 'latin1');
-const SALT_AT = INFO_PREFIX.length;
-const CONTEXT_AT = SALT_AT + SALT_LENGTH;
 const NONCE_AT = GCM_KEY_LENGTH;
 const COMMITMENT_AT = NONCE_AT + GCM_NONCE_LENGTH;
+/** key (32) ‖ base nonce (12) ‖ commitment (32) = T(1) ‖ the first 12 bytes of T(2). */
 const OKM_LENGTH = COMMITMENT_AT + COMMITMENT_LENGTH;
+
+/** HMAC-SHA-512: 128-byte blocks, 64-byte digests. */
+const BLOCK = 128;
+const DIGEST = 64;
+/** The part of the commitment that T(1) holds; T(2) gives the rest. */
+const COMMITMENT_IN_T1 = DIGEST - COMMITMENT_AT;
+/** HMAC inner inputs: ipad ‖ info ‖ 0x01 for T(1), ipad ‖ T(1) ‖ info ‖ 0x02 for T(2); info = prefix ‖ salt ‖ context. */
+const INFO_AT_1 = BLOCK;
+const INFO_AT_2 = BLOCK + DIGEST;
+const T1_AT = BLOCK;
+const FIXED_INFO_LENGTH = INFO_PREFIX.length + SALT_LENGTH;
+/** Room for the context before the inner buffers have to grow (covers every realistic v1 context). */
+const INITIAL_CONTEXT_ROOM = 512;
 
 /** Fills `length` bytes of `target` at `offset` with CSPRNG output (e.g. `crypto.randomFillSync`). */
 export type RandomFill = (target: Buffer, offset: number, length: number) => void;
 
 /**
- * A Cobblestone-256 input key, prepared once: the HMAC-SHA-512 pads and scratch space for the per-message
- * derivation. The scratch holds derived secrets, so it is private memory (not Buffer's shared pool) and reused;
- * every method is synchronous, so sharing one instance across callers is safe.
+ * A Cobblestone-256 input key, prepared once, and scratch space for the per-message derivation
+ * (HKDF-Expand-SHA-512, L = 76, i.e. two HMACs: T(1) and T(2)).
+ *
+ * The HMACs run over node's one-shot `crypto.hash` (see `HmacKey` for why), with both inner inputs kept
+ * built: the key pads and the info prefix are written once, each message writes only its salt and context,
+ * and T(1) lands where T(2)'s input needs it, which is also where the AEAD key and base nonce are read
+ * from. Every piece of it is cross-checked by the Wycheproof vectors.
+ *
+ * Hazard: the scratch holds key pads and derived secrets, so it is private memory (`allocUnsafeSlow`, never
+ * Buffer's shared pool), wiped when replaced, and overwritten by the next message. Every method is
+ * synchronous, so sharing one instance across callers is safe; the views it hands out are valid until the
+ * next `derive`.
  */
 export class CobblestoneKey {
-  readonly #hmac: HmacKey;
-  /** info = prefix ‖ salt ‖ context, written in place (public bytes). */
-  #info: Buffer;
-  /** key ‖ base nonce ‖ commitment of the message in progress, and fixed views into it. */
-  readonly #okm = Buffer.allocUnsafeSlow(OKM_LENGTH);
-  readonly #aeadKey = this.#okm.subarray(0, NONCE_AT);
-  readonly #commitment = this.#okm.subarray(COMMITMENT_AT, OKM_LENGTH);
-  /** Nonce of the chunk in progress. */
+  /** ipad ‖ prefix ‖ salt ‖ context ‖ 0x01. */
+  #inner1: Buffer;
+  /** ipad ‖ T(1) ‖ prefix ‖ salt ‖ context ‖ 0x02; T(1) = AEAD key ‖ base nonce ‖ commitment[0, 20). */
+  #inner2: Buffer;
+  /** opad ‖ inner digest: the outer input of either HMAC. */
+  readonly #outer = Buffer.allocUnsafeSlow(BLOCK + DIGEST);
+  #aeadKey: Buffer;
+  #baseNonce: Buffer;
+  readonly #commitment = Buffer.allocUnsafeSlow(COMMITMENT_LENGTH);
+  /** The commitment a ciphertext carries, copied here so the comparison needs no fresh view (public bytes). */
+  readonly #stored = Buffer.allocUnsafeSlow(COMMITMENT_LENGTH);
+  /** Nonce of chunk 1 and later. */
   readonly #nonce = Buffer.allocUnsafeSlow(GCM_NONCE_LENGTH);
+  /** The tag of the chunk being opened, copied here for the same reason as `#stored` (public bytes). */
+  readonly #tag = Buffer.allocUnsafeSlow(GCM_TAG_LENGTH);
+  /** The inner inputs' views by context length: the hot path hashes the same few lengths over and over. */
+  readonly #views = new Map<number, readonly [Buffer, Buffer]>();
 
   constructor(key: Uint8Array) {
     if (key.byteLength !== GCM_KEY_LENGTH) {
@@ -60,9 +89,15 @@ export class CobblestoneKey {
         `Cobblestone-256 key must be ${GCM_KEY_LENGTH} bytes (got ${key.byteLength})`,
       );
     }
-    this.#hmac = new HmacKey('sha512', key);
-    this.#info = Buffer.allocUnsafeSlow(CONTEXT_AT + 256);
-    INFO_PREFIX.copy(this.#info);
+    writeHmacPad(key, OPAD, this.#outer, BLOCK);
+    this.#inner1 = Buffer.allocUnsafeSlow(INFO_AT_1 + FIXED_INFO_LENGTH + INITIAL_CONTEXT_ROOM + 1);
+    this.#inner2 = Buffer.allocUnsafeSlow(INFO_AT_2 + FIXED_INFO_LENGTH + INITIAL_CONTEXT_ROOM + 1);
+    writeHmacPad(key, IPAD, this.#inner1, BLOCK);
+    writeHmacPad(key, IPAD, this.#inner2, BLOCK);
+    INFO_PREFIX.copy(this.#inner1, INFO_AT_1);
+    INFO_PREFIX.copy(this.#inner2, INFO_AT_2);
+    this.#aeadKey = this.#inner2.subarray(T1_AT, T1_AT + GCM_KEY_LENGTH);
+    this.#baseNonce = this.#inner2.subarray(T1_AT + NONCE_AT, T1_AT + COMMITMENT_AT);
   }
 
   /**
@@ -70,14 +105,32 @@ export class CobblestoneKey {
    * that the next call overwrites.
    */
   derive(source: Buffer, saltAt: number, context: Uint8Array): void {
-    const infoLength = CONTEXT_AT + context.byteLength;
-    if (this.#info.length < infoLength) {
-      this.#info = Buffer.allocUnsafeSlow(Math.max(infoLength, this.#info.length * 2));
-      INFO_PREFIX.copy(this.#info);
+    const contextLength = context.byteLength;
+    let views = this.#views.get(contextLength);
+    if (views === undefined) views = this.#viewsFor(contextLength);
+    const inner1 = this.#inner1;
+    const inner2 = this.#inner2;
+    const salt1 = INFO_AT_1 + INFO_PREFIX.length;
+    const salt2 = INFO_AT_2 + INFO_PREFIX.length;
+    // A byte loop for the salt: cheaper than the view `copy` would build.
+    for (let i = 0; i < SALT_LENGTH; i++) {
+      const byte = source[saltAt + i] ?? 0;
+      inner1[salt1 + i] = byte;
+      inner2[salt2 + i] = byte;
     }
-    source.copy(this.#info, SALT_AT, saltAt, saltAt + SALT_LENGTH);
-    this.#info.set(context, CONTEXT_AT);
-    this.#hmac.expandPrefixInto(this.#info, infoLength, this.#okm, 0, OKM_LENGTH);
+    inner1.set(context, salt1 + SALT_LENGTH);
+    inner2.set(context, salt2 + SALT_LENGTH);
+    inner1[salt1 + SALT_LENGTH + contextLength] = 1;
+    inner2[salt2 + SALT_LENGTH + contextLength] = 2;
+
+    // Digests as 'binary' (latin1) strings: far cheaper than a Buffer result, written back byte for byte.
+    const outer = this.#outer;
+    outer.write(hash('sha512', views[0], 'binary'), BLOCK, DIGEST, 'latin1');
+    inner2.write(hash('sha512', outer, 'binary'), T1_AT, DIGEST, 'latin1');
+    outer.write(hash('sha512', views[1], 'binary'), BLOCK, DIGEST, 'latin1');
+    const commitment = this.#commitment;
+    for (let i = 0; i < COMMITMENT_IN_T1; i++) commitment[i] = inner2[T1_AT + COMMITMENT_AT + i] ?? 0;
+    commitment.write(hash('sha512', outer, 'binary'), COMMITMENT_IN_T1, OKM_LENGTH - DIGEST, 'latin1');
   }
 
   /** The AEAD key of the message last derived (a view of the scratch). */
@@ -90,22 +143,72 @@ export class CobblestoneKey {
     return this.#commitment;
   }
 
-  /** The base nonce of the message last derived, copied out. */
-  baseNonce(): Buffer {
-    return Buffer.from(this.#okm.subarray(NONCE_AT, COMMITMENT_AT));
+  /**
+   * Compares, in constant time, the commitment of the message last derived with the one stored at
+   * `source[at, at + 32)` (the caller has checked that it is there).
+   */
+  commitmentMatches(source: Buffer, at: number): boolean {
+    const stored = this.#stored;
+    for (let i = 0; i < COMMITMENT_LENGTH; i++) stored[i] = source[at + i] ?? 0;
+    return timingSafeEqual(this.#commitment, stored);
   }
 
-  /** Nonce of chunk `index`: the base nonce with the big-endian counter XORed into its last 8 bytes. */
+  /** The GCM tag at `source[at, at + 16)`, copied into scratch that the next call overwrites. */
+  chunkTag(source: Buffer, at: number): Buffer {
+    const tag = this.#tag;
+    for (let i = 0; i < GCM_TAG_LENGTH; i++) tag[i] = source[at + i] ?? 0;
+    return tag;
+  }
+
+  /** The base nonce of the message last derived, copied out. */
+  baseNonce(): Buffer {
+    return Buffer.from(this.#baseNonce);
+  }
+
+  /**
+   * Nonce of chunk `index`: the base nonce with the big-endian counter XORed into its last 8 bytes (for chunk
+   * 0, the base nonce itself). A view of the scratch.
+   */
   chunkNonce(index: number): Buffer {
+    const base = this.#baseNonce;
+    if (index === 0) return base;
     const nonce = this.#nonce;
-    this.#okm.copy(nonce, 0, NONCE_AT, COMMITMENT_AT);
-    if (index === 0) return nonce;
+    for (let i = 0; i < 4; i++) nonce[i] = base[i] ?? 0;
+    // The counter is below 2^38: the high word from a division, the low one from the 32-bit truncation.
     const high = Math.floor(index / 2 ** 32);
     const low = index >>> 0;
-    nonce.writeUInt32BE((nonce.readUInt32BE(4) ^ high) >>> 0, 4);
-    nonce.writeUInt32BE((nonce.readUInt32BE(8) ^ low) >>> 0, 8);
+    for (let i = 0; i < 4; i++) {
+      const shift = 24 - 8 * i;
+      nonce[4 + i] = (base[4 + i] ?? 0) ^ ((high >>> shift) & 0xff);
+      nonce[8 + i] = (base[8 + i] ?? 0) ^ ((low >>> shift) & 0xff);
+    }
     return nonce;
   }
+
+  /** The inner inputs' views for a context of `contextLength` bytes, growing the scratch if it is short. */
+  #viewsFor(contextLength: number): readonly [Buffer, Buffer] {
+    const end1 = INFO_AT_1 + FIXED_INFO_LENGTH + contextLength + 1;
+    const end2 = INFO_AT_2 + FIXED_INFO_LENGTH + contextLength + 1;
+    if (this.#inner2.length < end2) {
+      this.#inner1 = grow(this.#inner1, end1, INFO_AT_1 + INFO_PREFIX.length);
+      this.#inner2 = grow(this.#inner2, end2, INFO_AT_2 + INFO_PREFIX.length);
+      this.#aeadKey = this.#inner2.subarray(T1_AT, T1_AT + GCM_KEY_LENGTH);
+      this.#baseNonce = this.#inner2.subarray(T1_AT + NONCE_AT, T1_AT + COMMITMENT_AT);
+      this.#views.clear();
+    }
+    if (this.#views.size >= 8) this.#views.clear();
+    const views = [this.#inner1.subarray(0, end1), this.#inner2.subarray(0, end2)] as const;
+    this.#views.set(contextLength, views);
+    return views;
+  }
+}
+
+/** A larger copy of `buffer[0, keep)` in private memory; the old one is wiped (it holds the key pad). */
+function grow(buffer: Buffer, size: number, keep: number): Buffer {
+  const grown = Buffer.allocUnsafeSlow(Math.max(size, buffer.length * 2));
+  buffer.copy(grown, 0, 0, keep);
+  buffer.fill(0);
+  return grown;
 }
 
 /** Bytes of sealed output (header and chunks) for a plaintext of `plaintextLength` bytes. */
@@ -194,8 +297,7 @@ export function open(
   }
 
   key.derive(sealed, offset, context);
-  const commitmentAt = offset + SALT_LENGTH;
-  if (!timingSafeEqual(key.commitment, sealed.subarray(commitmentAt, commitmentAt + COMMITMENT_LENGTH))) {
+  if (!key.commitmentMatches(sealed, offset + SALT_LENGTH)) {
     throw new CryptoError('commitment_mismatch', 'key commitment does not match: wrong key or wrong context');
   }
   const aeadKey = key.aeadKey;
@@ -207,7 +309,7 @@ export function open(
       aeadKey,
       key.chunkNonce(0),
       sealed.subarray(at, tagAt),
-      sealed.subarray(tagAt, end),
+      key.chunkTag(sealed, tagAt),
       undefined,
     );
     if (plaintext === undefined) throw chunkFailure(0);
@@ -223,7 +325,7 @@ export function open(
       aeadKey,
       key.chunkNonce(i),
       sealed.subarray(at, tagAt),
-      sealed.subarray(tagAt, tagAt + GCM_TAG_LENGTH),
+      key.chunkTag(sealed, tagAt),
       undefined,
     );
     if (chunk === undefined) {

@@ -40,6 +40,9 @@ const TAG_EXTRA = 0x10;
 const LONE_SURROGATE = /\p{Cs}/u;
 const ANY_SURROGATE = /[\uD800-\uDFFF]/;
 
+/** Fixed-field encodings a `ContextEncoder` keeps by default (a service has a handful of distinct ones). */
+export const DEFAULT_CONTEXT_CACHE_ENTRIES = 256;
+
 /**
  * The context bytes handed to Cobblestone:
  *
@@ -48,53 +51,160 @@ const ANY_SURROGATE = /[\uD800-\uDFFF]/;
  * Fields appear in the fixed tag order purpose, dataClass, table, column, rowId, then one `0x10 ‖ len ‖ key ‖
  * len ‖ value` per extra entry in sorted key order; absent fields are omitted. The prefix has a fixed length,
  * every field carries its tag and length, and strings must be well-formed UTF-16, so two different contexts
- * never encode to the same bytes.
+ * never encode to the same bytes. Returns memory of its own; services encode through a `ContextEncoder`,
+ * which caches the fixed fields and reuses its scratch.
  */
 export function encodeContext(version: number, keyId: Uint8Array, context: EncryptionContext): Buffer {
-  const purpose = context.purpose;
-  const dataClass = context.dataClass;
-  const table = context.table;
-  const column = context.column;
-  const rowId = canonicalRowId(context.rowId);
-  const extra = context.extra;
+  return Buffer.from(new ContextEncoder(0).encode(version, keyId, context));
+}
 
-  let length = 1 + keyId.byteLength + fieldLength('purpose', purpose);
-  if (dataClass !== undefined) {
-    if (!DATA_CLASSES.includes(dataClass))
-      throw invalidContext(`dataClass must be one of ${DATA_CLASSES.join(', ')}`);
-    length += fieldLength('dataClass', dataClass);
+/** purpose → dataClass → table → column → the encoded fields purpose ‖ dataClass ‖ table ‖ column. */
+type FieldTrie = Map<
+  string,
+  Map<string | undefined, Map<string | undefined, Map<string | undefined, Buffer>>>
+>;
+
+/**
+ * Encodes contexts for one service, on the hot path of every seal and open. Contexts repeat: the same
+ * purpose, data class, table and column with a different row id. So the validated encoding of those four
+ * fields is kept (bounded, recently used entries survive) and only the version, key id, row id and extra
+ * entries are written per call, into scratch memory reused across calls.
+ *
+ * Hazard: `encode` returns a view of that scratch, valid until the next call on this encoder. The bytes are
+ * public (the context is not secret), and every user is synchronous: encode, derive, done.
+ */
+export class ContextEncoder {
+  readonly #capacity: number;
+  /**
+   * Two generations of half the capacity each: a hit in `#older` is copied into `#recent`; when `#recent` is
+   * full it becomes `#older` and the old `#older` is dropped. Recently used entries survive, nothing grows.
+   */
+  #recent: FieldTrie = new Map();
+  #older: FieldTrie = new Map();
+  #recentSize = 0;
+  #out = Buffer.allocUnsafeSlow(512);
+  /** Views of `#out` by length, so the hot path hands out a view without creating one. */
+  readonly #views = new Map<number, Buffer>();
+
+  /** `cacheEntries` bounds the fixed-field encodings kept (rounded up to even); 0 disables the cache. */
+  constructor(cacheEntries: number = DEFAULT_CONTEXT_CACHE_ENTRIES) {
+    if (!Number.isSafeInteger(cacheEntries) || cacheEntries < 0) {
+      throw new RangeError('cacheEntries must be a non-negative safe integer');
+    }
+    this.#capacity = cacheEntries;
   }
-  if (table !== undefined) length += fieldLength('table', table);
-  if (column !== undefined) length += fieldLength('column', column);
-  if (rowId !== undefined) length += fieldLength('rowId', rowId);
-  let extraKeys: string[] | undefined;
-  if (extra !== undefined) {
-    extraKeys = Object.keys(extra).sort();
-    if (extraKeys.length > MAX_CONTEXT_EXTRA_ENTRIES) {
+
+  /** Fixed-field encodings currently held (at most the capacity, rounded up to even). */
+  get size(): number {
+    let size = 0;
+    for (const trie of [this.#recent, this.#older]) {
+      for (const byDataClass of trie.values()) {
+        for (const byTable of byDataClass.values()) {
+          for (const byColumn of byTable.values()) size += byColumn.size;
+        }
+      }
+    }
+    return size;
+  }
+
+  /** The context bytes (see `encodeContext`), as a view of scratch memory valid until the next call. */
+  encode(version: number, keyId: Uint8Array, context: EncryptionContext): Buffer {
+    const rowId = canonicalRowId(context.rowId);
+    const fields = this.#fixedFields(context);
+    const extra = context.extra;
+    const head = 1 + keyId.byteLength;
+    let at = head + fields.length;
+    this.#reserve(at + MAX_FIELD_LENGTH);
+    const out = this.#out;
+    out[0] = version;
+    out.set(keyId, 1);
+    out.set(fields, head);
+    if (rowId !== undefined) at = writeField(out, at, TAG_ROW_ID, 'rowId', rowId);
+    if (extra !== undefined) at = this.#writeExtra(at, extra);
+    let view = this.#views.get(at);
+    if (view === undefined) {
+      if (this.#views.size >= 16) this.#views.clear();
+      view = this.#out.subarray(0, at);
+      this.#views.set(at, view);
+    }
+    return view;
+  }
+
+  /** purpose ‖ dataClass ‖ table ‖ column, validated: from the cache when this combination was seen. */
+  #fixedFields(context: EncryptionContext): Buffer {
+    const { purpose, dataClass, table, column } = context;
+    const recent = this.#recent.get(purpose)?.get(dataClass)?.get(table)?.get(column);
+    if (recent !== undefined) return recent;
+    const older = this.#older.get(purpose)?.get(dataClass)?.get(table)?.get(column);
+    const fields = older ?? encodeFixedFields(purpose, dataClass, table, column);
+    if (this.#capacity > 0) this.#remember(purpose, dataClass, table, column, fields);
+    return fields;
+  }
+
+  #remember(
+    purpose: string,
+    dataClass: string | undefined,
+    table: string | undefined,
+    column: string | undefined,
+    fields: Buffer,
+  ): void {
+    if (this.#recentSize >= Math.ceil(this.#capacity / 2)) {
+      this.#older = this.#recent;
+      this.#recent = new Map();
+      this.#recentSize = 0;
+    }
+    const byDataClass = getOrCreate(this.#recent, purpose, () => new Map());
+    const byTable = getOrCreate(byDataClass, dataClass, () => new Map());
+    getOrCreate(byTable, table, () => new Map()).set(column, fields);
+    this.#recentSize++;
+  }
+
+  #writeExtra(start: number, extra: Readonly<Record<string, string>>): number {
+    const keys = Object.keys(extra).sort();
+    if (keys.length > MAX_CONTEXT_EXTRA_ENTRIES) {
       throw invalidContext(`extra may hold at most ${MAX_CONTEXT_EXTRA_ENTRIES} entries`);
     }
-    for (const key of extraKeys) {
+    let at = start;
+    for (const key of keys) {
       // One tag for the pair: tag ‖ len ‖ key ‖ len ‖ value.
-      length += fieldLength('extra key', key) + fieldLength(`extra.${key}`, extra[key]) - 1;
+      this.#reserve(at + 2 * MAX_FIELD_LENGTH);
+      at = writeField(this.#out, at, TAG_EXTRA, 'extra key', key);
+      at = writeString(this.#out, at, `extra.${key}`, extra[key]);
     }
+    return at;
   }
 
-  const out = Buffer.allocUnsafe(length);
-  out[0] = version;
-  out.set(keyId, 1);
-  let at = writeField(out, 1 + keyId.byteLength, TAG_PURPOSE, purpose);
-  if (dataClass !== undefined) at = writeField(out, at, TAG_DATA_CLASS, dataClass);
-  if (table !== undefined) at = writeField(out, at, TAG_TABLE, table);
-  if (column !== undefined) at = writeField(out, at, TAG_COLUMN, column);
-  if (rowId !== undefined) at = writeField(out, at, TAG_ROW_ID, rowId);
-  if (extra !== undefined && extraKeys !== undefined) {
-    for (const key of extraKeys) {
-      at = writeField(out, at, TAG_EXTRA, key);
-      at = writeString(out, at, extra[key] ?? '');
-    }
+  #reserve(size: number): void {
+    if (this.#out.length >= size) return;
+    const grown = Buffer.allocUnsafeSlow(Math.max(size, this.#out.length * 2));
+    this.#out.copy(grown);
+    this.#out = grown;
+    this.#views.clear();
   }
-  if (at !== length) throw new Error('encodeContext: length mismatch');
-  return out;
+}
+
+function getOrCreate<K, V>(map: Map<K, V>, key: K, create: () => V): V {
+  let value = map.get(key);
+  if (value === undefined) {
+    value = create();
+    map.set(key, value);
+  }
+  return value;
+}
+
+/** The encoded fixed fields, validated, in memory of their own (they are cached). */
+function encodeFixedFields(purpose: unknown, dataClass: unknown, table: unknown, column: unknown): Buffer {
+  const out = Buffer.allocUnsafeSlow(4 * MAX_FIELD_LENGTH);
+  let at = writeField(out, 0, TAG_PURPOSE, 'purpose', purpose);
+  if (dataClass !== undefined) {
+    if (!DATA_CLASSES.some((known) => known === dataClass)) {
+      throw invalidContext(`dataClass must be one of ${DATA_CLASSES.join(', ')}`);
+    }
+    at = writeField(out, at, TAG_DATA_CLASS, 'dataClass', dataClass);
+  }
+  if (table !== undefined) at = writeField(out, at, TAG_TABLE, 'table', table);
+  if (column !== undefined) at = writeField(out, at, TAG_COLUMN, 'column', column);
+  return Buffer.from(out.subarray(0, at));
 }
 
 /** The row id as stored in the context (and in audit events): decimal for numbers and bigints. */
@@ -106,38 +216,56 @@ export function canonicalRowId(rowId: string | number | bigint | undefined): str
   return String(rowId);
 }
 
+/** Most bytes one field takes: tag, u16 length and the longest value allowed. */
+const MAX_FIELD_LENGTH = 3 + MAX_CONTEXT_FIELD_BYTES;
+
+/** Writes tag ‖ u16 length ‖ UTF-8 of `value` at `at`; `out` must have `MAX_FIELD_LENGTH` bytes of room. */
+function writeField(out: Buffer, at: number, tag: number, name: string, value: unknown): number {
+  out[at] = tag;
+  return writeString(out, at + 1, name, value);
+}
+
 /**
- * Validates a present field and returns its encoded size (tag + u16 length + UTF-8 bytes). Purpose is
- * validated the same way, so a missing purpose fails here too.
+ * Validates a present field (purpose is validated the same way, so a missing purpose fails here too) and
+ * writes u16 length ‖ UTF-8 at `at`; `out` must have `MAX_FIELD_LENGTH - 1` bytes of room. ASCII, almost
+ * every value, is copied by a loop that also rules out surrogates; anything else goes through the UTF-8
+ * encoder after the lone-surrogate check.
  */
-function fieldLength(name: string, value: unknown): number {
+function writeString(out: Buffer, at: number, name: string, value: unknown): number {
   if (typeof value !== 'string') {
     throw invalidContext(value === undefined ? `${name} is required` : `${name} must be a string`);
   }
-  if (value.length === 0) throw invalidContext(`${name} must not be empty`);
-  if (value.length > MAX_CONTEXT_FIELD_BYTES) throw tooLong(name);
-  const bytes = Buffer.byteLength(value, 'utf8');
-  if (bytes > MAX_CONTEXT_FIELD_BYTES) throw tooLong(name);
-  // The cheap test first: almost every value has no surrogate at all.
-  if (ANY_SURROGATE.test(value) && LONE_SURROGATE.test(value)) {
-    throw invalidContext(`${name} must be well-formed Unicode`);
+  const length = value.length;
+  if (length === 0) throw invalidContext(`${name} must not be empty`);
+  // UTF-8 never takes fewer bytes than UTF-16 code units.
+  if (length > MAX_CONTEXT_FIELD_BYTES) throw tooLong(name);
+  const start = at + 2;
+  let ascii = true;
+  for (let i = 0; i < length; i++) {
+    const code = value.charCodeAt(i);
+    if (code > 0x7f) {
+      ascii = false;
+      break;
+    }
+    out[start + i] = code;
   }
-  return 3 + bytes;
+  let written = length;
+  if (!ascii) {
+    if (ANY_SURROGATE.test(value) && LONE_SURROGATE.test(value)) {
+      throw invalidContext(`${name} must be well-formed Unicode`);
+    }
+    // Measure first: `write` stops silently at the end of `out`, so a too-long value must not reach it.
+    written = Buffer.byteLength(value, 'utf8');
+    if (written > MAX_CONTEXT_FIELD_BYTES) throw tooLong(name);
+    out.write(value, start, written, 'utf8');
+  }
+  out[at] = written >>> 8;
+  out[at + 1] = written & 0xff;
+  return start + written;
 }
 
 function tooLong(name: string): CryptoError {
   return invalidContext(`${name} must be at most ${MAX_CONTEXT_FIELD_BYTES} bytes of UTF-8`);
-}
-
-function writeField(out: Buffer, at: number, tag: number, value: string): number {
-  out[at] = tag;
-  return writeString(out, at + 1, value);
-}
-
-function writeString(out: Buffer, at: number, value: string): number {
-  const written = out.write(value, at + 2, 'utf8');
-  out.writeUInt16BE(written, at);
-  return at + 2 + written;
 }
 
 function invalidContext(problem: string): CryptoError {

@@ -9,7 +9,7 @@ import {
   readKeyId,
   sealV1,
 } from './ciphertext';
-import { canonicalRowId, type EncryptionContext } from './context';
+import { ContextEncoder, canonicalRowId, type EncryptionContext } from './context';
 import { CryptoError, type CryptoErrorCode } from './errors';
 import type { Keyring } from './keyring';
 import { runSelfTest } from './self-test';
@@ -65,6 +65,7 @@ export function createCryptoService(options: CryptoServiceOptions): CryptoServic
   }
   runSelfTest();
   const randomFill = createRandomPool();
+  const encoder = new ContextEncoder();
 
   audit?.record({
     action: 'crypto.key_loaded',
@@ -85,7 +86,7 @@ export function createCryptoService(options: CryptoServiceOptions): CryptoServic
   function seal(plaintext: Uint8Array | string, context: EncryptionContext): Buffer {
     const entry = keyring.current;
     try {
-      const sealed = sealV1(entry, context, plaintext, maxPlaintextBytes, randomFill);
+      const sealed = sealV1(entry, encoder, context, plaintext, maxPlaintextBytes, randomFill);
       onOperation?.('seal', entry.idHex, 'success');
       return sealed;
     } catch (error) {
@@ -105,7 +106,7 @@ export function createCryptoService(options: CryptoServiceOptions): CryptoServic
         throw new CryptoError('unknown_key_id', 'ciphertext names a key this process does not hold');
       }
       label = entry.idHex;
-      const plaintext = openV1(entry, context, bytes, maxPlaintextBytes);
+      const plaintext = openV1(entry, encoder, context, bytes, maxPlaintextBytes);
       onOperation?.('open', label, 'success');
       return plaintext;
     } catch (error) {

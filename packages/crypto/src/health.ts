@@ -1,7 +1,7 @@
 import { randomBytes, randomFillSync } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { openV1, readKeyId, sealV1 } from './ciphertext';
-import type { EncryptionContext } from './context';
+import { ContextEncoder, type EncryptionContext } from './context';
 import type { KeyEntry, Keyring } from './keyring';
 
 /** Body of `GET /health/crypto` (a contract: field names and meaning are fixed). */
@@ -53,10 +53,11 @@ export function cryptoHealth(keyring: Keyring, options: { readonly provider?: st
 function roundTrips(keyring: Keyring, entry: KeyEntry): boolean {
   try {
     const probe = randomBytes(PROBE_BYTES);
-    const sealed = sealV1(entry, HEALTH_CONTEXT, probe, PROBE_BYTES, randomFillSync);
+    const encoder = new ContextEncoder(0);
+    const sealed = sealV1(entry, encoder, HEALTH_CONTEXT, probe, PROBE_BYTES, randomFillSync);
     const holder = keyring.find(readKeyId(sealed));
     if (holder !== entry) return false;
-    return openV1(holder, HEALTH_CONTEXT, sealed, PROBE_BYTES).equals(probe);
+    return openV1(holder, encoder, HEALTH_CONTEXT, sealed, PROBE_BYTES).equals(probe);
   } catch {
     return false;
   }

@@ -43,13 +43,8 @@ export class HmacKey {
     this.#digestLength = digestLength;
     this.#inner = Buffer.allocUnsafeSlow(blockSize + INITIAL_MESSAGE_ROOM);
     this.#outer = Buffer.allocUnsafeSlow(blockSize + digestLength);
-    this.#inner.fill(0x36, 0, blockSize);
-    this.#outer.fill(0x5c, 0, blockSize);
-    for (let i = 0; i < k.byteLength; i++) {
-      const byte = k[i] ?? 0;
-      this.#inner[i] = byte ^ 0x36;
-      this.#outer[i] = byte ^ 0x5c;
-    }
+    writeHmacPad(k, IPAD, this.#inner, blockSize);
+    writeHmacPad(k, OPAD, this.#outer, blockSize);
     if (k !== key) k.fill(0);
   }
 
@@ -129,6 +124,19 @@ export class HmacKey {
     this.#inner = grown;
     this.#views.clear();
   }
+}
+
+export const IPAD = 0x36;
+export const OPAD = 0x5c;
+
+/**
+ * Writes an HMAC key block, K ⊕ pad with K zero-padded to `blockSize`, into `out[0, blockSize)`. K must be
+ * at most one block (longer keys are hashed first, see `HmacKey`).
+ */
+export function writeHmacPad(key: Uint8Array, pad: number, out: Buffer, blockSize: number): void {
+  if (key.byteLength > blockSize) throw new RangeError('HMAC key longer than a block must be hashed first');
+  out.fill(pad, 0, blockSize);
+  for (let i = 0; i < key.byteLength; i++) out[i] = (key[i] ?? 0) ^ pad;
 }
 
 function asBuffer(bytes: Uint8Array): Buffer {
