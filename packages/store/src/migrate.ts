@@ -142,3 +142,43 @@ export async function migrate(
   }
   return { applied };
 }
+
+/**
+ * For services that do not migrate themselves (`signal-cli migrate` does): refuses to start on a database
+ * that lacks any of `needed`, or holds one with different SQL (another release), naming the fix.
+ */
+export async function requireMigrations(
+  db: Queryable,
+  needed: readonly Migration[],
+  service: string,
+): Promise<void> {
+  const ledger = await db.query<{ present: unknown }>(
+    `SELECT to_regclass('signal_migrations') IS NOT NULL AS present`,
+  );
+  const applied = new Map<string, string>();
+  if (ledger.rows[0]?.present === true) {
+    const { rows } = await db.query<{ id: unknown; checksum: unknown }>(
+      'SELECT id, checksum FROM signal_migrations WHERE id = ANY($1::text[])',
+      [needed.map((m) => m.id)],
+    );
+    for (const row of rows) {
+      if (typeof row.id === 'string' && typeof row.checksum === 'string') applied.set(row.id, row.checksum);
+    }
+  }
+  const missing = needed.filter((m) => !applied.has(m.id)).map((m) => m.id);
+  const changed = needed
+    .filter((m) => applied.has(m.id) && applied.get(m.id) !== migrationChecksum(m.sql))
+    .map((m) => m.id);
+  if (missing.length > 0 || changed.length > 0) {
+    const what = [
+      missing.length > 0 ? `missing ${missing.join(', ')}` : '',
+      changed.length > 0 ? `applied from another release: ${changed.join(', ')}` : '',
+    ]
+      .filter(Boolean)
+      .join('; ');
+    throw new StoreError(
+      'migration_mismatch',
+      `the database is not migrated for ${service} (${what}): run \`pnpm signal-cli migrate\` with the same DATABASE_URL and SIGNAL_NAMESPACE first`,
+    );
+  }
+}

@@ -63,3 +63,7 @@ export type {
   WorkerLogger,
 } from './ports';
 export { createRetryStore, type RetryEntry, type RetryStore } from './retry/retry-store';
+export {
+  controlPlaneWorkerSources,
+  type WorkerSources,
+} from './sources/control-plane-sources.adapter';

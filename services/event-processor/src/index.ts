@@ -83,3 +83,7 @@ export type {
   ProcessorIntegrationInput,
   ProcessorLogger,
 } from './ports';
+export {
+  controlPlaneProcessorSources,
+  type ProcessorSources,
+} from './sources/control-plane-sources.adapter';

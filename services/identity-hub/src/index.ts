@@ -60,6 +60,7 @@ export type {
   PipelineRef,
   PipelineResolver,
 } from './ports';
+export { controlPlaneHubSources, type HubSources } from './sources/control-plane-sources.adapter';
 export {
   MAX_TOKEN_TTL_SECONDS,
   TOKEN_PURPOSE,
