@@ -24,7 +24,7 @@ import {
 } from '@signal/control-plane';
 import { type CryptoService, createCryptoService, createKeyring } from '@signal/crypto';
 import { createIdentityGraph, IDENTITY_ENCRYPTED_COLUMNS, loadBlindIndex } from '@signal/identity-hub';
-import { createDatabase, type Database } from '@signal/store';
+import { createDatabase, type Database, type Queryable } from '@signal/store';
 import { POSTGRES_URL, postgresAvailable, repoRoot } from '@signal/testkit';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -61,24 +61,37 @@ const healthSchema = z.strictObject({
 const hex = (key: Buffer) => key.toString('hex');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs = 20_000,
+  intervalMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
     if (value !== undefined) return value;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
+    await sleep(intervalMs);
   }
 }
 
-/** A database of its own on the test server, dropped at the end. */
+/** The deployment's namespace, and so its PostgreSQL schema (every process of a deployment uses it). */
+const NAMESPACE = 'rotation';
+
+/** A database of its own on the test server, dropped at the end; `db` is the deployment's schema in it. */
 async function withFreshDatabase(run: (url: string, db: Database) => Promise<void>): Promise<void> {
   const name = `signal_rotation_${randomBytes(6).toString('hex')}`;
   const admin = await createDatabase({ kind: 'postgres', url: POSTGRES_URL, maxConnections: 1 });
   await admin.exec(`CREATE DATABASE ${name}`);
   const url = new URL(POSTGRES_URL);
   url.pathname = `/${name}`;
-  const db = await createDatabase({ kind: 'postgres', url: url.toString(), maxConnections: 8 });
+  const db = await createDatabase({
+    kind: 'postgres',
+    url: url.toString(),
+    maxConnections: 8,
+    schema: NAMESPACE,
+  });
   try {
     await run(url.toString(), db);
   } finally {
@@ -193,7 +206,13 @@ interface CliRun {
 function signalCli(args: readonly string[], env: Record<string, string>): CliRun {
   const child = spawn(process.execPath, ['services/signal/bin/signal-cli.mjs', ...args], {
     cwd: repoRoot(),
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOG_LEVEL: 'warn', ...env },
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      LOG_LEVEL: 'warn',
+      SIGNAL_NAMESPACE: NAMESPACE,
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
@@ -223,6 +242,7 @@ describe.skipIf(!available)('key rotation runbook (seed 002) on PostgreSQL', () 
       const dataDir = mkdtempSync(join(tmpdir(), 'signal-rotation-'));
       const base = {
         DATABASE_URL: url,
+        SIGNAL_NAMESPACE: NAMESPACE,
         JWT_SECRET: hex(randomBytes(32)),
         SIGNAL_BOOTSTRAP_ADMIN_EMAIL: ADMIN.email,
         SIGNAL_BOOTSTRAP_ADMIN_PASSWORD: ADMIN.password,
@@ -367,10 +387,12 @@ describe.skipIf(!available)('key rotation runbook (seed 002) on PostgreSQL', () 
       const migrated = await signalCli(['migrate'], { DATABASE_URL: url }).done;
       expect(migrated.code, migrated.stderr).toBe(0);
 
-      // 20,000 integrations with credentials, written through the control plane under key A, in batches.
+      // 20,000 integrations with credentials, written through the control plane under key A, in batches:
+      // 1,000 per transaction, 4 transactions at a time.
+      const crypto = cryptoWith(a);
       const underA = createControlPlane({
         db,
-        crypto: cryptoWith(a),
+        crypto,
         hasher: createScryptHasher({ cost: { N: 2 ** 8, r: 8, p: 1 } }),
       });
       const { org } = await underA.orgs.createWithOwner({
@@ -384,20 +406,26 @@ describe.skipIf(!available)('key rotation runbook (seed 002) on PostgreSQL', () 
       });
       const expected = new Map<string, string>();
       const RECORDS = 20_000;
-      const BATCH = 250;
-      for (let i = 0; i < RECORDS; i += BATCH) {
-        await Promise.all(
-          Array.from({ length: BATCH }, async (_, j) => {
-            const value = { access_token: `bulk-${i + j}-${hex(randomBytes(12))}` };
-            const made = await underA.integrations.create(org.id, pipeline.id, {
+      const PER_TRANSACTION = 1_000;
+      const writeBatch = (first: number) =>
+        db.transaction(async (tx) => {
+          const inTx = createControlPlane({
+            db: { query: tx.query.bind(tx), transaction: <T>(fn: (q: Queryable) => Promise<T>) => fn(tx) },
+            crypto,
+          });
+          for (let i = first; i < first + PER_TRANSACTION; i++) {
+            const value = { access_token: `bulk-${i}-${hex(randomBytes(12))}` };
+            const made = await inTx.integrations.create(org.id, pipeline.id, {
               vendor: 'meta',
-              name: `Bulk ${i + j}`,
+              name: `Bulk ${i}`,
               enabled: false,
               credentials: value,
             });
             expected.set(made.id, JSON.stringify(value));
-          }),
-        );
+          }
+        });
+      for (let i = 0; i < RECORDS; i += 4 * PER_TRANSACTION) {
+        await Promise.all([0, 1, 2, 3].map((k) => writeBatch(i + k * PER_TRANSACTION)));
       }
       expect(expected.size).toBe(RECORDS);
 
@@ -418,6 +446,7 @@ describe.skipIf(!available)('key rotation runbook (seed 002) on PostgreSQL', () 
           return processed >= 2_000 ? processed : undefined;
         },
         60_000,
+        20,
       );
       first.child.kill('SIGKILL');
       expect((await first.done).signal).toBe('SIGKILL');
@@ -471,6 +500,7 @@ describe.skipIf(!available)('key rotation runbook (seed 002) on PostgreSQL', () 
       const dataDir = mkdtempSync(join(tmpdir(), 'signal-rotation-'));
       const base = {
         DATABASE_URL: url,
+        SIGNAL_NAMESPACE: NAMESPACE,
         JWT_SECRET: hex(randomBytes(32)),
         SIGNAL_BOOTSTRAP_ADMIN_EMAIL: ADMIN.email,
         SIGNAL_BOOTSTRAP_ADMIN_PASSWORD: ADMIN.password,

@@ -1,7 +1,13 @@
 import { auditMigrations, createAuditLog, cryptoAuditSink } from '@signal/audit';
+import type { Bus } from '@signal/bus';
 import { type Cache, createMemoryCache, createRedisCache } from '@signal/cache';
 import type { SignalConfig } from '@signal/config';
-import { controlPlaneMigrations, countRecordsUnderKey } from '@signal/control-plane';
+import {
+  controlPlaneMigrations,
+  countRecordsUnderKey,
+  ENCRYPTED_COLUMNS,
+  type EncryptedColumn,
+} from '@signal/control-plane';
 import {
   createCryptoService,
   createKeyring,
@@ -16,7 +22,13 @@ import {
   registerHealthRoutes,
   type SignalHttpServer,
 } from '@signal/http';
-import { databaseSchemaFor } from '@signal/runtime';
+import {
+  createIdentityErasure,
+  createIdentityGraph,
+  IDENTITY_ENCRYPTED_COLUMNS,
+  loadBlindIndex,
+} from '@signal/identity-hub';
+import { databaseSchemaFor, openBus } from '@signal/runtime';
 import { createDatabase, type Database, migrate } from '@signal/store';
 import { createLogger, createMetrics, type Logger } from '@signal/telemetry';
 import { ManagementApiConfigError, managementApiSettings } from './config';
@@ -88,6 +100,27 @@ async function openCache(config: SignalConfig, logger: Logger): Promise<Cache> {
   });
 }
 
+async function tableExists(db: Database, table: string): Promise<boolean> {
+  const { rows } = await db.query<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AS present', [
+    table,
+  ]);
+  return rows[0]?.present === true;
+}
+
+/**
+ * The other services' tables this API works on when the deployment has them (`signal-cli migrate` creates
+ * every service's tables): the delivery worker's DLQ index (and, on the PostgreSQL bus, the bus tables a
+ * replay publishes to) and the identity graph (erasure; its encrypted columns join the re-encryption job).
+ * This process does not migrate them; without them those routes answer 503.
+ */
+async function deploymentTables(db: Database, config: SignalConfig) {
+  const dlq =
+    (await tableExists(db, 'delivery_dlq')) &&
+    (config.bus.kind === 'kafka' || (await tableExists(db, 'bus_segments')));
+  const identity = await tableExists(db, 'identity_traits');
+  return { dlq, identity };
+}
+
 /** The standalone Management API process, wired by hand: adapters, then services, then transport. */
 export async function buildContainer(config: SignalConfig): Promise<Container> {
   // Configuration problems first, before anything is opened.
@@ -109,6 +142,20 @@ export async function buildContainer(config: SignalConfig): Promise<Container> {
     audit: cryptoSink,
     onOperation: (op, keyId, result) => cryptoOps.inc({ op, key_id: keyId, result }),
   });
+  const present = await deploymentTables(db, config);
+  const bus: Bus | undefined = present.dlq
+    ? openBus(config, db, logger.child({ component: 'bus' }), 'management-api')
+    : undefined;
+  const graph = present.identity
+    ? createIdentityGraph({ db, crypto, index: await loadBlindIndex(db, crypto) })
+    : undefined;
+  const columns: readonly EncryptedColumn[] = present.identity
+    ? [...ENCRYPTED_COLUMNS, ...IDENTITY_ENCRYPTED_COLUMNS]
+    : ENCRYPTED_COLUMNS;
+  logger.info(
+    { dlq: present.dlq, identity: present.identity },
+    'optional routes wired from the tables this deployment has',
+  );
   const api = createManagementApi({
     db,
     cache,
@@ -117,6 +164,17 @@ export async function buildContainer(config: SignalConfig): Promise<Container> {
     logger: logger.child({ component: 'management-api' }),
     metrics,
     config,
+    reencryption: { columns },
+    ...(bus === undefined ? {} : { dlq: { db, bus, namespace: config.namespace } }),
+    ...(graph === undefined
+      ? {}
+      : {
+          identityErasure: createIdentityErasure({
+            graph,
+            audit,
+            logger: logger.child({ component: 'identity-erasure' }),
+          }),
+        }),
   });
 
   const router = createRouter({ logger });
@@ -138,7 +196,7 @@ export async function buildContainer(config: SignalConfig): Promise<Container> {
           ? { status: 'ok' }
           : {
               status: 'ok',
-              details: { records_under_previous_key: await countRecordsUnderKey(db, previous) },
+              details: { records_under_previous_key: await countRecordsUnderKey(db, previous, columns) },
             };
       },
       cache: async () => {
@@ -174,6 +232,7 @@ export async function buildContainer(config: SignalConfig): Promise<Container> {
     async stop() {
       await server.close(10_000);
       await api.stop();
+      await bus?.close();
       await cryptoSink.drain();
       await cache.close();
       await db.close();

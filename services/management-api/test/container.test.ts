@@ -4,10 +4,12 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '@signal/config';
+import { createDatabase, migrate } from '@signal/store';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { ManagementApiConfigError } from '../src/config';
 import { buildContainer, type Container } from '../src/container';
+import { FULL_SCHEMA } from './harness';
 
 const dir = mkdtempSync(join(tmpdir(), 'signal-mapi-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -93,6 +95,66 @@ describe('standalone container (PGlite on disk)', () => {
       const after = readinessSchema.parse(await (await fetch(`${url}/health/ready`)).json());
       expect(after.checks.database.records_under_previous_key).toBe(0);
       expect((await fetch(`${url}/metrics`)).status).toBe(200);
+    } finally {
+      await second.stop();
+    }
+  });
+});
+
+describe('standalone container on a deployment migrated by signal-cli (PGlite on disk)', () => {
+  it('wires the DLQ and identity erasure routes, and re-encrypts the identity graph too', async () => {
+    const dataDir = join(dir, 'full');
+    // What `signal-cli migrate` leaves behind: every service's tables, the DLQ index and identity graph included.
+    const seeded = await createDatabase({ kind: 'pglite', dataDir });
+    await migrate(seeded, FULL_SCHEMA);
+    await seeded.close();
+    const env = { SIGNAL_DATA_DIR: dataDir };
+
+    const first = await buildContainer(config({ ...env, ENCRYPTION_KEY: keyA }));
+    await first.start();
+    const { org } = await first.api.controlPlane.orgs.createWithOwner({
+      name: 'Full',
+      owner: { email: 'owner@full.example', password: 'a long enough password' },
+    });
+    await first.api.controlPlane.pipelines.create(org.id, { name: 'Shop', type: 'server' });
+    await first.stop();
+
+    const second = await buildContainer(
+      config({ ...env, ENCRYPTION_KEY: keyB, ENCRYPTION_KEY_PREVIOUS: keyA }),
+    );
+    await second.start();
+    try {
+      const url = baseUrl(second);
+      const login = await fetch(`${url}/v1/admin/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email: 'owner@full.example', password: 'a long enough password' }),
+      });
+      const { access_token: token } = z.object({ access_token: z.string() }).parse(await login.json());
+      const authorization = { authorization: `Bearer ${token}` };
+      const dlq = await fetch(`${url}/v1/admin/dlq`, { headers: authorization });
+      expect(dlq.status).toBe(200);
+      expect(await dlq.json()).toEqual({ data: [], next_cursor: null, has_more: false });
+      const erase = await fetch(`${url}/v1/admin/identity/nobody-known`, {
+        method: 'DELETE',
+        headers: authorization,
+      });
+      expect(erase.status).toBe(404);
+
+      // The pipeline secret and the identity graph's blind-index key (sealed at the first start).
+      const before = readinessSchema.parse(await (await fetch(`${url}/health/ready`)).json());
+      expect(before.checks.database.records_under_previous_key).toBe(2);
+      expect(
+        (await fetch(`${url}/v1/admin/crypto/re-encrypt`, { method: 'POST', headers: authorization })).status,
+      ).toBe(202);
+      await second.api.reencryption.idle();
+      expect(await second.api.reencryption.status()).toMatchObject({
+        status: 'completed',
+        total_records: 2,
+        failed_records: 0,
+      });
+      const after = readinessSchema.parse(await (await fetch(`${url}/health/ready`)).json());
+      expect(after.checks.database.records_under_previous_key).toBe(0);
     } finally {
       await second.stop();
     }

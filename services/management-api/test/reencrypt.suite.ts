@@ -387,6 +387,8 @@ export function describeReencryptSuite(target: DbTarget, skip = false, crashTarg
         reencryption: {
           batchSize: 2,
           leaseMs: 200,
+          // This process "crashed": its own watcher must not pick the job up again.
+          watchIntervalMs: 60_000,
           onProgress: () => {
             crash ??= jobs?.stop({ releaseLease: false });
           },

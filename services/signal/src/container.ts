@@ -6,11 +6,13 @@ import { Secret, type SignalConfig } from '@signal/config';
 import { createCacheConsentStateStore } from '@signal/consent';
 import { createControlPlane, ENCRYPTED_COLUMNS } from '@signal/control-plane';
 import { cryptoHealthHandler } from '@signal/crypto';
-import { createDeliveryWorker } from '@signal/delivery-worker';
-import { createEventProcessor, orgDataLayerConfigSchema } from '@signal/event-processor';
+import { controlPlaneWorkerSources, createDeliveryWorker } from '@signal/delivery-worker';
+import { controlPlaneProcessorSources, createEventProcessor } from '@signal/event-processor';
 import { createRouter, createServer, metricsHandler, registerHealthRoutes, sendJson } from '@signal/http';
 import {
   cacheSingleUseStore,
+  controlPlaneHubSources,
+  createIdentityErasure,
   createIdentityGraph,
   createIdentityHub,
   IDENTITY_ENCRYPTED_COLUMNS,
@@ -107,6 +109,8 @@ export async function buildSignal({ config, logger }: SignalDeps) {
   gateway.register(router);
 
   const jwtSecret = config.management.jwtSecret ?? new Secret(developmentJwtSecret(config.dataDir));
+  // Built before the Management API, which erases from it (DELETE /v1/admin/identity/{id}).
+  const identityGraph = createIdentityGraph({ db, crypto, index: await loadBlindIndex(db, crypto) });
   const management = createManagementApi({
     db,
     cache,
@@ -118,6 +122,9 @@ export async function buildSignal({ config, logger }: SignalDeps) {
     controlPlane,
     // Every encrypted column of this deployment: the control plane's and the identity graph's.
     reencryption: { columns: [...ENCRYPTED_COLUMNS, ...IDENTITY_ENCRYPTED_COLUMNS] },
+    // Dead letters are indexed in this database by the delivery worker; replays publish on this bus.
+    dlq: { db, bus, namespace: config.namespace },
+    identityErasure: createIdentityErasure({ graph: identityGraph, audit, logger: log('identity-erasure') }),
   });
   management.register(router);
   lifecycle.add({ name: 'management-api', start: () => management.start(), stop: () => management.stop() });
@@ -126,20 +133,7 @@ export async function buildSignal({ config, logger }: SignalDeps) {
     bus,
     dedup: cache,
     consentStore,
-    dataLayers: {
-      // The control plane's stored form, validated at this boundary with the processor's own schema.
-      getConfig: async (orgId) =>
-        orgDataLayerConfigSchema.parse(await controlPlane.getDataLayerConfig(orgId)),
-    },
-    integrations: {
-      listIntegrations: async (pipelineId) =>
-        (await controlPlane.listIntegrations(pipelineId)).map((i) => ({
-          id: i.id,
-          vendor: i.vendor,
-          enabled: i.enabled,
-          consent: i.consent,
-        })),
-    },
+    ...controlPlaneProcessorSources(controlPlane),
     namespace: config.namespace,
     logger: log('event-processor'),
     metrics,
@@ -154,24 +148,7 @@ export async function buildSignal({ config, logger }: SignalDeps) {
     bus,
     db,
     consentStore,
-    integrations: {
-      async getIntegration(id) {
-        const found = await controlPlane.getIntegration(id);
-        if (!found) return null;
-        // A private endpoint's CA is an integration setting for Signal, not a vendor parameter.
-        const { extraCaPem, ...settings } = found.settings;
-        return {
-          id: found.id,
-          vendor: found.vendor,
-          enabled: found.enabled,
-          settings,
-          consent: found.consent,
-          ...(typeof extraCaPem === 'string' ? { extraCaPem } : {}),
-        };
-      },
-      listIntegrationIds: () => controlPlane.listIntegrationIds(),
-    },
-    credentials: { getCredentials: (id) => controlPlane.getIntegrationCredentials(id) },
+    ...controlPlaneWorkerSources(controlPlane),
     namespace: config.namespace,
     logger: log('delivery-worker'),
     metrics,
@@ -183,18 +160,11 @@ export async function buildSignal({ config, logger }: SignalDeps) {
   });
   lifecycle.add({ name: 'delivery-worker', start: () => worker.start(), stop: (ms) => worker.stop(ms) });
 
-  const identityGraph = createIdentityGraph({ db, crypto, index: await loadBlindIndex(db, crypto) });
   const identityHub = createIdentityHub({
     settings: loadIdentityHubSettings(config),
     crypto,
     singleUse: cacheSingleUseStore(cache),
-    pipelines: {
-      byKey: async (key) => {
-        const found = await controlPlane.findPipelineByKey(key);
-        return found?.enabled ? { orgId: found.orgId, pipelineId: found.pipelineId } : null;
-      },
-    },
-    linkedDomains: { linkedDomains: (pipelineId) => controlPlane.linkedDomains(pipelineId) },
+    ...controlPlaneHubSources(controlPlane),
     logger: log('identity-hub'),
     metrics,
     graph: { graph: identityGraph, bus },

@@ -134,7 +134,7 @@ export function createDlqStore(db: Pick<Queryable, 'query'>): DlqStore {
     const { sql, params } = where(filter);
     params.push(limitOf(filter.limit));
     const { rows } = await db.query(
-      `SELECT ${COLUMNS} FROM delivery_dlq ${sql} ORDER BY id ${order} LIMIT $${params.length}`,
+      `SELECT ${COLUMNS} FROM delivery_dlq ${sql} ORDER BY delivery_dlq.id ${order} LIMIT $${params.length}`,
       params,
     );
     return rows.map((r) => entryRow.parse(r));

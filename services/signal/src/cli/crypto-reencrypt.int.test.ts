@@ -1,0 +1,257 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import {
+  type ControlPlane,
+  countRecordsByKeyId,
+  createControlPlane,
+  createScryptHasher,
+} from '@signal/control-plane';
+import { type CryptoService, createCryptoService, createKeyring } from '@signal/crypto';
+import { canonicalEventSchema } from '@signal/events';
+import { createIdentityGraph, loadBlindIndex } from '@signal/identity-hub';
+import type { Database, Queryable } from '@signal/store';
+import { postgresAvailable } from '@signal/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { cli, type FreshDatabase, freshDatabase } from './cli.fixtures';
+import { DEPLOYMENT_ENCRYPTED_COLUMNS } from './crypto-reencrypt';
+
+const statusSchema = z.strictObject({
+  status: z.enum(['running', 'completed', 'failed']),
+  total_records: z.number().int(),
+  processed_records: z.number().int(),
+  failed_records: z.number().int(),
+  started_at: z.string(),
+  completed_at: z.string().nullable(),
+});
+const STATUS_KEYS = [
+  'status',
+  'total_records',
+  'processed_records',
+  'failed_records',
+  'started_at',
+  'completed_at',
+];
+
+/** More than two of the job's batches (500), so an interrupt lands mid-job. */
+const INTEGRATIONS = 1_100;
+const IDENTITIES = 3;
+const newKey = () => randomBytes(32);
+const hex = (key: Buffer) => key.toString('hex');
+const cryptoWith = (current: Buffer) => createCryptoService({ keyring: createKeyring({ current }) });
+
+function identify(userId: string, email: string) {
+  const now = new Date().toISOString();
+  return canonicalEventSchema.parse({
+    type: 'identify',
+    anonymousId: randomUUID(),
+    userId,
+    messageId: `msg-${randomBytes(6).toString('hex')}`,
+    properties: {},
+    traits: { email, plan: 'pro' },
+    context: { consent: {}, provenance: 'pipeline_key' },
+    timestamp: now,
+    receivedAt: now,
+    org: 'org_cli',
+    pipelineId: 'pl_cli',
+  });
+}
+
+/** The only JSON line on stdout, checked against the API contract (keys and their order). */
+function stdoutStatus(stdout: string) {
+  const lines = stdout.trimEnd().split('\n');
+  expect(lines).toHaveLength(1);
+  const parsed = JSON.parse(lines[0] ?? '');
+  expect(Object.keys(parsed)).toEqual(STATUS_KEYS);
+  return statusSchema.parse(parsed);
+}
+
+const available = await postgresAvailable();
+
+describe.skipIf(!available)('signal-cli crypto-reencrypt (PostgreSQL)', () => {
+  let database: FreshDatabase;
+  let db: Database;
+  let env: Record<string, string>;
+  const keys = { a: newKey(), b: newKey(), c: newKey(), d: newKey() };
+  /** What was stored, to check every record opens to exactly its original value. */
+  const credentials = new Map<string, Record<string, string>>();
+  const identities = new Map<string, string>();
+  let pipelineKey = '';
+  let hmacSecret = '';
+
+  /** Every record opens under `key` alone, to its original value (so none was sealed twice), and is labelled so. */
+  async function expectEverythingUnder(key: Buffer, except: readonly string[] = []) {
+    const crypto: CryptoService = cryptoWith(key);
+    const cp: ControlPlane = createControlPlane({ db, crypto });
+    for (const [id, value] of credentials) {
+      if (except.includes(id)) continue;
+      expect(await cp.getIntegrationCredentials(id)).toEqual(value);
+    }
+    const pipeline = await cp.findPipelineByKey(pipelineKey);
+    expect(pipeline?.hmacSecrets.map((s) => s.toString())).toEqual([hmacSecret]);
+    const graph = createIdentityGraph({ db, crypto, index: await loadBlindIndex(db, crypto) });
+    for (const [userId, email] of identities) {
+      const found = await graph.lookup({ userId }, { consent: true, kinds: ['user_id'], traits: true });
+      expect(found?.traits).toMatchObject({ email, plan: 'pro' });
+    }
+    const byKey = await countRecordsByKeyId(db, DEPLOYMENT_ENCRYPTED_COLUMNS);
+    const others = [...byKey].filter(([keyId]) => keyId !== crypto.keyring.currentKeyId);
+    expect(others.reduce((n, [, count]) => n + count, 0)).toBe(except.length);
+  }
+
+  beforeAll(async () => {
+    database = await freshDatabase('signal_cli_reencrypt');
+    env = { DATABASE_URL: database.url, SIGNAL_NAMESPACE: 'reencrypt', LOG_LEVEL: 'warn' };
+    expect((await cli(['migrate'], env)).code).toBe(0);
+    db = await database.open('reencrypt');
+    const crypto = cryptoWith(keys.a);
+    const cp = createControlPlane({
+      db,
+      crypto,
+      hasher: createScryptHasher({ cost: { N: 2 ** 8, r: 8, p: 1 } }),
+    });
+    const { org } = await cp.orgs.createWithOwner({
+      name: 'CLI',
+      slug: `cli-${randomBytes(3).toString('hex')}`,
+      owner: { email: 'owner@cli.example', password: 'a long enough password' },
+    });
+    const made = await cp.pipelines.create(org.id, { name: 'Server', type: 'server' });
+    pipelineKey = made.key;
+    hmacSecret = made.hmacSecret;
+    // Through the control plane, 100 per transaction.
+    for (let i = 0; i < INTEGRATIONS; i += 100) {
+      await db.transaction(async (tx) => {
+        const inTx = createControlPlane({
+          db: { query: tx.query.bind(tx), transaction: <T>(fn: (q: Queryable) => Promise<T>) => fn(tx) },
+          crypto,
+        });
+        for (let j = i; j < Math.min(INTEGRATIONS, i + 100); j++) {
+          const value = { access_token: `token-${j}-${randomBytes(8).toString('hex')}` };
+          const integration = await inTx.integrations.create(org.id, made.pipeline.id, {
+            vendor: 'meta',
+            name: `Meta ${j}`,
+            credentials: value,
+          });
+          credentials.set(integration.id, value);
+        }
+      });
+    }
+    const graph = createIdentityGraph({ db, crypto, index: await loadBlindIndex(db, crypto) });
+    for (let i = 0; i < IDENTITIES; i++) {
+      const userId = `user-${randomBytes(4).toString('hex')}`;
+      const email = `person${i}@example.com`;
+      await graph.ingest(identify(userId, email));
+      identities.set(userId, email);
+    }
+  });
+
+  afterAll(async () => {
+    await database?.drop();
+  });
+
+  it('refuses bad usage with exit 2 and the help', async () => {
+    for (const argv of [
+      ['crypto-reencrypt'],
+      ['crypto-reencrypt', 'go'],
+      ['crypto-reencrypt', 'start', 'status'],
+      ['crypto-reencrypt', 'start', '--lease-seconds', '1'],
+      ['crypto-reencrypt', 'start', '--lease-seconds'],
+      ['crypto-reencrypt', 'status', '--lease-seconds', '5'],
+      ['crypto-reencrypt', 'start', '--folow'],
+    ]) {
+      const run = await cli(argv, env);
+      expect(run.code, argv.join(' ')).toBe(2);
+      expect(run.stderr).toContain('usage: signal-cli crypto-reencrypt');
+      expect(run.stdout).toBe('');
+    }
+    expect((await cli(['crypto-reencrypt', '--help'], env)).stdout).toContain('--follow');
+  });
+
+  it('says when no job has run yet, and refuses to start without a key', async () => {
+    const status = await cli(['crypto-reencrypt', 'status'], env);
+    expect(status).toMatchObject({ code: 1, stdout: '' });
+    expect(status.stderr).toMatch(/no re-encryption job has run yet/);
+    const keyless = await cli(['crypto-reencrypt', 'start'], env);
+    expect(keyless.code).toBe(1);
+    expect(keyless.stderr).toMatch(/ENCRYPTION_KEY is not set/);
+  });
+
+  it('start --follow re-encrypts every secret, credential and identity record, printing progress on stderr and the status JSON on stdout', async () => {
+    const total = INTEGRATIONS + 1 + IDENTITIES * 2 + 1; // + the pipeline secret, identifiers and traits, the blind-index key
+    const rotated = { ...env, ENCRYPTION_KEY: hex(keys.b), ENCRYPTION_KEY_PREVIOUS: hex(keys.a) };
+    const run = await cli(['crypto-reencrypt', 'start', '--follow'], rotated);
+    expect(run.code, run.stderr).toBe(0);
+    const status = stdoutStatus(run.stdout);
+    expect(status).toMatchObject({ status: 'completed', failed_records: 0 });
+    expect(status.processed_records).toBe(status.total_records);
+    expect(status.total_records).toBeGreaterThanOrEqual(total);
+    expect(run.stderr).toMatch(/re-encryption job rej_[0-9a-f]+ started/);
+    expect(run.stderr).toMatch(/\[#{30}\] 100\.0% +\d+\/\d+ records, 0 failed/);
+    for (const key of [keys.a, keys.b]) expect(run.stderr).not.toContain(hex(key));
+    await expectEverythingUnder(keys.b);
+
+    const again = await cli(['crypto-reencrypt', 'status'], { ...env });
+    expect(again.code).toBe(0);
+    expect(stdoutStatus(again.stdout)).toEqual(status);
+    const { rows } = await db.query<{ action: string }>('SELECT action FROM audit_log ORDER BY seq');
+    const actions = rows.map((r) => r.action);
+    expect(actions).toEqual(
+      expect.arrayContaining([
+        'crypto.key_loaded',
+        'crypto.key_rotated',
+        'crypto.reencrypt_started',
+        'crypto.reencrypt_completed',
+      ]),
+    );
+  });
+
+  it('pauses on interrupt (lease released, exit 1) and a second start resumes the same job to completion', async () => {
+    const rotated = { ...env, ENCRYPTION_KEY: hex(keys.c), ENCRYPTION_KEY_PREVIOUS: hex(keys.b) };
+    const controller = new AbortController();
+    const first = await cli(['crypto-reencrypt', 'start'], rotated, {
+      signal: controller.signal,
+      onStderr: (text) => {
+        if (text.includes('started')) controller.abort();
+      },
+    });
+    expect(first.code).toBe(1);
+    const paused = stdoutStatus(first.stdout);
+    expect(paused.status).toBe('running');
+    expect(paused.processed_records).toBeLessThan(paused.total_records);
+    expect(first.stderr).toMatch(/interrupted: the job is still running/);
+
+    const second = await cli(['crypto-reencrypt', 'start', '--follow'], rotated);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stderr).toMatch(/re-encryption job rej_[0-9a-f]+ resumed/);
+    const done = stdoutStatus(second.stdout);
+    expect(done).toMatchObject({ status: 'completed', failed_records: 0, started_at: paused.started_at });
+    expect(done.processed_records).toBe(paused.total_records);
+    await expectEverythingUnder(keys.c);
+  });
+
+  it('leaves a corrupted record under its old key, lists it with the reason and exits 1', async () => {
+    const [victim, donor] = [...credentials.keys()];
+    if (victim === undefined || donor === undefined) throw new Error('no integrations');
+    // A ciphertext copied from another row: the context (row id) differs, so it never opens here.
+    await db.query(
+      'UPDATE integrations SET credentials = (SELECT credentials FROM integrations WHERE id = $2) WHERE id = $1',
+      [victim, donor],
+    );
+    const before = await db.query<{ credentials: string }>(
+      'SELECT credentials FROM integrations WHERE id = $1',
+      [victim],
+    );
+    const rotated = { ...env, ENCRYPTION_KEY: hex(keys.d), ENCRYPTION_KEY_PREVIOUS: hex(keys.c) };
+    const run = await cli(['crypto-reencrypt', 'start'], rotated);
+    expect(run.code).toBe(1);
+    const status = stdoutStatus(run.stdout);
+    expect(status).toMatchObject({ status: 'completed', failed_records: 1 });
+    expect(run.stderr).toContain(`integrations.credentials ${victim}: commitment_mismatch`);
+    const after = await db.query<{ credentials: string }>(
+      'SELECT credentials FROM integrations WHERE id = $1',
+      [victim],
+    );
+    expect(after.rows[0]?.credentials).toBe(before.rows[0]?.credentials);
+    await expectEverythingUnder(keys.d, [victim]);
+    expect((await cli(['crypto-reencrypt', 'status'], env)).code).toBe(1);
+  });
+});

@@ -1,0 +1,209 @@
+import { createAuditLog } from '@signal/audit';
+import type { SignalConfig } from '@signal/config';
+import {
+  createDlqStore,
+  type DeadLetterEntry,
+  type DeadLetterFilter,
+  replayDlq,
+} from '@signal/delivery-worker';
+import { openBus } from '@signal/runtime';
+import type { Database } from '@signal/store';
+import { cliLogger } from './cli-logger';
+import { describeError, withDatabase } from './database';
+import { type ParsedOptions, parseInstant, parseOptions, parseWholeNumber, UsageError } from './options';
+import type { CliIo, Verb } from './verb';
+
+const LIST_DEFAULT = 50;
+const LIST_MAX = 1000;
+/** Entries per replay round (one publish per topic, then marked replayed). */
+const REPLAY_BATCH = 100;
+const DLQ_ID = /^[1-9][0-9]{0,18}$/;
+
+type Filter = Pick<DeadLetterFilter, 'integrationId' | 'from' | 'to'>;
+
+function filterOf(options: ParsedOptions, untilAllowed: boolean): Filter {
+  const integrationId = options.values.get('integration');
+  const from = parseInstant('since', options.values.get('since'));
+  const to = untilAllowed ? parseInstant('until', options.values.get('until')) : undefined;
+  if (from !== undefined && to !== undefined && from >= to)
+    throw new UsageError('--since must be before --until');
+  return {
+    ...(integrationId === undefined ? {} : { integrationId }),
+    ...(from === undefined ? {} : { from }),
+    ...(to === undefined ? {} : { to }),
+  };
+}
+
+function row(entry: DeadLetterEntry): string {
+  return [
+    entry.id.padStart(8),
+    entry.failedAt.toISOString(),
+    (entry.integrationId ?? '-').padEnd(40),
+    entry.error.padEnd(22),
+    String(entry.attempts ?? '-').padStart(3),
+    entry.messageId ?? '-',
+  ].join('  ');
+}
+
+async function list(db: Database, options: ParsedOptions, io: CliIo): Promise<number> {
+  const limit =
+    parseWholeNumber('limit', options.values.get('limit'), { min: 1, max: LIST_MAX }) ?? LIST_DEFAULT;
+  const filter = filterOf(options, true);
+  const store = createDlqStore(db);
+  const entries = await store.list({ ...filter, limit: limit + 1 });
+  const shown = entries.slice(0, limit);
+  if (options.flags.has('json')) {
+    // Personal data is masked exactly as in the API (`maskPersonalData`).
+    for (const entry of shown) io.stdout(`${JSON.stringify(entry)}\n`);
+  } else {
+    io.stdout(
+      `${['id'.padStart(8), 'failed at'.padEnd(24), 'integration'.padEnd(40), 'error'.padEnd(22), 'att', 'message id'].join('  ')}\n`,
+    );
+    for (const entry of shown) io.stdout(`${row(entry)}\n`);
+  }
+  const more = entries.length > limit ? ' (more match: raise --limit or narrow the filter)' : '';
+  io.stderr(
+    `${shown.length} pending dead letter(s) shown of ${await store.depth()} pending in total${more}\n`,
+  );
+  return 0;
+}
+
+async function replay(
+  db: Database,
+  config: SignalConfig,
+  options: ParsedOptions,
+  io: CliIo,
+): Promise<number> {
+  const idsArg = options.values.get('ids');
+  const ids = idsArg?.split(',').map((id) => id.trim());
+  if (ids !== undefined && (ids.length === 0 || ids.length > 1000 || !ids.every((id) => DLQ_ID.test(id)))) {
+    throw new UsageError(
+      '--ids must be a comma-separated list of up to 1000 DLQ entry ids (as `dlq list` shows)',
+    );
+  }
+  const filter = filterOf(options, true);
+  if (ids !== undefined && Object.keys(filter).length > 0) {
+    throw new UsageError('give either --ids or --integration (with --since/--until), not both');
+  }
+  if (ids === undefined && filter.integrationId === undefined) {
+    throw new UsageError('give --ids or --integration: a replay never selects every dead letter by accident');
+  }
+  const logger = cliLogger(io, config);
+  const bus = openBus(config, db, logger, 'signal-cli');
+  let replayed = 0;
+  const skipped = new Map<string, string>();
+  try {
+    if (ids !== undefined) {
+      const result = await replayDlq({ db, bus, namespace: config.namespace }, { ids, limit: ids.length });
+      replayed = result.replayed;
+      for (const s of result.skipped) skipped.set(s.id, s.reason);
+    } else {
+      // Oldest first, in rounds; entries that cannot be replayed stay pending and are reported.
+      for (;;) {
+        const result = await replayDlq(
+          { db, bus, namespace: config.namespace },
+          { ...filter, limit: REPLAY_BATCH },
+        );
+        replayed += result.replayed;
+        for (const s of result.skipped) skipped.set(s.id, s.reason);
+        if (result.replayed === 0 || result.replayed + result.skipped.length < REPLAY_BATCH) break;
+        if (io.signal?.aborted === true) break;
+      }
+    }
+  } finally {
+    await bus.close();
+  }
+  await createAuditLog({ db, logger }).record({
+    action: 'dlq.replayed',
+    user_id: null,
+    user_email: null,
+    resource_type: 'dlq',
+    resource_id: filter.integrationId ?? null,
+    user_agent: 'signal-cli',
+    changes: {
+      replayed: { old: null, new: replayed },
+      skipped: { old: null, new: skipped.size },
+      selection: {
+        old: null,
+        new:
+          ids === undefined
+            ? {
+                integration_id: filter.integrationId ?? null,
+                from: filter.from?.toISOString() ?? null,
+                to: filter.to?.toISOString() ?? null,
+              }
+            : { ids: ids.length },
+      },
+    },
+  });
+  io.stdout(`replayed ${replayed} dead letter(s) onto their topics\n`);
+  if (skipped.size > 0) {
+    io.stdout(
+      `skipped ${skipped.size} (left pending):\n${[...skipped].map(([id, reason]) => `  ${id}: ${reason}\n`).join('')}`,
+    );
+  }
+  if (ids !== undefined && replayed + skipped.size < ids.length) {
+    io.stdout(
+      `${ids.length - replayed - skipped.size} id(s) matched no pending dead letter (unknown or replayed already)\n`,
+    );
+  }
+  return skipped.size > 0 ? 1 : 0;
+}
+
+export const dlqVerb: Verb = {
+  name: 'dlq',
+  summary: 'list or replay dead-lettered events (list | replay)',
+  help: `usage: signal-cli dlq list [--integration <id>] [--since <iso>] [--until <iso>] [--limit <n>] [--json]
+       signal-cli dlq replay (--ids <id,id,…> | --integration <id> [--since <iso>] [--until <iso>])
+
+Dead letters are events a vendor refused for good or that ran out of retries (ARCHITECTURE §6), indexed by
+the delivery worker in the database in DATABASE_URL (or the embedded SIGNAL_DATA_DIR).
+
+list    Pending entries, newest first (default ${LIST_DEFAULT}, at most ${LIST_MAX}): id, when it failed, the
+        integration, the error code, attempts, message id. --json prints one entry per line with the original
+        event, personal data masked as in the Management API. The total pending count goes to stderr.
+replay  Re-publishes the selected pending entries onto the topic they failed on (the bus from BUS /
+        KAFKA_BROKERS, or the database's): each is a fresh first attempt through the worker's whole path —
+        the delivery ledger never re-sends an event a vendor accepted, stage-2 consent is checked again.
+        --since is inclusive, --until exclusive (ISO 8601 with a time zone). Recorded in the audit log as
+        dlq.replayed (counts and the filter, no event data).
+
+Exit status: 0 success, 1 entries that could not be replayed (listed) or an error, 2 usage.`,
+  async run(args, io) {
+    let options: ParsedOptions;
+    let action: string | undefined;
+    try {
+      options = parseOptions(args, {
+        valued: ['integration', 'since', 'until', 'limit', 'ids'],
+        flags: ['json'],
+      });
+      if (options.positionals.length !== 1) throw new UsageError('give exactly one action: list or replay');
+      action = options.positionals[0];
+      if (action === 'list' && options.values.has('ids'))
+        throw new UsageError('--ids applies to replay only');
+      if (action === 'replay' && (options.values.has('limit') || options.flags.has('json'))) {
+        throw new UsageError('--limit and --json apply to list only');
+      }
+      if (action !== 'list' && action !== 'replay') throw new UsageError(`unknown action "${action}"`);
+      // Validate the filter before opening anything.
+      filterOf(options, true);
+      parseWholeNumber('limit', options.values.get('limit'), { min: 1, max: LIST_MAX });
+    } catch (err) {
+      if (!(err instanceof UsageError)) throw err;
+      io.stderr(`${err.message}\n\n${dlqVerb.help}\n`);
+      return 2;
+    }
+    try {
+      return await withDatabase(io, (db, config) =>
+        action === 'list' ? list(db, options, io) : replay(db, config, options, io),
+      );
+    } catch (err) {
+      if (err instanceof UsageError) {
+        io.stderr(`${err.message}\n\n${dlqVerb.help}\n`);
+        return 2;
+      }
+      io.stderr(`dlq ${action} failed: ${describeError(err)}\n`);
+      return 1;
+    }
+  },
+};
