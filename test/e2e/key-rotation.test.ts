@@ -56,6 +56,8 @@ const healthSchema = z.strictObject({
     round_trip: z.boolean(),
     previous_key_valid: z.boolean().optional(),
   }),
+  /** Dual-key mode only: records still under ENCRYPTION_KEY_PREVIOUS (0 → the old key can go). */
+  records_under_previous_key: z.number().int().min(0).optional(),
 });
 
 const hex = (key: Buffer) => key.toString('hex');
@@ -307,11 +309,14 @@ describe.skipIf(!available)('key rotation runbook (seed 002) on PostgreSQL', () 
           { ...base, ENCRYPTION_KEY: hex(b), ENCRYPTION_KEY_PREVIOUS: hex(a) },
           { dataDir },
         );
-        expect(await cryptoHealth(signal.baseUrl)).toMatchObject({
+        const dualHealth = await cryptoHealth(signal.baseUrl);
+        expect(dualHealth).toMatchObject({
           status: 'healthy',
           dual_key_mode: true,
           checks: { key_valid: true, round_trip: true, previous_key_valid: true },
         });
+        // Everything written under A is still waiting for the re-encryption job.
+        expect(dualHealth.records_under_previous_key).toBeGreaterThanOrEqual(2 + 5 + 3);
         // Every secret still decrypts where it is used: the HMAC secret in the gateway, the webhook signing
         // secret in the worker, the vendor credentials through the control plane.
         expect(await sendSigned(signal.baseUrl, pipeline.key, pipeline.hmac_secret)).toBe(202);

@@ -114,3 +114,35 @@ export function bootstrapCrypto(options: CryptoBootstrapOptions): CryptoRuntime 
   );
   return { crypto, health: () => cryptoHealth(keyring), developmentKeyPath };
 }
+
+/** `/health/crypto` during a rotation: the contract body plus how many records still need re-encryption. */
+export type RotationAwareCryptoHealth = CryptoHealth & { readonly records_under_previous_key?: number };
+
+/**
+ * The `/health/crypto` body with, in dual-key mode, `records_under_previous_key`: the number of stored
+ * records still encrypted under ENCRYPTION_KEY_PREVIOUS, so an operator knows when the old key can go (0).
+ * The count is cached (probes run every few seconds) and left out when the database cannot answer, so a
+ * database outage does not make the crypto check lie either way.
+ */
+export function rotationAwareCryptoHealth(
+  runtime: Pick<CryptoRuntime, 'crypto' | 'health'>,
+  countUnderKey: (keyId: string) => Promise<number>,
+  options: { readonly cacheMs?: number; readonly now?: () => number } = {},
+): () => Promise<RotationAwareCryptoHealth> {
+  const cacheMs = options.cacheMs ?? 30_000;
+  const now = options.now ?? Date.now;
+  let cached: { readonly at: number; readonly count: number } | undefined;
+  return async () => {
+    const health = runtime.health();
+    const previous = runtime.crypto.keyring.previousKeyId;
+    if (previous === undefined) return health;
+    if (cached === undefined || now() - cached.at > cacheMs) {
+      try {
+        cached = { at: now(), count: await countUnderKey(previous) };
+      } catch {
+        return health;
+      }
+    }
+    return { ...health, records_under_previous_key: cached.count };
+  };
+}

@@ -4,6 +4,8 @@ export {
   type CryptoBootstrapOptions,
   type CryptoRuntime,
   DEV_KEY_FILE,
+  type RotationAwareCryptoHealth,
+  rotationAwareCryptoHealth,
 } from './crypto-bootstrap';
 export { databaseSchemaFor, type InfraLogger, openBus, openCache, openDatabase } from './infrastructure';
 export { type Component, exitOnSignals, Lifecycle, type LifecycleLogger } from './lifecycle';

@@ -28,7 +28,7 @@ import {
   IDENTITY_ENCRYPTED_COLUMNS,
   loadBlindIndex,
 } from '@signal/identity-hub';
-import { databaseSchemaFor, openBus } from '@signal/runtime';
+import { databaseSchemaFor, openBus, rotationAwareCryptoHealth } from '@signal/runtime';
 import { createDatabase, type Database, migrate } from '@signal/store';
 import { createLogger, createMetrics, type Logger } from '@signal/telemetry';
 import { ManagementApiConfigError, managementApiSettings } from './config';
@@ -182,7 +182,11 @@ export async function buildContainer(config: SignalConfig): Promise<Container> {
   router.on(
     'GET',
     '/health/crypto',
-    cryptoHealthHandler(() => cryptoHealth(keyring)),
+    cryptoHealthHandler(
+      rotationAwareCryptoHealth({ crypto, health: () => cryptoHealth(keyring) }, (keyId) =>
+        countRecordsUnderKey(db, keyId, columns),
+      ),
+    ),
   );
   router.on('GET', '/metrics', metricsHandler(metrics, { logger }));
   registerHealthRoutes(router, {

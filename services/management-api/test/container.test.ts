@@ -66,6 +66,7 @@ describe('standalone container (PGlite on disk)', () => {
         status: 'healthy',
         dual_key_mode: true,
         checks: { previous_key_valid: true },
+        records_under_previous_key: 1,
       });
       const before = readinessSchema.parse(await (await fetch(`${url}/health/ready`)).json());
       expect(before.checks.database.records_under_previous_key).toBe(1);

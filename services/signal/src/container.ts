@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { createAuditLog, cryptoAuditSink } from '@signal/audit';
 import { Secret, type SignalConfig } from '@signal/config';
 import { createCacheConsentStateStore } from '@signal/consent';
-import { createControlPlane, ENCRYPTED_COLUMNS } from '@signal/control-plane';
+import { countRecordsUnderKey, createControlPlane, ENCRYPTED_COLUMNS } from '@signal/control-plane';
 import { cryptoHealthHandler } from '@signal/crypto';
 import { controlPlaneWorkerSources, createDeliveryWorker } from '@signal/delivery-worker';
 import { controlPlaneProcessorSources, createEventProcessor } from '@signal/event-processor';
@@ -21,7 +21,14 @@ import {
 } from '@signal/identity-hub';
 import { cachedPipelineDirectory, createGateway } from '@signal/ingestion-gateway';
 import { createManagementApi } from '@signal/management-api';
-import { bootstrapCrypto, Lifecycle, openBus, openCache, openDatabase } from '@signal/runtime';
+import {
+  bootstrapCrypto,
+  Lifecycle,
+  openBus,
+  openCache,
+  openDatabase,
+  rotationAwareCryptoHealth,
+} from '@signal/runtime';
 import { buildSdk } from '@signal/sdk';
 import { migrate } from '@signal/store';
 import { createMetrics, type Logger } from '@signal/telemetry';
@@ -177,7 +184,11 @@ export async function buildSignal({ config, logger }: SignalDeps) {
   });
 
   // ── Health, metrics, demo ─────────────────────────────────────────────────────────────────────────
-  const cryptoHealth = cryptoHealthHandler(cryptoRuntime.health);
+  const cryptoHealth = cryptoHealthHandler(
+    rotationAwareCryptoHealth(cryptoRuntime, (keyId) =>
+      countRecordsUnderKey(db, keyId, [...ENCRYPTED_COLUMNS, ...IDENTITY_ENCRYPTED_COLUMNS]),
+    ),
+  );
   router.on('GET', '/health/crypto', (req, res) => cryptoHealth(req, res));
   registerHealthRoutes(router, {
     checks: {
