@@ -14,7 +14,10 @@ describe('rotationAwareCryptoHealth', () => {
       calls += 1;
       return 42;
     };
-    const dual = runtimeFor({ ENCRYPTION_KEY: '0123456789abcdef'.repeat(4), ENCRYPTION_KEY_PREVIOUS: 'fedcba9876543210'.repeat(4) });
+    const dual = runtimeFor({
+      ENCRYPTION_KEY: '0123456789abcdef'.repeat(4),
+      ENCRYPTION_KEY_PREVIOUS: 'fedcba9876543210'.repeat(4),
+    });
     const health = rotationAwareCryptoHealth(dual, count, { cacheMs: 1000, now: () => now });
     expect(await health()).toMatchObject({ dual_key_mode: true, records_under_previous_key: 42 });
     await health();
@@ -29,7 +32,10 @@ describe('rotationAwareCryptoHealth', () => {
   });
 
   it('leaves the count out when the database cannot answer, keeping the crypto verdict', async () => {
-    const dual = runtimeFor({ ENCRYPTION_KEY: '0123456789abcdef'.repeat(4), ENCRYPTION_KEY_PREVIOUS: 'fedcba9876543210'.repeat(4) });
+    const dual = runtimeFor({
+      ENCRYPTION_KEY: '0123456789abcdef'.repeat(4),
+      ENCRYPTION_KEY_PREVIOUS: 'fedcba9876543210'.repeat(4),
+    });
     const body = await rotationAwareCryptoHealth(dual, async () => {
       throw new Error('database down');
     })();

@@ -120,3 +120,11 @@ describe('signal-cli migrate and audit-verify (embedded database)', () => {
     }
   }, 60_000);
 });
+
+describe('signal-cli crypto re-encrypt (the runbook spelling)', () => {
+  it('is the crypto-reencrypt verb', async () => {
+    const help = await cli(['crypto', 're-encrypt', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toBe((await cli(['crypto-reencrypt', '--help'])).stdout);
+  });
+});

@@ -22,8 +22,19 @@ function usage(): string {
 }
 
 /** Runs one verb and returns the process exit code: 0 success, 1 failure, 2 usage error. */
+/** Two-word spellings the runbooks use, mapped onto verbs: `crypto re-encrypt [status] …`. */
+function canonical(argv: readonly string[]): readonly string[] {
+  if (argv[0] === 'crypto' && argv[1] === 're-encrypt') {
+    const rest = argv.slice(2);
+    return rest[0] === 'status' || rest[0] === 'start'
+      ? ['crypto-reencrypt', ...rest]
+      : ['crypto-reencrypt', 'start', ...rest];
+  }
+  return argv;
+}
+
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
-  const [name, ...args] = argv;
+  const [name, ...args] = canonical(argv);
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     io.stdout(usage());
     return name === undefined ? 2 : 0;
