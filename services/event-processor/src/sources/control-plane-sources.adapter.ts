@@ -1,5 +1,5 @@
 import type { ProcessorControlPlaneReader } from '@signal/control-plane';
-import { orgDataLayerConfigSchema } from '../org-data-layer/config';
+import { orgDataLayerConfigSchema } from '@signal/org-data-layer';
 import type { IntegrationSource, OrgDataLayerSource } from '../ports';
 
 export interface ProcessorSources {
@@ -14,7 +14,8 @@ export interface ProcessorSources {
 export function controlPlaneProcessorSources(controlPlane: ProcessorControlPlaneReader): ProcessorSources {
   return {
     dataLayers: {
-      // The control plane's stored form, validated at this boundary with the processor's own schema.
+      // The control plane validated the row with the same shared schema; this boundary checks it again
+      // (once per refresh, not per event) because the port promises a valid config.
       getConfig: async (orgId) =>
         orgDataLayerConfigSchema.parse(await controlPlane.getDataLayerConfig(orgId)),
     },
@@ -25,6 +26,7 @@ export function controlPlaneProcessorSources(controlPlane: ProcessorControlPlane
           vendor: i.vendor,
           enabled: i.enabled,
           consent: i.consent,
+          pipeline: i.pipeline,
         })),
     },
   };
