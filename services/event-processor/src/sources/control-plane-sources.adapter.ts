@@ -14,10 +14,14 @@ export interface ProcessorSources {
 export function controlPlaneProcessorSources(controlPlane: ProcessorControlPlaneReader): ProcessorSources {
   return {
     dataLayers: {
-      // The control plane validated the row with the same shared schema; this boundary checks it again
-      // (once per refresh, not per event) because the port promises a valid config.
-      getConfig: async (orgId) =>
-        orgDataLayerConfigSchema.parse(await controlPlane.getDataLayerConfig(orgId)),
+      // The control plane validated the row with the same shared (strict) schema; only the contract's fields
+      // are passed on (not its bookkeeping, `updated_at`/`updated_by`), and checked again at this boundary:
+      // once per refresh, not per event.
+      getConfig: async (orgId) => {
+        const { version, pii_rules, bot_filtering, routing_rules } =
+          await controlPlane.getDataLayerConfig(orgId);
+        return orgDataLayerConfigSchema.parse({ version, pii_rules, bot_filtering, routing_rules });
+      },
     },
     integrations: {
       listIntegrations: async (pipelineId) =>
