@@ -26,6 +26,10 @@ export interface EventPipelineDeps {
 
 /** One decoded raw event and where it sits on the bus (a redelivery has the same position). */
 export interface PositionedEvent {
+  /**
+   * As parsed by `canonicalEventSchema` (the `raw-events` decoder). The pipeline trusts it and re-checks only
+   * the fields its steps change, so never pass an event built by hand without parsing it.
+   */
   readonly event: CanonicalEvent;
   /** `topic:partition:offset`; marks the dedup entry so a redelivered batch is not taken for duplicates. */
   readonly position: string;
