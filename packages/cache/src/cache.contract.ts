@@ -107,6 +107,34 @@ export function describeCacheContract(
       expect(await cache.get('jti:race')).toBe(`caller-${winner}`);
     });
 
+    it('compareAndSet writes only over the expected value (null: only when absent), with the new TTL', async () => {
+      const cache = await fresh();
+      expect(await cache.compareAndSet('cas', 'nope', 'v1', 60_000)).toBe(false);
+      expect(await cache.get('cas')).toBeNull();
+      expect(await cache.compareAndSet('cas', null, 'v1', 60_000)).toBe(true);
+      expect(await cache.compareAndSet('cas', null, 'v2', 60_000)).toBe(false);
+      expect(await cache.compareAndSet('cas', 'v2', 'v3', 60_000)).toBe(false);
+      expect(await cache.get('cas')).toBe('v1');
+      expect(await cache.compareAndSet('cas', 'v1', 'v2', 300)).toBe(true);
+      expect(await cache.get('cas')).toBe('v2');
+      await sleep(450);
+      expect(await cache.get('cas')).toBeNull();
+      // An empty string is a value, not absence.
+      await cache.set('empty', '', { ttlMs: 60_000 });
+      expect(await cache.compareAndSet('empty', null, 'x', 60_000)).toBe(false);
+      expect(await cache.compareAndSet('empty', '', 'x', 60_000)).toBe(true);
+    });
+
+    it('lets exactly one of 1000 concurrent compareAndSet calls over the same value win', async () => {
+      const cache = await fresh();
+      await cache.set('cas:race', 'v0', { ttlMs: 60_000 });
+      const results = await Promise.all(
+        Array.from({ length: 1000 }, (_, i) => cache.compareAndSet('cas:race', 'v0', `caller-${i}`, 60_000)),
+      );
+      expect(results.filter(Boolean)).toHaveLength(1);
+      expect(await cache.get('cas:race')).toBe(`caller-${results.indexOf(true)}`);
+    });
+
     it('getAndDelete hands the value to exactly one of 1000 concurrent callers', async () => {
       const cache = await fresh();
       await cache.set('once', 'payload', { ttlMs: 60_000 });

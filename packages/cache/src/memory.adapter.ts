@@ -122,6 +122,13 @@ export class MemoryCacheStore {
     return true;
   }
 
+  compareAndSet(key: string, expected: string | null, value: string, ttlMs: number): boolean {
+    const current = this.#live(key)?.entry.value ?? null;
+    if (current !== expected) return false;
+    this.set(key, value, ttlMs);
+    return true;
+  }
+
   getAndDelete(key: string): string | null {
     const live = this.#live(key);
     if (live === undefined) return null;
@@ -228,6 +235,14 @@ class MemoryCache implements Cache {
     checkValue(value);
     checkTtl('ttlMs', ttlMs);
     return this.#store.setIfAbsent(k, value, ttlMs);
+  }
+
+  async compareAndSet(key: string, expected: string | null, value: string, ttlMs: number): Promise<boolean> {
+    const k = this.#key(key);
+    checkValue(value);
+    if (expected !== null) checkValue(expected);
+    checkTtl('ttlMs', ttlMs);
+    return this.#store.compareAndSet(k, expected, value, ttlMs);
   }
 
   async getAndDelete(key: string): Promise<string | null> {

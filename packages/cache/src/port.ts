@@ -30,6 +30,12 @@ export interface Cache {
    * concurrent callers gets `true`: use it to consume single-use token ids and to deduplicate.
    */
   setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean>;
+  /**
+   * Stores `value` only if the key holds exactly `expected` (`null`: holds nothing), in one step (a Lua
+   * script on Redis). Optimistic concurrency for read-modify-write across processes: read, decide, then
+   * `compareAndSet` with what was read; `false` means someone wrote in between, so read again.
+   */
+  compareAndSet(key: string, expected: string | null, value: string, ttlMs: number): Promise<boolean>;
   /** Returns the value and deletes the key in one step (Redis `GETDEL`): at most one caller gets it. */
   getAndDelete(key: string): Promise<string | null>;
   /** Deletes the key; true if it held a live value. */

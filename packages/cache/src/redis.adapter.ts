@@ -19,8 +19,27 @@ end
 return {count, ttl}
 `;
 
+/** ARGV: 1 = expect absent ('1') or the value ARGV[2] ('0'); ARGV[3] the new value; ARGV[4] its TTL (ms). */
+const COMPARE_AND_SET_LUA = `
+local current = redis.call('GET', KEYS[1])
+if ARGV[1] == '1' then
+  if current then return 0 end
+elseif current ~= ARGV[2] then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+return 1
+`;
+
 interface WindowCommand {
   signalIncrementWindow(key: string, windowMs: number): Promise<unknown>;
+  signalCompareAndSet(
+    key: string,
+    expectAbsent: '0' | '1',
+    expected: string,
+    value: string,
+    ttlMs: number,
+  ): Promise<unknown>;
 }
 
 /** Reply error prefixes that mean "this server cannot serve right now" rather than "bad command". */
@@ -112,6 +131,17 @@ class RedisCache implements Cache {
     return reply === 'OK';
   }
 
+  async compareAndSet(key: string, expected: string | null, value: string, ttlMs: number): Promise<boolean> {
+    const k = this.#key(key);
+    checkValue(value);
+    if (expected !== null) checkValue(expected);
+    checkTtl('ttlMs', ttlMs);
+    const reply = await this.#run('compareAndSet', () =>
+      this.#redis.signalCompareAndSet(k, expected === null ? '1' : '0', expected ?? '', value, ttlMs),
+    );
+    return reply === 1;
+  }
+
   async getAndDelete(key: string): Promise<string | null> {
     const k = this.#key(key);
     return this.#run('getAndDelete', () => this.#redis.getdel(k));
@@ -154,6 +184,7 @@ export async function createRedisCache(options: RedisCacheOptions): Promise<Cach
   const logger: CacheLogger | undefined = options.logger;
   const redis = new Redis(resolved.redis);
   redis.defineCommand('signalIncrementWindow', { numberOfKeys: 1, lua: INCREMENT_WINDOW_LUA });
+  redis.defineCommand('signalCompareAndSet', { numberOfKeys: 1, lua: COMPARE_AND_SET_LUA });
 
   let lastError: unknown;
   let connected = false;

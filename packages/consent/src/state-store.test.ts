@@ -43,6 +43,13 @@ class TestCache implements ConsentCache {
     this.values.set(key, value);
     this.ttls.set(key, options.ttlMs);
   }
+
+  async compareAndSet(key: string, expected: string | null, value: string, ttlMs: number): Promise<boolean> {
+    if (this.failing) throw new Error('connection refused');
+    if ((this.values.get(key) ?? null) !== expected) return false;
+    await this.set(key, value, { ttlMs });
+    return true;
+  }
 }
 
 const marketing = (granted: boolean, observedAt: number): ConsentState =>

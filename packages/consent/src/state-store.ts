@@ -3,13 +3,17 @@ import { ConsentError } from './errors';
 import { type ConsentState, consentStateSchema } from './state';
 
 /**
- * The slice of the cache port this package needs; `Pick<Cache, 'get' | 'set'>` of `@signal/cache` satisfies
- * it (Redis via ioredis in production, the in-process cache embedded).
+ * The slice of the cache port this package needs; `Pick<Cache, 'get' | 'compareAndSet'>` of `@signal/cache`
+ * satisfies it (Redis via ioredis in production, the in-process cache embedded).
  */
 export interface ConsentCache {
   get(key: string): Promise<string | null>;
-  set(key: string, value: string, options: { ttlMs: number }): Promise<void>;
+  /** Stores `value` only if the key holds exactly `expected` (null: nothing), atomically. */
+  compareAndSet(key: string, expected: string | null, value: string, ttlMs: number): Promise<boolean>;
 }
+
+/** Lost compare-and-set rounds before a write gives up as `unavailable` (the caller retries later). */
+const MAX_WRITE_ATTEMPTS = 8;
 
 /** Minimal pino-compatible logger slice. */
 export interface ConsentLogger {
@@ -51,9 +55,11 @@ export const DEFAULT_CONSENT_TTL_MS = 395 * 24 * 60 * 60 * 1000;
 const storedSchema = z.object({ v: z.literal(1), state: consentStateSchema });
 
 /**
- * A `ConsentStateStore` over the cache. The read-compare-write of `set` is serialised per key within this
- * instance; across processes it relies on `raw-events` being keyed by anonymous id, so one consumer at a time
- * handles a visitor's updates (see README "State store").
+ * A `ConsentStateStore` over the cache. `set` is a read-compare-write made atomic by the cache's
+ * compare-and-set: it writes only over the exact value it read, so two processes writing one visitor at once
+ * (a rebalance, a redelivered batch, another replica) cannot let an older state overwrite a newer one; the
+ * loser reads again and finds either a newer state (`stale`) or retries. Within one instance writes to a key
+ * are also queued, so they do not contend with each other.
  */
 export function createCacheConsentStateStore(options: CacheConsentStateStoreOptions): ConsentStateStore {
   const { cache, logger } = options;
@@ -87,14 +93,19 @@ export function createCacheConsentStateStore(options: CacheConsentStateStoreOpti
     return run;
   };
 
-  const read = async (key: string): Promise<ConsentStateRead> => {
+  /** The stored text as read (what a compare-and-set must expect) and what it decodes to. */
+  const fetch = async (key: string): Promise<{ raw: string | null; read: ConsentStateRead }> => {
     let value: string | null;
     try {
       value = await cache.get(key);
     } catch (cause) {
       logger?.warn({ err: errorName(cause) }, 'consent state store unavailable');
-      return { status: 'unavailable' };
+      return { raw: null, read: { status: 'unavailable' } };
     }
+    return { raw: value, read: decode(value) };
+  };
+
+  const decode = (value: string | null): ConsentStateRead => {
     if (value === null) return { status: 'missing' };
     let json: unknown;
     try {
@@ -112,7 +123,7 @@ export function createCacheConsentStateStore(options: CacheConsentStateStoreOpti
   };
 
   return {
-    get: async (anonymousId) => read(keyOf(anonymousId)),
+    get: async (anonymousId) => (await fetch(keyOf(anonymousId))).read,
     set: async (anonymousId, state) => {
       const key = keyOf(anonymousId);
       const valid = consentStateSchema.safeParse(state);
@@ -121,19 +132,27 @@ export function createCacheConsentStateStore(options: CacheConsentStateStoreOpti
           cause: valid.error,
         });
       }
+      const value = JSON.stringify({ v: 1, state: valid.data });
       return serialised(key, async (): Promise<ConsentStateWrite> => {
-        const current = await read(key);
-        if (current.status === 'unavailable') return current;
-        if (current.status === 'found' && current.state.updatedAt >= valid.data.updatedAt) {
-          return { status: 'stale', current: current.state };
+        for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt += 1) {
+          const { raw, read } = await fetch(key);
+          if (read.status === 'unavailable') return read;
+          if (read.status === 'found' && read.state.updatedAt >= valid.data.updatedAt) {
+            return { status: 'stale', current: read.state };
+          }
+          // Missing, corrupt or older: replace exactly what was read, or read again if it changed meanwhile.
+          try {
+            if (await cache.compareAndSet(key, raw, value, ttlMs)) return { status: 'written' };
+          } catch (cause) {
+            logger?.warn({ err: errorName(cause) }, 'consent state store unavailable');
+            return { status: 'unavailable' };
+          }
         }
-        try {
-          await cache.set(key, JSON.stringify({ v: 1, state: valid.data }), { ttlMs });
-        } catch (cause) {
-          logger?.warn({ err: errorName(cause) }, 'consent state store unavailable');
-          return { status: 'unavailable' };
-        }
-        return { status: 'written' };
+        logger?.warn(
+          { attempts: MAX_WRITE_ATTEMPTS },
+          'consent state write kept losing to concurrent writers',
+        );
+        return { status: 'unavailable' };
       });
     },
   };

@@ -1,4 +1,9 @@
-import { type PiiRules, piiRulesSchema } from '@signal/pii';
+import {
+  type BotFilteringConfig,
+  type OrgDataLayerRules,
+  orgDataLayerRulesSchema,
+  type RoutingRule,
+} from '@signal/org-data-layer';
 import type { Queryable } from '@signal/store';
 import { z } from 'zod';
 import { ControlPlaneError } from './errors';
@@ -8,62 +13,11 @@ import { parseInput, parseRow } from './validation';
 /**
  * The Org Data Layer: per-org rules the event processor applies to every event, in order (schema → consent →
  * bots → PII → dedup → routing). Stored as validated JSON with a `version` that goes up by one on every
- * change, so consumers cache it and reload when the version moves.
+ * change, so consumers cache it and reload when the version moves. The schema of the rules is
+ * `@signal/org-data-layer`'s, the one the processor compiles: whatever is saved here, the processor runs.
  */
 
-const ipOrRange = z.union([z.ipv4(), z.ipv6(), z.cidrv4(), z.cidrv6()], {
-  message: 'an IP address or CIDR range such as 203.0.113.0/24',
-});
-
-export const botFilteringSchema = z.strictObject({
-  enabled: z.boolean().default(true),
-  /** Drop events whose user agent matches the processor's built-in list of crawlers and headless browsers. */
-  known_bots: z.boolean().default(true),
-  /** Extra user-agent substrings (case-insensitive) whose events are dropped. */
-  user_agent_patterns: z.array(z.string().trim().min(2).max(200)).max(200).default([]),
-  /** Client addresses or ranges whose events are dropped. */
-  ip_ranges: z.array(ipOrRange).max(200).default([]),
-});
-export type BotFiltering = z.output<typeof botFilteringSchema>;
-
-const routingRuleSchema = z.strictObject({
-  name: z.string().trim().min(1).max(200),
-  enabled: z.boolean().default(true),
-  /** Integration ids or vendor ids the rule applies to; `*` for all. */
-  integrations: z.array(z.string().min(1).max(64)).min(1).max(100),
-  /** `exclude` stops matching events from reaching those integrations; `include` lets them through. */
-  action: z.enum(['include', 'exclude']),
-  /** All given conditions must hold; none given matches every event. */
-  when: z
-    .strictObject({
-      event_types: z
-        .array(z.enum(['track', 'page', 'identify', 'group']))
-        .max(4)
-        .optional(),
-      /** Event names, exact, or a prefix ending in `*` (`Order *`). */
-      events: z.array(z.string().min(1).max(200)).max(200).optional(),
-    })
-    .default({}),
-});
-
-/** Evaluated in order; for each integration the first matching enabled rule decides, otherwise included. */
-export const routingRulesSchema = z.array(routingRuleSchema).max(200);
-export type RoutingRule = z.output<typeof routingRuleSchema>;
-
-export const dataLayerInputSchema = z.strictObject({
-  pii_rules: piiRulesSchema.default({
-    enabled: true,
-    hash_fields: [],
-    redact_fields: [],
-    hash_algorithm: 'sha256',
-  }),
-  bot_filtering: botFilteringSchema.default({
-    enabled: true,
-    known_bots: true,
-    user_agent_patterns: [],
-    ip_ranges: [],
-  }),
-  routing_rules: routingRulesSchema.default([]),
+export const dataLayerInputSchema = orgDataLayerRulesSchema.extend({
   /** Optimistic concurrency: the version the writer read; a different current version is refused. */
   expected_version: z.number().int().min(0).optional(),
 });
@@ -72,18 +26,16 @@ export type DataLayerInput = z.input<typeof dataLayerInputSchema>;
 export interface DataLayerConfig {
   /** 0 until the org first saves a config (defaults apply), then 1, 2, … */
   readonly version: number;
-  readonly pii_rules: PiiRules;
-  readonly bot_filtering: BotFiltering;
+  readonly pii_rules: OrgDataLayerRules['pii_rules'];
+  readonly bot_filtering: BotFilteringConfig;
   readonly routing_rules: readonly RoutingRule[];
   readonly updated_at: Date | null;
   readonly updated_by: string | null;
 }
 
-const storedSchema = z.object({
+/** Rows are read with the same schema, so a row saved before a setting existed gets its default. */
+const storedSchema = orgDataLayerRulesSchema.extend({
   version: z.number().int().positive(),
-  pii_rules: piiRulesSchema,
-  bot_filtering: botFilteringSchema,
-  routing_rules: routingRulesSchema,
   updated_at: z.date(),
   updated_by: z.string().nullable(),
 });

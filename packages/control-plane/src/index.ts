@@ -8,14 +8,10 @@ export {
   type ProcessorControlPlaneReader,
 } from './control-plane';
 export {
-  type BotFiltering,
-  botFilteringSchema,
   type DataLayerConfig,
   type DataLayerInput,
   type DataLayerRepository,
   dataLayerInputSchema,
-  type RoutingRule,
-  routingRulesSchema,
 } from './data-layer.repository';
 export { type DemoOrg, type DemoOrgOptions, ensureDemoOrg } from './demo-org';
 export {

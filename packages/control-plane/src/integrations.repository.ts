@@ -4,6 +4,7 @@ import {
   DEFAULT_CONSENT_REQUIREMENTS,
   type DefaultRequirementKey,
 } from '@signal/consent';
+import { type PipelineStep, pipelineStepsSchema } from '@signal/org-data-layer';
 import type { Queryable } from '@signal/store';
 import { z } from 'zod';
 import { integrationCredentialsContext } from './encrypted-columns';
@@ -29,6 +30,8 @@ export interface Integration {
   /** Non-secret parameters (pixel id, measurement id, endpoint URL…). */
   readonly settings: Readonly<Record<string, JsonValue>>;
   readonly consent: ConsentRequirement;
+  /** Map/filter steps the processor runs on this integration's copy of each event (empty: none). */
+  readonly pipeline: readonly PipelineStep[];
   /** `{field: "••••1a2b"}` computed when the credentials were written; null when none are set. */
   readonly credentialsMasked: Readonly<Record<string, string>> | null;
   readonly createdAt: Date;
@@ -77,6 +80,8 @@ export const newIntegrationSchema = z.strictObject({
   settings: settingsSchema.default({}),
   /** Defaults to the vendor's requirement from @signal/consent when it has one; required otherwise. */
   consent: consentRequirementSchema.optional(),
+  /** The integration's map/filter steps (`@signal/org-data-layer`), run by the processor in order. */
+  pipeline: pipelineStepsSchema.default([]),
   credentials: credentialsSchema.optional(),
 });
 export type NewIntegrationInput = z.input<typeof newIntegrationSchema>;
@@ -87,6 +92,8 @@ export const integrationPatchSchema = z
     enabled: z.boolean().optional(),
     settings: settingsSchema.optional(),
     consent: consentRequirementSchema.optional(),
+    /** Replaces the whole pipeline; `[]` removes every step. */
+    pipeline: pipelineStepsSchema.optional(),
     /** Replaces the credentials; null removes them. */
     credentials: credentialsSchema.nullable().optional(),
   })
@@ -131,6 +138,7 @@ const integrationRowSchema = z
     enabled: z.boolean(),
     settings: z.record(z.string(), jsonSchema),
     consent: consentRequirementSchema,
+    pipeline: pipelineStepsSchema,
     credentials_masked: z.record(z.string(), z.string()).nullable(),
     created_at: z.date(),
     updated_at: z.date(),
@@ -145,6 +153,7 @@ const integrationRowSchema = z
       enabled: row.enabled,
       settings: row.settings,
       consent: row.consent,
+      pipeline: row.pipeline,
       credentialsMasked: row.credentials_masked,
       createdAt: row.created_at,
       updatedAt: row.updated_at,
@@ -153,7 +162,7 @@ const integrationRowSchema = z
 
 /** Columns qualified for a join with pipelines (`p`), which supplies the org. */
 const INTEGRATION_COLUMNS =
-  'i.id, p.org_id, i.pipeline_id, i.vendor, i.name, i.enabled, i.settings, i.consent, i.credentials_masked, i.created_at, i.updated_at';
+  'i.id, p.org_id, i.pipeline_id, i.vendor, i.name, i.enabled, i.settings, i.consent, i.pipeline, i.credentials_masked, i.created_at, i.updated_at';
 
 function defaultConsent(vendor: string): ConsentRequirement | undefined {
   return Object.hasOwn(DEFAULT_CONSENT_REQUIREMENTS, vendor)
@@ -205,9 +214,9 @@ export function createIntegrationsRepository(deps: {
       const sealed = input.credentials === undefined ? null : seal(id, input.credentials);
       const { rows } = await db.query(
         `WITH inserted AS (
-           INSERT INTO integrations (id, pipeline_id, vendor, name, enabled, settings, consent, credentials,
-                                     credentials_key_id, credentials_masked, created_at, updated_at)
-           SELECT $1, p.id, $4, $5, $6, $7::jsonb, $8::jsonb, $9, $10, $11::jsonb, $12, $12
+           INSERT INTO integrations (id, pipeline_id, vendor, name, enabled, settings, consent, pipeline,
+                                     credentials, credentials_key_id, credentials_masked, created_at, updated_at)
+           SELECT $1, p.id, $4, $5, $6, $7::jsonb, $8::jsonb, $13::jsonb, $9, $10, $11::jsonb, $12, $12
              FROM pipelines p WHERE p.org_id = $2 AND p.id = $3
            RETURNING *)
          SELECT ${INTEGRATION_COLUMNS} FROM inserted i JOIN pipelines p ON p.id = i.pipeline_id`,
@@ -224,6 +233,7 @@ export function createIntegrationsRepository(deps: {
           sealed?.keyId ?? null,
           sealed?.masked ?? null,
           now,
+          JSON.stringify(input.pipeline),
         ],
       );
       if (rows[0] === undefined) throw new ControlPlaneError('not_found', 'pipeline not found');
@@ -259,6 +269,7 @@ export function createIntegrationsRepository(deps: {
              enabled = coalesce($3, enabled),
              settings = coalesce($4::jsonb, settings),
              consent = coalesce($5::jsonb, consent),
+             pipeline = coalesce($11::jsonb, pipeline),
              credentials = CASE WHEN $6 THEN $7 ELSE credentials END,
              credentials_key_id = CASE WHEN $6 THEN $8 ELSE credentials_key_id END,
              credentials_masked = CASE WHEN $6 THEN $9::jsonb ELSE credentials_masked END,
@@ -275,6 +286,7 @@ export function createIntegrationsRepository(deps: {
             sealed?.keyId ?? null,
             sealed?.masked ?? null,
             clock(),
+            patch.pipeline === undefined ? null : JSON.stringify(patch.pipeline),
           ],
         );
         const after = await select(tx, orgId, integrationId, false);

@@ -123,6 +123,16 @@ CREATE TABLE data_layer_configs (
 );
 `;
 
+/**
+ * Integration pipelines (map/filter steps, `@signal/org-data-layer`): a JSON array the processor compiles.
+ * Existing integrations get the empty pipeline, which delivers events unchanged (what they did before).
+ */
+const integrationPipeline = `
+ALTER TABLE integrations ADD COLUMN pipeline jsonb NOT NULL DEFAULT '[]'
+  CHECK (jsonb_typeof(pipeline) = 'array');
+`;
+
 export const controlPlaneMigrations: readonly Migration[] = Object.freeze([
   { id: 'control-plane/0001_init', sql: init },
+  { id: 'control-plane/0002_integration_pipeline', sql: integrationPipeline },
 ]);

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { type CryptoService, createCryptoService, createKeyring } from '@signal/crypto';
-import { isStoreError } from '@signal/store';
+import { isStoreError, migrate } from '@signal/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type ControlPlane,
@@ -501,6 +501,137 @@ export function describeControlPlaneSuite(target: DbTarget, skip = false): void 
         expect(await codeOf(cp.dataLayer.put(org.id, { bot_filtering: { ip_ranges: ['nope'] } }, null))).toBe(
           'invalid_input',
         );
+      });
+    });
+
+    describe('the shared Org Data Layer schema (@signal/org-data-layer)', () => {
+      it('stores every setting the processor implements: routing conditions, bot threshold/action/signals', async () => {
+        const { cp } = await fresh();
+        const { org } = await orgWithOwner(cp);
+        const condition = {
+          all: [
+            { field: 'context.provenance', op: 'neq', value: 'hmac' },
+            { field: 'properties.value', op: 'exists' },
+          ],
+        };
+        const { after } = await cp.dataLayer.put(
+          org.id,
+          {
+            bot_filtering: { threshold: 30, action: 'flag', browser_signals: false },
+            routing_rules: [
+              { name: 'browser only to meta', integrations: ['meta'], action: 'drop', condition },
+            ],
+          },
+          null,
+        );
+        expect(after.bot_filtering).toEqual({
+          enabled: true,
+          known_bots: true,
+          user_agent_patterns: [],
+          ip_ranges: [],
+          browser_signals: false,
+          threshold: 30,
+          action: 'flag',
+        });
+        // Aliases are stored in their canonical spelling; the condition round-trips unchanged.
+        expect(after.routing_rules[0]).toMatchObject({ action: 'exclude', condition });
+        expect(await cp.getDataLayerConfig(org.id)).toEqual(after);
+      });
+
+      it('refuses unknown settings and bad conditions, naming the field', async () => {
+        const { cp } = await fresh();
+        const { org } = await orgWithOwner(cp);
+        const message = async (input: Parameters<typeof cp.dataLayer.put>[1]) =>
+          (await refusal(cp.dataLayer.put(org.id, input, null))).message;
+        expect(await message({ bot_filtering: { threshold: 0 } })).toMatch(/bot_filtering\.threshold/);
+        expect(await message({ bot_filtering: { action: 'block' } as never })).toMatch(
+          /bot_filtering\.action/,
+        );
+        expect(await message({ bot_filtering: { treshold: 30 } as never })).toMatch(
+          /bot_filtering.*treshold/,
+        );
+        expect(
+          await message({
+            routing_rules: [
+              { name: 'r', action: 'exclude', condition: { field: 'a.__proto__', op: 'exists' } },
+            ],
+          }),
+        ).toMatch(/routing_rules\.0\.condition/);
+        expect((await cp.getDataLayerConfig(org.id)).version).toBe(0);
+      });
+
+      it('reads a row saved before the processor settings existed with the defaults the processor used', async () => {
+        const { db, cp } = await fresh();
+        const { org } = await orgWithOwner(cp);
+        await cp.dataLayer.put(org.id, {}, null);
+        // The shape the control plane wrote before the schemas were unified.
+        await db.query(`UPDATE data_layer_configs SET bot_filtering = $2::jsonb WHERE org_id = $1`, [
+          org.id,
+          JSON.stringify({ enabled: true, known_bots: true, user_agent_patterns: [], ip_ranges: [] }),
+        ]);
+        expect((await cp.getDataLayerConfig(org.id)).bot_filtering).toMatchObject({
+          browser_signals: true,
+          threshold: 50,
+          action: 'drop',
+        });
+      });
+
+      it('stores, replaces and clears an integration pipeline; refuses writes outside properties/traits/event', async () => {
+        const { cp } = await fresh();
+        const { org } = await orgWithOwner(cp);
+        const { pipeline } = await cp.pipelines.create(org.id, { name: 'P', type: 'web' });
+        const steps = [
+          {
+            type: 'map' as const,
+            rename: { 'properties.sku': 'properties.product_id' },
+            set: {},
+            remove: [] as string[],
+          },
+          { type: 'filter' as const, condition: { field: 'properties.value', op: 'exists' as const } },
+        ];
+        const made = await cp.integrations.create(org.id, pipeline.id, {
+          vendor: 'webhook',
+          name: 'Hook',
+          consent: { category: 'analytics' },
+          pipeline: steps,
+        });
+        expect(made.pipeline).toEqual(steps);
+        expect((await cp.listIntegrations(pipeline.id))[0]?.pipeline).toEqual(steps);
+        const plain = await cp.integrations.create(org.id, pipeline.id, {
+          vendor: 'webhook',
+          name: 'Plain',
+          consent: { category: 'analytics' },
+        });
+        expect(plain.pipeline).toEqual([]);
+        const renamed = await cp.integrations.update(org.id, made.id, { name: 'Renamed' });
+        expect(renamed.after.pipeline).toEqual(steps);
+        const cleared = await cp.integrations.update(org.id, made.id, { pipeline: [] });
+        expect(cleared.before.pipeline).toEqual(steps);
+        expect(cleared.after.pipeline).toEqual([]);
+        const forged = await refusal(
+          cp.integrations.update(org.id, made.id, {
+            pipeline: [{ type: 'map', set: { 'context.provenance': 'hmac' } }],
+          }),
+        );
+        expect(forged).toMatchObject({ code: 'invalid_input' });
+        expect(forged.message).toMatch(/pipeline\.0\.set/);
+      });
+
+      it('migration 0002 gives integrations that existed before it an empty pipeline', async () => {
+        const db = await target.fresh(controlPlaneMigrations.slice(0, 1));
+        const old = createControlPlane({ db, crypto: testCrypto(), hasher: testHasher() });
+        const { org } = await orgWithOwner(old);
+        const { pipeline } = await old.pipelines.create(org.id, { name: 'P', type: 'web' });
+        await db.query(
+          `INSERT INTO integrations (id, pipeline_id, vendor, name, enabled, settings, consent, created_at, updated_at)
+           VALUES ('int_before_0002', $1, 'webhook', 'Old', true, '{}', '{"category":"analytics"}', now(), now())`,
+          [pipeline.id],
+        );
+        await migrate(db, controlPlaneMigrations);
+        const cp = createControlPlane({ db, crypto: testCrypto(), hasher: testHasher() });
+        expect(await cp.listIntegrations(pipeline.id)).toMatchObject([
+          { id: 'int_before_0002', pipeline: [] },
+        ]);
       });
     });
 

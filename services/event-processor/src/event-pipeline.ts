@@ -1,13 +1,8 @@
 import type { OutgoingMessage } from '@signal/bus';
 import { type ConsentStateStore, decide } from '@signal/consent';
-import {
-  type CanonicalEvent,
-  type DeliveryMessage,
-  deliveryMessageSchema,
-  eventKey,
-  topics,
-} from '@signal/events';
+import { type CanonicalEvent, deliveryMessageSchema, eventKey, topics } from '@signal/events';
 import { carriesConsent, eventConsentState } from './consent/event-consent';
+import { checkChangedEvent } from './delivery-event-check';
 import type { EventDropReason, IntegrationSkipReason, ProcessorMetrics } from './metrics';
 import type { CompiledIntegration, DataLayerDirectory } from './org-data-layer/directory';
 import { stripPersonalData } from './org-data-layer/strip';
@@ -31,6 +26,10 @@ export interface EventPipelineDeps {
 
 /** One decoded raw event and where it sits on the bus (a redelivery has the same position). */
 export interface PositionedEvent {
+  /**
+   * As parsed by `canonicalEventSchema` (the `raw-events` decoder). The pipeline trusts it and re-checks only
+   * the fields its steps change, so never pass an event built by hand without parsing it.
+   */
   readonly event: CanonicalEvent;
   /** `topic:partition:offset`; marks the dedup entry so a redelivered batch is not taken for duplicates. */
   readonly position: string;
@@ -128,6 +127,9 @@ export function createEventPipeline(deps: EventPipelineDeps) {
     if (await isDuplicate(current, position)) return { kind: 'dropped', reason: 'duplicate' };
 
     const messages: { topic: string; message: OutgoingMessage }[] = [];
+    // Integrations that receive the same processed event (no strip, no pipeline) share one check and one
+    // serialisation.
+    const serialisedFor = new Map<CanonicalEvent, { key: string; json: string }>();
     const skip = (reason: IntegrationSkipReason): void => metrics.skipped(reason);
     for (const { integration, strip } of targets) {
       if (!layer.route(current, integration).route) {
@@ -144,18 +146,34 @@ export function createEventPipeline(deps: EventPipelineDeps) {
         skip('pipeline_filter');
         continue;
       }
-      const value: DeliveryMessage = { integrationId: integration.id, event: shaped, attempt: { number: 1 } };
-      const checked = deliveryMessageSchema.safeParse(value);
-      if (!checked.success) {
-        skip('invalid_result');
-        return {
-          kind: 'rejected',
-          details: `integration ${integration.id}: the processed event is not a valid delivery message: ${summarise(checked.error.issues)}`,
-        };
+      // The event was validated in full when it was decoded; only what the steps changed is checked again.
+      // The integration id was validated when the integration list was compiled, the attempt is a constant.
+      let serialised = serialisedFor.get(shaped);
+      if (serialised === undefined) {
+        const checked = checkChangedEvent(event, shaped);
+        if (!checked.success) {
+          // The full message parse, for the same error text (paths under `event.`) as ever.
+          const full = deliveryMessageSchema.safeParse({
+            integrationId: integration.id,
+            event: shaped,
+            attempt: { number: 1 },
+          });
+          skip('invalid_result');
+          return {
+            kind: 'rejected',
+            details: `integration ${integration.id}: the processed event is not a valid delivery message: ${full.success ? summarise(checked.error.issues) : summarise(full.error.issues)}`,
+          };
+        }
+        serialised = { key: eventKey(checked.data), json: JSON.stringify(checked.data) };
+        serialisedFor.set(shaped, serialised);
       }
       messages.push({
         topic: topicOf(integration.id),
-        message: { key: eventKey(checked.data.event), value: JSON.stringify(checked.data) },
+        // Byte for byte what JSON.stringify of the parsed DeliveryMessage gives (same key order).
+        message: {
+          key: serialised.key,
+          value: `{"integrationId":${JSON.stringify(integration.id)},"event":${serialised.json},"attempt":{"number":1}}`,
+        },
       });
     }
     if (messages.length === 0) return { kind: 'dropped', reason: 'not_routed' };

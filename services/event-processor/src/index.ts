@@ -14,14 +14,7 @@ export {
   type ProcessorSettings,
   processorSettingsSchema,
 } from './event-processor';
-export {
-  compilePipeline,
-  type Pipeline,
-  type PipelineStep,
-  type PipelineStepInput,
-  pipelineSchema,
-  pipelineStepSchema,
-} from './integrations/pipeline';
+export { compilePipeline, type Pipeline } from './integrations/pipeline';
 export {
   EVENT_DROP_REASONS,
   type EventDropReason,
@@ -44,32 +37,12 @@ export {
   DataLayerConfigError,
 } from './org-data-layer/compile';
 export {
-  type Condition,
-  compileCondition,
-  conditionSchema,
-  globMatch,
-  MAX_CONDITION_DEPTH,
-  MAX_CONDITION_NODES,
-  type Predicate,
-  type Scalar,
-} from './org-data-layer/condition';
-export {
-  type BotFilteringConfig,
-  botFilteringSchema,
-  type OrgDataLayerConfig,
-  type OrgDataLayerConfigInput,
-  orgDataLayerConfigSchema,
-  type RoutingRule,
-  routingRuleSchema,
-} from './org-data-layer/config';
-export {
   type CompiledIntegration,
   createDataLayerDirectory,
   type DataLayerDirectory,
   type DataLayerDirectoryOptions,
   SourceUnavailableError,
 } from './org-data-layer/directory';
-export { fieldPathSchema, readPath } from './org-data-layer/field-path';
 export {
   compileRouter,
   type Router,

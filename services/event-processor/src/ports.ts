@@ -1,6 +1,5 @@
 import type { ConsentRequirement } from '@signal/consent';
-import type { PipelineStepInput } from './integrations/pipeline';
-import type { OrgDataLayerConfigInput } from './org-data-layer/config';
+import type { OrgDataLayerConfigInput, PipelineStepInput } from '@signal/org-data-layer';
 
 /**
  * What the processor reads, as ports it owns (STYLE §4): the control plane implements them in production,

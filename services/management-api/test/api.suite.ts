@@ -454,6 +454,145 @@ export function describeApiSuite(target: DbTarget, skip = false): void {
       });
     });
 
+    describe('Org Data Layer settings the processor runs (shared schema)', () => {
+      const condition = { field: 'context.provenance', op: 'neq', value: 'hmac' };
+
+      it('accepts a routing condition and bot threshold/action/browser_signals, returns and audits them', async () => {
+        const saved = await t.call('PUT', `${A}/data-layer`, {
+          token: tokens.admin,
+          body: {
+            bot_filtering: { threshold: 30, action: 'flag', browser_signals: false },
+            routing_rules: [{ name: 'server only', integrations: ['webhook'], action: 'drop', condition }],
+          },
+        });
+        expect(saved.status).toBe(200);
+        const read = await t.call('GET', `${A}/data-layer`, { token: tokens.viewer });
+        for (const res of [saved, read]) {
+          expect(res.json).toMatchObject({
+            version: 1,
+            bot_filtering: { threshold: 30, action: 'flag', browser_signals: false },
+            routing_rules: [{ name: 'server only', action: 'exclude', condition }],
+          });
+        }
+        const [entry] = (await t.audit.list({ action: 'data_layer.updated' })).data;
+        expect(entry?.user_id).toBe(org.users.admin.id);
+        expect(entry?.changes).toMatchObject({
+          version: { old: 0, new: 1 },
+          bot_filtering: {
+            old: { threshold: 50, action: 'drop', browser_signals: true },
+            new: { threshold: 30, action: 'flag', browser_signals: false },
+          },
+          routing_rules: { old: [], new: [{ condition }] },
+        });
+        expect(Object.keys(entry?.changes ?? {}).sort()).toEqual([
+          'bot_filtering',
+          'routing_rules',
+          'version',
+        ]);
+      });
+
+      it('answers 400 naming the first bad field, and changes nothing', async () => {
+        const cases: [unknown, string][] = [
+          [{ bot_filtering: { threshold: 101 } }, 'bot_filtering.threshold'],
+          [{ bot_filtering: { action: 'block' } }, 'bot_filtering.action'],
+          [{ bot_filtering: { browser_signals: 'yes' } }, 'bot_filtering.browser_signals'],
+          [{ bot_filtering: { treshold: 30 } }, 'bot_filtering'],
+          [
+            {
+              routing_rules: [{ name: 'r', action: 'drop', condition: { field: 'x', op: 'like', value: 1 } }],
+            },
+            'routing_rules.0.condition',
+          ],
+          [
+            {
+              routing_rules: [
+                { name: 'r', action: 'drop', condition: { field: 'constructor', op: 'exists' } },
+              ],
+            },
+            'routing_rules.0.condition',
+          ],
+        ];
+        for (const [body, path] of cases) {
+          const res = await t.call('PUT', `${A}/data-layer`, { token: tokens.admin, body });
+          expect(res.status, JSON.stringify(body)).toBe(400);
+          const error = errorSchema.parse(res.json).error;
+          expect(error.code).toBe('validation_failed');
+          expect(
+            error.message.replace('the request body is invalid: ', '').startsWith(path),
+            error.message,
+          ).toBe(true);
+        }
+        expect((await t.cp.getDataLayerConfig(org.orgId)).version).toBe(0);
+        expect((await t.audit.list({ action: 'data_layer.updated' })).data).toHaveLength(0);
+      });
+
+      it('sets, replaces and clears an integration pipeline; audits the change; refuses bad steps with their path', async () => {
+        const { id: pipelineId } = createdPipelineSchema.parse(
+          (await t.call('POST', `${A}/pipelines`, { token: tokens.editor, body: { name: 'P', type: 'web' } }))
+            .json,
+        );
+        const steps = [
+          { type: 'map', rename: {}, set: { 'properties.channel': 'web' }, remove: ['properties.internal'] },
+          { type: 'filter', condition: { field: 'properties.value', op: 'exists' } },
+        ];
+        const created = await t.call('POST', `${A}/pipelines/${pipelineId}/integrations`, {
+          token: tokens.editor,
+          body: {
+            vendor: 'webhook',
+            name: 'Hook',
+            consent: { category: 'analytics' },
+            pipeline: steps,
+            credentials: { signing_secret: 'whsec_not-for-the-audit-log-0001' },
+          },
+        });
+        expect(created.status).toBe(201);
+        expect(created.json).toMatchObject({ pipeline: steps });
+        const id = z.object({ id: z.string() }).parse(created.json).id;
+        const plain = await t.call('POST', `${A}/pipelines/${pipelineId}/integrations`, {
+          token: tokens.editor,
+          body: { vendor: 'webhook', name: 'Plain', consent: { category: 'analytics' } },
+        });
+        expect(plain.json).toMatchObject({ pipeline: [] });
+
+        const next = [{ type: 'filter', condition: { field: 'event', op: 'eq', value: 'Order Completed' } }];
+        const updated = await t.call('PATCH', `${A}/integrations/${id}`, {
+          token: tokens.editor,
+          body: { pipeline: next },
+        });
+        expect(updated.status).toBe(200);
+        expect(updated.json).toMatchObject({ pipeline: next });
+        const [entry] = (await t.audit.list({ action: 'integration.updated' })).data;
+        expect(entry?.changes).toEqual({ pipeline: { old: steps, new: next } });
+
+        const bad: [unknown, string][] = [
+          [[{ type: 'map', set: { 'context.provenance': 'hmac' } }], 'pipeline.0.set'],
+          [[{ type: 'filter' }], 'pipeline.0.condition'],
+          [[{ type: 'sort' }], 'pipeline.0'],
+          [Array.from({ length: 51 }, () => ({ type: 'map' })), 'pipeline'],
+        ];
+        for (const [pipeline, path] of bad) {
+          const res = await t.call('PATCH', `${A}/integrations/${id}`, {
+            token: tokens.editor,
+            body: { pipeline },
+          });
+          expect(res.status).toBe(400);
+          const { message } = errorSchema.parse(res.json).error;
+          expect(message.replace('the request body is invalid: ', '').startsWith(path), message).toBe(true);
+        }
+        const cleared = await t.call('PATCH', `${A}/integrations/${id}`, {
+          token: tokens.editor,
+          body: { pipeline: [] },
+        });
+        expect(cleared.json).toMatchObject({ pipeline: [] });
+        expect((await t.cp.listIntegrations(pipelineId)).find((i) => i.id === id)?.pipeline).toEqual([]);
+        expect(await t.auditDump()).not.toContain('not-for-the-audit-log');
+        expect(
+          (await t.call('PATCH', `${A}/integrations/${id}`, { token: tokens.viewer, body: { pipeline: [] } }))
+            .status,
+        ).toBe(403);
+      });
+    });
+
     describe('audit logs', () => {
       it('lists with filters and exports NDJSON (and records the export)', async () => {
         await t.call('POST', `${A}/pipelines`, {

@@ -8,13 +8,9 @@ import {
   createKeyring,
   type EncryptionContext,
 } from '@signal/crypto';
-import {
-  createEventProcessor,
-  type EventProcessor,
-  type OrgDataLayerConfigInput,
-  type PipelineStepInput,
-} from '@signal/event-processor';
+import { createEventProcessor, type EventProcessor } from '@signal/event-processor';
 import { type CanonicalEvent, topics } from '@signal/events';
+import type { OrgDataLayerConfigInput, PipelineStepInput } from '@signal/org-data-layer';
 import { createDatabase, type Database, migrate } from '@signal/store';
 import { createMetrics, type Metrics } from '@signal/telemetry';
 import {

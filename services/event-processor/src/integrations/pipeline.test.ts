@@ -1,6 +1,7 @@
 import type { CanonicalEvent } from '@signal/events';
+import { pipelineStepsSchema } from '@signal/org-data-layer';
 import { describe, expect, it } from 'vitest';
-import { compilePipeline, pipelineSchema } from './pipeline';
+import { compilePipeline } from './pipeline';
 
 const event: CanonicalEvent = {
   type: 'track',
@@ -16,7 +17,8 @@ const event: CanonicalEvent = {
   pipelineId: 'p',
 };
 
-const run = (steps: unknown, e: CanonicalEvent = event) => compilePipeline(pipelineSchema.parse(steps))(e);
+const run = (steps: unknown, e: CanonicalEvent = event) =>
+  compilePipeline(pipelineStepsSchema.parse(steps))(e);
 
 describe('integration pipelines', () => {
   it('renames, sets and removes fields without touching the input', () => {
@@ -41,7 +43,7 @@ describe('integration pipelines', () => {
 
   it('cannot write outside properties, traits and the event name', () => {
     for (const path of ['context.provenance', 'org', 'messageId', 'properties']) {
-      expect(pipelineSchema.safeParse([{ type: 'map', set: { [path]: 'x' } }]).success).toBe(false);
+      expect(pipelineStepsSchema.safeParse([{ type: 'map', set: { [path]: 'x' } }]).success).toBe(false);
     }
   });
 });

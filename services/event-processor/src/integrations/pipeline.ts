@@ -1,43 +1,16 @@
-import type { CanonicalEvent, JsonValue } from '@signal/events';
-import { z } from 'zod';
-import { compileCondition, conditionSchema, type Predicate } from '../org-data-layer/condition';
-import { type FieldPath, fieldPathSchema, splitPath } from '../org-data-layer/field-path';
+import type { CanonicalEvent } from '@signal/events';
+import {
+  compileCondition,
+  type FieldPath,
+  type PipelineStep,
+  type Predicate,
+  splitPath,
+} from '@signal/org-data-layer';
 
 /**
- * An integration's own pipeline, run after the Org Data Layer on that integration's copy of the event:
- *
- *   { type: 'map', rename: { 'properties.sku': 'properties.product_id' },
- *                  set: { 'properties.channel': 'web', event: 'Purchase' },
- *                  remove: ['properties.internal_note'] }
- *   { type: 'filter', condition: { field: 'properties.value', op: 'exists' } }   // false → not delivered
- *
- * Map writes are confined to `properties.*`, `traits.*` and the event name, so a pipeline cannot forge the
- * gateway's stamp (provenance, org, receivedAt) or consent. Within a map step: rename, then set, then
- * remove. Steps run in order; compiled once per integration.
+ * Compiles an integration's pipeline (schema and semantics: `@signal/org-data-layer`, `pipeline.schema.ts`)
+ * once per integration version into one function the hot path calls per event.
  */
-
-const WRITABLE_ROOTS: ReadonlySet<string> = new Set(['properties', 'traits']);
-
-const writablePathSchema = fieldPathSchema.refine((path) => {
-  if (path === 'event') return true;
-  const [root, ...rest] = path.split('.');
-  return root !== undefined && WRITABLE_ROOTS.has(root) && rest.length > 0;
-}, 'pipelines may write `event` or a path under `properties.` or `traits.`');
-
-const jsonValueSchema = z.json() as unknown as z.ZodType<JsonValue>;
-
-export const pipelineStepSchema = z.discriminatedUnion('type', [
-  z.strictObject({
-    type: z.literal('map'),
-    rename: z.record(writablePathSchema, writablePathSchema).default({}),
-    set: z.record(writablePathSchema, jsonValueSchema).default({}),
-    remove: z.array(writablePathSchema).max(100).default([]),
-  }),
-  z.strictObject({ type: z.literal('filter'), condition: conditionSchema }),
-]);
-export const pipelineSchema = z.array(pipelineStepSchema).max(50).default([]);
-export type PipelineStep = z.output<typeof pipelineStepSchema>;
-export type PipelineStepInput = z.input<typeof pipelineStepSchema>;
 
 /** The event after the pipeline, or null when a filter step refused it. */
 export type Pipeline = (event: CanonicalEvent) => CanonicalEvent | null;

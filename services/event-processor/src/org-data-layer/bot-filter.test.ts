@@ -1,7 +1,7 @@
 import type { CanonicalEvent } from '@signal/events';
+import { botFilteringSchema } from '@signal/org-data-layer';
 import { describe, expect, it } from 'vitest';
 import { compileBotScorer } from './bot-filter';
-import { botFilteringSchema } from './config';
 
 const BROWSER_UA =
   'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15';

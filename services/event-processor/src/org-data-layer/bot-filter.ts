@@ -1,7 +1,7 @@
 import { BlockList, isIP } from 'node:net';
 import type { CanonicalEvent } from '@signal/events';
+import type { BotFilteringConfig } from '@signal/org-data-layer';
 import { isbot } from 'isbot';
-import type { BotFilteringConfig } from './config';
 
 /**
  * Bot scoring, compiled once per Org Data Layer version. Strong signals (a user agent on the `isbot` list of

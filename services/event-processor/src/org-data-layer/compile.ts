@@ -1,7 +1,7 @@
 import type { CanonicalEvent } from '@signal/events';
+import { type OrgDataLayerConfig, orgDataLayerConfigSchema } from '@signal/org-data-layer';
 import { compilePiiRules, type PiiOutcome } from '@signal/pii';
 import { type BotScorer, compileBotScorer } from './bot-filter';
-import { type OrgDataLayerConfig, orgDataLayerConfigSchema } from './config';
 import { compileRouter, type Router } from './routing';
 
 /** One org's Org Data Layer, compiled once per config version (STYLE: prepare at load, run prepared functions). */

@@ -1,7 +1,8 @@
 import { type ConsentRequirement, consentRequirementSchema } from '@signal/consent';
 import { integrationIdSchema } from '@signal/events';
+import { pipelineStepsSchema } from '@signal/org-data-layer';
 import { z } from 'zod';
-import { compilePipeline, type Pipeline, pipelineSchema } from '../integrations/pipeline';
+import { compilePipeline, type Pipeline } from '../integrations/pipeline';
 import type { ProcessorMetrics } from '../metrics';
 import type { IntegrationSource, OrgDataLayerSource, ProcessorLogger } from '../ports';
 import { type CompileDataLayerOptions, type CompiledDataLayer, compileDataLayer } from './compile';
@@ -20,7 +21,7 @@ const integrationSchema = z.object({
   vendor: z.string().min(1).max(64),
   enabled: z.boolean(),
   consent: consentRequirementSchema,
-  pipeline: pipelineSchema,
+  pipeline: pipelineStepsSchema.default([]),
 });
 
 export class SourceUnavailableError extends Error {

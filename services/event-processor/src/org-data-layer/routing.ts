@@ -1,6 +1,6 @@
 import type { CanonicalEvent } from '@signal/events';
-import { compileCondition, type Predicate } from './condition';
-import type { RoutingRule } from './config';
+import type { RoutingRule } from '@signal/org-data-layer';
+import { compileCondition, type Predicate } from '@signal/org-data-layer';
 
 /** What routing needs to know about a destination. */
 export interface RoutingTarget {

@@ -1,5 +1,5 @@
 import type { ProcessorControlPlaneReader } from '@signal/control-plane';
-import { orgDataLayerConfigSchema } from '../org-data-layer/config';
+import { orgDataLayerConfigSchema } from '@signal/org-data-layer';
 import type { IntegrationSource, OrgDataLayerSource } from '../ports';
 
 export interface ProcessorSources {
@@ -14,9 +14,14 @@ export interface ProcessorSources {
 export function controlPlaneProcessorSources(controlPlane: ProcessorControlPlaneReader): ProcessorSources {
   return {
     dataLayers: {
-      // The control plane's stored form, validated at this boundary with the processor's own schema.
-      getConfig: async (orgId) =>
-        orgDataLayerConfigSchema.parse(await controlPlane.getDataLayerConfig(orgId)),
+      // The control plane validated the row with the same shared (strict) schema; only the contract's fields
+      // are passed on (not its bookkeeping, `updated_at`/`updated_by`), and checked again at this boundary:
+      // once per refresh, not per event.
+      getConfig: async (orgId) => {
+        const { version, pii_rules, bot_filtering, routing_rules } =
+          await controlPlane.getDataLayerConfig(orgId);
+        return orgDataLayerConfigSchema.parse({ version, pii_rules, bot_filtering, routing_rules });
+      },
     },
     integrations: {
       listIntegrations: async (pipelineId) =>
@@ -25,6 +30,7 @@ export function controlPlaneProcessorSources(controlPlane: ProcessorControlPlane
           vendor: i.vendor,
           enabled: i.enabled,
           consent: i.consent,
+          pipeline: i.pipeline,
         })),
     },
   };

@@ -67,6 +67,7 @@ export function integrationJson(integration: Integration) {
     enabled: integration.enabled,
     settings: integration.settings,
     consent: integration.consent,
+    pipeline: integration.pipeline,
     /** Write-only: reads show `{field: "••••1a2b"}` computed when they were written. */
     credentials: integration.credentialsMasked,
     created_at: iso(integration.createdAt),

@@ -16,6 +16,7 @@ const INTEGRATION_FIELDS = [
   'enabled',
   'settings',
   'consent',
+  'pipeline',
 ] as const satisfies readonly (keyof Integration)[];
 
 /**
