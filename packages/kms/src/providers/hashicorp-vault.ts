@@ -1,0 +1,242 @@
+import type { Dispatcher } from 'undici';
+import { z } from 'zod';
+import {
+  type KmsCallOptions,
+  KmsError,
+  type KmsProvider,
+  type WrapContext,
+  type WrappedKey,
+} from '../provider';
+import { callJson, type JsonReply } from './https-json';
+import { safeDetail, takeKey, transportFailure } from './provider-errors';
+import { canonicalWrapContext, checkWrapContext } from './wrap-context';
+
+/**
+ * `hashicorp-vault`: HashiCorp Vault or OpenBao transit over HTTPS, without an SDK (the API is four JSON
+ * calls). The transit key must be created with `derived=true`: the wrap context goes in as the key-derivation
+ * `context`, so a DEK unwraps only with the context it was wrapped with, and `transit/rewrap` (which takes
+ * the same context) keeps that binding through KEK rotation. Vault drops associated data on rewrap, which is
+ * why derivation, not AAD, carries the binding here.
+ */
+
+export type VaultLogin =
+  | { readonly kind: 'token'; readonly token: string }
+  | { readonly kind: 'approle'; readonly roleId: string; readonly secretId: string }
+  /** A local Vault Agent that adds its own auto-auth token. */
+  | { readonly kind: 'agent' };
+
+export interface VaultTransitOptions {
+  /** `VAULT_ADDR`, e.g. `https://vault.internal:8200`. */
+  readonly address: URL;
+  readonly login: VaultLogin;
+  /** `VAULT_NAMESPACE` (Vault Enterprise / HCP / OpenBao namespaces), sent as `X-Vault-Namespace`. */
+  readonly namespace: string | null;
+  /** `ENCRYPTION_VAULT_MOUNT`, default `transit`; may be nested (`kms/transit`). */
+  readonly mount: string;
+  /** `ENCRYPTION_VAULT_KEY`. */
+  readonly key: string;
+  /** The strict-TLS agent, trusting `VAULT_CACERT` when set. */
+  readonly dispatcher: Dispatcher;
+  /** Where AppRole logs in; default `approle`. */
+  readonly approleMount?: string;
+}
+
+const PROVIDER = 'hashicorp-vault';
+const PATH_SEGMENTS = /^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/;
+const KEY_NAME = /^[A-Za-z0-9_.-]+$/;
+/** Log in again this long before an AppRole token's lease ends. */
+const RENEW_MARGIN_MS = 60_000;
+
+const CiphertextReply = z.object({
+  data: z.object({
+    ciphertext: z.string().startsWith('vault:v'),
+    key_version: z.number().int().positive(),
+  }),
+});
+const PlaintextReply = z.object({ data: z.object({ plaintext: z.string() }) });
+const LoginReply = z.object({
+  auth: z.object({ client_token: z.string().min(1), lease_duration: z.number().int().nonnegative() }),
+});
+const ErrorReply = z.object({ errors: z.array(z.string()) });
+
+interface CachedToken {
+  readonly token: string;
+  /** Epoch ms after which it is logged in again; `Infinity` for a static token. */
+  readonly refreshAt: number;
+}
+
+export function createVaultTransitProvider(options: VaultTransitOptions): KmsProvider {
+  const { address, mount, key, dispatcher } = options;
+  if (!PATH_SEGMENTS.test(mount)) {
+    throw new KmsError(
+      PROVIDER,
+      'kms_misconfigured',
+      'ENCRYPTION_VAULT_MOUNT must be a mount path such as transit',
+    );
+  }
+  if (!KEY_NAME.test(key)) {
+    throw new KmsError(PROVIDER, 'kms_misconfigured', 'ENCRYPTION_VAULT_KEY must be a transit key name');
+  }
+  const approleMount = options.approleMount ?? 'approle';
+  const keyRefPrefix = `${mount}/${key}:v`;
+  let cached: CachedToken | null =
+    options.login.kind === 'token'
+      ? { token: options.login.token, refreshAt: Number.POSITIVE_INFINITY }
+      : null;
+  let loggingIn: Promise<CachedToken> | null = null;
+
+  function url(path: string): URL {
+    const base = address.pathname.endsWith('/') ? address.pathname : `${address.pathname}/`;
+    return new URL(`${base}v1/${path}`, address);
+  }
+
+  function baseHeaders(): Record<string, string> {
+    return {
+      'x-vault-request': 'true',
+      ...(options.namespace === null ? {} : { 'x-vault-namespace': options.namespace }),
+    };
+  }
+
+  async function appRoleLogin(signal: AbortSignal): Promise<CachedToken> {
+    if (options.login.kind !== 'approle') throw new Error('unreachable: not an AppRole login');
+    let reply: JsonReply;
+    try {
+      reply = await callJson(dispatcher, {
+        method: 'POST',
+        url: url(`auth/${approleMount}/login`),
+        headers: baseHeaders(),
+        body: { role_id: options.login.roleId, secret_id: options.login.secretId },
+        signal,
+      });
+    } catch (error) {
+      throw transportFailure(PROVIDER, 'AppRole login', error, signal);
+    }
+    // Vault answers a wrong role or secret id with 400: that is a refusal, not a bad ciphertext.
+    if (reply.status === 400) throw new KmsError(PROVIDER, 'kms_denied', 'AppRole login was refused');
+    if (reply.status !== 200) throw failure('AppRole login', reply);
+    const parsed = LoginReply.safeParse(reply.body);
+    if (!parsed.success) throw new KmsError(PROVIDER, 'kms_bad_response', 'AppRole login returned no token');
+    const leaseMs = parsed.data.auth.lease_duration * 1000;
+    return {
+      token: parsed.data.auth.client_token,
+      refreshAt:
+        leaseMs === 0
+          ? Number.POSITIVE_INFINITY
+          : Date.now() + Math.max(leaseMs - RENEW_MARGIN_MS, leaseMs / 2),
+    };
+  }
+
+  /** The token to send; AppRole logs in once for all concurrent callers, and again before the lease ends. */
+  async function token(signal: AbortSignal, forceLogin: boolean): Promise<string | null> {
+    if (options.login.kind === 'agent') return null;
+    if (!forceLogin && cached !== null && Date.now() < cached.refreshAt) return cached.token;
+    if (options.login.kind === 'token') return options.login.token;
+    loggingIn ??= appRoleLogin(signal).finally(() => {
+      loggingIn = null;
+    });
+    cached = await loggingIn;
+    return cached.token;
+  }
+
+  async function transit(operation: string, path: string, body: Record<string, string>, signal: AbortSignal) {
+    const send = async (forceLogin: boolean): Promise<JsonReply> => {
+      const current = await token(signal, forceLogin);
+      try {
+        return await callJson(dispatcher, {
+          method: 'POST',
+          url: url(`${mount}/${path}/${key}`),
+          headers: { ...baseHeaders(), ...(current === null ? {} : { 'x-vault-token': current }) },
+          body,
+          signal,
+        });
+      } catch (error) {
+        throw transportFailure(PROVIDER, operation, error, signal);
+      }
+    };
+    let reply = await send(false);
+    // An AppRole token can be revoked or expire early; one fresh login is worth a retry.
+    if (reply.status === 403 && options.login.kind === 'approle') reply = await send(true);
+    if (reply.status !== 200) throw failure(operation, reply);
+    return reply.body;
+  }
+
+  function parseCiphertext(operation: string, body: unknown): WrappedKey {
+    const parsed = CiphertextReply.safeParse(body);
+    if (!parsed.success)
+      throw new KmsError(PROVIDER, 'kms_bad_response', `${operation} returned no ciphertext`);
+    return {
+      ciphertext: Buffer.from(parsed.data.data.ciphertext, 'utf8'),
+      kekRef: `${keyRefPrefix}${parsed.data.data.key_version}`,
+    };
+  }
+
+  function storedCiphertext(wrapped: WrappedKey): string {
+    const text = Buffer.from(wrapped.ciphertext).toString('utf8');
+    if (!wrapped.kekRef.startsWith(keyRefPrefix) || !text.startsWith('vault:v')) {
+      throw new KmsError(
+        PROVIDER,
+        'kms_invalid_ciphertext',
+        `the wrapped key was not made by transit key ${mount}/${key} (it names ${safeDetail(wrapped.kekRef)})`,
+      );
+    }
+    return text;
+  }
+
+  function contextParam(context: WrapContext): string {
+    checkWrapContext(PROVIDER, context);
+    return canonicalWrapContext(context).toString('base64');
+  }
+
+  return {
+    name: PROVIDER,
+    kekId: `${mount}/${key}`,
+
+    async wrap(dek: Uint8Array, context: WrapContext, { signal }: KmsCallOptions): Promise<WrappedKey> {
+      const body = { plaintext: Buffer.from(dek).toString('base64'), context: contextParam(context) };
+      return parseCiphertext('encrypt', await transit('encrypt', 'encrypt', body, signal));
+    },
+
+    async unwrap(wrapped: WrappedKey, context: WrapContext, { signal }: KmsCallOptions): Promise<Uint8Array> {
+      const body = { ciphertext: storedCiphertext(wrapped), context: contextParam(context) };
+      const parsed = PlaintextReply.safeParse(await transit('decrypt', 'decrypt', body, signal));
+      if (!parsed.success) throw new KmsError(PROVIDER, 'kms_bad_response', 'decrypt returned no plaintext');
+      return takeKey(PROVIDER, Buffer.from(parsed.data.data.plaintext, 'base64'));
+    },
+
+    async rewrap(wrapped: WrappedKey, context: WrapContext, { signal }: KmsCallOptions): Promise<WrappedKey> {
+      const body = { ciphertext: storedCiphertext(wrapped), context: contextParam(context) };
+      return parseCiphertext('rewrap', await transit('rewrap', 'rewrap', body, signal));
+    },
+
+    async close(): Promise<void> {
+      cached = null;
+      await dispatcher.close();
+    },
+  };
+}
+
+/** Vault answers errors as `{"errors": [...]}` with the status saying what kind. */
+function failure(operation: string, reply: JsonReply): KmsError {
+  const parsed = ErrorReply.safeParse(reply.body);
+  const text = parsed.success ? parsed.data.errors.join('; ') : '';
+  const detail = `${operation} answered HTTP ${reply.status}${text ? `: ${safeDetail(text)}` : ''}`;
+  const { status } = reply;
+  if (status === 401 || status === 403) return new KmsError(PROVIDER, 'kms_denied', detail);
+  if (status === 404) return new KmsError(PROVIDER, 'kms_key_not_found', detail);
+  if (status === 429 || status === 412 || status >= 500)
+    return new KmsError(PROVIDER, 'kms_unavailable', detail);
+  if (status === 400) {
+    // Transit reports a missing key, a context problem and a bad ciphertext all as 400; the text tells them apart.
+    if (/key not found|no existing key/i.test(text))
+      return new KmsError(PROVIDER, 'kms_key_not_found', detail);
+    if (/context/i.test(text) && !/decrypt|authentication/i.test(text)) {
+      return new KmsError(
+        PROVIDER,
+        'kms_misconfigured',
+        `${detail} (is the transit key created with derived=true?)`,
+      );
+    }
+    if (operation !== 'encrypt') return new KmsError(PROVIDER, 'kms_invalid_ciphertext', detail);
+  }
+  return new KmsError(PROVIDER, 'kms_bad_response', detail);
+}
