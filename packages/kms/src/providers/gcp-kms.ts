@@ -32,7 +32,8 @@ export interface GcpKmsOptions {
 
 const PROVIDER = 'gcp-kms';
 const KEY_NAME = /^projects\/[^/]+\/locations\/[^/]+\/keyRings\/[^/]+\/cryptoKeys\/[^/]+$/;
-const SEGMENT = /^[A-Za-z0-9_.-]+$/;
+/** `.` and `..` are refused: URL resolution would climb out of /v1. */
+const SEGMENT = /^(?!\.\.?$)[A-Za-z0-9_.-]+$/;
 
 const EncryptReply = z.object({ name: z.string().min(1), ciphertext: z.string().min(1) });
 const DecryptReply = z.object({ plaintext: z.string().min(1) });

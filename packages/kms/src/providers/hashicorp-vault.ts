@@ -42,8 +42,8 @@ export interface VaultTransitOptions {
 }
 
 const PROVIDER = 'hashicorp-vault';
-const PATH_SEGMENTS = /^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/;
-const KEY_NAME = /^[A-Za-z0-9_.-]+$/;
+/** Path segments of a mount or key name; `.` and `..` are refused (URL resolution would climb out of /v1). */
+const SEGMENT = /^(?!\.\.?$)[A-Za-z0-9_.-]+$/;
 /** Log in again this long before an AppRole token's lease ends. */
 const RENEW_MARGIN_MS = 60_000;
 
@@ -67,14 +67,14 @@ interface CachedToken {
 
 export function createVaultTransitProvider(options: VaultTransitOptions): KmsProvider {
   const { address, mount, key, dispatcher } = options;
-  if (!PATH_SEGMENTS.test(mount)) {
+  if (!mount.split('/').every((segment) => SEGMENT.test(segment))) {
     throw new KmsError(
       PROVIDER,
       'kms_misconfigured',
       'ENCRYPTION_VAULT_MOUNT must be a mount path such as transit',
     );
   }
-  if (!KEY_NAME.test(key)) {
+  if (!SEGMENT.test(key)) {
     throw new KmsError(PROVIDER, 'kms_misconfigured', 'ENCRYPTION_VAULT_KEY must be a transit key name');
   }
   const approleMount = options.approleMount ?? 'approle';
