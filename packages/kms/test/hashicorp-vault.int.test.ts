@@ -149,6 +149,7 @@ describeProtocolCases('hashicorp-vault against a Vault/OpenBao transit protocol 
   server,
   bindsContext: true,
   rotate: () => standIn.rotate(),
+  kekRefNamesVersion: true,
   denied: { status: 403, body: { errors: ['permission denied'] } },
   unavailable: { status: 503, body: { errors: ['Vault is sealed'] } },
   secrets: [TOKEN, APPROLE.secretId],

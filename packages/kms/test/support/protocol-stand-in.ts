@@ -205,6 +205,8 @@ export interface ProtocolFixture {
   readonly bindsContext: boolean;
   /** Makes a new KEK version primary in the stand-in. */
   rotate(): void;
+  /** Whether the KEK reference changes with the version (AWS keeps the key ARN; rotation is inside the blob). */
+  readonly kekRefNamesVersion: boolean;
   /** The provider's real answer when the caller may not use the key. */
   readonly denied: Reply;
   /** The provider's real answer when it is down or overloaded. */
@@ -267,7 +269,7 @@ export function describeProtocolCases(label: string, setup: () => Promise<Protoc
       const before = await provider.wrap(dek, CONTEXT, call());
       fixture.rotate();
       const after = await provider.rewrap(before, CONTEXT, call());
-      expect(after.kekRef).not.toBe(before.kekRef);
+      if (fixture.kekRefNamesVersion) expect(after.kekRef).not.toBe(before.kekRef);
       expect(Buffer.from(after.ciphertext).equals(Buffer.from(before.ciphertext))).toBe(false);
       expect(Buffer.from(await provider.unwrap(after, CONTEXT, call())).equals(dek)).toBe(true);
       expect(Buffer.from(await provider.unwrap(before, CONTEXT, call())).equals(dek)).toBe(true);
