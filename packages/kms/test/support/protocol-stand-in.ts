@@ -333,6 +333,7 @@ export function describeProtocolCases(label: string, setup: () => Promise<Protoc
       try {
         const error = await failureOf(refused.wrap(dek, CONTEXT, call()));
         expect(error.code).toBe('kms_unavailable');
+        expect(error.message).toMatch(/connect_refused/);
         expectClean(error);
       } finally {
         await refused.close();
@@ -356,6 +357,7 @@ export function describeProtocolCases(label: string, setup: () => Promise<Protoc
       try {
         const error = await failureOf(strict.wrap(dek, CONTEXT, call()));
         expect(error.code).toBe('kms_unavailable');
+        expect(error.message).toMatch(/tls_error/);
         expectClean(error);
         expect(fixture.server.requests.length).toBe(seen);
       } finally {
