@@ -57,6 +57,19 @@ function vaultStandIn(): VaultStandIn {
           body: { auth: { client_token: token, lease_duration: 3600, renewable: true } },
         };
       }
+      if (request.url === '/v1/auth/token/lookup-self' || request.url === '/v1/auth/token/renew-self') {
+        const token = request.headers['x-vault-token'];
+        if (typeof token !== 'string' || !tokens.has(token)) return errors(403, 'permission denied');
+        if (request.method === 'GET' && request.url.endsWith('lookup-self')) {
+          return { status: 200, body: { data: { ttl: 3600, renewable: true, policies: ['signal'] } } };
+        }
+        if (request.method === 'POST' && request.url.endsWith('renew-self')) {
+          return {
+            status: 200,
+            body: { auth: { client_token: token, lease_duration: 3600, renewable: true } },
+          };
+        }
+      }
       const match = /^\/v1\/transit\/(encrypt|decrypt|rewrap)\/([A-Za-z0-9_.-]+)$/.exec(request.url);
       if (request.method !== 'POST' || match === null) return errors(404, 'no handler for route');
       const token = request.headers['x-vault-token'];
@@ -175,10 +188,13 @@ describe('hashicorp-vault against a Vault/OpenBao transit protocol stand-in: the
       await provider.unwrap(wrapped, CONTEXT, call());
       const rewrapped = await provider.rewrap(wrapped, CONTEXT, call());
       expect(server.requests.map((r) => `${r.method} ${r.url}`)).toEqual([
+        // First use looks the static token up, to renew it before its TTL runs out.
+        'GET /v1/auth/token/lookup-self',
         'POST /v1/transit/encrypt/signal',
         'POST /v1/transit/decrypt/signal',
         'POST /v1/transit/rewrap/signal',
       ]);
+      server.requests.shift();
       for (const request of server.requests) {
         expect(request.headers['x-vault-token']).toBe(TOKEN);
         expect(request.headers['x-vault-namespace']).toBe(NAMESPACE);
@@ -193,6 +209,35 @@ describe('hashicorp-vault against a Vault/OpenBao transit protocol stand-in: the
       expect(wrapped.kekRef).toMatch(/^transit\/signal:v\d+$/);
       expect(rewrapped.kekRef).toMatch(/^transit\/signal:v\d+$/);
       expect(provider.kekId).toBe('transit/signal');
+    } finally {
+      await provider.close();
+    }
+  });
+
+  it('renews a renewable static token (renew-self) once half its TTL has passed', async () => {
+    let clock = 1_000_000;
+    const provider = await loadCloudKmsProvider(
+      'hashicorp-vault',
+      settings({ address: secret(server.origin), caCertPath: caPath }),
+      { now: () => clock },
+    );
+    try {
+      server.requests.length = 0;
+      await provider.wrap(dek, CONTEXT, call());
+      clock += 1_700_000; // under half of the 3600 s TTL: nothing to do
+      await provider.wrap(dek, CONTEXT, call());
+      clock += 200_000; // past half
+      await provider.wrap(dek, CONTEXT, call());
+      await provider.wrap(dek, CONTEXT, call());
+      expect(server.requests.map((r) => `${r.method} ${r.url}`)).toEqual([
+        'GET /v1/auth/token/lookup-self',
+        'POST /v1/transit/encrypt/signal',
+        'POST /v1/transit/encrypt/signal',
+        'POST /v1/auth/token/renew-self',
+        'POST /v1/transit/encrypt/signal',
+        'POST /v1/transit/encrypt/signal',
+      ]);
+      expect(server.requests[3]?.headers['x-vault-token']).toBe(TOKEN);
     } finally {
       await provider.close();
     }

@@ -53,6 +53,8 @@ export interface CloudKmsTestHooks {
   readonly awsCredentials?: { readonly accessKeyId: string; readonly secretAccessKey: string };
   readonly gcpAccessToken?: () => Promise<string>;
   readonly azureCredential?: TokenCredential;
+  /** Vault: the clock that decides when a token is renewed or AppRole logs in again. */
+  readonly now?: () => number;
 }
 
 const SDK_PACKAGES = {
@@ -122,8 +124,18 @@ export async function loadCloudKmsProvider(
         ...(hooks.azureCredential === undefined ? {} : { disableChallengeResourceVerification: true }),
       });
     }
-    case 'hashicorp-vault':
-      return createVaultTransitProvider(await vaultOptions(settings.vault));
+    case 'hashicorp-vault': {
+      const options = await vaultOptions(settings.vault);
+      try {
+        return createVaultTransitProvider({
+          ...options,
+          ...(hooks.now === undefined ? {} : { now: hooks.now }),
+        });
+      } catch (error) {
+        await options.dispatcher.close();
+        throw error;
+      }
+    }
   }
 }
 

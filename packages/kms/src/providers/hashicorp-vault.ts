@@ -39,6 +39,8 @@ export interface VaultTransitOptions {
   readonly dispatcher: Dispatcher;
   /** Where AppRole logs in; default `approle`. */
   readonly approleMount?: string;
+  /** FOR TESTS: the clock that decides when tokens are renewed or logged in again. */
+  readonly now?: () => number;
 }
 
 const PROVIDER = 'hashicorp-vault';
@@ -58,6 +60,14 @@ const LoginReply = z.object({
   auth: z.object({ client_token: z.string().min(1), lease_duration: z.number().int().nonnegative() }),
 });
 const ErrorReply = z.object({ errors: z.array(z.string()) });
+const LookupReply = z.object({
+  data: z.object({ ttl: z.number().int().nonnegative(), renewable: z.boolean() }),
+});
+const RenewReply = z.object({
+  auth: z.object({ lease_duration: z.number().int().nonnegative(), renewable: z.boolean() }),
+});
+/** After a renewal attempt that could not reach Vault, try again this much later. */
+const RENEW_RETRY_MS = 60_000;
 
 interface CachedToken {
   readonly token: string;
@@ -79,11 +89,12 @@ export function createVaultTransitProvider(options: VaultTransitOptions): KmsPro
   }
   const approleMount = options.approleMount ?? 'approle';
   const keyRefPrefix = `${mount}/${key}:v`;
-  let cached: CachedToken | null =
-    options.login.kind === 'token'
-      ? { token: options.login.token, refreshAt: Number.POSITIVE_INFINITY }
-      : null;
+  let cached: CachedToken | null = null;
   let loggingIn: Promise<CachedToken> | null = null;
+  const now = options.now ?? Date.now;
+  /** When a static token is next renewed; 0 = not looked up yet. */
+  let renewAt = 0;
+  let renewing: Promise<void> | null = null;
 
   function url(path: string): URL {
     const base = address.pathname.endsWith('/') ? address.pathname : `${address.pathname}/`;
@@ -120,17 +131,58 @@ export function createVaultTransitProvider(options: VaultTransitOptions): KmsPro
     return {
       token: parsed.data.auth.client_token,
       refreshAt:
-        leaseMs === 0
-          ? Number.POSITIVE_INFINITY
-          : Date.now() + Math.max(leaseMs - RENEW_MARGIN_MS, leaseMs / 2),
+        leaseMs === 0 ? Number.POSITIVE_INFINITY : now() + Math.max(leaseMs - RENEW_MARGIN_MS, leaseMs / 2),
     };
+  }
+
+  /**
+   * Keeps a renewable static token alive: looks it up on first use, then renews it (renew-self) once half of
+   * its TTL has passed. A token that is not renewable, has no TTL, or whose policy forbids lookup is left
+   * alone. Renewal never fails a call: if Vault cannot be reached, the call itself reports that.
+   */
+  async function renewStaticToken(value: string, signal: AbortSignal): Promise<void> {
+    const first = renewAt === 0;
+    const headers = { ...baseHeaders(), 'x-vault-token': value };
+    try {
+      const reply = first
+        ? await callJson(dispatcher, { method: 'GET', url: url('auth/token/lookup-self'), headers, signal })
+        : await callJson(dispatcher, {
+            method: 'POST',
+            url: url('auth/token/renew-self'),
+            headers,
+            body: {},
+            signal,
+          });
+      const lookup = first ? LookupReply.safeParse(reply.body) : null;
+      const renew = first ? null : RenewReply.safeParse(reply.body);
+      const ttl = lookup?.success
+        ? lookup.data.data
+        : renew?.success
+          ? { ttl: renew.data.auth.lease_duration, renewable: renew.data.auth.renewable }
+          : null;
+      renewAt =
+        reply.status !== 200 || ttl === null || !ttl.renewable || ttl.ttl === 0
+          ? Number.POSITIVE_INFINITY
+          : now() + (ttl.ttl * 1000) / 2;
+    } catch {
+      renewAt = now() + RENEW_RETRY_MS;
+    }
   }
 
   /** The token to send; AppRole logs in once for all concurrent callers, and again before the lease ends. */
   async function token(signal: AbortSignal, forceLogin: boolean): Promise<string | null> {
     if (options.login.kind === 'agent') return null;
-    if (!forceLogin && cached !== null && Date.now() < cached.refreshAt) return cached.token;
-    if (options.login.kind === 'token') return options.login.token;
+    if (options.login.kind === 'token') {
+      const value = options.login.token;
+      if (now() >= renewAt) {
+        renewing ??= renewStaticToken(value, signal).finally(() => {
+          renewing = null;
+        });
+        await renewing;
+      }
+      return value;
+    }
+    if (!forceLogin && cached !== null && now() < cached.refreshAt) return cached.token;
     loggingIn ??= appRoleLogin(signal).finally(() => {
       loggingIn = null;
     });
