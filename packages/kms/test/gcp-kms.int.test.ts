@@ -205,6 +205,24 @@ describe('gcp-kms against a Cloud KMS REST protocol stand-in: the exact requests
     }
   });
 
+  it('no credentials from ADC is kms_denied, and nothing is sent', async () => {
+    const provider = await loadCloudKmsProvider('gcp-kms', SETTINGS, {
+      ...hooks(),
+      gcpAccessToken: async () => {
+        throw new Error('Could not load the default credentials.');
+      },
+    });
+    try {
+      const seen = server.requests.length;
+      const error = await provider.wrap(dek, CONTEXT, call()).catch((e: unknown) => e);
+      expect((error as KmsError).code).toBe('kms_denied');
+      expect((error as KmsError).message).toContain('Could not load the default credentials');
+      expect(server.requests.length).toBe(seen);
+    } finally {
+      await provider.close();
+    }
+  });
+
   it('refuses a wrapped key made by another key, without calling Cloud KMS', async () => {
     const provider = await loadCloudKmsProvider('gcp-kms', SETTINGS, hooks());
     try {

@@ -48,7 +48,7 @@ export interface CloudKmsTestHooks {
   readonly loadModule?: <T>(packageName: string, load: () => Promise<T>) => Promise<T>;
   /** AWS and GCP: the API root of the stand-in. Azure's endpoint is the key URL itself. */
   readonly endpoint?: string;
-  /** AWS, GCP and Azure: trust only this CA. */
+  /** AWS and Azure: trust only this CA; GCP: trust it in addition to the public roots. */
   readonly caPem?: string;
   readonly awsCredentials?: { readonly accessKeyId: string; readonly secretAccessKey: string };
   readonly gcpAccessToken?: () => Promise<string>;

@@ -1,3 +1,4 @@
+import { classifyNetworkError } from '@signal/http';
 import type { Dispatcher } from 'undici';
 import { z } from 'zod';
 import {
@@ -65,9 +66,9 @@ export function createGcpKmsProvider(options: GcpKmsOptions): KmsProvider {
   const root = new URL(options.endpoint ?? 'https://cloudkms.googleapis.com');
 
   async function call(operation: 'encrypt' | 'decrypt', body: Record<string, string>, signal: AbortSignal) {
+    const token = await accessToken(signal);
     let reply: JsonReply;
     try {
-      const token = await untilAborted(options.accessToken(), signal);
       reply = await callJson(options.dispatcher, {
         method: 'POST',
         url: new URL(`/v1/${keyName}:${operation}`, root),
@@ -80,6 +81,26 @@ export function createGcpKmsProvider(options: GcpKmsOptions): KmsProvider {
     }
     if (reply.status !== 200) throw failure(operation, reply);
     return reply.body;
+  }
+
+  /**
+   * An ADC token. The metadata server or token endpoint being unreachable is `kms_unavailable`; ADC finding no
+   * credentials, or refusing them, is `kms_denied` (its messages name the cause, never the credential).
+   */
+  async function accessToken(signal: AbortSignal): Promise<string> {
+    try {
+      return await untilAborted(options.accessToken(), signal);
+    } catch (error) {
+      if (signal.aborted || error instanceof KmsError || classifyNetworkError(error).kind !== 'unknown') {
+        throw transportFailure(PROVIDER, 'getting an access token', error, signal);
+      }
+      const detail = error instanceof Error ? safeDetail(error.message) : 'no token';
+      throw new KmsError(
+        PROVIDER,
+        'kms_denied',
+        `Application Default Credentials gave no access token: ${detail}`,
+      );
+    }
   }
 
   async function unwrap(wrapped: WrappedKey, context: WrapContext, signal: AbortSignal): Promise<Buffer> {
