@@ -1,6 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { loadConfig } from '@signal/config';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CloudKmsSettings, KmsError, type KmsProvider, loadCloudKmsProvider } from '../src/index';
 import {
@@ -209,6 +210,29 @@ describe('hashicorp-vault against a Vault/OpenBao transit protocol stand-in: the
       expect(wrapped.kekRef).toMatch(/^transit\/signal:v\d+$/);
       expect(rewrapped.kekRef).toMatch(/^transit\/signal:v\d+$/);
       expect(provider.kekId).toBe('transit/signal');
+    } finally {
+      await provider.close();
+    }
+  });
+
+  it('takes config.encryption as it is: environment → loadConfig → adapter → stand-in', async () => {
+    const config = loadConfig({
+      cwd: tls.pki.dir,
+      env: {
+        ENCRYPTION_PROVIDER: 'hashicorp-vault',
+        VAULT_ADDR: server.origin,
+        VAULT_TOKEN: TOKEN,
+        VAULT_NAMESPACE: NAMESPACE,
+        VAULT_CACERT: caPath,
+        ENCRYPTION_VAULT_KEY: 'signal',
+      },
+    });
+    if (config.encryption.provider === 'local') throw new Error('expected a cloud provider');
+    const provider = await loadCloudKmsProvider(config.encryption.provider, config.encryption);
+    try {
+      const wrapped = await provider.wrap(dek, CONTEXT, call());
+      expect(Buffer.from(await provider.unwrap(wrapped, CONTEXT, call())).equals(dek)).toBe(true);
+      expect(server.requests.at(-1)?.headers['x-vault-namespace']).toBe(NAMESPACE);
     } finally {
       await provider.close();
     }
