@@ -310,6 +310,19 @@ describe('hashicorp-vault against a Vault/OpenBao transit protocol stand-in: the
     }
   });
 
+  it('with neither token nor AppRole on a loopback address, lets a local Vault Agent add the token', async () => {
+    const provider = await connect({ token: null });
+    try {
+      server.requests.length = 0;
+      const error = await provider.wrap(dek, CONTEXT, call()).catch((e: unknown) => e);
+      // The stand-in is no agent: it refuses the token-less request, which is what Vault itself would do.
+      expect((error as KmsError).code).toBe('kms_denied');
+      expect(server.requests.map((r) => r.headers['x-vault-token'])).toEqual([undefined]);
+    } finally {
+      await provider.close();
+    }
+  });
+
   it('a transit key that does not exist is kms_key_not_found', async () => {
     const provider = await connect({ key: 'missing' });
     try {
