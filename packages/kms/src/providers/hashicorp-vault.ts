@@ -66,12 +66,12 @@ const LookupReply = z.object({
 const RenewReply = z.object({
   auth: z.object({ lease_duration: z.number().int().nonnegative(), renewable: z.boolean() }),
 });
-/** After a renewal attempt that could not reach Vault, try again this much later. */
+/** After a renewal attempt that could not reach Vault (or found it down), try again this much later. */
 const RENEW_RETRY_MS = 60_000;
 
 interface CachedToken {
   readonly token: string;
-  /** Epoch ms after which it is logged in again; `Infinity` for a static token. */
+  /** Epoch ms after which AppRole logs in again; `Infinity` for a token without a lease. */
   readonly refreshAt: number;
 }
 
@@ -160,10 +160,14 @@ export function createVaultTransitProvider(options: VaultTransitOptions): KmsPro
         : renew?.success
           ? { ttl: renew.data.auth.lease_duration, renewable: renew.data.auth.renewable }
           : null;
-      renewAt =
-        reply.status !== 200 || ttl === null || !ttl.renewable || ttl.ttl === 0
-          ? Number.POSITIVE_INFINITY
-          : now() + (ttl.ttl * 1000) / 2;
+      if (reply.status === 429 || reply.status >= 500) {
+        renewAt = now() + RENEW_RETRY_MS;
+      } else {
+        renewAt =
+          reply.status !== 200 || ttl === null || !ttl.renewable || ttl.ttl === 0
+            ? Number.POSITIVE_INFINITY
+            : now() + (ttl.ttl * 1000) / 2;
+      }
     } catch {
       renewAt = now() + RENEW_RETRY_MS;
     }
