@@ -48,7 +48,10 @@ export const EXTERNAL_PACKAGES: Readonly<Record<string, { mode: 'required' | 'op
   },
   'pg-native': { mode: 'optional', why: 'native libpq binding, loaded by pg only when asked for' },
   '@aws-sdk/client-kms': { mode: 'optional', why: 'ENCRYPTION_PROVIDER=aws-kms, loaded lazily' },
-  '@google-cloud/kms': { mode: 'optional', why: 'ENCRYPTION_PROVIDER=gcp-kms, loaded lazily' },
+  'google-auth-library': {
+    mode: 'optional',
+    why: 'ENCRYPTION_PROVIDER=gcp-kms (ADC access tokens), loaded lazily',
+  },
   '@azure/keyvault-keys': { mode: 'optional', why: 'ENCRYPTION_PROVIDER=azure-keyvault, loaded lazily' },
   '@azure/identity': { mode: 'optional', why: 'azure-keyvault credentials, loaded lazily' },
 };

@@ -143,6 +143,50 @@ describe('encryption keys', () => {
       'ENCRYPTION_GCP_KMS_KEY_RESOURCE_NAME must be set when ENCRYPTION_PROVIDER is gcp-kms',
     ]);
   });
+
+  const VAULT = {
+    ENCRYPTION_PROVIDER: 'hashicorp-vault',
+    VAULT_ADDR: 'https://vault.internal:8200',
+    ENCRYPTION_VAULT_KEY: 'signal',
+  };
+
+  it('hashicorp-vault loads with a token or with an AppRole login', () => {
+    expect(load({ ...VAULT, VAULT_TOKEN: 'hvs.x' }).encryption.vault.token?.reveal()).toBe('hvs.x');
+    const approle = load({ ...VAULT, VAULT_ROLE_ID: 'role', VAULT_SECRET_ID: 'secret' }).encryption.vault;
+    expect([approle.roleId, approle.secretId?.reveal(), approle.token]).toEqual(['role', 'secret', null]);
+  });
+
+  it('hashicorp-vault needs exactly one way to log in', () => {
+    expect(problemsOf(VAULT)).toEqual([
+      'VAULT_TOKEN (or VAULT_ROLE_ID and VAULT_SECRET_ID for an AppRole login) must be set when ENCRYPTION_PROVIDER is hashicorp-vault, unless VAULT_ADDR is a local Vault Agent that adds its own token',
+    ]);
+    const agent = load({ ...VAULT, VAULT_ADDR: 'http://127.0.0.1:8100' }).encryption.vault;
+    expect([agent.token, agent.roleId]).toEqual([null, null]);
+    expect(problemsOf({ ...VAULT, VAULT_ROLE_ID: 'role' })).toEqual([
+      'VAULT_ROLE_ID and VAULT_SECRET_ID must be set together (AppRole login)',
+    ]);
+    expect(
+      problemsOf({ ...VAULT, VAULT_TOKEN: 'hvs.x', VAULT_ROLE_ID: 'role', VAULT_SECRET_ID: 'secret' }),
+    ).toEqual([
+      'VAULT_TOKEN and VAULT_ROLE_ID/VAULT_SECRET_ID must not both be set: choose a token or an AppRole login',
+    ]);
+  });
+
+  it('VAULT_ADDR must be https unless it is on loopback', () => {
+    expect(problemsOf({ ...VAULT, VAULT_TOKEN: 'hvs.x', VAULT_ADDR: 'http://vault.internal:8200' })).toEqual([
+      'VAULT_ADDR must start with https:// (plain http:// is accepted only for a loopback address such as a local Vault Agent)',
+    ]);
+    expect(
+      load({ ...VAULT, VAULT_TOKEN: 'hvs.x', VAULT_ADDR: 'http://127.0.0.1:8200' }).encryption.provider,
+    ).toBe('hashicorp-vault');
+  });
+
+  it('ENCRYPTION_AWS_KMS_REGION must look like an AWS region', () => {
+    expect(problemsOf({ ENCRYPTION_AWS_KMS_REGION: 'Europe' })).toEqual([
+      'ENCRYPTION_AWS_KMS_REGION must be an AWS region such as eu-west-1',
+    ]);
+    expect(load({ ENCRYPTION_AWS_KMS_REGION: 'eu-west-1' }).encryption.awsKms.region).toBe('eu-west-1');
+  });
 });
 
 describe('secrets', () => {

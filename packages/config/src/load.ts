@@ -37,11 +37,14 @@ export interface SignalConfig {
     readonly key: Secret | null;
     readonly previousKey: Secret | null;
     readonly gcpKms: { readonly keyResourceName: string | null };
-    readonly awsKms: { readonly keyId: string | null };
+    readonly awsKms: { readonly keyId: string | null; readonly region: string | null };
     readonly azureKeyVault: { readonly keyId: string | null };
     readonly vault: {
       readonly address: Secret | null;
       readonly token: Secret | null;
+      /** AppRole login (instead of a token): both set or neither. */
+      readonly roleId: string | null;
+      readonly secretId: Secret | null;
       readonly namespace: string | null;
       readonly caCertPath: string | null;
       readonly mount: string;
@@ -214,6 +217,7 @@ function crossChecks(v: SettingValues, problems: string[]): void {
     if (value === undefined)
       problems.push(`${name} must be set when ENCRYPTION_PROVIDER is ${v.ENCRYPTION_PROVIDER}`);
   }
+  if (v.ENCRYPTION_PROVIDER === 'hashicorp-vault') vaultChecks(v, problems);
   if ((v.TLS_CERT_PATH === undefined) !== (v.TLS_KEY_PATH === undefined)) {
     problems.push(
       'TLS_CERT_PATH and TLS_KEY_PATH must be set together (or neither, behind a TLS-terminating proxy)',
@@ -221,6 +225,34 @@ function crossChecks(v: SettingValues, problems: string[]): void {
   }
   if (v.BUS === 'kafka' && (v.KAFKA_BROKERS === undefined || v.KAFKA_BROKERS.length === 0)) {
     problems.push('KAFKA_BROKERS must list at least one host:port when BUS is kafka');
+  }
+}
+
+const LOOPBACK_HOSTS: ReadonlySet<string> = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/** Vault/OpenBao: exactly one way to log in, and the token never crosses a network in plaintext. */
+function vaultChecks(v: SettingValues, problems: string[]): void {
+  const hasToken = v.VAULT_TOKEN !== undefined;
+  const hasRole = v.VAULT_ROLE_ID !== undefined;
+  const hasSecret = v.VAULT_SECRET_ID !== undefined;
+  const address = v.VAULT_ADDR === undefined ? undefined : new URL(v.VAULT_ADDR.reveal());
+  // A Vault Agent on loopback (the Helm chart's sidecar option) adds its auto-auth token itself.
+  const loopback = address !== undefined && LOOPBACK_HOSTS.has(address.hostname);
+  if (hasRole !== hasSecret) {
+    problems.push('VAULT_ROLE_ID and VAULT_SECRET_ID must be set together (AppRole login)');
+  } else if (hasToken && hasRole) {
+    problems.push(
+      'VAULT_TOKEN and VAULT_ROLE_ID/VAULT_SECRET_ID must not both be set: choose a token or an AppRole login',
+    );
+  } else if (!hasToken && !hasRole && address !== undefined && !loopback) {
+    problems.push(
+      'VAULT_TOKEN (or VAULT_ROLE_ID and VAULT_SECRET_ID for an AppRole login) must be set when ENCRYPTION_PROVIDER is hashicorp-vault, unless VAULT_ADDR is a local Vault Agent that adds its own token',
+    );
+  }
+  if (address?.protocol === 'http:' && !loopback) {
+    problems.push(
+      'VAULT_ADDR must start with https:// (plain http:// is accepted only for a loopback address such as a local Vault Agent)',
+    );
   }
 }
 
@@ -242,11 +274,13 @@ function assemble(v: SettingValues, file: string | null): SignalConfig {
       key: v.ENCRYPTION_KEY ?? null,
       previousKey: v.ENCRYPTION_KEY_PREVIOUS ?? null,
       gcpKms: { keyResourceName: v.ENCRYPTION_GCP_KMS_KEY_RESOURCE_NAME ?? null },
-      awsKms: { keyId: v.ENCRYPTION_AWS_KMS_KEY_ID ?? null },
+      awsKms: { keyId: v.ENCRYPTION_AWS_KMS_KEY_ID ?? null, region: v.ENCRYPTION_AWS_KMS_REGION ?? null },
       azureKeyVault: { keyId: v.ENCRYPTION_AZURE_KEY_ID ?? null },
       vault: {
         address: v.VAULT_ADDR ?? null,
         token: v.VAULT_TOKEN ?? null,
+        roleId: v.VAULT_ROLE_ID ?? null,
+        secretId: v.VAULT_SECRET_ID ?? null,
         namespace: v.VAULT_NAMESPACE ?? null,
         caCertPath: v.VAULT_CACERT ?? null,
         mount: v.ENCRYPTION_VAULT_MOUNT,

@@ -84,6 +84,14 @@ export const SETTINGS = {
     schema: text(),
     doc: 'aws-kms: key id, ARN or alias',
   }),
+  ENCRYPTION_AWS_KMS_REGION: setting({
+    yaml: 'encryption.aws_kms.region',
+    schema: text({
+      pattern: /^[a-z]{2}(-[a-z]+)+-\d+$/,
+      patternDescription: 'an AWS region such as eu-west-1',
+    }),
+    doc: "aws-kms: region; default: the region in the key's ARN, else the AWS default chain (AWS_REGION)",
+  }),
   ENCRYPTION_AZURE_KEY_ID: setting({
     yaml: 'encryption.azure_keyvault.key_id',
     schema: text(),
@@ -99,6 +107,17 @@ export const SETTINGS = {
     schema: secretText({ minBytes: 1 }),
     secret: true,
     doc: 'hashicorp-vault: token',
+  }),
+  VAULT_ROLE_ID: setting({
+    yaml: 'encryption.hashicorp_vault.role_id',
+    schema: text(),
+    doc: 'hashicorp-vault: AppRole role id (with VAULT_SECRET_ID, instead of VAULT_TOKEN)',
+  }),
+  VAULT_SECRET_ID: setting({
+    yaml: 'encryption.hashicorp_vault.secret_id',
+    schema: secretText({ minBytes: 1 }),
+    secret: true,
+    doc: 'hashicorp-vault: AppRole secret id',
   }),
   VAULT_NAMESPACE: setting({
     yaml: 'encryption.hashicorp_vault.namespace',
