@@ -18,7 +18,7 @@ import { canonicalWrapContext, checkWrapContext } from './wrap-context';
  * `additionalAuthenticatedData`, so a DEK unwraps only with the context it was wrapped with. We speak REST on
  * our own strict-TLS undici agent rather than load @google-cloud/kms: its gRPC stack is large, its REST
  * fallback cannot take a CA or an AbortSignal, and these two calls are all we need
- * (docs/adr/0004-cloud-kms-adapters-lazy-sdks-and-own-rest.md).
+ * (docs/adr/0005-cloud-kms-adapters-lazy-sdks-and-own-rest.md).
  * Cloud KMS has no re-encrypt call, so rewrap is decrypt + encrypt here, the DEK zeroed in between.
  */
 
