@@ -51,6 +51,10 @@ const COMMON_ENV = [
   'BUS',
   'KAFKA_BROKERS',
   'KAFKA_TLS_ENABLED',
+  'KAFKA_REPLICATION_FACTOR',
+  'KAFKA_RAW_EVENTS_PARTITIONS',
+  'KAFKA_DELIVERY_PARTITIONS',
+  'KAFKA_DLQ_PARTITIONS',
   'SIGNAL_NAMESPACE',
   'LOG_LEVEL',
   'PORT',
@@ -291,6 +295,8 @@ describe('deploy/compose', () => {
     expect(config.encryption.previousKey).toBeNull();
     expect(config.bus.kind).toBe('kafka');
     expect(config.bus.kafka.brokers).toEqual(['kafka:9092']);
+    // One broker: a topic with more replicas than brokers cannot be created.
+    expect(config.bus.kafka.replicationFactor).toBe(1);
     expect(config.database.url?.reveal()).toMatch(/^postgres:\/\/signal:[0-9a-f]+@postgres:5432\/signal/);
     expect(config.redis.url?.reveal()).toMatch(/^redis:\/\/:[0-9a-f]+@redis:6379\/0$/);
   });
@@ -372,6 +378,7 @@ const PRODUCTION_VALUES: Values = {
 const EXISTING_SECRETS: Record<string, Record<string, string>> = {
   'signal-database': { url: 'postgres://signal:pw@pg.internal:5432/signal?sslmode=verify-full' },
   'signal-redis': { url: 'rediss://:pw@redis.internal:6380/0' },
+  'signal-kafka-sasl': { username: 'signal', password: 'kafka-pw' },
 };
 
 function manifestsOf(kind: string, rendered: readonly Manifest[]): Manifest[] {
@@ -496,6 +503,9 @@ describe('deploy/helm/signal', () => {
     expect(config.encryption.previousKey).toBeNull();
     expect(config.encryption.requireEncryption).toBe(true);
     expect(config.bus.kafka.brokers).toEqual(['kafka-0.kafka:9092', 'kafka-1.kafka:9092']);
+    expect(config.bus.kafka.replicationFactor).toBe(3);
+    expect(config.bus.kafka.partitions).toEqual({ rawEvents: 12, delivery: 8, dlq: 3 });
+    expect(config.bus.kafka.sasl).toBeNull();
     expect(config.port).toBe(8080);
     if (svc === 'management-api') expect(config.management.jwtSecret).not.toBeNull();
     if (svc === 'ingestion-gateway') expect(config.gateway.cookieDomain).toBe('.example.com');
@@ -611,6 +621,15 @@ describe('deploy/helm/signal', () => {
     expect(renderError({ ...base, kafka: { brokers: '' } })).toMatch(
       /^kafka.brokers .* is required when bus is kafka/,
     );
+    expect(
+      renderError({ ...base, kafka: { brokers: 'k:9092', sasl: { mechanism: 'scram-sha-256' } } }),
+    ).toMatch(/^kafka.sasl.existingSecret is required when kafka.sasl.mechanism is set/);
+    expect(
+      renderError({
+        ...base,
+        kafka: { brokers: 'k:9092', sasl: { mechanism: 'plain', existingSecret: 'signal-kafka-sasl' } },
+      }),
+    ).toMatch(/^kafka.sasl.mechanism plain sends the password in clear: set kafka.tls.enabled=true/);
   });
 
   it('existing Secrets instead of chart-managed ones', () => {
@@ -640,10 +659,11 @@ describe('deploy/helm/signal', () => {
         },
         redis: { tls: { enabled: true, caSecret: { name: 'redis-ca' } } },
         database: { caSecret: { name: 'pg-ca' } },
-        // A private Kafka CA, the documented way: a volume and NODE_EXTRA_CA_CERTS.
-        extraVolumes: [{ name: 'kafka-ca', secret: { secretName: 'kafka-ca' } }],
-        extraVolumeMounts: [{ name: 'kafka-ca', mountPath: '/etc/signal/kafka-ca', readOnly: true }],
-        extraEnv: [{ name: 'NODE_EXTRA_CA_CERTS', value: '/etc/signal/kafka-ca/ca.crt' }],
+        kafka: {
+          brokers: 'kafka-0.kafka:9093',
+          tls: { enabled: true, caSecret: { name: 'kafka-ca' } },
+          sasl: { mechanism: 'scram-sha-512', existingSecret: 'signal-kafka-sasl' },
+        },
       },
     }).manifests;
     expect(JSON.stringify(rendered)).not.toContain('subPath');
@@ -657,6 +677,14 @@ describe('deploy/helm/signal', () => {
         minVersion: '1.3',
       });
       expect(config.redis.tls).toEqual({ enabled: true, caCertPath: '/etc/signal/redis-ca/ca.crt' });
+      expect(config.bus.kafka.tls).toEqual({ enabled: true, caCertPath: '/etc/signal/kafka-ca/ca.crt' });
+      expect(config.bus.kafka.sasl?.mechanism).toBe('scram-sha-512');
+      expect(config.bus.kafka.sasl?.username).toBe('signal');
+      expect(config.bus.kafka.sasl?.password.reveal()).toBe('kafka-pw');
+      expect(container.env.find((e) => e.name === 'KAFKA_SASL_PASSWORD')?.valueFrom?.secretKeyRef).toEqual({
+        name: 'signal-kafka-sasl',
+        key: 'password',
+      });
       expect(container.readinessProbe).toMatchObject({ httpGet: { scheme: 'HTTPS', port: 'https' } });
       expect(container.volumeMounts).toEqual(
         expect.arrayContaining([
@@ -666,10 +694,6 @@ describe('deploy/helm/signal', () => {
           { name: 'kafka-ca', mountPath: '/etc/signal/kafka-ca', readOnly: true },
         ]),
       );
-      expect(container.env).toContainEqual({
-        name: 'NODE_EXTRA_CA_CERTS',
-        value: '/etc/signal/kafka-ca/ca.crt',
-      });
       const volumes = (deployment.doc.spec as { template: { spec: { volumes: Record<string, unknown>[] } } })
         .template.spec.volumes;
       expect(volumes).toEqual(
@@ -678,6 +702,7 @@ describe('deploy/helm/signal', () => {
             name: 'tls',
             secret: expect.objectContaining({ secretName: 'signal-tls' }),
           }),
+          { name: 'kafka-ca', secret: { secretName: 'kafka-ca' } },
         ]),
       );
     }

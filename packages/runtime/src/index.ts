@@ -7,5 +7,12 @@ export {
   type RotationAwareCryptoHealth,
   rotationAwareCryptoHealth,
 } from './crypto-bootstrap';
-export { databaseSchemaFor, type InfraLogger, openBus, openCache, openDatabase } from './infrastructure';
+export {
+  databaseSchemaFor,
+  type InfraLogger,
+  kafkaBusSettings,
+  openBus,
+  openCache,
+  openDatabase,
+} from './infrastructure';
 export { type Component, exitOnSignals, Lifecycle, type LifecycleLogger } from './lifecycle';

@@ -86,6 +86,8 @@ export async function buildContainer({ config, logger, metrics }: ContainerDeps)
       retryMaxAttempts: config.delivery.retryMaxAttempts,
       retryBackoffBaseMs: config.delivery.retryBackoffBaseSeconds * 1000,
       rateLimitPerSecond: config.delivery.rateLimitPerSecond,
+      // Partitions of a delivery-* topic it has to create (KAFKA_DELIVERY_PARTITIONS).
+      topicPartitions: config.bus.kafka.partitions.delivery,
     },
   });
   lifecycle.add({

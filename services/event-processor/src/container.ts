@@ -19,12 +19,6 @@ import { createEventProcessor } from './event-processor';
 import { controlPlaneProcessorSources } from './sources/control-plane-sources.adapter';
 
 const SERVICE = 'event-processor';
-/**
- * Partitions of topics this service creates when they are missing (docs/kafka.md: 12 for raw-events, so 6-12
- * processor and identity-hub replicas can share it; 3 for dlq-events). An existing topic keeps its count.
- */
-const RAW_EVENTS_PARTITIONS = 12;
-const DLQ_EVENTS_PARTITIONS = 3;
 
 export interface ContainerDeps {
   readonly config: SignalConfig;
@@ -81,8 +75,8 @@ export async function buildContainer({ config, logger, metrics }: ContainerDeps)
     name: 'topics',
     start: () =>
       bus.createTopics([
-        { name: topics.rawEvents(config.namespace).name, partitions: RAW_EVENTS_PARTITIONS },
-        { name: topics.dlqEvents(config.namespace).name, partitions: DLQ_EVENTS_PARTITIONS },
+        { name: topics.rawEvents(config.namespace).name, partitions: config.bus.kafka.partitions.rawEvents },
+        { name: topics.dlqEvents(config.namespace).name, partitions: config.bus.kafka.partitions.dlq },
       ]),
     stop: async () => {},
   });
@@ -96,6 +90,8 @@ export async function buildContainer({ config, logger, metrics }: ContainerDeps)
     namespace: config.namespace,
     logger: log('event-processor'),
     metrics,
+    // Partition counts of the topics it creates (KAFKA_*_PARTITIONS; an existing topic keeps its own).
+    settings: { deliveryPartitions: config.bus.kafka.partitions.delivery },
   });
   lifecycle.add({
     name: 'event-processor',

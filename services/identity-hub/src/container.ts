@@ -23,11 +23,6 @@ import { controlPlaneHubSources } from './sources/control-plane-sources.adapter'
 import { cacheSingleUseStore } from './tokens/single-use';
 
 const SERVICE = 'identity-hub';
-/**
- * Partitions of topics this service creates when they are missing (docs/kafka.md: 12 for raw-events, so 6-12
- * processor and identity-hub replicas can share it). An existing topic keeps its count.
- */
-const RAW_EVENTS_PARTITIONS = 12;
 
 export interface ContainerDeps {
   readonly config: SignalConfig;
@@ -86,7 +81,7 @@ export async function buildContainer({ config, logger, metrics }: ContainerDeps)
     name: 'topics',
     start: () =>
       bus.createTopics([
-        { name: topics.rawEvents(config.namespace).name, partitions: RAW_EVENTS_PARTITIONS },
+        { name: topics.rawEvents(config.namespace).name, partitions: config.bus.kafka.partitions.rawEvents },
       ]),
     stop: async () => {},
   });

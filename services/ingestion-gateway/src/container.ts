@@ -19,11 +19,6 @@ import { createGateway } from './gateway';
 import { cachedPipelineDirectory } from './pipelines/pipeline-directory';
 
 const SERVICE = 'ingestion-gateway';
-/**
- * Partitions of topics this service creates when they are missing (docs/kafka.md: 12 for raw-events, so 6-12
- * processor and identity-hub replicas can share it). An existing topic keeps its count.
- */
-const RAW_EVENTS_PARTITIONS = 12;
 
 export interface ContainerDeps {
   readonly config: SignalConfig;
@@ -79,7 +74,8 @@ export async function buildContainer({ config, logger, metrics }: ContainerDeps)
   const rawEvents = topics.rawEvents(config.namespace);
   lifecycle.add({
     name: 'topics',
-    start: () => bus.createTopics([{ name: rawEvents.name, partitions: RAW_EVENTS_PARTITIONS }]),
+    start: () =>
+      bus.createTopics([{ name: rawEvents.name, partitions: config.bus.kafka.partitions.rawEvents }]),
     stop: async () => {},
   });
 
