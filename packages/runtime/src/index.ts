@@ -16,3 +16,5 @@ export {
   openDatabase,
 } from './infrastructure';
 export { type Component, exitOnSignals, Lifecycle, type LifecycleLogger } from './lifecycle';
+export { openServiceHost, type ServiceHost, type ServiceHostOptions } from './service-host';
+export { runService, type ServiceMainDeps } from './service-main';

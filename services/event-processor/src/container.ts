@@ -1,19 +1,11 @@
-import { auditMigrations, createAuditLog, cryptoAuditSink } from '@signal/audit';
+import { auditMigrations } from '@signal/audit';
 import { busMigrations } from '@signal/bus';
 import type { SignalConfig } from '@signal/config';
 import { createCacheConsentStateStore } from '@signal/consent';
 import { controlPlaneMigrations, createControlPlane } from '@signal/control-plane';
-import { cryptoHealthHandler } from '@signal/crypto';
 import { topics } from '@signal/events';
-import {
-  createRouter,
-  createServer,
-  metricsHandler,
-  registerCertificateMetrics,
-  registerHealthRoutes,
-} from '@signal/http';
-import { bootstrapCrypto, Lifecycle, openBus, openCache, openDatabase } from '@signal/runtime';
-import { type Migration, requireMigrations } from '@signal/store';
+import { type Lifecycle, openServiceHost } from '@signal/runtime';
+import type { Migration } from '@signal/store';
 import type { Logger, Metrics } from '@signal/telemetry';
 import { createEventProcessor } from './event-processor';
 import { controlPlaneProcessorSources } from './sources/control-plane-sources.adapter';
@@ -49,99 +41,44 @@ export function processorSchema(config: Pick<SignalConfig, 'bus'>): readonly Mig
 }
 
 /**
- * The standalone Event Processor (STYLE §2): adapters, then the raw-events consumer, then a small HTTP
- * server for health and metrics. Stopping runs in reverse: the consumer stops fetching, finishes its
- * in-flight batch (publishes durable, offset committed) within the deadline, then the clients close.
+ * The standalone Event Processor (STYLE §2): the service host (database, cache, bus, crypto), then the
+ * raw-events consumer, then a small HTTP server for health and metrics. Stopping runs in reverse: the consumer
+ * stops fetching, finishes its in-flight batch (publishes durable, offset committed) within the deadline,
+ * then the clients close.
  */
 export async function buildContainer({ config, logger, metrics }: ContainerDeps): Promise<Container> {
-  const lifecycle = new Lifecycle(logger);
-  const log = (component: string) => logger.child({ component });
-
-  // ── Adapters ─────────────────────────────────────────────────────────────────────────────────────
-  const db = await openDatabase(config, log('store'), { allowEmbedded: false, applicationName: SERVICE });
-  lifecycle.add({ name: 'database', stop: () => db.close() });
-  await requireMigrations(db, processorSchema(config), SERVICE);
-  const cache = await openCache(config, log('cache'), { allowEmbedded: false });
-  lifecycle.add({ name: 'cache', stop: () => cache.close() });
-  const bus = openBus(config, db, log('bus'), SERVICE);
-  lifecycle.add({ name: 'bus', stop: () => bus.close() });
-  const auditSink = cryptoAuditSink(createAuditLog({ db, logger: log('audit') }), log('audit'));
-  lifecycle.add({ name: 'crypto-audit', stop: () => auditSink.drain() });
-  const cryptoRuntime = bootstrapCrypto({ config, logger: log('crypto'), metrics, audit: auditSink });
-  const controlPlane = createControlPlane({ db, crypto: cryptoRuntime.crypto });
-  // Kafka never creates topics on first use here (auto.create.topics.enable=false): the topics consumed and
-  // dead-lettered to must exist before the consumer starts (the processor creates delivery-* itself).
-  lifecycle.add({
-    name: 'topics',
-    start: () =>
-      bus.createTopics([
-        { name: topics.rawEvents(config.namespace).name, partitions: config.bus.kafka.partitions.rawEvents },
-        { name: topics.dlqEvents(config.namespace).name, partitions: config.bus.kafka.partitions.dlq },
-      ]),
-    stop: async () => {},
+  const host = await openServiceHost({
+    name: SERVICE,
+    config,
+    logger,
+    metrics,
+    schema: processorSchema(config),
   });
+  const controlPlane = createControlPlane({ db: host.db, crypto: host.crypto.crypto });
+  // The topics consumed and dead-lettered to must exist before the consumer starts (the processor creates
+  // delivery-* itself).
+  const { partitions } = config.bus.kafka;
+  host.requireTopics([
+    { name: topics.rawEvents(config.namespace).name, partitions: partitions.rawEvents },
+    { name: topics.dlqEvents(config.namespace).name, partitions: partitions.dlq },
+  ]);
 
-  // ── Service ──────────────────────────────────────────────────────────────────────────────────────
   const processor = createEventProcessor({
-    bus,
-    dedup: cache,
-    consentStore: createCacheConsentStateStore({ cache, logger: log('consent') }),
+    bus: host.bus,
+    dedup: host.cache,
+    consentStore: createCacheConsentStateStore({ cache: host.cache, logger: host.log('consent') }),
     ...controlPlaneProcessorSources(controlPlane),
     namespace: config.namespace,
-    logger: log('event-processor'),
+    logger: host.log('event-processor'),
     metrics,
     // Partition counts of the topics it creates (KAFKA_*_PARTITIONS; an existing topic keeps its own).
-    settings: { deliveryPartitions: config.bus.kafka.partitions.delivery },
+    settings: { deliveryPartitions: partitions.delivery },
   });
-  lifecycle.add({
+  host.lifecycle.add({
     name: 'event-processor',
     start: () => processor.start(),
     stop: (deadlineMs) => processor.stop(deadlineMs),
   });
-
-  // ── Transport: health and metrics ────────────────────────────────────────────────────────────────
-  const router = createRouter({ logger: log('http') });
-  const server = createServer({
-    handler: (req, res) => router.handle(req, res),
-    logger: log('http'),
-    ...(config.tls
-      ? {
-          tls: {
-            certPath: config.tls.certPath,
-            keyPath: config.tls.keyPath,
-            minVersion: config.tls.minVersion === '1.3' ? ('TLSv1.3' as const) : ('TLSv1.2' as const),
-          },
-        }
-      : {}),
-  });
-  const certificates = server.certificates;
-  if (certificates) registerCertificateMetrics(metrics.registry, [certificates]);
-  router.on('GET', '/health/crypto', cryptoHealthHandler(cryptoRuntime.health));
-  router.on('GET', '/metrics', metricsHandler(metrics, { logger: log('http') }));
-  registerHealthRoutes(router, {
-    logger: log('health'),
-    checks: {
-      database: async () => {
-        await db.query('SELECT 1');
-        return { status: 'ok' };
-      },
-      cache: async () => {
-        await cache.ping();
-        return { status: 'ok' };
-      },
-      crypto: () => ({ status: cryptoRuntime.health().status === 'healthy' ? 'ok' : 'fail' }),
-      ...(certificates ? { tls: () => certificates.health() } : {}),
-    },
-  });
-
-  let port = config.port;
-  lifecycle.add({
-    name: 'http',
-    async start() {
-      port = (await server.listen(config.port)).port;
-      logger.info({ port, tls: config.tls !== null, bus: bus.kind }, 'event processor serving health');
-    },
-    stop: (deadlineMs) => server.close(deadlineMs),
-  });
-  return { lifecycle, port: () => port };
+  const { port } = host.serve('event processor serving health');
+  return { lifecycle: host.lifecycle, port };
 }

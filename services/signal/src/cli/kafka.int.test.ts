@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { createControlPlane, createScryptHasher } from '@signal/control-plane';
 import { createCryptoService, createKeyring } from '@signal/crypto';
 import { postgresAvailable } from '@signal/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, type FreshDatabase, freshDatabase } from './cli.fixtures';
+import { cli, type FreshDatabase, freshDatabase, seedOrgPipeline } from './cli.fixtures';
 
 const available = await postgresAvailable();
 
@@ -17,19 +16,10 @@ describe.skipIf(!available)('signal-cli kafka topics create: integrations from t
     env = { DATABASE_URL: database.url, SIGNAL_NAMESPACE: 'kafkacli', LOG_LEVEL: 'warn' };
     expect((await cli(['migrate'], env)).code).toBe(0);
     const db = await database.open('kafkacli');
-    const cp = createControlPlane({
-      db,
-      crypto: createCryptoService({ keyring: createKeyring({ current: randomBytes(32) }) }),
-      hasher: createScryptHasher({ cost: { N: 2 ** 8, r: 8, p: 1 } }),
-    });
-    const { org } = await cp.orgs.createWithOwner({
-      name: 'Kafka CLI',
-      slug: `kafka-${randomBytes(3).toString('hex')}`,
-      owner: { email: 'owner@kafka.example', password: 'a long enough password' },
-    });
-    const made = await cp.pipelines.create(org.id, { name: 'Server', type: 'server' });
+    const crypto = createCryptoService({ keyring: createKeyring({ current: randomBytes(32) }) });
+    const { cp, orgId, made } = await seedOrgPipeline(db, crypto);
     for (const name of ['Meta', 'Webhook']) {
-      const integration = await cp.integrations.create(org.id, made.pipeline.id, {
+      const integration = await cp.integrations.create(orgId, made.pipeline.id, {
         vendor: 'meta',
         name,
         credentials: { access_token: `token-${randomBytes(8).toString('hex')}` },

@@ -1,23 +1,7 @@
 import { loadConfig } from '@signal/config';
 import { describe, expect, it } from 'vitest';
+import { cli } from './cli.fixtures';
 import { kafkaTopicPlan } from './kafka';
-import { runCli } from './run';
-
-async function cli(argv: string[], env: Record<string, string> = {}) {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCli(argv, {
-    stdout: (t) => {
-      stdout += t;
-    },
-    stderr: (t) => {
-      stderr += t;
-    },
-    env,
-    cwd: '/nonexistent-signal-cwd',
-  });
-  return { code, stdout, stderr };
-}
 
 const config = (env: Record<string, string>) => loadConfig({ env, cwd: '/nonexistent-signal-cwd' });
 
@@ -68,7 +52,7 @@ describe('signal-cli kafka topics create (without a broker)', () => {
 
   it('without KAFKA_BROKERS: exit 1 naming the variable, before any database is opened', async () => {
     // No DATABASE_URL either: reaching the database would open an embedded one; the check comes first.
-    const { code, stdout, stderr } = await cli(['kafka', 'topics', 'create']);
+    const { code, stdout, stderr } = await cli(['kafka', 'topics', 'create'], {});
     expect(code).toBe(1);
     expect(stdout).toBe('');
     expect(stderr).toBe(
@@ -99,8 +83,8 @@ describe('signal-cli kafka topics create (without a broker)', () => {
   });
 
   it('is listed in the verbs and has --help', async () => {
-    expect((await cli(['--help'])).stdout).toMatch(/kafka +kafka topics create/);
-    const help = await cli(['kafka', '--help']);
+    expect((await cli(['--help'], {})).stdout).toMatch(/kafka +kafka topics create/);
+    const help = await cli(['kafka', '--help'], {});
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('KAFKA_REPLICATION_FACTOR');
   });
