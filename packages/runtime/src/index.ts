@@ -16,5 +16,11 @@ export {
   openDatabase,
 } from './infrastructure';
 export { type Component, exitOnSignals, Lifecycle, type LifecycleLogger } from './lifecycle';
-export { openServiceHost, type ServiceHost, type ServiceHostOptions } from './service-host';
+export {
+  openServiceHost,
+  type ServiceContainer,
+  type ServiceHost,
+  type ServiceHostOptions,
+  standaloneSchema,
+} from './service-host';
 export { runService, type ServiceMainDeps } from './service-main';

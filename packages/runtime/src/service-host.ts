@@ -1,7 +1,8 @@
-import { createAuditLog, cryptoAuditSink } from '@signal/audit';
-import type { Bus, TopicSpec } from '@signal/bus';
+import { auditMigrations, createAuditLog, cryptoAuditSink } from '@signal/audit';
+import { type Bus, busMigrations, type TopicSpec } from '@signal/bus';
 import type { Cache } from '@signal/cache';
 import type { SignalConfig } from '@signal/config';
+import { controlPlaneMigrations } from '@signal/control-plane';
 import { cryptoHealthHandler } from '@signal/crypto';
 import {
   createRouter,
@@ -24,8 +25,31 @@ export interface ServiceHostOptions {
   readonly config: SignalConfig;
   readonly logger: Logger;
   readonly metrics: Metrics;
-  /** The migrations whose tables the service uses; start-up refuses a database without them. */
-  readonly schema: readonly Migration[];
+  /** The service's own tables, besides those every standalone service uses (`standaloneSchema`). */
+  readonly ownMigrations?: readonly Migration[];
+}
+
+/** What a standalone service's composition root returns: its lifecycle and, once started, its port. */
+export interface ServiceContainer {
+  readonly lifecycle: Lifecycle;
+  port(): number;
+}
+
+/**
+ * The migrations whose tables a standalone service uses: the audit log (crypto events), the control plane
+ * (pipelines, integrations, keys) and, on the PostgreSQL bus, the bus tables, then the service's own.
+ * `signal-cli migrate` applies them all; start-up refuses a database without them.
+ */
+export function standaloneSchema(
+  config: Pick<SignalConfig, 'bus'>,
+  ownMigrations: readonly Migration[] = [],
+): readonly Migration[] {
+  return [
+    ...auditMigrations,
+    ...controlPlaneMigrations,
+    ...(config.bus.kind === 'postgres' ? busMigrations : []),
+    ...ownMigrations,
+  ];
 }
 
 export interface ServiceHost {
@@ -76,7 +100,7 @@ export async function openServiceHost(options: ServiceHostOptions): Promise<Serv
 
   const db = await openDatabase(config, log('store'), { allowEmbedded: false, applicationName: name });
   lifecycle.add({ name: 'database', stop: () => db.close() });
-  await requireMigrations(db, options.schema, name);
+  await requireMigrations(db, standaloneSchema(config, options.ownMigrations), name);
   const cache = await openCache(config, log('cache'), { allowEmbedded: false });
   lifecycle.add({ name: 'cache', stop: () => cache.close() });
   const bus = openBus(config, db, log('bus'), name);

@@ -1,46 +1,11 @@
-import { auditMigrations } from '@signal/audit';
-import { busMigrations } from '@signal/bus';
-import type { SignalConfig } from '@signal/config';
 import { createCacheConsentStateStore } from '@signal/consent';
-import { controlPlaneMigrations, createControlPlane } from '@signal/control-plane';
-import { type Lifecycle, openServiceHost } from '@signal/runtime';
-import type { Migration } from '@signal/store';
-import type { Logger, Metrics } from '@signal/telemetry';
+import { createControlPlane } from '@signal/control-plane';
+import { openServiceHost, type ServiceContainer, type ServiceMainDeps } from '@signal/runtime';
 import { createDeliveryWorker } from './delivery-worker';
 import { deliveryWorkerMigrations } from './migrations';
 import { controlPlaneWorkerSources } from './sources/control-plane-sources.adapter';
 
 const SERVICE = 'delivery-worker';
-
-export interface ContainerDeps {
-  readonly config: SignalConfig;
-  readonly logger: Logger;
-  readonly metrics: Metrics;
-}
-
-export interface Container {
-  /**
-   * Start: consume, then serve health. Stop (reverse): health closes, consumers drain and commit, then the
-   * clients close.
-   */
-  readonly lifecycle: Lifecycle;
-  /** The bound port of the health/metrics server, once started. */
-  port(): number;
-}
-
-/**
- * The migrations whose tables the worker uses: the control plane (integrations, encrypted credentials),
- * the audit log (crypto events), its own ledger, retry schedule and DLQ index and, on the PostgreSQL bus,
- * the bus tables. `signal-cli migrate` applies them.
- */
-export function workerSchema(config: Pick<SignalConfig, 'bus'>): readonly Migration[] {
-  return [
-    ...auditMigrations,
-    ...controlPlaneMigrations,
-    ...(config.bus.kind === 'postgres' ? busMigrations : []),
-    ...deliveryWorkerMigrations,
-  ];
-}
 
 /**
  * The standalone Delivery Worker (STYLE §2): the service host (database, cache, bus, crypto), then the
@@ -48,13 +13,17 @@ export function workerSchema(config: Pick<SignalConfig, 'bus'>): readonly Migrat
  * Stopping runs in reverse: consumers stop fetching, in-flight batches finish (every outcome durable, offsets
  * committed) within the deadline, then the clients close.
  */
-export async function buildContainer({ config, logger, metrics }: ContainerDeps): Promise<Container> {
+export async function buildContainer({
+  config,
+  logger,
+  metrics,
+}: ServiceMainDeps): Promise<ServiceContainer> {
   const host = await openServiceHost({
     name: SERVICE,
     config,
     logger,
     metrics,
-    schema: workerSchema(config),
+    ownMigrations: deliveryWorkerMigrations,
   });
   const controlPlane = createControlPlane({ db: host.db, crypto: host.crypto.crypto });
 

@@ -1,44 +1,11 @@
-import { auditMigrations } from '@signal/audit';
-import { busMigrations } from '@signal/bus';
-import type { SignalConfig } from '@signal/config';
 import { createCacheConsentStateStore } from '@signal/consent';
-import { controlPlaneMigrations, createControlPlane } from '@signal/control-plane';
+import { createControlPlane } from '@signal/control-plane';
 import { topics } from '@signal/events';
-import { type Lifecycle, openServiceHost } from '@signal/runtime';
-import type { Migration } from '@signal/store';
-import type { Logger, Metrics } from '@signal/telemetry';
+import { openServiceHost, type ServiceContainer, type ServiceMainDeps } from '@signal/runtime';
 import { createEventProcessor } from './event-processor';
 import { controlPlaneProcessorSources } from './sources/control-plane-sources.adapter';
 
 const SERVICE = 'event-processor';
-
-export interface ContainerDeps {
-  readonly config: SignalConfig;
-  readonly logger: Logger;
-  readonly metrics: Metrics;
-}
-
-export interface Container {
-  /**
-   * Start: consume, then serve health. Stop (reverse): health closes, the consumer drains and commits, then
-   * the clients close.
-   */
-  readonly lifecycle: Lifecycle;
-  /** The bound port of the health/metrics server, once started. */
-  port(): number;
-}
-
-/**
- * The migrations whose tables the processor uses: the control plane (integrations, Org Data Layer), the
- * audit log (crypto events) and, on the PostgreSQL bus, the bus tables. `signal-cli migrate` applies them.
- */
-export function processorSchema(config: Pick<SignalConfig, 'bus'>): readonly Migration[] {
-  return [
-    ...auditMigrations,
-    ...controlPlaneMigrations,
-    ...(config.bus.kind === 'postgres' ? busMigrations : []),
-  ];
-}
 
 /**
  * The standalone Event Processor (STYLE §2): the service host (database, cache, bus, crypto), then the
@@ -46,13 +13,16 @@ export function processorSchema(config: Pick<SignalConfig, 'bus'>): readonly Mig
  * stops fetching, finishes its in-flight batch (publishes durable, offset committed) within the deadline,
  * then the clients close.
  */
-export async function buildContainer({ config, logger, metrics }: ContainerDeps): Promise<Container> {
+export async function buildContainer({
+  config,
+  logger,
+  metrics,
+}: ServiceMainDeps): Promise<ServiceContainer> {
   const host = await openServiceHost({
     name: SERVICE,
     config,
     logger,
     metrics,
-    schema: processorSchema(config),
   });
   const controlPlane = createControlPlane({ db: host.db, crypto: host.crypto.crypto });
   // The topics consumed and dead-lettered to must exist before the consumer starts (the processor creates

@@ -1,11 +1,6 @@
-import { auditMigrations } from '@signal/audit';
-import { busMigrations } from '@signal/bus';
-import type { SignalConfig } from '@signal/config';
-import { controlPlaneMigrations, createControlPlane } from '@signal/control-plane';
+import { createControlPlane } from '@signal/control-plane';
 import { topics } from '@signal/events';
-import { type Lifecycle, openServiceHost } from '@signal/runtime';
-import type { Migration } from '@signal/store';
-import type { Logger, Metrics } from '@signal/telemetry';
+import { openServiceHost, type ServiceContainer, type ServiceMainDeps } from '@signal/runtime';
 import { loadIdentityHubSettings } from './config';
 import { loadBlindIndex } from './graph/blind-index';
 import { createIdentityGraph } from './graph/identity-graph';
@@ -16,44 +11,24 @@ import { cacheSingleUseStore } from './tokens/single-use';
 
 const SERVICE = 'identity-hub';
 
-export interface ContainerDeps {
-  readonly config: SignalConfig;
-  readonly logger: Logger;
-  readonly metrics: Metrics;
-}
-
-export interface Container {
-  /**
-   * Start: the raw-events consumer, then HTTP. Stop (reverse): HTTP intake closes and in-flight requests
-   * finish, the consumer drains and commits, then the clients close.
-   */
-  readonly lifecycle: Lifecycle;
-  /** The bound port, once started. */
-  port(): number;
-}
-
-/**
- * The migrations whose tables the hub uses: the control plane (pipeline keys, linked domains), the audit log
- * (crypto events), the identity graph and, on the PostgreSQL bus, the bus tables. `signal-cli migrate`
- * applies them.
- */
-export function hubSchema(config: Pick<SignalConfig, 'bus'>): readonly Migration[] {
-  return [
-    ...auditMigrations,
-    ...controlPlaneMigrations,
-    ...(config.bus.kind === 'postgres' ? busMigrations : []),
-    ...identityHubMigrations,
-  ];
-}
-
 /**
  * The standalone Identity Hub (STYLE §2): the service host (database, cache, bus, crypto), then the hub
  * (token routes, the identity graph fed from raw-events, the used-token purge), then its own HTTP server.
  * Stopping runs in reverse: the HTTP server stops taking requests, the graph consumer finishes its batch and
  * commits, then the clients close.
  */
-export async function buildContainer({ config, logger, metrics }: ContainerDeps): Promise<Container> {
-  const host = await openServiceHost({ name: SERVICE, config, logger, metrics, schema: hubSchema(config) });
+export async function buildContainer({
+  config,
+  logger,
+  metrics,
+}: ServiceMainDeps): Promise<ServiceContainer> {
+  const host = await openServiceHost({
+    name: SERVICE,
+    config,
+    logger,
+    metrics,
+    ownMigrations: identityHubMigrations,
+  });
   const controlPlane = createControlPlane({ db: host.db, crypto: host.crypto.crypto });
   // The graph consumer's raw-events must exist before it subscribes.
   host.requireTopics([
