@@ -2,7 +2,7 @@ import { auditMigrations, createAuditLog, cryptoAuditSink } from '@signal/audit'
 import { type Bus, busMigrations, type TopicSpec } from '@signal/bus';
 import type { Cache } from '@signal/cache';
 import type { SignalConfig } from '@signal/config';
-import { controlPlaneMigrations } from '@signal/control-plane';
+import { type ControlPlane, controlPlaneMigrations, createControlPlane } from '@signal/control-plane';
 import { cryptoHealthHandler } from '@signal/crypto';
 import {
   createRouter,
@@ -59,6 +59,8 @@ export interface ServiceHost {
   readonly cache: Cache;
   readonly bus: Bus;
   readonly crypto: CryptoRuntime;
+  /** Pipelines, integrations and keys, sealed with `crypto`. */
+  readonly controlPlane: ControlPlane;
   /** The HTTP router `serve` listens with; services register their routes on it. */
   readonly router: Router;
   /** A child logger for one component. */
@@ -116,6 +118,7 @@ export async function openServiceHost(options: ServiceHostOptions): Promise<Serv
     cache,
     bus,
     crypto,
+    controlPlane: createControlPlane({ db, crypto: crypto.crypto }),
     router,
     log,
     requireTopics(specs) {

@@ -1,5 +1,4 @@
 import { createCacheConsentStateStore } from '@signal/consent';
-import { createControlPlane } from '@signal/control-plane';
 import { openServiceHost, type ServiceContainer, type ServiceMainDeps } from '@signal/runtime';
 import { createDeliveryWorker } from './delivery-worker';
 import { deliveryWorkerMigrations } from './migrations';
@@ -25,13 +24,12 @@ export async function buildContainer({
     metrics,
     ownMigrations: deliveryWorkerMigrations,
   });
-  const controlPlane = createControlPlane({ db: host.db, crypto: host.crypto.crypto });
 
   const worker = createDeliveryWorker({
     bus: host.bus,
     db: host.db,
     consentStore: createCacheConsentStateStore({ cache: host.cache, logger: host.log('consent') }),
-    ...controlPlaneWorkerSources(controlPlane),
+    ...controlPlaneWorkerSources(host.controlPlane),
     namespace: config.namespace,
     logger: host.log('delivery-worker'),
     metrics,

@@ -1,5 +1,4 @@
 import { createCacheConsentStateStore } from '@signal/consent';
-import { createControlPlane } from '@signal/control-plane';
 import { topics } from '@signal/events';
 import { openServiceHost, type ServiceContainer, type ServiceMainDeps } from '@signal/runtime';
 import { createEventProcessor } from './event-processor';
@@ -24,7 +23,6 @@ export async function buildContainer({
     logger,
     metrics,
   });
-  const controlPlane = createControlPlane({ db: host.db, crypto: host.crypto.crypto });
   // The topics consumed and dead-lettered to must exist before the consumer starts (the processor creates
   // delivery-* itself).
   const { partitions } = config.bus.kafka;
@@ -37,7 +35,7 @@ export async function buildContainer({
     bus: host.bus,
     dedup: host.cache,
     consentStore: createCacheConsentStateStore({ cache: host.cache, logger: host.log('consent') }),
-    ...controlPlaneProcessorSources(controlPlane),
+    ...controlPlaneProcessorSources(host.controlPlane),
     namespace: config.namespace,
     logger: host.log('event-processor'),
     metrics,

@@ -1,4 +1,3 @@
-import { createControlPlane } from '@signal/control-plane';
 import { topics } from '@signal/events';
 import { openServiceHost, type ServiceContainer, type ServiceMainDeps } from '@signal/runtime';
 import { loadIdentityHubSettings } from './config';
@@ -29,7 +28,6 @@ export async function buildContainer({
     metrics,
     ownMigrations: identityHubMigrations,
   });
-  const controlPlane = createControlPlane({ db: host.db, crypto: host.crypto.crypto });
   // The graph consumer's raw-events must exist before it subscribes.
   host.requireTopics([
     { name: topics.rawEvents(config.namespace).name, partitions: config.bus.kafka.partitions.rawEvents },
@@ -42,7 +40,7 @@ export async function buildContainer({
     crypto,
     // Token ids are consumed in Redis (SET NX PX), shared by every replica: a token opens once.
     singleUse: cacheSingleUseStore(host.cache),
-    ...controlPlaneHubSources(controlPlane),
+    ...controlPlaneHubSources(host.controlPlane),
     logger: host.log('identity-hub'),
     metrics,
     graph: { graph, bus: host.bus },

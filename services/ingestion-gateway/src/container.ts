@@ -1,4 +1,3 @@
-import { createControlPlane } from '@signal/control-plane';
 import { topics } from '@signal/events';
 import { openServiceHost, type ServiceContainer, type ServiceMainDeps } from '@signal/runtime';
 import { buildSdk } from '@signal/sdk';
@@ -23,7 +22,6 @@ export async function buildContainer({
     logger,
     metrics,
   });
-  const controlPlane = createControlPlane({ db: host.db, crypto: host.crypto.crypto });
   // raw-events must exist before the first event is accepted.
   host.requireTopics([
     { name: topics.rawEvents(config.namespace).name, partitions: config.bus.kafka.partitions.rawEvents },
@@ -31,7 +29,7 @@ export async function buildContainer({
 
   const gateway = createGateway({
     config: { namespace: config.namespace, ...config.gateway },
-    directory: cachedPipelineDirectory(controlPlane, {
+    directory: cachedPipelineDirectory(host.controlPlane, {
       ttlMs: config.gateway.pipelineKeyCacheTtlSeconds * 1000,
     }),
     bus: host.bus,
