@@ -246,6 +246,11 @@ describe('Kafka TLS and SASL options on the wire (kafkajs via @signal/bus)', () 
       expect(() => kafkaBusSettings(missing, 'event-processor')).toThrow(
         /^KAFKA_TLS_CA_CERT_PATH must name a readable PEM file \(.*nope\.crt: ENOENT\)$/,
       );
+      writeFileSync(join(dir, 'key.pem'), certificate.keyPem);
+      const notCa = loadConfig({ cwd: dir, env: { ...env, KAFKA_TLS_CA_CERT_PATH: join(dir, 'key.pem') } });
+      expect(() => kafkaBusSettings(notCa, 'event-processor')).toThrow(
+        /^KAFKA_TLS_CA_CERT_PATH must name a PEM file with at least one CERTIFICATE block/,
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

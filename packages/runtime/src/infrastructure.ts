@@ -95,14 +95,21 @@ export function kafkaBusSettings(config: SignalConfig, serviceName: string): Kaf
   }
   let ca: string[] | undefined;
   if (kafka.tls.caCertPath !== null) {
+    let pem: string;
     try {
-      ca = [readFileSync(kafka.tls.caCertPath, 'utf8')];
+      pem = readFileSync(kafka.tls.caCertPath, 'utf8');
     } catch (err) {
       const reason = err instanceof Error && 'code' in err ? String(err.code) : 'unreadable';
       throw new Error(
         `KAFKA_TLS_CA_CERT_PATH must name a readable PEM file (${kafka.tls.caCertPath}: ${reason})`,
       );
     }
+    if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+      throw new Error(
+        `KAFKA_TLS_CA_CERT_PATH must name a PEM file with at least one CERTIFICATE block (${kafka.tls.caCertPath} has none)`,
+      );
+    }
+    ca = [pem];
   }
   return parseKafkaBusConfig({
     clientId: kafka.clientId ?? serviceName,
