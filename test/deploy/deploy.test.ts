@@ -572,6 +572,60 @@ describe('deploy/helm/signal', () => {
     expect(load(env).database.url).not.toBeNull();
   });
 
+  it('kafka.topicsJob: `signal-cli kafka topics create` as a hook after the migrations, with the Kafka settings', () => {
+    expect(manifestsOf('Job', manifests).map((j) => j.name)).toEqual(['signal-migrate']);
+    const rendered = renderChart(chartDir, {
+      values: {
+        ...PRODUCTION_VALUES,
+        kafka: {
+          brokers: 'kafka-0.kafka:9093',
+          tls: { enabled: true, caSecret: { name: 'kafka-ca' } },
+          sasl: { mechanism: 'scram-sha-512', existingSecret: 'signal-kafka-sasl' },
+          replicationFactor: 3,
+          partitions: { delivery: 4 },
+          topicsJob: { enabled: true },
+        },
+      },
+    }).manifests;
+    const jobs = new Map(manifestsOf('Job', rendered).map((j) => [j.name, j]));
+    const weight = (name: string): number => {
+      const metadata = jobs.get(name)?.doc.metadata as { annotations?: Record<string, string> } | undefined;
+      return Number(metadata?.annotations?.['helm.sh/hook-weight']);
+    };
+    expect(weight('signal-kafka-topics')).toBeGreaterThan(weight('signal-migrate'));
+    const job = jobs.get('signal-kafka-topics');
+    if (!job) throw new Error('no kafka-topics Job');
+    expect((job.doc.metadata as { annotations: Record<string, string> }).annotations['helm.sh/hook']).toBe(
+      'pre-install,pre-upgrade',
+    );
+    const pod = (job.doc.spec as { template: { spec: { containers: Record<string, unknown>[] } } }).template
+      .spec;
+    const container = pod.containers[0] ?? {};
+    expect(container.command).toEqual(['signal-cli', 'kafka', 'topics', 'create']);
+    expect(container.image).toBe('ghcr.io/signal/signal:0.1.0');
+    expect(container.volumeMounts).toContainEqual({
+      name: 'kafka-ca',
+      mountPath: '/etc/signal/kafka-ca',
+      readOnly: true,
+    });
+    const env = resolvePodEnv((container.env ?? []) as EnvVar[], rendered);
+    expect(env).not.toHaveProperty('ENCRYPTION_KEY');
+    const config = load(env);
+    expect(config.database.url).not.toBeNull();
+    expect(config.bus.kafka).toMatchObject({
+      brokers: ['kafka-0.kafka:9093'],
+      tls: { enabled: true, caCertPath: '/etc/signal/kafka-ca/ca.crt' },
+      replicationFactor: 3,
+      partitions: { rawEvents: 12, delivery: 4, dlq: 3 },
+    });
+    expect(config.bus.kafka.sasl?.mechanism).toBe('scram-sha-512');
+    // Only with the Kafka bus.
+    const onPostgres = renderChart(chartDir, {
+      values: { ...PRODUCTION_VALUES, bus: 'postgres', kafka: { topicsJob: { enabled: true } } },
+    }).manifests;
+    expect(manifestsOf('Job', onPostgres).map((j) => j.name)).toEqual(['signal-migrate']);
+  });
+
   it('the runbook’s `helm upgrade --set encryption.key=$NEW --set encryption.previousKey=$OLD` enters dual-key mode and rolls every pod', () => {
     const upgraded = renderChart(chartDir, {
       values: PRODUCTION_VALUES,
