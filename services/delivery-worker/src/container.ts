@@ -12,18 +12,9 @@ const SERVICE = 'delivery-worker';
  * Stopping runs in reverse: consumers stop fetching, in-flight batches finish (every outcome durable, offsets
  * committed) within the deadline, then the clients close.
  */
-export async function buildContainer({
-  config,
-  logger,
-  metrics,
-}: ServiceMainDeps): Promise<ServiceContainer> {
-  const host = await openServiceHost({
-    name: SERVICE,
-    config,
-    logger,
-    metrics,
-    ownMigrations: deliveryWorkerMigrations,
-  });
+export async function buildContainer(deps: ServiceMainDeps): Promise<ServiceContainer> {
+  const { config, metrics } = deps;
+  const host = await openServiceHost({ ...deps, name: SERVICE, ownMigrations: deliveryWorkerMigrations });
 
   const worker = createDeliveryWorker({
     bus: host.bus,

@@ -12,17 +12,9 @@ const SERVICE = 'event-processor';
  * stops fetching, finishes its in-flight batch (publishes durable, offset committed) within the deadline,
  * then the clients close.
  */
-export async function buildContainer({
-  config,
-  logger,
-  metrics,
-}: ServiceMainDeps): Promise<ServiceContainer> {
-  const host = await openServiceHost({
-    name: SERVICE,
-    config,
-    logger,
-    metrics,
-  });
+export async function buildContainer(deps: ServiceMainDeps): Promise<ServiceContainer> {
+  const { config, metrics } = deps;
+  const host = await openServiceHost({ ...deps, name: SERVICE });
   // The topics consumed and dead-lettered to must exist before the consumer starts (the processor creates
   // delivery-* itself).
   const { partitions } = config.bus.kafka;

@@ -16,18 +16,9 @@ const SERVICE = 'identity-hub';
  * Stopping runs in reverse: the HTTP server stops taking requests, the graph consumer finishes its batch and
  * commits, then the clients close.
  */
-export async function buildContainer({
-  config,
-  logger,
-  metrics,
-}: ServiceMainDeps): Promise<ServiceContainer> {
-  const host = await openServiceHost({
-    name: SERVICE,
-    config,
-    logger,
-    metrics,
-    ownMigrations: identityHubMigrations,
-  });
+export async function buildContainer(deps: ServiceMainDeps): Promise<ServiceContainer> {
+  const { config, metrics } = deps;
+  const host = await openServiceHost({ ...deps, name: SERVICE, ownMigrations: identityHubMigrations });
   // The graph consumer's raw-events must exist before it subscribes.
   host.requireTopics([
     { name: topics.rawEvents(config.namespace).name, partitions: config.bus.kafka.partitions.rawEvents },

@@ -11,17 +11,9 @@ const SERVICE = 'ingestion-gateway';
  * gateway, then its HTTP server. Stopping runs in reverse, so the HTTP server stops taking requests and lets
  * in-flight ones finish (their events are durable before their 202) before the bus, cache and database close.
  */
-export async function buildContainer({
-  config,
-  logger,
-  metrics,
-}: ServiceMainDeps): Promise<ServiceContainer> {
-  const host = await openServiceHost({
-    name: SERVICE,
-    config,
-    logger,
-    metrics,
-  });
+export async function buildContainer(deps: ServiceMainDeps): Promise<ServiceContainer> {
+  const { config, metrics } = deps;
+  const host = await openServiceHost({ ...deps, name: SERVICE });
   // raw-events must exist before the first event is accepted.
   host.requireTopics([
     { name: topics.rawEvents(config.namespace).name, partitions: config.bus.kafka.partitions.rawEvents },
