@@ -4,7 +4,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { createDatabase } from '@signal/store';
+import { MANAGEMENT_API_SCHEMA } from '@signal/management-api';
+import { createDatabase, type Migration, migrate } from '@signal/store';
 import { POSTGRES_URL, postgresAvailable, REDIS_URL, redisAvailable, repoRoot } from '@signal/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BundleResult, bundleServices, SERVICES, type ServiceName } from '../../deploy/build/bundle';
@@ -67,13 +68,20 @@ async function start(
  * A schema of its own on the test PostgreSQL, handed to the processes through the URL's search_path (and
  * SIGNAL_NAMESPACE), so whatever they create lands there and is dropped afterwards.
  */
-async function isolatedDatabase(): Promise<{ env: Record<string, string>; drop(): Promise<void> }> {
+async function isolatedDatabase(): Promise<{
+  env: Record<string, string>;
+  migrate(schema: readonly Migration[]): Promise<void>;
+  drop(): Promise<void>;
+}> {
   const schema = `bundle_${randomBytes(6).toString('hex')}`;
   const admin = await createDatabase({ kind: 'postgres', url: POSTGRES_URL, maxConnections: 1, schema });
   const url = new URL(POSTGRES_URL);
   url.searchParams.set('options', `-c search_path=${schema}`);
   return {
     env: { DATABASE_URL: url.toString(), SIGNAL_NAMESPACE: schema },
+    async migrate(migrations) {
+      await migrate(admin, migrations);
+    },
     async drop() {
       await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
       await admin.close();
@@ -118,12 +126,12 @@ describe.skipIf(!postgres)('production bundles', () => {
   });
 
   it.runIf(withMain.includes('management-api'))(
-    'the Management API bundle starts alone and answers /health/live and /health/crypto',
+    'the Management API bundle refuses an unmigrated database, then starts alone and answers /health/live and /health/crypto',
     async () => {
       const database = await isolatedDatabase();
       const dataDir = mkdtempSync(join(tmpdir(), 'signal-bundle-data-'));
       try {
-        const server = await start(outDir('management-api'), {
+        const env = {
           PORT: '0',
           LOG_LEVEL: 'info',
           SIGNAL_DATA_DIR: dataDir,
@@ -131,7 +139,13 @@ describe.skipIf(!postgres)('production bundles', () => {
           ENCRYPTION_KEY: randomBytes(32).toString('hex'),
           REQUIRE_ENCRYPTION: 'true',
           JWT_SECRET: randomBytes(32).toString('hex'),
-        });
+        };
+        // Like every service, it leaves migrations to `signal-cli migrate`.
+        await expect(start(outDir('management-api'), env)).rejects.toThrow(
+          /exited with 1 before listening:[\s\S]*management-api: refusing to start: the database is not migrated/,
+        );
+        await database.migrate(MANAGEMENT_API_SCHEMA);
+        const server = await start(outDir('management-api'), env);
         try {
           const live = await fetch(`http://127.0.0.1:${server.port}/health/live`);
           expect(live.status).toBe(200);

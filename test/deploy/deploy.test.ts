@@ -51,6 +51,10 @@ const COMMON_ENV = [
   'BUS',
   'KAFKA_BROKERS',
   'KAFKA_TLS_ENABLED',
+  'KAFKA_REPLICATION_FACTOR',
+  'KAFKA_RAW_EVENTS_PARTITIONS',
+  'KAFKA_DELIVERY_PARTITIONS',
+  'KAFKA_DLQ_PARTITIONS',
   'SIGNAL_NAMESPACE',
   'LOG_LEVEL',
   'PORT',
@@ -291,6 +295,8 @@ describe('deploy/compose', () => {
     expect(config.encryption.previousKey).toBeNull();
     expect(config.bus.kind).toBe('kafka');
     expect(config.bus.kafka.brokers).toEqual(['kafka:9092']);
+    // One broker: a topic with more replicas than brokers cannot be created.
+    expect(config.bus.kafka.replicationFactor).toBe(1);
     expect(config.database.url?.reveal()).toMatch(/^postgres:\/\/signal:[0-9a-f]+@postgres:5432\/signal/);
     expect(config.redis.url?.reveal()).toMatch(/^redis:\/\/:[0-9a-f]+@redis:6379\/0$/);
   });
@@ -372,6 +378,7 @@ const PRODUCTION_VALUES: Values = {
 const EXISTING_SECRETS: Record<string, Record<string, string>> = {
   'signal-database': { url: 'postgres://signal:pw@pg.internal:5432/signal?sslmode=verify-full' },
   'signal-redis': { url: 'rediss://:pw@redis.internal:6380/0' },
+  'signal-kafka-sasl': { username: 'signal', password: 'kafka-pw' },
 };
 
 function manifestsOf(kind: string, rendered: readonly Manifest[]): Manifest[] {
@@ -496,6 +503,9 @@ describe('deploy/helm/signal', () => {
     expect(config.encryption.previousKey).toBeNull();
     expect(config.encryption.requireEncryption).toBe(true);
     expect(config.bus.kafka.brokers).toEqual(['kafka-0.kafka:9092', 'kafka-1.kafka:9092']);
+    expect(config.bus.kafka.replicationFactor).toBe(3);
+    expect(config.bus.kafka.partitions).toEqual({ rawEvents: 12, delivery: 8, dlq: 3 });
+    expect(config.bus.kafka.sasl).toBeNull();
     expect(config.port).toBe(8080);
     if (svc === 'management-api') expect(config.management.jwtSecret).not.toBeNull();
     if (svc === 'ingestion-gateway') expect(config.gateway.cookieDomain).toBe('.example.com');
@@ -562,6 +572,60 @@ describe('deploy/helm/signal', () => {
     expect(load(env).database.url).not.toBeNull();
   });
 
+  it('kafka.topicsJob: `signal-cli kafka topics create` as a hook after the migrations, with the Kafka settings', () => {
+    expect(manifestsOf('Job', manifests).map((j) => j.name)).toEqual(['signal-migrate']);
+    const rendered = renderChart(chartDir, {
+      values: {
+        ...PRODUCTION_VALUES,
+        kafka: {
+          brokers: 'kafka-0.kafka:9093',
+          tls: { enabled: true, caSecret: { name: 'kafka-ca' } },
+          sasl: { mechanism: 'scram-sha-512', existingSecret: 'signal-kafka-sasl' },
+          replicationFactor: 3,
+          partitions: { delivery: 4 },
+          topicsJob: { enabled: true },
+        },
+      },
+    }).manifests;
+    const jobs = new Map(manifestsOf('Job', rendered).map((j) => [j.name, j]));
+    const weight = (name: string): number => {
+      const metadata = jobs.get(name)?.doc.metadata as { annotations?: Record<string, string> } | undefined;
+      return Number(metadata?.annotations?.['helm.sh/hook-weight']);
+    };
+    expect(weight('signal-kafka-topics')).toBeGreaterThan(weight('signal-migrate'));
+    const job = jobs.get('signal-kafka-topics');
+    if (!job) throw new Error('no kafka-topics Job');
+    expect((job.doc.metadata as { annotations: Record<string, string> }).annotations['helm.sh/hook']).toBe(
+      'pre-install,pre-upgrade',
+    );
+    const pod = (job.doc.spec as { template: { spec: { containers: Record<string, unknown>[] } } }).template
+      .spec;
+    const container = pod.containers[0] ?? {};
+    expect(container.command).toEqual(['signal-cli', 'kafka', 'topics', 'create']);
+    expect(container.image).toBe('ghcr.io/signal/signal:0.1.0');
+    expect(container.volumeMounts).toContainEqual({
+      name: 'kafka-ca',
+      mountPath: '/etc/signal/kafka-ca',
+      readOnly: true,
+    });
+    const env = resolvePodEnv((container.env ?? []) as EnvVar[], rendered);
+    expect(env).not.toHaveProperty('ENCRYPTION_KEY');
+    const config = load(env);
+    expect(config.database.url).not.toBeNull();
+    expect(config.bus.kafka).toMatchObject({
+      brokers: ['kafka-0.kafka:9093'],
+      tls: { enabled: true, caCertPath: '/etc/signal/kafka-ca/ca.crt' },
+      replicationFactor: 3,
+      partitions: { rawEvents: 12, delivery: 4, dlq: 3 },
+    });
+    expect(config.bus.kafka.sasl?.mechanism).toBe('scram-sha-512');
+    // Only with the Kafka bus.
+    const onPostgres = renderChart(chartDir, {
+      values: { ...PRODUCTION_VALUES, bus: 'postgres', kafka: { topicsJob: { enabled: true } } },
+    }).manifests;
+    expect(manifestsOf('Job', onPostgres).map((j) => j.name)).toEqual(['signal-migrate']);
+  });
+
   it('the runbook’s `helm upgrade --set encryption.key=$NEW --set encryption.previousKey=$OLD` enters dual-key mode and rolls every pod', () => {
     const upgraded = renderChart(chartDir, {
       values: PRODUCTION_VALUES,
@@ -611,6 +675,15 @@ describe('deploy/helm/signal', () => {
     expect(renderError({ ...base, kafka: { brokers: '' } })).toMatch(
       /^kafka.brokers .* is required when bus is kafka/,
     );
+    expect(
+      renderError({ ...base, kafka: { brokers: 'k:9092', sasl: { mechanism: 'scram-sha-256' } } }),
+    ).toMatch(/^kafka.sasl.existingSecret is required when kafka.sasl.mechanism is set/);
+    expect(
+      renderError({
+        ...base,
+        kafka: { brokers: 'k:9092', sasl: { mechanism: 'plain', existingSecret: 'signal-kafka-sasl' } },
+      }),
+    ).toMatch(/^kafka.sasl.mechanism plain sends the password in clear: set kafka.tls.enabled=true/);
   });
 
   it('existing Secrets instead of chart-managed ones', () => {
@@ -640,10 +713,11 @@ describe('deploy/helm/signal', () => {
         },
         redis: { tls: { enabled: true, caSecret: { name: 'redis-ca' } } },
         database: { caSecret: { name: 'pg-ca' } },
-        // A private Kafka CA, the documented way: a volume and NODE_EXTRA_CA_CERTS.
-        extraVolumes: [{ name: 'kafka-ca', secret: { secretName: 'kafka-ca' } }],
-        extraVolumeMounts: [{ name: 'kafka-ca', mountPath: '/etc/signal/kafka-ca', readOnly: true }],
-        extraEnv: [{ name: 'NODE_EXTRA_CA_CERTS', value: '/etc/signal/kafka-ca/ca.crt' }],
+        kafka: {
+          brokers: 'kafka-0.kafka:9093',
+          tls: { enabled: true, caSecret: { name: 'kafka-ca' } },
+          sasl: { mechanism: 'scram-sha-512', existingSecret: 'signal-kafka-sasl' },
+        },
       },
     }).manifests;
     expect(JSON.stringify(rendered)).not.toContain('subPath');
@@ -657,6 +731,14 @@ describe('deploy/helm/signal', () => {
         minVersion: '1.3',
       });
       expect(config.redis.tls).toEqual({ enabled: true, caCertPath: '/etc/signal/redis-ca/ca.crt' });
+      expect(config.bus.kafka.tls).toEqual({ enabled: true, caCertPath: '/etc/signal/kafka-ca/ca.crt' });
+      expect(config.bus.kafka.sasl?.mechanism).toBe('scram-sha-512');
+      expect(config.bus.kafka.sasl?.username).toBe('signal');
+      expect(config.bus.kafka.sasl?.password.reveal()).toBe('kafka-pw');
+      expect(container.env.find((e) => e.name === 'KAFKA_SASL_PASSWORD')?.valueFrom?.secretKeyRef).toEqual({
+        name: 'signal-kafka-sasl',
+        key: 'password',
+      });
       expect(container.readinessProbe).toMatchObject({ httpGet: { scheme: 'HTTPS', port: 'https' } });
       expect(container.volumeMounts).toEqual(
         expect.arrayContaining([
@@ -666,10 +748,6 @@ describe('deploy/helm/signal', () => {
           { name: 'kafka-ca', mountPath: '/etc/signal/kafka-ca', readOnly: true },
         ]),
       );
-      expect(container.env).toContainEqual({
-        name: 'NODE_EXTRA_CA_CERTS',
-        value: '/etc/signal/kafka-ca/ca.crt',
-      });
       const volumes = (deployment.doc.spec as { template: { spec: { volumes: Record<string, unknown>[] } } })
         .template.spec.volumes;
       expect(volumes).toEqual(
@@ -678,6 +756,7 @@ describe('deploy/helm/signal', () => {
             name: 'tls',
             secret: expect.objectContaining({ secretName: 'signal-tls' }),
           }),
+          { name: 'kafka-ca', secret: { secretName: 'kafka-ca' } },
         ]),
       );
     }

@@ -1,8 +1,13 @@
 import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createTcpServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { createKafkaBus, type KafkaBus, type KafkaBusConfigInput } from '@signal/bus';
+import { loadConfig } from '@signal/config';
 import { createTestPki, type TestCa, type TestCertificate, type TestPki } from '@signal/http';
+import { kafkaBusSettings } from '@signal/runtime';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from './support';
 
@@ -192,6 +197,63 @@ describe('Kafka TLS and SASL options on the wire (kafkajs via @signal/bus)', () 
     expect(broker.handshakes[0]?.protocol).toMatch(/^TLSv1\.[23]$/);
     expect(broker.requests[0]).toMatchObject({ apiKey: API_VERSIONS, clientId: 'signal-tls-test' });
     expect(broker.requests.find((r) => r.apiKey === SASL_HANDSHAKE)?.mechanism).toBe('SCRAM-SHA-256');
+  });
+
+  it('from the service settings: KAFKA_TLS_CA_CERT_PATH, KAFKA_SASL_* and KAFKA_CLIENT_ID reach the wire', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'signal-kafka-ca-'));
+    try {
+      writeFileSync(join(dir, 'ca.crt'), ca.certPem);
+      const config = loadConfig({
+        cwd: dir,
+        env: {
+          BUS: 'kafka',
+          KAFKA_BROKERS: `localhost:${broker.port}`,
+          KAFKA_TLS_ENABLED: 'true',
+          KAFKA_TLS_CA_CERT_PATH: join(dir, 'ca.crt'),
+          KAFKA_SASL_MECHANISM: 'scram-sha-512',
+          KAFKA_SASL_USERNAME: 'signal',
+          KAFKA_SASL_PASSWORD: 'from-the-environment',
+          KAFKA_CLIENT_ID: 'shop-signal',
+        },
+      });
+      connect({ ...kafkaBusSettings(config, 'ingestion-gateway') });
+      await until(() => broker.requests.some((r) => r.apiKey === SASL_HANDSHAKE), 'the SaslHandshake');
+      expect(broker.handshakes[0]?.protocol).toMatch(/^TLSv1\.[23]$/);
+      expect(broker.requests[0]).toMatchObject({ apiKey: API_VERSIONS, clientId: 'shop-signal' });
+      expect(broker.requests.find((r) => r.apiKey === SASL_HANDSHAKE)?.mechanism).toBe('SCRAM-SHA-512');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('from the service settings: the CA file of another CA fails the handshake; a missing file is named', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'signal-kafka-ca-'));
+    try {
+      writeFileSync(join(dir, 'other.crt'), otherCa.certPem);
+      const env = { BUS: 'kafka', KAFKA_BROKERS: `localhost:${broker.port}`, KAFKA_TLS_ENABLED: 'true' };
+      connect({
+        ...kafkaBusSettings(
+          loadConfig({ cwd: dir, env: { ...env, KAFKA_TLS_CA_CERT_PATH: join(dir, 'other.crt') } }),
+          'event-processor',
+        ),
+      });
+      await until(() => broker.tlsErrors.length > 0, 'the refused handshake');
+      expect(broker.requests).toEqual([]);
+      const missing = loadConfig({
+        cwd: dir,
+        env: { ...env, KAFKA_TLS_CA_CERT_PATH: join(dir, 'nope.crt') },
+      });
+      expect(() => kafkaBusSettings(missing, 'event-processor')).toThrow(
+        /^KAFKA_TLS_CA_CERT_PATH must name a readable PEM file \(.*nope\.crt: ENOENT\)$/,
+      );
+      writeFileSync(join(dir, 'key.pem'), certificate.keyPem);
+      const notCa = loadConfig({ cwd: dir, env: { ...env, KAFKA_TLS_CA_CERT_PATH: join(dir, 'key.pem') } });
+      expect(() => kafkaBusSettings(notCa, 'event-processor')).toThrow(
+        /^KAFKA_TLS_CA_CERT_PATH must name a PEM file with at least one CERTIFICATE block/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('SASL/PLAIN over TLS is negotiated as PLAIN (password only ever inside TLS)', async () => {

@@ -166,12 +166,19 @@ describe.skipIf(!available)('each service runs as its own process (PostgreSQL, R
   );
 
   it(
-    'refuses to start on an unmigrated database, naming `signal-cli migrate`',
+    'refuses to start on an unmigrated database, naming `signal-cli migrate` (the Management API too)',
     async () => {
+      const jwtSecret = randomBytes(32).toString('hex');
       const results = await Promise.all(
-        DATA_PLANE.map(async (name) => ({
+        [...DATA_PLANE, 'management-api' as const].map(async (name) => ({
           name,
-          ...(await runExpectingRefusal(name, unmigrated.env({ PORT: String(await freePort()) }))),
+          ...(await runExpectingRefusal(
+            name,
+            unmigrated.env({
+              PORT: String(await freePort()),
+              ...(name === 'management-api' ? { JWT_SECRET: jwtSecret } : {}),
+            }),
+          )),
         })),
       );
       for (const { name, code, output } of results) {

@@ -5,7 +5,8 @@ export {
   kafkaBusConfigSchema,
   parseKafkaBusConfig,
 } from './kafka/config';
-export { createKafkaBus, createKafkaTopics, type KafkaBus } from './kafka/kafka-bus';
+export { createKafkaBus, ensureKafkaTopics, type KafkaBus } from './kafka/kafka-bus';
+export { reconcileTopics, type TopicOutcome } from './kafka/topics';
 export { murmur2, partitionFor } from './partitioner';
 export type {
   Batch,

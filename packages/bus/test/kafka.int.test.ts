@@ -1,21 +1,62 @@
-import { type Bus, createKafkaBus } from '../src/index';
+import { randomBytes } from 'node:crypto';
+import { KafkaContainer, type StartedKafkaContainer } from '@testcontainers/kafka';
+import { getContainerRuntimeClient } from 'testcontainers';
+import { afterAll, describe, expect, it } from 'vitest';
+import { type Bus, createKafkaBus, ensureKafkaTopics } from '../src/index';
 import { type BusHarness, describeBusContract } from './contract';
 import { recordingLogger } from './helpers';
 
-const brokers = (process.env.KAFKA_BROKERS ?? '')
+/**
+ * The Kafka adapter against a real broker: KAFKA_BROKERS when set (e.g. deploy/compose's KRaft broker or a CI
+ * service), otherwise a throwaway KRaft broker from testcontainers' Kafka module when a Docker engine answers.
+ * With neither, the suite is skipped (the dev machines have no Docker engine).
+ */
+const KAFKA_IMAGE = 'confluentinc/cp-kafka:7.9.0';
+/** The Kafka module's plaintext listener inside the container. */
+const KAFKA_CONTAINER_PORT = 9093;
+
+const configured = (process.env.KAFKA_BROKERS ?? '')
   .split(',')
   .map((b) => b.trim())
   .filter((b) => b.length > 0);
 
+async function dockerEngineAnswers(): Promise<boolean> {
+  try {
+    await getContainerRuntimeClient();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const source: 'env' | 'testcontainers' | null =
+  configured.length > 0 ? 'env' : (await dockerEngineAnswers()) ? 'testcontainers' : null;
+
+let container: Promise<StartedKafkaContainer> | undefined;
+
+/** The brokers to test against; the container starts on first use and is shared by the file. */
+async function brokers(): Promise<string[]> {
+  if (source === 'env') return configured;
+  container ??= new KafkaContainer(KAFKA_IMAGE).withKraft().start();
+  const started = await container;
+  return [`${started.getHost()}:${started.getMappedPort(KAFKA_CONTAINER_PORT)}`];
+}
+
+afterAll(async () => {
+  if (container !== undefined) await (await container).stop();
+}, 60_000);
+
+const SKIP_REASON = '(needs KAFKA_BROKERS or a Docker engine; neither on the dev machines)';
+
 /**
- * A Kafka cluster at KAFKA_BROKERS (e.g. deploy/compose's KRaft broker). Topics and groups are random per
- * test. 6 s is the broker's default group.min.session.timeout.ms, hence the longer session than PostgreSQL's.
+ * Topics and groups are random per test. 6 s is the broker's default group.min.session.timeout.ms, hence the
+ * longer session than PostgreSQL's.
  */
 async function kafkaHarness(): Promise<BusHarness> {
   const logger = recordingLogger();
   let buses: Bus[] = [];
   const settings = {
-    brokers,
+    brokers: await brokers(),
     clientId: 'signal-contract',
     sessionTimeoutMs: 6000,
     heartbeatIntervalMs: 500,
@@ -40,11 +81,31 @@ async function kafkaHarness(): Promise<BusHarness> {
   };
 }
 
-describeBusContract(
-  'kafka adapter (needs KAFKA_BROKERS; no broker can run on the dev machines)',
-  kafkaHarness,
-  {
-    skip: brokers.length === 0,
-    killable: false,
-  },
-);
+describeBusContract(`kafka adapter ${SKIP_REASON}`, kafkaHarness, {
+  skip: source === null,
+  killable: false,
+});
+
+describe.skipIf(source === null)(`ensureKafkaTopics (signal-cli kafka topics create) ${SKIP_REASON}`, () => {
+  it('creates missing topics, accepts existing ones, reports a partition-count mismatch', async () => {
+    const settings = { brokers: await brokers(), clientId: 'signal-topics-test' };
+    const logger = recordingLogger();
+    const prefix = `t${randomBytes(4).toString('hex')}`;
+    const specs = [
+      { name: `${prefix}.raw-events`, partitions: 3, replicationFactor: 1 },
+      { name: `${prefix}.dlq-events`, partitions: 1, replicationFactor: 1 },
+    ];
+    expect(await ensureKafkaTopics(settings, specs, logger)).toEqual([
+      { name: `${prefix}.raw-events`, status: 'created', partitions: 3 },
+      { name: `${prefix}.dlq-events`, status: 'created', partitions: 1 },
+    ]);
+    expect(await ensureKafkaTopics(settings, specs, logger)).toEqual([
+      { name: `${prefix}.raw-events`, status: 'exists', partitions: 3 },
+      { name: `${prefix}.dlq-events`, status: 'exists', partitions: 1 },
+    ]);
+    const wider = [{ name: `${prefix}.raw-events`, partitions: 6, replicationFactor: 1 }];
+    expect(await ensureKafkaTopics(settings, wider, logger)).toEqual([
+      { name: `${prefix}.raw-events`, status: 'partitions_differ', partitions: 3, wanted: 6 },
+    ]);
+  }, 120_000);
+});

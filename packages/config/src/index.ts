@@ -3,6 +3,7 @@ export {
   type BusKind,
   ConfigError,
   type EncryptionProvider,
+  type KafkaSaslMechanism,
   type LoadConfigOptions,
   type LogLevel,
   loadConfig,
@@ -13,6 +14,7 @@ export { isSecret, Secret } from './secret';
 export {
   BUS_KINDS,
   ENCRYPTION_PROVIDERS,
+  KAFKA_SASL_MECHANISMS,
   LOG_LEVELS,
   SETTINGS,
   type SettingName,

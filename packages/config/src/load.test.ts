@@ -255,6 +255,74 @@ describe('numbers, lists and cross-field rules', () => {
     ]);
   });
 
+  it('Kafka defaults: replication factor 3, partitions 12/8/3, no SASL, no CA, the service names itself', () => {
+    expect(load({ BUS: 'kafka', KAFKA_BROKERS: 'k1:9092' }).bus.kafka).toMatchObject({
+      clientId: null,
+      tls: { enabled: false, caCertPath: null },
+      sasl: null,
+      replicationFactor: 3,
+      partitions: { rawEvents: 12, delivery: 8, dlq: 3 },
+    });
+  });
+
+  it('Kafka replication factor and partitions: whole numbers in range, named when wrong', () => {
+    const kafka = load({ KAFKA_REPLICATION_FACTOR: '1', KAFKA_RAW_EVENTS_PARTITIONS: '24' }).bus.kafka;
+    expect(kafka.replicationFactor).toBe(1);
+    expect(kafka.partitions.rawEvents).toBe(24);
+    expect(problemsOf({ KAFKA_REPLICATION_FACTOR: '0' })[0]).toMatch(
+      /^KAFKA_REPLICATION_FACTOR must be a whole number from 1 to 32/,
+    );
+    expect(problemsOf({ KAFKA_DLQ_PARTITIONS: 'three' })[0]).toMatch(/^KAFKA_DLQ_PARTITIONS must be/);
+  });
+
+  it('Kafka SASL: the mechanism needs both credentials, and the error names both variables', () => {
+    expect(problemsOf({ KAFKA_SASL_MECHANISM: 'scram-sha-512' })).toEqual([
+      'KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD must be set when KAFKA_SASL_MECHANISM is scram-sha-512 (KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD go together)',
+    ]);
+    expect(problemsOf({ KAFKA_SASL_MECHANISM: 'scram-sha-256', KAFKA_SASL_USERNAME: 'signal' })[0]).toMatch(
+      /^KAFKA_SASL_PASSWORD must be set when KAFKA_SASL_MECHANISM is scram-sha-256/,
+    );
+    expect(problemsOf({ KAFKA_SASL_USERNAME: 'signal', KAFKA_SASL_PASSWORD: 'pw' })).toEqual([
+      'KAFKA_SASL_MECHANISM must be set (plain, scram-sha-256 or scram-sha-512) when KAFKA_SASL_USERNAME or KAFKA_SASL_PASSWORD is set',
+    ]);
+    expect(problemsOf({ KAFKA_SASL_MECHANISM: 'gssapi' })[0]).toBe(
+      'KAFKA_SASL_MECHANISM must be one of plain, scram-sha-256, scram-sha-512',
+    );
+  });
+
+  it('Kafka SASL/PLAIN is refused without TLS; the password stays redacted', () => {
+    const env = {
+      KAFKA_SASL_MECHANISM: 'PLAIN',
+      KAFKA_SASL_USERNAME: 'signal',
+      KAFKA_SASL_PASSWORD: 'hunter2-pw',
+    };
+    const problems = problemsOf(env);
+    expect(problems).toEqual([
+      'KAFKA_SASL_MECHANISM=plain sends the password in clear: set KAFKA_TLS_ENABLED=true, or use scram-sha-256 or scram-sha-512',
+    ]);
+    const config = load({ ...env, KAFKA_TLS_ENABLED: 'true' });
+    expect(config.bus.kafka.sasl?.mechanism).toBe('plain');
+    expect(config.bus.kafka.sasl?.username).toBe('signal');
+    expect(config.bus.kafka.sasl?.password.reveal()).toBe('hunter2-pw');
+    expect(JSON.stringify(config)).not.toContain('hunter2-pw');
+    expect(inspect(config, { depth: 10 })).not.toContain('hunter2-pw');
+  });
+
+  it('a Kafka CA path needs KAFKA_TLS_ENABLED (never a silent plaintext connection)', () => {
+    expect(problemsOf({ KAFKA_TLS_CA_CERT_PATH: '/etc/signal/kafka-ca/ca.crt' })).toEqual([
+      'KAFKA_TLS_CA_CERT_PATH is set but KAFKA_TLS_ENABLED is not true: set KAFKA_TLS_ENABLED=true (a CA is only used over TLS)',
+    ]);
+    expect(
+      load({ KAFKA_TLS_CA_CERT_PATH: '/etc/signal/kafka-ca/ca.crt', KAFKA_TLS_ENABLED: 'true' }).bus.kafka
+        .tls,
+    ).toEqual({ enabled: true, caCertPath: '/etc/signal/kafka-ca/ca.crt' });
+  });
+
+  it('KAFKA_CLIENT_ID: the characters Kafka client ids take', () => {
+    expect(load({ KAFKA_CLIENT_ID: 'shop-signal.prod' }).bus.kafka.clientId).toBe('shop-signal.prod');
+    expect(problemsOf({ KAFKA_CLIENT_ID: 'shop signal' })[0]).toMatch(/^KAFKA_CLIENT_ID must be 1-128/);
+  });
+
   it('TLS certificate and key go together', () => {
     expect(problemsOf({ TLS_CERT_PATH: '/certs/tls.crt' })[0]).toMatch(/TLS_CERT_PATH and TLS_KEY_PATH/);
   });

@@ -6,6 +6,7 @@ import type { Secret } from './secret';
 import {
   type BUS_KINDS,
   type ENCRYPTION_PROVIDERS,
+  type KAFKA_SASL_MECHANISMS,
   type LOG_LEVELS,
   SETTINGS,
   type SettingName,
@@ -17,6 +18,7 @@ export type EncryptionProvider = (typeof ENCRYPTION_PROVIDERS)[number];
 export type LogLevel = (typeof LOG_LEVELS)[number];
 export type BusKind = (typeof BUS_KINDS)[number];
 export type TlsVersion = (typeof TLS_VERSIONS)[number];
+export type KafkaSaslMechanism = (typeof KAFKA_SASL_MECHANISMS)[number];
 
 /** The whole, validated, deep-frozen configuration. Absent optional values are `null`, never `undefined`. */
 export interface SignalConfig {
@@ -58,7 +60,20 @@ export interface SignalConfig {
   };
   readonly bus: {
     readonly kind: BusKind;
-    readonly kafka: { readonly brokers: readonly string[]; readonly tls: { readonly enabled: boolean } };
+    readonly kafka: {
+      readonly brokers: readonly string[];
+      /** null: each service presents its own name. */
+      readonly clientId: string | null;
+      readonly tls: { readonly enabled: boolean; readonly caCertPath: string | null };
+      readonly sasl: {
+        readonly mechanism: KafkaSaslMechanism;
+        readonly username: string;
+        readonly password: Secret;
+      } | null;
+      /** For the topics Signal creates; an existing topic keeps its own. */
+      readonly replicationFactor: number;
+      readonly partitions: { readonly rawEvents: number; readonly delivery: number; readonly dlq: number };
+    };
   };
   readonly gateway: {
     readonly cookieDomain: string | null;
@@ -226,6 +241,47 @@ function crossChecks(v: SettingValues, problems: string[]): void {
   if (v.BUS === 'kafka' && (v.KAFKA_BROKERS === undefined || v.KAFKA_BROKERS.length === 0)) {
     problems.push('KAFKA_BROKERS must list at least one host:port when BUS is kafka');
   }
+  kafkaChecks(v, problems);
+}
+
+/** Kafka security settings come in groups: half a group would silently connect without it. */
+function kafkaChecks(v: SettingValues, problems: string[]): void {
+  if (v.KAFKA_TLS_CA_CERT_PATH !== undefined && !v.KAFKA_TLS_ENABLED) {
+    problems.push(
+      'KAFKA_TLS_CA_CERT_PATH is set but KAFKA_TLS_ENABLED is not true: set KAFKA_TLS_ENABLED=true (a CA is only used over TLS)',
+    );
+  }
+  const credentials: [SettingName, unknown][] = [
+    ['KAFKA_SASL_USERNAME', v.KAFKA_SASL_USERNAME],
+    ['KAFKA_SASL_PASSWORD', v.KAFKA_SASL_PASSWORD],
+  ];
+  if (v.KAFKA_SASL_MECHANISM === undefined) {
+    const given = credentials.filter(([, value]) => value !== undefined).map(([name]) => name);
+    if (given.length > 0) {
+      problems.push(
+        `KAFKA_SASL_MECHANISM must be set (plain, scram-sha-256 or scram-sha-512) when ${given.join(' or ')} is set`,
+      );
+    }
+    return;
+  }
+  const missing = credentials.filter(([, value]) => value === undefined).map(([name]) => name);
+  if (missing.length > 0) {
+    problems.push(
+      `${missing.join(' and ')} must be set when KAFKA_SASL_MECHANISM is ${v.KAFKA_SASL_MECHANISM} (KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD go together)`,
+    );
+  }
+  if (v.KAFKA_SASL_MECHANISM === 'plain' && !v.KAFKA_TLS_ENABLED) {
+    problems.push(
+      'KAFKA_SASL_MECHANISM=plain sends the password in clear: set KAFKA_TLS_ENABLED=true, or use scram-sha-256 or scram-sha-512',
+    );
+  }
+}
+
+function kafkaSasl(v: SettingValues): SignalConfig['bus']['kafka']['sasl'] {
+  const { KAFKA_SASL_MECHANISM: mechanism, KAFKA_SASL_USERNAME: username } = v;
+  const password = v.KAFKA_SASL_PASSWORD;
+  if (mechanism === undefined || username === undefined || password === undefined) return null;
+  return { mechanism, username, password };
 }
 
 const LOOPBACK_HOSTS: ReadonlySet<string> = new Set(['localhost', '127.0.0.1', '[::1]']);
@@ -295,7 +351,21 @@ function assemble(v: SettingValues, file: string | null): SignalConfig {
         caCertPath: v.REDIS_TLS_CA_CERT_PATH ?? null,
       },
     },
-    bus: { kind: v.BUS, kafka: { brokers: v.KAFKA_BROKERS ?? [], tls: { enabled: v.KAFKA_TLS_ENABLED } } },
+    bus: {
+      kind: v.BUS,
+      kafka: {
+        brokers: v.KAFKA_BROKERS ?? [],
+        clientId: v.KAFKA_CLIENT_ID ?? null,
+        tls: { enabled: v.KAFKA_TLS_ENABLED, caCertPath: v.KAFKA_TLS_CA_CERT_PATH ?? null },
+        sasl: kafkaSasl(v),
+        replicationFactor: v.KAFKA_REPLICATION_FACTOR,
+        partitions: {
+          rawEvents: v.KAFKA_RAW_EVENTS_PARTITIONS,
+          delivery: v.KAFKA_DELIVERY_PARTITIONS,
+          dlq: v.KAFKA_DLQ_PARTITIONS,
+        },
+      },
+    },
     gateway: {
       cookieDomain: v.COOKIE_DOMAIN ?? null,
       corsOrigins: v.CORS_ORIGINS,

@@ -24,6 +24,7 @@ export const ENCRYPTION_PROVIDERS = [
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export const BUS_KINDS = ['postgres', 'kafka'] as const;
 export const TLS_VERSIONS = ['1.2', '1.3'] as const;
+export const KAFKA_SASL_MECHANISMS = ['plain', 'scram-sha-256', 'scram-sha-512'] as const;
 
 interface SettingSpec<S extends z.ZodType> {
   /** Dotted path in signal.yaml. */
@@ -187,6 +188,60 @@ export const SETTINGS = {
     schema: bool(),
     default: false,
     doc: 'TLS to Kafka',
+  }),
+  KAFKA_TLS_CA_CERT_PATH: setting({
+    yaml: 'kafka.tls.ca_cert_path',
+    schema: text(),
+    doc: 'CA certificate(s) that sign the broker certificates, instead of the public CAs (needs KAFKA_TLS_ENABLED)',
+  }),
+  KAFKA_SASL_MECHANISM: setting({
+    yaml: 'kafka.sasl.mechanism',
+    schema: oneOf(KAFKA_SASL_MECHANISMS),
+    doc: 'SASL authentication: plain (only with TLS), scram-sha-256 or scram-sha-512; unset = none',
+  }),
+  KAFKA_SASL_USERNAME: setting({
+    yaml: 'kafka.sasl.username',
+    schema: text({ maxLength: 1024 }),
+    doc: 'SASL user name (with KAFKA_SASL_MECHANISM)',
+  }),
+  KAFKA_SASL_PASSWORD: setting({
+    yaml: 'kafka.sasl.password',
+    schema: secretText({ minBytes: 1 }),
+    secret: true,
+    doc: 'SASL password (with KAFKA_SASL_MECHANISM)',
+  }),
+  KAFKA_CLIENT_ID: setting({
+    yaml: 'kafka.client_id',
+    schema: text({
+      maxLength: 128,
+      pattern: /^[A-Za-z0-9._-]{1,128}$/,
+      patternDescription: '1-128 characters of A-Z a-z 0-9 . _ -',
+    }),
+    doc: 'Client id every service presents to the brokers (logs, quotas); unset = the service name',
+  }),
+  KAFKA_REPLICATION_FACTOR: withDefault({
+    yaml: 'kafka.replication_factor',
+    schema: int({ min: 1, max: 32 }),
+    default: 3,
+    doc: 'Replication factor of the topics Signal creates (1 for a single-broker development cluster)',
+  }),
+  KAFKA_RAW_EVENTS_PARTITIONS: withDefault({
+    yaml: 'kafka.partitions.raw_events',
+    schema: int({ min: 1, max: 4096 }),
+    default: 12,
+    doc: 'Partitions of raw-events when Signal creates it: at least the processor and identity-hub replicas',
+  }),
+  KAFKA_DELIVERY_PARTITIONS: withDefault({
+    yaml: 'kafka.partitions.delivery',
+    schema: int({ min: 1, max: 4096 }),
+    default: 8,
+    doc: 'Partitions of each delivery-<integration> topic when Signal creates it: at least the worker replicas',
+  }),
+  KAFKA_DLQ_PARTITIONS: withDefault({
+    yaml: 'kafka.partitions.dlq',
+    schema: int({ min: 1, max: 4096 }),
+    default: 3,
+    doc: 'Partitions of dlq-events when Signal creates it',
   }),
   SIGNAL_NAMESPACE: withDefault({
     yaml: 'namespace',

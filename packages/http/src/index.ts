@@ -1,4 +1,13 @@
 export {
+  ANONYMOUS_ID_COOKIE,
+  ANONYMOUS_ID_MAX_AGE_SECONDS,
+  ANONYMOUS_ID_PATTERN,
+  anonymousIdSetCookie,
+  isValidAnonymousId,
+  newAnonymousId,
+  readAnonymousIdCookie,
+} from './anonymous-id-cookie';
+export {
   CERTIFICATE_REJECT_REASONS,
   CertificateError,
   type CertificateEvent,

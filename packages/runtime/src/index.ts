@@ -7,5 +7,20 @@ export {
   type RotationAwareCryptoHealth,
   rotationAwareCryptoHealth,
 } from './crypto-bootstrap';
-export { databaseSchemaFor, type InfraLogger, openBus, openCache, openDatabase } from './infrastructure';
+export {
+  databaseSchemaFor,
+  type InfraLogger,
+  kafkaBusSettings,
+  openBus,
+  openCache,
+  openDatabase,
+} from './infrastructure';
 export { type Component, exitOnSignals, Lifecycle, type LifecycleLogger } from './lifecycle';
+export {
+  openServiceHost,
+  type ServiceContainer,
+  type ServiceHost,
+  type ServiceHostOptions,
+  standaloneSchema,
+} from './service-host';
+export { runService, type ServiceMainDeps } from './service-main';

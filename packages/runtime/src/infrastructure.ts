@@ -1,5 +1,12 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Bus, createKafkaBus, createPostgresBus, parseKafkaBusConfig } from '@signal/bus';
+import {
+  type Bus,
+  createKafkaBus,
+  createPostgresBus,
+  type KafkaBusConfig,
+  parseKafkaBusConfig,
+} from '@signal/bus';
 import { type Cache, createMemoryCache, createRedisCache } from '@signal/cache';
 import type { SignalConfig } from '@signal/config';
 import { createDatabase, type Database } from '@signal/store';
@@ -76,17 +83,53 @@ export async function openCache(
   return createMemoryCache({ namespace: config.namespace });
 }
 
-/** BUS=kafka (KAFKA_BROKERS, KAFKA_TLS_ENABLED) or the PostgreSQL bus on the given database. */
-export function openBus(config: SignalConfig, db: Database, logger: InfraLogger, clientId: string): Bus {
-  if (config.bus.kind === 'kafka') {
-    return createKafkaBus(
-      parseKafkaBusConfig({
-        clientId,
-        brokers: [...config.bus.kafka.brokers],
-        ...(config.bus.kafka.tls.enabled ? { tls: {} } : {}),
-      }),
-      { logger },
-    );
+/**
+ * The Kafka bus settings from configuration: brokers, TLS (with the CA file at KAFKA_TLS_CA_CERT_PATH, read
+ * now so a missing file stops start-up), SASL, the client id (KAFKA_CLIENT_ID, else the service's own name)
+ * and the replication factor of topics the service creates. Used by the services and `signal-cli kafka`.
+ */
+export function kafkaBusSettings(config: SignalConfig, serviceName: string): KafkaBusConfig {
+  const kafka = config.bus.kafka;
+  if (kafka.brokers.length === 0) {
+    throw new Error('KAFKA_BROKERS must be set: list the Kafka bootstrap brokers as host:port,host:port');
   }
+  let ca: string[] | undefined;
+  if (kafka.tls.caCertPath !== null) {
+    let pem: string;
+    try {
+      pem = readFileSync(kafka.tls.caCertPath, 'utf8');
+    } catch (err) {
+      const reason = err instanceof Error && 'code' in err ? String(err.code) : 'unreadable';
+      throw new Error(
+        `KAFKA_TLS_CA_CERT_PATH must name a readable PEM file (${kafka.tls.caCertPath}: ${reason})`,
+      );
+    }
+    if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+      throw new Error(
+        `KAFKA_TLS_CA_CERT_PATH must name a PEM file with at least one CERTIFICATE block (${kafka.tls.caCertPath} has none)`,
+      );
+    }
+    ca = [pem];
+  }
+  return parseKafkaBusConfig({
+    clientId: kafka.clientId ?? serviceName,
+    brokers: [...kafka.brokers],
+    defaultReplicationFactor: kafka.replicationFactor,
+    ...(kafka.tls.enabled ? { tls: ca === undefined ? {} : { ca } } : {}),
+    ...(kafka.sasl === null
+      ? {}
+      : {
+          sasl: {
+            mechanism: kafka.sasl.mechanism,
+            username: kafka.sasl.username,
+            password: kafka.sasl.password.reveal(),
+          },
+        }),
+  });
+}
+
+/** BUS=kafka (KAFKA_* settings, see `kafkaBusSettings`) or the PostgreSQL bus on the given database. */
+export function openBus(config: SignalConfig, db: Database, logger: InfraLogger, clientId: string): Bus {
+  if (config.bus.kind === 'kafka') return createKafkaBus(kafkaBusSettings(config, clientId), { logger });
   return createPostgresBus({ db, logger });
 }

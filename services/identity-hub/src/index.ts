@@ -45,12 +45,6 @@ export {
   type Subject,
 } from './graph/identity-graph';
 export { MAX_TRAITS } from './graph/traits';
-export {
-  ANONYMOUS_ID_COOKIE,
-  ANONYMOUS_ID_MAX_AGE_SECONDS,
-  anonymousIdSetCookie,
-  readAnonymousIdCookie,
-} from './http/cookie';
 export { INVALID_TOKEN_BODY } from './http/identity.routes';
 export { createIdentityHub, type IdentityHub, type IdentityHubDeps } from './identity-hub';
 export { identityHubMigrations } from './migrations';

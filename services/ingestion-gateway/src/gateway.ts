@@ -11,9 +11,13 @@ import {
   topics,
 } from '@signal/events';
 import {
+  anonymousIdSetCookie,
   HttpError,
+  isValidAnonymousId,
+  newAnonymousId,
   parseJsonBytes,
   type Router,
+  readAnonymousIdCookie,
   readJsonBodyBytes,
   sendError,
   sendHttpError,
@@ -25,12 +29,6 @@ import { HMAC_MAX_SKEW_MS, verifyHmac } from './auth/hmac';
 import { extractClickIds } from './collect/click-ids';
 import { isOriginAllowed } from './collect/origin';
 import { clientIp } from './http/client-ip';
-import {
-  anonymousIdSetCookie,
-  isValidAnonymousId,
-  newAnonymousId,
-  readAnonymousIdCookie,
-} from './http/cookie';
 import {
   PIPELINE_KEY_PATTERN,
   type PipelineAuth,

@@ -28,8 +28,8 @@ import {
   IDENTITY_ENCRYPTED_COLUMNS,
   loadBlindIndex,
 } from '@signal/identity-hub';
-import { databaseSchemaFor, openBus, rotationAwareCryptoHealth } from '@signal/runtime';
-import { createDatabase, type Database, migrate } from '@signal/store';
+import { openBus, openDatabase, rotationAwareCryptoHealth } from '@signal/runtime';
+import { type Database, requireMigrations } from '@signal/store';
 import { createLogger, createMetrics, type Logger } from '@signal/telemetry';
 import { ManagementApiConfigError, managementApiSettings } from './config';
 import { managementApiMigrations } from './crypto/reencrypt.migrations';
@@ -72,19 +72,20 @@ function keyringFrom(config: SignalConfig): Keyring {
   });
 }
 
-async function openDatabase(config: SignalConfig, logger: Logger): Promise<Database> {
-  const url = config.database.url?.reveal();
-  const db =
-    url === undefined
-      ? await createDatabase({ kind: 'pglite', dataDir: config.dataDir, logger })
-      : await createDatabase({
-          kind: 'postgres',
-          url,
-          maxConnections: config.database.maxConnections,
-          schema: databaseSchemaFor(config.namespace),
-          logger,
-        });
-  await migrate(db, MANAGEMENT_API_SCHEMA, logger);
+/**
+ * The deployment's database, as every other service opens it (PostgreSQL from DATABASE_URL in the
+ * SIGNAL_NAMESPACE schema, or the embedded PGlite in SIGNAL_DATA_DIR/pglite that `signal-cli migrate` and the
+ * all-in-one use). Like the other services this process never migrates: on a database `signal-cli migrate`
+ * has not brought to this release it refuses to start, naming the command.
+ */
+async function openMigratedDatabase(config: SignalConfig, logger: Logger): Promise<Database> {
+  const db = await openDatabase(config, logger, { allowEmbedded: true, applicationName: 'management-api' });
+  try {
+    await requireMigrations(db, MANAGEMENT_API_SCHEMA, 'management-api');
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
   return db;
 }
 
@@ -128,7 +129,7 @@ export async function buildContainer(config: SignalConfig): Promise<Container> {
   const keyring = keyringFrom(config);
   const logger = createLogger({ level: config.logLevel, name: 'management-api' });
   const metrics = createMetrics();
-  const db = await openDatabase(config, logger.child({ component: 'store' }));
+  const db = await openMigratedDatabase(config, logger.child({ component: 'store' }));
   const cache = await openCache(config, logger.child({ component: 'cache' }));
   const audit = createAuditLog({ db, logger: logger.child({ component: 'audit' }) });
   const cryptoSink = cryptoAuditSink(audit, logger.child({ component: 'crypto-audit' }));

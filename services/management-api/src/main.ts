@@ -1,30 +1,20 @@
-import { loadConfig } from '@signal/config';
+/**
+ * The Management API as its own process: `node --import tsx services/management-api/src/main.ts`.
+ * Configuration comes only from env and signal.yaml; a missing or bad value stops start-up here with a
+ * message naming it, and so does a missing key, JWT secret or migration (exit 1), as for the other services;
+ * SIGTERM drains and exits 0 (`runService`).
+ */
+import { Lifecycle, runService } from '@signal/runtime';
 import { buildContainer } from './container';
 
-/** Runs the Management API alone: config, container, start, stop on SIGTERM/SIGINT. */
-async function main(): Promise<void> {
-  const config = loadConfig();
+await runService('management-api', async ({ config }) => {
   const container = await buildContainer(config);
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    container.logger.info({ signal }, 'shutting down');
-    container
-      .stop()
-      .then(() => process.exit(0))
-      .catch((error: unknown) => {
-        container.logger.error({ err: error }, 'shutdown failed');
-        process.exit(1);
-      });
+  return {
+    lifecycle: new Lifecycle(container.logger).add({
+      name: 'management-api',
+      start: () => container.start(),
+      // The container drains HTTP within its own 10 s, then closes its clients.
+      stop: () => container.stop(),
+    }),
   };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
-  await container.start();
-}
-
-main().catch((error: unknown) => {
-  // Configuration errors carry a message naming the variable to set; nothing secret is in it.
-  process.stderr.write(`management-api: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exit(1);
 });

@@ -8,7 +8,7 @@ import { createDatabase, migrate } from '@signal/store';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { ManagementApiConfigError } from '../src/config';
-import { buildContainer, type Container } from '../src/container';
+import { buildContainer, type Container, MANAGEMENT_API_SCHEMA } from '../src/container';
 import { FULL_SCHEMA } from './harness';
 
 const dir = mkdtempSync(join(tmpdir(), 'signal-mapi-'));
@@ -25,6 +25,16 @@ const baseEnv = {
 
 function config(env: Record<string, string>) {
   return loadConfig({ env: { ...baseEnv, ...env }, cwd: dir });
+}
+
+/** What `signal-cli migrate` does to the embedded database of SIGNAL_DATA_DIR (it lives in `pglite/`). */
+async function migrateEmbedded(dataDir: string, schema: Parameters<typeof migrate>[1]): Promise<void> {
+  const db = await createDatabase({ kind: 'pglite', dataDir: join(dataDir, 'pglite') });
+  try {
+    await migrate(db, schema);
+  } finally {
+    await db.close();
+  }
 }
 
 function baseUrl(container: Container): string {
@@ -46,7 +56,24 @@ describe('standalone container (PGlite on disk)', () => {
     await expect(buildContainer(config({}))).rejects.toBeInstanceOf(ManagementApiConfigError);
   });
 
+  it('refuses to start on an unmigrated database, naming `signal-cli migrate`, and creates no table', async () => {
+    const dataDir = join(dir, 'unmigrated');
+    await expect(buildContainer(config({ SIGNAL_DATA_DIR: dataDir, ENCRYPTION_KEY: keyA }))).rejects.toThrow(
+      /^the database is not migrated for management-api \(missing .*\): run `pnpm signal-cli migrate`/,
+    );
+    const db = await createDatabase({ kind: 'pglite', dataDir: join(dataDir, 'pglite') });
+    try {
+      const { rows } = await db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema')`,
+      );
+      expect(rows[0]?.n).toBe(0);
+    } finally {
+      await db.close();
+    }
+  });
+
   it('runs a key rotation end to end across a restart: health, login, re-encrypt, nothing left under the old key', async () => {
+    await migrateEmbedded(baseEnv.SIGNAL_DATA_DIR, MANAGEMENT_API_SCHEMA);
     const first = await buildContainer(config({ ENCRYPTION_KEY: keyA }));
     await first.start();
     const { org } = await first.api.controlPlane.orgs.createWithOwner({
@@ -106,9 +133,7 @@ describe('standalone container on a deployment migrated by signal-cli (PGlite on
   it('wires the DLQ and identity erasure routes, and re-encrypts the identity graph too', async () => {
     const dataDir = join(dir, 'full');
     // What `signal-cli migrate` leaves behind: every service's tables, the DLQ index and identity graph included.
-    const seeded = await createDatabase({ kind: 'pglite', dataDir });
-    await migrate(seeded, FULL_SCHEMA);
-    await seeded.close();
+    await migrateEmbedded(dataDir, FULL_SCHEMA);
     const env = { SIGNAL_DATA_DIR: dataDir };
 
     const first = await buildContainer(config({ ...env, ENCRYPTION_KEY: keyA }));

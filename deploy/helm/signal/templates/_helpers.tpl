@@ -92,12 +92,18 @@ Deployment. It is SHA-256 over 256-bit random key material: it identifies a chan
 {{- if and (eq .Values.bus "kafka") (not .Values.kafka.brokers) (not .Values.kafka.brokersSecret.name) -}}
 {{- fail "kafka.brokers (host:port,…) or kafka.brokersSecret.name is required when bus is kafka" -}}
 {{- end -}}
+{{- if and .Values.kafka.sasl.mechanism (not .Values.kafka.sasl.existingSecret) -}}
+{{- fail "kafka.sasl.existingSecret is required when kafka.sasl.mechanism is set (a Secret with the SASL username and password)" -}}
+{{- end -}}
+{{- if and (eq .Values.kafka.sasl.mechanism "plain") (not .Values.kafka.tls.enabled) -}}
+{{- fail "kafka.sasl.mechanism plain sends the password in clear: set kafka.tls.enabled=true, or use scram-sha-256 or scram-sha-512" -}}
+{{- end -}}
 {{- if not (or (eq .Values.bus "kafka") (eq .Values.bus "postgres")) -}}
 {{- fail "bus must be kafka or postgres" -}}
 {{- end -}}
 {{- end -}}
 
-{{/* KAFKA_BROKERS, from the value or from a Secret. */}}
+{{/* KAFKA_*: brokers from the value or a Secret, TLS and its CA, SASL from a Secret, topic sizing. */}}
 {{- define "signal.kafkaEnv" -}}
 {{- if .Values.kafka.brokersSecret.name }}
 - name: KAFKA_BROKERS
@@ -111,6 +117,36 @@ Deployment. It is SHA-256 over 256-bit random key material: it identifies a chan
 {{- end }}
 - name: KAFKA_TLS_ENABLED
   value: {{ .Values.kafka.tls.enabled | toString | quote }}
+{{- if .Values.kafka.tls.caSecret.name }}
+- name: KAFKA_TLS_CA_CERT_PATH
+  value: {{ printf "/etc/signal/kafka-ca/%s" .Values.kafka.tls.caSecret.key | quote }}
+{{- end }}
+{{- if .Values.kafka.sasl.mechanism }}
+- name: KAFKA_SASL_MECHANISM
+  value: {{ .Values.kafka.sasl.mechanism | quote }}
+- name: KAFKA_SASL_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.kafka.sasl.existingSecret | quote }}
+      key: {{ .Values.kafka.sasl.usernameKey | quote }}
+- name: KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.kafka.sasl.existingSecret | quote }}
+      key: {{ .Values.kafka.sasl.passwordKey | quote }}
+{{- end }}
+{{- with .Values.kafka.clientId }}
+- name: KAFKA_CLIENT_ID
+  value: {{ . | quote }}
+{{- end }}
+- name: KAFKA_REPLICATION_FACTOR
+  value: {{ .Values.kafka.replicationFactor | toString | quote }}
+- name: KAFKA_RAW_EVENTS_PARTITIONS
+  value: {{ .Values.kafka.partitions.rawEvents | toString | quote }}
+- name: KAFKA_DELIVERY_PARTITIONS
+  value: {{ .Values.kafka.partitions.delivery | toString | quote }}
+- name: KAFKA_DLQ_PARTITIONS
+  value: {{ .Values.kafka.partitions.dlq | toString | quote }}
 {{- end -}}
 
 {{/* Environment every service container gets. */}}
@@ -227,6 +263,11 @@ changes, and the services watch them (a subPath mount would never see a renewed 
   mountPath: /etc/signal/redis-ca
   readOnly: true
 {{- end }}
+{{- if .Values.kafka.tls.caSecret.name }}
+- name: kafka-ca
+  mountPath: /etc/signal/kafka-ca
+  readOnly: true
+{{- end }}
 {{- if and (eq .Values.encryption.provider "hashicorp-vault") .Values.encryption.vault.caSecret.name }}
 - name: vault-ca
   mountPath: /etc/signal/vault-ca
@@ -256,6 +297,11 @@ changes, and the services watch them (a subPath mount would never see a renewed 
 - name: redis-ca
   secret:
     secretName: {{ .Values.redis.tls.caSecret.name | quote }}
+{{- end }}
+{{- if .Values.kafka.tls.caSecret.name }}
+- name: kafka-ca
+  secret:
+    secretName: {{ .Values.kafka.tls.caSecret.name | quote }}
 {{- end }}
 {{- if and (eq .Values.encryption.provider "hashicorp-vault") .Values.encryption.vault.caSecret.name }}
 - name: vault-ca

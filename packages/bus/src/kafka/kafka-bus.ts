@@ -17,6 +17,7 @@ import {
   toKafkaJsConfig,
 } from './config';
 import { KafkaSubscription } from './subscription';
+import { reconcileTopics, type TopicOutcome } from './topics';
 
 /** Routes kafkajs's own log lines to the injected logger (they carry broker addresses, never payloads). */
 function kafkaLogCreator(logger: BusLogger): logCreator {
@@ -56,19 +57,29 @@ async function createTopicsWith(
 }
 
 /**
- * Creates topics on a Kafka cluster (idempotent: existing topics are left alone) — the implementation of
+ * Creates the topics that are missing on a Kafka cluster and reports on the others (idempotent: an existing
+ * topic is never changed; one with another partition count is reported, not altered) — the implementation of
  * `signal-cli kafka topics create`. Opens and closes its own admin connection.
  */
-export async function createKafkaTopics(
+export async function ensureKafkaTopics(
   input: KafkaBusConfigInput,
   specs: readonly TopicSpec[],
   logger: BusLogger,
-): Promise<void> {
+): Promise<TopicOutcome[]> {
   const config = parseKafkaBusConfig(input);
   const admin = createClient(config, logger).admin();
-  await admin.connect();
   try {
-    await createTopicsWith(admin, specs, config);
+    await admin.connect();
+    const names = new Set(await admin.listTopics());
+    const present = specs.map((s) => s.name).filter((name) => names.has(name));
+    const existing = new Map<string, number>();
+    if (present.length > 0) {
+      const { topics } = await admin.fetchTopicMetadata({ topics: [...new Set(present)] });
+      for (const topic of topics) existing.set(topic.name, topic.partitions.length);
+    }
+    const plan = reconcileTopics(specs, existing);
+    await createTopicsWith(admin, plan.create, config);
+    return [...plan.outcomes];
   } finally {
     await admin.disconnect();
   }

@@ -1,5 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { HttpError, type Router, readJsonBody, sendError, sendHttpError, sendJson } from '@signal/http';
+import {
+  anonymousIdSetCookie,
+  HttpError,
+  type Router,
+  readAnonymousIdCookie,
+  readJsonBody,
+  sendError,
+  sendHttpError,
+  sendJson,
+} from '@signal/http';
 import type { Metrics } from '@signal/telemetry';
 import { z } from 'zod';
 import type { IdentityHubSettings } from '../config';
@@ -8,7 +17,7 @@ import type { IdentityHubLogger, LinkedDomainSource, PipelineRef, PipelineResolv
 import { checkDestination, type DestinationRefusal, withToken } from '../tokens/destination';
 import { isLinkedOrigin, type LinkedDomain, parseLinkedDomains, servesAudience } from '../tokens/hosts';
 import type { TokenRejection, TokenService } from '../tokens/token-service';
-import { anonymousIdSetCookie, cookieDomainFor, readAnonymousIdCookie } from './cookie';
+import { cookieDomainFor } from './cookie';
 import { arrivalHost, corsHeaders, header, parseOrigin } from './request';
 
 export interface IdentityRoutesDeps {

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { EncryptionContext } from '@signal/crypto';
 import { resourceIdSchema } from '@signal/events';
+import { ANONYMOUS_ID_PATTERN } from '@signal/http';
 import { z } from 'zod';
-import { ANONYMOUS_ID_PATTERN } from '../http/cookie';
 import { isHostName } from './hosts';
 
 /** The encryption purpose of cross-domain tokens (ARCHITECTURE §5). */

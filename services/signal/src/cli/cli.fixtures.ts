@@ -3,6 +3,12 @@
  * database per file, created and dropped on the test server, and an in-process runner for the verbs.
  */
 import { randomBytes } from 'node:crypto';
+import {
+  type ControlPlane,
+  type ControlPlaneCrypto,
+  createControlPlane,
+  createScryptHasher,
+} from '@signal/control-plane';
 import { databaseSchemaFor } from '@signal/runtime';
 import { createDatabase, type Database } from '@signal/store';
 import { POSTGRES_URL } from '@signal/testkit';
@@ -49,6 +55,29 @@ export async function freshDatabase(prefix: string): Promise<FreshDatabase> {
       }
     },
   };
+}
+
+/** An org with its owner and one server pipeline, through the control plane (a cheap password hash). */
+export async function seedOrgPipeline(
+  db: Database,
+  crypto: ControlPlaneCrypto,
+): Promise<{
+  readonly cp: ControlPlane;
+  readonly orgId: string;
+  readonly made: Awaited<ReturnType<ControlPlane['pipelines']['create']>>;
+}> {
+  const cp = createControlPlane({
+    db,
+    crypto,
+    hasher: createScryptHasher({ cost: { N: 2 ** 8, r: 8, p: 1 } }),
+  });
+  const { org } = await cp.orgs.createWithOwner({
+    name: 'CLI',
+    slug: `cli-${randomBytes(3).toString('hex')}`,
+    owner: { email: 'owner@cli.example', password: 'a long enough password' },
+  });
+  const made = await cp.pipelines.create(org.id, { name: 'Server', type: 'server' });
+  return { cp, orgId: org.id, made };
 }
 
 export interface CliRun {

@@ -1,10 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import {
-  type ControlPlane,
-  countRecordsByKeyId,
-  createControlPlane,
-  createScryptHasher,
-} from '@signal/control-plane';
+import { type ControlPlane, countRecordsByKeyId, createControlPlane } from '@signal/control-plane';
 import { type CryptoService, createCryptoService, createKeyring } from '@signal/crypto';
 import { canonicalEventSchema } from '@signal/events';
 import { createIdentityGraph, loadBlindIndex } from '@signal/identity-hub';
@@ -12,7 +7,7 @@ import type { Database, Queryable } from '@signal/store';
 import { postgresAvailable } from '@signal/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { cli, type FreshDatabase, freshDatabase } from './cli.fixtures';
+import { cli, type FreshDatabase, freshDatabase, seedOrgPipeline } from './cli.fixtures';
 import { DEPLOYMENT_ENCRYPTED_COLUMNS } from './crypto-reencrypt';
 
 const statusSchema = z.strictObject({
@@ -104,17 +99,7 @@ describe.skipIf(!available)('signal-cli crypto-reencrypt (PostgreSQL)', () => {
     expect((await cli(['migrate'], env)).code).toBe(0);
     db = await database.open('reencrypt');
     const crypto = cryptoWith(keys.a);
-    const cp = createControlPlane({
-      db,
-      crypto,
-      hasher: createScryptHasher({ cost: { N: 2 ** 8, r: 8, p: 1 } }),
-    });
-    const { org } = await cp.orgs.createWithOwner({
-      name: 'CLI',
-      slug: `cli-${randomBytes(3).toString('hex')}`,
-      owner: { email: 'owner@cli.example', password: 'a long enough password' },
-    });
-    const made = await cp.pipelines.create(org.id, { name: 'Server', type: 'server' });
+    const { orgId, made } = await seedOrgPipeline(db, crypto);
     pipelineKey = made.key;
     hmacSecret = made.hmacSecret;
     // Through the control plane, 100 per transaction.
@@ -126,7 +111,7 @@ describe.skipIf(!available)('signal-cli crypto-reencrypt (PostgreSQL)', () => {
         });
         for (let j = i; j < Math.min(INTEGRATIONS, i + 100); j++) {
           const value = { access_token: `token-${j}-${randomBytes(8).toString('hex')}` };
-          const integration = await inTx.integrations.create(org.id, made.pipeline.id, {
+          const integration = await inTx.integrations.create(orgId, made.pipeline.id, {
             vendor: 'meta',
             name: `Meta ${j}`,
             credentials: value,

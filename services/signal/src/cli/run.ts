@@ -3,10 +3,19 @@ import { checkKey } from './check-key';
 import { cryptoReencrypt } from './crypto-reencrypt';
 import { dlqVerb } from './dlq';
 import { generateKey } from './generate-key';
+import { kafkaVerb } from './kafka';
 import { migrateVerb } from './migrate';
 import type { CliIo, Verb } from './verb';
 
-const VERBS: readonly Verb[] = [generateKey, checkKey, migrateVerb, auditVerify, cryptoReencrypt, dlqVerb];
+const VERBS: readonly Verb[] = [
+  generateKey,
+  checkKey,
+  migrateVerb,
+  auditVerify,
+  cryptoReencrypt,
+  dlqVerb,
+  kafkaVerb,
+];
 
 function usage(): string {
   const width = Math.max(...VERBS.map((v) => v.name.length));

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { anonymousIdSetCookie, isValidAnonymousId, newAnonymousId, readAnonymousIdCookie } from './cookie';
+import {
+  anonymousIdSetCookie,
+  isValidAnonymousId,
+  newAnonymousId,
+  readAnonymousIdCookie,
+} from './anonymous-id-cookie';
 
 describe('_dfid cookie', () => {
   it('is HttpOnly, Secure, SameSite=Lax, 400 days, on the cookie domain', () => {
@@ -24,5 +29,11 @@ describe('_dfid cookie', () => {
     expect(isValidAnonymousId(newAnonymousId())).toBe(true);
     expect(isValidAnonymousId('short')).toBe(false);
     expect(isValidAnonymousId('a b c d e f g h i j k l')).toBe(false);
+    expect(isValidAnonymousId(42)).toBe(false);
+    expect(isValidAnonymousId(null)).toBe(false);
+  });
+
+  it('never writes an id that could inject cookie attributes', () => {
+    expect(() => anonymousIdSetCookie('abcdefabcdefabcdef; Domain=evil.example', null)).toThrow(TypeError);
   });
 });
