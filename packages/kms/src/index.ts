@@ -7,3 +7,6 @@ export type {
   WrappedKey,
 } from './provider';
 export { KMS_PROVIDER_NAMES, KmsError } from './provider';
+export type { LocalKmsOptions } from './providers/local';
+export { createLocalKmsProvider } from './providers/local';
+export { canonicalWrapContext, wrapContextSchema } from './wrap-context';
