@@ -47,6 +47,13 @@ export interface CryptoService {
   sealText(plaintext: Uint8Array | string, context: EncryptionContext): string;
   /** `open` for the text form. */
   openText(text: string, context: EncryptionContext): Buffer;
+  /**
+   * `open` that first makes the named key available (an envelope keyring fetches and unwraps a DEK it does
+   * not hold yet, through its cache). With a local keyring it is `open`. Use it wherever the caller is async.
+   */
+  openAsync(ciphertext: Uint8Array, context: EncryptionContext): Promise<Buffer>;
+  /** `openAsync` for the text form. */
+  openTextAsync(text: string, context: EncryptionContext): Promise<Buffer>;
   /** True when the ciphertext names a key other than the current one (the re-encryption job's filter). */
   needsReencryption(ciphertext: Uint8Array | string): boolean;
   /** Hex key id a ciphertext (binary or text form) names; throws `malformed`/`unknown_version` otherwise. */
@@ -84,7 +91,7 @@ export function createCryptoService(options: CryptoServiceOptions): CryptoServic
   }
 
   function seal(plaintext: Uint8Array | string, context: EncryptionContext): Buffer {
-    const entry = keyring.current;
+    const entry = keyring.sealingEntry(context.dataClass);
     try {
       const sealed = sealV1(entry, encoder, context, plaintext, maxPlaintextBytes, randomFill);
       onOperation?.('seal', entry.idHex, 'success');
@@ -134,6 +141,24 @@ export function createCryptoService(options: CryptoServiceOptions): CryptoServic
     onOperation?.('open', label, error.code);
   }
 
+  /**
+   * Loads the key a ciphertext names when the keyring can fetch keys and does not hold it. A failure is
+   * audited like any failed open (the code says why: `unknown_key_id` for a destroyed or missing DEK).
+   */
+  async function prepare(bytes: Buffer, context: EncryptionContext): Promise<void> {
+    if (keyring.prepare === undefined) return;
+    let keyId: Buffer | undefined;
+    try {
+      keyId = readKeyId(bytes);
+      if (keyring.find(keyId) !== undefined) return;
+      await keyring.prepare(keyId);
+    } catch (error) {
+      if (error instanceof CryptoError)
+        failed(error, keyId, keyId === undefined ? 'none' : 'unknown', context);
+      throw error;
+    }
+  }
+
   function toBytes(ciphertext: Uint8Array | string): Buffer {
     return typeof ciphertext === 'string' ? decodeText(ciphertext, maxPlaintextBytes) : asBuffer(ciphertext);
   }
@@ -164,8 +189,30 @@ export function createCryptoService(options: CryptoServiceOptions): CryptoServic
       }
       return openBytes(bytes, context);
     },
+    async openAsync(ciphertext: Uint8Array, context: EncryptionContext): Promise<Buffer> {
+      let bytes: Buffer;
+      try {
+        bytes = asBuffer(ciphertext);
+      } catch (error) {
+        if (error instanceof CryptoError) failed(error, undefined, 'none', context);
+        throw error;
+      }
+      await prepare(bytes, context);
+      return openBytes(bytes, context);
+    },
+    async openTextAsync(text: string, context: EncryptionContext): Promise<Buffer> {
+      let bytes: Buffer;
+      try {
+        bytes = decodeText(text, maxPlaintextBytes);
+      } catch (error) {
+        if (error instanceof CryptoError) failed(error, undefined, 'none', context);
+        throw error;
+      }
+      await prepare(bytes, context);
+      return openBytes(bytes, context);
+    },
     needsReencryption(ciphertext: Uint8Array | string): boolean {
-      return !keyring.current.id.equals(readKeyId(toBytes(ciphertext)));
+      return !keyring.isCurrent(readKeyId(toBytes(ciphertext)));
     },
     keyIdOf(ciphertext: Uint8Array | string): string {
       return readKeyId(toBytes(ciphertext)).toString('hex');
