@@ -1,3 +1,14 @@
+export type { DekCacheOptions, DekCacheResult, LoadedDek } from './dek-cache';
+export { DekCache } from './dek-cache';
+export type { DekClass, DekRow, DekState } from './dek-store';
+export { DEK_CLASSES, DekStore, kmsMigrations } from './dek-store';
+export type {
+  DekCacheSettings,
+  EnvelopeKeyring,
+  EnvelopeKeyringOptions,
+  RewrapResult,
+} from './envelope-keyring';
+export { dekCommitment, dekWrapContext, openEnvelopeKeyring } from './envelope-keyring';
 export type {
   KmsCallOptions,
   KmsErrorCode,
