@@ -45,6 +45,8 @@ export interface EnvelopeKeyring extends Keyring {
   sync(): Promise<void>;
   /** DEK rows per state. */
   dekCounts(): Promise<Record<string, number>>;
+  /** Wraps and unwraps a random key under the KEK (within the KMS deadline): is the provider usable now? */
+  canary(): Promise<boolean>;
   /** Stops the refresh timer, zeroes every cached DEK. Does not close the provider or the database. */
   close(): Promise<void>;
 }
@@ -120,7 +122,7 @@ export async function openEnvelopeKeyring(options: EnvelopeKeyringOptions): Prom
 
   /** One KMS call: deadline signal, latency, `signal_kms_requests_total`, `crypto.kms_error`, error mapping. */
   async function kms<T>(
-    operation: 'wrap' | 'unwrap' | 'rewrap',
+    operation: 'wrap' | 'unwrap' | 'rewrap' | 'canary',
     keyId: string | null,
     signal: AbortSignal | undefined,
     call: (signal: AbortSignal) => Promise<T>,
@@ -366,6 +368,23 @@ export async function openEnvelopeKeyring(options: EnvelopeKeyringOptions): Prom
     },
     sync,
     dekCounts: () => store.counts(),
+    async canary() {
+      const probe = randomBytes(32);
+      const context: WrapContext = { purpose: 'signal-kms-canary', probe: randomBytes(8).toString('hex') };
+      try {
+        const unwrapped = await kms('canary', null, undefined, async (signal) => {
+          const wrapped = await provider.wrap(probe, context, { signal });
+          return provider.unwrap(wrapped, context, { signal });
+        });
+        const ok = Buffer.from(unwrapped).equals(probe);
+        unwrapped.fill(0);
+        return ok;
+      } catch {
+        return false;
+      } finally {
+        probe.fill(0);
+      }
+    },
     async close() {
       clearInterval(timer);
       cache.close();

@@ -8,4 +8,10 @@ export {
   rotationAwareCryptoHealth,
 } from './crypto-bootstrap';
 export { databaseSchemaFor, type InfraLogger, openBus, openCache, openDatabase } from './infrastructure';
+export {
+  bootstrapCryptoWithKms,
+  type CloudKmsLoader,
+  type EnvelopeCryptoRuntime,
+  type KmsBootstrapOptions,
+} from './kms-bootstrap';
 export { type Component, exitOnSignals, Lifecycle, type LifecycleLogger } from './lifecycle';

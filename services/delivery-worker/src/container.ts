@@ -11,7 +11,7 @@ import {
   registerCertificateMetrics,
   registerHealthRoutes,
 } from '@signal/http';
-import { bootstrapCrypto, Lifecycle, openBus, openCache, openDatabase } from '@signal/runtime';
+import { bootstrapCryptoWithKms, Lifecycle, openBus, openCache, openDatabase } from '@signal/runtime';
 import { type Migration, requireMigrations } from '@signal/store';
 import type { Logger, Metrics } from '@signal/telemetry';
 import { createDeliveryWorker } from './delivery-worker';
@@ -70,7 +70,15 @@ export async function buildContainer({ config, logger, metrics }: ContainerDeps)
   lifecycle.add({ name: 'bus', stop: () => bus.close() });
   const auditSink = cryptoAuditSink(createAuditLog({ db, logger: log('audit') }), log('audit'));
   lifecycle.add({ name: 'crypto-audit', stop: () => auditSink.drain() });
-  const cryptoRuntime = bootstrapCrypto({ config, logger: log('crypto'), metrics, audit: auditSink });
+  const cryptoRuntime = await bootstrapCryptoWithKms({
+    config,
+    logger: log('crypto'),
+    metrics,
+    audit: auditSink,
+    db,
+    service: SERVICE,
+  });
+  lifecycle.add({ name: 'crypto', stop: () => cryptoRuntime.close() });
   const controlPlane = createControlPlane({ db, crypto: cryptoRuntime.crypto });
 
   // ── Service ──────────────────────────────────────────────────────────────────────────────────────

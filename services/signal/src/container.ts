@@ -22,7 +22,7 @@ import {
 import { cachedPipelineDirectory, createGateway } from '@signal/ingestion-gateway';
 import { createManagementApi } from '@signal/management-api';
 import {
-  bootstrapCrypto,
+  bootstrapCryptoWithKms,
   Lifecycle,
   openBus,
   openCache,
@@ -75,13 +75,15 @@ export async function buildSignal({ config, logger }: SignalDeps) {
 
   const audit = createAuditLog({ db, logger: log('audit') });
   const auditSink = cryptoAuditSink(audit, log('audit'));
-  const cryptoRuntime = bootstrapCrypto({
+  const cryptoRuntime = await bootstrapCryptoWithKms({
     config,
     logger: log('crypto'),
     metrics,
     audit: auditSink,
     allowDevelopmentKey: true,
+    db,
   });
+  lifecycle.add({ name: 'crypto', stop: () => cryptoRuntime.close() });
   const crypto = cryptoRuntime.crypto;
   const controlPlane = createControlPlane({ db, crypto });
   const consentStore = createCacheConsentStateStore({ cache, logger: log('consent') });
