@@ -36,6 +36,7 @@ function fetchingKeyring(held: KeyEntry[], fetchable: KeyEntry[]): Keyring & { r
       return entry;
     },
     isCurrent: (keyId) => held.some((entry) => sameId(entry.id, keyId)),
+    sealingKeyIds: () => held.map((entry) => entry.idHex),
     async prepare(keyId) {
       fetches++;
       const entry = fetchable.find((candidate) => sameId(candidate.id, keyId));

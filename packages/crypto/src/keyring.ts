@@ -140,6 +140,8 @@ export interface Keyring {
   sealingEntry(dataClass: DataClass | undefined): KeyEntry;
   /** True when `keyId` seals new data (the re-encryption job leaves such ciphertexts alone). */
   isCurrent(keyId: Uint8Array): boolean;
+  /** Hex ids of every key that seals new data: `[currentKeyId]` here; one active DEK per class in envelope mode. */
+  sealingKeyIds(): readonly string[];
   /**
    * Envelope keyrings only: makes the key `keyId` names available to `find` (fetching and unwrapping it
    * through the DEK cache). Resolves when it is held, rejects with a `CryptoError` when it cannot be.
@@ -182,6 +184,9 @@ export function createKeyring(options: KeyringOptions): Keyring {
     },
     isCurrent(keyId: Uint8Array): boolean {
       return sameId(current.id, keyId);
+    },
+    sealingKeyIds(): readonly string[] {
+      return [current.idHex];
     },
   });
 }

@@ -324,6 +324,9 @@ export async function openEnvelopeKeyring(options: EnvelopeKeyringOptions): Prom
       const hex = Buffer.from(keyId).toString('hex');
       return DEK_CLASSES.some((dekClass) => active[dekClass] === hex);
     },
+    sealingKeyIds(): readonly string[] {
+      return [...new Set(DEK_CLASSES.map((dekClass) => active[dekClass]))];
+    },
     async prepare(keyId: Uint8Array): Promise<void> {
       await cache.get(Buffer.from(keyId).toString('hex'));
     },

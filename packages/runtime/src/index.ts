@@ -13,5 +13,6 @@ export {
   type CloudKmsLoader,
   type EnvelopeCryptoRuntime,
   type KmsBootstrapOptions,
+  type KmsCryptoRuntime,
 } from './kms-bootstrap';
 export { type Component, exitOnSignals, Lifecycle, type LifecycleLogger } from './lifecycle';

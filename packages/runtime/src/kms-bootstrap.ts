@@ -8,6 +8,7 @@ import {
   type KmsProviderName,
   kmsMigrations,
   openEnvelopeKeyring,
+  type RewrapResult,
 } from '@signal/kms';
 import { type Database, requireMigrations } from '@signal/store';
 import { bootstrapCrypto, type CryptoBootstrapOptions, type CryptoRuntime } from './crypto-bootstrap';
@@ -30,10 +31,16 @@ export interface KmsBootstrapOptions extends CryptoBootstrapOptions {
   readonly service?: string;
 }
 
-/** A crypto runtime in envelope mode also exposes its keyring (rotation) and must be closed (timers, SDK clients). */
-export interface EnvelopeCryptoRuntime extends CryptoRuntime {
-  readonly envelope: EnvelopeKeyring;
+/** What `bootstrapCryptoWithKms` returns in either mode: close it on shutdown (timers, SDK clients). */
+export interface KmsCryptoRuntime extends CryptoRuntime {
+  /** Envelope mode: KEK rotation (re-wraps DEK rows), for the re-encryption job's `rewrapKeys`. */
+  readonly rewrapKeys?: () => Promise<RewrapResult>;
   close(): Promise<void>;
+}
+
+/** A crypto runtime in envelope mode also exposes its keyring (DEK rotation, counts). */
+export interface EnvelopeCryptoRuntime extends KmsCryptoRuntime {
+  readonly envelope: EnvelopeKeyring;
 }
 
 /**
@@ -44,9 +51,7 @@ export interface EnvelopeCryptoRuntime extends CryptoRuntime {
  * revoked or wrong KEK) stops the process with a message saying so: there is no plaintext or fallback-key
  * mode to fall back to, whatever REQUIRE_ENCRYPTION says.
  */
-export async function bootstrapCryptoWithKms(
-  options: KmsBootstrapOptions,
-): Promise<CryptoRuntime & { close(): Promise<void> }> {
+export async function bootstrapCryptoWithKms(options: KmsBootstrapOptions): Promise<KmsCryptoRuntime> {
   const encryption = options.config.encryption;
   if (!encryption.envelope) {
     const runtime = bootstrapCrypto(options);
@@ -104,6 +109,7 @@ async function bootstrapEnvelope(options: KmsBootstrapOptions): Promise<Envelope
     health: () => health.health(),
     developmentKeyPath: null,
     envelope: keyring,
+    rewrapKeys: () => keyring.rewrapDeks(),
     async close() {
       await keyring.close();
       await provider.close();

@@ -31,6 +31,7 @@ import {
 import {
   bootstrapCryptoWithKms,
   databaseSchemaFor,
+  type KmsCryptoRuntime,
   openBus,
   rotationAwareCryptoHealth,
 } from '@signal/runtime';
@@ -139,7 +140,7 @@ export async function buildContainer(config: SignalConfig): Promise<Container> {
     'key_id',
     'result',
   ]);
-  const cryptoRuntime =
+  const cryptoRuntime: KmsCryptoRuntime =
     keyring === undefined
       ? await bootstrapCryptoWithKms({
           config,
@@ -156,6 +157,7 @@ export async function buildContainer(config: SignalConfig): Promise<Container> {
             onOperation: (op, keyId, result) => cryptoOps.inc({ op, key_id: keyId, result }),
           }),
           health: () => cryptoHealth(keyring),
+          developmentKeyPath: null,
           close: async () => {},
         };
   const { crypto, health } = cryptoRuntime;
@@ -181,7 +183,10 @@ export async function buildContainer(config: SignalConfig): Promise<Container> {
     logger: logger.child({ component: 'management-api' }),
     metrics,
     config,
-    reencryption: { columns },
+    reencryption: {
+      columns,
+      ...(cryptoRuntime.rewrapKeys === undefined ? {} : { rewrapKeys: cryptoRuntime.rewrapKeys }),
+    },
     ...(bus === undefined ? {} : { dlq: { db, bus, namespace: config.namespace } }),
     ...(graph === undefined
       ? {}

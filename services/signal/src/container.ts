@@ -130,7 +130,10 @@ export async function buildSignal({ config, logger }: SignalDeps) {
     config: { management: { ...config.management, jwtSecret } },
     controlPlane,
     // Every encrypted column of this deployment: the control plane's and the identity graph's.
-    reencryption: { columns: [...ENCRYPTED_COLUMNS, ...IDENTITY_ENCRYPTED_COLUMNS] },
+    reencryption: {
+      columns: [...ENCRYPTED_COLUMNS, ...IDENTITY_ENCRYPTED_COLUMNS],
+      ...(cryptoRuntime.rewrapKeys === undefined ? {} : { rewrapKeys: cryptoRuntime.rewrapKeys }),
+    },
     // Dead letters are indexed in this database by the delivery worker; replays publish on this bus.
     dlq: { db, bus, namespace: config.namespace },
     identityErasure: createIdentityErasure({ graph: identityGraph, audit, logger: log('identity-erasure') }),

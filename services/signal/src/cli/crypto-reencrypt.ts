@@ -128,6 +128,7 @@ async function start(
       logger,
       columns: DEPLOYMENT_ENCRYPTED_COLUMNS,
       leaseMs: options.leaseMs,
+      ...(cryptoRuntime.rewrapKeys === undefined ? {} : { rewrapKeys: cryptoRuntime.rewrapKeys }),
       ...(progress === null
         ? {}
         : { onProgress: (status: ReencryptionStatus) => progress.update(view(status)) }),
