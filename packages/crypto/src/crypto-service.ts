@@ -11,7 +11,7 @@ import {
 } from './ciphertext';
 import { ContextEncoder, canonicalRowId, type EncryptionContext } from './context';
 import { CryptoError, type CryptoErrorCode } from './errors';
-import type { Keyring } from './keyring';
+import type { KeyEntry, Keyring } from './keyring';
 import { runSelfTest } from './self-test';
 
 export type CryptoOperation = 'seal' | 'open';
@@ -36,6 +36,11 @@ export interface CryptoServiceOptions {
   readonly maxPlaintextBytes?: number;
 }
 
+export interface SealOptions {
+  /** The data subject (e.g. an identity profile id) whose key seals this value, when the keyring has such keys. */
+  readonly subject?: string;
+}
+
 /** Seals and opens v1 ciphertexts with a keyring: the one API services use for data at rest and tokens. */
 export interface CryptoService {
   readonly keyring: Keyring;
@@ -47,6 +52,21 @@ export interface CryptoService {
   sealText(plaintext: Uint8Array | string, context: EncryptionContext): string;
   /** `open` for the text form. */
   openText(text: string, context: EncryptionContext): Buffer;
+  /**
+   * `seal` under the key of one data subject when the keyring keeps per-subject keys (crypto-shredding:
+   * destroying that key erases the subject's data wherever its ciphertext lives); otherwise `seal`.
+   */
+  sealAsync(
+    plaintext: Uint8Array | string,
+    context: EncryptionContext,
+    options: SealOptions,
+  ): Promise<Buffer>;
+  /** `sealAsync` in the text form. */
+  sealTextAsync(
+    plaintext: Uint8Array | string,
+    context: EncryptionContext,
+    options: SealOptions,
+  ): Promise<string>;
   /**
    * `open` that first makes the named key available (an envelope keyring fetches and unwraps a DEK it does
    * not hold yet, through its cache). With a local keyring it is `open`. Use it wherever the caller is async.
@@ -90,8 +110,11 @@ export function createCryptoService(options: CryptoServiceOptions): CryptoServic
     });
   }
 
-  function seal(plaintext: Uint8Array | string, context: EncryptionContext): Buffer {
-    const entry = keyring.sealingEntry(context.dataClass);
+  function seal(
+    plaintext: Uint8Array | string,
+    context: EncryptionContext,
+    entry: KeyEntry = keyring.sealingEntry(context.dataClass),
+  ): Buffer {
     try {
       const sealed = sealV1(entry, encoder, context, plaintext, maxPlaintextBytes, randomFill);
       onOperation?.('seal', entry.idHex, 'success');
@@ -163,9 +186,25 @@ export function createCryptoService(options: CryptoServiceOptions): CryptoServic
     return typeof ciphertext === 'string' ? decodeText(ciphertext, maxPlaintextBytes) : asBuffer(ciphertext);
   }
 
+  async function sealAsync(
+    plaintext: Uint8Array | string,
+    context: EncryptionContext,
+    options: SealOptions,
+  ): Promise<Buffer> {
+    const subjectEntry =
+      options.subject === undefined || keyring.subjectEntry === undefined
+        ? undefined
+        : await keyring.subjectEntry(context.dataClass, options.subject);
+    return seal(plaintext, context, subjectEntry ?? keyring.sealingEntry(context.dataClass));
+  }
+
   return Object.freeze({
     keyring,
-    seal,
+    seal: (plaintext: Uint8Array | string, context: EncryptionContext) => seal(plaintext, context),
+    sealAsync,
+    async sealTextAsync(plaintext: Uint8Array | string, context: EncryptionContext, options: SealOptions) {
+      return encodeText(await sealAsync(plaintext, context, options));
+    },
     open(ciphertext: Uint8Array, context: EncryptionContext): Buffer {
       let bytes: Buffer;
       try {

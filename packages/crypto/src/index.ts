@@ -9,6 +9,7 @@ export type {
   CryptoOperationResult,
   CryptoService,
   CryptoServiceOptions,
+  SealOptions,
 } from './crypto-service';
 export { createCryptoService } from './crypto-service';
 export type { CryptoErrorCode } from './errors';

@@ -147,6 +147,11 @@ export interface Keyring {
    * through the DEK cache). Resolves when it is held, rejects with a `CryptoError` when it cannot be.
    */
   prepare?(keyId: Uint8Array): Promise<void>;
+  /**
+   * Envelope keyrings with crypto-shredding only: the DEK that seals `subject`'s data of `dataClass` (created
+   * on first use), or undefined when this class has no per-subject DEKs (seal with `sealingEntry`).
+   */
+  subjectEntry?(dataClass: DataClass | undefined, subject: string): Promise<KeyEntry | undefined>;
 }
 
 export interface KeyringOptions {

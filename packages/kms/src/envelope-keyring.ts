@@ -27,6 +27,11 @@ export interface EnvelopeKeyringOptions {
   /** Deadline of each KMS call. Default 2000 ms. */
   readonly kmsTimeoutMs?: number;
   readonly now?: () => number;
+  /**
+   * Crypto-shredding: identity data sealed for a subject (`sealAsync(…, { subject })`) gets a DEK of that
+   * subject's own, which `destroySubjects` destroys. Default false (subjects share the identity DEK).
+   */
+  readonly shredding?: boolean;
 }
 
 /** An envelope keyring: a `Keyring` for `createCryptoService`, plus the DEK operations rotation and health need. */
@@ -43,6 +48,12 @@ export interface EnvelopeKeyring extends Keyring {
   rewrapDeks(options?: { readonly batchSize?: number }): Promise<RewrapResult>;
   /** Re-reads the DEK table (new active DEKs from another process's rotation) and refreshes what is due. */
   sync(): Promise<void>;
+  /**
+   * Crypto-shredding: destroys every DEK of these subjects (wrapped key and commitment deleted, row kept as
+   * `destroyed`), evicts them here at once; other processes drop them at their next refresh (within the
+   * DEK cache TTL). Returns the destroyed DEK ids (what the erasure audit records).
+   */
+  destroySubjects(subjects: readonly string[]): Promise<string[]>;
   /** DEK rows per state. */
   dekCounts(): Promise<Record<string, number>>;
   /** Wraps and unwraps a random key under the KEK (within the KMS deadline): is the provider usable now? */
@@ -62,6 +73,8 @@ const DEFAULT_TTL_MS = 300_000;
 const DEFAULT_STALE_GRACE_MS = 900_000;
 const DEFAULT_MAX_ENTRIES = 1000;
 const DEFAULT_KMS_TIMEOUT_MS = 2000;
+/** Subjects go into wrap contexts, which providers log: short printable ASCII only (profile ids are). */
+const SUBJECT = /^[\x21-\x7e]{1,200}$/;
 const COMMITMENT_LABEL = Buffer.from('signal/dek-commitment/v1\0', 'latin1');
 
 /** What binds a wrapped DEK to its row: its id and data class (and subject), under a fixed purpose. */
@@ -222,16 +235,16 @@ export async function openEnvelopeKeyring(options: EnvelopeKeyringOptions): Prom
   });
 
   /** Generates a DEK locally, wraps it, and stores it as the active DEK of its class unless one appeared. */
-  async function createActive(dekClass: DekClass, rotate: boolean): Promise<string> {
+  async function createActive(dekClass: DekClass, rotate: boolean, subject = ''): Promise<string> {
     const id = randomBytes(16).toString('hex');
     const dek = randomBytes(32);
     try {
-      const context = dekWrapContext({ id, dataClass: dekClass, subject: '' });
+      const context = dekWrapContext({ id, dataClass: dekClass, subject });
       const wrapped = await kms('wrap', id, undefined, (signal) => provider.wrap(dek, context, { signal }));
       const row = {
         id,
         dataClass: dekClass,
-        subject: '',
+        subject,
         provider: provider.name,
         wrapped,
         commitment: dekCommitment(dek, context),
@@ -241,7 +254,7 @@ export async function openEnvelopeKeyring(options: EnvelopeKeyringOptions): Prom
     } finally {
       dek.fill(0);
     }
-    const active = await store.active(dekClass);
+    const active = await store.active(dekClass, subject);
     if (active === undefined)
       throw new CryptoError('invalid_key', `no active ${dekClass} DEK after creating one`);
     return active.id;
@@ -323,6 +336,29 @@ export async function openEnvelopeKeyring(options: EnvelopeKeyringOptions): Prom
     isCurrent(keyId: Uint8Array): boolean {
       const hex = Buffer.from(keyId).toString('hex');
       return DEK_CLASSES.some((dekClass) => active[dekClass] === hex);
+    },
+    async subjectEntry(dataClass: DataClass | undefined, subject: string): Promise<KeyEntry | undefined> {
+      if (!options.shredding || dataClass !== 'identity') return undefined;
+      if (!SUBJECT.test(subject)) {
+        throw new CryptoError(
+          'invalid_context',
+          'a crypto-shredding subject must be 1-200 printable ASCII characters',
+        );
+      }
+      const existing = await store.active('identity', subject);
+      const id = existing?.id ?? (await createActive('identity', false, subject));
+      return cache.get(id);
+    },
+    async destroySubjects(subjects: readonly string[]): Promise<string[]> {
+      const destroyed: string[] = [];
+      for (const subject of subjects) {
+        if (subject === '') continue;
+        for (const id of await store.destroySubject(subject)) {
+          cache.evict(id);
+          destroyed.push(id);
+        }
+      }
+      return destroyed;
     },
     sealingKeyIds(): readonly string[] {
       return [...new Set(DEK_CLASSES.map((dekClass) => active[dekClass]))];

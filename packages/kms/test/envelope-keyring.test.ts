@@ -220,4 +220,57 @@ describe('envelope keyring (local provider)', () => {
     expect(crypto.keyIdOf(crypto.sealText('x', CREDENTIAL))).toBe(after.credentials);
     expect(await onlyB.dekCounts()).toEqual({ active: 4, 'decrypt-only': 4 });
   });
+
+  it('crypto-shredding: destroying a subject DEK erases its data here at once, elsewhere within the TTL, and for good', async () => {
+    const database = await db();
+    const kek = randomBytes(32);
+    let now = 5_000_000;
+    const options = {
+      provider: localProvider(kek),
+      shredding: true,
+      now: () => now,
+      cache: { ttlMs: 60_000 },
+    };
+    const eraser = await keyringOn(database, options);
+    const other = await keyringOn(database, { ...options, provider: localProvider(kek) });
+    const crypto = createCryptoService({ keyring: eraser });
+    const elsewhere = createCryptoService({ keyring: other });
+    const traits = (subject: string): EncryptionContext => ({
+      purpose: 'identity-traits',
+      dataClass: 'identity',
+      table: 'identity_traits',
+      column: 'traits',
+      rowId: subject,
+    });
+    const alice = await crypto.sealTextAsync('{"email":"a@example.com"}', traits('prof_a'), {
+      subject: 'prof_a',
+    });
+    const bob = await crypto.sealTextAsync('{"email":"b@example.com"}', traits('prof_b'), {
+      subject: 'prof_b',
+    });
+    expect(crypto.keyIdOf(alice)).not.toBe(crypto.keyIdOf(bob));
+    expect(crypto.keyIdOf(alice)).not.toBe(eraser.activeKeyIds().identity);
+    expect((await elsewhere.openTextAsync(alice, traits('prof_a'))).toString()).toContain('a@example.com');
+
+    const destroyed = await eraser.destroySubjects(['prof_a']);
+    expect(destroyed).toEqual([crypto.keyIdOf(alice)]);
+    expect((await rejection(crypto.openTextAsync(alice, traits('prof_a')))).code).toBe('key_destroyed');
+    expect((await crypto.openTextAsync(bob, traits('prof_b'))).toString()).toContain('b@example.com');
+
+    now += 61_000; // the other process re-verifies its cached DEK at the TTL and finds it destroyed
+    expect((await rejection(elsewhere.openTextAsync(alice, traits('prof_a')))).code).toBe('key_destroyed');
+
+    const restarted = await keyringOn(database, { ...options, provider: localProvider(kek) });
+    const afterRestart = createCryptoService({ keyring: restarted });
+    expect((await rejection(afterRestart.openTextAsync(alice, traits('prof_a')))).code).toBe('key_destroyed');
+    expect((await afterRestart.openTextAsync(bob, traits('prof_b'))).toString()).toContain('b@example.com');
+    const row = await database.query<{ state: string; wrapped: unknown }>(
+      'SELECT state, wrapped FROM crypto_deks WHERE id = $1',
+      [destroyed[0]],
+    );
+    expect(row.rows).toEqual([{ state: 'destroyed', wrapped: null }]);
+    // A new write for the erased subject gets a new DEK, not the destroyed one.
+    const again = await afterRestart.sealTextAsync('{}', traits('prof_a'), { subject: 'prof_a' });
+    expect(afterRestart.keyIdOf(again)).not.toBe(destroyed[0]);
+  });
 });
