@@ -49,6 +49,8 @@ export interface SignalConfig {
     };
     /** Envelope mode (DEKs wrapped by the provider's KEK): always for KMS providers, opt-in for `local`. */
     readonly envelope: boolean;
+    /** Per-subject identity DEKs, destroyed by the identity erasure (envelope mode only). */
+    readonly cryptoShredding: boolean;
     readonly kmsTimeoutMs: number;
     readonly dekCache: {
       readonly ttlSeconds: number;
@@ -214,6 +216,11 @@ function crossChecks(v: SettingValues, problems: string[]): void {
       'ENCRYPTION_ENVELOPE is true but ENCRYPTION_KEY is not set: the local provider derives its KEK from ENCRYPTION_KEY',
     );
   }
+  if (v.ENCRYPTION_CRYPTO_SHREDDING && v.ENCRYPTION_PROVIDER === 'local' && !v.ENCRYPTION_ENVELOPE) {
+    problems.push(
+      'ENCRYPTION_CRYPTO_SHREDDING needs envelope mode: set ENCRYPTION_ENVELOPE=true (or a KMS ENCRYPTION_PROVIDER)',
+    );
+  }
   const needs: Partial<Record<(typeof v)['ENCRYPTION_PROVIDER'], [SettingName, unknown][]>> = {
     'gcp-kms': [['ENCRYPTION_GCP_KMS_KEY_RESOURCE_NAME', v.ENCRYPTION_GCP_KMS_KEY_RESOURCE_NAME]],
     'aws-kms': [['ENCRYPTION_AWS_KMS_KEY_ID', v.ENCRYPTION_AWS_KMS_KEY_ID]],
@@ -266,6 +273,7 @@ function assemble(v: SettingValues, file: string | null): SignalConfig {
         key: v.ENCRYPTION_VAULT_KEY ?? null,
       },
       envelope: v.ENCRYPTION_PROVIDER !== 'local' || v.ENCRYPTION_ENVELOPE,
+      cryptoShredding: v.ENCRYPTION_CRYPTO_SHREDDING,
       kmsTimeoutMs: v.ENCRYPTION_KMS_TIMEOUT_MS,
       dekCache: {
         ttlSeconds: v.ENCRYPTION_DEK_CACHE_TTL,

@@ -153,6 +153,13 @@ export const SETTINGS = {
     doc: 'Envelope mode: seconds past the TTL a cached DEK still decrypts while the key provider is unreachable (never encrypts)',
   }),
 
+  ENCRYPTION_CRYPTO_SHREDDING: withDefault({
+    yaml: 'encryption.crypto_shredding',
+    schema: bool(),
+    default: false,
+    doc: 'Envelope mode: identity data sealed per subject with a DEK of its own, destroyed by the identity erasure (DELETE /v1/admin/identity/{id})',
+  }),
+
   // ── Infrastructure ────────────────────────────────────────────────────────────────────────────────
   DATABASE_URL: setting({
     yaml: 'database.url',

@@ -35,6 +35,8 @@ export interface KmsBootstrapOptions extends CryptoBootstrapOptions {
 export interface KmsCryptoRuntime extends CryptoRuntime {
   /** Envelope mode: KEK rotation (re-wraps DEK rows), for the re-encryption job's `rewrapKeys`. */
   readonly rewrapKeys?: () => Promise<RewrapResult>;
+  /** Envelope mode with ENCRYPTION_CRYPTO_SHREDDING: destroys the subjects' DEKs (the identity erasure's `shred`). */
+  readonly shredSubjects?: (subjects: readonly string[]) => Promise<readonly string[]>;
   close(): Promise<void>;
 }
 
@@ -73,6 +75,7 @@ async function bootstrapEnvelope(options: KmsBootstrapOptions): Promise<Envelope
       ...(options.audit ? { audit: options.audit } : {}),
       ...(options.metrics ? { metrics: options.metrics } : {}),
       kmsTimeoutMs: encryption.kmsTimeoutMs,
+      shredding: encryption.cryptoShredding,
       cache: {
         ttlMs: encryption.dekCache.ttlSeconds * 1000,
         maxEntries: encryption.dekCache.maxEntries,
@@ -110,6 +113,9 @@ async function bootstrapEnvelope(options: KmsBootstrapOptions): Promise<Envelope
     developmentKeyPath: null,
     envelope: keyring,
     rewrapKeys: () => keyring.rewrapDeks(),
+    ...(encryption.cryptoShredding
+      ? { shredSubjects: (subjects: readonly string[]) => keyring.destroySubjects(subjects) }
+      : {}),
     async close() {
       await keyring.close();
       await provider.close();

@@ -195,6 +195,7 @@ export async function buildContainer(config: SignalConfig): Promise<Container> {
             graph,
             audit,
             logger: logger.child({ component: 'identity-erasure' }),
+            ...(cryptoRuntime.shredSubjects === undefined ? {} : { shred: cryptoRuntime.shredSubjects }),
           }),
         }),
   });

@@ -136,7 +136,12 @@ export async function buildSignal({ config, logger }: SignalDeps) {
     },
     // Dead letters are indexed in this database by the delivery worker; replays publish on this bus.
     dlq: { db, bus, namespace: config.namespace },
-    identityErasure: createIdentityErasure({ graph: identityGraph, audit, logger: log('identity-erasure') }),
+    identityErasure: createIdentityErasure({
+      graph: identityGraph,
+      audit,
+      logger: log('identity-erasure'),
+      ...(cryptoRuntime.shredSubjects === undefined ? {} : { shred: cryptoRuntime.shredSubjects }),
+    }),
   });
   management.register(router);
   lifecycle.add({ name: 'management-api', start: () => management.start(), stop: () => management.stop() });
