@@ -108,11 +108,17 @@ describe('envelope seam of the keyring', () => {
     expect(events.at(-1)).toMatchObject({ action: 'crypto.decrypt_failed', code: 'unknown_key_id' });
   });
 
-  it('a destroyed entry opens nothing any more', () => {
+  it('a destroyed entry opens and seals nothing any more', () => {
     const creds = dekEntry('credentials');
     const crypto = createCryptoService({ keyring: fetchingKeyring([dekEntry(undefined), creds], []) });
     const sealed = crypto.seal('secret', credentials);
     creds.destroy();
-    expect(() => crypto.open(sealed, credentials)).toThrow(CryptoError);
+    expect(() => crypto.open(sealed, credentials)).toThrow(
+      expect.objectContaining({ code: 'key_destroyed' }),
+    );
+    // Zeroed pads would still seal consistently (under a publicly known key): sealing must refuse too.
+    expect(() => crypto.seal('more', credentials)).toThrow(
+      expect.objectContaining({ code: 'key_destroyed' }),
+    );
   });
 });

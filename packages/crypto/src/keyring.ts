@@ -74,6 +74,7 @@ export class KeyEntry {
   readonly dataClasses: readonly (DataClass | undefined)[];
   readonly #generation: KeyGeneration;
   readonly #keys = new Map<DataClass | undefined, CobblestoneKey>();
+  #destroyed = false;
 
   constructor(generation: KeyGeneration) {
     if (generation.id.byteLength !== KEY_ID_LENGTH) {
@@ -92,6 +93,8 @@ export class KeyEntry {
   }
 
   cobblestoneKey(dataClass: DataClass | undefined): CobblestoneKey {
+    // A zeroed key would still "work" (consistently, under an all-zero pad): never hand it out.
+    if (this.#destroyed) throw new CryptoError('key_destroyed', 'this key was destroyed');
     const key = this.#keys.get(dataClass);
     if (key !== undefined) return key;
     if (dataClass === undefined || DATA_CLASSES.includes(dataClass)) {
@@ -106,6 +109,7 @@ export class KeyEntry {
 
   /** Zeroes the derived key material (best effort); the entry opens and seals nothing afterwards. */
   destroy(): void {
+    this.#destroyed = true;
     for (const key of this.#keys.values()) key.destroy();
   }
 

@@ -302,7 +302,9 @@ export async function openEnvelopeKeyring(options: EnvelopeKeyringOptions): Prom
         // Failures are audited per KMS call and surface in /health/crypto; the cache serves what it may.
       });
     },
-    Math.max(1000, Math.floor(refreshAheadMs / 2)),
+    // Also how soon a DEK rotated by another process is seen here (sync opens of its ciphertexts fail
+    // with unknown_key_id until then; openAsync fetches it at once): at most 10 s.
+    Math.max(1000, Math.min(10_000, Math.floor(refreshAheadMs / 2))),
   );
   timer.unref();
 
