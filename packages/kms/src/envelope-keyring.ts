@@ -141,9 +141,27 @@ export async function openEnvelopeKeyring(options: EnvelopeKeyringOptions): Prom
     call: (signal: AbortSignal) => Promise<T>,
   ): Promise<T> {
     const started = process.hrtime.bigint();
-    const callSignal = signal ?? AbortSignal.timeout(timeoutMs);
+    const controller = new AbortController();
+    const onAbort = () => controller.abort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    let timer: NodeJS.Timeout | undefined;
+    // The deadline holds even for a provider that ignores its signal.
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        controller.abort();
+        reject(new KmsError(provider.name, 'kms_timeout', `no answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+    });
+    const calling = call(controller.signal);
+    calling.then(
+      (late) => {
+        // An unwrap that answers after the deadline: nobody takes the key, so zero it.
+        if (controller.signal.aborted && late instanceof Uint8Array) late.fill(0);
+      },
+      () => undefined,
+    );
     try {
-      const result = await call(callSignal);
+      const result = await Promise.race([calling, deadline]);
       requests?.inc({ provider: provider.name, result: 'success' });
       return result;
     } catch (error) {
@@ -164,6 +182,8 @@ export async function openEnvelopeKeyring(options: EnvelopeKeyringOptions): Prom
         { cause: error },
       );
     } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       latency?.observe(
         { provider: provider.name, operation },
         Number(process.hrtime.bigint() - started) / 1e9,

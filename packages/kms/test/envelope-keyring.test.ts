@@ -150,6 +150,10 @@ describe('envelope keyring (local provider)', () => {
     const error = await rejection(createCryptoService({ keyring: reader }).openAsync(sealed, CREDENTIAL));
     expect(error.code).toBe('key_unavailable');
     expect(error.message).toMatch(/within 50 ms/);
+    // The health canary is cut off the same way (the provider ignores its abort signal).
+    expect(await reader.canary()).toBe(false);
+    provider.mode = 'up';
+    expect(await reader.canary()).toBe(true);
   });
 
   it('a KMS answering with another key fails the DEK commitment, audited, nothing decrypted', async () => {
