@@ -2,6 +2,7 @@ import { ConfigError, type SignalConfig } from '@signal/config';
 import { type CryptoError, createCryptoService } from '@signal/crypto';
 import {
   createLocalKmsProvider,
+  type DekClass,
   type EnvelopeKeyring,
   envelopeHealth,
   type KmsProvider,
@@ -35,6 +36,8 @@ export interface KmsBootstrapOptions extends CryptoBootstrapOptions {
 export interface KmsCryptoRuntime extends CryptoRuntime {
   /** Envelope mode: KEK rotation (re-wraps DEK rows), for the re-encryption job's `rewrapKeys`. */
   readonly rewrapKeys?: () => Promise<RewrapResult>;
+  /** Envelope mode: DEK rotation (a new active DEK per class; the job then migrates data). Returns the new ids. */
+  readonly rotateDeks?: () => Promise<Readonly<Record<DekClass, string>>>;
   /** Envelope mode with ENCRYPTION_CRYPTO_SHREDDING: destroys the subjects' DEKs (the identity erasure's `shred`). */
   readonly shredSubjects?: (subjects: readonly string[]) => Promise<readonly string[]>;
   close(): Promise<void>;
@@ -113,6 +116,7 @@ async function bootstrapEnvelope(options: KmsBootstrapOptions): Promise<Envelope
     developmentKeyPath: null,
     envelope: keyring,
     rewrapKeys: () => keyring.rewrapDeks(),
+    rotateDeks: () => keyring.rotateDeks(),
     ...(encryption.cryptoShredding
       ? { shredSubjects: (subjects: readonly string[]) => keyring.destroySubjects(subjects) }
       : {}),

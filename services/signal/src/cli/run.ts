@@ -1,12 +1,21 @@
 import { auditVerify } from './audit-verify';
 import { checkKey } from './check-key';
 import { cryptoReencrypt } from './crypto-reencrypt';
+import { cryptoRotateDeks } from './crypto-rotate-deks';
 import { dlqVerb } from './dlq';
 import { generateKey } from './generate-key';
 import { migrateVerb } from './migrate';
 import type { CliIo, Verb } from './verb';
 
-const VERBS: readonly Verb[] = [generateKey, checkKey, migrateVerb, auditVerify, cryptoReencrypt, dlqVerb];
+const VERBS: readonly Verb[] = [
+  generateKey,
+  checkKey,
+  migrateVerb,
+  auditVerify,
+  cryptoReencrypt,
+  cryptoRotateDeks,
+  dlqVerb,
+];
 
 function usage(): string {
   const width = Math.max(...VERBS.map((v) => v.name.length));
