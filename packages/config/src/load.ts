@@ -52,6 +52,16 @@ export interface SignalConfig {
       readonly mount: string;
       readonly key: string | null;
     };
+    /** Envelope mode (DEKs wrapped by the provider's KEK): always for KMS providers, opt-in for `local`. */
+    readonly envelope: boolean;
+    /** Per-subject identity DEKs, destroyed by the identity erasure (envelope mode only). */
+    readonly cryptoShredding: boolean;
+    readonly kmsTimeoutMs: number;
+    readonly dekCache: {
+      readonly ttlSeconds: number;
+      readonly maxEntries: number;
+      readonly staleGraceSeconds: number;
+    };
   };
   readonly database: { readonly url: Secret | null; readonly maxConnections: number };
   readonly redis: {
@@ -219,6 +229,16 @@ function crossChecks(v: SettingValues, problems: string[]): void {
       'REQUIRE_ENCRYPTION is true but ENCRYPTION_KEY is not set: set ENCRYPTION_KEY to 64 hexadecimal characters (generate one with `pnpm signal-cli generate-key`)',
     );
   }
+  if (v.ENCRYPTION_ENVELOPE && v.ENCRYPTION_PROVIDER === 'local' && key === undefined) {
+    problems.push(
+      'ENCRYPTION_ENVELOPE is true but ENCRYPTION_KEY is not set: the local provider derives its KEK from ENCRYPTION_KEY',
+    );
+  }
+  if (v.ENCRYPTION_CRYPTO_SHREDDING && v.ENCRYPTION_PROVIDER === 'local' && !v.ENCRYPTION_ENVELOPE) {
+    problems.push(
+      'ENCRYPTION_CRYPTO_SHREDDING needs envelope mode: set ENCRYPTION_ENVELOPE=true (or a KMS ENCRYPTION_PROVIDER)',
+    );
+  }
   const needs: Partial<Record<(typeof v)['ENCRYPTION_PROVIDER'], [SettingName, unknown][]>> = {
     'gcp-kms': [['ENCRYPTION_GCP_KMS_KEY_RESOURCE_NAME', v.ENCRYPTION_GCP_KMS_KEY_RESOURCE_NAME]],
     'aws-kms': [['ENCRYPTION_AWS_KMS_KEY_ID', v.ENCRYPTION_AWS_KMS_KEY_ID]],
@@ -341,6 +361,14 @@ function assemble(v: SettingValues, file: string | null): SignalConfig {
         caCertPath: v.VAULT_CACERT ?? null,
         mount: v.ENCRYPTION_VAULT_MOUNT,
         key: v.ENCRYPTION_VAULT_KEY ?? null,
+      },
+      envelope: v.ENCRYPTION_PROVIDER !== 'local' || v.ENCRYPTION_ENVELOPE,
+      cryptoShredding: v.ENCRYPTION_CRYPTO_SHREDDING,
+      kmsTimeoutMs: v.ENCRYPTION_KMS_TIMEOUT_MS,
+      dekCache: {
+        ttlSeconds: v.ENCRYPTION_DEK_CACHE_TTL,
+        maxEntries: v.ENCRYPTION_DEK_CACHE_MAX_ENTRIES,
+        staleGraceSeconds: v.ENCRYPTION_DEK_STALE_GRACE,
       },
     },
     database: { url: v.DATABASE_URL ?? null, maxConnections: v.DB_MAX_CONNS },

@@ -142,6 +142,44 @@ export const SETTINGS = {
     doc: 'hashicorp-vault: transit key name',
   }),
 
+  ENCRYPTION_ENVELOPE: withDefault({
+    yaml: 'encryption.envelope',
+    schema: bool(),
+    default: false,
+    doc: 'local provider: true = envelope mode (a DEK per data class in the database, wrapped by a KEK derived from ENCRYPTION_KEY); the KMS providers always use envelope mode',
+  }),
+  ENCRYPTION_KMS_TIMEOUT_MS: withDefault({
+    yaml: 'encryption.kms_timeout_ms',
+    schema: int({ min: 50, max: 60_000, unit: 'milliseconds' }),
+    default: 2000,
+    doc: 'Envelope mode: deadline of each key-provider call',
+  }),
+  ENCRYPTION_DEK_CACHE_TTL: withDefault({
+    yaml: 'encryption.dek_cache.ttl',
+    schema: int({ min: 1, max: 86_400, unit: 'seconds' }),
+    default: 300,
+    doc: 'Envelope mode: seconds a cached DEK is used before it is re-verified with the key provider (bounds how long a revoked KEK or a destroyed DEK keeps working in other processes)',
+  }),
+  ENCRYPTION_DEK_CACHE_MAX_ENTRIES: withDefault({
+    yaml: 'encryption.dek_cache.max_entries',
+    schema: int({ min: 1, max: 1_000_000 }),
+    default: 1000,
+    doc: 'Envelope mode: DEKs kept in memory besides the data-class DEKs (least recently used leave first)',
+  }),
+  ENCRYPTION_DEK_STALE_GRACE: withDefault({
+    yaml: 'encryption.dek_cache.stale_grace',
+    schema: int({ min: 0, max: 86_400, unit: 'seconds' }),
+    default: 900,
+    doc: 'Envelope mode: seconds past the TTL a cached DEK still decrypts while the key provider is unreachable (never encrypts)',
+  }),
+
+  ENCRYPTION_CRYPTO_SHREDDING: withDefault({
+    yaml: 'encryption.crypto_shredding',
+    schema: bool(),
+    default: false,
+    doc: 'Envelope mode: identity data sealed per subject with a DEK of its own, destroyed by the identity erasure (DELETE /v1/admin/identity/{id})',
+  }),
+
   // ── Infrastructure ────────────────────────────────────────────────────────────────────────────────
   DATABASE_URL: setting({
     yaml: 'database.url',

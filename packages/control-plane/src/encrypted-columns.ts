@@ -147,19 +147,23 @@ export async function countRecordsUnderKey(
   return total;
 }
 
-/** Records not under `currentKeyId`: other keys and legacy plaintext (what a re-encryption job has to do). */
+/**
+ * Records not under the current key(s): other keys and legacy plaintext (what a re-encryption job has to do).
+ * Envelope mode has one current key per data class (their active DEKs), hence the list.
+ */
 export async function countRecordsPendingReencryption(
   db: Pick<Queryable, 'query'>,
-  currentKeyId: string,
+  currentKeyIds: string | readonly string[],
   columns: readonly EncryptedColumn[] = ENCRYPTED_COLUMNS,
 ): Promise<number> {
+  const current = typeof currentKeyIds === 'string' ? [currentKeyIds] : [...currentKeyIds];
   let total = 0;
   for (const entry of columns) {
     const c = columnIdentifiers(entry);
     const { rows } = await db.query<{ n: string }>(
       `SELECT count(*) AS n FROM ${c.table}
-        WHERE ${c.column} IS NOT NULL AND (${c.keyId} IS NULL OR ${c.keyId} <> $1)`,
-      [currentKeyId],
+        WHERE ${c.column} IS NOT NULL AND (${c.keyId} IS NULL OR NOT (${c.keyId} = ANY($1::text[])))`,
+      [current],
     );
     total += Number(rows[0]?.n ?? 0);
   }

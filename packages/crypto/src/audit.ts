@@ -30,6 +30,19 @@ export type CryptoAuditEvent =
       readonly table: string | null;
       readonly column: string | null;
       readonly rowId: string | null;
+    }
+  | {
+      /**
+       * A KMS call failed (or a DEK it returned failed its commitment). `staleServed` says whether decrypts
+       * went on from a cached DEK inside the outage grace window. Ids only: never key or wrapped bytes.
+       */
+      readonly action: 'crypto.kms_error';
+      readonly provider: string;
+      readonly operation: 'wrap' | 'unwrap' | 'rewrap' | 'canary';
+      readonly code: string;
+      /** The DEK id (the v1 key id), when the call concerned one. */
+      readonly keyId: string | null;
+      readonly staleServed: boolean;
     };
 
 export type CryptoAuditAction = CryptoAuditEvent['action'];
@@ -48,13 +61,14 @@ export interface AuditLogger {
   warn(obj: object, msg: string): void;
 }
 
-/** Writes audit events to the log until the audit store exists: decrypt failures as warnings. */
+/** Writes audit events to the log until the audit store exists: decrypt and KMS failures as warnings. */
 export function loggingAuditSink(logger: AuditLogger): CryptoAuditSink {
   return {
     record(event) {
       const entry = { audit: event };
-      if (event.action === 'crypto.decrypt_failed') logger.warn(entry, event.action);
-      else logger.info(entry, event.action);
+      if (event.action === 'crypto.decrypt_failed' || event.action === 'crypto.kms_error') {
+        logger.warn(entry, event.action);
+      } else logger.info(entry, event.action);
     },
   };
 }

@@ -101,6 +101,17 @@ export class CobblestoneKey {
   }
 
   /**
+   * Overwrites the key-derived pads and the last message key with zeros (best effort: V8 may have copied
+   * nothing, but the process may still hold freed pages). The key is unusable afterwards: every derivation
+   * fails its commitment, nothing opens. Called when a DEK leaves the cache or is destroyed.
+   */
+  destroy(): void {
+    this.#outer.fill(0);
+    this.#inner1.fill(0);
+    this.#inner2.fill(0);
+  }
+
+  /**
    * Derives key ‖ base nonce ‖ commitment for (salt = `source[saltAt, saltAt + 24)`, context) into scratch
    * that the next call overwrites.
    */

@@ -11,7 +11,7 @@ import {
 } from './ciphertext';
 import { ContextEncoder, canonicalRowId, type EncryptionContext } from './context';
 import { CryptoError, type CryptoErrorCode } from './errors';
-import type { Keyring } from './keyring';
+import type { KeyEntry, Keyring } from './keyring';
 import { runSelfTest } from './self-test';
 
 export type CryptoOperation = 'seal' | 'open';
@@ -36,6 +36,11 @@ export interface CryptoServiceOptions {
   readonly maxPlaintextBytes?: number;
 }
 
+export interface SealOptions {
+  /** The data subject (e.g. an identity profile id) whose key seals this value, when the keyring has such keys. */
+  readonly subject?: string;
+}
+
 /** Seals and opens v1 ciphertexts with a keyring: the one API services use for data at rest and tokens. */
 export interface CryptoService {
   readonly keyring: Keyring;
@@ -47,6 +52,28 @@ export interface CryptoService {
   sealText(plaintext: Uint8Array | string, context: EncryptionContext): string;
   /** `open` for the text form. */
   openText(text: string, context: EncryptionContext): Buffer;
+  /**
+   * `seal` under the key of one data subject when the keyring keeps per-subject keys (crypto-shredding:
+   * destroying that key erases the subject's data wherever its ciphertext lives); otherwise `seal`.
+   */
+  sealAsync(
+    plaintext: Uint8Array | string,
+    context: EncryptionContext,
+    options: SealOptions,
+  ): Promise<Buffer>;
+  /** `sealAsync` in the text form. */
+  sealTextAsync(
+    plaintext: Uint8Array | string,
+    context: EncryptionContext,
+    options: SealOptions,
+  ): Promise<string>;
+  /**
+   * `open` that first makes the named key available (an envelope keyring fetches and unwraps a DEK it does
+   * not hold yet, through its cache). With a local keyring it is `open`. Use it wherever the caller is async.
+   */
+  openAsync(ciphertext: Uint8Array, context: EncryptionContext): Promise<Buffer>;
+  /** `openAsync` for the text form. */
+  openTextAsync(text: string, context: EncryptionContext): Promise<Buffer>;
   /** True when the ciphertext names a key other than the current one (the re-encryption job's filter). */
   needsReencryption(ciphertext: Uint8Array | string): boolean;
   /** Hex key id a ciphertext (binary or text form) names; throws `malformed`/`unknown_version` otherwise. */
@@ -83,8 +110,11 @@ export function createCryptoService(options: CryptoServiceOptions): CryptoServic
     });
   }
 
-  function seal(plaintext: Uint8Array | string, context: EncryptionContext): Buffer {
-    const entry = keyring.current;
+  function seal(
+    plaintext: Uint8Array | string,
+    context: EncryptionContext,
+    entry: KeyEntry = keyring.sealingEntry(context.dataClass),
+  ): Buffer {
     try {
       const sealed = sealV1(entry, encoder, context, plaintext, maxPlaintextBytes, randomFill);
       onOperation?.('seal', entry.idHex, 'success');
@@ -134,13 +164,47 @@ export function createCryptoService(options: CryptoServiceOptions): CryptoServic
     onOperation?.('open', label, error.code);
   }
 
+  /**
+   * Loads the key a ciphertext names when the keyring can fetch keys and does not hold it. A failure is
+   * audited like any failed open (the code says why: `unknown_key_id` for a destroyed or missing DEK).
+   */
+  async function prepare(bytes: Buffer, context: EncryptionContext): Promise<void> {
+    if (keyring.prepare === undefined) return;
+    let keyId: Buffer | undefined;
+    try {
+      keyId = readKeyId(bytes);
+      if (keyring.find(keyId) !== undefined) return;
+      await keyring.prepare(keyId);
+    } catch (error) {
+      if (error instanceof CryptoError)
+        failed(error, keyId, keyId === undefined ? 'none' : 'unknown', context);
+      throw error;
+    }
+  }
+
   function toBytes(ciphertext: Uint8Array | string): Buffer {
     return typeof ciphertext === 'string' ? decodeText(ciphertext, maxPlaintextBytes) : asBuffer(ciphertext);
   }
 
+  async function sealAsync(
+    plaintext: Uint8Array | string,
+    context: EncryptionContext,
+    options: SealOptions,
+  ): Promise<Buffer> {
+    const subjectEntry =
+      options.subject === undefined || keyring.subjectEntry === undefined
+        ? undefined
+        : await keyring.subjectEntry(context.dataClass, options.subject);
+    return seal(plaintext, context, subjectEntry ?? keyring.sealingEntry(context.dataClass));
+  }
+
   return Object.freeze({
     keyring,
-    seal,
+    seal: (plaintext: Uint8Array | string, context: EncryptionContext) => seal(plaintext, context),
+    sealAsync,
+    async sealTextAsync(plaintext: Uint8Array | string, context: EncryptionContext, options: SealOptions) {
+      return encodeText(await sealAsync(plaintext, context, options));
+    },
     open(ciphertext: Uint8Array, context: EncryptionContext): Buffer {
       let bytes: Buffer;
       try {
@@ -164,8 +228,30 @@ export function createCryptoService(options: CryptoServiceOptions): CryptoServic
       }
       return openBytes(bytes, context);
     },
+    async openAsync(ciphertext: Uint8Array, context: EncryptionContext): Promise<Buffer> {
+      let bytes: Buffer;
+      try {
+        bytes = asBuffer(ciphertext);
+      } catch (error) {
+        if (error instanceof CryptoError) failed(error, undefined, 'none', context);
+        throw error;
+      }
+      await prepare(bytes, context);
+      return openBytes(bytes, context);
+    },
+    async openTextAsync(text: string, context: EncryptionContext): Promise<Buffer> {
+      let bytes: Buffer;
+      try {
+        bytes = decodeText(text, maxPlaintextBytes);
+      } catch (error) {
+        if (error instanceof CryptoError) failed(error, undefined, 'none', context);
+        throw error;
+      }
+      await prepare(bytes, context);
+      return openBytes(bytes, context);
+    },
     needsReencryption(ciphertext: Uint8Array | string): boolean {
-      return !keyring.current.id.equals(readKeyId(toBytes(ciphertext)));
+      return !keyring.isCurrent(readKeyId(toBytes(ciphertext)));
     },
     keyIdOf(ciphertext: Uint8Array | string): string {
       return readKeyId(toBytes(ciphertext)).toString('hex');

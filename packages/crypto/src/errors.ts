@@ -21,7 +21,11 @@ export type CryptoErrorCode =
   /** The plaintext (or the plaintext a ciphertext would decrypt to) is above the configured cap. */
   | 'too_large'
   /** The start-up known-answer tests failed: this process must not handle keys. */
-  | 'self_test_failed';
+  | 'self_test_failed'
+  /** Envelope mode: the key provider could not supply the DEK now (KMS down, slow or refusing); may recover. */
+  | 'key_unavailable'
+  /** Envelope mode: the DEK was destroyed (crypto-shredding); what it sealed is gone for good. */
+  | 'key_destroyed';
 
 /**
  * The one error type of this package. Messages carry lengths and codes only: never key bytes, plaintext,
@@ -29,12 +33,13 @@ export type CryptoErrorCode =
  */
 export class CryptoError extends Error {
   readonly code: CryptoErrorCode;
-  /** Crypto failures never get better by retrying the same input. */
-  readonly retryable = false;
+  /** Crypto failures never get better by retrying the same input, except a KMS that was unavailable. */
+  readonly retryable: boolean;
 
   constructor(code: CryptoErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'CryptoError';
     this.code = code;
+    this.retryable = code === 'key_unavailable';
   }
 }

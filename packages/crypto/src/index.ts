@@ -9,12 +9,13 @@ export type {
   CryptoOperationResult,
   CryptoService,
   CryptoServiceOptions,
+  SealOptions,
 } from './crypto-service';
 export { createCryptoService } from './crypto-service';
 export type { CryptoErrorCode } from './errors';
 export { CryptoError } from './errors';
 export type { CryptoHealth } from './health';
 export { cryptoHealth, cryptoHealthHandler } from './health';
-export type { KeyEntry, KeyGeneration, Keyring, KeyringOptions } from './keyring';
-export { createKeyring, KEY_ID_LENGTH, KEY_LENGTH, localKeyGeneration } from './keyring';
+export type { KeyGeneration, Keyring, KeyringOptions } from './keyring';
+export { createKeyring, KEY_ID_LENGTH, KEY_LENGTH, KeyEntry, localKeyGeneration, sameId } from './keyring';
 export { runSelfTest } from './self-test';

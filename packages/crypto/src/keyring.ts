@@ -15,8 +15,16 @@ export const KEY_ID_LENGTH = 16;
  */
 export interface KeyGeneration {
   readonly id: Uint8Array;
+  /**
+   * The data classes this generation holds keys for (`undefined` = the general key). Default: all of them
+   * (direct-derivation mode). An envelope DEK serves exactly one class, so its id in a ciphertext also pins the
+   * class: a ciphertext whose context names another class does not open.
+   */
+  readonly dataClasses?: readonly (DataClass | undefined)[];
   dataKey(dataClass: DataClass | undefined): Uint8Array;
 }
+
+const ALL_CLASSES: readonly (DataClass | undefined)[] = Object.freeze([undefined, ...DATA_CLASSES]);
 
 /**
  * HKDF labels: one per derived value, so no key serves two purposes. The key id is a PRF output of the key
@@ -62,8 +70,11 @@ export class KeyEntry {
   readonly id: Buffer;
   /** Hex fingerprint of `id`: what `check-key`, health, metrics and audit events show. */
   readonly idHex: string;
+  /** The data classes this entry holds keys for (`undefined` = the general key). */
+  readonly dataClasses: readonly (DataClass | undefined)[];
   readonly #generation: KeyGeneration;
   readonly #keys = new Map<DataClass | undefined, CobblestoneKey>();
+  #destroyed = false;
 
   constructor(generation: KeyGeneration) {
     if (generation.id.byteLength !== KEY_ID_LENGTH) {
@@ -75,22 +86,38 @@ export class KeyEntry {
     this.id = Buffer.from(generation.id);
     this.idHex = this.id.toString('hex');
     this.#generation = generation;
-    for (const dataClass of [undefined, ...DATA_CLASSES]) {
+    this.dataClasses = generation.dataClasses ?? ALL_CLASSES;
+    for (const dataClass of this.dataClasses) {
       this.#keys.set(dataClass, new CobblestoneKey(generation.dataKey(dataClass)));
     }
   }
 
   cobblestoneKey(dataClass: DataClass | undefined): CobblestoneKey {
+    // A zeroed key would still "work" (consistently, under an all-zero pad): never hand it out.
+    if (this.#destroyed) throw new CryptoError('key_destroyed', 'this key was destroyed');
     const key = this.#keys.get(dataClass);
-    if (key === undefined) throw new CryptoError('invalid_context', 'unknown data class');
-    return key;
+    if (key !== undefined) return key;
+    if (dataClass === undefined || DATA_CLASSES.includes(dataClass)) {
+      // An envelope DEK of another class: the ciphertext was moved out of its class, or the context lies.
+      throw new CryptoError(
+        'commitment_mismatch',
+        'the key this ciphertext names belongs to another data class',
+      );
+    }
+    throw new CryptoError('invalid_context', 'unknown data class');
+  }
+
+  /** Zeroes the derived key material (best effort); the entry opens and seals nothing afterwards. */
+  destroy(): void {
+    this.#destroyed = true;
+    for (const key of this.#keys.values()) key.destroy();
   }
 
   /** Asks the provider again: true when it still answers with a well-formed id and data key for every class. */
   verify(): boolean {
     try {
       if (!this.id.equals(this.#generation.id)) return false;
-      return [undefined, ...DATA_CLASSES].every(
+      return this.dataClasses.every(
         (dataClass) => this.#generation.dataKey(dataClass).byteLength === KEY_LENGTH,
       );
     } catch {
@@ -113,6 +140,22 @@ export interface Keyring {
   readonly dualKeyMode: boolean;
   /** The entry whose id is `keyId`, if this process holds it. Key ids are public: a plain comparison is fine. */
   find(keyId: Uint8Array): KeyEntry | undefined;
+  /** The entry that seals data of `dataClass`: `current` here; an envelope keyring's active DEK of that class. */
+  sealingEntry(dataClass: DataClass | undefined): KeyEntry;
+  /** True when `keyId` seals new data (the re-encryption job leaves such ciphertexts alone). */
+  isCurrent(keyId: Uint8Array): boolean;
+  /** Hex ids of every key that seals new data: `[currentKeyId]` here; one active DEK per class in envelope mode. */
+  sealingKeyIds(): readonly string[];
+  /**
+   * Envelope keyrings only: makes the key `keyId` names available to `find` (fetching and unwrapping it
+   * through the DEK cache). Resolves when it is held, rejects with a `CryptoError` when it cannot be.
+   */
+  prepare?(keyId: Uint8Array): Promise<void>;
+  /**
+   * Envelope keyrings with crypto-shredding only: the DEK that seals `subject`'s data of `dataClass` (created
+   * on first use), or undefined when this class has no per-subject DEKs (seal with `sealingEntry`).
+   */
+  subjectEntry?(dataClass: DataClass | undefined, subject: string): Promise<KeyEntry | undefined>;
 }
 
 export interface KeyringOptions {
@@ -145,13 +188,22 @@ export function createKeyring(options: KeyringOptions): Keyring {
       if (previous !== undefined && sameId(previous.id, keyId)) return previous;
       return undefined;
     },
+    sealingEntry(): KeyEntry {
+      return current;
+    },
+    isCurrent(keyId: Uint8Array): boolean {
+      return sameId(current.id, keyId);
+    },
+    sealingKeyIds(): readonly string[] {
+      return [current.idHex];
+    },
   });
 }
 
 /** Byte comparison of two key ids: a JS loop beats `Buffer.equals`' native call at 16 bytes, on every open. */
-function sameId(id: Buffer, other: Uint8Array): boolean {
-  if (other.byteLength !== id.length) return false;
-  for (let i = 0; i < id.length; i++) if (id[i] !== other[i]) return false;
+export function sameId(id: Uint8Array, other: Uint8Array): boolean {
+  if (other.byteLength !== id.byteLength) return false;
+  for (let i = 0; i < id.byteLength; i++) if (id[i] !== other[i]) return false;
   return true;
 }
 

@@ -1,3 +1,16 @@
+export type { DekCacheOptions, DekCacheResult, LoadedDek } from './dek-cache';
+export { DekCache } from './dek-cache';
+export type { DekClass, DekRow, DekState } from './dek-store';
+export { DEK_CLASSES, DekStore, kmsMigrations } from './dek-store';
+export type { EnvelopeCryptoHealth, EnvelopeHealth, EnvelopeHealthOptions } from './envelope-health';
+export { envelopeHealth } from './envelope-health';
+export type {
+  DekCacheSettings,
+  EnvelopeKeyring,
+  EnvelopeKeyringOptions,
+  RewrapResult,
+} from './envelope-keyring';
+export { dekCommitment, dekWrapContext, openEnvelopeKeyring } from './envelope-keyring';
 export type {
   KmsCallOptions,
   KmsErrorCode,
@@ -15,4 +28,6 @@ export {
   loadCloudKmsProvider,
   type SecretValue,
 } from './providers/cloud';
-export { canonicalWrapContext, checkWrapContext } from './providers/wrap-context';
+export type { LocalKmsOptions } from './providers/local';
+export { createLocalKmsProvider } from './providers/local';
+export { canonicalWrapContext, checkWrapContext } from './wrap-context';

@@ -65,9 +65,9 @@ function loadDevelopmentKey(dataDir: string): { key: string; path: string; creat
 export function bootstrapCrypto(options: CryptoBootstrapOptions): CryptoRuntime {
   const { config, logger } = options;
   const encryption = config.encryption;
-  if (encryption.provider !== 'local') {
+  if (encryption.envelope) {
     throw new ConfigError([
-      `ENCRYPTION_PROVIDER must be local in this release (${encryption.provider} needs the envelope-encryption providers, which are not part of this build)`,
+      `ENCRYPTION_PROVIDER=${encryption.provider}${encryption.provider === 'local' ? ' with ENCRYPTION_ENVELOPE=true' : ''} needs envelope encryption, which this process builds with bootstrapCryptoWithKms (it needs the database)`,
     ]);
   }
   let current = encryption.key?.reveal();

@@ -15,6 +15,13 @@ export {
   openCache,
   openDatabase,
 } from './infrastructure';
+export {
+  bootstrapCryptoWithKms,
+  type CloudKmsLoader,
+  type EnvelopeCryptoRuntime,
+  type KmsBootstrapOptions,
+  type KmsCryptoRuntime,
+} from './kms-bootstrap';
 export { type Component, exitOnSignals, Lifecycle, type LifecycleLogger } from './lifecycle';
 export {
   openServiceHost,

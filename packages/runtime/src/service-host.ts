@@ -15,8 +15,8 @@ import {
 } from '@signal/http';
 import { type Database, type Migration, requireMigrations } from '@signal/store';
 import type { Logger, Metrics } from '@signal/telemetry';
-import { bootstrapCrypto, type CryptoRuntime } from './crypto-bootstrap';
 import { openBus, openCache, openDatabase } from './infrastructure';
+import { bootstrapCryptoWithKms, type KmsCryptoRuntime } from './kms-bootstrap';
 import { Lifecycle } from './lifecycle';
 
 export interface ServiceHostOptions {
@@ -58,7 +58,7 @@ export interface ServiceHost {
   readonly db: Database;
   readonly cache: Cache;
   readonly bus: Bus;
-  readonly crypto: CryptoRuntime;
+  readonly crypto: KmsCryptoRuntime;
   /** Pipelines, integrations and keys, sealed with `crypto`. */
   readonly controlPlane: ControlPlane;
   /** The HTTP router `serve` listens with; services register their routes on it. */
@@ -109,7 +109,17 @@ export async function openServiceHost(options: ServiceHostOptions): Promise<Serv
   lifecycle.add({ name: 'bus', stop: () => bus.close() });
   const auditSink = cryptoAuditSink(createAuditLog({ db, logger: log('audit') }), log('audit'));
   lifecycle.add({ name: 'crypto-audit', stop: () => auditSink.drain() });
-  const crypto = bootstrapCrypto({ config, logger: log('crypto'), metrics, audit: auditSink });
+  // Direct mode derives keys from ENCRYPTION_KEY; envelope mode (a KMS provider or ENCRYPTION_ENVELOPE)
+  // unwraps the active DEKs first and refuses to start when the KEK cannot.
+  const crypto = await bootstrapCryptoWithKms({
+    config,
+    logger: log('crypto'),
+    metrics,
+    audit: auditSink,
+    db,
+    service: name,
+  });
+  lifecycle.add({ name: 'crypto', stop: () => crypto.close() });
   const router = createRouter({ logger: log('http') });
 
   return {

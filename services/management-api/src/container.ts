@@ -28,7 +28,13 @@ import {
   IDENTITY_ENCRYPTED_COLUMNS,
   loadBlindIndex,
 } from '@signal/identity-hub';
-import { openBus, openDatabase, rotationAwareCryptoHealth } from '@signal/runtime';
+import {
+  bootstrapCryptoWithKms,
+  type KmsCryptoRuntime,
+  openBus,
+  openDatabase,
+  rotationAwareCryptoHealth,
+} from '@signal/runtime';
 import { type Database, requireMigrations } from '@signal/store';
 import { createLogger, createMetrics, type Logger } from '@signal/telemetry';
 import { ManagementApiConfigError, managementApiSettings } from './config';
@@ -52,12 +58,9 @@ export interface Container {
   stop(): Promise<void>;
 }
 
-function keyringFrom(config: SignalConfig): Keyring {
-  if (config.encryption.provider !== 'local') {
-    throw new ManagementApiConfigError(
-      `ENCRYPTION_PROVIDER=${config.encryption.provider} is not wired into the standalone Management API yet: use local`,
-    );
-  }
+function keyringFrom(config: SignalConfig): Keyring | undefined {
+  // Envelope mode (a KMS provider, or ENCRYPTION_ENVELOPE=true): built after the database is open.
+  if (config.encryption.envelope) return undefined;
   const key = config.encryption.key?.reveal();
   if (key === undefined) {
     // This service stores vendor credentials and HMAC secrets: it never runs without encryption.
@@ -138,11 +141,27 @@ export async function buildContainer(config: SignalConfig): Promise<Container> {
     'key_id',
     'result',
   ]);
-  const crypto = createCryptoService({
-    keyring,
-    audit: cryptoSink,
-    onOperation: (op, keyId, result) => cryptoOps.inc({ op, key_id: keyId, result }),
-  });
+  const cryptoRuntime: KmsCryptoRuntime =
+    keyring === undefined
+      ? await bootstrapCryptoWithKms({
+          config,
+          logger: logger.child({ component: 'crypto' }),
+          metrics,
+          audit: cryptoSink,
+          db,
+          service: 'management-api',
+        })
+      : {
+          crypto: createCryptoService({
+            keyring,
+            audit: cryptoSink,
+            onOperation: (op, keyId, result) => cryptoOps.inc({ op, key_id: keyId, result }),
+          }),
+          health: () => cryptoHealth(keyring),
+          developmentKeyPath: null,
+          close: async () => {},
+        };
+  const { crypto, health } = cryptoRuntime;
   const present = await deploymentTables(db, config);
   const bus: Bus | undefined = present.dlq
     ? openBus(config, db, logger.child({ component: 'bus' }), 'management-api')
@@ -165,7 +184,10 @@ export async function buildContainer(config: SignalConfig): Promise<Container> {
     logger: logger.child({ component: 'management-api' }),
     metrics,
     config,
-    reencryption: { columns },
+    reencryption: {
+      columns,
+      ...(cryptoRuntime.rewrapKeys === undefined ? {} : { rewrapKeys: cryptoRuntime.rewrapKeys }),
+    },
     ...(bus === undefined ? {} : { dlq: { db, bus, namespace: config.namespace } }),
     ...(graph === undefined
       ? {}
@@ -174,6 +196,7 @@ export async function buildContainer(config: SignalConfig): Promise<Container> {
             graph,
             audit,
             logger: logger.child({ component: 'identity-erasure' }),
+            ...(cryptoRuntime.shredSubjects === undefined ? {} : { shred: cryptoRuntime.shredSubjects }),
           }),
         }),
   });
@@ -184,9 +207,7 @@ export async function buildContainer(config: SignalConfig): Promise<Container> {
     'GET',
     '/health/crypto',
     cryptoHealthHandler(
-      rotationAwareCryptoHealth({ crypto, health: () => cryptoHealth(keyring) }, (keyId) =>
-        countRecordsUnderKey(db, keyId, columns),
-      ),
+      rotationAwareCryptoHealth({ crypto, health }, (keyId) => countRecordsUnderKey(db, keyId, columns)),
     ),
   );
   router.on('GET', '/metrics', metricsHandler(metrics, { logger }));
@@ -195,7 +216,7 @@ export async function buildContainer(config: SignalConfig): Promise<Container> {
     checks: {
       database: async () => {
         await db.query('SELECT 1');
-        const previous = keyring.previousKeyId;
+        const previous = crypto.keyring.previousKeyId;
         // During a rotation: how many records still need the previous key (0 → it can be removed).
         return previous === undefined
           ? { status: 'ok' }
@@ -208,7 +229,7 @@ export async function buildContainer(config: SignalConfig): Promise<Container> {
         await cache.ping();
         return { status: 'ok' };
       },
-      crypto: () => ({ status: cryptoHealth(keyring).status === 'healthy' ? 'ok' : 'fail' }),
+      crypto: () => ({ status: health().status === 'healthy' ? 'ok' : 'fail' }),
     },
   });
   const server = createServer({
@@ -238,6 +259,7 @@ export async function buildContainer(config: SignalConfig): Promise<Container> {
       await server.close(10_000);
       await api.stop();
       await bus?.close();
+      await cryptoRuntime.close();
       await cryptoSink.drain();
       await cache.close();
       await db.close();

@@ -22,7 +22,7 @@ import {
 import { cachedPipelineDirectory, createGateway } from '@signal/ingestion-gateway';
 import { createManagementApi } from '@signal/management-api';
 import {
-  bootstrapCrypto,
+  bootstrapCryptoWithKms,
   Lifecycle,
   openBus,
   openCache,
@@ -75,13 +75,15 @@ export async function buildSignal({ config, logger }: SignalDeps) {
 
   const audit = createAuditLog({ db, logger: log('audit') });
   const auditSink = cryptoAuditSink(audit, log('audit'));
-  const cryptoRuntime = bootstrapCrypto({
+  const cryptoRuntime = await bootstrapCryptoWithKms({
     config,
     logger: log('crypto'),
     metrics,
     audit: auditSink,
     allowDevelopmentKey: true,
+    db,
   });
+  lifecycle.add({ name: 'crypto', stop: () => cryptoRuntime.close() });
   const crypto = cryptoRuntime.crypto;
   const controlPlane = createControlPlane({ db, crypto });
   const consentStore = createCacheConsentStateStore({ cache, logger: log('consent') });
@@ -128,10 +130,18 @@ export async function buildSignal({ config, logger }: SignalDeps) {
     config: { management: { ...config.management, jwtSecret } },
     controlPlane,
     // Every encrypted column of this deployment: the control plane's and the identity graph's.
-    reencryption: { columns: [...ENCRYPTED_COLUMNS, ...IDENTITY_ENCRYPTED_COLUMNS] },
+    reencryption: {
+      columns: [...ENCRYPTED_COLUMNS, ...IDENTITY_ENCRYPTED_COLUMNS],
+      ...(cryptoRuntime.rewrapKeys === undefined ? {} : { rewrapKeys: cryptoRuntime.rewrapKeys }),
+    },
     // Dead letters are indexed in this database by the delivery worker; replays publish on this bus.
     dlq: { db, bus, namespace: config.namespace },
-    identityErasure: createIdentityErasure({ graph: identityGraph, audit, logger: log('identity-erasure') }),
+    identityErasure: createIdentityErasure({
+      graph: identityGraph,
+      audit,
+      logger: log('identity-erasure'),
+      ...(cryptoRuntime.shredSubjects === undefined ? {} : { shred: cryptoRuntime.shredSubjects }),
+    }),
   });
   management.register(router);
   lifecycle.add({ name: 'management-api', start: () => management.start(), stop: () => management.stop() });

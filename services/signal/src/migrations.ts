@@ -3,6 +3,7 @@ import { busMigrations } from '@signal/bus';
 import { controlPlaneMigrations } from '@signal/control-plane';
 import { deliveryWorkerMigrations } from '@signal/delivery-worker';
 import { identityHubMigrations } from '@signal/identity-hub';
+import { kmsMigrations } from '@signal/kms';
 import { managementApiMigrations } from '@signal/management-api';
 import { type Migration, storeMigrations } from '@signal/store';
 
@@ -19,4 +20,5 @@ export const ALL_MIGRATIONS: readonly Migration[] = Object.freeze([
   ...managementApiMigrations,
   ...deliveryWorkerMigrations,
   ...identityHubMigrations,
+  ...kmsMigrations,
 ]);

@@ -8,8 +8,8 @@ import {
   type WrapContext,
   type WrappedKey,
 } from '../provider';
+import { checkWrapContext } from '../wrap-context';
 import { safeDetail, takeKey, transportFailure } from './provider-errors';
-import { checkWrapContext } from './wrap-context';
 
 /**
  * `aws-kms`: AWS KMS through @aws-sdk/client-kms (Encrypt / Decrypt / ReEncrypt). The wrap context is the

@@ -7,8 +7,8 @@ import {
   type WrapContext,
   type WrappedKey,
 } from '../provider';
+import { checkWrapContext } from '../wrap-context';
 import { safeDetail, takeKey, transportFailure } from './provider-errors';
-import { checkWrapContext } from './wrap-context';
 
 /**
  * `azure-keyvault`: Azure Key Vault (or Managed HSM) wrapKey/unwrapKey with RSA-OAEP-256 through

@@ -8,9 +8,9 @@ import {
   type WrapContext,
   type WrappedKey,
 } from '../provider';
+import { canonicalWrapContext, checkWrapContext } from '../wrap-context';
 import { callJson, type JsonReply } from './https-json';
 import { safeDetail, takeKey, transportFailure } from './provider-errors';
-import { canonicalWrapContext, checkWrapContext } from './wrap-context';
 
 /**
  * `gcp-kms`: Cloud KMS symmetric keys over the REST API (`POST /v1/{name}:encrypt|decrypt`), with access tokens

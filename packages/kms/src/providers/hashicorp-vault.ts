@@ -7,9 +7,9 @@ import {
   type WrapContext,
   type WrappedKey,
 } from '../provider';
+import { canonicalWrapContext, checkWrapContext } from '../wrap-context';
 import { callJson, type JsonReply } from './https-json';
 import { safeDetail, takeKey, transportFailure } from './provider-errors';
-import { canonicalWrapContext, checkWrapContext } from './wrap-context';
 
 /**
  * `hashicorp-vault`: HashiCorp Vault or OpenBao transit over HTTPS, without an SDK (the API is four JSON

@@ -1,4 +1,4 @@
-import type { AuditLog } from '@signal/audit';
+import type { AuditEntryInput } from '@signal/audit';
 import type { IdentityHubLogger } from '../ports';
 import type { ErasureCounts, IdentityGraph } from './identity-graph';
 
@@ -22,8 +22,15 @@ export interface IdentityErasure {
 
 export interface IdentityErasureDeps {
   readonly graph: Pick<IdentityGraph, 'erase'>;
-  readonly audit: Pick<AuditLog, 'record'>;
+  /** The audit log (only `record` is used, and not its result). */
+  readonly audit: { record(entry: AuditEntryInput): Promise<unknown> };
   readonly logger: IdentityHubLogger;
+  /**
+   * Crypto-shredding (envelope mode with ENCRYPTION_CRYPTO_SHREDDING): destroys the DEKs of these profiles,
+   * so their ciphertexts (in backups, replicas, logs of the bus) no longer open anywhere. Returns the
+   * destroyed DEK ids, which the audit entry records (ids only).
+   */
+  readonly shred?: (profileIds: readonly string[]) => Promise<readonly string[]>;
 }
 
 /**
@@ -31,10 +38,12 @@ export interface IdentityErasureDeps {
  * `{"erased":{"profiles","identifiers","traits"}}`; `invalid_subject` → 400; `graph_unavailable` → 503.
  */
 export function createIdentityErasure(deps: IdentityErasureDeps): IdentityErasure {
-  const { graph, audit, logger } = deps;
+  const { graph, audit, logger, shred } = deps;
   return {
     async eraseSubject(subjectId, actor) {
       const { profileIds, ...counts } = await graph.erase(subjectId);
+      // Destroyed after the rows are gone; a retry (idempotent erase) destroys whatever is left.
+      const destroyedDeks = shred === undefined ? undefined : await shred(profileIds);
       // Deleted first, then recorded: if recording fails the caller retries, which is idempotent and records.
       await audit.record({
         action: 'identity.erased',
@@ -50,6 +59,9 @@ export function createIdentityErasure(deps: IdentityErasureDeps): IdentityErasur
           // `traits` alone is a field name the audit log masks as PII; this is a count of trait records.
           trait_records: { old: counts.traits, new: 0 },
           profile_ids: { old: [...profileIds], new: null },
+          ...(destroyedDeks === undefined
+            ? {}
+            : { destroyed_dek_ids: { old: [...destroyedDeks], new: null } }),
         },
       });
       logger.info({ profiles: counts.profiles, identifiers: counts.identifiers }, 'identity erased');

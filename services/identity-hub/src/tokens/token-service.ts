@@ -128,6 +128,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
 function rejectionFor(code: CryptoErrorCode): TokenRejection | null {
   switch (code) {
     case 'unknown_key_id':
+    case 'key_destroyed':
       return 'unknown_key';
     case 'commitment_mismatch':
       return 'commitment_mismatch';
@@ -141,6 +142,7 @@ function rejectionFor(code: CryptoErrorCode): TokenRejection | null {
       return 'malformed';
     case 'invalid_key':
     case 'self_test_failed':
+    case 'key_unavailable':
       return null;
     default:
       return assertNever(code);

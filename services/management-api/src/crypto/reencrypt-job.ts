@@ -68,6 +68,17 @@ export interface ReencryptionJobsOptions {
   readonly retryBaseDelayMs?: number;
   /** Called after each committed batch (e.g. `signal-cli` progress output). */
   readonly onProgress?: (status: ReencryptionStatus) => void;
+  /**
+   * Envelope mode: re-wraps every DEK row under the key provider's current KEK (KEK rotation: DEK rows
+   * change, data does not). Runs at each start, before records are counted, so a KEK-only rotation is one
+   * POST that ends `completed` with 0 records.
+   */
+  readonly rewrapKeys?: () => Promise<{
+    readonly total: number;
+    readonly rewrapped: number;
+    readonly alreadyCurrent: number;
+    readonly failed: number;
+  }>;
 }
 
 export interface ReencryptionJobs {
@@ -109,6 +120,14 @@ const JOB_COLUMNS =
 /** ISO 8601 in UTC without milliseconds, as the runbook shows (`2026-04-06T14:30:00Z`). */
 function isoSeconds(date: Date | null): string | null {
   return date === null ? null : date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/**
+ * What a job re-encrypts to, as stored in `target_key_id`: the key id that seals (direct mode), or the sorted
+ * active DEK ids of every data class (envelope mode). A job started for another set cannot be finished here.
+ */
+function targetLabel(targets: readonly string[]): string {
+  return [...targets].sort().join(',');
 }
 
 export function statusJson(job: JobRow): ReencryptionStatus {
@@ -254,13 +273,13 @@ export function createReencryptionJobs(options: ReencryptionJobsOptions): Reencr
     row: { id: string; value: string; facts: Record<string, unknown> },
   ): RowPlan {
     const context = entry.context({ id: row.id, columns: row.facts });
-    const target = crypto.keyring.currentKeyId;
+    const targets = crypto.keyring.sealingKeyIds();
     try {
       if (!isSealedText(row.value)) {
         // Legacy plaintext from before encryption: seal it.
         return { kind: 'rewrite', id: row.id, old: row.value, next: crypto.sealText(row.value, context) };
       }
-      if (crypto.keyIdOf(row.value) === target) return { kind: 'relabel', id: row.id, old: row.value };
+      if (targets.includes(crypto.keyIdOf(row.value))) return { kind: 'relabel', id: row.id, old: row.value };
       const plaintext = crypto.openText(row.value, context);
       try {
         return { kind: 'rewrite', id: row.id, old: row.value, next: crypto.sealText(plaintext, context) };
@@ -273,15 +292,15 @@ export function createReencryptionJobs(options: ReencryptionJobsOptions): Reencr
     }
   }
 
-  async function selectBatch(entry: EncryptedColumn, after: string | null, target: string) {
+  async function selectBatch(entry: EncryptedColumn, after: string | null, targets: readonly string[]) {
     const c = columnIdentifiers(entry);
     const extra = c.context.length === 0 ? '' : `, ${c.context.join(', ')}`;
     const { rows } = await db.query<Record<string, unknown>>(
       `SELECT ${c.id} AS id, ${c.column} AS value${extra} FROM ${c.table}
-        WHERE ${c.column} IS NOT NULL AND (${c.keyId} IS NULL OR ${c.keyId} <> $1)
+        WHERE ${c.column} IS NOT NULL AND (${c.keyId} IS NULL OR NOT (${c.keyId} = ANY($1::text[])))
           AND ($2::text IS NULL OR ${c.id} > $2)
         ORDER BY ${c.id} LIMIT $3`,
-      [target, after, batchSize],
+      [targets, after, batchSize],
     );
     return rows.map((row) => {
       const facts: Record<string, unknown> = {};
@@ -294,33 +313,33 @@ export function createReencryptionJobs(options: ReencryptionJobsOptions): Reencr
    * Writes a batch's planned records with one statement per kind (new ciphertexts; key-id labels), each row
    * guarded by the optimistic check `<col> = old`. Returns the ids written.
    */
-  async function writeBatch(
-    tx: Queryable,
-    entry: EncryptedColumn,
-    steps: readonly RowPlan[],
-    target: string,
-  ) {
+  async function writeBatch(tx: Queryable, entry: EncryptedColumn, steps: readonly RowPlan[]) {
     const c = columnIdentifiers(entry);
     const written = new Set<string>();
     const rewrites = steps.filter((s) => s.kind === 'rewrite');
     const relabels = steps.filter((s) => s.kind === 'relabel');
     if (rewrites.length > 0) {
       const { rows } = await tx.query<{ id: string }>(
-        `UPDATE ${c.table} AS t SET ${c.column} = v.next, ${c.keyId} = $4
-           FROM unnest($1::text[], $2::text[], $3::text[]) AS v(id, old, next)
+        `UPDATE ${c.table} AS t SET ${c.column} = v.next, ${c.keyId} = v.key_id
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS v(id, old, next, key_id)
           WHERE t.${c.id} = v.id AND t.${c.column} = v.old
           RETURNING t.${c.id} AS id`,
-        [rewrites.map((s) => s.id), rewrites.map((s) => s.old), rewrites.map((s) => s.next), target],
+        [
+          rewrites.map((s) => s.id),
+          rewrites.map((s) => s.old),
+          rewrites.map((s) => s.next),
+          rewrites.map((s) => crypto.keyIdOf(s.next)),
+        ],
       );
       for (const row of rows) written.add(String(row.id));
     }
     if (relabels.length > 0) {
       const { rows } = await tx.query<{ id: string }>(
-        `UPDATE ${c.table} AS t SET ${c.keyId} = $3
-           FROM unnest($1::text[], $2::text[]) AS v(id, old)
+        `UPDATE ${c.table} AS t SET ${c.keyId} = v.key_id
+           FROM unnest($1::text[], $2::text[], $3::text[]) AS v(id, old, key_id)
           WHERE t.${c.id} = v.id AND t.${c.column} = v.old
           RETURNING t.${c.id} AS id`,
-        [relabels.map((s) => s.id), relabels.map((s) => s.old), target],
+        [relabels.map((s) => s.id), relabels.map((s) => s.old), relabels.map((s) => crypto.keyIdOf(s.old))],
       );
       for (const row of rows) written.add(String(row.id));
     }
@@ -331,13 +350,19 @@ export function createReencryptionJobs(options: ReencryptionJobsOptions): Reencr
    * A record the optimistic check refused: changed since it was read. Gone, or rewritten by a writer (which
    * seals with the current key), is done; anything else is a failure.
    */
-  async function settleChanged(tx: Queryable, entry: EncryptedColumn, id: string, target: string) {
+  async function settleChanged(
+    tx: Queryable,
+    entry: EncryptedColumn,
+    id: string,
+    targets: readonly string[],
+  ) {
     const c = columnIdentifiers(entry);
     const { rows } = await tx.query<{ key_id: string | null }>(
       `SELECT ${c.keyId} AS key_id FROM ${c.table} WHERE ${c.id} = $1`,
       [id],
     );
-    if (rows[0] === undefined || rows[0].key_id === target) return undefined;
+    const keyId = rows[0]?.key_id;
+    if (keyId === undefined || (keyId !== null && targets.includes(keyId))) return undefined;
     return 'concurrent_update';
   }
 
@@ -365,11 +390,11 @@ export function createReencryptionJobs(options: ReencryptionJobsOptions): Reencr
     jobId: string,
     entry: EncryptedColumn,
     steps: readonly RowPlan[],
-    target: string,
+    targets: readonly string[],
   ) {
     return db.transaction(async (tx) => {
       await holdLease(tx, jobId);
-      const written = await writeBatch(tx, entry, steps, target);
+      const written = await writeBatch(tx, entry, steps);
       let processed = 0;
       let failed = 0;
       for (const step of steps) {
@@ -378,7 +403,7 @@ export function createReencryptionJobs(options: ReencryptionJobsOptions): Reencr
             ? step.reason
             : written.has(step.id)
               ? undefined
-              : await settleChanged(tx, entry, step.id, target);
+              : await settleChanged(tx, entry, step.id, targets);
         if (reason === undefined) processed++;
         else failed += await recordFailure(tx, jobId, entry, step.id, reason);
       }
@@ -408,20 +433,20 @@ export function createReencryptionJobs(options: ReencryptionJobsOptions): Reencr
     jobId: string,
     entry: EncryptedColumn,
     steps: readonly RowPlan[],
-    target: string,
+    targets: readonly string[],
   ) {
     let processed = 0;
     let failed = 0;
     for (const step of steps) {
       try {
-        const result = await withRetries(() => commitBatch(jobId, entry, [step], target));
+        const result = await withRetries(() => commitBatch(jobId, entry, [step], targets));
         processed += result.processed;
         failed += result.failed;
       } catch (error) {
         const reason = storeReason(error);
         if (reason === undefined) throw error;
         const result = await withRetries(() =>
-          commitBatch(jobId, entry, [{ kind: 'fail', id: step.id, reason }], target),
+          commitBatch(jobId, entry, [{ kind: 'fail', id: step.id, reason }], targets),
         );
         failed += result.failed;
       }
@@ -434,8 +459,8 @@ export function createReencryptionJobs(options: ReencryptionJobsOptions): Reencr
     const job = await readJob(db, jobId);
     if (job === null || job.status !== 'running' || job.lease_owner !== instanceId)
       throw new LeaseLost('lost');
-    const target = crypto.keyring.currentKeyId;
-    if (job.target_key_id !== target) {
+    const targets = crypto.keyring.sealingKeyIds();
+    if (job.target_key_id !== targetLabel(targets)) {
       throw new JobAborted('target_key_changed', 'the job was started for another current key');
     }
     if (job.cursor_column === null) return 'done';
@@ -444,7 +469,7 @@ export function createReencryptionJobs(options: ReencryptionJobsOptions): Reencr
     if (entry === undefined)
       throw new JobAborted('unknown_column', 'the job cursor names no registered column');
 
-    const rows = await selectBatch(entry, job.cursor_after, target);
+    const rows = await selectBatch(entry, job.cursor_after, targets);
     if (rows.length === 0) {
       const next = columns[index + 1]?.name ?? null;
       await db.transaction(async (tx) => {
@@ -459,14 +484,14 @@ export function createReencryptionJobs(options: ReencryptionJobsOptions): Reencr
     const steps = rows.map((row) => plan(entry, row));
     let result: { processed: number; failed: number };
     try {
-      result = await withRetries(() => commitBatch(jobId, entry, steps, target));
+      result = await withRetries(() => commitBatch(jobId, entry, steps, targets));
     } catch (error) {
       if (storeReason(error) === undefined) throw error;
       logger.warn(
         { job_id: jobId, column: entry.name, err: error },
         'batch failed on the database; retrying row by row',
       );
-      result = await commitRowByRow(jobId, entry, steps, target);
+      result = await commitRowByRow(jobId, entry, steps, targets);
     }
     records?.inc({ result: 'processed' }, result.processed);
     records?.inc({ result: 'failed' }, result.failed);
@@ -579,7 +604,13 @@ export function createReencryptionJobs(options: ReencryptionJobsOptions): Reencr
   }
 
   async function start(actor: ReencryptionActor | null = null): Promise<StartOutcome> {
-    const target = crypto.keyring.currentKeyId;
+    if (options.rewrapKeys !== undefined) {
+      const rewrap = await options.rewrapKeys();
+      const level = rewrap.failed > 0 ? 'warn' : 'info';
+      logger[level]({ deks: rewrap }, 'DEK rows re-wrapped under the current KEK');
+    }
+    const targets = crypto.keyring.sealingKeyIds();
+    const target = targetLabel(targets);
     const now = clock();
     const jobId = `rej_${now.getTime().toString(16).padStart(12, '0')}${randomBytes(8).toString('hex')}`;
     let outcome: { kind: 'started' | 'resumed' | 'already_running' | 'empty'; job: JobRow };
@@ -610,7 +641,7 @@ export function createReencryptionJobs(options: ReencryptionJobsOptions): Reencr
           );
           abandoned.push(...ended.map((row) => jobRowSchema.parse(row)));
         }
-        const total = await countRecordsPendingReencryption(tx, target, columns);
+        const total = await countRecordsPendingReencryption(tx, targets, columns);
         const empty = total === 0;
         const { rows } = await tx.query(
           `INSERT INTO crypto_reencrypt_jobs (id, status, target_key_id, total_records, cursor_column, started_at,
@@ -697,7 +728,7 @@ export function createReencryptionJobs(options: ReencryptionJobsOptions): Reencr
           WHERE status = 'running' AND target_key_id = $3
             AND (lease_expires_at IS NULL OR lease_expires_at < now())
           RETURNING id`,
-        [instanceId, leaseMs, crypto.keyring.currentKeyId],
+        [instanceId, leaseMs, targetLabel(crypto.keyring.sealingKeyIds())],
       );
       const id = rows[0]?.id;
       if (id === undefined) return false;

@@ -12,7 +12,7 @@ import {
   readReencryptionFailures,
   readReencryptionStatus,
 } from '@signal/management-api';
-import { bootstrapCrypto, DEV_KEY_FILE } from '@signal/runtime';
+import { bootstrapCryptoWithKms, DEV_KEY_FILE } from '@signal/runtime';
 import type { Database } from '@signal/store';
 import { cliLogger } from './cli-logger';
 import { describeError, withDatabase } from './database';
@@ -110,13 +110,17 @@ async function start(
   const audit = createAuditLog({ db, logger });
   const sink = cryptoAuditSink(audit, logger);
   let jobs: ReencryptionJobs | undefined;
+  let closeCrypto = async (): Promise<void> => {};
   try {
-    const { crypto } = bootstrapCrypto({
+    const cryptoRuntime = await bootstrapCryptoWithKms({
       config,
       logger,
       audit: sink,
       allowDevelopmentKey: allowsDevelopmentKey(config),
+      db,
     });
+    closeCrypto = cryptoRuntime.close;
+    const { crypto } = cryptoRuntime;
     jobs = createReencryptionJobs({
       db,
       crypto,
@@ -124,6 +128,7 @@ async function start(
       logger,
       columns: DEPLOYMENT_ENCRYPTED_COLUMNS,
       leaseMs: options.leaseMs,
+      ...(cryptoRuntime.rewrapKeys === undefined ? {} : { rewrapKeys: cryptoRuntime.rewrapKeys }),
       ...(progress === null
         ? {}
         : { onProgress: (status: ReencryptionStatus) => progress.update(view(status)) }),
@@ -162,6 +167,7 @@ async function start(
     return await report(db, status, io, progress, true);
   } finally {
     await jobs?.stop();
+    await closeCrypto();
     await sink.drain();
   }
 }

@@ -1,6 +1,7 @@
 import { auditVerify } from './audit-verify';
 import { checkKey } from './check-key';
 import { cryptoReencrypt } from './crypto-reencrypt';
+import { cryptoRotateDeks } from './crypto-rotate-deks';
 import { dlqVerb } from './dlq';
 import { generateKey } from './generate-key';
 import { kafkaVerb } from './kafka';
@@ -13,6 +14,7 @@ const VERBS: readonly Verb[] = [
   migrateVerb,
   auditVerify,
   cryptoReencrypt,
+  cryptoRotateDeks,
   dlqVerb,
   kafkaVerb,
 ];

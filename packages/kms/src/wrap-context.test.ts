@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { KmsError } from '../provider';
-import { safeDetail } from './provider-errors';
+import { KmsError } from './provider';
+import { safeDetail } from './providers/provider-errors';
 import { canonicalWrapContext, checkWrapContext } from './wrap-context';
 
 describe('canonicalWrapContext', () => {

@@ -1,8 +1,21 @@
-import { KmsError, type KmsProviderName, type WrapContext } from '../provider';
+import { KmsError, type KmsProviderName, type WrapContext } from './provider';
 
 const MAX_ENTRIES = 16;
 const MAX_LENGTH = 256;
 const PRINTABLE_ASCII = /^[\x20-\x7e]+$/;
+
+/**
+ * The canonical bytes of a wrap context: JSON of its entries sorted by key. Everything that binds bytes rather
+ * than a map binds these (the local provider's GCM associated data, GCP AAD, Vault's derived-key context, the
+ * DEK commitment), so the same context always gives the same bytes whatever order the caller built it in, and
+ * two different contexts never do.
+ */
+export function canonicalWrapContext(context: WrapContext): Buffer {
+  const sorted = Object.keys(context)
+    .sort()
+    .map((key) => [key, context[key]]);
+  return Buffer.from(JSON.stringify(Object.fromEntries(sorted)), 'utf8');
+}
 
 /**
  * Checks a wrap context before it goes to a provider: 1 to 16 entries of printable ASCII, at most 256
@@ -25,16 +38,4 @@ export function checkWrapContext(provider: KmsProviderName, context: WrapContext
       }
     }
   }
-}
-
-/**
- * The wrap context as bytes, for providers that bind bytes rather than a map (GCP additional authenticated
- * data, Vault's key-derivation context): JSON of the entries sorted by key, so the same context always gives
- * the same bytes whatever order the caller built it in.
- */
-export function canonicalWrapContext(context: WrapContext): Buffer {
-  const sorted = Object.keys(context)
-    .sort()
-    .map((key) => [key, context[key]]);
-  return Buffer.from(JSON.stringify(Object.fromEntries(sorted)), 'utf8');
 }

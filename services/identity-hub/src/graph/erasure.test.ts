@@ -1,0 +1,51 @@
+import type { AuditEntryInput } from '@signal/audit';
+import { describe, expect, it } from 'vitest';
+import { createIdentityErasure } from './erasure';
+
+const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+
+function fakes() {
+  const recorded: AuditEntryInput[] = [];
+  const shredded: string[][] = [];
+  return {
+    recorded,
+    shredded,
+    graph: {
+      erase: async () => ({ profiles: 2, identifiers: 3, traits: 1, profileIds: ['prof_a', 'prof_b'] }),
+    },
+    audit: {
+      record: async (entry: AuditEntryInput) => {
+        recorded.push(entry);
+      },
+    },
+  };
+}
+
+describe('identity erasure with crypto-shredding', () => {
+  it("destroys the erased profiles' DEKs and audits their ids only", async () => {
+    const f = fakes();
+    const erasure = createIdentityErasure({
+      graph: f.graph,
+      audit: f.audit,
+      logger: quiet,
+      shred: async (profileIds) => {
+        f.shredded.push([...profileIds]);
+        return ['0f'.repeat(16)];
+      },
+    });
+    await erasure.eraseSubject('user@example.com', { user_id: 'usr_1' });
+    expect(f.shredded).toEqual([['prof_a', 'prof_b']]);
+    expect(f.recorded[0]?.changes).toMatchObject({
+      destroyed_dek_ids: { old: ['0f'.repeat(16)], new: null },
+    });
+    expect(JSON.stringify(f.recorded)).not.toContain('user@example.com');
+  });
+
+  it('without shredding, records no DEK ids', async () => {
+    const f = fakes();
+    await createIdentityErasure({ graph: f.graph, audit: f.audit, logger: quiet }).eraseSubject('x', {
+      user_id: null,
+    });
+    expect(f.recorded[0]?.changes).not.toHaveProperty('destroyed_dek_ids');
+  });
+});

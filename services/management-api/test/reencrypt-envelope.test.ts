@@ -1,0 +1,101 @@
+import { randomBytes } from 'node:crypto';
+import { createAuditLog } from '@signal/audit';
+import {
+  countRecordsUnderKey,
+  createControlPlane,
+  ENCRYPTED_COLUMNS,
+  integrationCredentialsContext,
+} from '@signal/control-plane';
+import { createCryptoService } from '@signal/crypto';
+import { createLocalKmsProvider, kmsMigrations, openEnvelopeKeyring } from '@signal/kms';
+import { createDatabase, type Database, migrate } from '@signal/store';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MANAGEMENT_API_SCHEMA } from '../src/container';
+import { createReencryptionJobs } from '../src/crypto/reencrypt-job';
+import { captureLogger, seedOrg, spiedHasher } from './harness';
+
+const dbs: Database[] = [];
+afterEach(async () => {
+  for (const db of dbs.splice(0)) await db.close();
+});
+
+/**
+ * Envelope mode through the same re-encryption job (and so the same endpoint and status JSON): DEK rotation
+ * moves data to the new active DEKs; KEK rotation re-wraps the DEK rows only.
+ */
+describe('re-encryption job in envelope mode (local provider)', () => {
+  it('DEK rotation: the job moves every record to the new active DEK of its class; KEK rotation only re-wraps', async () => {
+    const db = await createDatabase({ kind: 'pglite' });
+    dbs.push(db);
+    await migrate(db, [...MANAGEMENT_API_SCHEMA, ...kmsMigrations]);
+    const logs = captureLogger();
+    const audit = createAuditLog({ db, logger: logs });
+    const keyA = randomBytes(32);
+    const keyring = await openEnvelopeKeyring({ db, provider: createLocalKmsProvider({ current: keyA }) });
+    const crypto = createCryptoService({ keyring });
+    const cp = createControlPlane({ db, crypto, hasher: spiedHasher() });
+    const org = await seedOrg(cp, db);
+    const made = await cp.pipelines.create(org.orgId, { name: 'Web', type: 'server' });
+    const credentials = new Map<string, string>();
+    for (let i = 0; i < 3; i++) {
+      const token = `token-${i}-${randomBytes(6).toString('hex')}`;
+      const integration = await cp.integrations.create(org.orgId, made.pipeline.id, {
+        vendor: 'meta',
+        name: `Meta ${i}`,
+        credentials: { access_token: token },
+      });
+      credentials.set(integration.id, token);
+    }
+    const before = keyring.activeKeyIds();
+    // The three credentials and the pipeline's HMAC secret (also the credentials class).
+    const underCredentialsDek = await countRecordsUnderKey(db, before.credentials);
+    expect(underCredentialsDek).toBe(4);
+
+    const after = await keyring.rotateDeks();
+    const jobs = createReencryptionJobs({ db, crypto, audit, logger: logs, columns: ENCRYPTED_COLUMNS });
+    expect((await jobs.start()).kind).toBe('started');
+    await jobs.idle();
+    expect(await jobs.status()).toMatchObject({ status: 'completed', failed_records: 0 });
+    expect(await countRecordsUnderKey(db, before.credentials)).toBe(0);
+    expect(await countRecordsUnderKey(db, after.credentials)).toBe(underCredentialsDek);
+    const rows = await db.query<{ id: string; credentials: string; credentials_key_id: string }>(
+      'SELECT id, credentials, credentials_key_id FROM integrations',
+    );
+    for (const row of rows.rows) {
+      expect(crypto.keyIdOf(row.credentials)).toBe(after.credentials);
+      const opened = JSON.parse(
+        crypto.openText(row.credentials, integrationCredentialsContext(row.id)).toString(),
+      );
+      expect(opened).toEqual({ access_token: credentials.get(row.id) });
+    }
+    await keyring.close();
+
+    // KEK rotation: ENCRYPTION_KEY=B, ENCRYPTION_KEY_PREVIOUS=A; one job start re-wraps the DEK rows.
+    const keyB = randomBytes(32);
+    const both = await openEnvelopeKeyring({
+      db,
+      provider: createLocalKmsProvider({ current: keyB, previous: keyA }),
+    });
+    const bothCrypto = createCryptoService({ keyring: both });
+    const kekJobs = createReencryptionJobs({
+      db,
+      crypto: bothCrypto,
+      audit,
+      logger: logs,
+      columns: ENCRYPTED_COLUMNS,
+      rewrapKeys: () => both.rewrapDeks(),
+    });
+    // Nothing to re-encrypt (data is untouched by a KEK rotation): the job completes at once with 0 records.
+    expect((await kekJobs.start()).status).toMatchObject({ status: 'completed', total_records: 0 });
+    const keks = await db.query<{ kek_ref: string }>('SELECT DISTINCT kek_ref FROM crypto_deks');
+    expect(keks.rows).toEqual([{ kek_ref: createLocalKmsProvider({ current: keyB }).kekId }]);
+    await both.close();
+    const onlyB = await openEnvelopeKeyring({ db, provider: createLocalKmsProvider({ current: keyB }) });
+    const id = [...credentials.keys()][0] ?? '';
+    const sealed = rows.rows.find((row) => row.id === id)?.credentials ?? '';
+    expect(
+      createCryptoService({ keyring: onlyB }).openText(sealed, integrationCredentialsContext(id)).toString(),
+    ).toContain(credentials.get(id));
+    await onlyB.close();
+  });
+});

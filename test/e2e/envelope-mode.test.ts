@@ -1,0 +1,54 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { startSignal } from '../support/signal-process';
+
+const KEY = '0123456789abcdef'.repeat(4);
+
+describe('the embedded all-in-one in envelope mode (local KMS provider)', () => {
+  it('starts with DEKs wrapped in the database, reports the KMS canary, and restarts onto the same DEKs', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'signal-envelope-'));
+    const env = { ENCRYPTION_KEY: KEY, ENCRYPTION_ENVELOPE: 'true', REQUIRE_ENCRYPTION: 'true' };
+    const first = await startSignal(env, { dataDir, timeoutMs: 60_000 });
+    let before: unknown;
+    try {
+      const res = await fetch(`${first.baseUrl}/health/crypto`);
+      expect(res.status).toBe(200);
+      before = await res.json();
+      expect(before).toEqual({
+        status: 'healthy',
+        provider: 'local',
+        key_version: 1,
+        dual_key_mode: false,
+        checks: { key_valid: true, round_trip: true, kms_canary: true },
+      });
+    } finally {
+      expect(await first.stop()).toBe(0);
+    }
+    expect(first.output()).not.toContain(KEY);
+
+    // The demo's credentials were sealed under the DEKs: a restart must open them (the demo set-up reads them).
+    const second = await startSignal(env, { dataDir, timeoutMs: 60_000 });
+    try {
+      expect(await (await fetch(`${second.baseUrl}/health/crypto`)).json()).toEqual(before);
+    } finally {
+      expect(await second.stop()).toBe(0);
+    }
+
+    // The same data directory with another ENCRYPTION_KEY: its KEK cannot unwrap the DEKs, so it refuses to start.
+    const wrongKey = await startSignal(
+      { ...env, ENCRYPTION_KEY: 'fedcba9876543210'.repeat(4) },
+      { dataDir, timeoutMs: 60_000 },
+    ).then(
+      async (running) => {
+        await running.stop();
+        return 'started';
+      },
+      (error: Error) => error.message,
+    );
+    expect(wrongKey).toMatch(/Refusing to start/);
+    expect(wrongKey).not.toContain(KEY);
+    rmSync(dataDir, { recursive: true, force: true });
+  }, 180_000);
+});
