@@ -5,7 +5,7 @@ export {
   kafkaBusConfigSchema,
   parseKafkaBusConfig,
 } from './kafka/config';
-export { createKafkaBus, createKafkaTopics, type KafkaBus } from './kafka/kafka-bus';
+export { createKafkaBus, createKafkaTopics, type KafkaBus, type KafkaBusDeps } from './kafka/kafka-bus';
 export { murmur2, partitionFor } from './partitioner';
 export type {
   Batch,
@@ -28,6 +28,14 @@ export {
   type PostgresBusOptions,
   type PostgresBusSettings,
 } from './postgres/postgres-bus';
+export {
+  type BusCrypto,
+  type MessageLocation,
+  messageContext,
+  type SegmentLocation,
+  segmentContext,
+  type UnreadableListener,
+} from './sealing';
 export {
   type DeadLetterDetails,
   type Decoded,

@@ -1,6 +1,6 @@
 import { type Bus, createKafkaBus } from '../src/index';
 import { type BusHarness, describeBusContract } from './contract';
-import { recordingLogger } from './helpers';
+import { recordingLogger, testCrypto } from './helpers';
 
 const brokers = (process.env.KAFKA_BROKERS ?? '')
   .split(',')
@@ -13,6 +13,7 @@ const brokers = (process.env.KAFKA_BROKERS ?? '')
  */
 async function kafkaHarness(): Promise<BusHarness> {
   const logger = recordingLogger();
+  const crypto = testCrypto();
   let buses: Bus[] = [];
   const settings = {
     brokers,
@@ -31,7 +32,7 @@ async function kafkaHarness(): Promise<BusHarness> {
     sessionTimeoutMs: settings.sessionTimeoutMs,
     pollIntervalMs: 1000,
     connect: async () => {
-      const bus = createKafkaBus(settings, { logger });
+      const bus = createKafkaBus(settings, { logger, crypto });
       buses.push(bus);
       return bus;
     },

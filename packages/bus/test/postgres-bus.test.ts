@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,8 +13,9 @@ import {
   type ConsumedMessage,
   createPostgresBus,
   type PostgresBus,
+  type PostgresBusSettings,
 } from '../src/index';
-import { recordingLogger, severable, waitFor } from './helpers';
+import { recordingLogger, severable, testCrypto, waitFor } from './helpers';
 import { TEST_TIMINGS } from './timings';
 
 async function busError(promise: Promise<unknown>): Promise<BusError> {
@@ -47,8 +49,10 @@ describe('postgres bus on PGlite', () => {
   let bus: PostgresBus;
   let opened: Bus[] = [];
   const logger = recordingLogger();
-  const open = (settings: Partial<Parameters<typeof createPostgresBus>[0]> = {}): PostgresBus => {
-    const b = createPostgresBus({ db, logger, ...TEST_TIMINGS, ...settings });
+  const key = randomBytes(32);
+  const crypto = testCrypto(key);
+  const open = (settings: Partial<PostgresBusSettings & { db: Database }> = {}): PostgresBus => {
+    const b = createPostgresBus({ db, logger, crypto, ...TEST_TIMINGS, ...settings });
     opened.push(b);
     return b;
   };
@@ -175,9 +179,9 @@ describe('postgres bus on PGlite', () => {
   });
 
   it('refuses invalid options, names and a closed bus with stable codes', async () => {
-    expect(() => createPostgresBus({ db, logger, sessionTimeoutMs: 1000, heartbeatIntervalMs: 800 })).toThrow(
-      /heartbeatIntervalMs must be at most half of sessionTimeoutMs/,
-    );
+    expect(() =>
+      createPostgresBus({ db, logger, crypto, sessionTimeoutMs: 1000, heartbeatIntervalMs: 800 }),
+    ).toThrow(/heartbeatIntervalMs must be at most half of sessionTimeoutMs/);
     expect((await busError(bus.publish('bad/name', [{ key: 'a', value: '1' }]))).code).toBe(
       'bus_invalid_argument',
     );
@@ -205,6 +209,8 @@ describe('postgres bus on PGlite', () => {
 });
 
 describe('postgres bus durability on PGlite', () => {
+  const key = randomBytes(32);
+  const crypto = testCrypto(key);
   let root: string;
   beforeEach(async () => {
     root = await mkdtemp(join(tmpdir(), 'signal-bus-crash-'));
@@ -218,6 +224,7 @@ describe('postgres bus durability on PGlite', () => {
     const child = fileURLToPath(new URL('./fixtures/publish-then-crash.ts', import.meta.url));
     const run = execFile(process.execPath, ['--import', 'tsx', child, dataDir, '500', 'crash'], {
       cwd: fileURLToPath(new URL('.', import.meta.url)),
+      env: { ...process.env, BUS_TEST_KEY: key.toString('hex') },
     });
     const stdout: string[] = [];
     run.stdout?.on('data', (chunk: string) => stdout.push(chunk));
@@ -229,7 +236,7 @@ describe('postgres bus durability on PGlite', () => {
     expect(receipts.reduce((n, r) => n + r.count, 0)).toBe(500);
 
     const db = await createDatabase({ kind: 'pglite', dataDir });
-    const bus = createPostgresBus({ db, logger: recordingLogger(), ...TEST_TIMINGS });
+    const bus = createPostgresBus({ db, logger: recordingLogger(), crypto, ...TEST_TIMINGS });
     const seen: ConsumedMessage[] = [];
     await collect(bus, 'after-crash', 'crash', seen, 100);
     await waitFor(() => seen.length >= 500, 'all 500 after the crash');

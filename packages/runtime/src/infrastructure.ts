@@ -1,8 +1,16 @@
 import { join } from 'node:path';
-import { type Bus, createKafkaBus, createPostgresBus, parseKafkaBusConfig } from '@signal/bus';
+import {
+  type Bus,
+  type BusCrypto,
+  createKafkaBus,
+  createPostgresBus,
+  parseKafkaBusConfig,
+  type UnreadableListener,
+} from '@signal/bus';
 import { type Cache, createMemoryCache, createRedisCache } from '@signal/cache';
 import type { SignalConfig } from '@signal/config';
 import { createDatabase, type Database } from '@signal/store';
+import type { Metrics } from '@signal/telemetry';
 
 export interface InfraLogger {
   debug(obj: object, msg: string): void;
@@ -76,8 +84,25 @@ export async function openCache(
   return createMemoryCache({ namespace: config.namespace });
 }
 
-/** BUS=kafka (KAFKA_BROKERS, KAFKA_TLS_ENABLED) or the PostgreSQL bus on the given database. */
-export function openBus(config: SignalConfig, db: Database, logger: InfraLogger, clientId: string): Bus {
+/**
+ * BUS=kafka (KAFKA_BROKERS, KAFKA_TLS_ENABLED) or the PostgreSQL bus on the given database. Payloads are
+ * sealed with the process's crypto service (data class `bus`); a payload that does not open halts its
+ * partition and counts in `signal_bus_unreadable_total{topic,reason}`.
+ */
+export function openBus(
+  config: SignalConfig,
+  db: Database,
+  logger: InfraLogger,
+  clientId: string,
+  sealing: { readonly crypto: BusCrypto; readonly metrics?: Metrics },
+): Bus {
+  const { crypto } = sealing;
+  const counter = sealing.metrics?.counter(
+    'signal_bus_unreadable_total',
+    'Bus payloads that could not be opened (the partition halts there until they do)',
+    ['topic', 'reason'],
+  );
+  const onUnreadable: UnreadableListener = ({ topic, reason }) => counter?.inc({ topic, reason });
   if (config.bus.kind === 'kafka') {
     return createKafkaBus(
       parseKafkaBusConfig({
@@ -85,8 +110,8 @@ export function openBus(config: SignalConfig, db: Database, logger: InfraLogger,
         brokers: [...config.bus.kafka.brokers],
         ...(config.bus.kafka.tls.enabled ? { tls: {} } : {}),
       }),
-      { logger },
+      { logger, crypto, onUnreadable },
     );
   }
-  return createPostgresBus({ db, logger });
+  return createPostgresBus({ db, logger, crypto, onUnreadable });
 }

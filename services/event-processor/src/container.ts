@@ -69,11 +69,11 @@ export async function buildContainer({ config, logger, metrics }: ContainerDeps)
   await requireMigrations(db, processorSchema(config), SERVICE);
   const cache = await openCache(config, log('cache'), { allowEmbedded: false });
   lifecycle.add({ name: 'cache', stop: () => cache.close() });
-  const bus = openBus(config, db, log('bus'), SERVICE);
-  lifecycle.add({ name: 'bus', stop: () => bus.close() });
   const auditSink = cryptoAuditSink(createAuditLog({ db, logger: log('audit') }), log('audit'));
   lifecycle.add({ name: 'crypto-audit', stop: () => auditSink.drain() });
   const cryptoRuntime = bootstrapCrypto({ config, logger: log('crypto'), metrics, audit: auditSink });
+  const bus = openBus(config, db, log('bus'), SERVICE, { crypto: cryptoRuntime.crypto, metrics });
+  lifecycle.add({ name: 'bus', stop: () => bus.close() });
   const controlPlane = createControlPlane({ db, crypto: cryptoRuntime.crypto });
   // Kafka never creates topics on first use here (auto.create.topics.enable=false): the topics consumed and
   // dead-lettered to must exist before the consumer starts (the processor creates delivery-* itself).

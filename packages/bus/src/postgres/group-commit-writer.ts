@@ -2,6 +2,7 @@ import type { Database, Queryable } from '@signal/store';
 import { z } from 'zod';
 import { BusError, describeError } from '../errors';
 import type { BusLogger, OutgoingMessage, PublishReceipt } from '../port';
+import { type BusCrypto, segmentContext } from '../sealing';
 import { encodeRecords } from './segment';
 
 export interface WriterLimits {
@@ -60,6 +61,7 @@ export class GroupCommitWriter {
 
   constructor(
     private readonly db: Database,
+    private readonly crypto: BusCrypto,
     private readonly limits: WriterLimits,
     private readonly logger: BusLogger,
     private readonly onCommitted: (topics: ReadonlySet<string>) => void,
@@ -182,7 +184,13 @@ export class GroupCommitWriter {
         segPartition.push(group.partition);
         segBase.push(String(segmentBase));
         segCount.push(segment.length);
-        segRecords.push(encodeRecords(segment));
+        // Sealed to its row: a segment copied to another topic, partition or offset does not open.
+        segRecords.push(
+          this.crypto.sealText(
+            encodeRecords(segment),
+            segmentContext({ topic: group.topic, partition: group.partition, baseOffset: segmentBase }),
+          ),
+        );
         segment = [];
         segmentChars = 0;
       };
@@ -215,15 +223,15 @@ export class GroupCommitWriter {
 
     // Scalar parameters, one VALUES row per segment: an array parameter would have every record escaped a
     // second time into an array literal (slow on PGlite, where parameters are serialised in JavaScript).
-    const params: unknown[] = [];
+    const params: unknown[] = [this.crypto.keyring.currentKeyId];
     const rowsSql: string[] = [];
     for (let i = 0; i < segTopic.length; i += 1) {
       const n = params.length;
-      rowsSql.push(`($${n + 1}, $${n + 2}::integer, $${n + 3}::bigint, $${n + 4}::integer, $${n + 5})`);
+      rowsSql.push(`($${n + 1}, $${n + 2}::integer, $${n + 3}::bigint, $${n + 4}::integer, $${n + 5}, $1)`);
       params.push(segTopic[i], segPartition[i], segBase[i], segCount[i], segRecords[i]);
     }
     await tx.query(
-      `INSERT INTO bus_segments (topic, partition, base_offset, record_count, records) VALUES ${rowsSql.join(', ')}`,
+      `INSERT INTO bus_segments (topic, partition, base_offset, record_count, records, key_id) VALUES ${rowsSql.join(', ')}`,
       params,
     );
     await tx.query(
