@@ -223,12 +223,22 @@ export class GroupCommitWriter {
 
     // Scalar parameters, one VALUES row per segment: an array parameter would have every record escaped a
     // second time into an array literal (slow on PGlite, where parameters are serialised in JavaScript).
+    // On PGlite the records go as bytes (binary format; for a text column that is the UTF-8 itself): a string
+    // parameter is measured and encoded character by character in JavaScript, ~30% of a large insert.
+    const asBytes = this.db.kind === 'pglite';
     const params: unknown[] = [this.crypto.keyring.currentKeyId];
     const rowsSql: string[] = [];
     for (let i = 0; i < segTopic.length; i += 1) {
       const n = params.length;
+      const records = segRecords[i] as string;
       rowsSql.push(`($${n + 1}, $${n + 2}::integer, $${n + 3}::bigint, $${n + 4}::integer, $${n + 5}, $1)`);
-      params.push(segTopic[i], segPartition[i], segBase[i], segCount[i], segRecords[i]);
+      params.push(
+        segTopic[i],
+        segPartition[i],
+        segBase[i],
+        segCount[i],
+        asBytes ? Buffer.from(records, 'utf8') : records,
+      );
     }
     await tx.query(
       `INSERT INTO bus_segments (topic, partition, base_offset, record_count, records, key_id) VALUES ${rowsSql.join(', ')}`,
