@@ -93,6 +93,30 @@ describe('postgres bus on PGlite', () => {
     expect(await segmentCount('gc')).toBeLessThan(20);
   });
 
+  it('keeps offsets contiguous when two bus objects write one PGlite partition in turn (stale head recovery)', async () => {
+    const a = open();
+    const b = open();
+    await a.createTopics([{ name: 'turns', partitions: 1 }]);
+    const offsets: string[] = [];
+    for (let i = 0; i < 3; i += 1) {
+      // Each writer last committed before the other one wrote: its remembered head is stale every time.
+      for (const [name, bus] of [
+        ['a', a],
+        ['b', b],
+      ] as const) {
+        const [receipt] = await bus.publish('turns', [{ key: 'k', value: `${name}${i}` }]);
+        offsets.push(receipt?.baseOffset ?? '?');
+      }
+    }
+    expect(offsets).toEqual(['0', '1', '2', '3', '4', '5']);
+    expect(logger.entries.some((e) => e.msg.startsWith('optimistic bus write refused'))).toBe(true);
+    // Every segment was sealed for the offset it landed at, so all of them open, in order.
+    const seen: ConsumedMessage[] = [];
+    await collect(a, 'g-turns', 'turns', seen);
+    await waitFor(() => seen.length === 6, 'six messages');
+    expect(values(seen)).toEqual(['a0', 'b0', 'a1', 'b1', 'a2', 'b2']);
+  });
+
   it('splits large publishes into bounded segments and reads across them in order', async () => {
     const small = open({ maxSegmentRecords: 10 });
     await small.createTopics([{ name: 'seg', partitions: 1 }]);
