@@ -10,14 +10,23 @@
  *   segment row with one event — the "one row per event" design;
  * - group commit, 1 event per call (`/v1/t`): calls queue behind the running transaction and share the next;
  * - group commit, 100 events per call (`/v1/batch`).
+ * Every scenario seals its segments (v1 format, data class `bus`), as every deployment does; the last one
+ * repeats the 100-per-call scenario with a pass-through codec to show what sealing costs.
  * Consume: one subscription, batches of 500, committing after each. Figures are events/s; ratios against the
  * baseline measured in this run.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 // test/ has no package.json dependencies yet, so the packages are reached by path rather than by name.
-import { busMigrations, createPostgresBus, type OutgoingMessage } from '../../packages/bus/src/index';
+import {
+  type BusCrypto,
+  busMigrations,
+  createPostgresBus,
+  type OutgoingMessage,
+} from '../../packages/bus/src/index';
+import { createCryptoService, createKeyring } from '../../packages/crypto/src/index';
 import { createDatabase, type Database, migrate } from '../../packages/store/src/index';
 
 const PARTITIONS = 8;
@@ -63,9 +72,10 @@ async function scenario(
   events: number,
   perCall: number,
   settings: { maxFlushMessages?: number },
+  crypto: BusCrypto = SEALING,
 ): Promise<Result> {
   const topic = `bench-${name.replace(/[^a-z0-9]+/gi, '-')}`;
-  const bus = createPostgresBus({ db, logger: silent, pollIntervalMs: 5, ...settings });
+  const bus = createPostgresBus({ db, logger: silent, crypto, pollIntervalMs: 5, ...settings });
   await bus.createTopics([{ name: topic, partitions: PARTITIONS }]);
   const messages = Array.from({ length: events }, (_, i) => eventValue(i));
 
@@ -115,6 +125,15 @@ async function scenario(
   };
 }
 
+const SEALING: BusCrypto = createCryptoService({ keyring: createKeyring({ current: randomBytes(32) }) });
+/** Comparison only: stores segments as they are (what the bus did before sealing). Never used by a service. */
+const PASS_THROUGH: BusCrypto = {
+  keyring: { currentKeyId: 'plaintext' },
+  sealText: (plaintext) =>
+    typeof plaintext === 'string' ? plaintext : Buffer.from(plaintext).toString('utf8'),
+  openText: (text) => Buffer.from(text, 'utf8'),
+};
+
 const root = await mkdtemp(join(tmpdir(), 'signal-bench-bus-'));
 try {
   const db = await createDatabase({ kind: 'pglite', dataDir: join(root, 'data') });
@@ -125,6 +144,7 @@ try {
     await scenario(db, 'baseline: 1 tx + 1 row per event', 5_000, 1, { maxFlushMessages: 1 }),
     await scenario(db, 'group commit, 1 event per call', 50_000, 1, {}),
     await scenario(db, 'group commit, 100 events per call', 100_000, 100, {}),
+    await scenario(db, 'same, sealing off (comparison)', 100_000, 100, {}, PASS_THROUGH),
   ];
   await db.close();
 

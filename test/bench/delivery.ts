@@ -6,12 +6,14 @@
  *
  *   pnpm bench delivery
  */
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer } from 'node:https';
 import { request } from 'undici';
 import { busMigrations, createPostgresBus, type Decoded } from '../../packages/bus/src/index';
 import { createMemoryCache } from '../../packages/cache/src/index';
 import { createCacheConsentStateStore } from '../../packages/consent/src/index';
+import { createCryptoService, createKeyring } from '../../packages/crypto/src/index';
 import type { DeliveryMessage } from '../../packages/events/src/index';
 import {
   createTestPki,
@@ -54,7 +56,11 @@ const url = `https://127.0.0.1:${address.port}/hook`;
 
 const db = await createDatabase({ kind: 'pglite' });
 await migrate(db, [...busMigrations, ...deliveryWorkerMigrations]);
-const bus = createPostgresBus({ db, logger: silent });
+const bus = createPostgresBus({
+  db,
+  logger: silent,
+  crypto: createCryptoService({ keyring: createKeyring({ current: randomBytes(32) }) }),
+});
 const cache = createMemoryCache();
 const dispatchers = createVendorDispatcherRegistry();
 const deliverer = createBatchDeliverer({

@@ -3,8 +3,13 @@
  * endpoint with full validation and a durable publish on the embedded bus, (c) /v1/batch with 100 events.
  * Each server runs in its own process; autocannon drives it from this one. Prints req/s, events/s, p50/p99
  * and the ratio b/a. Targets: b/a ≥ 0.5; batch ≥ 100K events/s per core.
+ *
+ * The CPU is shared (load generator, other processes), so throughput moves with the machine's load. Each row
+ * also reports the server process's own CPU time per request and per event (user + system, from
+ * /proc/<pid>/stat), which depends far less on what else runs: compare changes by that column.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
@@ -46,6 +51,7 @@ async function startServer(mode: 'bare' | 'gateway') {
   });
   return {
     port,
+    pid: child.pid ?? 0,
     stop: () =>
       new Promise<void>((resolve) => {
         child.once('exit', () => resolve());
@@ -54,14 +60,29 @@ async function startServer(mode: 'bare' | 'gateway') {
   };
 }
 
+/** User + system CPU time of a process in microseconds (Linux /proc; NaN elsewhere). */
+function cpuMicros(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    // utime and stime are fields 14 and 15 of stat; after the ") " split they are at 11 and 12.
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return (ticks / 100) * 1e6; // USER_HZ is 100 on Linux
+  } catch {
+    return Number.NaN;
+  }
+}
+
 interface Figures {
   readonly requests: number;
+  readonly cpuUsPerRequest: number;
   readonly p50: number;
   readonly p99: number;
   readonly non2xx: number;
 }
 
-async function load(port: number, path: string, body: string): Promise<Figures> {
+async function load(server: { port: number; pid: number }, path: string, body: string): Promise<Figures> {
+  const { port } = server;
+  const cpuBefore = cpuMicros(server.pid);
   const result = await autocannon({
     url: `http://127.0.0.1:${port}${path}`,
     method: 'POST',
@@ -70,8 +91,10 @@ async function load(port: number, path: string, body: string): Promise<Figures> 
     connections: CONNECTIONS,
     duration: DURATION_S,
   });
+  const cpu = cpuMicros(server.pid) - cpuBefore;
   return {
     requests: result.requests.average,
+    cpuUsPerRequest: cpu / Math.max(1, result.requests.total),
     p50: result.latency.p50,
     p99: result.latency.p99,
     non2xx: result.non2xx,
@@ -80,29 +103,35 @@ async function load(port: number, path: string, body: string): Promise<Figures> 
 
 const rows: [string, Figures, number][] = [];
 const bare = await startServer('bare');
-await load(bare.port, '/', single); // warm-up
-rows.push(['(a) bare node:http, JSON.parse → 202', await load(bare.port, '/', single), 1]);
+await load(bare, '/', single); // warm-up
+rows.push(['(a) bare node:http, JSON.parse → 202', await load(bare, '/', single), 1]);
 await bare.stop();
 
 const gw = await startServer('gateway');
-await load(gw.port, '/v1/t', single);
-rows.push(['(b) gateway /v1/t, durable publish', await load(gw.port, '/v1/t', single), 1]);
-rows.push(['(c) gateway /v1/batch, 100 events', await load(gw.port, '/v1/batch', batch), 100]);
+await load(gw, '/v1/t', single);
+rows.push(['(b) gateway /v1/t, durable publish', await load(gw, '/v1/t', single), 1]);
+rows.push(['(c) gateway /v1/batch, 100 events', await load(gw, '/v1/batch', batch), 100]);
 await gw.stop();
 
 console.log(
   `\n${DURATION_S}s per run, ${CONNECTIONS} connections, Node ${process.version}, 2 cores shared by server and load\n`,
 );
-console.log('| scenario | req/s | events/s | p50 ms | p99 ms | non-2xx |');
-console.log('|---|---:|---:|---:|---:|---:|');
+console.log('| scenario | req/s | events/s | p50 ms | p99 ms | non-2xx | server CPU µs/req | µs/event |');
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
 for (const [name, f, perRequest] of rows) {
   console.log(
-    `| ${name} | ${f.requests.toFixed(0)} | ${(f.requests * perRequest).toFixed(0)} | ${f.p50} | ${f.p99} | ${f.non2xx} |`,
+    `| ${name} | ${f.requests.toFixed(0)} | ${(f.requests * perRequest).toFixed(0)} | ${f.p50} | ${f.p99} | ${f.non2xx} | ${f.cpuUsPerRequest.toFixed(0)} | ${(f.cpuUsPerRequest / perRequest).toFixed(1)} |`,
   );
 }
 const a = rows[0]?.[1].requests ?? 1;
 const b = rows[1]?.[1].requests ?? 0;
 const c = (rows[2]?.[1].requests ?? 0) * 100;
+const cpuA = rows[0]?.[1].cpuUsPerRequest ?? Number.NaN;
+const cpuB = rows[1]?.[1].cpuUsPerRequest ?? Number.NaN;
+const cpuC = (rows[2]?.[1].cpuUsPerRequest ?? Number.NaN) / 100;
 console.log(
   `\nratio b/a = ${(b / a).toFixed(2)} (target ≥ 0.5); batch = ${c.toFixed(0)} events/s (target ≥ 100000 per core)`,
+);
+console.log(
+  `CPU per request: a/b = ${(cpuA / cpuB).toFixed(2)} (the b/a ratio on a quiet core); batch at one full core ≈ ${(1e6 / cpuC).toFixed(0)} events/s`,
 );

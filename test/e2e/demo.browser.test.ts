@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { createCryptoService, createKeyring } from '@signal/crypto';
 import { type CanonicalEvent, canonicalEventSchema, topics } from '@signal/events';
 import { createDatabase } from '@signal/store';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -213,7 +214,14 @@ describe('the demo shop in a real browser (Ingestion Gateway end to end)', () =>
     const db = await createDatabase({ kind: 'pglite', dataDir: join(dataDir, 'pglite') });
     let events: CanonicalEvent[];
     try {
-      const messages = await readTopicMessages(db, topics.rawEvents(NAMESPACE).name);
+      // The all-in-one generated its development key into the data directory (no ENCRYPTION_KEY given).
+      const key = readFileSync(join(dataDir, 'development-encryption.key'), 'utf8').trim();
+      const crypto = createCryptoService({ keyring: createKeyring({ current: Buffer.from(key, 'hex') }) });
+      const { messages, rawRecords } = await readTopicMessages(db, topics.rawEvents(NAMESPACE).name, crypto);
+      // Sealed at rest: the raw events carry the email in clear (the processor hashes it), the rows do not.
+      expect(rawRecords.length).toBeGreaterThan(0);
+      expect(messages.some((m) => m.value.toLowerCase().includes('jane.doe'))).toBe(true);
+      for (const stored of rawRecords) expect(stored.toLowerCase()).not.toContain('jane.doe');
       events = messages.map((m) => canonicalEventSchema.parse(JSON.parse(m.value)));
       // Keyed by visitor, so one visitor's events stay in order on one partition.
       for (const [i, m] of messages.entries()) expect(m.key).toBe(events[i]?.anonymousId);

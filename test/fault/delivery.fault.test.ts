@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { busMigrations, createPostgresBus, publishTo } from '../../packages/bus/src/index';
 import { createMemoryCache } from '../../packages/cache/src/index';
 import { createCacheConsentStateStore } from '../../packages/consent/src/index';
+import { createCryptoService, createKeyring } from '../../packages/crypto/src/index';
 import { type CanonicalEvent, topics } from '../../packages/events/src/index';
 import { createTestPki, type TestCa, type TestPki } from '../../packages/http/src/index';
 import { createDatabase, type Database, migrate } from '../../packages/store/src/index';
@@ -68,7 +69,16 @@ describe.skipIf(!available)('worker SIGKILLed 5 times during 10,000 events (shar
     const children: ChildProcess[] = [];
     try {
       await migrate(db, [...busMigrations, ...deliveryWorkerMigrations]);
-      const bus = createPostgresBus({ db, logger: silentLogger, pollIntervalMs: 20, sessionTimeoutMs: 2000 });
+      // The worker processes share this key: they open the segments this process seals.
+      const busKey = randomBytes(32);
+      const crypto = createCryptoService({ keyring: createKeyring({ current: busKey }) });
+      const bus = createPostgresBus({
+        db,
+        logger: silentLogger,
+        crypto,
+        pollIntervalMs: 20,
+        sessionTimeoutMs: 2000,
+      });
       const cache = createMemoryCache({ namespace });
       const vendor = await sink();
       const integrationId = 'wh-fault';
@@ -96,6 +106,7 @@ describe.skipIf(!available)('worker SIGKILLed 5 times during 10,000 events (shar
             PATH: process.env.PATH ?? '',
             SIGNAL_FAULT_DB: POSTGRES_URL,
             SIGNAL_FAULT_SCHEMA: schema,
+            SIGNAL_FAULT_BUS_KEY: busKey.toString('hex'),
             SIGNAL_FAULT_NAMESPACE: namespace,
             SIGNAL_FAULT_INTEGRATION: JSON.stringify({
               id: integrationId,

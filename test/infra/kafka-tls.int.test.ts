@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createTcpServer, type Server } from 'node:net';
@@ -6,6 +7,7 @@ import { join } from 'node:path';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { createKafkaBus, type KafkaBus, type KafkaBusConfigInput } from '@signal/bus';
 import { loadConfig } from '@signal/config';
+import { createCryptoService, createKeyring } from '@signal/crypto';
 import { createTestPki, type TestCa, type TestCertificate, type TestPki } from '@signal/http';
 import { kafkaBusSettings } from '@signal/runtime';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -178,7 +180,10 @@ describe('Kafka TLS and SASL options on the wire (kafkajs via @signal/bus)', () 
   function connect(config: Omit<KafkaBusConfigInput, 'connectionTimeoutMs' | 'requestTimeoutMs'>): void {
     const bus = createKafkaBus(
       { connectionTimeoutMs: 1_000, requestTimeoutMs: 1_000, ...config },
-      { logger: silentLogger },
+      {
+        logger: silentLogger,
+        crypto: createCryptoService({ keyring: createKeyring({ current: randomBytes(32) }) }),
+      },
     );
     buses.push(bus);
     bus

@@ -14,6 +14,7 @@ import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createPostgresBus } from '@signal/bus';
+import { createCryptoService, createKeyring } from '@signal/crypto';
 import { topics } from '@signal/events';
 import { postgresAvailable, redisAvailable } from '@signal/testkit';
 import { Agent, request } from 'undici';
@@ -116,7 +117,11 @@ async function storedMessageIds(deployment: TestDeployment): Promise<Set<string>
     [topic],
   );
   const total = Number(high.rows[0]?.total ?? 0);
-  const bus = createPostgresBus({ db: deployment.db, logger: silent, pollIntervalMs: 20 });
+  // The deployment's key: the gateway sealed what it wrote.
+  const crypto = createCryptoService({
+    keyring: createKeyring({ current: Buffer.from(deployment.encryptionKey, 'hex') }),
+  });
+  const bus = createPostgresBus({ db: deployment.db, logger: silent, crypto, pollIntervalMs: 20 });
   const ids = new Set<string>();
   let consumed = 0;
   const subscription = await bus.subscribe({

@@ -10,7 +10,12 @@ export type BusErrorCode =
   /** The adapter configuration is invalid. */
   | 'bus_invalid_config'
   /** The topic does not exist and the adapter does not create topics on demand. */
-  | 'bus_unknown_topic';
+  | 'bus_unknown_topic'
+  /**
+   * A stored payload does not open: unknown key id, modified or moved ciphertext, damaged records. The
+   * partition halts there (nothing skipped) and retries with backoff: a missing key can be put back.
+   */
+  | 'bus_unreadable';
 
 const RETRYABLE: Record<BusErrorCode, boolean> = {
   bus_closed: false,
@@ -19,6 +24,7 @@ const RETRYABLE: Record<BusErrorCode, boolean> = {
   bus_invalid_argument: false,
   bus_invalid_config: false,
   bus_unknown_topic: false,
+  bus_unreadable: true,
 };
 
 export class BusError extends Error {

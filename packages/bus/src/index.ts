@@ -5,7 +5,7 @@ export {
   kafkaBusConfigSchema,
   parseKafkaBusConfig,
 } from './kafka/config';
-export { createKafkaBus, ensureKafkaTopics, type KafkaBus } from './kafka/kafka-bus';
+export { createKafkaBus, ensureKafkaTopics, type KafkaBus, type KafkaBusDeps } from './kafka/kafka-bus';
 export { reconcileTopics, type TopicOutcome } from './kafka/topics';
 export { murmur2, partitionFor } from './partitioner';
 export type {
@@ -29,6 +29,14 @@ export {
   type PostgresBusOptions,
   type PostgresBusSettings,
 } from './postgres/postgres-bus';
+export {
+  type BusCrypto,
+  type MessageLocation,
+  messageContext,
+  type SegmentLocation,
+  segmentContext,
+  type UnreadableListener,
+} from './sealing';
 export {
   type DeadLetterDetails,
   type Decoded,

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { type CryptoService, createCryptoService, createKeyring } from '@signal/crypto';
 import type { Database, Queryable } from '@signal/store';
 import { StoreError } from '@signal/store';
 import type { BusLogger } from '../src/index';
@@ -106,4 +107,11 @@ export function severable(inner: Database): { readonly db: Database; readonly fa
       },
     },
   };
+}
+
+/** A crypto service with a fresh random key, as every bus is built with (segments are sealed). */
+export function testCrypto(key: Buffer = randomBytes(32), previous?: Buffer): CryptoService {
+  return createCryptoService({
+    keyring: createKeyring({ current: key, ...(previous === undefined ? {} : { previous }) }),
+  });
 }

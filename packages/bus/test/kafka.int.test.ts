@@ -4,7 +4,7 @@ import { getContainerRuntimeClient } from 'testcontainers';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type Bus, createKafkaBus, ensureKafkaTopics } from '../src/index';
 import { type BusHarness, describeBusContract } from './contract';
-import { recordingLogger } from './helpers';
+import { recordingLogger, testCrypto } from './helpers';
 
 /**
  * The Kafka adapter against a real broker: KAFKA_BROKERS when set (e.g. deploy/compose's KRaft broker or a CI
@@ -54,6 +54,7 @@ const SKIP_REASON = '(needs KAFKA_BROKERS or a Docker engine; neither on the dev
  */
 async function kafkaHarness(): Promise<BusHarness> {
   const logger = recordingLogger();
+  const crypto = testCrypto();
   let buses: Bus[] = [];
   const settings = {
     brokers: await brokers(),
@@ -72,7 +73,7 @@ async function kafkaHarness(): Promise<BusHarness> {
     sessionTimeoutMs: settings.sessionTimeoutMs,
     pollIntervalMs: 1000,
     connect: async () => {
-      const bus = createKafkaBus(settings, { logger });
+      const bus = createKafkaBus(settings, { logger, crypto });
       buses.push(bus);
       return bus;
     },

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { createDatabase, type Database, migrate } from '@signal/store';
 import { type Bus, busMigrations, createPostgresBus } from '../src/index';
 import { type BusHarness, describeBusContract } from './contract';
-import { recordingLogger, severable } from './helpers';
+import { recordingLogger, severable, testCrypto } from './helpers';
 import { TEST_TIMINGS } from './timings';
 
 /** The embedded deployment: one process, one PGlite directory, every client sharing the one database. */
@@ -12,12 +12,13 @@ async function pgliteHarness(): Promise<BusHarness> {
   const root = await mkdtemp(join(tmpdir(), 'signal-bus-'));
   const dataDir = join(root, 'data');
   const logger = recordingLogger();
+  const crypto = testCrypto();
   let db: Database = await createDatabase({ kind: 'pglite', dataDir });
   await migrate(db, busMigrations);
   let buses: Bus[] = [];
 
   const open = (database: Database): Bus => {
-    const bus = createPostgresBus({ db: database, logger, ...TEST_TIMINGS });
+    const bus = createPostgresBus({ db: database, logger, crypto, ...TEST_TIMINGS });
     buses.push(bus);
     return bus;
   };

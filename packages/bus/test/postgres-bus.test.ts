@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,8 +13,9 @@ import {
   type ConsumedMessage,
   createPostgresBus,
   type PostgresBus,
+  type PostgresBusSettings,
 } from '../src/index';
-import { recordingLogger, severable, waitFor } from './helpers';
+import { recordingLogger, severable, testCrypto, waitFor } from './helpers';
 import { TEST_TIMINGS } from './timings';
 
 async function busError(promise: Promise<unknown>): Promise<BusError> {
@@ -47,8 +49,10 @@ describe('postgres bus on PGlite', () => {
   let bus: PostgresBus;
   let opened: Bus[] = [];
   const logger = recordingLogger();
-  const open = (settings: Partial<Parameters<typeof createPostgresBus>[0]> = {}): PostgresBus => {
-    const b = createPostgresBus({ db, logger, ...TEST_TIMINGS, ...settings });
+  const key = randomBytes(32);
+  const crypto = testCrypto(key);
+  const open = (settings: Partial<PostgresBusSettings & { db: Database }> = {}): PostgresBus => {
+    const b = createPostgresBus({ db, logger, crypto, ...TEST_TIMINGS, ...settings });
     opened.push(b);
     return b;
   };
@@ -87,6 +91,30 @@ describe('postgres bus on PGlite', () => {
     expect(offsets).toEqual(Array.from({ length: 200 }, (_, i) => i));
     // The first publish starts a transaction alone; the other 199 queue behind it and share the next ones.
     expect(await segmentCount('gc')).toBeLessThan(20);
+  });
+
+  it('keeps offsets contiguous when two bus objects write one PGlite partition in turn (stale head recovery)', async () => {
+    const a = open();
+    const b = open();
+    await a.createTopics([{ name: 'turns', partitions: 1 }]);
+    const offsets: string[] = [];
+    for (let i = 0; i < 3; i += 1) {
+      // Each writer last committed before the other one wrote: its remembered head is stale every time.
+      for (const [name, bus] of [
+        ['a', a],
+        ['b', b],
+      ] as const) {
+        const [receipt] = await bus.publish('turns', [{ key: 'k', value: `${name}${i}` }]);
+        offsets.push(receipt?.baseOffset ?? '?');
+      }
+    }
+    expect(offsets).toEqual(['0', '1', '2', '3', '4', '5']);
+    expect(logger.entries.some((e) => e.msg.startsWith('optimistic bus write refused'))).toBe(true);
+    // Every segment was sealed for the offset it landed at, so all of them open, in order.
+    const seen: ConsumedMessage[] = [];
+    await collect(a, 'g-turns', 'turns', seen);
+    await waitFor(() => seen.length === 6, 'six messages');
+    expect(values(seen)).toEqual(['a0', 'b0', 'a1', 'b1', 'a2', 'b2']);
   });
 
   it('splits large publishes into bounded segments and reads across them in order', async () => {
@@ -175,9 +203,9 @@ describe('postgres bus on PGlite', () => {
   });
 
   it('refuses invalid options, names and a closed bus with stable codes', async () => {
-    expect(() => createPostgresBus({ db, logger, sessionTimeoutMs: 1000, heartbeatIntervalMs: 800 })).toThrow(
-      /heartbeatIntervalMs must be at most half of sessionTimeoutMs/,
-    );
+    expect(() =>
+      createPostgresBus({ db, logger, crypto, sessionTimeoutMs: 1000, heartbeatIntervalMs: 800 }),
+    ).toThrow(/heartbeatIntervalMs must be at most half of sessionTimeoutMs/);
     expect((await busError(bus.publish('bad/name', [{ key: 'a', value: '1' }]))).code).toBe(
       'bus_invalid_argument',
     );
@@ -205,6 +233,8 @@ describe('postgres bus on PGlite', () => {
 });
 
 describe('postgres bus durability on PGlite', () => {
+  const key = randomBytes(32);
+  const crypto = testCrypto(key);
   let root: string;
   beforeEach(async () => {
     root = await mkdtemp(join(tmpdir(), 'signal-bus-crash-'));
@@ -218,6 +248,7 @@ describe('postgres bus durability on PGlite', () => {
     const child = fileURLToPath(new URL('./fixtures/publish-then-crash.ts', import.meta.url));
     const run = execFile(process.execPath, ['--import', 'tsx', child, dataDir, '500', 'crash'], {
       cwd: fileURLToPath(new URL('.', import.meta.url)),
+      env: { ...process.env, BUS_TEST_KEY: key.toString('hex') },
     });
     const stdout: string[] = [];
     run.stdout?.on('data', (chunk: string) => stdout.push(chunk));
@@ -229,7 +260,7 @@ describe('postgres bus durability on PGlite', () => {
     expect(receipts.reduce((n, r) => n + r.count, 0)).toBe(500);
 
     const db = await createDatabase({ kind: 'pglite', dataDir });
-    const bus = createPostgresBus({ db, logger: recordingLogger(), ...TEST_TIMINGS });
+    const bus = createPostgresBus({ db, logger: recordingLogger(), crypto, ...TEST_TIMINGS });
     const seen: ConsumedMessage[] = [];
     await collect(bus, 'after-crash', 'crash', seen, 100);
     await waitFor(() => seen.length >= 500, 'all 500 after the crash');

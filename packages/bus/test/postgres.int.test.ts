@@ -3,7 +3,10 @@ import { createDatabase, type Database, migrate } from '@signal/store';
 import { POSTGRES_URL, postgresAvailable } from '@signal/testkit';
 import { type Bus, busMigrations, createPostgresBus } from '../src/index';
 import { type BusHarness, describeBusContract } from './contract';
-import { recordingLogger, severable } from './helpers';
+import { recordingLogger, severable, testCrypto } from './helpers';
+
+const crypto = testCrypto();
+
 import { TEST_TIMINGS } from './timings';
 
 const available = await postgresAvailable();
@@ -24,7 +27,7 @@ async function serverHarness(): Promise<BusHarness> {
 
   const connect = async (): Promise<{ bus: Bus; db: Database }> => {
     const db = await open();
-    const bus = createPostgresBus({ db, logger, ...TEST_TIMINGS });
+    const bus = createPostgresBus({ db, logger, crypto, ...TEST_TIMINGS });
     const client = { bus, db };
     clients.push(client);
     return client;
@@ -42,7 +45,7 @@ async function serverHarness(): Promise<BusHarness> {
     connectKillable: async () => {
       const db = await open();
       const { db: cut, fault } = severable(db);
-      const bus = createPostgresBus({ db: cut, logger, ...TEST_TIMINGS });
+      const bus = createPostgresBus({ db: cut, logger, crypto, ...TEST_TIMINGS });
       clients.push({ bus, db });
       return { bus, kill: () => fault.sever() };
     },

@@ -11,7 +11,7 @@ import {
   publishTo,
   subscribeTo,
 } from '../src/index';
-import { randomId, recordingLogger, waitFor, waitForAsync } from './helpers';
+import { randomId, recordingLogger, testCrypto, waitFor, waitForAsync } from './helpers';
 import { TEST_TIMINGS } from './timings';
 
 function event(anonymousId: string, n: number): CanonicalEvent {
@@ -37,7 +37,7 @@ describe('typed topics over the bus', () => {
   beforeAll(async () => {
     db = await createDatabase({ kind: 'pglite' });
     await migrate(db, busMigrations);
-    bus = createPostgresBus({ db, logger: recordingLogger(), ...TEST_TIMINGS });
+    bus = createPostgresBus({ db, logger: recordingLogger(), crypto: testCrypto(), ...TEST_TIMINGS });
   });
   afterAll(async () => {
     await bus.close();

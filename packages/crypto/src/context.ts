@@ -4,8 +4,8 @@ import { CryptoError } from './errors';
  * Data classes with keys of their own (ARCHITECTURE §5: DEKs per data class). Closed on purpose: each class
  * is a key to derive, cache and, with a KMS provider, wrap, so the set must stay small and known.
  */
-export type DataClass = 'credentials' | 'identity' | 'tokens';
-export const DATA_CLASSES: readonly DataClass[] = Object.freeze(['credentials', 'identity', 'tokens']);
+export type DataClass = 'credentials' | 'identity' | 'tokens' | 'bus';
+export const DATA_CLASSES: readonly DataClass[] = Object.freeze(['credentials', 'identity', 'tokens', 'bus']);
 
 /**
  * Where a ciphertext belongs. It is bound into the key commitment and never stored: the reader rebuilds it

@@ -11,7 +11,7 @@ import type { KmsProviderName, WrappedKey } from './provider';
 const deks = `
 CREATE TABLE crypto_deks (
   id            text PRIMARY KEY CHECK (id ~ '^[0-9a-f]{32}$'),
-  data_class    text NOT NULL CHECK (data_class IN ('general', 'credentials', 'identity', 'tokens')),
+  data_class    text NOT NULL CHECK (data_class IN ('general', 'credentials', 'identity', 'tokens', 'bus')),
   -- Per-subject identity DEKs (crypto-shredding); '' for the data class's own DEKs.
   subject       text NOT NULL DEFAULT '',
   state         text NOT NULL CHECK (state IN ('active', 'decrypt-only', 'destroyed')),
@@ -31,7 +31,7 @@ CREATE INDEX crypto_deks_subject ON crypto_deks (subject) WHERE subject <> '';
 export const kmsMigrations: readonly Migration[] = Object.freeze([{ id: 'kms/0001_deks', sql: deks }]);
 
 /** `general` is the DEK of contexts without a data class. */
-export const DEK_CLASSES = ['general', 'credentials', 'identity', 'tokens'] as const;
+export const DEK_CLASSES = ['general', 'credentials', 'identity', 'tokens', 'bus'] as const;
 export type DekClass = (typeof DEK_CLASSES)[number];
 export type DekState = 'active' | 'decrypt-only' | 'destroyed';
 

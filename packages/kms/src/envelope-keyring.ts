@@ -280,7 +280,7 @@ export async function openEnvelopeKeyring(options: EnvelopeKeyringOptions): Prom
     return active.id;
   }
 
-  let active: Record<DekClass, string> = { general: '', credentials: '', identity: '', tokens: '' };
+  let active = Object.fromEntries(DEK_CLASSES.map((dekClass) => [dekClass, ''])) as Record<DekClass, string>;
   let pinned = new Set<string>();
 
   async function sync(): Promise<void> {

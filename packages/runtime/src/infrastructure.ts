@@ -2,14 +2,17 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type Bus,
+  type BusCrypto,
   createKafkaBus,
   createPostgresBus,
   type KafkaBusConfig,
   parseKafkaBusConfig,
+  type UnreadableListener,
 } from '@signal/bus';
 import { type Cache, createMemoryCache, createRedisCache } from '@signal/cache';
 import type { SignalConfig } from '@signal/config';
 import { createDatabase, type Database } from '@signal/store';
+import type { Metrics } from '@signal/telemetry';
 
 export interface InfraLogger {
   debug(obj: object, msg: string): void;
@@ -128,8 +131,27 @@ export function kafkaBusSettings(config: SignalConfig, serviceName: string): Kaf
   });
 }
 
-/** BUS=kafka (KAFKA_* settings, see `kafkaBusSettings`) or the PostgreSQL bus on the given database. */
-export function openBus(config: SignalConfig, db: Database, logger: InfraLogger, clientId: string): Bus {
-  if (config.bus.kind === 'kafka') return createKafkaBus(kafkaBusSettings(config, clientId), { logger });
-  return createPostgresBus({ db, logger });
+/**
+ * BUS=kafka (KAFKA_* settings, see `kafkaBusSettings`) or the PostgreSQL bus on the given database. Payloads are
+ * sealed with the process's crypto service (data class `bus`); a payload that does not open halts its
+ * partition and counts in `signal_bus_unreadable_total{topic,reason}`.
+ */
+export function openBus(
+  config: SignalConfig,
+  db: Database,
+  logger: InfraLogger,
+  clientId: string,
+  sealing: { readonly crypto: BusCrypto; readonly metrics?: Metrics },
+): Bus {
+  const { crypto } = sealing;
+  const counter = sealing.metrics?.counter(
+    'signal_bus_unreadable_total',
+    'Bus payloads that could not be opened (the partition halts there until they do)',
+    ['topic', 'reason'],
+  );
+  const onUnreadable: UnreadableListener = ({ topic, reason }) => counter?.inc({ topic, reason });
+  if (config.bus.kind === 'kafka') {
+    return createKafkaBus(kafkaBusSettings(config, clientId), { logger, crypto, onUnreadable });
+  }
+  return createPostgresBus({ db, logger, crypto, onUnreadable });
 }

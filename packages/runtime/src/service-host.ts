@@ -105,8 +105,6 @@ export async function openServiceHost(options: ServiceHostOptions): Promise<Serv
   await requireMigrations(db, standaloneSchema(config, options.ownMigrations), name);
   const cache = await openCache(config, log('cache'), { allowEmbedded: false });
   lifecycle.add({ name: 'cache', stop: () => cache.close() });
-  const bus = openBus(config, db, log('bus'), name);
-  lifecycle.add({ name: 'bus', stop: () => bus.close() });
   const auditSink = cryptoAuditSink(createAuditLog({ db, logger: log('audit') }), log('audit'));
   lifecycle.add({ name: 'crypto-audit', stop: () => auditSink.drain() });
   // Direct mode derives keys from ENCRYPTION_KEY; envelope mode (a KMS provider or ENCRYPTION_ENVELOPE)
@@ -120,6 +118,9 @@ export async function openServiceHost(options: ServiceHostOptions): Promise<Serv
     service: name,
   });
   lifecycle.add({ name: 'crypto', stop: () => crypto.close() });
+  // The bus seals what it stores with this process's keys (data class `bus`), so it opens after crypto.
+  const bus = openBus(config, db, log('bus'), name, { crypto: crypto.crypto, metrics });
+  lifecycle.add({ name: 'bus', stop: () => bus.close() });
   const router = createRouter({ logger: log('http') });
 
   return {

@@ -3,6 +3,7 @@ import { request as rawRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type Bus, busMigrations, createPostgresBus, type OutgoingMessage } from '@signal/bus';
 import { createMemoryCache } from '@signal/cache';
+import { createCryptoService, createKeyring } from '@signal/crypto';
 import { canonicalEventSchema, topics } from '@signal/events';
 import { createRouter, createServer, type SignalHttpServer } from '@signal/http';
 import { buildSdk } from '@signal/sdk';
@@ -85,7 +86,11 @@ const config: GatewayConfig = {
 beforeAll(async () => {
   db = await createDatabase({ kind: 'pglite' });
   await migrate(db, busMigrations);
-  bus = createPostgresBus({ db, logger: { debug() {}, info() {}, warn() {}, error() {} } });
+  bus = createPostgresBus({
+    db,
+    logger: { debug() {}, info() {}, warn() {}, error() {} },
+    crypto: createCryptoService({ keyring: createKeyring({ current: randomBytes(32) }) }),
+  });
   recorder = recording(bus);
   const sdk = await buildSdk();
   const gateway = createGateway({

@@ -164,7 +164,7 @@ export async function buildContainer(config: SignalConfig): Promise<Container> {
   const { crypto, health } = cryptoRuntime;
   const present = await deploymentTables(db, config);
   const bus: Bus | undefined = present.dlq
-    ? openBus(config, db, logger.child({ component: 'bus' }), 'management-api')
+    ? openBus(config, db, logger.child({ component: 'bus' }), 'management-api', { crypto, metrics })
     : undefined;
   const graph = present.identity
     ? createIdentityGraph({ db, crypto, index: await loadBlindIndex(db, crypto) })

@@ -53,6 +53,7 @@ beforeAll(async () => {
   const namespace = `t${randomBytes(4).toString('hex')}`;
   const bus = createPostgresBus({
     db,
+    crypto: t.crypto,
     logger: silent,
     sessionTimeoutMs: 2000,
     heartbeatIntervalMs: 200,

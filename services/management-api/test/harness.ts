@@ -151,7 +151,7 @@ export async function startTestApi(db: Database, options: TestApiOptions = {}): 
   let operations: TestApi['operations'] = null;
   let wiring: Pick<ManagementApiOptions, 'dlq' | 'identityErasure'> = {};
   if (options.operations !== undefined) {
-    const bus = createPostgresBus({ db, logger: logs });
+    const bus = createPostgresBus({ db, logger: logs, crypto });
     const namespace = `t${randomBytes(4).toString('hex')}`;
     const graph = createIdentityGraph({ db, crypto, index: await loadBlindIndex(db, crypto) });
     operations = { bus, namespace, graph };

@@ -70,8 +70,6 @@ export async function buildSignal({ config, logger }: SignalDeps) {
   await migrate(db, ALL_MIGRATIONS, log('migrate'));
   const cache = await openCache(config, log('cache'), { allowEmbedded: true });
   lifecycle.add({ name: 'cache', stop: () => cache.close() });
-  const bus = openBus(config, db, log('bus'), 'signal');
-  lifecycle.add({ name: 'bus', stop: () => bus.close() });
 
   const audit = createAuditLog({ db, logger: log('audit') });
   const auditSink = cryptoAuditSink(audit, log('audit'));
@@ -85,6 +83,8 @@ export async function buildSignal({ config, logger }: SignalDeps) {
   });
   lifecycle.add({ name: 'crypto', stop: () => cryptoRuntime.close() });
   const crypto = cryptoRuntime.crypto;
+  const bus = openBus(config, db, log('bus'), 'signal', { crypto, metrics });
+  lifecycle.add({ name: 'bus', stop: () => bus.close() });
   const controlPlane = createControlPlane({ db, crypto });
   const consentStore = createCacheConsentStateStore({ cache, logger: log('consent') });
 

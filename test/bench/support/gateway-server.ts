@@ -3,12 +3,14 @@
  * event loop. argv[2]: `bare` (node:http, JSON.parse, 202) or `gateway` (the real gateway: validation,
  * stamping and a durable publish on the embedded PostgreSQL bus over PGlite on disk). Prints the port.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createNodeServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { busMigrations, createPostgresBus } from '../../../packages/bus/src/index';
 import { createMemoryCache } from '../../../packages/cache/src/index';
+import { createCryptoService, createKeyring } from '../../../packages/crypto/src/index';
 import { createRouter, createServer } from '../../../packages/http/src/index';
 import { buildSdk } from '../../../packages/sdk/src/index';
 import { createDatabase, migrate } from '../../../packages/store/src/index';
@@ -36,7 +38,9 @@ if (mode === 'bare') {
   const dir = mkdtempSync(join(tmpdir(), 'signal-bench-gw-'));
   const db = await createDatabase({ kind: 'pglite', dataDir: dir });
   await migrate(db, busMigrations);
-  const bus = createPostgresBus({ db, logger: quiet });
+  // Sealed like every deployment's bus: the figure includes the cost of encrypting the segments.
+  const crypto = createCryptoService({ keyring: createKeyring({ current: randomBytes(32) }) });
+  const bus = createPostgresBus({ db, logger: quiet, crypto });
   const gateway = createGateway({
     config: {
       namespace: 'bench',

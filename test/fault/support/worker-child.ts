@@ -5,6 +5,7 @@
 import { busMigrations, createPostgresBus } from '../../../packages/bus/src/index';
 import { createMemoryCache } from '../../../packages/cache/src/index';
 import { createCacheConsentStateStore } from '../../../packages/consent/src/index';
+import { createCryptoService, createKeyring } from '../../../packages/crypto/src/index';
 import { createDatabase, migrate } from '../../../packages/store/src/index';
 import { createMetrics } from '../../../packages/telemetry/src/index';
 import { createDeliveryWorker, deliveryWorkerMigrations } from '../../../services/delivery-worker/src/index';
@@ -32,6 +33,9 @@ await migrate(db, [...busMigrations, ...deliveryWorkerMigrations]);
 const bus = createPostgresBus({
   db,
   logger: silent,
+  crypto: createCryptoService({
+    keyring: createKeyring({ current: Buffer.from(env('SIGNAL_FAULT_BUS_KEY'), 'hex') }),
+  }),
   sessionTimeoutMs: 1500,
   heartbeatIntervalMs: 150,
   pollIntervalMs: 20,

@@ -10,6 +10,7 @@ import type {
   Subscription,
   TopicSpec,
 } from '../port';
+import { type BusCrypto, messageContext, type UnreadableListener } from '../sealing';
 import {
   type KafkaBusConfig,
   type KafkaBusConfigInput,
@@ -96,9 +97,17 @@ export interface KafkaBus extends Bus {
  * duplicate a message, and consumers dedup on the event's `messageId` (ARCHITECTURE §6). Connections are
  * opened lazily on first use.
  */
-export function createKafkaBus(input: KafkaBusConfigInput, deps: { readonly logger: BusLogger }): KafkaBus {
+export interface KafkaBusDeps {
+  readonly logger: BusLogger;
+  /** Seals every message value (v1 text form, data class `bus`, bound to topic and partition). */
+  readonly crypto: BusCrypto;
+  /** Called when a consumed value does not open (its partition halts there); wire it to an error metric. */
+  readonly onUnreadable?: UnreadableListener;
+}
+
+export function createKafkaBus(input: KafkaBusConfigInput, deps: KafkaBusDeps): KafkaBus {
   const config = parseKafkaBusConfig(input);
-  const { logger } = deps;
+  const { logger, crypto } = deps;
   const kafka = createClient(config, logger);
   const producer: Producer = kafka.producer({
     allowAutoTopicCreation: false,
@@ -164,7 +173,8 @@ export function createKafkaBus(input: KafkaBusConfigInput, deps: { readonly logg
           timeout: config.publishTimeoutMs,
           messages: routed.map((m) => ({
             key: m.key,
-            value: m.value,
+            // Brokers keep their log on disk: the value is sealed, bound to where it goes.
+            value: crypto.sealText(m.value, messageContext({ topic, partition: m.partition })),
             partition: m.partition,
             ...(m.headers === undefined ? {} : { headers: { ...m.headers } }),
           })),
@@ -192,7 +202,7 @@ export function createKafkaBus(input: KafkaBusConfigInput, deps: { readonly logg
       if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 100_000) {
         throw new BusError('bus_invalid_argument', 'batchSize must be an integer from 1 to 100000');
       }
-      const subscription = new KafkaSubscription(kafka, options, config, logger, (s) =>
+      const subscription = new KafkaSubscription(kafka, options, config, logger, deps, (s) =>
         subscriptions.delete(s),
       );
       subscriptions.add(subscription);

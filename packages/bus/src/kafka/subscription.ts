@@ -1,5 +1,5 @@
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
-import { describeError } from '../errors';
+import { BusError, describeError } from '../errors';
 import type {
   BusLogger,
   ConsumedMessage,
@@ -8,6 +8,13 @@ import type {
   SubscribeOptions,
   Subscription,
 } from '../port';
+import {
+  type BusCrypto,
+  messageContext,
+  openPayload,
+  type UnreadableListener,
+  unreadableReason,
+} from '../sealing';
 import type { KafkaBusConfig } from './config';
 
 function text(value: Buffer | string | null | undefined): string {
@@ -59,6 +66,7 @@ export class KafkaSubscription implements Subscription {
     private readonly options: SubscribeOptions,
     private readonly config: KafkaBusConfig,
     private readonly logger: BusLogger,
+    private readonly sealing: { readonly crypto: BusCrypto; readonly onUnreadable?: UnreadableListener },
     private readonly onStopped: (s: KafkaSubscription) => void,
   ) {
     this.batchSize = options.batchSize ?? 100;
@@ -162,26 +170,50 @@ export class KafkaSubscription implements Subscription {
     } = payload;
     const { topic, partition } = batch;
     const key = `${topic}\u0000${partition}`;
-    const all: ConsumedMessage[] = batch.messages.map((m) => ({
-      topic,
-      partition,
-      offset: m.offset,
-      key: text(m.key),
-      value: text(m.value),
-      headers: headersOf(m),
-      timestamp: Number(m.timestamp),
-    }));
-    for (let i = 0; i < all.length; i += this.batchSize) {
+    const context = messageContext({ topic, partition });
+    for (let i = 0; i < batch.messages.length; i += this.batchSize) {
       if (!isRunning() || isStale() || this.stopping) return;
-      const chunk = all.slice(i, i + this.batchSize);
-      const first = chunk[0];
-      const last = chunk[chunk.length - 1];
-      if (first === undefined || last === undefined) return;
+      const raw = batch.messages.slice(i, i + this.batchSize);
+      const first = raw[0];
+      if (first === undefined) return;
       if (this.pausedFlag) {
         // Fetched before the pause: re-read from here after resume.
         this.consumer.seek({ topic, partition, offset: first.offset });
         return;
       }
+      let chunk: ConsumedMessage[];
+      try {
+        chunk = raw.map((m) => ({
+          topic,
+          partition,
+          offset: m.offset,
+          key: text(m.key),
+          value: openPayload(this.sealing.crypto, text(m.value), context),
+          headers: headersOf(m),
+          timestamp: Number(m.timestamp),
+        }));
+      } catch (err) {
+        if (!(err instanceof BusError)) throw err;
+        // A value that does not open halts the partition here (nothing skipped, nothing committed past
+        // it) and is re-read after the backoff: a missing key can be put back.
+        const failures = (this.failures.get(key) ?? 0) + 1;
+        this.failures.set(key, failures);
+        const reason = unreadableReason(err);
+        this.logger.error(
+          { groupId: this.options.groupId, topic, partition, offset: first.offset, reason, failures },
+          'bus message cannot be opened; the partition is halted there and retried',
+        );
+        this.sealing.onUnreadable?.({ topic, partition, reason });
+        const delay = Math.min(
+          this.config.maxRetryBackoffMs,
+          this.config.retryBackoffMs * 2 ** (failures - 1),
+        );
+        await this.backoff(delay * (0.5 + Math.random() / 2), heartbeat);
+        if (isRunning() && !isStale()) this.consumer.seek({ topic, partition, offset: first.offset });
+        return;
+      }
+      const last = chunk[chunk.length - 1];
+      if (last === undefined) return;
       const controller = new AbortController();
       this.inFlight = controller;
       try {

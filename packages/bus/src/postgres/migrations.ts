@@ -9,6 +9,10 @@ import type { Migration } from '@signal/store';
  *   lock serialises writers of that partition.
  * - `bus_segments`: one row per group-commit segment, records as JSON-lines text (see segment.ts).
  * - `bus_members`: live members of each consumer group, renewed by heartbeat.
+ * - `bus/0002`: segments are sealed (v1 text form, ADR 0007-bus-payload-sealing); `key_id` names the key that
+ *   sealed each one (NULL: plaintext written before sealing existed). `bus_partitions.sealed_from` is the
+ *   partition's head when the migration ran: only segments below it may be plaintext, so no plaintext
+ *   segment can be slipped in later.
  * - `bus_group_partitions`: per (group, topic, partition) the committed offset (next offset to consume) and
  *   the lease: `owner`, `lease_expires_at` and `epoch`, a fencing token bumped on every acquisition. A commit
  *   succeeds only if owner and epoch still match, in the same statement that writes the offset.
@@ -62,6 +66,15 @@ CREATE TABLE bus_group_partitions (
   PRIMARY KEY (group_id, topic, partition),
   FOREIGN KEY (topic, partition) REFERENCES bus_partitions (topic, partition) ON DELETE CASCADE
 );
+`,
+  },
+  {
+    id: 'bus/0002_sealed_segments',
+    sql: `
+ALTER TABLE bus_segments ADD COLUMN key_id text;
+ALTER TABLE bus_partitions ADD COLUMN sealed_from bigint NOT NULL DEFAULT 0;
+UPDATE bus_partitions SET sealed_from = next_offset;
+CREATE INDEX bus_segments_key_id ON bus_segments (key_id);
 `,
   },
 ]);

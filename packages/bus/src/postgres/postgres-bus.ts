@@ -11,6 +11,7 @@ import type {
   Subscription,
   TopicSpec,
 } from '../port';
+import type { BusCrypto, UnreadableListener } from '../sealing';
 import { GroupCommitWriter } from './group-commit-writer';
 import { PostgresSubscription } from './subscription';
 import { checkTopicName, MAX_PARTITIONS, TopicRegistry } from './topic-registry';
@@ -50,6 +51,10 @@ export interface PostgresBusOptions extends PostgresBusSettings {
   /** The database the bus tables live in (migrated with `busMigrations`). The bus does not close it. */
   readonly db: Database;
   readonly logger: BusLogger;
+  /** Seals every segment (v1 text form, data class `bus`) and opens it on fetch. Required: PII is in raw events. */
+  readonly crypto: BusCrypto;
+  /** Called when a fetched segment does not open (its partition halts there); wire it to an error metric. */
+  readonly onUnreadable?: UnreadableListener;
 }
 
 export interface CompactResult {
@@ -75,7 +80,7 @@ const compactRow = z.object({ segments: z.string(), records: z.string() });
  * processes. Same topic/partition/offset/consumer-group contract as Kafka; see `port.ts` and the README.
  */
 export function createPostgresBus(options: PostgresBusOptions): PostgresBus {
-  const { db, logger, ...rest } = options;
+  const { db, logger, crypto, onUnreadable, ...rest } = options;
   const parsed = optionsSchema.safeParse(rest);
   if (!parsed.success) {
     throw new BusError(
@@ -99,6 +104,7 @@ export function createPostgresBus(options: PostgresBusOptions): PostgresBus {
 
   const writer = new GroupCommitWriter(
     db,
+    crypto,
     {
       maxFlushMessages: settings.maxFlushMessages,
       maxSegmentRecords: settings.maxSegmentRecords,
@@ -165,6 +171,8 @@ export function createPostgresBus(options: PostgresBusOptions): PostgresBus {
       for (const topic of subscribeOptions.topics) await registry.partitions(topic);
       const subscription = new PostgresSubscription(
         db,
+        crypto,
+        onUnreadable,
         subscribeOptions,
         timings,
         logger,

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Database } from '@signal/store';
 import { z } from 'zod';
-import { describeError } from '../errors';
+import { BusError, describeError } from '../errors';
 import type {
   Batch,
   BusLogger,
@@ -11,6 +11,14 @@ import type {
   SubscribeOptions,
   Subscription,
 } from '../port';
+import {
+  type BusCrypto,
+  openPayload,
+  segmentContext,
+  type UnreadableListener,
+  unreadable,
+  unreadableReason,
+} from '../sealing';
 import { decodeRecords, type StoredRecord } from './segment';
 
 export interface ConsumerTimings {
@@ -61,6 +69,8 @@ const segmentRow = z.object({
   record_count: z.number().int().positive(),
   ts: z.number(),
   records: z.string().nullable(),
+  key_id: z.string().nullable(),
+  legacy: z.boolean(),
 });
 
 const partKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
@@ -95,6 +105,8 @@ export class PostgresSubscription implements Subscription {
 
   constructor(
     private readonly db: Database,
+    private readonly crypto: BusCrypto,
+    private readonly onUnreadable: UnreadableListener | undefined,
     private readonly options: SubscribeOptions,
     private readonly timings: ConsumerTimings,
     private readonly logger: BusLogger,
@@ -459,7 +471,8 @@ export class PostgresSubscription implements Subscription {
     const { rows } = await this.db.query(
       `SELECT base_offset::text AS base, record_count,
               (extract(epoch FROM created_at) * 1000)::float8 AS ts,
-              CASE WHEN base_offset = $5 THEN NULL ELSE records END AS records
+              CASE WHEN base_offset = $5 THEN NULL ELSE records END AS records, key_id,
+              base_offset < (SELECT sealed_from FROM bus_partitions WHERE topic = $1 AND partition = $2) AS legacy
        FROM bus_segments
        WHERE topic = $1 AND partition = $2
          AND base_offset >= COALESCE(
@@ -500,12 +513,38 @@ export class PostgresSubscription implements Subscription {
       const segment =
         row.records === null && cached !== null && cached.base === base
           ? cached
-          : { base, timestamp: row.ts, records: decodeRecords(row.records ?? '', row.record_count) };
+          : { base, timestamp: row.ts, records: this.openSegment(part, base, row) };
       part.segment = segment;
       this.slice(part, segment, Math.max(from + out.length, base), out);
       if (out.length >= this.batchSize) break;
     }
     return out;
+  }
+
+  /**
+   * The records of a fetched segment row. Sealed segments open only under their own (topic, partition, base
+   * offset); a plaintext one is accepted only below the partition's `sealed_from` (written before sealing
+   * existed). Anything else throws `bus_unreadable`, which halts the partition (see `consumeOnce`).
+   */
+  private openSegment(part: OwnedPartition, base: number, row: z.infer<typeof segmentRow>): StoredRecord[] {
+    const stored = row.records ?? '';
+    let text: string;
+    if (row.key_id !== null) {
+      text = openPayload(
+        this.crypto,
+        stored,
+        segmentContext({ topic: part.topic, partition: part.partition, baseOffset: base }),
+      );
+    } else if (row.legacy) {
+      text = stored;
+    } else {
+      throw unreadable('unsealed');
+    }
+    try {
+      return decodeRecords(text, row.record_count);
+    } catch (err) {
+      throw unreadable('corrupt', err);
+    }
   }
 
   private slice(
@@ -539,13 +578,49 @@ export class PostgresSubscription implements Subscription {
     const inFlight: InFlight = { part, lastProgress: now(), controller };
     this.inFlight = inFlight;
     try {
-      const messages = await this.fetch(part);
+      let messages: ConsumedMessage[];
+      try {
+        messages = await this.fetch(part);
+      } catch (err) {
+        if (!(err instanceof BusError && err.code === 'bus_unreadable')) throw err;
+        this.halt(part, err);
+        return;
+      }
       if (messages.length === 0 || controller.signal.aborted || !this.isOwned(part)) return;
       await this.process(part, messages, inFlight);
     } finally {
       this.inFlight = null;
     }
     if (part.revoking && this.isOwned(part)) await this.release([part]);
+  }
+
+  /**
+   * A segment that does not open stops its partition right there: nothing is skipped or committed past it,
+   * the other partitions keep flowing, and the fetch is retried with the handler-failure backoff — a key
+   * that was missing (a pod without the new key during a rotation, a previous key dropped too early) can be
+   * put back and the partition resumes. A tampered segment stays halted, loudly, until an operator acts.
+   */
+  private halt(part: OwnedPartition, err: BusError): void {
+    part.consecutiveFailures += 1;
+    const delay = Math.min(
+      this.timings.maxRetryBackoffMs,
+      this.timings.retryBackoffMs * 2 ** (part.consecutiveFailures - 1),
+    );
+    part.retryAt = now() + delay * (0.5 + Math.random() / 2);
+    part.segment = null;
+    const reason = unreadableReason(err);
+    this.logger.error(
+      {
+        groupId: this.groupId,
+        topic: part.topic,
+        partition: part.partition,
+        offset: part.position,
+        reason,
+        failures: part.consecutiveFailures,
+      },
+      'bus segment cannot be opened; the partition is halted there and retried',
+    );
+    this.onUnreadable?.({ topic: part.topic, partition: part.partition, reason });
   }
 
   private isOwned(part: OwnedPartition): boolean {

@@ -150,10 +150,10 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
   const db = options.db ?? (await createDatabase({ kind: 'pglite' }));
   await migrate(db, [...busMigrations, ...deliveryWorkerMigrations]);
   const namespace = `t${randomBytes(4).toString('hex')}`;
-  const bus = createPostgresBus({ db, logger: silentLogger, ...TEST_BUS });
+  const control = new MemoryControlPlane();
+  const bus = createPostgresBus({ db, logger: silentLogger, crypto: control.crypto, ...TEST_BUS });
   const cache = createMemoryCache({ namespace });
   const consentStore = createCacheConsentStateStore({ cache });
-  const control = new MemoryControlPlane();
   const metrics = createMetrics({ processMetrics: false });
   const processor = createEventProcessor({
     bus,

@@ -23,6 +23,7 @@ beforeAll(async () => {
   bus = createPostgresBus({
     db,
     logger: recordingLogger(),
+    crypto: createCryptoService({ keyring: createKeyring({ current: randomBytes(32) }) }),
     sessionTimeoutMs: 1000,
     heartbeatIntervalMs: 100,
     pollIntervalMs: 20,

@@ -94,7 +94,7 @@ async function report(
   return exitCodeOf(status, waited);
 }
 
-function allowsDevelopmentKey(config: SignalConfig): boolean {
+export function allowsDevelopmentKey(config: SignalConfig): boolean {
   // Only an embedded deployment that already runs on its generated development key; never create one here.
   return config.database.url === null && existsSync(join(config.dataDir, DEV_KEY_FILE));
 }

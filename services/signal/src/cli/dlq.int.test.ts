@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { type ConsumedMessage, createPostgresBus } from '@signal/bus';
+import { createCryptoService, createKeyring } from '@signal/crypto';
 import { createDlqStore } from '@signal/delivery-worker';
 import { canonicalEventSchema, type DlqMessage, deliveryMessageSchema, topics } from '@signal/events';
 import type { Database } from '@signal/store';
@@ -37,6 +38,9 @@ describe.skipIf(!available)('signal-cli dlq (PostgreSQL)', () => {
   let database: FreshDatabase;
   let db: Database;
   let env: Record<string, string>;
+  // The deployment's key: the CLI seals what it replays onto the bus, the reader below opens it.
+  const encryptionKey = randomBytes(32);
+  const busCrypto = createCryptoService({ keyring: createKeyring({ current: encryptionKey }) });
 
   /** Indexes a dead letter as the worker's DLQ indexer does; returns its id and message id. */
   async function plant(integration: string, failedAt: Date, original?: unknown) {
@@ -65,7 +69,7 @@ describe.skipIf(!available)('signal-cli dlq (PostgreSQL)', () => {
   }
 
   async function readTopic(topic: string, count: number): Promise<ConsumedMessage[]> {
-    const bus = createPostgresBus({ db, logger: silent });
+    const bus = createPostgresBus({ db, logger: silent, crypto: busCrypto });
     const seen: ConsumedMessage[] = [];
     let resolve: () => void = () => {};
     const enough = new Promise<void>((r) => {
@@ -89,7 +93,12 @@ describe.skipIf(!available)('signal-cli dlq (PostgreSQL)', () => {
 
   beforeAll(async () => {
     database = await freshDatabase('signal_cli_dlq');
-    env = { DATABASE_URL: database.url, SIGNAL_NAMESPACE: NAMESPACE, LOG_LEVEL: 'warn' };
+    env = {
+      DATABASE_URL: database.url,
+      SIGNAL_NAMESPACE: NAMESPACE,
+      LOG_LEVEL: 'warn',
+      ENCRYPTION_KEY: encryptionKey.toString('hex'),
+    };
     expect((await cli(['migrate'], env)).code).toBe(0);
     db = await database.open(NAMESPACE);
   });

@@ -6,9 +6,10 @@ import {
   type DeadLetterFilter,
   replayDlq,
 } from '@signal/delivery-worker';
-import { openBus } from '@signal/runtime';
+import { bootstrapCrypto, openBus } from '@signal/runtime';
 import type { Database } from '@signal/store';
 import { cliLogger } from './cli-logger';
+import { allowsDevelopmentKey } from './crypto-reencrypt';
 import { describeError, withDatabase } from './database';
 import { type ParsedOptions, parseInstant, parseOptions, parseWholeNumber, UsageError } from './options';
 import type { CliIo, Verb } from './verb';
@@ -89,7 +90,9 @@ async function replay(
     throw new UsageError('give --ids or --integration: a replay never selects every dead letter by accident');
   }
   const logger = cliLogger(io, config);
-  const bus = openBus(config, db, logger, 'signal-cli');
+  // Replays are published to the bus, which seals them: the deployment's key is needed.
+  const { crypto } = bootstrapCrypto({ config, logger, allowDevelopmentKey: allowsDevelopmentKey(config) });
+  const bus = openBus(config, db, logger, 'signal-cli', { crypto });
   let replayed = 0;
   const skipped = new Map<string, string>();
   try {
