@@ -51,6 +51,7 @@ describe('envelope keyring (local provider)', () => {
       'SELECT data_class, state, kek_ref FROM crypto_deks ORDER BY data_class',
     );
     expect(rows.rows.map((row) => `${row.data_class}:${row.state}`)).toEqual([
+      'bus:active',
       'credentials:active',
       'general:active',
       'identity:active',
@@ -207,8 +208,8 @@ describe('envelope keyring (local provider)', () => {
     await first.close();
 
     const both = await keyringOn(database, { provider: localProvider(keyB, keyA) });
-    expect(await both.rewrapDeks()).toEqual({ total: 4, rewrapped: 4, alreadyCurrent: 0, failed: 0 });
-    expect(await both.rewrapDeks()).toMatchObject({ rewrapped: 0, alreadyCurrent: 4 });
+    expect(await both.rewrapDeks()).toEqual({ total: 5, rewrapped: 5, alreadyCurrent: 0, failed: 0 });
+    expect(await both.rewrapDeks()).toMatchObject({ rewrapped: 0, alreadyCurrent: 5 });
     await both.close();
 
     const onlyB = await keyringOn(database, { provider: localProvider(keyB) });
@@ -222,7 +223,7 @@ describe('envelope keyring (local provider)', () => {
     expect(crypto.needsReencryption(sealed)).toBe(true);
     expect(crypto.openText(sealed, CREDENTIAL).toString()).toBe('secret');
     expect(crypto.keyIdOf(crypto.sealText('x', CREDENTIAL))).toBe(after.credentials);
-    expect(await onlyB.dekCounts()).toEqual({ active: 4, 'decrypt-only': 4 });
+    expect(await onlyB.dekCounts()).toEqual({ active: 5, 'decrypt-only': 5 });
   });
 
   it('crypto-shredding: destroying a subject DEK erases its data here at once, elsewhere within the TTL, and for good', async () => {

@@ -41,7 +41,7 @@ describe('signal-cli crypto-rotate-deks', () => {
     expect(first.code).toBe(0);
     const second = await cli(['crypto-rotate-deks'], env);
     const ids = (run: { stdout: string }) => JSON.parse(run.stdout).active_dek_ids as Record<string, string>;
-    expect(Object.keys(ids(first)).sort()).toEqual(['credentials', 'general', 'identity', 'tokens']);
+    expect(Object.keys(ids(first)).sort()).toEqual(['bus', 'credentials', 'general', 'identity', 'tokens']);
     for (const dataClass of ['general', 'credentials', 'identity', 'tokens']) {
       expect(ids(second)[dataClass]).toMatch(/^[0-9a-f]{32}$/);
       expect(ids(second)[dataClass]).not.toBe(ids(first)[dataClass]);
