@@ -51,6 +51,7 @@ describe('envelope keyring (local provider)', () => {
       'SELECT data_class, state, kek_ref FROM crypto_deks ORDER BY data_class',
     );
     expect(rows.rows.map((row) => `${row.data_class}:${row.state}`)).toEqual([
+      'bus:active',
       'credentials:active',
       'general:active',
       'identity:active',
@@ -207,8 +208,8 @@ describe('envelope keyring (local provider)', () => {
     await first.close();
 
     const both = await keyringOn(database, { provider: localProvider(keyB, keyA) });
-    expect(await both.rewrapDeks()).toEqual({ total: 4, rewrapped: 4, alreadyCurrent: 0, failed: 0 });
-    expect(await both.rewrapDeks()).toMatchObject({ rewrapped: 0, alreadyCurrent: 4 });
+    expect(await both.rewrapDeks()).toEqual({ total: 5, rewrapped: 5, alreadyCurrent: 0, failed: 0 });
+    expect(await both.rewrapDeks()).toMatchObject({ rewrapped: 0, alreadyCurrent: 5 });
     await both.close();
 
     const onlyB = await keyringOn(database, { provider: localProvider(keyB) });
@@ -222,7 +223,7 @@ describe('envelope keyring (local provider)', () => {
     expect(crypto.needsReencryption(sealed)).toBe(true);
     expect(crypto.openText(sealed, CREDENTIAL).toString()).toBe('secret');
     expect(crypto.keyIdOf(crypto.sealText('x', CREDENTIAL))).toBe(after.credentials);
-    expect(await onlyB.dekCounts()).toEqual({ active: 4, 'decrypt-only': 4 });
+    expect(await onlyB.dekCounts()).toEqual({ active: 5, 'decrypt-only': 5 });
   });
 
   it('crypto-shredding: destroying a subject DEK erases its data here at once, elsewhere within the TTL, and for good', async () => {
@@ -276,5 +277,43 @@ describe('envelope keyring (local provider)', () => {
     // A new write for the erased subject gets a new DEK, not the destroyed one.
     const again = await afterRestart.sealTextAsync('{}', traits('prof_a'), { subject: 'prof_a' });
     expect(afterRestart.keyIdOf(again)).not.toBe(destroyed[0]);
+  });
+
+  it('crypto-shredding inside a transaction: sealText(…, {subject}) seals only with a DEK made ready beforehand', async () => {
+    const database = await db();
+    const keyring = await keyringOn(database, { provider: localProvider(randomBytes(32)), shredding: true });
+    const crypto = createCryptoService({ keyring });
+    const traits: EncryptionContext = {
+      purpose: 'identity-traits',
+      dataClass: 'identity',
+      table: 'identity_traits',
+      column: 'traits',
+      rowId: 'prf_1',
+    };
+    // Not ready: refused (no silent fallback to the shared identity DEK, which erasure would not destroy).
+    expect(keyring.subjectReady('prf_1')).toBe(false);
+    expect(() => crypto.sealText('{}', traits, { subject: 'prf_1' })).toThrow(
+      expect.objectContaining({ code: 'key_unavailable' }),
+    );
+    await keyring.prepareSubject('prf_1');
+    expect(keyring.subjectReady('prf_1')).toBe(true);
+    const sealed = crypto.sealText('{}', traits, { subject: 'prf_1' });
+    const dek = await database.query<{ id: string }>("SELECT id FROM crypto_deks WHERE subject = 'prf_1'");
+    expect(dek.rows).toEqual([{ id: crypto.keyIdOf(sealed) }]);
+    expect(keyring.holds(crypto.keyIdOf(sealed))).toBe(true);
+    // Preparing again reuses the one active DEK of the subject.
+    await keyring.prepareSubject('prf_1');
+    expect(crypto.keyIdOf(crypto.sealText('{}', traits, { subject: 'prf_1' }))).toBe(crypto.keyIdOf(sealed));
+    // Classes without subject DEKs seal with their class DEK whatever the subject.
+    expect(crypto.keyIdOf(crypto.sealText('x', CREDENTIAL, { subject: 'prf_1' }))).toBe(
+      keyring.activeKeyIds().credentials,
+    );
+
+    await keyring.destroySubjects(['prf_1']);
+    expect(keyring.subjectReady('prf_1')).toBe(false);
+    expect(keyring.holds(crypto.keyIdOf(sealed))).toBe(false);
+    expect(() => crypto.sealText('{}', traits, { subject: 'prf_1' })).toThrow(
+      expect.objectContaining({ code: 'key_unavailable' }),
+    );
   });
 });
