@@ -521,7 +521,7 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
         [anon, user].filter((id): id is PrimaryId => id !== null),
       );
       for (const profileId of known.length === 0 ? [newProfileId] : known) {
-        await profileKeys.prepare(profileId);
+        if (!profileKeys.ready(profileId)) await profileKeys.prepare(profileId);
       }
     }
     return await inTransaction(async (tx) => {
