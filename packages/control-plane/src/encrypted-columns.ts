@@ -155,14 +155,22 @@ export async function countRecordsPendingReencryption(
   db: Pick<Queryable, 'query'>,
   currentKeyIds: string | readonly string[],
   columns: readonly EncryptedColumn[] = ENCRYPTED_COLUMNS,
+  options: {
+    /**
+     * SQL over a (quoted) key-id column that is true for further current keys too many to list: envelope
+     * mode's per-subject DEKs (`activeSubjectDekSql` of `@signal/kms`).
+     */
+    readonly alsoCurrent?: (keyIdColumn: string) => string;
+  } = {},
 ): Promise<number> {
   const current = typeof currentKeyIds === 'string' ? [currentKeyIds] : [...currentKeyIds];
   let total = 0;
   for (const entry of columns) {
     const c = columnIdentifiers(entry);
+    const alsoCurrent = options.alsoCurrent === undefined ? '' : ` OR ${options.alsoCurrent(c.keyId)}`;
     const { rows } = await db.query<{ n: string }>(
       `SELECT count(*) AS n FROM ${c.table}
-        WHERE ${c.column} IS NOT NULL AND (${c.keyId} IS NULL OR NOT (${c.keyId} = ANY($1::text[])))`,
+        WHERE ${c.column} IS NOT NULL AND (${c.keyId} IS NULL OR NOT (${c.keyId} = ANY($1::text[])${alsoCurrent}))`,
       [current],
     );
     total += Number(rows[0]?.n ?? 0);

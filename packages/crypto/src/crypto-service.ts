@@ -44,12 +44,16 @@ export interface SealOptions {
 /** Seals and opens v1 ciphertexts with a keyring: the one API services use for data at rest and tokens. */
 export interface CryptoService {
   readonly keyring: Keyring;
-  /** Seals with the current key. A string plaintext is encrypted as UTF-8. */
-  seal(plaintext: Uint8Array | string, context: EncryptionContext): Buffer;
+  /**
+   * Seals with the current key. A string plaintext is encrypted as UTF-8. With `subject` (crypto-shredding),
+   * seals under that subject's DEK, which `sealAsync` for the subject must have made ready (this call does
+   * no I/O, so it works inside a database transaction); throws `key_unavailable` when it is not ready.
+   */
+  seal(plaintext: Uint8Array | string, context: EncryptionContext, options?: SealOptions): Buffer;
   /** Opens with whichever held key the ciphertext names; `context` must equal the one it was sealed with. */
   open(ciphertext: Uint8Array, context: EncryptionContext): Buffer;
   /** `seal`, in the text form (`v1.` + base64url) for text columns and URLs. */
-  sealText(plaintext: Uint8Array | string, context: EncryptionContext): string;
+  sealText(plaintext: Uint8Array | string, context: EncryptionContext, options?: SealOptions): string;
   /** `open` for the text form. */
   openText(text: string, context: EncryptionContext): Buffer;
   /**
@@ -198,9 +202,25 @@ export function createCryptoService(options: CryptoServiceOptions): CryptoServic
     return seal(plaintext, context, subjectEntry ?? keyring.sealingEntry(context.dataClass));
   }
 
+  /** The entry a synchronous seal uses: the subject's ready DEK when the keyring keeps them for this class. */
+  function syncEntry(context: EncryptionContext, options: SealOptions | undefined): KeyEntry {
+    if (options?.subject !== undefined && keyring.readySubjectEntry !== undefined) {
+      const entry = keyring.readySubjectEntry(context.dataClass, options.subject);
+      if (entry === undefined) {
+        throw new CryptoError(
+          'key_unavailable',
+          "the subject's DEK is not ready: make it ready with sealAsync outside the transaction",
+        );
+      }
+      if (entry !== null) return entry;
+    }
+    return keyring.sealingEntry(context.dataClass);
+  }
+
   return Object.freeze({
     keyring,
-    seal: (plaintext: Uint8Array | string, context: EncryptionContext) => seal(plaintext, context),
+    seal: (plaintext: Uint8Array | string, context: EncryptionContext, options?: SealOptions) =>
+      seal(plaintext, context, syncEntry(context, options)),
     sealAsync,
     async sealTextAsync(plaintext: Uint8Array | string, context: EncryptionContext, options: SealOptions) {
       return encodeText(await sealAsync(plaintext, context, options));
@@ -215,8 +235,8 @@ export function createCryptoService(options: CryptoServiceOptions): CryptoServic
       }
       return openBytes(bytes, context);
     },
-    sealText(plaintext: Uint8Array | string, context: EncryptionContext): string {
-      return encodeText(seal(plaintext, context));
+    sealText(plaintext: Uint8Array | string, context: EncryptionContext, options?: SealOptions): string {
+      return encodeText(seal(plaintext, context, syncEntry(context, options)));
     },
     openText(text: string, context: EncryptionContext): Buffer {
       let bytes: Buffer;

@@ -156,6 +156,12 @@ export interface Keyring {
    * on first use), or undefined when this class has no per-subject DEKs (seal with `sealingEntry`).
    */
   subjectEntry?(dataClass: DataClass | undefined, subject: string): Promise<KeyEntry | undefined>;
+  /**
+   * `subjectEntry` without I/O (for writers inside a database transaction): the subject's DEK if a
+   * `subjectEntry` call made it ready and it is still fresh; undefined when it is not ready; null when this
+   * class has no per-subject DEKs (seal with `sealingEntry`).
+   */
+  readySubjectEntry?(dataClass: DataClass | undefined, subject: string): KeyEntry | null | undefined;
 }
 
 export interface KeyringOptions {

@@ -96,9 +96,12 @@ export class DekCache {
     this.#lru.set(id, cached);
   }
 
-  /** A pinned DEK still inside its TTL, for sealing; undefined when it is not fresh (seal must then fail). */
+  /**
+   * A DEK still inside its TTL, for sealing: pinned (class DEKs) or in the LRU (subject DEKs); undefined when
+   * it is not fresh (seal must then fail or fetch it again).
+   */
   fresh(id: string): KeyEntry | undefined {
-    const cached = this.#pinned.get(id);
+    const cached = this.#pinned.get(id) ?? this.#lru.get(id);
     if (cached === undefined) return undefined;
     const age = this.#now() - cached.loadedAt;
     if (age >= this.#options.ttlMs) {

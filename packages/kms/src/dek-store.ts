@@ -28,6 +28,15 @@ CREATE UNIQUE INDEX crypto_deks_one_active ON crypto_deks (data_class, subject) 
 CREATE INDEX crypto_deks_subject ON crypto_deks (subject) WHERE subject <> '';
 `;
 
+/**
+ * SQL true when the key-id column `keyIdColumn` (a trusted identifier, never input) names the active DEK of a
+ * subject (crypto-shredding). Such a record is current: the re-encryption job must leave it under its
+ * subject's DEK, never move it to the class DEK (erasure would then no longer erase it).
+ */
+export function activeSubjectDekSql(keyIdColumn: string): string {
+  return `EXISTS (SELECT 1 FROM crypto_deks d WHERE d.id = ${keyIdColumn} AND d.subject <> '' AND d.state = 'active')`;
+}
+
 export const kmsMigrations: readonly Migration[] = Object.freeze([{ id: 'kms/0001_deks', sql: deks }]);
 
 /** `general` is the DEK of contexts without a data class. */

@@ -2,6 +2,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { type CryptoAuditSink, CryptoError, type DataClass, KeyEntry, type Keyring } from '@signal/crypto';
 import type { Database } from '@signal/store';
 import type { Metrics } from '@signal/telemetry';
+import { LRUCache } from 'lru-cache';
 import { DekCache, type DekCacheResult, type LoadedDek } from './dek-cache';
 import { DEK_CLASSES, type DekClass, type DekRow, DekStore } from './dek-store';
 import { KmsError, type KmsProvider, type WrapContext } from './provider';
@@ -54,6 +55,15 @@ export interface EnvelopeKeyring extends Keyring {
    * DEK cache TTL). Returns the destroyed DEK ids (what the erasure audit records).
    */
   destroySubjects(subjects: readonly string[]): Promise<string[]>;
+  /**
+   * Crypto-shredding, for writers inside a database transaction (PGlite has one connection, so nothing may
+   * query the DEK table there): `prepareSubject` (outside it) makes the subject's DEK ready, creating it at
+   * most once; `subjectReady` and `readySubjectEntry` then answer from memory. `holds` says whether a DEK
+   * (hex id) can open data now without I/O; `prepare` fetches it.
+   */
+  prepareSubject(subject: string): Promise<void>;
+  subjectReady(subject: string): boolean;
+  holds(keyIdHex: string): boolean;
   /** DEK rows per state. */
   dekCounts(): Promise<Record<string, number>>;
   /** Wraps and unwraps a random key under the KEK (within the KMS deadline): is the provider usable now? */
@@ -328,6 +338,42 @@ export async function openEnvelopeKeyring(options: EnvelopeKeyringOptions): Prom
   );
   timer.unref();
 
+  /**
+   * Which DEK seals each subject's data, as last read from the table (bounded like the cache). An entry is
+   * only a hint: sealing still needs the DEK fresh in the cache, and a DEK another process destroyed fails
+   * its refresh (`key_destroyed`) and leaves the cache within the TTL.
+   */
+  const subjectIds = new LRUCache<string, string>({ max: options.cache?.maxEntries ?? DEFAULT_MAX_ENTRIES });
+
+  /** The subject's active identity DEK, created once (the unique index keeps one per subject), loaded fresh. */
+  async function subjectDek(subject: string): Promise<KeyEntry> {
+    if (!SUBJECT.test(subject)) {
+      throw new CryptoError(
+        'invalid_context',
+        'a crypto-shredding subject must be 1-200 printable ASCII characters',
+      );
+    }
+    const existing = await store.active('identity', subject);
+    const id = existing?.id ?? (await createActive('identity', false, subject));
+    const fresh = cache.fresh(id);
+    if (fresh !== undefined) {
+      subjectIds.set(subject, id);
+      return fresh;
+    }
+    // Not held, or past its TTL: re-verify with the table and the KMS. A copy served stale (KMS down) opens
+    // data but never seals.
+    await cache.get(id);
+    const entry = cache.fresh(id);
+    if (entry === undefined) {
+      throw new CryptoError(
+        'key_unavailable',
+        "the subject's DEK could not be re-verified with the key provider: refusing to encrypt",
+      );
+    }
+    subjectIds.set(subject, id);
+    return entry;
+  }
+
   function sealing(dataClass: DataClass | undefined): KeyEntry {
     const dekClass = toDekClass(dataClass);
     const entry = cache.fresh(active[dekClass]);
@@ -361,20 +407,28 @@ export async function openEnvelopeKeyring(options: EnvelopeKeyringOptions): Prom
     },
     async subjectEntry(dataClass: DataClass | undefined, subject: string): Promise<KeyEntry | undefined> {
       if (!options.shredding || dataClass !== 'identity') return undefined;
-      if (!SUBJECT.test(subject)) {
-        throw new CryptoError(
-          'invalid_context',
-          'a crypto-shredding subject must be 1-200 printable ASCII characters',
-        );
-      }
-      const existing = await store.active('identity', subject);
-      const id = existing?.id ?? (await createActive('identity', false, subject));
-      return cache.get(id);
+      return subjectDek(subject);
+    },
+    readySubjectEntry(dataClass: DataClass | undefined, subject: string): KeyEntry | null | undefined {
+      if (!options.shredding || dataClass !== 'identity') return null;
+      const id = subjectIds.get(subject);
+      return id === undefined ? undefined : cache.fresh(id);
+    },
+    async prepareSubject(subject: string): Promise<void> {
+      if (options.shredding) await subjectDek(subject);
+    },
+    subjectReady(subject: string): boolean {
+      const id = subjectIds.get(subject);
+      return id !== undefined && cache.fresh(id) !== undefined;
+    },
+    holds(keyIdHex: string): boolean {
+      return cache.peek(keyIdHex) !== undefined;
     },
     async destroySubjects(subjects: readonly string[]): Promise<string[]> {
       const destroyed: string[] = [];
       for (const subject of subjects) {
         if (subject === '') continue;
+        subjectIds.delete(subject);
         for (const id of await store.destroySubject(subject)) {
           cache.evict(id);
           destroyed.push(id);

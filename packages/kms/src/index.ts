@@ -1,7 +1,7 @@
 export type { DekCacheOptions, DekCacheResult, LoadedDek } from './dek-cache';
 export { DekCache } from './dek-cache';
 export type { DekClass, DekRow, DekState } from './dek-store';
-export { DEK_CLASSES, DekStore, kmsMigrations } from './dek-store';
+export { activeSubjectDekSql, DEK_CLASSES, DekStore, kmsMigrations } from './dek-store';
 export type { EnvelopeCryptoHealth, EnvelopeHealth, EnvelopeHealthOptions } from './envelope-health';
 export { envelopeHealth } from './envelope-health';
 export type {

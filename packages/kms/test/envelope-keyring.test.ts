@@ -278,4 +278,42 @@ describe('envelope keyring (local provider)', () => {
     const again = await afterRestart.sealTextAsync('{}', traits('prof_a'), { subject: 'prof_a' });
     expect(afterRestart.keyIdOf(again)).not.toBe(destroyed[0]);
   });
+
+  it('crypto-shredding inside a transaction: sealText(…, {subject}) seals only with a DEK made ready beforehand', async () => {
+    const database = await db();
+    const keyring = await keyringOn(database, { provider: localProvider(randomBytes(32)), shredding: true });
+    const crypto = createCryptoService({ keyring });
+    const traits: EncryptionContext = {
+      purpose: 'identity-traits',
+      dataClass: 'identity',
+      table: 'identity_traits',
+      column: 'traits',
+      rowId: 'prf_1',
+    };
+    // Not ready: refused (no silent fallback to the shared identity DEK, which erasure would not destroy).
+    expect(keyring.subjectReady('prf_1')).toBe(false);
+    expect(() => crypto.sealText('{}', traits, { subject: 'prf_1' })).toThrow(
+      expect.objectContaining({ code: 'key_unavailable' }),
+    );
+    await keyring.prepareSubject('prf_1');
+    expect(keyring.subjectReady('prf_1')).toBe(true);
+    const sealed = crypto.sealText('{}', traits, { subject: 'prf_1' });
+    const dek = await database.query<{ id: string }>("SELECT id FROM crypto_deks WHERE subject = 'prf_1'");
+    expect(dek.rows).toEqual([{ id: crypto.keyIdOf(sealed) }]);
+    expect(keyring.holds(crypto.keyIdOf(sealed))).toBe(true);
+    // Preparing again reuses the one active DEK of the subject.
+    await keyring.prepareSubject('prf_1');
+    expect(crypto.keyIdOf(crypto.sealText('{}', traits, { subject: 'prf_1' }))).toBe(crypto.keyIdOf(sealed));
+    // Classes without subject DEKs seal with their class DEK whatever the subject.
+    expect(crypto.keyIdOf(crypto.sealText('x', CREDENTIAL, { subject: 'prf_1' }))).toBe(
+      keyring.activeKeyIds().credentials,
+    );
+
+    await keyring.destroySubjects(['prf_1']);
+    expect(keyring.subjectReady('prf_1')).toBe(false);
+    expect(keyring.holds(crypto.keyIdOf(sealed))).toBe(false);
+    expect(() => crypto.sealText('{}', traits, { subject: 'prf_1' })).toThrow(
+      expect.objectContaining({ code: 'key_unavailable' }),
+    );
+  });
 });

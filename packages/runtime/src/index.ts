@@ -21,6 +21,7 @@ export {
   type EnvelopeCryptoRuntime,
   type KmsBootstrapOptions,
   type KmsCryptoRuntime,
+  type SubjectKeys,
 } from './kms-bootstrap';
 export { type Component, exitOnSignals, Lifecycle, type LifecycleLogger } from './lifecycle';
 export {

@@ -41,7 +41,25 @@ export interface KmsCryptoRuntime extends CryptoRuntime {
   readonly rotateDeks?: () => Promise<Readonly<Record<DekClass, string>>>;
   /** Envelope mode with ENCRYPTION_CRYPTO_SHREDDING: destroys the subjects' DEKs (the identity erasure's `shred`). */
   readonly shredSubjects?: (subjects: readonly string[]) => Promise<readonly string[]>;
+  /**
+   * Envelope mode with ENCRYPTION_CRYPTO_SHREDDING: per-subject DEKs for writers that seal inside a database
+   * transaction (the identity graph): prepare a subject's DEK, or fetch a DEK, before the transaction opens;
+   * inside it, `crypto.sealText(…, { subject })` and `openText` only use what is held.
+   */
+  readonly subjectKeys?: SubjectKeys;
   close(): Promise<void>;
+}
+
+/** See `KmsCryptoRuntime.subjectKeys`. */
+export interface SubjectKeys {
+  /** Outside any transaction: makes the subject's DEK ready to seal (creating it at most once). */
+  prepare(subject: string): Promise<void>;
+  /** No I/O: the subject's DEK is ready to seal. */
+  ready(subject: string): boolean;
+  /** No I/O: this process can open data under the DEK with this hex id now. */
+  holds(keyId: string): boolean;
+  /** Outside any transaction: fetches and unwraps the DEK with this hex id (rejects with a `CryptoError`). */
+  fetch(keyId: string): Promise<void>;
 }
 
 /** A crypto runtime in envelope mode also exposes its keyring (DEK rotation, counts). */
@@ -119,7 +137,15 @@ async function bootstrapEnvelope(options: KmsBootstrapOptions): Promise<Envelope
     rewrapKeys: () => keyring.rewrapDeks(),
     rotateDeks: () => keyring.rotateDeks(),
     ...(encryption.cryptoShredding
-      ? { shredSubjects: (subjects: readonly string[]) => keyring.destroySubjects(subjects) }
+      ? {
+          shredSubjects: (subjects: readonly string[]) => keyring.destroySubjects(subjects),
+          subjectKeys: {
+            prepare: (subject: string) => keyring.prepareSubject(subject),
+            ready: (subject: string) => keyring.subjectReady(subject),
+            holds: (keyId: string) => keyring.holds(keyId),
+            fetch: (keyId: string) => keyring.prepare(Buffer.from(keyId, 'hex')),
+          },
+        }
       : {}),
     async close() {
       await keyring.close();

@@ -25,7 +25,13 @@ export async function buildContainer(deps: ServiceMainDeps): Promise<ServiceCont
   ]);
 
   const crypto = host.crypto.crypto;
-  const graph = createIdentityGraph({ db: host.db, crypto, index: await loadBlindIndex(host.db, crypto) });
+  const subjectKeys = host.crypto.subjectKeys;
+  const graph = createIdentityGraph({
+    db: host.db,
+    crypto,
+    index: await loadBlindIndex(host.db, crypto),
+    ...(subjectKeys === undefined ? {} : { profileKeys: subjectKeys }),
+  });
   const hub = createIdentityHub({
     settings: loadIdentityHubSettings(config),
     crypto,

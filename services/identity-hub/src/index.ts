@@ -42,6 +42,7 @@ export {
   type IdentityLookup,
   type IngestResult,
   type LookupRequest,
+  type ProfileKeys,
   type Subject,
 } from './graph/identity-graph';
 export { MAX_TRAITS } from './graph/traits';

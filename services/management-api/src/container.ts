@@ -167,7 +167,12 @@ export async function buildContainer(config: SignalConfig): Promise<Container> {
     ? openBus(config, db, logger.child({ component: 'bus' }), 'management-api', { crypto, metrics })
     : undefined;
   const graph = present.identity
-    ? createIdentityGraph({ db, crypto, index: await loadBlindIndex(db, crypto) })
+    ? createIdentityGraph({
+        db,
+        crypto,
+        index: await loadBlindIndex(db, crypto),
+        ...(cryptoRuntime.subjectKeys === undefined ? {} : { profileKeys: cryptoRuntime.subjectKeys }),
+      })
     : undefined;
   const columns: readonly EncryptedColumn[] = present.identity
     ? [...ENCRYPTED_COLUMNS, ...IDENTITY_ENCRYPTED_COLUMNS]

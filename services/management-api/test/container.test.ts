@@ -3,13 +3,21 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createAuditLog } from '@signal/audit';
 import { loadConfig } from '@signal/config';
-import { createDatabase, migrate } from '@signal/store';
+import { CryptoError } from '@signal/crypto';
+import { createIdentityGraph, identifierContext, loadBlindIndex, traitsContext } from '@signal/identity-hub';
+import { kmsMigrations } from '@signal/kms';
+import { bootstrapCryptoWithKms, type KmsCryptoRuntime } from '@signal/runtime';
+import { createDatabase, type Database, migrate } from '@signal/store';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { ManagementApiConfigError } from '../src/config';
 import { buildContainer, type Container, MANAGEMENT_API_SCHEMA } from '../src/container';
-import { FULL_SCHEMA } from './harness';
+import { captureLogger, FULL_SCHEMA } from './harness';
+import { sampleEvent } from './operations.support';
+
+const quietLogger = captureLogger();
 
 const dir = mkdtempSync(join(tmpdir(), 'signal-mapi-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -184,5 +192,106 @@ describe('standalone container on a deployment migrated by signal-cli (PGlite on
     } finally {
       await second.stop();
     }
+  });
+});
+
+describe('crypto-shredding through DELETE /v1/admin/identity/{id} (envelope mode, PGlite on disk)', () => {
+  it("destroys the person's DEKs: their ciphertext remains but opens nowhere, and a restart does not bring it back", async () => {
+    const dataDir = join(dir, 'shred');
+    await migrateEmbedded(dataDir, [...FULL_SCHEMA, ...kmsMigrations]);
+    const env = {
+      SIGNAL_DATA_DIR: dataDir,
+      ENCRYPTION_KEY: keyA,
+      ENCRYPTION_ENVELOPE: 'true',
+      ENCRYPTION_CRYPTO_SHREDDING: 'true',
+    };
+    const userId = 'shred.me@example.com';
+    /** Another process on the same data: the identity hub writing, later a restart reading. */
+    async function withProcess<T>(fn: (db: Database, runtime: KmsCryptoRuntime) => Promise<T>): Promise<T> {
+      const db = await createDatabase({ kind: 'pglite', dataDir: join(dataDir, 'pglite') });
+      const runtime = await bootstrapCryptoWithKms({
+        config: config(env),
+        logger: { info() {}, warn() {} },
+        db,
+      });
+      try {
+        return await fn(db, runtime);
+      } finally {
+        await runtime.close();
+        await db.close();
+      }
+    }
+    // The identity hub ingests the person's data; a backup copies their sealed rows.
+    const backup = await withProcess(async (db, runtime) => {
+      if (runtime.subjectKeys === undefined) throw new Error('shredding is on');
+      const graph = createIdentityGraph({
+        db,
+        crypto: runtime.crypto,
+        index: await loadBlindIndex(db, runtime.crypto),
+        profileKeys: runtime.subjectKeys,
+      });
+      await graph.ingest(sampleEvent({ userId, traits: { email: userId } }));
+      const traits = await db.query<{ profile_id: string; traits: string; traits_key_id: string }>(
+        'SELECT profile_id, traits, traits_key_id FROM identity_traits',
+      );
+      const identifiers = await db.query<{ id: string; kind: string; value: string }>(
+        'SELECT id, kind, value FROM identity_identifiers',
+      );
+      return { traits: traits.rows, identifiers: identifiers.rows };
+    });
+    const [sealedTraits] = backup.traits;
+    if (sealedTraits === undefined) throw new Error('traits expected');
+
+    const api = await buildContainer(config(env));
+    await api.start();
+    try {
+      await api.api.controlPlane.orgs.createWithOwner({
+        name: 'Shred',
+        owner: { email: 'owner@shred.example', password: 'a long enough password' },
+      });
+      const url = baseUrl(api);
+      const login = await fetch(`${url}/v1/admin/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email: 'owner@shred.example', password: 'a long enough password' }),
+      });
+      const { access_token: token } = z.object({ access_token: z.string() }).parse(await login.json());
+      const erase = await fetch(`${url}/v1/admin/identity/${encodeURIComponent(userId)}`, {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect(erase.status).toBe(200);
+      expect(await erase.json()).toEqual({ erased: { profiles: 1, identifiers: 2, traits: 1 } });
+    } finally {
+      await api.stop();
+    }
+
+    // A restart: the backed-up ciphertext still exists but its DEK is destroyed for good.
+    await withProcess(async (db, runtime) => {
+      const code = (promise: Promise<unknown>) =>
+        promise.then(
+          () => 'opened',
+          (error: unknown) => (error instanceof CryptoError ? error.code : String(error)),
+        );
+      expect(
+        await code(runtime.crypto.openTextAsync(sealedTraits.traits, traitsContext(sealedTraits.profile_id))),
+      ).toBe('key_destroyed');
+      for (const row of backup.identifiers) {
+        expect(await code(runtime.crypto.openTextAsync(row.value, identifierContext(row.id, row.kind)))).toBe(
+          'key_destroyed',
+        );
+      }
+      const dek = await db.query<{ state: string; wrapped: unknown; subject: string }>(
+        'SELECT state, wrapped, subject FROM crypto_deks WHERE id = $1',
+        [sealedTraits.traits_key_id],
+      );
+      expect(dek.rows).toEqual([{ state: 'destroyed', wrapped: null, subject: sealedTraits.profile_id }]);
+      const entry = (await createAuditLog({ db, logger: quietLogger }).list({ action: 'identity.erased' }))
+        .data[0];
+      expect(entry?.changes).toMatchObject({
+        destroyed_dek_ids: { old: [sealedTraits.traits_key_id], new: null },
+      });
+      expect(JSON.stringify(entry)).not.toContain(userId);
+    });
   });
 });

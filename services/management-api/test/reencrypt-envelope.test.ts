@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createAuditLog } from '@signal/audit';
+import { loadConfig } from '@signal/config';
 import {
   countRecordsUnderKey,
   createControlPlane,
@@ -7,12 +8,20 @@ import {
   integrationCredentialsContext,
 } from '@signal/control-plane';
 import { createCryptoService } from '@signal/crypto';
+import {
+  createIdentityGraph,
+  IDENTITY_ENCRYPTED_COLUMNS,
+  identityHubMigrations,
+  loadBlindIndex,
+} from '@signal/identity-hub';
 import { createLocalKmsProvider, kmsMigrations, openEnvelopeKeyring } from '@signal/kms';
+import { bootstrapCryptoWithKms } from '@signal/runtime';
 import { createDatabase, type Database, migrate } from '@signal/store';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MANAGEMENT_API_SCHEMA } from '../src/container';
 import { createReencryptionJobs } from '../src/crypto/reencrypt-job';
 import { captureLogger, seedOrg, spiedHasher } from './harness';
+import { sampleEvent } from './operations.support';
 
 const dbs: Database[] = [];
 afterEach(async () => {
@@ -97,5 +106,77 @@ describe('re-encryption job in envelope mode (local provider)', () => {
       createCryptoService({ keyring: onlyB }).openText(sealed, integrationCredentialsContext(id)).toString(),
     ).toContain(credentials.get(id));
     await onlyB.close();
+  });
+
+  it('crypto-shredding: records under a subject DEK stay under it, and are not counted as pending', async () => {
+    const db = await createDatabase({ kind: 'pglite' });
+    dbs.push(db);
+    await migrate(db, [...MANAGEMENT_API_SCHEMA, ...kmsMigrations, ...identityHubMigrations]);
+    const logs = captureLogger();
+    const audit = createAuditLog({ db, logger: logs });
+    const config = loadConfig({
+      env: {
+        ENCRYPTION_KEY: randomBytes(32).toString('hex'),
+        ENCRYPTION_ENVELOPE: 'true',
+        ENCRYPTION_CRYPTO_SHREDDING: 'true',
+      },
+      cwd: '/nonexistent',
+    });
+    const runtime = await bootstrapCryptoWithKms({ config, logger: { info() {}, warn() {} }, db });
+    const { crypto, subjectKeys, rotateDeks } = runtime;
+    if (subjectKeys === undefined || rotateDeks === undefined)
+      throw new Error('envelope mode with shredding');
+    try {
+      const graph = createIdentityGraph({
+        db,
+        crypto,
+        index: await loadBlindIndex(db, crypto),
+        profileKeys: subjectKeys,
+      });
+      const events = [sampleEvent({}), sampleEvent({}), sampleEvent({})];
+      for (const event of events) await graph.ingest(event);
+      const subjectSealed = async () =>
+        (
+          await db.query<{ value: string; value_key_id: string }>(
+            `SELECT value, value_key_id FROM identity_identifiers
+              UNION ALL SELECT traits, traits_key_id FROM identity_traits ORDER BY 1`,
+          )
+        ).rows;
+      const before = await subjectSealed();
+      // 3 profiles: an anonymous id and a user id each, and their traits.
+      expect(before).toHaveLength(9);
+      const subjectDeks = await db.query<{ id: string }>("SELECT id FROM crypto_deks WHERE subject <> ''");
+      expect(new Set(before.map((row) => row.value_key_id))).toEqual(
+        new Set(subjectDeks.rows.map((row) => row.id)),
+      );
+
+      // Nothing is under an old key: the subject-sealed records are current, not pending.
+      const jobs = createReencryptionJobs({
+        db,
+        crypto,
+        audit,
+        logger: logs,
+        columns: [...ENCRYPTED_COLUMNS, ...IDENTITY_ENCRYPTED_COLUMNS],
+      });
+      expect((await jobs.start()).status).toMatchObject({ status: 'completed', total_records: 0 });
+
+      // DEK rotation moves class-sealed records (the blind-index key) and leaves subject-sealed ones alone.
+      await rotateDeks();
+      expect((await jobs.start()).status).toMatchObject({ total_records: 1 });
+      await jobs.idle();
+      expect(await jobs.status()).toMatchObject({
+        status: 'completed',
+        total_records: 1,
+        processed_records: 1,
+        failed_records: 0,
+      });
+      expect(await subjectSealed()).toEqual(before);
+      const userId = events[0]?.userId ?? '';
+      expect(
+        await graph.lookup({ userId }, { consent: true, kinds: ['user_id'], traits: true }),
+      ).toMatchObject({ identifiers: { user_id: userId }, traits: { email: 'jane.doe@example.com' } });
+    } finally {
+      await runtime.close();
+    }
   });
 });

@@ -119,7 +119,12 @@ export async function buildSignal({ config, logger }: SignalDeps) {
 
   const jwtSecret = config.management.jwtSecret ?? new Secret(developmentJwtSecret(config.dataDir));
   // Built before the Management API, which erases from it (DELETE /v1/admin/identity/{id}).
-  const identityGraph = createIdentityGraph({ db, crypto, index: await loadBlindIndex(db, crypto) });
+  const identityGraph = createIdentityGraph({
+    db,
+    crypto,
+    index: await loadBlindIndex(db, crypto),
+    ...(cryptoRuntime.subjectKeys === undefined ? {} : { profileKeys: cryptoRuntime.subjectKeys }),
+  });
   const management = createManagementApi({
     db,
     cache,

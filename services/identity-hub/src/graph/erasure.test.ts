@@ -11,7 +11,13 @@ function fakes() {
     recorded,
     shredded,
     graph: {
-      erase: async () => ({ profiles: 2, identifiers: 3, traits: 1, profileIds: ['prof_a', 'prof_b'] }),
+      erase: async () => ({
+        profiles: 2,
+        identifiers: 3,
+        traits: 1,
+        profileIds: ['prof_a', 'prof_b'],
+        keySubjects: ['prof_a', 'prof_b', 'prof_merged'],
+      }),
     },
     audit: {
       record: async (entry: AuditEntryInput) => {
@@ -34,7 +40,8 @@ describe('identity erasure with crypto-shredding', () => {
       },
     });
     await erasure.eraseSubject('user@example.com', { user_id: 'usr_1' });
-    expect(f.shredded).toEqual([['prof_a', 'prof_b']]);
+    // Merged-away profiles too: their DEKs sealed this person's data before the merge (backups hold it).
+    expect(f.shredded).toEqual([['prof_a', 'prof_b', 'prof_merged']]);
     expect(f.recorded[0]?.changes).toMatchObject({
       destroyed_dek_ids: { old: ['0f'.repeat(16)], new: null },
     });

@@ -41,9 +41,11 @@ export function createIdentityErasure(deps: IdentityErasureDeps): IdentityErasur
   const { graph, audit, logger, shred } = deps;
   return {
     async eraseSubject(subjectId, actor) {
-      const { profileIds, ...counts } = await graph.erase(subjectId);
-      // Destroyed after the rows are gone; a retry (idempotent erase) destroys whatever is left.
-      const destroyedDeks = shred === undefined ? undefined : await shred(profileIds);
+      const { profileIds, keySubjects, ...counts } = await graph.erase(subjectId);
+      // Destroyed after the rows are gone, merged-away profiles' DEKs too (backups hold what they sealed
+      // before the merge). Hazard: if this throws, the rows are gone and a retry finds no profile to name, so
+      // the error reaches the operator (no audit entry is written) rather than being retried away.
+      const destroyedDeks = shred === undefined ? undefined : await shred(keySubjects);
       // Deleted first, then recorded: if recording fails the caller retries, which is idempotent and records.
       await audit.record({
         action: 'identity.erased',

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { CryptoService } from '@signal/crypto';
+import type { CryptoService, EncryptionContext } from '@signal/crypto';
 import type { CanonicalEvent, JsonValue } from '@signal/events';
 import { isStoreError, type Queryable } from '@signal/store';
 import { z } from 'zod';
@@ -59,8 +59,16 @@ export interface ErasureCounts {
 export interface IdentityGraph extends IdentityLookup {
   /** Applies one raw event: links, vendor ids, traits. Idempotent; safe to run again on redelivery. */
   ingest(event: CanonicalEvent): Promise<IngestResult>;
-  /** Deletes the profile(s) an anonymous id or a user id belongs to, with every link and trait. */
-  erase(subjectId: string): Promise<ErasureCounts & { readonly profileIds: readonly string[] }>;
+  /**
+   * Deletes the profile(s) an anonymous id or a user id belongs to, with every link and trait. `profileIds`
+   * are the erased roots; `keySubjects` adds their merged-away profiles: every profile whose DEK may have
+   * sealed this person's data (crypto-shredding destroys them all, since backups hold pre-merge ciphertexts).
+   */
+  erase(
+    subjectId: string,
+  ): Promise<
+    ErasureCounts & { readonly profileIds: readonly string[]; readonly keySubjects: readonly string[] }
+  >;
   /** Union-find `find`: the live profile a (possibly merged-away) profile id now belongs to, or null. */
   canonicalProfileId(profileId: string): Promise<string | null>;
 }
@@ -69,15 +77,46 @@ export interface IdentityGraphOptions {
   readonly db: Pick<Queryable, 'query'> & {
     transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   };
-  readonly crypto: Pick<CryptoService, 'sealText' | 'openText' | 'keyIdOf'>;
+  readonly crypto: Pick<CryptoService, 'sealText' | 'openText' | 'openTextAsync' | 'keyIdOf'>;
   readonly index: BlindIndex;
+  /**
+   * Crypto-shredding (envelope mode with ENCRYPTION_CRYPTO_SHREDDING): each profile's traits and identifiers
+   * are sealed under that profile's own DEK. Absent: everything is sealed with the identity class key.
+   */
+  readonly profileKeys?: ProfileKeys;
   /** Transaction attempts on serialization failures, deadlocks and lost insert races. Default 5. */
   readonly maxAttempts?: number;
+}
+
+/**
+ * Per-profile DEKs (the runtime's `subjectKeys`). Graph writes run in a transaction, and on PGlite (one
+ * connection) nothing else may query the database meanwhile: DEK rows are read, created and unwrapped only
+ * outside it (`prepare`, `fetch`); inside it, sealing and opening use what `ready` / `holds` say is in memory.
+ * A transaction that finds a DEK missing rolls back, the DEK is made ready, and it runs again.
+ */
+export interface ProfileKeys {
+  prepare(profileId: string): Promise<void>;
+  ready(profileId: string): boolean;
+  holds(keyId: string): boolean;
+  fetch(keyId: string): Promise<void>;
 }
 
 /** A vendor id seen again updates `last_seen_at` only when it is this much newer (bounds write load). */
 const LAST_SEEN_GRANULARITY_MS = 60 * 60 * 1000;
 const MAX_SUBJECT_LENGTH = 256;
+
+/** Inside a transaction: a DEK is not in memory. Roll back, make it ready outside, run the transaction again. */
+class KeyNeeded extends Error {
+  constructor(
+    readonly kind: 'profile' | 'key',
+    readonly id: string,
+  ) {
+    super('a DEK must be made ready outside the transaction');
+  }
+}
+
+/** Rounds of "roll back, make a DEK ready, run again" one write may take (each needs a different DEK). */
+const MAX_KEY_ROUNDS = 8;
 
 /** A concurrent transaction inserted the same identifier first: rerun, and find its row this time. */
 class LostRace extends Error {
@@ -125,14 +164,27 @@ function newId(prefix: 'prf' | 'idn'): string {
  * rows are found by keyed digests.
  */
 export function createIdentityGraph(options: IdentityGraphOptions): IdentityGraph {
-  const { db, crypto, index } = options;
+  const { db, crypto, index, profileKeys } = options;
   const maxAttempts = options.maxAttempts ?? 5;
 
   async function inTransaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    let keyRounds = 0;
     for (let attempt = 1; ; attempt++) {
       try {
         return await db.transaction(fn);
       } catch (error) {
+        if (error instanceof KeyNeeded && profileKeys !== undefined && keyRounds < MAX_KEY_ROUNDS) {
+          keyRounds++;
+          attempt--;
+          await (error.kind === 'profile' ? profileKeys.prepare(error.id) : profileKeys.fetch(error.id));
+          continue;
+        }
+        if (error instanceof KeyNeeded) {
+          throw new IdentityHubError(
+            'graph_unavailable',
+            'identity graph write could not get its DEKs ready',
+          );
+        }
         const again =
           error instanceof LostRace ||
           (isStoreError(error) && (error.code === 'serialization_failure' || error.code === 'conflict'));
@@ -164,8 +216,32 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
     return rows.map((row) => identifierRowSchema.parse(row));
   }
 
-  async function createProfile(tx: Queryable, at: Date): Promise<string> {
-    const id = newId('prf');
+  /** Seals a profile's value: under the profile's DEK with crypto-shredding, else the identity class key. */
+  function sealFor(profileId: string, plaintext: string, context: EncryptionContext): string {
+    if (profileKeys === undefined) return crypto.sealText(plaintext, context);
+    if (!profileKeys.ready(profileId)) throw new KeyNeeded('profile', profileId);
+    return crypto.sealText(plaintext, context, { subject: profileId });
+  }
+
+  /** Opens inside a transaction: with crypto-shredding, only with a DEK already in memory. */
+  function openHeld(sealed: string, context: EncryptionContext): Buffer {
+    if (profileKeys !== undefined) {
+      let keyId: string | undefined;
+      try {
+        keyId = crypto.keyIdOf(sealed);
+      } catch {
+        // Malformed: openText below fails and says so.
+      }
+      if (keyId !== undefined && !profileKeys.holds(keyId)) throw new KeyNeeded('key', keyId);
+    }
+    return crypto.openText(sealed, context);
+  }
+
+  /**
+   * `id` is chosen before the transaction (a write creates at most one profile) so its DEK can be made ready
+   * outside it; a rerun of the same write reuses it (the rolled-back profile never existed).
+   */
+  async function createProfile(tx: Queryable, id: string, at: Date): Promise<string> {
     await tx.query('INSERT INTO identity_profiles (id, created_at, updated_at) VALUES ($1, $2, $2)', [
       id,
       at,
@@ -182,7 +258,7 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
     seenAt: Date,
   ): Promise<void> {
     const id = newId('idn');
-    const sealed = crypto.sealText(value, identifierContext(id, kind));
+    const sealed = sealFor(profileId, value, identifierContext(id, kind));
     const result = await tx.query(
       `INSERT INTO identity_identifiers (id, profile_id, kind, digest, value, value_key_id, first_seen_at, last_seen_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT DO NOTHING`,
@@ -219,10 +295,25 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
   function openTraits(profileId: string, sealed: string): StoredTraits {
     let plaintext: string;
     try {
-      plaintext = crypto.openText(sealed, traitsContext(profileId)).toString('utf8');
+      plaintext = openHeld(sealed, traitsContext(profileId)).toString('utf8');
+    } catch (cause) {
+      if (cause instanceof KeyNeeded) throw cause;
+      throw new IdentityHubError('corrupt_record', 'stored traits do not open', { cause });
+    }
+    return parseTraits(plaintext);
+  }
+
+  async function openTraitsAsync(profileId: string, sealed: string): Promise<StoredTraits> {
+    let plaintext: string;
+    try {
+      plaintext = (await crypto.openTextAsync(sealed, traitsContext(profileId))).toString('utf8');
     } catch (cause) {
       throw new IdentityHubError('corrupt_record', 'stored traits do not open', { cause });
     }
+    return parseTraits(plaintext);
+  }
+
+  function parseTraits(plaintext: string): StoredTraits {
     const traits = parseStoredTraits(plaintext);
     if (traits === null) throw new IdentityHubError('corrupt_record', 'stored traits do not parse');
     return traits;
@@ -234,7 +325,7 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
     traits: StoredTraits,
     at: Date,
   ): Promise<void> {
-    const sealed = crypto.sealText(JSON.stringify(traits), traitsContext(profileId));
+    const sealed = sealFor(profileId, JSON.stringify(traits), traitsContext(profileId));
     await tx.query(
       `INSERT INTO identity_traits (profile_id, traits, traits_key_id, updated_at) VALUES ($1, $2, $3, $4)
        ON CONFLICT (profile_id) DO UPDATE SET traits = EXCLUDED.traits, traits_key_id = EXCLUDED.traits_key_id,
@@ -256,7 +347,7 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
         WHERE l.profile_id = $2 AND w.profile_id = $1 AND l.kind = w.kind AND l.digest = w.digest`,
       [winner, loser],
     );
-    await tx.query('UPDATE identity_identifiers SET profile_id = $1 WHERE profile_id = $2', [winner, loser]);
+    await moveIdentifiers(tx, winner, { profileId: loser });
     const loserTraits = await readTraits(tx, loser);
     if (loserTraits !== null) {
       const winnerTraits = (await readTraits(tx, winner)) ?? {};
@@ -270,12 +361,52 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
     await tx.query('UPDATE identity_profiles SET updated_at = $2 WHERE id = $1', [winner, at]);
   }
 
+  /**
+   * Moves identifiers to another profile (a merge, or an anonymous id leaving a shared device's other user).
+   * With crypto-shredding each value is re-sealed under its new profile's DEK: erasing that profile must
+   * destroy every key its values live under, and the old profile's DEK goes with the old profile.
+   */
+  async function moveIdentifiers(
+    tx: Queryable,
+    to: string,
+    which: { readonly profileId: string } | { readonly identifierId: string },
+  ): Promise<void> {
+    const [column, value] =
+      'profileId' in which ? ['profile_id', which.profileId] : ['id', which.identifierId];
+    if (profileKeys === undefined) {
+      await tx.query(`UPDATE identity_identifiers SET profile_id = $1 WHERE ${column} = $2`, [to, value]);
+      return;
+    }
+    const { rows } = await tx.query(
+      `SELECT id, kind, value FROM identity_identifiers WHERE ${column} = $1 ORDER BY id FOR UPDATE`,
+      [value],
+    );
+    for (const raw of rows) {
+      const row = valueRowSchema.parse(raw);
+      const context = identifierContext(row.id, row.kind);
+      let plaintext: Buffer;
+      try {
+        plaintext = openHeld(row.value, context);
+      } catch (cause) {
+        if (cause instanceof KeyNeeded) throw cause;
+        throw new IdentityHubError('corrupt_record', 'a stored identifier does not open', { cause });
+      }
+      const sealed = sealFor(to, plaintext.toString('utf8'), context);
+      plaintext.fill(0);
+      await tx.query(
+        'UPDATE identity_identifiers SET profile_id = $1, value = $2, value_key_id = $3 WHERE id = $4',
+        [to, sealed, crypto.keyIdOf(sealed), row.id],
+      );
+    }
+  }
+
   /** Links the event's anonymous id and user id; returns the profile they end up in. */
   async function link(
     tx: Queryable,
     anon: PrimaryId | null,
     user: PrimaryId | null,
     at: Date,
+    newProfileId: string,
   ): Promise<{ profileId: string; merged: string[]; moved: boolean }> {
     const present = [anon, user].filter((id): id is PrimaryId => id !== null);
     const rows = await findPrimaries(tx, present);
@@ -292,13 +423,13 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
       if (only === null) throw new Error('an event without ids is not linked');
       const row = anonRow ?? userRow;
       if (row !== undefined) return result(row.profile_id);
-      const profileId = await createProfile(tx, at);
+      const profileId = await createProfile(tx, newProfileId, at);
       await insertIdentifier(tx, profileId, only.kind, only.value, only.digest, at);
       return result(profileId);
     }
 
     if (anonRow === undefined && userRow === undefined) {
-      const profileId = await createProfile(tx, at);
+      const profileId = await createProfile(tx, newProfileId, at);
       await insertIdentifier(tx, profileId, 'anonymous_id', anon.value, anon.digest, at);
       await insertIdentifier(tx, profileId, 'user_id', user.value, user.digest, at);
       return result(profileId);
@@ -310,12 +441,9 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
         return result(anonRow.profile_id);
       }
       // The browser was identified as someone else before: this user gets a profile of their own.
-      const profileId = await createProfile(tx, at);
+      const profileId = await createProfile(tx, newProfileId, at);
       await insertIdentifier(tx, profileId, 'user_id', user.value, user.digest, at);
-      await tx.query('UPDATE identity_identifiers SET profile_id = $1 WHERE id = $2', [
-        profileId,
-        anonRow.id,
-      ]);
+      await moveIdentifiers(tx, profileId, { identifierId: anonRow.id });
       return result(profileId, [], true);
     }
     if (anonRow === undefined && userRow !== undefined) {
@@ -327,10 +455,7 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
 
     const profiles = await lockProfiles(tx, [anonRow.profile_id, userRow.profile_id]);
     if (await hasUser(tx, anonRow.profile_id)) {
-      await tx.query('UPDATE identity_identifiers SET profile_id = $1 WHERE id = $2', [
-        userRow.profile_id,
-        anonRow.id,
-      ]);
+      await moveIdentifiers(tx, userRow.profile_id, { identifierId: anonRow.id });
       return result(userRow.profile_id, [], true);
     }
     const [winner, loser] = [...profiles].sort(
@@ -387,12 +512,34 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
     const at = new Date(Date.parse(event.receivedAt));
     const vendorIds = vendorIdentifiers(event);
     const traits = event.type === 'identify' ? traitsFromEvent(event.traits, at.getTime()) : {};
+    const newProfileId = newId('prf');
+    if (profileKeys !== undefined) {
+      // Make the DEKs this write will most likely need ready before the transaction opens (one pass in the
+      // common case); whatever else it turns out to need (a merge's other profile) costs one more round.
+      const known = await profilesOf(
+        db,
+        [anon, user].filter((id): id is PrimaryId => id !== null),
+      );
+      for (const profileId of known.length === 0 ? [newProfileId] : known) {
+        if (!profileKeys.ready(profileId)) await profileKeys.prepare(profileId);
+      }
+    }
     return await inTransaction(async (tx) => {
-      const linked = await link(tx, anon, user, at);
+      const linked = await link(tx, anon, user, at, newProfileId);
       await recordVendorIds(tx, linked.profileId, vendorIds, at);
       await recordTraits(tx, linked.profileId, traits, at);
       return linked;
     });
+  }
+
+  /** The profiles these ids belong to now (outside a transaction: a hint of which DEKs a write needs). */
+  async function profilesOf(q: Pick<Queryable, 'query'>, ids: readonly PrimaryId[]): Promise<string[]> {
+    const { rows } = await q.query(
+      `SELECT id, kind, profile_id FROM identity_identifiers
+        WHERE (kind, digest) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+      [ids.map((i) => i.kind), ids.map((i) => i.digest)],
+    );
+    return [...new Set(rows.map((row) => identifierRowSchema.parse(row).profile_id))].sort();
   }
 
   async function profileFor(q: Pick<Queryable, 'query'>, subject: Subject): Promise<string | null> {
@@ -428,9 +575,9 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
         for (const raw of rows) {
           const row = valueRowSchema.parse(raw);
           try {
-            identifiers[row.kind as IdentifierKind] = crypto
-              .openText(row.value, identifierContext(row.id, row.kind))
-              .toString('utf8');
+            identifiers[row.kind as IdentifierKind] = (
+              await crypto.openTextAsync(row.value, identifierContext(row.id, row.kind))
+            ).toString('utf8');
           } catch (cause) {
             throw new IdentityHubError('corrupt_record', 'a stored identifier does not open', { cause });
           }
@@ -442,7 +589,7 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
       ]);
       const row = rows[0];
       if (row === undefined) return { profileId, identifiers };
-      const stored = openTraits(profileId, traitsRowSchema.parse(row).traits);
+      const stored = await openTraitsAsync(profileId, traitsRowSchema.parse(row).traits);
       const traits: Record<string, JsonValue> = {};
       for (const [key, entry] of Object.entries(stored)) traits[key] = entry.v;
       return { profileId, identifiers, traits };
@@ -461,7 +608,9 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
         );
         const rows = await findPrimaries(tx, ids);
         const profileIds = [...new Set(rows.map((r) => r.profile_id))].sort();
-        if (profileIds.length === 0) return { profiles: 0, identifiers: 0, traits: 0, profileIds: [] };
+        if (profileIds.length === 0) {
+          return { profiles: 0, identifiers: 0, traits: 0, profileIds: [], keySubjects: [] };
+        }
         await lockProfiles(tx, profileIds);
         const count = async (sql: string) => countSchema.parse((await tx.query(sql, [profileIds])).rows[0]).n;
         const identifiers = await count(
@@ -473,9 +622,14 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
         const profiles = await count(
           'SELECT count(*) AS n FROM identity_profiles WHERE id = ANY($1::text[]) OR merged_into = ANY($1::text[])',
         );
+        const { rows: members } = await tx.query(
+          'SELECT id FROM identity_profiles WHERE id = ANY($1::text[]) OR merged_into = ANY($1::text[]) ORDER BY id',
+          [profileIds],
+        );
+        const keySubjects = members.map((row) => z.object({ id: z.string() }).parse(row).id);
         // ON DELETE CASCADE removes identifiers, traits and the merged-away tombstones with each root.
         await tx.query('DELETE FROM identity_profiles WHERE id = ANY($1::text[])', [profileIds]);
-        return { profiles, identifiers, traits, profileIds };
+        return { profiles, identifiers, traits, profileIds, keySubjects };
       });
     },
 

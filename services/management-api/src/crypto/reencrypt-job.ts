@@ -8,6 +8,7 @@ import {
   isSealedText,
 } from '@signal/control-plane';
 import { CryptoError, type CryptoService } from '@signal/crypto';
+import { activeSubjectDekSql } from '@signal/kms';
 import { type Database, isStoreError, type Queryable } from '@signal/store';
 import type { Metrics } from '@signal/telemetry';
 import { z } from 'zod';
@@ -235,6 +236,14 @@ export function createReencryptionJobs(options: ReencryptionJobsOptions): Reencr
   const retryAttempts = options.retryAttempts ?? 3;
   const retryBaseDelayMs = options.retryBaseDelayMs ?? 100;
   const instanceId = `inst_${randomBytes(8).toString('hex')}`;
+  /**
+   * Envelope mode (its keyring can seal per subject, and its DEKs live in this database's `crypto_deks`):
+   * records under a subject's active DEK (crypto-shredding) are current. Too many to list as targets, they
+   * are excluded in SQL, so the job never moves them to the class DEK and does not count them as pending.
+   */
+  const envelope = crypto.keyring.subjectEntry !== undefined;
+  const subjectsCurrent = (keyIdColumn: string) =>
+    envelope ? ` OR ${activeSubjectDekSql(keyIdColumn)}` : '';
   const records = options.metrics?.counter(
     'signal_reencrypt_records_total',
     'Records handled by the re-encryption job, by result (processed or failed)',
@@ -297,7 +306,7 @@ export function createReencryptionJobs(options: ReencryptionJobsOptions): Reencr
     const extra = c.context.length === 0 ? '' : `, ${c.context.join(', ')}`;
     const { rows } = await db.query<Record<string, unknown>>(
       `SELECT ${c.id} AS id, ${c.column} AS value${extra} FROM ${c.table}
-        WHERE ${c.column} IS NOT NULL AND (${c.keyId} IS NULL OR NOT (${c.keyId} = ANY($1::text[])))
+        WHERE ${c.column} IS NOT NULL AND (${c.keyId} IS NULL OR NOT (${c.keyId} = ANY($1::text[])${subjectsCurrent(c.keyId)}))
           AND ($2::text IS NULL OR ${c.id} > $2)
         ORDER BY ${c.id} LIMIT $3`,
       [targets, after, batchSize],
@@ -363,6 +372,11 @@ export function createReencryptionJobs(options: ReencryptionJobsOptions): Reencr
     );
     const keyId = rows[0]?.key_id;
     if (keyId === undefined || (keyId !== null && targets.includes(keyId))) return undefined;
+    // A writer re-sealed it under its subject's DEK (crypto-shredding): current too.
+    if (keyId !== null && envelope) {
+      const { rows: subject } = await tx.query(`SELECT 1 WHERE ${activeSubjectDekSql('$1')}`, [keyId]);
+      if (subject.length > 0) return undefined;
+    }
     return 'concurrent_update';
   }
 
@@ -641,7 +655,12 @@ export function createReencryptionJobs(options: ReencryptionJobsOptions): Reencr
           );
           abandoned.push(...ended.map((row) => jobRowSchema.parse(row)));
         }
-        const total = await countRecordsPendingReencryption(tx, targets, columns);
+        const total = await countRecordsPendingReencryption(
+          tx,
+          targets,
+          columns,
+          envelope ? { alsoCurrent: activeSubjectDekSql } : {},
+        );
         const empty = total === 0;
         const { rows } = await tx.query(
           `INSERT INTO crypto_reencrypt_jobs (id, status, target_key_id, total_records, cursor_column, started_at,
