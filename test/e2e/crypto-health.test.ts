@@ -24,7 +24,8 @@ describe('the embedded all-in-one: encryption at start-up', () => {
       const res = await fetch(`${signal.baseUrl}/health/crypto`);
       expect(res.status).toBe(200);
       expect(res.headers.get('cache-control')).toBe('no-store');
-      expect(await res.json()).toEqual({
+      const { records_by_key_id: perKey, ...contract } = await res.json();
+      expect(contract).toEqual({
         status: 'healthy',
         provider: 'local',
         key_version: 2,
@@ -33,6 +34,10 @@ describe('the embedded all-in-one: encryption at start-up', () => {
         // A fresh deployment encrypted everything under the new key: nothing is left under the old one.
         records_under_previous_key: 0,
       });
+      // One count per key this process holds (current and previous), plus plaintext and any other key.
+      expect(Object.keys(perKey)).toHaveLength(4);
+      expect(perKey).toMatchObject({ plaintext: 0, other: 0 });
+      expect(Object.values(perKey).filter((n) => n === 0)).toHaveLength(3);
     } finally {
       expect(await signal.stop()).toBe(0);
     }
@@ -41,7 +46,11 @@ describe('the embedded all-in-one: encryption at start-up', () => {
   it('reports single-key mode without previous_key_valid, and never logs the key', async () => {
     const signal = await startSignal({ ENCRYPTION_KEY: KEY_NEW, LOG_LEVEL: 'debug' });
     try {
-      const body = await (await fetch(`${signal.baseUrl}/health/crypto`)).json();
+      const { records_by_key_id: perKey, ...body } = await (
+        await fetch(`${signal.baseUrl}/health/crypto`)
+      ).json();
+      expect(Object.keys(perKey)).toHaveLength(3);
+      expect(perKey).toMatchObject({ plaintext: 0, other: 0 });
       expect(body).toEqual({
         status: 'healthy',
         provider: 'local',

@@ -42,4 +42,43 @@ describe('rotationAwareCryptoHealth', () => {
     expect(body.status).toBe('healthy');
     expect(body).not.toHaveProperty('records_under_previous_key');
   });
+
+  it('counts records per held key id, with plaintext and every other key summed, cached and bounded', async () => {
+    const dual = runtimeFor({
+      ENCRYPTION_KEY: '0123456789abcdef'.repeat(4),
+      ENCRYPTION_KEY_PREVIOUS: 'fedcba9876543210'.repeat(4),
+    });
+    const { currentKeyId, previousKeyId } = dual.crypto.keyring;
+    let calls = 0;
+    const countByKeyId = async () => {
+      calls += 1;
+      return new Map<string | null, number>([
+        [currentKeyId, 7],
+        [previousKeyId ?? 'none', 3],
+        [null, 2],
+        ['aa'.repeat(16), 5],
+        ['bb'.repeat(16), 1],
+      ]);
+    };
+    const health = rotationAwareCryptoHealth(dual, async () => 3, { countByKeyId });
+    const body = await health();
+    expect(body.records_by_key_id).toEqual({
+      [currentKeyId]: 7,
+      [previousKeyId ?? 'none']: 3,
+      plaintext: 2,
+      other: 6,
+    });
+    expect(body).toMatchObject({ status: 'healthy', records_under_previous_key: 3 });
+    await health();
+    expect(calls).toBe(1);
+
+    const down = rotationAwareCryptoHealth(dual, async () => 3, {
+      countByKeyId: async () => {
+        throw new Error('database down');
+      },
+    });
+    const degraded = await down();
+    expect(degraded.status).toBe('healthy');
+    expect(degraded).not.toHaveProperty('records_by_key_id');
+  });
 });

@@ -115,34 +115,86 @@ export function bootstrapCrypto(options: CryptoBootstrapOptions): CryptoRuntime 
   return { crypto, health: () => cryptoHealth(keyring), developmentKeyPath };
 }
 
-/** `/health/crypto` during a rotation: the contract body plus how many records still need re-encryption. */
-export type RotationAwareCryptoHealth = CryptoHealth & { readonly records_under_previous_key?: number };
+/**
+ * `/health/crypto` with what an operator rotating keys needs besides the contract body: how many records
+ * still need re-encryption and how many each key holds.
+ */
+export type RotationAwareCryptoHealth = CryptoHealth & {
+  readonly records_under_previous_key?: number;
+  /**
+   * Stored records per key id: every key this process seals with or holds (the current and previous key, or
+   * each data class's active DEK), `plaintext` for legacy unencrypted values and `other` for the rest
+   * (per-subject DEKs, keys no longer held). Bounded: one entry per held key, never one per subject.
+   */
+  readonly records_by_key_id?: Readonly<Record<string, number>>;
+};
+
+export interface RotationAwareHealthOptions {
+  readonly cacheMs?: number;
+  readonly now?: () => number;
+  /** Records per key id (`null` = plaintext), e.g. `countRecordsByKeyId` of `@signal/control-plane`. */
+  readonly countByKeyId?: () => Promise<ReadonlyMap<string | null, number>>;
+}
 
 /**
  * The `/health/crypto` body with, in dual-key mode, `records_under_previous_key`: the number of stored
- * records still encrypted under ENCRYPTION_KEY_PREVIOUS, so an operator knows when the old key can go (0).
- * The count is cached (probes run every few seconds) and left out when the database cannot answer, so a
- * database outage does not make the crypto check lie either way.
+ * records still encrypted under ENCRYPTION_KEY_PREVIOUS, so an operator knows when the old key can go (0);
+ * and, given `countByKeyId`, `records_by_key_id`. The counts are cached (probes run every few seconds) and left
+ * out when the database cannot answer, so a database outage does not make the crypto check lie either way.
  */
 export function rotationAwareCryptoHealth(
   runtime: Pick<CryptoRuntime, 'crypto' | 'health'>,
   countUnderKey: (keyId: string) => Promise<number>,
-  options: { readonly cacheMs?: number; readonly now?: () => number } = {},
+  options: RotationAwareHealthOptions = {},
 ): () => Promise<RotationAwareCryptoHealth> {
   const cacheMs = options.cacheMs ?? 30_000;
   const now = options.now ?? Date.now;
-  let cached: { readonly at: number; readonly count: number } | undefined;
+  const keyring = runtime.crypto.keyring;
+  const underPrevious = cachedCount(cacheMs, now, async () => {
+    const previous = keyring.previousKeyId;
+    return previous === undefined ? undefined : countUnderKey(previous);
+  });
+  const { countByKeyId } = options;
+  const byKeyId = cachedCount(cacheMs, now, async () => {
+    if (countByKeyId === undefined) return undefined;
+    const held = new Set([keyring.currentKeyId, ...keyring.sealingKeyIds()]);
+    if (keyring.previousKeyId !== undefined) held.add(keyring.previousKeyId);
+    const counts: Record<string, number> = Object.fromEntries([...held].map((id) => [id, 0]));
+    let plaintext = 0;
+    let other = 0;
+    for (const [keyId, n] of await countByKeyId()) {
+      if (keyId === null) plaintext += n;
+      else if (held.has(keyId)) counts[keyId] = (counts[keyId] ?? 0) + n;
+      else other += n;
+    }
+    return { ...counts, plaintext, other };
+  });
   return async () => {
     const health = runtime.health();
-    const previous = runtime.crypto.keyring.previousKeyId;
-    if (previous === undefined) return health;
+    const [previousCount, perKey] = await Promise.all([underPrevious(), byKeyId()]);
+    return {
+      ...health,
+      ...(previousCount === undefined ? {} : { records_under_previous_key: previousCount }),
+      ...(perKey === undefined ? {} : { records_by_key_id: perKey }),
+    };
+  };
+}
+
+/** A count refreshed at most every `cacheMs`; `undefined` when there is none or the database did not answer. */
+function cachedCount<T>(
+  cacheMs: number,
+  now: () => number,
+  load: () => Promise<T | undefined>,
+): () => Promise<T | undefined> {
+  let cached: { readonly at: number; readonly value: T | undefined } | undefined;
+  return async () => {
     if (cached === undefined || now() - cached.at > cacheMs) {
       try {
-        cached = { at: now(), count: await countUnderKey(previous) };
+        cached = { at: now(), value: await load() };
       } catch {
-        return health;
+        return undefined;
       }
     }
-    return { ...health, records_under_previous_key: cached.count };
+    return cached.value;
   };
 }

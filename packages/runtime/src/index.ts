@@ -5,6 +5,7 @@ export {
   type CryptoRuntime,
   DEV_KEY_FILE,
   type RotationAwareCryptoHealth,
+  type RotationAwareHealthOptions,
   rotationAwareCryptoHealth,
 } from './crypto-bootstrap';
 export {

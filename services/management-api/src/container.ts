@@ -4,6 +4,7 @@ import { type Cache, createMemoryCache, createRedisCache } from '@signal/cache';
 import type { SignalConfig } from '@signal/config';
 import {
   controlPlaneMigrations,
+  countRecordsByKeyId,
   countRecordsUnderKey,
   ENCRYPTED_COLUMNS,
   type EncryptedColumn,
@@ -212,7 +213,9 @@ export async function buildContainer(config: SignalConfig): Promise<Container> {
     'GET',
     '/health/crypto',
     cryptoHealthHandler(
-      rotationAwareCryptoHealth({ crypto, health }, (keyId) => countRecordsUnderKey(db, keyId, columns)),
+      rotationAwareCryptoHealth({ crypto, health }, (keyId) => countRecordsUnderKey(db, keyId, columns), {
+        countByKeyId: () => countRecordsByKeyId(db, columns),
+      }),
     ),
   );
   router.on('GET', '/metrics', metricsHandler(metrics, { logger }));

@@ -4,7 +4,12 @@ import { join } from 'node:path';
 import { createAuditLog, cryptoAuditSink } from '@signal/audit';
 import { Secret, type SignalConfig } from '@signal/config';
 import { createCacheConsentStateStore } from '@signal/consent';
-import { countRecordsUnderKey, createControlPlane, ENCRYPTED_COLUMNS } from '@signal/control-plane';
+import {
+  countRecordsByKeyId,
+  countRecordsUnderKey,
+  createControlPlane,
+  ENCRYPTED_COLUMNS,
+} from '@signal/control-plane';
 import { cryptoHealthHandler } from '@signal/crypto';
 import { controlPlaneWorkerSources, createDeliveryWorker } from '@signal/delivery-worker';
 import { controlPlaneProcessorSources, createEventProcessor } from '@signal/event-processor';
@@ -199,10 +204,11 @@ export async function buildSignal({ config, logger }: SignalDeps) {
   });
 
   // ── Health, metrics, demo ─────────────────────────────────────────────────────────────────────────
+  const encryptedColumns = [...ENCRYPTED_COLUMNS, ...IDENTITY_ENCRYPTED_COLUMNS];
   const cryptoHealth = cryptoHealthHandler(
-    rotationAwareCryptoHealth(cryptoRuntime, (keyId) =>
-      countRecordsUnderKey(db, keyId, [...ENCRYPTED_COLUMNS, ...IDENTITY_ENCRYPTED_COLUMNS]),
-    ),
+    rotationAwareCryptoHealth(cryptoRuntime, (keyId) => countRecordsUnderKey(db, keyId, encryptedColumns), {
+      countByKeyId: () => countRecordsByKeyId(db, encryptedColumns),
+    }),
   );
   router.on('GET', '/health/crypto', (req, res) => cryptoHealth(req, res));
   registerHealthRoutes(router, {
