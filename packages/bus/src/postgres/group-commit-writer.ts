@@ -309,8 +309,8 @@ export class GroupCommitWriter {
   /**
    * One VALUES row per segment, numbered from `$first + 1`. Scalar parameters: an array parameter would have
    * every record escaped a second time into an array literal (slow on PGlite, where parameters are
-   * serialised in JavaScript). The records stay a string: PGlite's `query` turns a Buffer parameter of a
-   * text column back into a string (`toString()`) before encoding it, so bytes would only add two copies.
+   * serialised in JavaScript). On PGlite the records are bound as UTF-8 bytes to the `text` parameter (the
+   * store's PGlite serializer passes them through as the binary form of text).
    */
   private segmentValues(
     segments: readonly PlannedSegment[],
@@ -324,7 +324,10 @@ export class GroupCommitWriter {
       rows.push(
         `($${n + 1}::text, $${n + 2}::integer, $${n + 3}::bigint, $${n + 4}::integer, $${n + 5}::text, ${keyId})`,
       );
-      params.push(seg.topic, seg.partition, String(seg.baseOffset), seg.count, seg.records);
+      // PGlite: the records as UTF-8 bytes go into WASM with native copies; as a string PGlite would first
+      // measure their UTF-8 length in a JavaScript loop, twice (~8% of the gateway's batch CPU).
+      const records = this.db.kind === 'pglite' ? Buffer.from(seg.records, 'utf8') : seg.records;
+      params.push(seg.topic, seg.partition, String(seg.baseOffset), seg.count, records);
     }
     return { values: rows.join(', '), params };
   }
