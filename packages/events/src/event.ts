@@ -19,11 +19,13 @@ export const PROVENANCES = ['hmac', 'pipeline_key', 'pixel'] as const;
 export type Provenance = (typeof PROVENANCES)[number];
 
 const PRINTABLE_NO_SPACE = /^[\x21-\x7e]+$/;
+const RESOURCE_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+const CLICK_ID_NAME = /^[A-Za-z0-9_]{1,64}$/;
 
 /** An org or pipeline id as the store issues them (UUIDs, or slugs in fixtures). */
 export const resourceIdSchema = z
   .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/, 'must be 1-128 characters of A-Z a-z 0-9 _ . : -');
+  .regex(RESOURCE_ID, 'must be 1-128 characters of A-Z a-z 0-9 _ . : -');
 
 const identifierSchema = z.string().min(1).max(EVENT_LIMITS.identifier);
 export const messageIdSchema = z
@@ -49,7 +51,7 @@ export const pageContextSchema = z.object({
  */
 export const clickIdsSchema = z
   .record(
-    z.string().regex(/^[A-Za-z0-9_]{1,64}$/, 'click id names are 1-64 characters of A-Z a-z 0-9 _'),
+    z.string().regex(CLICK_ID_NAME, 'click id names are 1-64 characters of A-Z a-z 0-9 _'),
     z.string().min(1).max(EVENT_LIMITS.clickIdValue).regex(PRINTABLE_NO_SPACE, 'must be printable ASCII'),
   )
   .refine((ids) => Object.keys(ids).length <= EVENT_LIMITS.clickIds, {
@@ -201,6 +203,13 @@ function defined<T>(...values: (T | null | undefined)[]): T | undefined {
  * cookie win over the body. A server source (`hmac`) is authenticated and forwards *its* visitor's address,
  * user agent and anonymous id in the body, while the request's own address is the source server's: the body
  * wins, and the request IP is never used.
+ *
+ * `input` must be the output of `eventInputSchema`; a caller may then have changed `context.clickIds`,
+ * `context.consent` and `timestamp` (the gateway's enrichment). Validation runs once per event: the parts
+ * `eventInputSchema` already checked and that travel unchanged (`properties`, `traits`, `context.page`,
+ * `context.library`) are not walked again; everything the stamp or the enrichment may have changed is
+ * checked here. When a check fails the whole candidate goes through `canonicalEventSchema`, so errors are
+ * exactly the schema's.
  */
 export function stampEvent(input: EventInput, stamp: ServerStamp): z.ZodSafeParseResult<CanonicalEvent> {
   const fromServerSource = stamp.provenance === 'hmac';
@@ -231,7 +240,114 @@ export function stampEvent(input: EventInput, stamp: ServerStamp): z.ZodSafePars
     org: stamp.org,
     pipelineId: stamp.pipelineId,
   };
+  const checked = checkedCandidate(candidate);
+  if (checked !== undefined) return { success: true, data: checked };
   return canonicalEventSchema.safeParse(dropUndefined(candidate));
+}
+
+interface Candidate {
+  readonly type: EventType;
+  readonly event: string | undefined;
+  readonly userId: string | undefined;
+  readonly anonymousId: string | undefined;
+  readonly groupId: string | undefined;
+  readonly messageId: string;
+  readonly properties: CanonicalEvent['properties'];
+  readonly traits: CanonicalEvent['traits'];
+  readonly context: {
+    readonly ip: string | undefined;
+    readonly userAgent: string | undefined;
+    readonly page: CanonicalEvent['context']['page'];
+    readonly consent: unknown;
+    readonly provenance: Provenance;
+    readonly clickIds: Record<string, string> | undefined;
+    readonly library: CanonicalEvent['context']['library'];
+    readonly locale: string | undefined;
+  };
+  readonly timestamp: string;
+  readonly receivedAt: string;
+  readonly org: string;
+  readonly pipelineId: string;
+}
+
+function isIdentifier(value: string | undefined): boolean {
+  return value === undefined || (value.length >= 1 && value.length <= EVENT_LIMITS.identifier);
+}
+
+function isClickIds(ids: Record<string, string> | undefined): boolean {
+  if (ids === undefined) return true;
+  let count = 0;
+  for (const name in ids) {
+    if (!Object.hasOwn(ids, name)) return false;
+    count += 1;
+    const value = ids[name];
+    if (
+      !CLICK_ID_NAME.test(name) ||
+      typeof value !== 'string' ||
+      value.length < 1 ||
+      value.length > EVENT_LIMITS.clickIdValue ||
+      !PRINTABLE_NO_SPACE.test(value)
+    ) {
+      return false;
+    }
+  }
+  return count <= EVENT_LIMITS.clickIds;
+}
+
+/**
+ * The canonical event, in the key order `canonicalEventSchema` outputs, when every part that was not already
+ * validated by `eventInputSchema` passes the same rules; undefined when any check fails or cannot be decided
+ * cheaply (the caller then runs the full schema for its exact error). The checks mirror the schema's; the
+ * property test in event.test.ts holds the two paths to the same bytes and errors.
+ */
+function checkedCandidate(c: Candidate): CanonicalEvent | undefined {
+  if (!EVENT_TYPES.includes(c.type) || !PROVENANCES.includes(c.context.provenance)) return undefined;
+  if (c.event !== undefined && (c.event.length < 1 || c.event.length > EVENT_LIMITS.eventName)) {
+    return undefined;
+  }
+  if (!isIdentifier(c.userId) || !isIdentifier(c.anonymousId) || !isIdentifier(c.groupId)) return undefined;
+  if (c.anonymousId === undefined && c.userId === undefined) return undefined;
+  if ((c.type === 'track' && c.event === undefined) || (c.type === 'group' && c.groupId === undefined)) {
+    return undefined;
+  }
+  const id = c.messageId;
+  if (id.length < 1 || id.length > EVENT_LIMITS.messageId || !PRINTABLE_NO_SPACE.test(id)) return undefined;
+  if (!RESOURCE_ID.test(c.org) || !RESOURCE_ID.test(c.pipelineId)) return undefined;
+  if (!isoTimestampSchema.safeParse(c.receivedAt).success) return undefined;
+  if (c.timestamp !== c.receivedAt && !isoTimestampSchema.safeParse(c.timestamp).success) return undefined;
+  const ctx = c.context;
+  if (ctx.ip !== undefined && !ipSchema.safeParse(ctx.ip).success) return undefined;
+  if (ctx.userAgent !== undefined && ctx.userAgent.length > EVENT_LIMITS.userAgent) return undefined;
+  if (ctx.locale !== undefined && ctx.locale.length > EVENT_LIMITS.locale) return undefined;
+  if (!isClickIds(ctx.clickIds)) return undefined;
+  // Re-parsed rather than trusted: enrichment may add `gpc`, and the schema's output puts it in shape order.
+  const consent = consentSchema.safeParse(ctx.consent);
+  if (!consent.success) return undefined;
+
+  const context: Record<string, unknown> = {};
+  if (ctx.ip !== undefined) context.ip = ctx.ip;
+  context.consent = consent.data;
+  context.provenance = ctx.provenance;
+  if (ctx.userAgent !== undefined) context.userAgent = ctx.userAgent;
+  if (ctx.page !== undefined) context.page = ctx.page;
+  if (ctx.clickIds !== undefined) context.clickIds = ctx.clickIds;
+  if (ctx.library !== undefined) context.library = ctx.library;
+  if (ctx.locale !== undefined) context.locale = ctx.locale;
+
+  const event: Record<string, unknown> = { type: c.type };
+  if (c.event !== undefined) event.event = c.event;
+  if (c.userId !== undefined) event.userId = c.userId;
+  if (c.anonymousId !== undefined) event.anonymousId = c.anonymousId;
+  if (c.groupId !== undefined) event.groupId = c.groupId;
+  event.messageId = id;
+  event.properties = c.properties;
+  event.traits = c.traits;
+  event.context = context;
+  event.timestamp = c.timestamp;
+  event.receivedAt = c.receivedAt;
+  event.org = c.org;
+  event.pipelineId = c.pipelineId;
+  return event as CanonicalEvent;
 }
 
 /** Removes keys whose value is undefined (exactOptionalPropertyTypes: absent, not undefined). */

@@ -137,6 +137,20 @@ export function describeDatabaseContract(
         );
       });
 
+      it('binds a Buffer to a text parameter as its UTF-8 text, and refuses bytes that are not UTF-8', async () => {
+        const table = uniqueName('t');
+        await db.exec(`CREATE TABLE ${table} (body text NOT NULL)`);
+        await db.query(`INSERT INTO ${table} (body) VALUES ($1::text)`, [
+          Buffer.from('héllo ☃\n{"a":1}', 'utf8'),
+        ]);
+        const { rows } = await db.query<{ body: string }>(`SELECT body FROM ${table}`);
+        expect(rows).toEqual([{ body: 'héllo ☃\n{"a":1}' }]);
+        await expectStoreError(
+          db.query(`INSERT INTO ${table} (body) VALUES ($1::text)`, [Buffer.from([0xc3, 0x28])]),
+        );
+        expect((await db.query(`SELECT count(*)::int AS n FROM ${table}`)).rows).toEqual([{ n: 1 }]);
+      });
+
       it('keeps parameter values out of data-exception errors', async () => {
         const err = await expectStoreError(
           db.query('SELECT $1::int AS n', ['4111111111111111-not-a-number']),

@@ -18,6 +18,7 @@ type TextParser = (text: string) => unknown;
 
 const OID = {
   bytea: 17,
+  text: 25,
   int8: 20,
   bytea_array: 1001,
   text_array: 1009,
@@ -78,6 +79,12 @@ export function pgliteParsers(): Record<number, TextParser> {
  * The `serializers` option of PGlite. Its default `bytea` serializer formats each byte through
  * `Array.map(toString(16))`; Buffer's native hex encoder is an order of magnitude faster (binary still
  * crosses into WASM as hex text, so large binary columns remain better stored as text on PGlite).
+ *
+ * A Buffer bound to a `text` parameter is passed through as the parameter's binary form, which for `text`
+ * is its UTF-8 bytes: PGlite copies them into WASM natively instead of measuring a JavaScript string's
+ * UTF-8 length character by character (twice). Bytes that are not UTF-8 are refused by Postgres. This is
+ * what node-postgres does with a Buffer on the `pg` adapter as well (binary parameter), so both adapters
+ * agree. Strings keep PGlite's text path.
  */
 export function pgliteSerializers(): Record<number, (value: unknown) => string> {
   return {
@@ -86,5 +93,7 @@ export function pgliteSerializers(): Record<number, (value: unknown) => string> 
         throw new TypeError('bytea parameters must be a Buffer or Uint8Array');
       return `\\x${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex')}`;
     },
+    // PGlite sends a Uint8Array returned here as a binary parameter (its serializer type says string).
+    [OID.text]: (value) => (value instanceof Uint8Array ? (value as unknown as string) : String(value)),
   };
 }

@@ -16,6 +16,8 @@ import type { Migration } from '@signal/store';
  * - `bus_group_partitions`: per (group, topic, partition) the committed offset (next offset to consume) and
  *   the lease: `owner`, `lease_expires_at` and `epoch`, a fencing token bumped on every acquisition. A commit
  *   succeeds only if owner and epoch still match, in the same statement that writes the offset.
+ * - `bus/0003`: `bus_append_segments`, the PGlite writer's one-statement group commit as a PL/pgSQL function:
+ *   its statements are planned once per session instead of once per flush (ADR 0008-bus-append-function).
  */
 export const busMigrations: readonly Migration[] = Object.freeze([
   {
@@ -75,6 +77,37 @@ ALTER TABLE bus_segments ADD COLUMN key_id text;
 ALTER TABLE bus_partitions ADD COLUMN sealed_from bigint NOT NULL DEFAULT 0;
 UPDATE bus_partitions SET sealed_from = next_offset;
 CREATE INDEX bus_segments_key_id ON bus_segments (key_id);
+`,
+  },
+  {
+    id: 'bus/0003_append_segments_function',
+    sql: `
+-- Advances each partition head only where it still holds the expected offset and inserts the segments only if
+-- every head matched; otherwise raises, which rolls back the whole calling statement (nothing written).
+CREATE FUNCTION bus_append_segments(
+  head_topics text[], head_partitions integer[], head_expected bigint[], head_next bigint[],
+  seg_topics text[], seg_partitions integer[], seg_bases bigint[], seg_counts integer[], seg_records text[],
+  seg_key_id text
+) RETURNS integer LANGUAGE plpgsql AS $fn$
+DECLARE
+  advanced integer;
+BEGIN
+  UPDATE bus_partitions AS p SET next_offset = h.next_offset
+    FROM unnest(head_topics, head_partitions, head_expected, head_next)
+      AS h(topic, partition, expected, next_offset)
+    WHERE p.topic = h.topic AND p.partition = h.partition AND p.next_offset = h.expected;
+  GET DIAGNOSTICS advanced = ROW_COUNT;
+  IF advanced <> cardinality(head_topics) THEN
+    RAISE EXCEPTION 'stale bus partition heads (% of % current)', advanced, cardinality(head_topics)
+      USING ERRCODE = '40001';
+  END IF;
+  INSERT INTO bus_segments (topic, partition, base_offset, record_count, records, key_id)
+    SELECT s.topic, s.partition, s.base_offset, s.record_count, s.records, seg_key_id
+    FROM unnest(seg_topics, seg_partitions, seg_bases, seg_counts, seg_records)
+      AS s(topic, partition, base_offset, record_count, records);
+  RETURN advanced;
+END
+$fn$;
 `,
   },
 ]);
