@@ -17,7 +17,7 @@ import type { Migration } from '@signal/store';
  *   the lease: `owner`, `lease_expires_at` and `epoch`, a fencing token bumped on every acquisition. A commit
  *   succeeds only if owner and epoch still match, in the same statement that writes the offset.
  * - `bus/0003`: `bus_append_segments`, the PGlite writer's one-statement group commit as a PL/pgSQL function:
- *   its statements are planned once per session instead of once per flush (ADR 0008-bus-append-function).
+ *   its statements are planned once per session instead of once per flush (ADR 0009-bus-append-function).
  */
 export const busMigrations: readonly Migration[] = Object.freeze([
   {
