@@ -188,6 +188,16 @@ export class DekStore {
     return result.rows.map((row) => z.object({ id: z.string() }).parse(row).id);
   }
 
+  /** Which of these DEK ids another process has destroyed (each process checks the ones it caches). */
+  async destroyedAmong(ids: readonly string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const result = await this.#db.query(
+      `SELECT id FROM crypto_deks WHERE id = ANY($1::text[]) AND state = 'destroyed'`,
+      [[...ids]],
+    );
+    return result.rows.map((row) => z.object({ id: z.string() }).parse(row).id);
+  }
+
   /** Number of undestroyed DEKs per state, for health. */
   async counts(): Promise<Record<string, number>> {
     const result = await this.#db.query(`SELECT state, count(*)::int AS n FROM crypto_deks GROUP BY state`);

@@ -47,12 +47,16 @@ export interface EnvelopeKeyring extends Keyring {
    * Rows already under it are skipped; failures leave the row as it was.
    */
   rewrapDeks(options?: { readonly batchSize?: number }): Promise<RewrapResult>;
-  /** Re-reads the DEK table (new active DEKs from another process's rotation) and refreshes what is due. */
+  /**
+   * Re-reads the DEK table (new active DEKs from another process's rotation, DEKs it destroyed), evicts what
+   * is gone and refreshes what is due. Runs on a timer (at most every 10 s); callable at once.
+   */
   sync(): Promise<void>;
   /**
    * Crypto-shredding: destroys every DEK of these subjects (wrapped key and commitment deleted, row kept as
-   * `destroyed`), evicts them here at once; other processes drop them at their next refresh (within the
-   * DEK cache TTL). Returns the destroyed DEK ids (what the erasure audit records).
+   * `destroyed`), evicts them here at once; other processes drop them at their next `sync` (every 10 s at
+   * most), or at the latest when their cache TTL makes them re-verify (if they cannot read the DEK table).
+   * Returns the destroyed DEK ids (what the erasure audit records).
    */
   destroySubjects(subjects: readonly string[]): Promise<string[]>;
   /**
@@ -312,6 +316,11 @@ export async function openEnvelopeKeyring(options: EnvelopeKeyringOptions): Prom
     for (const id of pinned) if (!seen.has(id)) cache.evict(id);
     pinned = seen;
     active = next;
+    // Crypto-shredding elsewhere: a DEK another process destroyed leaves this cache at the next sync (at
+    // most 10 s), not only when its TTL makes it re-verify with the KMS. One primary-key lookup of the
+    // DEKs held here; the table is the message, so no process can miss it the way it could miss a bus event.
+    const others = cache.ids().filter((id) => !seen.has(id));
+    for (const id of await store.destroyedAmong(others)) cache.evict(id);
     cache.refreshDue();
   }
 

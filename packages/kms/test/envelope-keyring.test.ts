@@ -226,10 +226,10 @@ describe('envelope keyring (local provider)', () => {
     expect(await onlyB.dekCounts()).toEqual({ active: 5, 'decrypt-only': 5 });
   });
 
-  it('crypto-shredding: destroying a subject DEK erases its data here at once, elsewhere within the TTL, and for good', async () => {
+  it('crypto-shredding: destroying a subject DEK erases its data here at once, elsewhere at the next sync, and for good', async () => {
     const database = await db();
     const kek = randomBytes(32);
-    let now = 5_000_000;
+    const now = 5_000_000;
     const options = {
       provider: localProvider(kek),
       shredding: true,
@@ -262,8 +262,13 @@ describe('envelope keyring (local provider)', () => {
     expect((await rejection(crypto.openTextAsync(alice, traits('prof_a')))).code).toBe('key_destroyed');
     expect((await crypto.openTextAsync(bob, traits('prof_b'))).toString()).toContain('b@example.com');
 
-    now += 61_000; // the other process re-verifies its cached DEK at the TTL and finds it destroyed
+    // The other process still holds the DEK in its cache (TTL 60 s): its next sync, well before the TTL,
+    // sees the row destroyed and drops it.
+    expect(other.holds(crypto.keyIdOf(alice))).toBe(true);
+    await other.sync();
+    expect(other.holds(crypto.keyIdOf(alice))).toBe(false);
     expect((await rejection(elsewhere.openTextAsync(alice, traits('prof_a')))).code).toBe('key_destroyed');
+    expect((await elsewhere.openTextAsync(bob, traits('prof_b'))).toString()).toContain('b@example.com');
 
     const restarted = await keyringOn(database, { ...options, provider: localProvider(kek) });
     const afterRestart = createCryptoService({ keyring: restarted });
