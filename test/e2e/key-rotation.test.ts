@@ -58,6 +58,8 @@ const healthSchema = z.strictObject({
   }),
   /** Dual-key mode only: records still under ENCRYPTION_KEY_PREVIOUS (0 → the old key can go). */
   records_under_previous_key: z.number().int().min(0).optional(),
+  /** Records per held key id, plus `plaintext` and `other`. */
+  records_by_key_id: z.record(z.string(), z.number().int().min(0)).optional(),
 });
 
 const hex = (key: Buffer) => key.toString('hex');
