@@ -5,6 +5,7 @@ import {
   CONTEXT,
   createTestTls,
   describeProtocolCases,
+  NO_CLOUD_SETTINGS,
   open,
   type Protocol,
   type RecordedRequest,
@@ -107,21 +108,7 @@ function awsStandIn(): AwsStandIn {
   };
 }
 
-const SETTINGS: CloudKmsSettings = {
-  awsKms: { keyId: ARN, region: null },
-  gcpKms: { keyResourceName: null },
-  azureKeyVault: { keyId: null },
-  vault: {
-    address: null,
-    token: null,
-    roleId: null,
-    secretId: null,
-    namespace: null,
-    caCertPath: null,
-    mount: 'transit',
-    key: null,
-  },
-};
+const SETTINGS: CloudKmsSettings = { ...NO_CLOUD_SETTINGS, awsKms: { keyId: ARN, region: null } };
 
 let tls: TestTls;
 let standIn: AwsStandIn;

@@ -18,6 +18,7 @@ import {
   CONTEXT,
   createTestTls,
   describeProtocolCases,
+  NO_CLOUD_SETTINGS,
   type Protocol,
   type RecordedRequest,
   type Reply,
@@ -143,19 +144,8 @@ let server: StandInServer;
 const credential = new StandInCredential();
 
 const settings = (origin: string): CloudKmsSettings => ({
-  awsKms: { keyId: null, region: null },
-  gcpKms: { keyResourceName: null },
+  ...NO_CLOUD_SETTINGS,
   azureKeyVault: { keyId: `${origin}/keys/${KEY_NAME}` },
-  vault: {
-    address: null,
-    token: null,
-    roleId: null,
-    secretId: null,
-    namespace: null,
-    caCertPath: null,
-    mount: 'transit',
-    key: null,
-  },
 });
 
 function hooks(overrides: { caPem?: string } = {}): CloudKmsTestHooks {

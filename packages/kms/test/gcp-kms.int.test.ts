@@ -5,6 +5,7 @@ import {
   CONTEXT,
   createTestTls,
   describeProtocolCases,
+  NO_CLOUD_SETTINGS,
   open,
   type Protocol,
   type RecordedRequest,
@@ -84,21 +85,7 @@ function gcpStandIn(): GcpStandIn {
   };
 }
 
-const SETTINGS: CloudKmsSettings = {
-  awsKms: { keyId: null, region: null },
-  gcpKms: { keyResourceName: KEY },
-  azureKeyVault: { keyId: null },
-  vault: {
-    address: null,
-    token: null,
-    roleId: null,
-    secretId: null,
-    namespace: null,
-    caCertPath: null,
-    mount: 'transit',
-    key: null,
-  },
-};
+const SETTINGS: CloudKmsSettings = { ...NO_CLOUD_SETTINGS, gcpKms: { keyResourceName: KEY } };
 
 let tls: TestTls;
 let standIn: GcpStandIn;

@@ -8,6 +8,7 @@ import {
   CONTEXT,
   createTestTls,
   describeProtocolCases,
+  NO_CLOUD_SETTINGS,
   open,
   type Protocol,
   type RecordedRequest,
@@ -113,17 +114,11 @@ const secret = (value: string) => ({ reveal: () => value });
 
 function settings(vault: Partial<CloudKmsSettings['vault']>): CloudKmsSettings {
   return {
-    awsKms: { keyId: null, region: null },
-    gcpKms: { keyResourceName: null },
-    azureKeyVault: { keyId: null },
+    ...NO_CLOUD_SETTINGS,
     vault: {
-      address: null,
+      ...NO_CLOUD_SETTINGS.vault,
       token: secret(TOKEN),
-      roleId: null,
-      secretId: null,
       namespace: NAMESPACE,
-      caCertPath: null,
-      mount: 'transit',
       key: 'signal',
       ...vault,
     },

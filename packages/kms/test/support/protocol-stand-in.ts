@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:https';
 import type { Socket } from 'node:net';
 import { createTestPki, type TestCa, type TestPki } from '@signal/http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KmsError, type KmsProvider, type WrapContext } from '../../src/index';
+import { type CloudKmsSettings, KmsError, type KmsProvider, type WrapContext } from '../../src/index';
 
 /**
  * FOR TESTS. Plumbing shared by the KMS protocol tests: an HTTPS server on 127.0.0.1 with a throw-away CA that
@@ -14,6 +14,23 @@ import { KmsError, type KmsProvider, type WrapContext } from '../../src/index';
  * wrong context really fails, and the cases every adapter must pass. These are stand-ins for the providers'
  * wire protocols, not the providers: they implement the subset of requests Signal sends.
  */
+
+/** Settings with no provider configured: each test fills in its own provider's part. */
+export const NO_CLOUD_SETTINGS: CloudKmsSettings = {
+  awsKms: { keyId: null, region: null },
+  gcpKms: { keyResourceName: null },
+  azureKeyVault: { keyId: null },
+  vault: {
+    address: null,
+    token: null,
+    roleId: null,
+    secretId: null,
+    namespace: null,
+    caCertPath: null,
+    mount: 'transit',
+    key: null,
+  },
+};
 
 export interface RecordedRequest {
   readonly method: string;
