@@ -33,6 +33,20 @@ export interface EnvelopeKeyringOptions {
    * subject's own, which `destroySubjects` destroys. Default false (subjects share the identity DEK).
    */
   readonly shredding?: boolean;
+  /**
+   * Migration from direct mode: the keyring of ENCRYPTION_KEY (and ENCRYPTION_KEY_PREVIOUS) as direct mode
+   * derives it. Its keys open what was sealed before envelope mode was turned on, never seal, and are never
+   * current, so the re-encryption job moves that data under the DEKs.
+   */
+  readonly legacy?: {
+    readonly keyring: Keyring;
+    /**
+     * Show it as the previous key (dual-key mode in health, `records_under_previous_key`), so the runbook's
+     * "drop the old key at 0" applies: true when moving to a KMS, where ENCRYPTION_KEY can then be removed;
+     * false for the local provider, whose KEK still comes from ENCRYPTION_KEY.
+     */
+    readonly asPrevious: boolean;
+  };
 }
 
 /** An envelope keyring: a `Keyring` for `createCryptoService`, plus the DEK operations rotation and health need. */
@@ -121,6 +135,8 @@ function toDekClass(dataClass: DataClass | undefined): DekClass {
  * start) when the KMS cannot unwrap an active DEK: revoked, unreachable or wrong KEK.
  */
 export async function openEnvelopeKeyring(options: EnvelopeKeyringOptions): Promise<EnvelopeKeyring> {
+  const legacy = options.legacy?.keyring;
+  const legacyPrevious = options.legacy?.asPrevious === true ? legacy : undefined;
   const { provider, audit } = options;
   const store = new DekStore(options.db);
   const now = options.now ?? Date.now;
@@ -400,14 +416,14 @@ export async function openEnvelopeKeyring(options: EnvelopeKeyringOptions): Prom
     get current(): KeyEntry {
       return sealing(undefined);
     },
-    previous: undefined,
+    previous: legacyPrevious?.current,
     get currentKeyId(): string {
       return active.general;
     },
-    previousKeyId: undefined,
-    dualKeyMode: false,
+    previousKeyId: legacyPrevious?.currentKeyId,
+    dualKeyMode: legacyPrevious !== undefined,
     find(keyId: Uint8Array): KeyEntry | undefined {
-      return cache.peek(Buffer.from(keyId).toString('hex'));
+      return cache.peek(Buffer.from(keyId).toString('hex')) ?? legacy?.find(keyId);
     },
     sealingEntry: sealing,
     isCurrent(keyId: Uint8Array): boolean {
@@ -449,6 +465,7 @@ export async function openEnvelopeKeyring(options: EnvelopeKeyringOptions): Prom
       return [...new Set(DEK_CLASSES.map((dekClass) => active[dekClass]))];
     },
     async prepare(keyId: Uint8Array): Promise<void> {
+      if (legacy?.find(keyId) !== undefined) return;
       await cache.get(Buffer.from(keyId).toString('hex'));
     },
     activeKeyIds: () => ({ ...active }),

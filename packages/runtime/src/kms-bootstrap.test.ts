@@ -87,6 +87,59 @@ describe('bootstrapCryptoWithKms', () => {
     await second.close();
   });
 
+  it('moving from direct mode: data sealed under ENCRYPTION_KEY still opens, and is left to the re-encryption job', async () => {
+    const db = await database();
+    const direct = await bootstrapCryptoWithKms({
+      config: loadConfig({ env: { ENCRYPTION_KEY: KEY }, cwd: '/nonexistent' }),
+      logger: quiet,
+      db: untouchable,
+    });
+    const old = direct.crypto.sealText('secret sealed in direct mode', CONTEXT);
+    const oldKeyId = direct.crypto.keyIdOf(old);
+
+    // Local provider, envelope mode turned on: ENCRYPTION_KEY stays (it is the KEK's source), so it is not
+    // shown as a previous key; its direct-mode data opens and is not current.
+    const local = await bootstrapCryptoWithKms({
+      config: loadConfig({ env: { ENCRYPTION_KEY: KEY, ENCRYPTION_ENVELOPE: 'true' }, cwd: '/nonexistent' }),
+      logger: quiet,
+      db,
+    });
+    expect((await local.crypto.openTextAsync(old, CONTEXT)).toString()).toBe('secret sealed in direct mode');
+    expect(local.crypto.needsReencryption(old)).toBe(true);
+    expect(local.crypto.keyIdOf(local.crypto.sealText('new', CONTEXT))).not.toBe(oldKeyId);
+    expect(local.health()).toMatchObject({ status: 'healthy', dual_key_mode: false });
+    await local.close();
+
+    // A KMS provider with ENCRYPTION_KEY still set: the old key is the previous key until the job has run.
+    const kms = await bootstrapCryptoWithKms({
+      config: loadConfig({
+        env: {
+          ENCRYPTION_PROVIDER: 'aws-kms',
+          ENCRYPTION_AWS_KMS_KEY_ID: 'arn:aws:kms:eu-west-1:000000000000:key/test',
+          ENCRYPTION_KEY: KEY,
+        },
+        cwd: '/nonexistent',
+      }),
+      logger: quiet,
+      db: await database(),
+      loadCloudProvider: fakeCloud({ failing: false }),
+    });
+    expect(kms.crypto.keyring.previousKeyId).toBe(oldKeyId);
+    expect(kms.health()).toMatchObject({
+      status: 'healthy',
+      provider: 'aws-kms',
+      dual_key_mode: true,
+      checks: { previous_key_valid: true, kms_canary: expect.any(Boolean) },
+    });
+    expect(kms.crypto.openText(old, CONTEXT).toString()).toBe('secret sealed in direct mode');
+    expect(kms.crypto.needsReencryption(old)).toBe(true);
+    const fresh = kms.crypto.sealText('new', CONTEXT);
+    expect(kms.crypto.keyIdOf(fresh)).not.toBe(oldKeyId);
+    expect(kms.crypto.openText(fresh, CONTEXT).toString()).toBe('new');
+    await kms.close();
+    await direct.close();
+  });
+
   it('refuses to start on an unmigrated database, naming the migration', async () => {
     const db = await database(false);
     const config = loadConfig({

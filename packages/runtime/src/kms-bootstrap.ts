@@ -1,9 +1,10 @@
 import { ConfigError, type SignalConfig } from '@signal/config';
-import { type CryptoError, createCryptoService } from '@signal/crypto';
+import { type CryptoError, createCryptoService, createKeyring } from '@signal/crypto';
 import {
   createLocalKmsProvider,
   type DekClass,
   type EnvelopeKeyring,
+  type EnvelopeKeyringOptions,
   envelopeHealth,
   type KmsProvider,
   type KmsProviderName,
@@ -98,6 +99,7 @@ async function bootstrapEnvelope(options: KmsBootstrapOptions): Promise<Envelope
       ...(options.metrics ? { metrics: options.metrics } : {}),
       kmsTimeoutMs: encryption.kmsTimeoutMs,
       shredding: encryption.cryptoShredding,
+      ...legacyKeys(encryption),
       cache: {
         ttlMs: encryption.dekCache.ttlSeconds * 1000,
         maxEntries: encryption.dekCache.maxEntries,
@@ -152,6 +154,22 @@ async function bootstrapEnvelope(options: KmsBootstrapOptions): Promise<Envelope
       await provider.close();
     },
   };
+}
+
+/**
+ * Data sealed in direct mode stays readable after envelope mode is turned on: ENCRYPTION_KEY (and _PREVIOUS)
+ * open it until the re-encryption job has moved it under the DEKs. With a KMS provider ENCRYPTION_KEY is then
+ * only that, the previous key, and goes once `records_under_previous_key` is 0 (docs/key-rotation.md).
+ */
+function legacyKeys(encryption: SignalConfig['encryption']): Pick<EnvelopeKeyringOptions, 'legacy'> {
+  const key = encryption.key?.reveal();
+  if (key === undefined) return {};
+  const previous = encryption.previousKey?.reveal();
+  const keyring = createKeyring({
+    current: Buffer.from(key, 'hex'),
+    ...(previous === undefined ? {} : { previous: Buffer.from(previous, 'hex') }),
+  });
+  return { legacy: { keyring, asPrevious: encryption.provider !== 'local' } };
 }
 
 async function buildProvider(

@@ -7,7 +7,7 @@ import {
   ENCRYPTED_COLUMNS,
   integrationCredentialsContext,
 } from '@signal/control-plane';
-import { createCryptoService } from '@signal/crypto';
+import { createCryptoService, createKeyring } from '@signal/crypto';
 import {
   createIdentityGraph,
   IDENTITY_ENCRYPTED_COLUMNS,
@@ -33,6 +33,54 @@ afterEach(async () => {
  * moves data to the new active DEKs; KEK rotation re-wraps the DEK rows only.
  */
 describe('re-encryption job in envelope mode (local provider)', () => {
+  it('moving from direct mode to a KMS: the job moves what ENCRYPTION_KEY sealed under the DEKs, then the old key can go', async () => {
+    const db = await createDatabase({ kind: 'pglite' });
+    dbs.push(db);
+    await migrate(db, [...MANAGEMENT_API_SCHEMA, ...kmsMigrations]);
+    const logs = captureLogger();
+    const audit = createAuditLog({ db, logger: logs });
+    const oldKey = randomBytes(32);
+    // Before: direct mode under ENCRYPTION_KEY.
+    const direct = createCryptoService({ keyring: createKeyring({ current: oldKey }) });
+    const cpBefore = createControlPlane({ db, crypto: direct, hasher: spiedHasher() });
+    const org = await seedOrg(cpBefore, db);
+    const made = await cpBefore.pipelines.create(org.orgId, { name: 'Web', type: 'server' });
+    const integration = await cpBefore.integrations.create(org.orgId, made.pipeline.id, {
+      vendor: 'meta',
+      name: 'Meta',
+      credentials: { access_token: 'meta-token-sealed-in-direct-mode' },
+    });
+    const oldKeyId = direct.keyring.currentKeyId;
+    expect(await countRecordsUnderKey(db, oldKeyId)).toBe(2);
+
+    // After: a KMS holds the KEK; ENCRYPTION_KEY stays set as the previous key until the job has run.
+    const kek = randomBytes(32);
+    const keyring = await openEnvelopeKeyring({
+      db,
+      provider: createLocalKmsProvider({ current: kek }),
+      legacy: { keyring: createKeyring({ current: oldKey }), asPrevious: true },
+    });
+    const crypto = createCryptoService({ keyring });
+    expect(keyring.previousKeyId).toBe(oldKeyId);
+    const jobs = createReencryptionJobs({ db, crypto, audit, logger: logs, columns: ENCRYPTED_COLUMNS });
+    expect((await jobs.start()).kind).toBe('started');
+    await jobs.idle();
+    expect(await jobs.status()).toMatchObject({
+      status: 'completed',
+      failed_records: 0,
+      processed_records: 2,
+    });
+    expect(await countRecordsUnderKey(db, oldKeyId)).toBe(0);
+
+    // Without the old key at all, everything still opens: it can be removed.
+    const kmsOnly = await openEnvelopeKeyring({ db, provider: createLocalKmsProvider({ current: kek }) });
+    const cpAfter = createControlPlane({ db, crypto: createCryptoService({ keyring: kmsOnly }) });
+    const opened = await cpAfter.integrations.credentials(integration.id);
+    expect(opened).toEqual({ access_token: 'meta-token-sealed-in-direct-mode' });
+    await kmsOnly.close();
+    await keyring.close();
+  });
+
   it('DEK rotation: the job moves every record to the new active DEK of its class; KEK rotation only re-wraps', async () => {
     const db = await createDatabase({ kind: 'pglite' });
     dbs.push(db);
