@@ -168,6 +168,26 @@ export function createCryptoService(options: CryptoServiceOptions): CryptoServic
     onOperation?.('open', label, error.code);
   }
 
+  /** The binary form as a Buffer; a malformed input is audited and counted like any other failed open. */
+  function binaryForm(ciphertext: Uint8Array, context: EncryptionContext): Buffer {
+    try {
+      return asBuffer(ciphertext);
+    } catch (error) {
+      if (error instanceof CryptoError) failed(error, undefined, 'none', context);
+      throw error;
+    }
+  }
+
+  /** The text form decoded; a malformed input is audited and counted like any other failed open. */
+  function textForm(text: string, context: EncryptionContext): Buffer {
+    try {
+      return decodeText(text, maxPlaintextBytes);
+    } catch (error) {
+      if (error instanceof CryptoError) failed(error, undefined, 'none', context);
+      throw error;
+    }
+  }
+
   /**
    * Loads the key a ciphertext names when the keyring can fetch keys and does not hold it. A failure is
    * audited like any failed open (the code says why: `unknown_key_id` for a destroyed or missing DEK).
@@ -226,47 +246,21 @@ export function createCryptoService(options: CryptoServiceOptions): CryptoServic
       return encodeText(await sealAsync(plaintext, context, options));
     },
     open(ciphertext: Uint8Array, context: EncryptionContext): Buffer {
-      let bytes: Buffer;
-      try {
-        bytes = asBuffer(ciphertext);
-      } catch (error) {
-        if (error instanceof CryptoError) failed(error, undefined, 'none', context);
-        throw error;
-      }
-      return openBytes(bytes, context);
+      return openBytes(binaryForm(ciphertext, context), context);
     },
     sealText(plaintext: Uint8Array | string, context: EncryptionContext, options?: SealOptions): string {
       return encodeText(seal(plaintext, context, syncEntry(context, options)));
     },
     openText(text: string, context: EncryptionContext): Buffer {
-      let bytes: Buffer;
-      try {
-        bytes = decodeText(text, maxPlaintextBytes);
-      } catch (error) {
-        if (error instanceof CryptoError) failed(error, undefined, 'none', context);
-        throw error;
-      }
-      return openBytes(bytes, context);
+      return openBytes(textForm(text, context), context);
     },
     async openAsync(ciphertext: Uint8Array, context: EncryptionContext): Promise<Buffer> {
-      let bytes: Buffer;
-      try {
-        bytes = asBuffer(ciphertext);
-      } catch (error) {
-        if (error instanceof CryptoError) failed(error, undefined, 'none', context);
-        throw error;
-      }
+      const bytes = binaryForm(ciphertext, context);
       await prepare(bytes, context);
       return openBytes(bytes, context);
     },
     async openTextAsync(text: string, context: EncryptionContext): Promise<Buffer> {
-      let bytes: Buffer;
-      try {
-        bytes = decodeText(text, maxPlaintextBytes);
-      } catch (error) {
-        if (error instanceof CryptoError) failed(error, undefined, 'none', context);
-        throw error;
-      }
+      const bytes = textForm(text, context);
       await prepare(bytes, context);
       return openBytes(bytes, context);
     },

@@ -9,6 +9,7 @@ import {
 } from '../provider';
 import { checkWrapContext } from '../wrap-context';
 import { safeDetail, takeKey, transportFailure } from './provider-errors';
+import { unwrapThenWrap } from './unwrap-then-wrap';
 
 /**
  * `azure-keyvault`: Azure Key Vault (or Managed HSM) wrapKey/unwrapKey with RSA-OAEP-256 through
@@ -140,15 +141,9 @@ export function createAzureKeyVaultProvider(
     kekId: options.keyId,
     wrap: (dek, context, { signal }: KmsCallOptions) => wrap(dek, context, signal),
     unwrap: (wrapped, context, { signal }: KmsCallOptions) => unwrap(wrapped, context, signal),
-    async rewrap(wrapped: WrappedKey, context: WrapContext, { signal }: KmsCallOptions): Promise<WrappedKey> {
-      // Key Vault has no re-wrap: unwrap with the old version, wrap with the current one, zero in between.
-      const dek = await unwrap(wrapped, context, signal);
-      try {
-        return await wrap(dek, context, signal);
-      } finally {
-        dek.fill(0);
-      }
-    },
+    // Key Vault has no re-wrap.
+    rewrap: (wrapped: WrappedKey, context: WrapContext, { signal }: KmsCallOptions) =>
+      unwrapThenWrap(unwrap(wrapped, context, signal), (dek) => wrap(dek, context, signal)),
     async close(): Promise<void> {
       clients.clear();
     },

@@ -11,6 +11,7 @@ import {
 import { canonicalWrapContext, checkWrapContext } from '../wrap-context';
 import { callJson, type JsonReply } from './https-json';
 import { safeDetail, takeKey, transportFailure } from './provider-errors';
+import { unwrapThenWrap } from './unwrap-then-wrap';
 
 /**
  * `gcp-kms`: Cloud KMS symmetric keys over the REST API (`POST /v1/{name}:encrypt|decrypt`), with access tokens
@@ -138,14 +139,9 @@ export function createGcpKmsProvider(options: GcpKmsOptions): KmsProvider {
     kekId: keyName,
     wrap: (dek, context, { signal }: KmsCallOptions) => wrap(dek, context, signal),
     unwrap: (wrapped, context, { signal }: KmsCallOptions) => unwrap(wrapped, context, signal),
-    async rewrap(wrapped: WrappedKey, context: WrapContext, { signal }: KmsCallOptions): Promise<WrappedKey> {
-      const dek = await unwrap(wrapped, context, signal);
-      try {
-        return await wrap(dek, context, signal);
-      } finally {
-        dek.fill(0);
-      }
-    },
+    // Cloud KMS has no re-wrap for symmetric keys.
+    rewrap: (wrapped: WrappedKey, context: WrapContext, { signal }: KmsCallOptions) =>
+      unwrapThenWrap(unwrap(wrapped, context, signal), (dek) => wrap(dek, context, signal)),
     async close(): Promise<void> {
       await options.dispatcher.close();
     },
