@@ -9,6 +9,7 @@ import {
   createCryptoService,
   createKeyring,
   cryptoHealth,
+  type Keyring,
 } from '@signal/crypto';
 import type { Metrics } from '@signal/telemetry';
 
@@ -91,18 +92,7 @@ export function bootstrapCrypto(options: CryptoBootstrapOptions): CryptoRuntime 
     ...(encryption.previousKey ? { previous: Buffer.from(encryption.previousKey.reveal(), 'hex') } : {}),
     provider: encryption.provider,
   });
-  const operations = options.metrics?.counter(
-    'signal_crypto_operations_total',
-    'Encryption and decryption operations',
-    ['op', 'key_id', 'result'],
-  );
-  const crypto = createCryptoService({
-    keyring,
-    ...(options.audit ? { audit: options.audit } : {}),
-    ...(operations
-      ? { onOperation: (op, keyId, result) => operations.inc({ op, key_id: keyId, result }) }
-      : {}),
-  });
+  const crypto = meteredCryptoService(keyring, options);
   logger.info(
     {
       provider: keyring.provider,
@@ -113,6 +103,28 @@ export function bootstrapCrypto(options: CryptoBootstrapOptions): CryptoRuntime 
     'encryption keys loaded',
   );
   return { crypto, health: () => cryptoHealth(keyring), developmentKeyPath };
+}
+
+/**
+ * The crypto service of a keyring (direct or envelope), auditing to `options.audit` and counting every seal
+ * and open in `signal_crypto_operations_total{op,key_id,result}`.
+ */
+export function meteredCryptoService(
+  keyring: Keyring,
+  options: Pick<CryptoBootstrapOptions, 'audit' | 'metrics'>,
+): CryptoService {
+  const operations = options.metrics?.counter(
+    'signal_crypto_operations_total',
+    'Encryption and decryption operations',
+    ['op', 'key_id', 'result'],
+  );
+  return createCryptoService({
+    keyring,
+    ...(options.audit ? { audit: options.audit } : {}),
+    ...(operations
+      ? { onOperation: (op, keyId, result) => operations.inc({ op, key_id: keyId, result }) }
+      : {}),
+  });
 }
 
 /**

@@ -1,5 +1,5 @@
 import { ConfigError, type SignalConfig } from '@signal/config';
-import { type CryptoError, createCryptoService, createKeyring } from '@signal/crypto';
+import { type CryptoError, createKeyring } from '@signal/crypto';
 import {
   createLocalKmsProvider,
   type DekClass,
@@ -14,7 +14,12 @@ import {
   type RewrapResult,
 } from '@signal/kms';
 import { type Database, requireMigrations } from '@signal/store';
-import { bootstrapCrypto, type CryptoBootstrapOptions, type CryptoRuntime } from './crypto-bootstrap';
+import {
+  bootstrapCrypto,
+  type CryptoBootstrapOptions,
+  type CryptoRuntime,
+  meteredCryptoService,
+} from './crypto-bootstrap';
 
 /**
  * Builds a cloud provider (aws-kms, gcp-kms, azure-keyvault, hashicorp-vault) from the encryption settings.
@@ -113,18 +118,7 @@ async function bootstrapEnvelope(options: KmsBootstrapOptions): Promise<Envelope
       `ENCRYPTION_PROVIDER=${encryption.provider}: the key provider could not unwrap the data-encryption keys with KEK ${provider.kekId} (${code}: ${error instanceof Error ? error.message : 'unknown error'}). The KEK may be revoked, disabled or unreachable, or another KEK is configured. Refusing to start: Signal never falls back to plaintext or to another key.`,
     ]);
   }
-  const operations = options.metrics?.counter(
-    'signal_crypto_operations_total',
-    'Encryption and decryption operations',
-    ['op', 'key_id', 'result'],
-  );
-  const crypto = createCryptoService({
-    keyring,
-    ...(options.audit ? { audit: options.audit } : {}),
-    ...(operations
-      ? { onOperation: (op, keyId, result) => operations.inc({ op, key_id: keyId, result }) }
-      : {}),
-  });
+  const crypto = meteredCryptoService(keyring, options);
   const health = envelopeHealth(keyring, { providerName: encryption.provider });
   await health.refresh();
   logger.info(
