@@ -7,10 +7,13 @@
  * The CPU is shared (load generator, other processes), so throughput moves with the machine's load. Each row
  * also reports the server process's own CPU time per request and per event (user + system, from
  * /proc/<pid>/stat), which depends far less on what else runs: compare changes by that column.
+ *
+ * `BENCH_PROFILE=<dir>` also writes a V8 CPU profile of each measured run (load only, no start-up) there.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { BENCH_KEY } from './support/bench-key';
@@ -32,26 +35,39 @@ const event = (i: number) => ({
 const single = JSON.stringify(event(1));
 const batch = JSON.stringify({ batch: Array.from({ length: 100 }, (_, i) => event(i)) });
 
-async function startServer(mode: 'bare' | 'gateway') {
+interface Server {
+  readonly port: number;
+  readonly pid: number;
+  /** The first line the server prints from now on that matches `pattern`. */
+  nextLine(pattern: RegExp): Promise<string>;
+  stop(): Promise<void>;
+}
+
+async function startServer(mode: 'bare' | 'gateway'): Promise<Server> {
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', join(here, 'support', 'gateway-server.ts'), mode],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, ...(PROFILE_DIR ? { BENCH_PROFILE: resolve(PROFILE_DIR) } : {}) },
     },
   );
-  const port = await new Promise<number>((resolve, reject) => {
-    let out = '';
-    child.stdout?.on('data', (c) => {
-      out += String(c);
-      const m = /PORT (\d+)/.exec(out);
-      if (m?.[1]) resolve(Number(m[1]));
-    });
+  const waiting: { pattern: RegExp; resolve: (line: string) => void }[] = [];
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+  lines.on('line', (line) => {
+    const i = waiting.findIndex((w) => w.pattern.test(line));
+    if (i >= 0) waiting.splice(i, 1)[0]?.resolve(line);
+  });
+  const nextLine = (pattern: RegExp) =>
+    new Promise<string>((resolveLine) => waiting.push({ pattern, resolve: resolveLine }));
+  const port = await new Promise<number>((resolvePort, reject) => {
+    nextLine(/^PORT \d+$/).then((line) => resolvePort(Number(line.slice(5))));
     child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
   });
   return {
     port,
     pid: child.pid ?? 0,
+    nextLine,
     stop: () =>
       new Promise<void>((resolve) => {
         child.once('exit', () => resolve());
@@ -80,8 +96,11 @@ interface Figures {
   readonly non2xx: number;
 }
 
-async function load(server: { port: number; pid: number }, path: string, body: string): Promise<Figures> {
+const PROFILE_DIR = process.env.BENCH_PROFILE;
+
+async function load(server: Server, path: string, body: string): Promise<Figures> {
   const { port } = server;
+  if (PROFILE_DIR) process.kill(server.pid, 'SIGUSR2');
   const cpuBefore = cpuMicros(server.pid);
   const result = await autocannon({
     url: `http://127.0.0.1:${port}${path}`,
@@ -92,6 +111,10 @@ async function load(server: { port: number; pid: number }, path: string, body: s
     duration: DURATION_S,
   });
   const cpu = cpuMicros(server.pid) - cpuBefore;
+  if (PROFILE_DIR) {
+    process.kill(server.pid, 'SIGUSR1');
+    console.error(await server.nextLine(/^PROFILE (.+)$/));
+  }
   return {
     requests: result.requests.average,
     cpuUsPerRequest: cpu / Math.max(1, result.requests.total),

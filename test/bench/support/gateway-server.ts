@@ -4,7 +4,8 @@
  * stamping and a durable publish on the embedded PostgreSQL bus over PGlite on disk). Prints the port.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { createServer as createNodeServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +19,28 @@ import { createMetrics } from '../../../packages/telemetry/src/index';
 import { createGateway } from '../../../services/ingestion-gateway/src/gateway';
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+
+/**
+ * `BENCH_PROFILE=<dir>`: the driver sends SIGUSR2 before a measured run (start the V8 CPU profiler) and
+ * SIGUSR1 after it (write `<dir>/<label>.cpuprofile`), so the profile holds the load only, not start-up.
+ */
+const profileDir = process.env.BENCH_PROFILE;
+if (profileDir) {
+  const session = new Session();
+  session.connect();
+  let label = 0;
+  process.on('SIGUSR2', async () => {
+    await session.post('Profiler.enable');
+    await session.post('Profiler.start');
+  });
+  process.on('SIGUSR1', async () => {
+    const { profile } = await session.post('Profiler.stop');
+    label += 1;
+    const file = join(profileDir, `gateway-${process.argv[2]}-${label}.cpuprofile`);
+    writeFileSync(file, JSON.stringify(profile));
+    process.stdout.write(`PROFILE ${file}\n`);
+  });
+}
 
 const mode = process.argv[2];
 if (mode === 'bare') {
