@@ -51,4 +51,59 @@ export const consentSchema = z.object({
 });
 
 export type Consent = z.infer<typeof consentSchema>;
+
+const US_PRIVACY = /^[0-9][A-Za-z-]{3}$/;
+
+function isBoundedPrintable(value: unknown, max: number): boolean {
+  return typeof value === 'string' && value.length <= max && PRINTABLE.test(value);
+}
+
+function isPlainRecord(value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
 export type ConsentCategories = NonNullable<Consent['categories']>;
+
+/**
+ * `consentSchema`'s output for a valid consent object, without zod (the same contract as `checkedInput`);
+ * undefined when any rule fails. Also used by `stampEvent`, which re-checks consent after the gateway's
+ * enrichment.
+ */
+export function checkedConsent(raw: unknown): Consent | undefined {
+  if (!isPlainRecord(raw)) return undefined;
+  const { categories, tcf, gpp, gppSid, gpc, usPrivacy } = raw;
+  let checkedCategories: Record<string, boolean> | undefined;
+  if (categories !== undefined) {
+    if (!isPlainRecord(categories)) return undefined;
+    checkedCategories = {};
+    for (const name of CONSENT_CATEGORIES) {
+      const value = categories[name];
+      if (value === undefined) continue;
+      if (typeof value !== 'boolean') return undefined;
+      checkedCategories[name] = value;
+    }
+  }
+  if (tcf !== undefined && !isBoundedPrintable(tcf, EVENT_LIMITS.tcfString)) return undefined;
+  if (gpp !== undefined && !isBoundedPrintable(gpp, EVENT_LIMITS.gppString)) return undefined;
+  if (gppSid !== undefined) {
+    if (!Array.isArray(gppSid) || gppSid.length > EVENT_LIMITS.gppSections) return undefined;
+    for (const sid of gppSid) {
+      if (!Number.isSafeInteger(sid) || (sid as number) < 0 || (sid as number) > 65_535) return undefined;
+    }
+  }
+  if (gpc !== undefined && typeof gpc !== 'boolean') return undefined;
+  if (usPrivacy !== undefined && !(typeof usPrivacy === 'string' && US_PRIVACY.test(usPrivacy))) {
+    return undefined;
+  }
+  const out: Record<string, unknown> = {};
+  if (checkedCategories !== undefined) out.categories = checkedCategories;
+  if (tcf !== undefined) out.tcf = tcf;
+  if (gpp !== undefined) out.gpp = gpp;
+  // A copy, as the schema's array output is one.
+  if (gppSid !== undefined) out.gppSid = [...(gppSid as number[])];
+  if (gpc !== undefined) out.gpc = gpc;
+  if (usPrivacy !== undefined) out.usPrivacy = usPrivacy;
+  return out as Consent;
+}

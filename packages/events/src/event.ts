@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { consentSchema } from './consent';
+import { checkedConsent, consentSchema } from './consent';
 import { boundedJsonObject } from './json';
 import { EVENT_LIMITS, PAYLOAD_JSON_LIMITS } from './limits';
 
@@ -35,7 +35,7 @@ export const messageIdSchema = z
   .regex(PRINTABLE_NO_SPACE, 'must be printable ASCII without spaces');
 /** ISO 8601 with a zone (`Z` or `±hh:mm`): a timestamp without one is ambiguous by hours. */
 export const isoTimestampSchema = z.iso.datetime({ offset: true });
-const ipSchema = z.union([z.ipv4(), z.ipv6()]);
+export const ipSchema = z.union([z.ipv4(), z.ipv6()]);
 
 export const pageContextSchema = z.object({
   url: z.string().max(EVENT_LIMITS.url),
@@ -321,12 +321,12 @@ function checkedCandidate(c: Candidate): CanonicalEvent | undefined {
   if (ctx.locale !== undefined && ctx.locale.length > EVENT_LIMITS.locale) return undefined;
   if (!isClickIds(ctx.clickIds)) return undefined;
   // Re-parsed rather than trusted: enrichment may add `gpc`, and the schema's output puts it in shape order.
-  const consent = consentSchema.safeParse(ctx.consent);
-  if (!consent.success) return undefined;
+  const consent = checkedConsent(ctx.consent);
+  if (consent === undefined) return undefined;
 
   const context: Record<string, unknown> = {};
   if (ctx.ip !== undefined) context.ip = ctx.ip;
-  context.consent = consent.data;
+  context.consent = consent;
   context.provenance = ctx.provenance;
   if (ctx.userAgent !== undefined) context.userAgent = ctx.userAgent;
   if (ctx.page !== undefined) context.page = ctx.page;

@@ -3,6 +3,7 @@ export {
   type Consent,
   type ConsentCategories,
   type ConsentCategory,
+  checkedConsent,
   consentSchema,
 } from './consent';
 export {
@@ -26,6 +27,7 @@ export {
   type ServerStamp,
   stampEvent,
 } from './event';
+export { checkedInput, parseEventInput } from './input';
 export {
   boundedJsonObject,
   boundedJsonValue,

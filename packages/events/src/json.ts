@@ -26,7 +26,7 @@ function pathOf(frame: Frame): (string | number)[] {
   return path.reverse();
 }
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
   const proto: unknown = Object.getPrototypeOf(value);
   return proto === Object.prototype || proto === null;
@@ -91,6 +91,36 @@ export function findJsonProblem(value: unknown, limits: JsonLimits): JsonProblem
     };
   }
   return null;
+}
+
+/**
+ * `findJsonProblem(value, limits) === null`, without building frames or paths: the check of every accepted
+ * payload, so it allocates nothing. Recursion is bounded by `limits.maxDepth` (checked before descending).
+ */
+export function isWithinJsonLimits(value: unknown, limits: JsonLimits): boolean {
+  let nodes = 0;
+  const walk = (v: unknown, depth: number): boolean => {
+    nodes += 1;
+    if (nodes > limits.maxNodes || depth > limits.maxDepth) return false;
+    if (v === null || typeof v === 'boolean') return true;
+    if (typeof v === 'string') return v.length <= limits.maxStringLength;
+    if (typeof v === 'number') return Number.isFinite(v);
+    if (Array.isArray(v)) {
+      if (v.length > limits.maxArrayLength) return false;
+      for (let i = 0; i < v.length; i += 1) if (!walk(v[i], depth + 1)) return false;
+      return true;
+    }
+    if (!isPlainObject(v)) return false;
+    const keys = Object.keys(v);
+    if (keys.length > limits.maxKeysPerObject) return false;
+    for (let i = 0; i < keys.length; i += 1) {
+      const key = keys[i] as string;
+      if (key.length > limits.maxKeyLength || key === '__proto__') return false;
+      if (!walk(v[key], depth + 1)) return false;
+    }
+    return true;
+  };
+  return walk(value, 0);
 }
 
 /** Any JSON value within `limits`. */

@@ -5,8 +5,8 @@ import { type Cache, isCacheError, RateLimiter } from '@signal/cache';
 import {
   type CanonicalEvent,
   type EventInput,
-  eventInputSchema,
   type Provenance,
+  parseEventInput,
   stampEvent,
   topics,
 } from '@signal/events';
@@ -227,7 +227,7 @@ export function createGateway(deps: GatewayDeps) {
 
     inputs.forEach((raw, index) => {
       const candidate = extra.forcedType && isRecord(raw) ? { ...raw, type: extra.forcedType } : raw;
-      const parsed = eventInputSchema.safeParse(candidate);
+      const parsed = parseEventInput(candidate);
       if (!parsed.success) {
         rejections.push({ index, code: 'validation_failed', message: firstIssue(parsed.error) });
         return;
