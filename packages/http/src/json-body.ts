@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
 import { parse as parseContentType } from 'fast-content-type-parse';
 import { scan as scanForbiddenKeys } from 'secure-json-parse';
@@ -75,13 +76,13 @@ export function parseJsonBytes<T>(
   bytes: Buffer,
   options: Omit<ReadJsonBodyOptions, 'limitBytes' | 'contentTypes'> & { readonly schema?: z.ZodType<T> },
 ): Result<unknown, HttpError> {
-  const raw = { value: bytes };
-  let text: string;
-  try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(raw.value);
-  } catch {
+  // isUtf8 (simdutf) then a plain decode: the same verdict as a fatal TextDecoder, at a fraction of its cost.
+  if (!isUtf8(bytes)) {
     return err(new HttpError('invalid_encoding', 'the request body is not valid UTF-8'));
   }
+  // A leading byte-order mark is dropped, as TextDecoder does.
+  const start = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+  const text = bytes.toString('utf8', start);
   const parsed = parseJson(text, options);
   if (!parsed.ok || options.schema === undefined) return parsed;
 
