@@ -26,4 +26,13 @@ describe('extractClickIds', () => {
       {},
     );
   });
+
+  it('gives each event its own ids when consecutive events share a URL (parsed once, never shared)', () => {
+    const url = 'https://shop.example/?fbclid=IwAR0abc&gclid=g1';
+    const first = extractClickIds(url, 1);
+    first.gclid = 'changed by the caller';
+    expect(extractClickIds(url, 2)).toEqual({ gclid: 'g1', fbclid: 'IwAR0abc', fbc: 'fb.1.2.IwAR0abc' });
+    expect(extractClickIds('https://shop.example/?ttclid=t1', 3)).toEqual({ ttclid: 't1' });
+    expect(extractClickIds(url, 4).fbc).toBe('fb.1.4.IwAR0abc');
+  });
 });

@@ -26,7 +26,25 @@ const PRINTABLE = /^[\x21-\x7e]+$/;
  * non-printable values yield nothing rather than an error: click ids are best-effort enrichment.
  */
 export function extractClickIds(pageUrl: string | undefined, receivedAtMs: number): Record<string, string> {
-  if (!pageUrl) return {};
+  // No query string, no click ids (and no URL parse, the costly part).
+  if (!pageUrl?.includes('?')) return {};
+  if (pageUrl !== lastUrl) {
+    lastIds = clickIdsOf(pageUrl);
+    lastUrl = pageUrl;
+  }
+  const out = { ...lastIds };
+  if (out.fbclid) out.fbc = `fb.1.${receivedAtMs}.${out.fbclid}`;
+  return out;
+}
+
+/**
+ * The last URL parsed and its ids: the events of one batch usually come from the same page, so the URL is
+ * parsed once per batch rather than once per event.
+ */
+let lastUrl: string | undefined;
+let lastIds: Readonly<Record<string, string>> = {};
+
+function clickIdsOf(pageUrl: string): Record<string, string> {
   let params: URLSearchParams;
   try {
     params = new URL(pageUrl).searchParams;
@@ -38,6 +56,5 @@ export function extractClickIds(pageUrl: string | undefined, receivedAtMs: numbe
     const value = params.get(name);
     if (value && value.length <= MAX_VALUE && PRINTABLE.test(value)) out[name] = value;
   }
-  if (out.fbclid) out.fbc = `fb.1.${receivedAtMs}.${out.fbclid}`;
   return out;
 }
