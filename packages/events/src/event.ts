@@ -190,11 +190,6 @@ export interface ServerStamp {
   readonly userAgent?: string;
 }
 
-function defined<T>(...values: (T | null | undefined)[]): T | undefined {
-  for (const v of values) if (v !== undefined && v !== null) return v;
-  return undefined;
-}
-
 /**
  * Builds the canonical event from a validated input and the gateway's stamp, and validates the result.
  *
@@ -204,38 +199,53 @@ function defined<T>(...values: (T | null | undefined)[]): T | undefined {
  * user agent and anonymous id in the body, while the request's own address is the source server's: the body
  * wins, and the request IP is never used.
  *
- * `input` must be the output of `eventInputSchema`; a caller may then have changed `context.clickIds`,
- * `context.consent` and `timestamp` (the gateway's enrichment). Validation runs once per event: the parts
+ * `input` must be the output of `eventInputSchema`; the gateway's enrichment (click ids, `Sec-GPC`, a
+ * corrected timestamp) comes as `enrichment`, or already applied to `context.clickIds`, `context.consent`
+ * and `timestamp` of the input. Validation runs once per event: the parts
  * `eventInputSchema` already checked and that travel unchanged (`properties`, `traits`, `context.page`,
  * `context.library`) are not walked again; everything the stamp or the enrichment may have changed is
  * checked here. When a check fails the whole candidate goes through `canonicalEventSchema`, so errors are
  * exactly the schema's.
  */
-export function stampEvent(input: EventInput, stamp: ServerStamp): z.ZodSafeParseResult<CanonicalEvent> {
+export function stampEvent(
+  input: EventInput,
+  stamp: ServerStamp,
+  enrichment?: Enrichment,
+): z.ZodSafeParseResult<CanonicalEvent> {
   const fromServerSource = stamp.provenance === 'hmac';
   const ctx = input.context;
+  let clickIds = ctx?.clickIds;
+  let consent: unknown = ctx?.consent;
+  let timestamp = input.timestamp;
+  if (enrichment !== undefined) {
+    const found = enrichment.clickIds;
+    if (found !== undefined && hasKeys(found))
+      clickIds = clickIds === undefined ? found : { ...clickIds, ...found };
+    if (enrichment.gpc) consent = { ...(ctx?.consent ?? {}), gpc: true };
+    if (enrichment.timestamp !== undefined) timestamp = enrichment.timestamp;
+  }
   const candidate = {
     type: input.type,
-    event: defined(input.event),
-    userId: defined(input.userId),
+    event: definedOf(input.event),
+    userId: definedOf(input.userId),
     anonymousId: fromServerSource
-      ? defined(input.anonymousId, stamp.anonymousId)
-      : defined(stamp.anonymousId, input.anonymousId),
-    groupId: defined(input.groupId),
+      ? firstDefined(input.anonymousId, stamp.anonymousId)
+      : firstDefined(stamp.anonymousId, input.anonymousId),
+    groupId: definedOf(input.groupId),
     messageId: input.messageId ?? stamp.messageId,
     properties: input.properties ?? {},
     traits: input.traits ?? {},
     context: {
       ip: fromServerSource ? ctx?.ip : stamp.ip,
-      userAgent: fromServerSource ? ctx?.userAgent : defined(stamp.userAgent, ctx?.userAgent),
+      userAgent: fromServerSource ? ctx?.userAgent : firstDefined(stamp.userAgent, ctx?.userAgent),
       page: ctx?.page,
-      consent: ctx?.consent ?? {},
+      consent: consent ?? {},
       provenance: stamp.provenance,
-      clickIds: ctx?.clickIds,
+      clickIds,
       library: ctx?.library,
       locale: ctx?.locale,
     },
-    timestamp: input.timestamp ?? stamp.receivedAt,
+    timestamp: timestamp ?? stamp.receivedAt,
     receivedAt: stamp.receivedAt,
     org: stamp.org,
     pipelineId: stamp.pipelineId,
@@ -243,6 +253,31 @@ export function stampEvent(input: EventInput, stamp: ServerStamp): z.ZodSafePars
   const checked = checkedCandidate(candidate);
   if (checked !== undefined) return { success: true, data: checked };
   return canonicalEventSchema.safeParse(dropUndefined(candidate));
+}
+
+/**
+ * What the gateway adds to a validated input before stamping, applied while the candidate is built (no
+ * copy of the input): click ids found in the page URL (merged over the client's), `Sec-GPC: 1` (sets
+ * `consent.gpc`), a skew-corrected `timestamp`.
+ */
+export interface Enrichment {
+  readonly clickIds?: Readonly<Record<string, string>>;
+  readonly gpc?: boolean;
+  readonly timestamp?: string;
+}
+
+function hasKeys(value: object): boolean {
+  for (const _ in value) return true;
+  return false;
+}
+
+function definedOf<T>(value: T | null | undefined): T | undefined {
+  return value === null ? undefined : value;
+}
+
+function firstDefined<T>(a: T | null | undefined, b: T | null | undefined): T | undefined {
+  if (a !== undefined && a !== null) return a;
+  return b === null ? undefined : b;
 }
 
 interface Candidate {

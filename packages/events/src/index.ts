@@ -10,6 +10,7 @@ export {
   type CanonicalEvent,
   canonicalEventSchema,
   clickIdsSchema,
+  type Enrichment,
   EVENT_TYPES,
   type EventContext,
   type EventInput,

@@ -98,29 +98,31 @@ export function findJsonProblem(value: unknown, limits: JsonLimits): JsonProblem
  * payload, so it allocates nothing. Recursion is bounded by `limits.maxDepth` (checked before descending).
  */
 export function isWithinJsonLimits(value: unknown, limits: JsonLimits): boolean {
-  let nodes = 0;
-  const walk = (v: unknown, depth: number): boolean => {
-    nodes += 1;
-    if (nodes > limits.maxNodes || depth > limits.maxDepth) return false;
-    if (v === null || typeof v === 'boolean') return true;
-    if (typeof v === 'string') return v.length <= limits.maxStringLength;
-    if (typeof v === 'number') return Number.isFinite(v);
-    if (Array.isArray(v)) {
-      if (v.length > limits.maxArrayLength) return false;
-      for (let i = 0; i < v.length; i += 1) if (!walk(v[i], depth + 1)) return false;
-      return true;
-    }
-    if (!isPlainObject(v)) return false;
-    const keys = Object.keys(v);
-    if (keys.length > limits.maxKeysPerObject) return false;
-    for (let i = 0; i < keys.length; i += 1) {
-      const key = keys[i] as string;
-      if (key.length > limits.maxKeyLength || key === '__proto__') return false;
-      if (!walk(v[key], depth + 1)) return false;
-    }
+  return walkWithinLimits(value, 0, limits, { nodes: 0 });
+}
+
+// A top-level function, not a closure: tsx/esbuild names every closure at creation (`__name`), a cost paid
+// per call on this hot path.
+function walkWithinLimits(v: unknown, depth: number, limits: JsonLimits, count: { nodes: number }): boolean {
+  count.nodes += 1;
+  if (count.nodes > limits.maxNodes || depth > limits.maxDepth) return false;
+  if (v === null || typeof v === 'boolean') return true;
+  if (typeof v === 'string') return v.length <= limits.maxStringLength;
+  if (typeof v === 'number') return Number.isFinite(v);
+  if (Array.isArray(v)) {
+    if (v.length > limits.maxArrayLength) return false;
+    for (let i = 0; i < v.length; i += 1) if (!walkWithinLimits(v[i], depth + 1, limits, count)) return false;
     return true;
-  };
-  return walk(value, 0);
+  }
+  if (!isPlainObject(v)) return false;
+  const keys = Object.keys(v);
+  if (keys.length > limits.maxKeysPerObject) return false;
+  for (let i = 0; i < keys.length; i += 1) {
+    const key = keys[i] as string;
+    if (key.length > limits.maxKeyLength || key === '__proto__') return false;
+    if (!walkWithinLimits(v[key], depth + 1, limits, count)) return false;
+  }
+  return true;
 }
 
 /** Any JSON value within `limits`. */

@@ -185,13 +185,22 @@ describe('stampEvent (validated once)', () => {
         const serverStamp = s as ServerStamp;
         const expected = referenceStamp(input, serverStamp);
         const actual = stampEvent(input, serverStamp);
+        // The gateway's way: the same enrichment handed to stampEvent instead of applied to a copy first.
+        const enriched = stampEvent(parsed.data, serverStamp, {
+          clickIds: e.clickIds,
+          gpc: e.gpc,
+          ...(e.timestamp !== undefined ? { timestamp: e.timestamp } : {}),
+        });
         expect(actual.success).toBe(expected.success);
+        expect(enriched.success).toBe(expected.success);
         if (expected.success) {
           accepted += 1;
           expect(JSON.stringify(actual.data)).toBe(JSON.stringify(expected.data));
+          expect(JSON.stringify(enriched.data)).toBe(JSON.stringify(expected.data));
         } else {
           refused += 1;
           expect(actual.error?.issues).toEqual(expected.error.issues);
+          expect(enriched.error?.issues).toEqual(expected.error.issues);
         }
       }),
       { numRuns: 3000 },

@@ -238,6 +238,31 @@ describe('browser collection endpoints', () => {
     expect(recorder.published).toHaveLength(1);
   });
 
+  it("corrects event timestamps by the batch's clock skew (sentAt), and ignores an absurd sentAt instead of failing", async () => {
+    const sentAt = new Date(Date.now() - 60_000).toISOString(); // the browser's clock is a minute behind
+    const skewed = await post(
+      '/v1/batch',
+      JSON.stringify({ sentAt, batch: [{ type: 'track', event: 'ok', timestamp: sentAt }] }),
+    );
+    expect(skewed.status).toBe(202);
+    const timestampOf = (i: number) =>
+      (JSON.parse(recorder.published[i]?.value ?? '{}') as { timestamp?: string }).timestamp;
+    const corrected = Date.parse(String(timestampOf(0)));
+    expect(Math.abs(corrected - Date.now())).toBeLessThan(10_000);
+
+    // A skew so large the corrected time is not a date: the event keeps its own timestamp.
+    recorder.published.length = 0;
+    const absurd = await post(
+      '/v1/batch',
+      JSON.stringify({
+        sentAt: '-271821-04-20T00:00:00.000Z',
+        batch: [{ type: 'track', event: 'ok', timestamp: '2026-01-01T00:00:00.000Z' }],
+      }),
+    );
+    expect(absurd.status).toBe(202);
+    expect(timestampOf(0)).toBe('2026-01-01T00:00:00.000Z');
+  });
+
   it('answers CORS preflights for the collection endpoints', async () => {
     const res = await fetch(`${base}/v1/batch`, {
       method: 'OPTIONS',

@@ -4,6 +4,7 @@ import type { Bus } from '@signal/bus';
 import { type Cache, isCacheError, RateLimiter } from '@signal/cache';
 import {
   type CanonicalEvent,
+  type Enrichment,
   type EventInput,
   type Provenance,
   parseEventInput,
@@ -236,16 +237,20 @@ export function createGateway(deps: GatewayDeps) {
       if (browser && anonymousId === undefined) {
         anonymousId = isValidAnonymousId(input.anonymousId) ? input.anonymousId : newAnonymousId();
       }
-      const stamped = stampEvent(adjust(input, { gpc, skewMs, receivedAtMs }), {
-        org: caller.pipeline.orgId,
-        pipelineId: caller.pipeline.pipelineId,
-        provenance: caller.provenance,
-        receivedAt,
-        messageId: randomUUID(),
-        ...(anonymousId !== undefined ? { anonymousId } : {}),
-        ...(ip !== undefined ? { ip } : {}),
-        ...(userAgent !== undefined ? { userAgent } : {}),
-      });
+      const stamped = stampEvent(
+        input,
+        {
+          org: caller.pipeline.orgId,
+          pipelineId: caller.pipeline.pipelineId,
+          provenance: caller.provenance,
+          receivedAt,
+          messageId: randomUUID(),
+          ...(anonymousId !== undefined ? { anonymousId } : {}),
+          ...(ip !== undefined ? { ip } : {}),
+          ...(userAgent !== undefined ? { userAgent } : {}),
+        },
+        enrichment(input, { gpc, skewMs, receivedAtMs }),
+      );
       if (!stamped.success) {
         rejections.push({ index, code: 'validation_failed', message: firstIssue(stamped.error) });
         return;
@@ -561,24 +566,25 @@ function clockSkew(sentAt: string | undefined, receivedAtMs: number): number {
   return receivedAtMs - sent;
 }
 
-/** Stage-1 consent tagging, click ids and clock-skew correction, applied to a validated input. */
-function adjust(input: EventInput, opts: { gpc: boolean; skewMs: number; receivedAtMs: number }): EventInput {
-  const context = input.context ?? {};
-  const clickIds = { ...(context.clickIds ?? {}), ...extractClickIds(context.page?.url, opts.receivedAtMs) };
-  const consent = opts.gpc ? { ...(context.consent ?? {}), gpc: true } : context.consent;
-  let timestamp = input.timestamp;
-  if (timestamp && opts.skewMs !== 0) {
-    const corrected = Date.parse(timestamp) + opts.skewMs;
-    if (!Number.isNaN(corrected)) timestamp = new Date(corrected).toISOString();
+/** 9999-12-31T23:59:59.999Z. */
+const LAST_FOUR_DIGIT_YEAR_MS = 253_402_300_799_999;
+
+/** Stage-1 consent tagging (`Sec-GPC`), click ids and clock-skew correction for a validated input. */
+function enrichment(
+  input: EventInput,
+  opts: { gpc: boolean; skewMs: number; receivedAtMs: number },
+): Enrichment {
+  let timestamp: string | undefined;
+  if (input.timestamp && opts.skewMs !== 0) {
+    const corrected = Date.parse(input.timestamp) + opts.skewMs;
+    // Only a correction that is still a four-digit-year date: a nonsense sentAt must not turn a valid event
+    // into an invalid one, nor throw (toISOString throws beyond ±8.64e15 ms).
+    if (corrected >= 0 && corrected <= LAST_FOUR_DIGIT_YEAR_MS) timestamp = new Date(corrected).toISOString();
   }
   return {
-    ...input,
+    clickIds: extractClickIds(input.context?.page?.url, opts.receivedAtMs),
+    gpc: opts.gpc,
     ...(timestamp !== undefined ? { timestamp } : {}),
-    context: {
-      ...context,
-      ...(Object.keys(clickIds).length > 0 ? { clickIds } : {}),
-      ...(consent !== undefined ? { consent } : {}),
-    },
   };
 }
 
