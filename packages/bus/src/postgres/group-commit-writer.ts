@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { BusError, describeError } from '../errors';
 import type { BusLogger, OutgoingMessage, PublishReceipt } from '../port';
 import { type BusCrypto, segmentContext } from '../sealing';
-import { encodeRecords } from './segment';
+import { encodeJsonLines } from './segment';
 
 export interface WriterLimits {
   /** Most messages one flush (one transaction) takes from the queue. */
@@ -262,7 +262,7 @@ export class GroupCommitWriter {
         segments.push({
           ...where,
           count: segment.length,
-          records: this.crypto.sealText(encodeRecords(segment), segmentContext(where)),
+          records: this.crypto.sealText(encodeJsonLines(segment), segmentContext(where)),
         });
         segment = [];
         segmentChars = 0;

@@ -19,7 +19,7 @@ import {
   unreadable,
   unreadableReason,
 } from '../sealing';
-import { decodeRecords, type StoredRecord } from './segment';
+import { decodeJsonLines, type StoredRecord } from './segment';
 
 export interface ConsumerTimings {
   /** A lease lives this long without renewal; also the longest a batch may run without `heartbeat()`. */
@@ -541,7 +541,7 @@ export class PostgresSubscription implements Subscription {
       throw unreadable('unsealed');
     }
     try {
-      return decodeRecords(text, row.record_count);
+      return decodeJsonLines(text, row.record_count);
     } catch (err) {
       throw unreadable('corrupt', err);
     }
