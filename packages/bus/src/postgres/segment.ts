@@ -245,16 +245,3 @@ export function decodeJsonLines(text: string, expected: number): StoredRecord[] 
   }
   return out;
 }
-
-/** The v1 writer; still used by the writer until the bytea column exists (removed with bus/0004). */
-export function encodeJsonLines(messages: readonly OutgoingMessage[]): string {
-  const lines = new Array<string>(messages.length);
-  for (let i = 0; i < messages.length; i += 1) {
-    const m = messages[i] as OutgoingMessage;
-    lines[i] =
-      m.headers === undefined || Object.keys(m.headers).length === 0
-        ? JSON.stringify([m.key, m.value])
-        : JSON.stringify([m.key, m.value, m.headers]);
-  }
-  return lines.join('\n');
-}
