@@ -127,10 +127,15 @@ async function scenario(
 
 const SEALING: BusCrypto = createCryptoService({ keyring: createKeyring({ current: randomBytes(32) }) });
 /** Comparison only: stores segments as they are (what the bus did before sealing). Never used by a service. */
+const bytesOf = (data: Uint8Array | string): Buffer =>
+  typeof data === 'string'
+    ? Buffer.from(data, 'utf8')
+    : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 const PASS_THROUGH: BusCrypto = {
   keyring: { currentKeyId: 'plaintext' },
-  sealText: (plaintext) =>
-    typeof plaintext === 'string' ? plaintext : Buffer.from(plaintext).toString('utf8'),
+  seal: (plaintext) => bytesOf(plaintext),
+  open: (ciphertext) => bytesOf(ciphertext),
+  sealText: (plaintext) => bytesOf(plaintext).toString('utf8'),
   openText: (text) => Buffer.from(text, 'utf8'),
 };
 

@@ -2,12 +2,14 @@ import type { CryptoService, EncryptionContext } from '@signal/crypto';
 import { BusError } from './errors';
 
 /**
- * What the bus needs of `@signal/crypto`: seal and open in the v1 text form, and the id of the key new
- * writes are sealed under (stored beside a PostgreSQL segment so a rotation can count what is left).
- * Every bus is built with one: raw events carry PII (`traits.email`, …) until the processor hashes it, and a
- * bus's storage — PGlite files, PostgreSQL tables, Kafka log segments — is disk (ADR 0007-bus-payload-sealing).
+ * What the bus needs of `@signal/crypto`: seal and open the v1 ciphertext — binary for PostgreSQL segments
+ * (`bytea`, ADR 0010-binary-bus-segments), text for Kafka values and for segments written before bus/0004 —
+ * and the id of the key new writes are sealed under (stored beside a PostgreSQL segment so a rotation can count
+ * what is left). Every bus is built with one: raw events carry PII (`traits.email`, …) until the processor
+ * hashes it, and a bus's storage — PGlite files, PostgreSQL tables, Kafka log segments — is disk
+ * (ADR 0007-bus-payload-sealing).
  */
-export type BusCrypto = Pick<CryptoService, 'sealText' | 'openText'> & {
+export type BusCrypto = Pick<CryptoService, 'seal' | 'open' | 'sealText' | 'openText'> & {
   readonly keyring: { readonly currentKeyId: string };
 };
 
@@ -51,6 +53,15 @@ export function messageContext(where: MessageLocation): EncryptionContext {
 export function openPayload(crypto: BusCrypto, stored: string, context: EncryptionContext): string {
   try {
     return crypto.openText(stored, context).toString('utf8');
+  } catch (err) {
+    throw unreadable(codeOf(err), err);
+  }
+}
+
+/** `openPayload` for the binary form (a PostgreSQL segment's `payload`): the plaintext bytes. */
+export function openBinaryPayload(crypto: BusCrypto, stored: Uint8Array, context: EncryptionContext): Buffer {
+  try {
+    return crypto.open(stored, context);
   } catch (err) {
     throw unreadable(codeOf(err), err);
   }

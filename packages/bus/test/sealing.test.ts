@@ -10,7 +10,9 @@ import {
   busMigrations,
   type ConsumedMessage,
   createPostgresBus,
+  partitionFor,
   type Subscription,
+  segmentContext,
 } from '../src/index';
 import { type LogEntry, randomId, recordingLogger, sleep, testCrypto, waitFor } from './helpers';
 import { TEST_TIMINGS } from './timings';
@@ -92,13 +94,18 @@ describe('postgres bus sealing (PGlite on disk)', () => {
       expect(JSON.stringify(rows)).not.toContain(EMAIL);
       expect(JSON.stringify(rows)).not.toContain('jane.doe');
     }
-    const { rows } = await db.query<{ records: string; key_id: string | null }>(
-      'SELECT records, key_id FROM bus_segments WHERE topic = $1',
-      ['raw'],
-    );
+    const { rows } = await db.query<{
+      payload: Buffer | null;
+      records: string | null;
+      key_id: string | null;
+    }>('SELECT payload, records, key_id FROM bus_segments WHERE topic = $1', ['raw']);
     expect(rows.length).toBeGreaterThan(0);
     for (const row of rows) {
-      expect(row.records.startsWith('v1.')).toBe(true);
+      // The binary v1 ciphertext (version byte 1, then the key id) in `payload`; no text form.
+      expect(row.records).toBeNull();
+      expect(row.payload?.[0]).toBe(1);
+      expect(row.payload?.includes(Buffer.from(EMAIL))).toBe(false);
+      expect(row.payload?.includes(Buffer.from('jane.doe'))).toBe(false);
       expect(row.key_id).toBe(testCrypto(keyA).keyring.currentKeyId);
     }
 
@@ -129,10 +136,9 @@ describe('postgres bus sealing (PGlite on disk)', () => {
     expect(new Set(receipts.map((r) => r.partition)).size).toBe(2);
     const [victim, healthy] = receipts;
     if (victim === undefined || healthy === undefined) throw new Error('two partitions expected');
-    // Flip one character in the middle of the victim's ciphertext.
+    // Flip one bit in the middle of the victim's ciphertext.
     await db.query(
-      `UPDATE bus_segments
-       SET records = overlay(records PLACING CASE WHEN substr(records, 60, 1) = 'A' THEN 'B' ELSE 'A' END FROM 60 FOR 1)
+      `UPDATE bus_segments SET payload = set_byte(payload, 60, get_byte(payload, 60) # 1)
        WHERE topic = 'tamper' AND partition = $1`,
       [victim.partition],
     );
@@ -162,8 +168,8 @@ describe('postgres bus sealing (PGlite on disk)', () => {
     ]);
     await bus.publish('from', [{ key: 'k', value: event(1) }]);
     await db.query(
-      `INSERT INTO bus_segments (topic, partition, base_offset, record_count, records, key_id)
-       SELECT 'to', partition, base_offset, record_count, records, key_id FROM bus_segments WHERE topic = 'from'`,
+      `INSERT INTO bus_segments (topic, partition, base_offset, record_count, payload, key_id)
+       SELECT 'to', partition, base_offset, record_count, payload, key_id FROM bus_segments WHERE topic = 'from'`,
     );
     await db.query(`UPDATE bus_partitions SET next_offset = 1 WHERE topic = 'to'`);
 
@@ -251,5 +257,62 @@ describe('postgres bus sealing (PGlite on disk)', () => {
     await sleep(50);
     expect(reasons[0]).toBe('unsealed');
     expect(forged).toEqual([]);
+  });
+
+  it('halts a partition at a segment that opens but does not decode, in either stored form; the others flow', async () => {
+    const reasons: string[] = [];
+    const crypto = testCrypto(keyA);
+    const bus = open(crypto, (reason) => reasons.push(reason));
+    await bus.createTopics([{ name: 'garbled', partitions: 3 }]);
+    const at = (partition: number) => segmentContext({ topic: 'garbled', partition, baseOffset: 0 });
+    // Partition 0: a binary segment whose record runs past its end. Partition 1: a text one that is not JSON.
+    await db.query(
+      `INSERT INTO bus_segments (topic, partition, base_offset, record_count, payload, key_id)
+       VALUES ('garbled', 0, 0, 1, $1, $2)`,
+      [crypto.seal(Buffer.from([2, 0, 5, 0x61]), at(0)), crypto.keyring.currentKeyId],
+    );
+    await db.query(
+      `INSERT INTO bus_segments (topic, partition, base_offset, record_count, records, key_id)
+       VALUES ('garbled', 1, 0, 1, $1, $2)`,
+      [crypto.sealText('["a",', at(1)), crypto.keyring.currentKeyId],
+    );
+    await db.query(`UPDATE bus_partitions SET next_offset = 1 WHERE topic = 'garbled' AND partition < 2`);
+    const key = Array.from({ length: 100 }, (_, i) => `k${i}`).find((k) => partitionFor(k, 3) === 2) ?? '';
+    await bus.publish('garbled', [{ key, value: event(7) }]);
+
+    const seen: ConsumedMessage[] = [];
+    await consume(bus, 'garbled', seen);
+    await waitFor(
+      () => seen.length === 1 && reasons.length >= 4,
+      'the healthy partition and two retries of each',
+    );
+    expect(seen.map((m) => m.partition)).toEqual([2]);
+    expect(new Set(reasons)).toEqual(new Set(['corrupt']));
+    const { rows } = await db.query<{ committed: string | null }>(
+      `SELECT committed_offset::text AS committed FROM bus_group_partitions WHERE topic = 'garbled' AND partition < 2`,
+    );
+    expect(rows.every((r) => r.committed === null || r.committed === '0')).toBe(true);
+    const halted = logger.entries.filter((e) => e.msg.includes('partition is halted'));
+    expect(new Set(halted.map((e) => (e.obj as { partition: number }).partition))).toEqual(new Set([0, 1]));
+    noPlaintextLogged(logger.entries);
+  });
+
+  it('keeps exactly one stored form per segment, and never an unnamed key beside a binary payload', async () => {
+    const bus = open(testCrypto(keyA));
+    await bus.createTopics([{ name: 'forms', partitions: 1 }]);
+    const insert = (payload: Buffer | null, records: string | null, keyId: string | null) =>
+      db.query(
+        `INSERT INTO bus_segments (topic, partition, base_offset, record_count, payload, records, key_id)
+         VALUES ('forms', 0, 0, 1, $1, $2, $3)`,
+        [payload, records, keyId],
+      );
+    for (const [payload, records, keyId] of [
+      [Buffer.from([1]), 'v1.AQ', 'k'],
+      [null, null, 'k'],
+      [Buffer.from([1]), null, null],
+    ] as const) {
+      await expect(insert(payload, records, keyId)).rejects.toMatchObject({ sqlState: '23514' });
+    }
+    expect((await db.query(`SELECT 1 FROM bus_segments WHERE topic = 'forms'`)).rows).toEqual([]);
   });
 });

@@ -151,6 +151,40 @@ export function describeDatabaseContract(
         expect((await db.query(`SELECT count(*)::int AS n FROM ${table}`)).rows).toEqual([{ n: 1 }]);
       });
 
+      it('round-trips bytea exactly: empty, every byte value, a view into a larger buffer, 70 KB', async () => {
+        const table = uniqueName('t');
+        await db.exec(`CREATE TABLE ${table} (id int PRIMARY KEY, body bytea NOT NULL)`);
+        const everyByte = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+        const backing = randomBytes(64);
+        const values: Uint8Array[] = [
+          Buffer.alloc(0),
+          everyByte,
+          Buffer.concat([everyByte, Buffer.from(everyByte).reverse()]),
+          // A Uint8Array that is a window into a bigger ArrayBuffer: only the window is bound.
+          new Uint8Array(backing.buffer, backing.byteOffset + 5, 17),
+          randomBytes(70 * 1024),
+        ];
+        for (const [i, value] of values.entries()) {
+          await db.query(`INSERT INTO ${table} (id, body) VALUES ($1, $2)`, [i, value]);
+        }
+        const { rows } = await db.query<{ id: number; body: Uint8Array; n: number }>(
+          `SELECT id, body, octet_length(body) AS n FROM ${table} ORDER BY id`,
+        );
+        expect(rows).toHaveLength(values.length);
+        for (const row of rows) {
+          const sent = values[row.id] as Uint8Array;
+          expect(row.body).toBeInstanceOf(Uint8Array);
+          expect(row.n).toBe(sent.byteLength);
+          expect(Buffer.from(row.body).equals(Buffer.from(sent))).toBe(true);
+        }
+        // As a cast parameter too, and compared on the server side (no parser involved).
+        const cast = await db.query<{ same: boolean; hex: string }>(
+          `SELECT $1::bytea = decode($2, 'hex') AS same, encode($1::bytea, 'hex') AS hex`,
+          [everyByte, everyByte.toString('hex')],
+        );
+        expect(cast.rows).toEqual([{ same: true, hex: everyByte.toString('hex') }]);
+      });
+
       it('keeps parameter values out of data-exception errors', async () => {
         const err = await expectStoreError(
           db.query('SELECT $1::int AS n', ['4111111111111111-not-a-number']),

@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createDatabase } from './create-database';
 import { describeDatabaseContract } from './database.contract';
 import { isStoreError } from './errors';
+import { pgliteSerializers } from './type-parsers';
 
 describeDatabaseContract('PGlite in memory', () => ({
   open: () => createDatabase({ kind: 'pglite' }),
@@ -37,5 +38,33 @@ describe('PGlite data directory', () => {
     expect((await db.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
     await db.close();
     await expect(access(join(dataDir, 'signal-store.lock'))).rejects.toThrow();
+  });
+});
+
+describe('PGlite bytea parameters', () => {
+  it('binds bytes as a binary parameter (no hex built in JavaScript) and refuses anything else', async () => {
+    const serialize = pgliteSerializers()[17] as (value: unknown) => unknown;
+    const bytes = Buffer.from([0, 1, 255]);
+    // Passed through untouched: PGlite's Bind sends an ArrayBuffer view as the binary form, the bytes as is.
+    expect(serialize(bytes)).toBe(bytes);
+    for (const wrong of ['\\x0001ff', [0, 1, 255], 7, {}]) {
+      expect(() => serialize(wrong)).toThrow(
+        new TypeError('bytea parameters must be a Buffer or Uint8Array'),
+      );
+    }
+
+    const db = await createDatabase({ kind: 'pglite' });
+    try {
+      await db.exec('CREATE TABLE blobs (body bytea NOT NULL)');
+      const refused = await db
+        .query('INSERT INTO blobs (body) VALUES ($1)', ['\\x0001ff'])
+        .catch((err: unknown) => err);
+      expect(isStoreError(refused) && refused.code).toBe('query_failed');
+      await db.query('INSERT INTO blobs (body) VALUES ($1)', [bytes]);
+      const { rows } = await db.query<{ body: Buffer }>('SELECT body FROM blobs');
+      expect(rows.map((r) => Buffer.from(r.body).toString('hex'))).toEqual(['0001ff']);
+    } finally {
+      await db.close();
+    }
   });
 });

@@ -76,24 +76,33 @@ export function pgliteParsers(): Record<number, TextParser> {
 }
 
 /**
- * The `serializers` option of PGlite. Its default `bytea` serializer formats each byte through
- * `Array.map(toString(16))`; Buffer's native hex encoder is an order of magnitude faster (binary still
- * crosses into WASM as hex text, so large binary columns remain better stored as text on PGlite).
+ * The `serializers` option of PGlite.
  *
- * A Buffer bound to a `text` parameter is passed through as the parameter's binary form, which for `text`
- * is its UTF-8 bytes: PGlite copies them into WASM natively instead of measuring a JavaScript string's
- * UTF-8 length character by character (twice). Bytes that are not UTF-8 are refused by Postgres. This is
- * what node-postgres does with a Buffer on the `pg` adapter as well (binary parameter), so both adapters
- * agree. Strings keep PGlite's text path.
+ * A Uint8Array returned by a serializer is sent as the parameter's binary form (its serializer type says
+ * string, but PGlite's Bind writes any ArrayBuffer view as a binary value with native copies). Signal uses that
+ * for two types:
+ *
+ * - `bytea`: the binary form of bytea is the bytes themselves, so a Buffer or Uint8Array goes into WASM as is,
+ *   with no hex text built in JavaScript (PGlite's default formats each byte through `toString(16)`; even
+ *   Buffer's native hex encoder doubled the bytes crossing the boundary). Anything else is refused with a
+ *   TypeError rather than stringified. node-postgres sends a Buffer as a binary parameter too, so both
+ *   adapters bind bytes the same way.
+ * - `text`: a Buffer bound to a text parameter is passed through as the parameter's binary form, which for
+ *   `text` is its UTF-8 bytes: PGlite copies them into WASM natively instead of measuring a JavaScript
+ *   string's UTF-8 length character by character (twice). Bytes that are not UTF-8 are refused by Postgres.
+ *   This is what node-postgres does with a Buffer on the `pg` adapter as well. Strings keep PGlite's text path.
+ *
+ * Results still come back in the text form (PGlite asks for text results), so a `bytea` column is read as hex
+ * and turned into a Buffer by pg's parser (native hex decoding).
  */
 export function pgliteSerializers(): Record<number, (value: unknown) => string> {
   return {
     [OID.bytea]: (value) => {
       if (!(value instanceof Uint8Array))
         throw new TypeError('bytea parameters must be a Buffer or Uint8Array');
-      return `\\x${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex')}`;
+      // Returned as is: PGlite binds an ArrayBuffer view as a binary parameter (its serializer type says string).
+      return value as unknown as string;
     },
-    // PGlite sends a Uint8Array returned here as a binary parameter (its serializer type says string).
     [OID.text]: (value) => (value instanceof Uint8Array ? (value as unknown as string) : String(value)),
   };
 }

@@ -3,14 +3,14 @@ import { z } from 'zod';
 import { BusError, describeError } from '../errors';
 import type { BusLogger, OutgoingMessage, PublishReceipt } from '../port';
 import { type BusCrypto, segmentContext } from '../sealing';
-import { encodeRecords } from './segment';
+import { encodeSegment } from './segment';
 
 export interface WriterLimits {
   /** Most messages one flush (one transaction) takes from the queue. */
   readonly maxFlushMessages: number;
   /** Most records in one segment row. */
   readonly maxSegmentRecords: number;
-  /** Most characters of keys and values in one segment row (approximate: before JSON escaping). */
+  /** Most characters of keys and values in one segment row (about its bytes for ASCII text; headers not counted). */
   readonly maxSegmentChars: number;
 }
 
@@ -193,7 +193,8 @@ export class GroupCommitWriter {
    * statement back — another bus object on the same database wrote in between. A PL/pgSQL function because
    * its statements are planned once per session: the same work as one CTE statement cost ~1 ms more CPU per
    * flush on PGlite, paid again on every flush. Then the locking path runs with fresh
-   * heads. Undefined means "use the locking path".
+   * heads. Undefined means "use the locking path". The function is bus/0004's version, taking the sealed
+   * segments as `bytea[]`.
    */
   private async writeOptimistic(
     groups: readonly PartitionGroup[],
@@ -203,13 +204,14 @@ export class GroupCommitWriter {
     const planned = this.plan(groups, heads, requests);
     const expected = planned.next.map((h) => String(heads.get(partKey(h.topic, h.partition))));
     const segs = planned.segments;
-    // Each segment's records is a scalar parameter gathered by ARRAY[...] on the server: as an array
-    // parameter every record would be escaped a second time into an array literal.
-    const records = segs.map((_, i) => `$${i + 10}::text`).join(', ');
+    // Each sealed segment is a scalar bytea parameter (bound as binary: its bytes as is) gathered by
+    // ARRAY[...] on the server; as one array parameter PGlite would format every segment into an array
+    // literal in JavaScript.
+    const payloads = segs.map((_, i) => `$${i + 10}::bytea`).join(', ');
     try {
       await this.db.query(
         `SELECT bus_append_segments($1::text[], $2::integer[], $3::bigint[], $4::bigint[],
-           $5::text[], $6::integer[], $7::bigint[], $8::integer[], ARRAY[${records}]::text[], $9::text) AS advanced`,
+           $5::text[], $6::integer[], $7::bigint[], $8::integer[], ARRAY[${payloads}]::bytea[], $9::text) AS advanced`,
         [
           planned.next.map((h) => h.topic),
           planned.next.map((h) => h.partition),
@@ -220,8 +222,7 @@ export class GroupCommitWriter {
           segs.map((seg) => String(seg.baseOffset)),
           segs.map((seg) => seg.count),
           this.crypto.keyring.currentKeyId,
-          // UTF-8 bytes rather than strings: see segmentValues.
-          ...segs.map((seg) => Buffer.from(seg.records, 'utf8')),
+          ...segs.map((seg) => seg.payload),
         ],
       );
     } catch (err) {
@@ -257,12 +258,13 @@ export class GroupCommitWriter {
       let segmentChars = 0;
       const cut = (): void => {
         if (segment.length === 0) return;
-        // Sealed to its row: a segment copied to another topic, partition or offset does not open.
+        // Sealed to its row: a segment copied to another topic, partition or offset does not open. Binary
+        // ciphertext of the binary v2 form: no JSON escaping, no base64 (ADR 0010-binary-bus-segments).
         const where = { topic: group.topic, partition: group.partition, baseOffset: segmentBase };
         segments.push({
           ...where,
           count: segment.length,
-          records: this.crypto.sealText(encodeRecords(segment), segmentContext(where)),
+          payload: this.crypto.seal(encodeSegment(segment), segmentContext(where)),
         });
         segment = [];
         segmentChars = 0;
@@ -297,16 +299,15 @@ export class GroupCommitWriter {
   private insertStatement(segments: readonly PlannedSegment[]): { sql: string; params: unknown[] } {
     const { values, params } = this.segmentValues(segments, 0);
     return {
-      sql: `INSERT INTO bus_segments (topic, partition, base_offset, record_count, records, key_id) VALUES ${values}`,
+      sql: `INSERT INTO bus_segments (topic, partition, base_offset, record_count, payload, key_id) VALUES ${values}`,
       params,
     };
   }
 
   /**
-   * One VALUES row per segment, numbered from `$first + 1`. Scalar parameters: an array parameter would have
-   * every record escaped a second time into an array literal (slow on PGlite, where parameters are
-   * serialised in JavaScript). On PGlite the records are bound as UTF-8 bytes to the `text` parameter (the
-   * store's PGlite serializer passes them through as the binary form of text).
+   * One VALUES row per segment, numbered from `$first + 1`. The sealed segments are bytea parameters, bound
+   * as binary on both adapters (pg sends a Buffer as is; the store's PGlite serializer passes it through), so
+   * the bytes go to the server without hex or escaping.
    */
   private segmentValues(
     segments: readonly PlannedSegment[],
@@ -318,12 +319,9 @@ export class GroupCommitWriter {
     for (const seg of segments) {
       const n = first + params.length;
       rows.push(
-        `($${n + 1}::text, $${n + 2}::integer, $${n + 3}::bigint, $${n + 4}::integer, $${n + 5}::text, ${keyId})`,
+        `($${n + 1}::text, $${n + 2}::integer, $${n + 3}::bigint, $${n + 4}::integer, $${n + 5}::bytea, ${keyId})`,
       );
-      // PGlite: the records as UTF-8 bytes go into WASM with native copies; as a string PGlite would first
-      // measure their UTF-8 length in a JavaScript loop, twice (~8% of the gateway's batch CPU).
-      const records = this.db.kind === 'pglite' ? Buffer.from(seg.records, 'utf8') : seg.records;
-      params.push(seg.topic, seg.partition, String(seg.baseOffset), seg.count, records);
+      params.push(seg.topic, seg.partition, String(seg.baseOffset), seg.count, seg.payload);
     }
     return { values: rows.join(', '), params };
   }
@@ -334,7 +332,8 @@ interface PlannedSegment {
   readonly partition: number;
   readonly baseOffset: number;
   readonly count: number;
-  readonly records: string;
+  /** The v2 segment sealed in the binary v1 ciphertext form. */
+  readonly payload: Buffer;
 }
 
 interface PlannedHead {

@@ -7,7 +7,8 @@ import type { Migration } from '@signal/store';
  * - `bus_topics` / `bus_partitions`: the partition count is fixed at creation (changing it would move keys
  *   between partitions and break per-key order); `next_offset` is the partition's high-water mark and its row
  *   lock serialises writers of that partition.
- * - `bus_segments`: one row per group-commit segment, records as JSON-lines text (see segment.ts).
+ * - `bus_segments`: one row per group-commit segment (see segment.ts); until bus/0004 the records as
+ *   JSON-lines text in `records`.
  * - `bus_members`: live members of each consumer group, renewed by heartbeat.
  * - `bus/0002`: segments are sealed (v1 text form, ADR 0007-bus-payload-sealing); `key_id` names the key that
  *   sealed each one (NULL: plaintext written before sealing existed). `bus_partitions.sealed_from` is the
@@ -18,6 +19,11 @@ import type { Migration } from '@signal/store';
  *   succeeds only if owner and epoch still match, in the same statement that writes the offset.
  * - `bus/0003`: `bus_append_segments`, the PGlite writer's one-statement group commit as a PL/pgSQL function:
  *   its statements are planned once per session instead of once per flush (ADR 0009-bus-append-function).
+ * - `bus/0004`: segments are written in the binary v2 form, sealed with the binary v1 ciphertext, into
+ *   `payload bytea` (ADR 0010-binary-bus-segments). `records` (the text form) stays readable for segments
+ *   written before, so a row holds exactly one of the two; a `payload` row always names its sealing key.
+ *   `payload` is stored EXTERNAL: ciphertext does not compress, so TOAST skips the pglz attempt.
+ *   `bus_append_segments` is replaced by the same function taking the payloads as `bytea[]`.
  */
 export const busMigrations: readonly Migration[] = Object.freeze([
   {
@@ -105,6 +111,46 @@ BEGIN
     SELECT s.topic, s.partition, s.base_offset, s.record_count, s.records, seg_key_id
     FROM unnest(seg_topics, seg_partitions, seg_bases, seg_counts, seg_records)
       AS s(topic, partition, base_offset, record_count, records);
+  RETURN advanced;
+END
+$fn$;
+`,
+  },
+  {
+    id: 'bus/0004_binary_segments',
+    sql: `
+ALTER TABLE bus_segments ADD COLUMN payload bytea;
+ALTER TABLE bus_segments ALTER COLUMN payload SET STORAGE EXTERNAL;
+ALTER TABLE bus_segments ALTER COLUMN records DROP NOT NULL;
+ALTER TABLE bus_segments ADD CONSTRAINT bus_segments_one_form CHECK ((records IS NULL) <> (payload IS NULL));
+ALTER TABLE bus_segments ADD CONSTRAINT bus_segments_payload_sealed CHECK (payload IS NULL OR key_id IS NOT NULL);
+
+DROP FUNCTION bus_append_segments(text[], integer[], bigint[], bigint[], text[], integer[], bigint[], integer[], text[], text);
+
+-- As in bus/0003, with the sealed segments as bytea: advances each partition head only where it still holds the
+-- expected offset and inserts the segments only if every head matched; otherwise raises, which rolls back the
+-- whole calling statement (nothing written).
+CREATE FUNCTION bus_append_segments(
+  head_topics text[], head_partitions integer[], head_expected bigint[], head_next bigint[],
+  seg_topics text[], seg_partitions integer[], seg_bases bigint[], seg_counts integer[], seg_payloads bytea[],
+  seg_key_id text
+) RETURNS integer LANGUAGE plpgsql AS $fn$
+DECLARE
+  advanced integer;
+BEGIN
+  UPDATE bus_partitions AS p SET next_offset = h.next_offset
+    FROM unnest(head_topics, head_partitions, head_expected, head_next)
+      AS h(topic, partition, expected, next_offset)
+    WHERE p.topic = h.topic AND p.partition = h.partition AND p.next_offset = h.expected;
+  GET DIAGNOSTICS advanced = ROW_COUNT;
+  IF advanced <> cardinality(head_topics) THEN
+    RAISE EXCEPTION 'stale bus partition heads (% of % current)', advanced, cardinality(head_topics)
+      USING ERRCODE = '40001';
+  END IF;
+  INSERT INTO bus_segments (topic, partition, base_offset, record_count, payload, key_id)
+    SELECT s.topic, s.partition, s.base_offset, s.record_count, s.payload, seg_key_id
+    FROM unnest(seg_topics, seg_partitions, seg_bases, seg_counts, seg_payloads)
+      AS s(topic, partition, base_offset, record_count, payload);
   RETURN advanced;
 END
 $fn$;

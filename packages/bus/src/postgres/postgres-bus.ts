@@ -51,7 +51,7 @@ export interface PostgresBusOptions extends PostgresBusSettings {
   /** The database the bus tables live in (migrated with `busMigrations`). The bus does not close it. */
   readonly db: Database;
   readonly logger: BusLogger;
-  /** Seals every segment (v1 text form, data class `bus`) and opens it on fetch. Required: PII is in raw events. */
+  /** Seals every segment (v1 binary form, data class `bus`) and opens it on fetch. Required: PII is in raw events. */
   readonly crypto: BusCrypto;
   /** Called when a fetched segment does not open (its partition halts there); wire it to an error metric. */
   readonly onUnreadable?: UnreadableListener;

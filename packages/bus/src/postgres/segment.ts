@@ -2,11 +2,31 @@ import { BusError } from '../errors';
 import type { OutgoingMessage } from '../port';
 
 /**
- * The records of one segment (one group commit's messages for one partition), stored as a single text
- * row: JSON lines, one `[key, value]` or `[key, value, headers]` array per message. ARCHITECTURE §2 measured
- * why: on PGlite one row per message tops out near 17K rows/s and bytea crosses into WASM as hex, while one
- * text row per segment moves ~200K events/s. JSON.stringify escapes every newline inside a string, so a
- * raw `\n` only ever separates records.
+ * The records of one segment (one group commit's messages for one partition), stored as one row: one seal
+ * per segment instead of one row per message (ARCHITECTURE §2: one row per event tops out near 17K rows/s on
+ * PGlite). Two forms (ADR 0010-binary-bus-segments):
+ *
+ * **v2, binary** (`encodeSegment`/`decodeSegment`, written since bus/0004, sealed with `seal` into the
+ * `payload bytea` column). Strings are stored as their raw UTF-8, so an event's JSON text is carried as is
+ * instead of having every quote escaped by a second JSON layer:
+ *
+ *     segment := 0x02 record*                       (exactly `record_count` records, nothing after them)
+ *     record  := varint(headers × 2 + escaped) str(key) str(value) (str(name) str(value))^headers
+ *     str     := varint(byte length) bytes
+ *
+ * Lengths are unsigned LEB128 varints (at most 5 bytes, minimal form): a ~36-byte key, a ~600-byte value
+ * and no headers cost 4 bytes of framing where u32 lengths would cost 12, and the encoder measures every
+ * string before writing anyway, so a varint's width is known when it is written. `escaped` is set only for a
+ * record holding a lone UTF-16 surrogate, which UTF-8 cannot represent (it would arrive as U+FFFD): all
+ * strings of that record are then stored as the UTF-8 of their JSON form (`"\ud800"`), so every JavaScript
+ * string round-trips exactly, as it did in v1.
+ *
+ * **v1, JSON lines** (`decodeJsonLines`, read only: segments written before bus/0004, in the `records text`
+ * column): one `[key, value]` or `[key, value, headers]` array per message, joined by `\n` (JSON.stringify
+ * escapes every newline inside a string, so a raw `\n` only ever separates records).
+ *
+ * Decoding checks every length against the bytes that are left and the stored record count, and fails with
+ * `bus_invalid_message` ("corrupt"), never with a RangeError or a read past the end.
  */
 export interface StoredRecord {
   readonly key: string;
@@ -14,22 +34,188 @@ export interface StoredRecord {
   readonly headers: Readonly<Record<string, string>>;
 }
 
-const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+export const SEGMENT_FORMAT_V2 = 0x02;
 
-export function encodeRecords(messages: readonly OutgoingMessage[]): string {
-  const lines = new Array<string>(messages.length);
-  for (let i = 0; i < messages.length; i += 1) {
-    const m = messages[i] as OutgoingMessage;
-    lines[i] =
-      m.headers === undefined || Object.keys(m.headers).length === 0
-        ? JSON.stringify([m.key, m.value])
-        : JSON.stringify([m.key, m.value, m.headers]);
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+const ANY_SURROGATE = /[\uD800-\uDFFF]/;
+/** A lone surrogate (with the u flag a well-formed pair is one code point, not Cs). */
+const LONE_SURROGATE = /\p{Cs}/u;
+/** Largest length a varint may carry: five 7-bit groups, kept below 2^32. */
+const MAX_VARINT = 0xffff_ffff;
+
+function wellFormed(s: string): boolean {
+  return !(ANY_SURROGATE.test(s) && LONE_SURROGATE.test(s));
+}
+
+function varintSize(n: number): number {
+  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x20_0000 ? 3 : n < 0x1000_0000 ? 4 : 5;
+}
+
+function writeVarint(buf: Buffer, at: number, n: number): number {
+  let pos = at;
+  let rest = n;
+  while (rest >= 0x80) {
+    buf[pos] = (rest & 0x7f) | 0x80;
+    pos += 1;
+    rest = Math.floor(rest / 0x80);
   }
-  return lines.join('\n');
+  buf[pos] = rest;
+  return pos + 1;
+}
+
+/**
+ * Encodes a segment in the v2 binary form. Two passes over the messages: the first measures every string's
+ * UTF-8 length (kept for the second), the second writes into one buffer allocated for the exact total —
+ * no Buffer per record or per string.
+ */
+export function encodeSegment(messages: readonly OutgoingMessage[]): Buffer {
+  const count = messages.length;
+  // UTF-8 byte length of every string in write order (key, value, then header names and values).
+  const lengths: number[] = [];
+  // Records that need more than a key and a value: every string in write order, JSON-escaped if `escaped`.
+  let special: (string[] | undefined)[] | undefined;
+  const flags = new Array<number>(count);
+  let size = 1;
+  for (let i = 0; i < count; i += 1) {
+    const m = messages[i] as OutgoingMessage;
+    const names = m.headers === undefined ? undefined : Object.keys(m.headers);
+    if ((names === undefined || names.length === 0) && wellFormed(m.key) && wellFormed(m.value)) {
+      const k = Buffer.byteLength(m.key, 'utf8');
+      const v = Buffer.byteLength(m.value, 'utf8');
+      lengths.push(k, v);
+      flags[i] = 0;
+      size += 1 + varintSize(k) + k + varintSize(v) + v;
+      continue;
+    }
+    let strings = [m.key, m.value];
+    const headers = m.headers ?? NO_HEADERS;
+    for (const name of names ?? []) strings.push(name, headers[name] as string);
+    const escaped = !strings.every(wellFormed);
+    if (escaped) strings = strings.map((s) => JSON.stringify(s));
+    special ??= new Array<string[] | undefined>(count);
+    special[i] = strings;
+    const headerCount = (strings.length - 2) / 2;
+    const flag = headerCount * 2 + (escaped ? 1 : 0);
+    flags[i] = flag;
+    size += varintSize(flag);
+    for (const s of strings) {
+      const n = Buffer.byteLength(s, 'utf8');
+      lengths.push(n);
+      size += varintSize(n) + n;
+    }
+  }
+
+  const buf = Buffer.allocUnsafe(size);
+  buf[0] = SEGMENT_FORMAT_V2;
+  let pos = 1;
+  let l = 0;
+  const put = (s: string): void => {
+    const n = lengths[l] as number;
+    l += 1;
+    pos = writeVarint(buf, pos, n);
+    pos += buf.write(s, pos, n, 'utf8');
+  };
+  for (let i = 0; i < count; i += 1) {
+    const strings = special?.[i];
+    pos = writeVarint(buf, pos, flags[i] as number);
+    if (strings === undefined) {
+      const m = messages[i] as OutgoingMessage;
+      put(m.key);
+      put(m.value);
+    } else {
+      for (const s of strings) put(s);
+    }
+  }
+  if (pos !== size) throw new Error(`segment encoding wrote ${pos} of ${size} bytes`);
+  return buf;
 }
 
 function corrupt(reason: string): BusError {
   return new BusError('bus_invalid_message', `a stored bus segment is corrupt: ${reason}`);
+}
+
+/** A cursor over a v2 segment; every read checks the bounds first. */
+class Reader {
+  pos = 1;
+  constructor(private readonly buf: Buffer) {}
+
+  get left(): number {
+    return this.buf.length - this.pos;
+  }
+
+  varint(): number {
+    let n = 0;
+    let scale = 1;
+    for (let i = 0; i < 5; i += 1) {
+      if (this.pos >= this.buf.length) throw corrupt('truncated length');
+      const byte = this.buf[this.pos] as number;
+      this.pos += 1;
+      n += (byte & 0x7f) * scale;
+      if (byte < 0x80) {
+        // Minimal form only (no trailing zero groups), so each segment has one encoding.
+        if (byte === 0 && i > 0) throw corrupt('overlong length');
+        if (n > MAX_VARINT) throw corrupt('length out of range');
+        return n;
+      }
+      scale *= 0x80;
+    }
+    throw corrupt('length too long');
+  }
+
+  string(escaped: boolean): string {
+    const n = this.varint();
+    if (n > this.left) throw corrupt('length past the end');
+    const text = this.buf.toString('utf8', this.pos, this.pos + n);
+    this.pos += n;
+    if (!escaped) return text;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      throw corrupt('bad escaped string');
+    }
+    if (typeof parsed !== 'string') throw corrupt('bad escaped string');
+    return parsed;
+  }
+}
+
+/** The smallest record: its flags, an empty key and an empty value (one byte each). */
+const MIN_RECORD_BYTES = 3;
+
+/** Decodes a v2 segment written by `encodeSegment`; `expected` is the stored record count. */
+export function decodeSegment(bytes: Uint8Array, expected: number): StoredRecord[] {
+  const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (buf.length === 0 || buf[0] !== SEGMENT_FORMAT_V2) throw corrupt('unknown segment format');
+  // Checked before allocating anything: the count is stored outside the sealed bytes.
+  if (!Number.isSafeInteger(expected) || expected < 1 || expected * MIN_RECORD_BYTES > buf.length - 1) {
+    throw corrupt('record count differs');
+  }
+  const reader = new Reader(buf);
+  const out = new Array<StoredRecord>(expected);
+  for (let i = 0; i < expected; i += 1) {
+    const flags = reader.varint();
+    const escaped = (flags & 1) === 1;
+    const headerCount = Math.floor(flags / 2);
+    const key = reader.string(escaped);
+    const value = reader.string(escaped);
+    // Each header takes at least two bytes; a larger count cannot be real (and must not drive the loop).
+    if (headerCount * 2 > reader.left) throw corrupt('header count past the end');
+    let headers = NO_HEADERS;
+    if (headerCount > 0) {
+      const h: Record<string, string> = {};
+      for (let j = 0; j < headerCount; j += 1) {
+        const name = reader.string(escaped);
+        const v = reader.string(escaped);
+        if (Object.hasOwn(h, name)) throw corrupt('duplicate header');
+        // defineProperty: a header named "__proto__" is an own property, as JSON.parse makes it.
+        Object.defineProperty(h, name, { value: v, enumerable: true, writable: true, configurable: true });
+      }
+      headers = h;
+    }
+    out[i] = { key, value, headers };
+  }
+  if (reader.left !== 0) throw corrupt('record count differs');
+  return out;
 }
 
 function isHeaders(value: unknown): value is Record<string, string> {
@@ -38,8 +224,8 @@ function isHeaders(value: unknown): value is Record<string, string> {
   return true;
 }
 
-/** Decodes a segment written by `encodeRecords`, checking its shape; `expected` is the stored record count. */
-export function decodeRecords(text: string, expected: number): StoredRecord[] {
+/** Decodes a v1 segment (JSON lines, written before bus/0004), checking its shape; `expected` is the stored record count. */
+export function decodeJsonLines(text: string, expected: number): StoredRecord[] {
   let parsed: unknown;
   try {
     // One JSON.parse for the whole segment: joining the lines with commas makes it one array.

@@ -13,13 +13,14 @@ import type {
 } from '../port';
 import {
   type BusCrypto,
+  openBinaryPayload,
   openPayload,
   segmentContext,
   type UnreadableListener,
   unreadable,
   unreadableReason,
 } from '../sealing';
-import { decodeRecords, type StoredRecord } from './segment';
+import { decodeJsonLines, decodeSegment, type StoredRecord } from './segment';
 
 export interface ConsumerTimings {
   /** A lease lives this long without renewal; also the longest a batch may run without `heartbeat()`. */
@@ -68,6 +69,9 @@ const segmentRow = z.object({
   base: z.string(),
   record_count: z.number().int().positive(),
   ts: z.number(),
+  /** v2 segment in the binary ciphertext form (written since bus/0004). */
+  payload: z.instanceof(Uint8Array).nullable(),
+  /** v1 segment (JSON lines) in the ciphertext text form, or plaintext below `sealed_from` (bus/0002). */
   records: z.string().nullable(),
   key_id: z.string().nullable(),
   legacy: z.boolean(),
@@ -471,6 +475,7 @@ export class PostgresSubscription implements Subscription {
     const { rows } = await this.db.query(
       `SELECT base_offset::text AS base, record_count,
               (extract(epoch FROM created_at) * 1000)::float8 AS ts,
+              CASE WHEN base_offset = $5 THEN NULL ELSE payload END AS payload,
               CASE WHEN base_offset = $5 THEN NULL ELSE records END AS records, key_id,
               base_offset < (SELECT sealed_from FROM bus_partitions WHERE topic = $1 AND partition = $2) AS legacy
        FROM bus_segments
@@ -511,7 +516,7 @@ export class PostgresSubscription implements Subscription {
       const row = segmentRow.parse(raw);
       const base = Number(row.base);
       const segment =
-        row.records === null && cached !== null && cached.base === base
+        row.payload === null && row.records === null && cached !== null && cached.base === base
           ? cached
           : { base, timestamp: row.ts, records: this.openSegment(part, base, row) };
       part.segment = segment;
@@ -522,26 +527,34 @@ export class PostgresSubscription implements Subscription {
   }
 
   /**
-   * The records of a fetched segment row. Sealed segments open only under their own (topic, partition, base
-   * offset); a plaintext one is accepted only below the partition's `sealed_from` (written before sealing
-   * existed). Anything else throws `bus_unreadable`, which halts the partition (see `consumeOnce`).
+   * The records of a fetched segment row, in either stored form: `payload` (v2, binary ciphertext, written
+   * since bus/0004) or `records` (v1 JSON lines, text ciphertext, written before). Sealed segments open only
+   * under their own (topic, partition, base offset); a plaintext one is accepted only as `records` below the
+   * partition's `sealed_from` (written before sealing existed). Anything else throws `bus_unreadable`, which
+   * halts the partition (see `consumeOnce`).
    */
   private openSegment(part: OwnedPartition, base: number, row: z.infer<typeof segmentRow>): StoredRecord[] {
+    const context = segmentContext({ topic: part.topic, partition: part.partition, baseOffset: base });
+    if (row.payload !== null) {
+      if (row.key_id === null) throw unreadable('unsealed');
+      const plaintext = openBinaryPayload(this.crypto, row.payload, context);
+      try {
+        return decodeSegment(plaintext, row.record_count);
+      } catch (err) {
+        throw unreadable('corrupt', err);
+      }
+    }
     const stored = row.records ?? '';
     let text: string;
     if (row.key_id !== null) {
-      text = openPayload(
-        this.crypto,
-        stored,
-        segmentContext({ topic: part.topic, partition: part.partition, baseOffset: base }),
-      );
+      text = openPayload(this.crypto, stored, context);
     } else if (row.legacy) {
       text = stored;
     } else {
       throw unreadable('unsealed');
     }
     try {
-      return decodeRecords(text, row.record_count);
+      return decodeJsonLines(text, row.record_count);
     } catch (err) {
       throw unreadable('corrupt', err);
     }
