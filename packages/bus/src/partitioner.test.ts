@@ -16,6 +16,20 @@ describe('murmur2', () => {
     for (const [key, expected] of cases) expect(murmur2(new TextEncoder().encode(key)), key).toBe(expected);
   });
 
+  it('partitions ASCII keys (read straight from the string) exactly as their UTF-8 bytes (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.string({ unit: 'binary-ascii', maxLength: 80 }), fc.string({ maxLength: 80 })),
+        fc.integer({ min: 1, max: 4096 }),
+        (key, n) => {
+          const expected = (murmur2(new TextEncoder().encode(key)) & 0x7fffffff) % n;
+          expect(partitionFor(key, n)).toBe(expected);
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+
   it("puts every key in the same partition as kafkajs's DefaultPartitioner (property)", () => {
     const kafkajs = Partitioners.DefaultPartitioner();
     fc.assert(
