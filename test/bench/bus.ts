@@ -9,9 +9,11 @@
  * - baseline: group commit off (`maxFlushMessages: 1`): every publish call is its own transaction writing one
  *   segment row with one event — the "one row per event" design;
  * - group commit, 1 event per call (`/v1/t`): calls queue behind the running transaction and share the next;
- * - group commit, 100 events per call (`/v1/batch`).
- * Every scenario seals its segments (v1 format, data class `bus`), as every deployment does; the last one
+ * - group commit, 100 events per call (`/v1/batch` from a server: 100 different visitors per call).
+ * Every scenario seals its segments (v1 format, data class `bus`), as every deployment does; a comparison row
  * repeats the 100-per-call scenario with a pass-through codec to show what sealing costs.
+ * - 100 events per call from one visitor (a browser's batches): the writer deflates such runs (ADR
+ *   0011-compressed-bus-runs); a comparison row repeats it with compression off.
  * Consume: one subscription, batches of 500, committing after each. Figures are events/s; ratios against the
  * baseline measured in this run.
  */
@@ -33,8 +35,13 @@ const PARTITIONS = 8;
 const PRODUCERS = 64;
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
 
-function eventValue(i: number): OutgoingMessage {
-  const anonymousId = `6f1c2c3e-0d4b-4c84-9c1c-${String(i % 5000).padStart(12, '0')}`;
+/** Visitor of the i-th event: 5,000 visitors interleaved, or (for SDK-like batches) one visitor per call. */
+type Visitors = (i: number) => number;
+const INTERLEAVED: Visitors = (i) => i % 5000;
+const ONE_PER_CALL: Visitors = (i) => Math.floor(i / 100);
+
+function eventValue(i: number, visitor: number): OutgoingMessage {
+  const anonymousId = `6f1c2c3e-0d4b-4c84-9c1c-${String(visitor).padStart(12, '0')}`;
   const value = JSON.stringify({
     type: 'track',
     event: 'Product Viewed',
@@ -71,13 +78,14 @@ async function scenario(
   name: string,
   events: number,
   perCall: number,
-  settings: { maxFlushMessages?: number },
+  settings: { maxFlushMessages?: number; compressRuns?: boolean },
   crypto: BusCrypto = SEALING,
+  visitors: Visitors = INTERLEAVED,
 ): Promise<Result> {
   const topic = `bench-${name.replace(/[^a-z0-9]+/gi, '-')}`;
   const bus = createPostgresBus({ db, logger: silent, crypto, pollIntervalMs: 5, ...settings });
   await bus.createTopics([{ name: topic, partitions: PARTITIONS }]);
-  const messages = Array.from({ length: events }, (_, i) => eventValue(i));
+  const messages = Array.from({ length: events }, (_, i) => eventValue(i, visitors(i)));
 
   let next = 0;
   const t0 = performance.now();
@@ -150,6 +158,16 @@ try {
     await scenario(db, 'group commit, 1 event per call', 50_000, 1, {}),
     await scenario(db, 'group commit, 100 events per call', 100_000, 100, {}),
     await scenario(db, 'same, sealing off (comparison)', 100_000, 100, {}, PASS_THROUGH),
+    await scenario(db, '100 per call, one visitor per call', 100_000, 100, {}, SEALING, ONE_PER_CALL),
+    await scenario(
+      db,
+      'same, compression off (comparison)',
+      100_000,
+      100,
+      { compressRuns: false },
+      SEALING,
+      ONE_PER_CALL,
+    ),
   ];
   await db.close();
 

@@ -1,3 +1,4 @@
+import { inflateRawSync } from 'node:zlib';
 import { type BusCrypto, segmentContext } from '@signal/bus';
 import type { Queryable } from '@signal/store';
 import { z } from 'zod';
@@ -5,8 +6,9 @@ import { z } from 'zod';
 /**
  * Reads what the embedded bus durably holds for one topic, straight from its tables (`bus_segments`: one
  * row per group commit, sealed with the v1 ciphertext bound to topic, partition and base offset). Both stored
- * forms are read (ADR 0010-binary-bus-segments): `payload` (binary ciphertext of the binary v2 records,
- * written since bus/0004) and `records` (text ciphertext of JSON lines of `[key, value]` or
+ * forms are read (ADR 0010-binary-bus-segments): `payload` (binary ciphertext of the binary v2 records, or
+ * of v3 runs with visitor batches compressed, ADR 0011-compressed-bus-runs; written since bus/0004) and
+ * `records` (text ciphertext of JSON lines of `[key, value]` or
  * `[key, value, headers]`, written before). A test reads the stored form independently of the bus adapter —
  * this file has its own decoder of both — so it checks what is on disk, not what the adapter would hand
  * back. `rawSegments` are the stored bytes as they are, for asserting that no plaintext is in them.
@@ -31,10 +33,9 @@ const record = z.union([
   z.tuple([z.string(), z.string(), z.record(z.string(), z.string())]),
 ]);
 
-/** The key and value of each record of a v2 segment (see packages/bus/src/postgres/segment.ts). */
-function decodeV2(bytes: Buffer, count: number, where: string): [string, string][] {
-  if (bytes[0] !== 0x02) throw new Error(`segment ${where}: not format v2`);
-  let pos = 1;
+/** A cursor over segment bytes (see packages/bus/src/postgres/segment.ts for the forms). */
+function cursor(bytes: Buffer, start: number, where: string) {
+  let pos = start;
   const varint = (): number => {
     let n = 0;
     for (let shift = 1; ; shift *= 128) {
@@ -51,14 +52,50 @@ function decodeV2(bytes: Buffer, count: number, where: string): [string, string]
     pos += n;
     return escaped ? z.string().parse(JSON.parse(text)) : text;
   };
-  const out: [string, string][] = [];
-  for (let i = 0; i < count; i += 1) {
-    const flags = varint();
-    const escaped = flags % 2 === 1;
-    out.push([str(escaped), str(escaped)]);
-    for (let h = 0; h < Math.floor(flags / 2) * 2; h += 1) str(escaped);
+  /** `count` v2 records: flags, key, value, then the headers (skipped). */
+  const records = (count: number): [string, string][] => {
+    const out: [string, string][] = [];
+    for (let i = 0; i < count; i += 1) {
+      const flags = varint();
+      const escaped = flags % 2 === 1;
+      out.push([str(escaped), str(escaped)]);
+      for (let h = 0; h < Math.floor(flags / 2) * 2; h += 1) str(escaped);
+    }
+    return out;
+  };
+  return { varint, records, skip: (n: number) => (pos += n), at: () => pos };
+}
+
+/** The key and value of each record of a v2 segment, or of a v3 one (runs, some raw-deflated). */
+function decodeBinary(bytes: Buffer, count: number, where: string): [string, string][] {
+  if (bytes[0] === 0x02) {
+    const c = cursor(bytes, 1, where);
+    const out = c.records(count);
+    if (c.at() !== bytes.length) throw new Error(`segment ${where}: record count differs`);
+    return out;
   }
-  if (pos !== bytes.length) throw new Error(`segment ${where}: record count differs`);
+  if (bytes[0] !== 0x03) throw new Error(`segment ${where}: unknown format`);
+  const c = cursor(bytes, 1, where);
+  const out: [string, string][] = [];
+  while (c.at() < bytes.length) {
+    const n = c.varint();
+    const mode = c.varint();
+    if (mode === 0) {
+      const length = c.varint();
+      const run = cursor(bytes.subarray(0, c.at() + length), c.at(), where);
+      out.push(...run.records(n));
+      c.skip(length);
+    } else if (mode === 1) {
+      c.varint(); // raw length
+      const length = c.varint();
+      const raw = inflateRawSync(bytes.subarray(c.at(), c.at() + length));
+      out.push(...cursor(raw, 0, where).records(n));
+      c.skip(length);
+    } else {
+      throw new Error(`segment ${where}: unknown run form ${mode}`);
+    }
+  }
+  if (out.length !== count) throw new Error(`segment ${where}: record count differs`);
   return out;
 }
 
@@ -82,7 +119,7 @@ export async function readTopicMessages(
     if (segment.payload !== null) {
       rawSegments.push(Buffer.from(segment.payload));
       const plaintext = crypto.open(segment.payload, segmentContext(where));
-      records = decodeV2(plaintext, segment.record_count, name);
+      records = decodeBinary(plaintext, segment.record_count, name);
     } else {
       const text = z.string().parse(segment.records);
       rawSegments.push(Buffer.from(text, 'utf8'));

@@ -12,6 +12,8 @@ export interface WriterLimits {
   readonly maxSegmentRecords: number;
   /** Most characters of keys and values in one segment row (about its bytes for ASCII text; headers not counted). */
   readonly maxSegmentChars: number;
+  /** Compress runs of one publish call with one key (ADR 0011-compressed-bus-runs). */
+  readonly compressRuns: boolean;
 }
 
 /** One publish call, already partitioned. Messages of a partition keep the caller's order. */
@@ -254,19 +256,28 @@ export class GroupCommitWriter {
       }
       let offset = head;
       let segment: OutgoingMessage[] = [];
+      // Lengths of the segment's runs of messages from one publish call with one key: the only messages
+      // that may share a compression context (ADR 0011-compressed-bus-runs).
+      let runs: number[] = [];
+      let runSlice: Slice | undefined;
       let segmentBase = offset;
       let segmentChars = 0;
       const cut = (): void => {
         if (segment.length === 0) return;
         // Sealed to its row: a segment copied to another topic, partition or offset does not open. Binary
-        // ciphertext of the binary v2 form: no JSON escaping, no base64 (ADR 0010-binary-bus-segments).
+        // ciphertext of the binary form: no JSON escaping, no base64 (ADR 0010-binary-bus-segments).
         const where = { topic: group.topic, partition: group.partition, baseOffset: segmentBase };
         segments.push({
           ...where,
           count: segment.length,
-          payload: this.crypto.seal(encodeSegment(segment), segmentContext(where)),
+          payload: this.crypto.seal(
+            encodeSegment(segment, this.limits.compressRuns ? runs : undefined),
+            segmentContext(where),
+          ),
         });
         segment = [];
+        runs = [];
+        runSlice = undefined;
         segmentChars = 0;
       };
       for (const slice of group.slices) {
@@ -285,6 +296,13 @@ export class GroupCommitWriter {
             cut();
           }
           if (segment.length === 0) segmentBase = offset;
+          const previous = segment[segment.length - 1];
+          if (runSlice === slice && previous !== undefined && previous.key === message.key) {
+            runs[runs.length - 1] = (runs[runs.length - 1] as number) + 1;
+          } else {
+            runs.push(1);
+            runSlice = slice;
+          }
           segment.push(message);
           segmentChars += chars;
           offset += 1;

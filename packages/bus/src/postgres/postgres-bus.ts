@@ -39,6 +39,11 @@ const optionsSchema = z
       .int()
       .min(1024)
       .default(1 << 20),
+    /**
+     * Deflate each segment run of one publish call with one key when it is large enough to pay (ADR
+     * 0011-compressed-bus-runs). Off only to measure what it saves; reading handles both either way.
+     */
+    compressRuns: z.boolean().default(true),
   })
   .refine((o) => o.heartbeatIntervalMs === undefined || o.heartbeatIntervalMs * 2 <= o.sessionTimeoutMs, {
     message: 'heartbeatIntervalMs must be at most half of sessionTimeoutMs',
@@ -109,6 +114,7 @@ export function createPostgresBus(options: PostgresBusOptions): PostgresBus {
       maxFlushMessages: settings.maxFlushMessages,
       maxSegmentRecords: settings.maxSegmentRecords,
       maxSegmentChars: settings.maxSegmentChars,
+      compressRuns: settings.compressRuns,
     },
     logger,
     (topics) => {

@@ -1,8 +1,16 @@
+import { deflateRawSync } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { BusError } from '../errors';
 import type { OutgoingMessage } from '../port';
-import { decodeJsonLines, decodeSegment, encodeSegment, SEGMENT_FORMAT_V2 } from './segment';
+import {
+  COMPRESS_MIN_CHARS,
+  decodeJsonLines,
+  decodeSegment,
+  encodeSegment,
+  SEGMENT_FORMAT_V2,
+  SEGMENT_FORMAT_V3,
+} from './segment';
 
 /** The v1 writer as released before bus/0004 (JSON lines), to produce what old deployments still hold. */
 function legacyJsonLines(messages: readonly OutgoingMessage[]): string {
@@ -184,6 +192,139 @@ describe('segment format v2 (binary)', () => {
     }
   });
 });
+
+/** A visitor's batch event: similar JSON text, as a browser batch carries (compresses well). */
+const batchEvent = (visitor: string, i: number): OutgoingMessage => ({
+  key: visitor,
+  value: JSON.stringify({
+    type: 'track',
+    event: 'purchase',
+    anonymousId: visitor,
+    messageId: `m-${visitor}-${i}`,
+    properties: { value: i, currency: 'EUR', items: [{ item_id: `sku-${i}`, price: 42.5 }] },
+    context: { page: { url: 'https://shop.example/checkout?gclid=abc' }, consent: { categories: {} } },
+  }),
+});
+const visitorBatch = (visitor: string, n: number) =>
+  Array.from({ length: n }, (_, i) => batchEvent(visitor, i));
+
+/** Splits `messages.length` into random group lengths (what the writer passes: runs of one call and key). */
+const withGroups = (messages: readonly OutgoingMessage[], cuts: readonly number[]): number[] => {
+  const points = [...new Set(cuts.map((c) => 1 + (c % Math.max(1, messages.length - 1))))]
+    .filter((p) => p < messages.length)
+    .sort((a, b) => a - b);
+  const groups: number[] = [];
+  let from = 0;
+  for (const p of [...points, messages.length]) {
+    groups.push(p - from);
+    from = p;
+  }
+  return groups;
+};
+
+describe('segment format v3 (runs of one call and one key, compressed)', () => {
+  const bigSegment = fc
+    .array(fc.tuple(fc.constantFrom('anon-a', 'anon-b'), fc.integer({ min: 1, max: 60 })), {
+      minLength: 1,
+      maxLength: 5,
+    })
+    .chain((batches) =>
+      fc.tuple(
+        fc.constant(batches.flatMap(([visitor, n]) => visitorBatch(visitor, n))),
+        fc.constant(batches.map(([, n]) => n)),
+        fc.array(message, { maxLength: 3 }),
+      ),
+    );
+
+  it('round-trips any mix of compressed and stored runs (property)', () => {
+    fc.assert(
+      fc.property(bigSegment, ([batches, groups, others]) => {
+        const messages = [...batches, ...others];
+        const all = [...groups, ...others.map(() => 1)];
+        expect(decodeSegment(encodeSegment(messages, all), messages.length)).toEqual(asRecords(messages));
+      }),
+      { numRuns: 200 },
+    );
+    fc.assert(
+      fc.property(segment, fc.array(fc.nat(), { maxLength: 6 }), (messages, cuts) => {
+        const groups = withGroups(messages, cuts);
+        expect(decodeSegment(encodeSegment(messages, groups), messages.length)).toEqual(asRecords(messages));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('compresses a visitor batch, and leaves small groups and single events in v2', () => {
+    const batch = visitorBatch('anon-a', 100);
+    const plain = encodeSegment(batch);
+    const packed = encodeSegment(batch, [100]);
+    expect(plain[0]).toBe(SEGMENT_FORMAT_V2);
+    expect(packed[0]).toBe(SEGMENT_FORMAT_V3);
+    expect(packed.length).toBeLessThan(plain.length / 4);
+
+    const small = visitorBatch('anon-a', 3);
+    expect(small.reduce((n, m) => n + m.value.length, 0)).toBeLessThan(COMPRESS_MIN_CHARS);
+    expect(encodeSegment(small, [3])).toEqual(encodeSegment(small));
+    const singles = visitorBatch('anon-a', 40);
+    expect(
+      encodeSegment(
+        singles,
+        singles.map(() => 1),
+      ),
+    ).toEqual(encodeSegment(singles));
+  });
+
+  it('never compresses two groups together: each group is its own deflate stream', () => {
+    // Two visitors' batches in one segment: were they one stream, the second would compress against the
+    // first (its length would depend on the other visitor's data); as two streams each is as long as alone.
+    const a = visitorBatch('anon-a', 40);
+    const b = visitorBatch('anon-b', 40);
+    const alone = (m: OutgoingMessage[]) => encodeSegment(m, [m.length]).length - 1;
+    expect(encodeSegment([...a, ...b], [40, 40]).length - 1).toBe(alone(a) + alone(b));
+  });
+
+  it('refuses truncations, garbling, a run that inflates to a different length, or an unknown run form', () => {
+    const messages = visitorBatch('anon-a', 30);
+    const bytes = encodeSegment(messages, [30]);
+    for (let cut = 0; cut < bytes.length; cut += 7) {
+      expectCorrupt(() => decodeSegment(bytes.subarray(0, cut), messages.length));
+    }
+    expectCorrupt(() => decodeSegment(bytes, messages.length + 1));
+    expectCorrupt(() => decodeSegment(bytes, messages.length - 1));
+    const garbled = Buffer.from(bytes);
+    garbled[garbled.length - 10] = (garbled[garbled.length - 10] as number) ^ 0xff;
+    try {
+      expect(decodeSegment(garbled, messages.length)).toHaveLength(messages.length);
+    } catch (err) {
+      expect((err as BusError).code).toBe('bus_invalid_message');
+    }
+    // A run claiming 5 raw bytes whose stream inflates to more: refused, not read past the claim.
+    const bomb = deflateRawSync(Buffer.alloc(100_000));
+    const header = Buffer.from([SEGMENT_FORMAT_V3, 1, 1, 5]);
+    expectCorrupt(() => decodeSegment(Buffer.concat([header, encodeVarint(bomb.length), bomb]), 1));
+    expectCorrupt(() => decodeSegment(Buffer.from([SEGMENT_FORMAT_V3, 1, 7, 3, 0, 0, 0]), 1));
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), fc.integer({ min: 1, max: 2 ** 31 }), (random, count) => {
+        try {
+          decodeSegment(Buffer.concat([Buffer.from([SEGMENT_FORMAT_V3]), random]), count);
+        } catch (err) {
+          expect((err as BusError).code).toBe('bus_invalid_message');
+        }
+      }),
+    );
+  });
+});
+
+function encodeVarint(n: number): Buffer {
+  const out: number[] = [];
+  let rest = n;
+  while (rest >= 0x80) {
+    out.push((rest & 0x7f) | 0x80);
+    rest = Math.floor(rest / 0x80);
+  }
+  out.push(rest);
+  return Buffer.from(out);
+}
 
 describe('segment format v1 (JSON lines, read only)', () => {
   it('reads what the released writer wrote: any keys, values and headers, newlines and all (property)', () => {

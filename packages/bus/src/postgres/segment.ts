@@ -1,3 +1,4 @@
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { BusError } from '../errors';
 import type { OutgoingMessage } from '../port';
 
@@ -35,6 +36,8 @@ export interface StoredRecord {
 }
 
 export const SEGMENT_FORMAT_V2 = 0x02;
+/** v2 records in runs, some compressed (ADR 0011-compressed-bus-runs). */
+export const SEGMENT_FORMAT_V3 = 0x03;
 
 const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 /** Largest length a varint may carry: five 7-bit groups, kept below 2^32. */
@@ -66,8 +69,8 @@ function writeVarint(buf: Buffer, at: number, n: number): number {
  * UTF-8 length (kept for the second), the second writes into one buffer allocated for the exact total —
  * no Buffer per record or per string.
  */
-export function encodeSegment(messages: readonly OutgoingMessage[]): Buffer {
-  const count = messages.length;
+function encodeV2(messages: readonly OutgoingMessage[], from = 0, to = messages.length): Buffer {
+  const count = to - from;
   // UTF-8 byte length of every string in write order (key, value, then header names and values).
   const lengths: number[] = [];
   // Records that need more than a key and a value: every string in write order, JSON-escaped if `escaped`.
@@ -75,7 +78,7 @@ export function encodeSegment(messages: readonly OutgoingMessage[]): Buffer {
   const flags = new Array<number>(count);
   let size = 1;
   for (let i = 0; i < count; i += 1) {
-    const m = messages[i] as OutgoingMessage;
+    const m = messages[from + i] as OutgoingMessage;
     const names = m.headers === undefined ? undefined : Object.keys(m.headers);
     if ((names === undefined || names.length === 0) && wellFormed(m.key) && wellFormed(m.value)) {
       const k = Buffer.byteLength(m.key, 'utf8');
@@ -117,7 +120,7 @@ export function encodeSegment(messages: readonly OutgoingMessage[]): Buffer {
     const strings = special?.[i];
     pos = writeVarint(buf, pos, flags[i] as number);
     if (strings === undefined) {
-      const m = messages[i] as OutgoingMessage;
+      const m = messages[from + i] as OutgoingMessage;
       put(m.key);
       put(m.value);
     } else {
@@ -128,14 +131,87 @@ export function encodeSegment(messages: readonly OutgoingMessage[]): Buffer {
   return buf;
 }
 
+/**
+ * Encodes a segment. `groups`, when given, splits the messages (in order) into runs that may be compressed
+ * together: the writer passes consecutive messages of one publish call with one key (one visitor's batch),
+ * never more (ADR 0011-compressed-bus-runs: no compression context ever holds two visitors' data). Without
+ * a group worth compressing (at least two messages and COMPRESS_MIN_CHARS) the segment is v2; otherwise v3,
+ * where each such group is a run compressed with raw deflate (kept only if it saves at least an eighth) and
+ * the messages between them are stored runs.
+ */
+export function encodeSegment(messages: readonly OutgoingMessage[], groups?: readonly number[]): Buffer {
+  const compressible = groups === undefined ? [] : compressibleGroups(messages, groups);
+  if (compressible.length === 0) return encodeV2(messages);
+  const parts: Buffer[] = [Buffer.of(SEGMENT_FORMAT_V3)];
+  let storedFrom = 0;
+  const storeUpTo = (to: number): void => {
+    if (to <= storedFrom) return;
+    const body = encodeV2(messages, storedFrom, to).subarray(1);
+    parts.push(runHeader(to - storedFrom, RUN_STORED, [body.length]), body);
+    storedFrom = to;
+  };
+  for (const [from, to] of compressible) {
+    const raw = encodeV2(messages, from, to).subarray(1);
+    const packed = deflateRawSync(raw, { level: 1 });
+    if (packed.length > raw.length - raw.length / 8) continue;
+    storeUpTo(from);
+    parts.push(runHeader(to - from, RUN_DEFLATE, [raw.length, packed.length]), packed);
+    storedFrom = to;
+  }
+  storeUpTo(messages.length);
+  return Buffer.concat(parts);
+}
+
+/** Runs below this many characters are not compressed: zlib's set-up costs more than PGlite saves on them. */
+export const COMPRESS_MIN_CHARS = 4096;
+/** Largest run a reader inflates (a bound on allocation; runs are cut far below it). */
+const MAX_RUN_BYTES = 64 * 1024 * 1024;
+const RUN_STORED = 0;
+const RUN_DEFLATE = 1;
+
+/** [from, to) of each group of at least two messages and COMPRESS_MIN_CHARS characters. */
+function compressibleGroups(
+  messages: readonly OutgoingMessage[],
+  groups: readonly number[],
+): [number, number][] {
+  const out: [number, number][] = [];
+  let from = 0;
+  for (const n of groups) {
+    if (!Number.isSafeInteger(n) || n < 1) throw new Error(`segment group of ${n} messages`);
+    const to = from + n;
+    if (n >= 2) {
+      let chars = 0;
+      for (let i = from; i < to && chars < COMPRESS_MIN_CHARS; i += 1) {
+        const m = messages[i] as OutgoingMessage;
+        chars += m.key.length + m.value.length;
+      }
+      if (chars >= COMPRESS_MIN_CHARS) out.push([from, to]);
+    }
+    from = to;
+  }
+  if (from !== messages.length)
+    throw new Error(`segment groups cover ${from} of ${messages.length} messages`);
+  return out;
+}
+
+function runHeader(count: number, mode: number, lengths: readonly number[]): Buffer {
+  const fields = [count, mode, ...lengths];
+  const buf = Buffer.allocUnsafe(fields.reduce((n, f) => n + varintSize(f), 0));
+  let pos = 0;
+  for (const f of fields) pos = writeVarint(buf, pos, f);
+  return buf;
+}
+
 function corrupt(reason: string): BusError {
   return new BusError('bus_invalid_message', `a stored bus segment is corrupt: ${reason}`);
 }
 
 /** A cursor over a v2 segment; every read checks the bounds first. */
 class Reader {
-  pos = 1;
-  constructor(private readonly buf: Buffer) {}
+  constructor(
+    private readonly buf: Buffer,
+    public pos: number,
+  ) {}
 
   get left(): number {
     return this.buf.length - this.pos;
@@ -180,17 +256,27 @@ class Reader {
 /** The smallest record: its flags, an empty key and an empty value (one byte each). */
 const MIN_RECORD_BYTES = 3;
 
-/** Decodes a v2 segment written by `encodeSegment`; `expected` is the stored record count. */
+/**
+ * Decodes a segment written by `encodeSegment` (v2, or v3 with compressed runs); `expected` is the stored
+ * record count.
+ */
 export function decodeSegment(bytes: Uint8Array, expected: number): StoredRecord[] {
   const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (buf.length === 0 || buf[0] !== SEGMENT_FORMAT_V2) throw corrupt('unknown segment format');
   // Checked before allocating anything: the count is stored outside the sealed bytes.
-  if (!Number.isSafeInteger(expected) || expected < 1 || expected * MIN_RECORD_BYTES > buf.length - 1) {
-    throw corrupt('record count differs');
-  }
-  const reader = new Reader(buf);
+  if (!Number.isSafeInteger(expected) || expected < 1) throw corrupt('record count differs');
+  if (buf.length > 0 && buf[0] === SEGMENT_FORMAT_V3) return decodeRuns(buf, expected);
+  if (buf.length === 0 || buf[0] !== SEGMENT_FORMAT_V2) throw corrupt('unknown segment format');
+  if (expected * MIN_RECORD_BYTES > buf.length - 1) throw corrupt('record count differs');
   const out = new Array<StoredRecord>(expected);
-  for (let i = 0; i < expected; i += 1) {
+  const reader = new Reader(buf, 1);
+  readRecords(reader, expected, out, 0);
+  if (reader.left !== 0) throw corrupt('record count differs');
+  return out;
+}
+
+/** Reads `count` v2 records into `out` from `at`. */
+function readRecords(reader: Reader, count: number, out: StoredRecord[], at: number): void {
+  for (let i = 0; i < count; i += 1) {
     const flags = reader.varint();
     const escaped = (flags & 1) === 1;
     const headerCount = Math.floor(flags / 2);
@@ -210,9 +296,47 @@ export function decodeSegment(bytes: Uint8Array, expected: number): StoredRecord
       }
       headers = h;
     }
-    out[i] = { key, value, headers };
+    out[at + i] = { key, value, headers };
   }
-  if (reader.left !== 0) throw corrupt('record count differs');
+}
+
+function decodeRuns(buf: Buffer, expected: number): StoredRecord[] {
+  const out: StoredRecord[] = [];
+  const reader = new Reader(buf, 1);
+  while (reader.left > 0) {
+    const count = reader.varint();
+    const mode = reader.varint();
+    if (count < 1 || out.length + count > expected) throw corrupt('record count differs');
+    if (mode === RUN_STORED) {
+      const length = reader.varint();
+      if (length > reader.left || count * MIN_RECORD_BYTES > length) throw corrupt('run past the end');
+      const body = new Reader(buf.subarray(0, reader.pos + length), reader.pos);
+      readRecords(body, count, out, out.length);
+      if (body.left !== 0) throw corrupt('run length differs');
+      reader.pos += length;
+    } else if (mode === RUN_DEFLATE) {
+      const rawLength = reader.varint();
+      const length = reader.varint();
+      if (length > reader.left || rawLength > MAX_RUN_BYTES || count * MIN_RECORD_BYTES > rawLength) {
+        throw corrupt('run past the end');
+      }
+      let raw: Buffer;
+      try {
+        // Bounded by the stored length: a run never inflates past what its writer measured.
+        raw = inflateRawSync(buf.subarray(reader.pos, reader.pos + length), { maxOutputLength: rawLength });
+      } catch {
+        throw corrupt('bad compressed run');
+      }
+      if (raw.length !== rawLength) throw corrupt('run length differs');
+      const body = new Reader(raw, 0);
+      readRecords(body, count, out, out.length);
+      if (body.left !== 0) throw corrupt('run length differs');
+      reader.pos += length;
+    } else {
+      throw corrupt('unknown run form');
+    }
+  }
+  if (out.length !== expected) throw corrupt('record count differs');
   return out;
 }
 
