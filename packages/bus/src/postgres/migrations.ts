@@ -24,6 +24,10 @@ import type { Migration } from '@signal/store';
  *   written before, so a row holds exactly one of the two; a `payload` row always names its sealing key.
  *   `payload` is stored EXTERNAL: ciphertext does not compress, so TOAST skips the pglz attempt.
  *   `bus_append_segments` is replaced by the same function taking the payloads as `bytea[]`.
+ * - `bus/0005`: segments up to a page (`toast_tuple_target` 8160, the maximum) stay inline instead of being
+ *   cut into ~2 KB TOAST chunks above 2 KB. A group commit of single events writes one ~3 KB segment per
+ *   partition; on PGlite that halved the CPU of inserting such a row (measured: ~156 → ~77 µs for 2.8 KB,
+ *   ~182 → ~128 µs for 6 KB; no change at 24 KB, which is toasted either way).
  */
 export const busMigrations: readonly Migration[] = Object.freeze([
   {
@@ -154,6 +158,12 @@ BEGIN
   RETURN advanced;
 END
 $fn$;
+`,
+  },
+  {
+    id: 'bus/0005_inline_segments',
+    sql: `
+ALTER TABLE bus_segments SET (toast_tuple_target = 8160);
 `,
   },
 ]);
