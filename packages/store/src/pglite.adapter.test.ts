@@ -1,3 +1,4 @@
+import { fsyncSync } from 'node:fs';
 import { access, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,6 +66,69 @@ describe('PGlite bytea parameters', () => {
       expect(rows.map((r) => Buffer.from(r.body).toString('hex'))).toEqual(['0001ff']);
     } finally {
       await db.close();
+    }
+  });
+});
+
+describe('PGlite durability on disk', () => {
+  const parent = mkdtemp(join(tmpdir(), 'signal-store-fsync-'));
+  afterAll(async () => rm(await parent, { recursive: true, force: true }));
+
+  it('syncs the data directory on open and the WAL before every COMMIT returns', async () => {
+    const dataDir = join(await parent, 'synced');
+    const synced: string[] = [];
+    const db = await createDatabase({
+      kind: 'pglite',
+      dataDir,
+      fileSync: (fd, path) => {
+        fsyncSync(fd);
+        synced.push(path);
+      },
+    });
+    try {
+      // Written by earlier runs (here: initdb) with fsync off: on disk before the first acknowledgement.
+      expect(synced).toContain(join(dataDir, 'global', 'pg_control'));
+      expect(synced).toContain(dataDir);
+      expect((await db.query('SELECT current_setting($1) AS fsync', ['fsync'])).rows).toEqual([
+        { fsync: 'on' },
+      ]);
+
+      await db.exec('CREATE TABLE t (n integer)');
+      for (const n of [1, 2, 3]) {
+        synced.length = 0;
+        await db.query('INSERT INTO t (n) VALUES ($1)', [n]);
+        expect(synced.filter((p) => p.includes('/pg_wal/'))).not.toHaveLength(0);
+      }
+      synced.length = 0;
+      await db.transaction(async (tx) => {
+        await tx.query('INSERT INTO t (n) VALUES (4)');
+        await tx.query('INSERT INTO t (n) VALUES (5)');
+        expect(synced).toEqual([]);
+      });
+      expect(synced.filter((p) => p.includes('/pg_wal/'))).not.toHaveLength(0);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('never acknowledges a COMMIT whose WAL could not be synced', async () => {
+    const dataDir = join(await parent, 'failing');
+    let failing = false;
+    const db = await createDatabase({
+      kind: 'pglite',
+      dataDir,
+      fileSync: (fd) => {
+        if (failing) throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+        fsyncSync(fd);
+      },
+    });
+    try {
+      await db.exec('CREATE TABLE t (n integer)');
+      failing = true;
+      const refused = await db.query('INSERT INTO t (n) VALUES (1)').catch((err: unknown) => err);
+      expect(isStoreError(refused)).toBe(true);
+    } finally {
+      await db.close().catch(() => undefined);
     }
   });
 });

@@ -4,6 +4,7 @@ import { PGlite, type Results, type Transaction } from '@electric-sql/pglite';
 import { lockDataDir } from './data-dir-lock';
 import { StoreError, toStoreError } from './errors';
 import type { StoreLogger } from './logger';
+import { DURABLE_START_PARAMS, type FileSync, installFsync, syncTree } from './pglite-fsync';
 import type { Database, Queryable, QueryResult } from './port';
 import { pgliteParsers, pgliteSerializers } from './type-parsers';
 
@@ -16,6 +17,8 @@ export interface PgliteDatabaseOptions {
    */
   readonly dataDir?: string;
   readonly logger?: StoreLogger;
+  /** Syncs a file to disk (pglite-fsync.ts); default `fs.fsyncSync`. Tests pass a recording one. */
+  readonly fileSync?: FileSync;
 }
 
 function toResult<R>(result: Results<R>): QueryResult<R> {
@@ -144,14 +147,23 @@ export async function openPgliteDatabase(options: PgliteDatabaseOptions): Promis
         throw new StoreError('invalid_config', `cannot create data directory ${dataDir} (${code})`);
       });
       unlock = await lockDataDir(dataDir);
-      db = await PGlite.create({ ...common, dataDir });
+      // Durable on disk: fsync on, and a real fsync under it (pglite-fsync.ts); then everything written
+      // before the hook existed is synced once, before the first COMMIT is acknowledged.
+      db = await PGlite.create({ ...common, dataDir, startParams: [...DURABLE_START_PARAMS] });
+      try {
+        installFsync(db, options.fileSync);
+        syncTree(dataDir, options.fileSync);
+      } catch (err) {
+        await db.close().catch(() => undefined);
+        throw err;
+      }
     }
   } catch (err) {
     await unlock();
     throw toStoreError(err, 'open embedded database');
   }
   options.logger?.info(
-    { kind: 'pglite', storage: options.dataDir === undefined ? 'memory' : 'disk' },
+    { kind: 'pglite', storage: options.dataDir === undefined ? 'memory' : 'disk (fsync on)' },
     'database opened',
   );
   return new PgliteDatabase(db, unlock);
