@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { fsyncSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -64,5 +65,38 @@ describe('postgres bus: segment storage (PGlite)', () => {
       },
     });
     await expect.poll(() => seen, { timeout: 15_000 }).toEqual([small.value, large.value]);
+  });
+
+  it('rejects publishes (never hangs, never acknowledges) once the disk refuses to sync', async () => {
+    const dataDir = join(root, 'failing');
+    let failing = false;
+    const failingDb = await createDatabase({
+      kind: 'pglite',
+      dataDir,
+      fileSync: (fd) => {
+        if (failing) throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+        fsyncSync(fd);
+      },
+    });
+    await migrate(failingDb, busMigrations);
+    const failingBus = createPostgresBus({
+      db: failingDb,
+      logger: recordingLogger(),
+      crypto: testCrypto(),
+      ...TEST_TIMINGS,
+    });
+    try {
+      const topic = randomId('t');
+      await failingBus.createTopics([{ name: topic, partitions: 1 }]);
+      await failingBus.publish(topic, [{ key: 'k', value: 'before' }]);
+      failing = true;
+      for (const value of ['during', 'after']) {
+        const err = await failingBus.publish(topic, [{ key: 'k', value }]).catch((e: unknown) => e);
+        expect(err).toMatchObject({ code: 'bus_publish_failed' });
+      }
+    } finally {
+      await failingBus.close().catch(() => undefined);
+      await failingDb.close().catch(() => undefined);
+    }
   });
 });

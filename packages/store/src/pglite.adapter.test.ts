@@ -111,7 +111,7 @@ describe('PGlite durability on disk', () => {
     }
   });
 
-  it('never acknowledges a COMMIT whose WAL could not be synced', async () => {
+  it('never acknowledges a COMMIT whose WAL could not be synced, and stops answering (never freezes) after it', async () => {
     const dataDir = join(await parent, 'failing');
     let failing = false;
     const db = await createDatabase({
@@ -126,7 +126,19 @@ describe('PGlite durability on disk', () => {
       await db.exec('CREATE TABLE t (n integer)');
       failing = true;
       const refused = await db.query('INSERT INTO t (n) VALUES (1)').catch((err: unknown) => err);
-      expect(isStoreError(refused)).toBe(true);
+      expect(isStoreError(refused) && refused.code).toBe('unavailable');
+      // PostgreSQL PANICs on a failed fsync; PGlite's backend is then gone (a further statement would spin
+      // inside WASM and freeze the process). Every later call fails at once, saying what to do.
+      failing = false;
+      for (const again of [
+        () => db.query('SELECT 1'),
+        () => db.exec('SELECT 1'),
+        () => db.transaction(async (tx) => tx.query('SELECT 1')),
+      ]) {
+        const err = await again().catch((e: unknown) => e);
+        expect(isStoreError(err) && err.code).toBe('unavailable');
+        expect(String(err)).toMatch(/restart the process/);
+      }
     } finally {
       await db.close().catch(() => undefined);
     }

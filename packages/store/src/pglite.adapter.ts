@@ -25,12 +25,46 @@ function toResult<R>(result: Results<R>): QueryResult<R> {
   return { rows: result.rows, rowCount: result.rowCount ?? result.affectedRows ?? result.rows.length };
 }
 
+/**
+ * After a PANIC (or FATAL) PGlite's single backend is gone, and a further statement on it spins forever
+ * inside the synchronous WASM call, freezing the event loop. The first such error marks the database dead:
+ * every later call fails at once with `unavailable` (the bus answers 503), and readiness fails, until the
+ * process restarts and PostgreSQL recovers from its WAL. The statement that failed may or may not have
+ * committed (as with a dropped connection to a server); consumers deduplicate by message id.
+ */
+class Liveness {
+  #fatal: StoreError | undefined;
+
+  check(): void {
+    if (this.#fatal !== undefined) throw this.#fatal;
+  }
+
+  /** Maps a PGlite error, remembering a fatal one. */
+  fail(err: unknown, context: string): StoreError {
+    const mapped = toStoreError(err, context);
+    const severity =
+      typeof err === 'object' && err !== null && 'severity' in err ? String(err.severity) : undefined;
+    if (severity === 'PANIC' || severity === 'FATAL') {
+      const sqlState = mapped.sqlState ?? 'unknown';
+      this.#fatal ??= new StoreError(
+        'unavailable',
+        `the embedded database stopped after a ${severity} (SQLSTATE ${sqlState}); restart the process so it recovers from its write-ahead log`,
+        mapped.sqlState === undefined ? {} : { sqlState: mapped.sqlState },
+      );
+      return this.#fatal;
+    }
+    return mapped;
+  }
+}
+
 class PgliteTransaction implements Queryable {
   #tx: Transaction;
+  #liveness: Liveness;
   #open = true;
 
-  constructor(tx: Transaction) {
+  constructor(tx: Transaction, liveness: Liveness) {
     this.#tx = tx;
+    this.#liveness = liveness;
   }
 
   end(): void {
@@ -39,6 +73,7 @@ class PgliteTransaction implements Queryable {
 
   #check(): void {
     if (!this.#open) throw new StoreError('closed', 'transaction handle used after its transaction ended');
+    this.#liveness.check();
   }
 
   async query<R = Record<string, unknown>>(
@@ -49,7 +84,7 @@ class PgliteTransaction implements Queryable {
     try {
       return toResult(await this.#tx.query<R>(sql, params === undefined ? [] : [...params]));
     } catch (err) {
-      throw toStoreError(err, 'query');
+      throw this.#liveness.fail(err, 'query');
     }
   }
 
@@ -58,7 +93,7 @@ class PgliteTransaction implements Queryable {
     try {
       await this.#tx.exec(sql);
     } catch (err) {
-      throw toStoreError(err, 'exec');
+      throw this.#liveness.fail(err, 'exec');
     }
   }
 }
@@ -74,6 +109,7 @@ class PgliteDatabase implements Database {
   #db: PGlite;
   #unlock: () => Promise<void>;
   #closing: Promise<void> | undefined;
+  readonly #liveness = new Liveness();
 
   constructor(db: PGlite, unlock: () => Promise<void>) {
     this.#db = db;
@@ -82,6 +118,7 @@ class PgliteDatabase implements Database {
 
   #check(): void {
     if (this.#closing !== undefined) throw new StoreError('closed', 'database used after close()');
+    this.#liveness.check();
   }
 
   async query<R = Record<string, unknown>>(
@@ -92,7 +129,7 @@ class PgliteDatabase implements Database {
     try {
       return toResult(await this.#db.query<R>(sql, params === undefined ? [] : [...params]));
     } catch (err) {
-      throw toStoreError(err, 'query');
+      throw this.#liveness.fail(err, 'query');
     }
   }
 
@@ -101,7 +138,7 @@ class PgliteDatabase implements Database {
     try {
       await this.#db.exec(sql);
     } catch (err) {
-      throw toStoreError(err, 'exec');
+      throw this.#liveness.fail(err, 'exec');
     }
   }
 
@@ -111,7 +148,7 @@ class PgliteDatabase implements Database {
     let fnError: { readonly err: unknown } | undefined;
     try {
       return await this.#db.transaction(async (pgliteTx) => {
-        const tx = new PgliteTransaction(pgliteTx);
+        const tx = new PgliteTransaction(pgliteTx, this.#liveness);
         try {
           return await fn(tx);
         } catch (err) {
@@ -123,7 +160,7 @@ class PgliteDatabase implements Database {
       });
     } catch (err) {
       if (fnError !== undefined && fnError.err === err) throw err;
-      throw toStoreError(err, 'transaction');
+      throw this.#liveness.fail(err, 'transaction');
     }
   }
 

@@ -1,4 +1,4 @@
-import type { Database } from '@signal/store';
+import { type Database, isStoreError } from '@signal/store';
 import { z } from 'zod';
 import { BusError, describeError } from '../errors';
 import type { BusLogger, OutgoingMessage, PublishReceipt } from '../port';
@@ -54,7 +54,10 @@ function messageChars(m: OutgoingMessage): number {
  * all. Under load one transaction carries thousands of events (one segment row per partition), so writes
  * cost one commit per flush instead of one per call; when idle a publish is flushed after one event-loop turn (no timed linger).
  * A publish resolves only after its transaction committed; if the transaction fails every publish in it is
- * rejected with `bus_publish_failed` and none of its messages is visible.
+ * rejected with `bus_publish_failed`. Its messages are then not visible, except when the COMMIT itself failed
+ * (connection lost, or on PGlite a failed fsync): as with any database its outcome is unknown, so a rejected
+ * publish may still have been stored. The gateway answers 503 and senders retry with the same messageId, which
+ * the event processor deduplicates.
  */
 export class GroupCommitWriter {
   private readonly queue: Pending[] = [];
@@ -228,9 +231,12 @@ export class GroupCommitWriter {
         ],
       );
     } catch (err) {
-      // Stale heads (or a real failure, which the locking path will meet and report).
-      this.logger.debug({ err: describeError(err) }, 'optimistic bus write refused; taking the locking path');
       this.heads.clear();
+      // Only stale heads (bus_append_segments raises 40001, having written nothing) are worth the locking
+      // path. Any other failure is reported as is: its outcome may be unknown (a failed COMMIT), and writing
+      // the same messages again on another path could store them twice.
+      if (!(isStoreError(err) && err.code === 'serialization_failure')) throw err;
+      this.logger.debug({ err: describeError(err) }, 'optimistic bus write refused; taking the locking path');
       return undefined;
     }
     this.remember(planned.next);
