@@ -1,6 +1,8 @@
 /**
  * `pnpm bench gateway`: (a) a bare node:http server doing JSON.parse → 202, (b) the gateway's single-event
- * endpoint with full validation and a durable publish on the embedded bus, (c) /v1/batch with 100 events.
+ * endpoint with full validation and a durable publish on the embedded bus, (c) /v1/batch with 100 events
+ * (a server sending 100 visitors' events), and for comparison (d) what browsers send: /v1/batch with 10 events
+ * of one visitor, 1,000 visitors in turn (their runs are compressed inside the sealed segment, ADR 0011).
  * Each server runs in its own process; autocannon drives it from this one. Prints req/s, events/s, p50/p99
  * and the ratio b/a. Targets: b/a ≥ 0.5; batch ≥ 100K events/s per core.
  *
@@ -34,6 +36,16 @@ const event = (i: number) => ({
 });
 const single = JSON.stringify(event(1));
 const batch = JSON.stringify({ batch: Array.from({ length: 100 }, (_, i) => event(i)) });
+/** What Datafly.js sends: a batch of up to `batchSize` (10) events of one visitor; 1,000 visitors in turn. */
+const sdkBatches = Array.from({ length: 1000 }, (_, v) =>
+  JSON.stringify({
+    batch: Array.from({ length: 10 }, (_, i) => ({
+      ...event(v),
+      event: ['page_view', 'view_item', 'add_to_cart', 'begin_checkout', 'purchase'][i % 5],
+      messageId: `sdk-${v}-${i}`,
+    })),
+  }),
+);
 
 interface Server {
   readonly port: number;
@@ -98,14 +110,27 @@ interface Figures {
 
 const PROFILE_DIR = process.env.BENCH_PROFILE;
 
-async function load(server: Server, path: string, body: string): Promise<Figures> {
+/** `bodies`: one body for every request, or several sent in turn. */
+async function load(server: Server, path: string, bodies: string | readonly string[]): Promise<Figures> {
   const { port } = server;
   if (PROFILE_DIR) process.kill(server.pid, 'SIGUSR2');
   const cpuBefore = cpuMicros(server.pid);
+  let next = 0;
   const result = await autocannon({
     url: `http://127.0.0.1:${port}${path}`,
     method: 'POST',
-    body,
+    ...(typeof bodies === 'string'
+      ? { body: bodies }
+      : {
+          requests: [
+            {
+              setupRequest: (request: autocannon.Request) => {
+                next = (next + 1) % bodies.length;
+                return { ...request, body: bodies[next] };
+              },
+            },
+          ],
+        }),
     headers: { 'content-type': 'application/json', 'x-pipeline-key': BENCH_KEY },
     connections: CONNECTIONS,
     duration: DURATION_S,
@@ -134,6 +159,11 @@ const gw = await startServer('gateway');
 await load(gw, '/v1/t', single);
 rows.push(['(b) gateway /v1/t, durable publish', await load(gw, '/v1/t', single), 1]);
 rows.push(['(c) gateway /v1/batch, 100 events', await load(gw, '/v1/batch', batch), 100]);
+rows.push([
+  '(d) gateway /v1/batch, 10 events of one visitor (Datafly.js)',
+  await load(gw, '/v1/batch', sdkBatches),
+  10,
+]);
 await gw.stop();
 
 console.log(
