@@ -1,6 +1,7 @@
-import { closeSync, fsyncSync, openSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, existsSync, fsyncSync, openSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
+import { NodeFS } from '@electric-sql/pglite/nodefs';
 import { StoreError } from './errors';
 
 /**
@@ -14,12 +15,12 @@ import { StoreError } from './errors';
  * loss). So:
  * - PostgreSQL starts with fsync on and `wal_sync_method=fsync` (the one method that goes through the file
  *   system's `fsync`, which we can supply; `fdatasync` is the no-op);
- * - NODEFS's `fsync` is supplied: `fs.fsyncSync` on the host file descriptor. PostgreSQL then orders its
- *   own syncs as on any server: the WAL before a COMMIT returns, data files and `pg_control` at checkpoints,
- *   new WAL segments and their directory;
- * - on open, every file and directory of the data directory is synced once: what earlier runs wrote with
- *   fsync off (and what PostgreSQL wrote while starting, before the hook existed) is on disk before the
- *   first new COMMIT is acknowledged.
+ * - NODEFS's `fsync` is supplied (`DurableNodeFS`, before PostgreSQL starts): `fs.fsyncSync` on the host
+ *   file descriptor. PostgreSQL then orders its own syncs as on any server: the WAL before a COMMIT returns,
+ *   data files and `pg_control` at checkpoints, new WAL segments and their directory;
+ * - before start, the data directory written by earlier runs with fsync off is synced once
+ *   (`syncDataDir`), so crash recovery starts from what is on disk; a new data directory (initdb's files,
+ *   copied in without syncs) is synced right after start, before the first COMMIT is acknowledged.
  * Cost: one fsync per commit (the bus's group commit shares it between all messages of a flush); ~0.2 ms on
  * the virtual disks we measured.
  *
@@ -38,38 +39,74 @@ export const DURABLE_START_PARAMS: readonly string[] = Object.freeze([
 /** Syncs one open host file; the default is `fs.fsyncSync`. Tests pass a recording one. */
 export type FileSync = (fd: number, path: string) => void;
 
+const defaultSync: FileSync = (fd) => fsyncSync(fd);
+
 interface NodeFsStream {
   readonly nfd?: unknown;
   readonly path?: unknown;
+  readonly node?: unknown;
 }
-interface StreamOps {
-  fsync?: (stream: NodeFsStream) => number;
-}
-interface EmscriptenFs {
-  readonly ErrnoError: new (errno: number) => Error;
+interface EmscriptenModule {
+  readonly NODEFS?: {
+    stream_ops?: { fsync?: (stream: NodeFsStream) => number };
+    realPath?: (node: unknown) => string;
+  };
+  readonly FS?: { readonly ErrnoError: new (errno: number) => Error };
 }
 
 /** EIO in Emscripten's errno numbering. */
 const EMSCRIPTEN_EIO = 29;
 
 /**
- * Supplies NODEFS's `fsync` on `db` (started with DURABLE_START_PARAMS). Refuses a PGlite build without
- * NODEFS rather than run silently without durability.
+ * PGlite's NodeFS with NODEFS's `fsync` supplied before PostgreSQL starts (Emscripten `preRun`), so crash
+ * recovery, its end-of-recovery checkpoint and the `pg_control` update at start-up sync for real too.
  */
-export function installFsync(db: PGlite, sync: FileSync = (fd) => fsyncSync(fd)): void {
-  const mod = db.Module as unknown as { NODEFS?: { stream_ops?: StreamOps }; FS?: EmscriptenFs };
-  const ops = mod.NODEFS?.stream_ops;
+export class DurableNodeFS extends NodeFS {
+  readonly #sync: FileSync;
+  #installed = false;
+
+  constructor(dataDir: string, sync: FileSync = defaultSync) {
+    super(dataDir);
+    this.#sync = sync;
+  }
+
+  /** Whether the hook was installed (checked after start: a PGlite without NODEFS must not run). */
+  get installed(): boolean {
+    return this.#installed;
+  }
+
+  override async init(...args: Parameters<NodeFS['init']>): ReturnType<NodeFS['init']> {
+    const { emscriptenOpts } = await super.init(...args);
+    const install = (mod: unknown): void => {
+      installFsync(mod as EmscriptenModule, this.#sync);
+      this.#installed = true;
+    };
+    return {
+      emscriptenOpts: { ...emscriptenOpts, preRun: [...(emscriptenOpts.preRun ?? []), install] },
+    };
+  }
+}
+
+function installFsync(mod: EmscriptenModule, sync: FileSync): void {
+  const nodefs = mod.NODEFS;
+  const ops = nodefs?.stream_ops;
   const fs = mod.FS;
-  if (ops === undefined || fs === undefined) {
+  if (nodefs === undefined || ops === undefined || fs === undefined) {
     throw new StoreError(
       'unavailable',
       'this PGlite build exposes no NODEFS: cannot make the embedded database durable on disk',
     );
   }
   ops.fsync = (stream) => {
-    if (typeof stream.nfd !== 'number') return 0;
     try {
-      sync(stream.nfd, typeof stream.path === 'string' ? stream.path : '');
+      if (typeof stream.nfd === 'number') {
+        sync(stream.nfd, typeof stream.path === 'string' ? stream.path : '');
+      } else {
+        // A stream without a host descriptor (older Emscripten opened only files): sync its host path,
+        // never report a sync that did not happen.
+        if (nodefs.realPath === undefined || stream.node === undefined) throw new Error('no host path');
+        syncPath(nodefs.realPath(stream.node), sync);
+      }
     } catch {
       throw new fs.ErrnoError(EMSCRIPTEN_EIO);
     }
@@ -77,14 +114,24 @@ export function installFsync(db: PGlite, sync: FileSync = (fd) => fsyncSync(fd))
   };
 }
 
-/** Syncs every file and directory under `dir` (the data directory), children before their directory. */
-export function syncTree(dir: string, sync: FileSync = (fd) => fsyncSync(fd)): void {
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) syncTree(path, sync);
-    else if (entry.isFile()) syncPath(path, sync);
-  }
-  syncPath(dir, sync);
+/**
+ * Syncs every file and directory under `dir` (the data directory), children before their directory and
+ * `global/pg_control` last (it names the checkpoint recovery starts from, so it must not reach the disk
+ * before the pages and WAL it vouches for), then `dir`'s parent (so the directory itself is not lost).
+ */
+export function syncDataDir(dir: string, sync: FileSync = defaultSync): void {
+  const control = join(dir, 'global', 'pg_control');
+  const walk = (at: string): void => {
+    for (const entry of readdirSync(at, { withFileTypes: true })) {
+      const path = join(at, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else if (entry.isFile() && path !== control) syncPath(path, sync);
+    }
+    syncPath(at, sync);
+  };
+  walk(dir);
+  if (existsSync(control)) syncPath(control, sync);
+  syncPath(dirname(dir), sync);
 }
 
 function syncPath(path: string, sync: FileSync): void {

@@ -1,7 +1,7 @@
 import { fsyncSync } from 'node:fs';
 import { access, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createDatabase } from './create-database';
 import { describeDatabaseContract } from './database.contract';
@@ -86,9 +86,11 @@ describe('PGlite durability on disk', () => {
       },
     });
     try {
-      // Written by earlier runs (here: initdb) with fsync off: on disk before the first acknowledgement.
-      expect(synced).toContain(join(dataDir, 'global', 'pg_control'));
-      expect(synced).toContain(dataDir);
+      // Written without syncs (here: initdb's files): on disk before the first acknowledgement, pg_control
+      // last (it names the checkpoint recovery starts from), then the directory's own entry in its parent.
+      const control = join(dataDir, 'global', 'pg_control');
+      expect(synced).toContain(join(dataDir, 'base'));
+      expect(synced.slice(-2)).toEqual([control, join(dataDir, '..')].map((p) => resolve(p)));
       expect((await db.query('SELECT current_setting($1) AS fsync', ['fsync'])).rows).toEqual([
         { fsync: 'on' },
       ]);
@@ -106,8 +108,32 @@ describe('PGlite durability on disk', () => {
         expect(synced).toEqual([]);
       });
       expect(synced.filter((p) => p.includes('/pg_wal/'))).not.toHaveLength(0);
+
+      // A new WAL segment: the file and the pg_wal directory entry are synced (directories too).
+      synced.length = 0;
+      await db.query('SELECT pg_switch_wal()');
+      await db.query('INSERT INTO t (n) VALUES (6)');
+      expect(synced.filter((p) => p.endsWith('/pg_wal'))).not.toHaveLength(0);
     } finally {
       await db.close();
+    }
+
+    // Reopened: what the last run left is synced before PostgreSQL starts its recovery, pg_control last.
+    synced.length = 0;
+    const again = await createDatabase({
+      kind: 'pglite',
+      dataDir,
+      fileSync: (fd, path) => {
+        fsyncSync(fd);
+        synced.push(path);
+      },
+    });
+    try {
+      const control = resolve(join(dataDir, 'global', 'pg_control'));
+      expect(synced.indexOf(control)).toBeGreaterThan(synced.indexOf(resolve(join(dataDir, 'base'))));
+      expect((await again.query<{ n: number }>('SELECT count(*)::int AS n FROM t')).rows).toEqual([{ n: 6 }]);
+    } finally {
+      await again.close();
     }
   });
 

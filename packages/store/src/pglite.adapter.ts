@@ -1,10 +1,11 @@
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { PGlite, type Results, type Transaction } from '@electric-sql/pglite';
 import { lockDataDir } from './data-dir-lock';
 import { StoreError, toStoreError } from './errors';
 import type { StoreLogger } from './logger';
-import { DURABLE_START_PARAMS, type FileSync, installFsync, syncTree } from './pglite-fsync';
+import { DURABLE_START_PARAMS, DurableNodeFS, type FileSync, syncDataDir } from './pglite-fsync';
 import type { Database, Queryable, QueryResult } from './port';
 import { pgliteParsers, pgliteSerializers } from './type-parsers';
 
@@ -184,12 +185,14 @@ export async function openPgliteDatabase(options: PgliteDatabaseOptions): Promis
         throw new StoreError('invalid_config', `cannot create data directory ${dataDir} (${code})`);
       });
       unlock = await lockDataDir(dataDir);
-      // Durable on disk: fsync on, and a real fsync under it (pglite-fsync.ts); then everything written
-      // before the hook existed is synced once, before the first COMMIT is acknowledged.
-      db = await PGlite.create({ ...common, dataDir, startParams: [...DURABLE_START_PARAMS] });
+      // Durable on disk: fsync on, and a real fsync under it from before PostgreSQL starts (pglite-fsync.ts).
+      const fresh = !existsSync(join(dataDir, 'PG_VERSION'));
+      if (!fresh) syncDataDir(dataDir, options.fileSync);
+      const fs = new DurableNodeFS(dataDir, options.fileSync);
+      db = await PGlite.create({ ...common, dataDir, fs, startParams: [...DURABLE_START_PARAMS] });
       try {
-        installFsync(db, options.fileSync);
-        syncTree(dataDir, options.fileSync);
+        if (!fs.installed) throw new StoreError('unavailable', 'PGlite did not install the fsync hook');
+        if (fresh) syncDataDir(dataDir, options.fileSync);
       } catch (err) {
         await db.close().catch(() => undefined);
         throw err;
