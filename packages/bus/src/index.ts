@@ -15,6 +15,7 @@ export type {
   ConsumedMessage,
   OutgoingMessage,
   PartitionRef,
+  PublishOptions,
   PublishReceipt,
   StopOptions,
   SubscribeOptions,

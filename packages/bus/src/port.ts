@@ -104,11 +104,27 @@ export interface Subscription {
   stop(options?: StopOptions): Promise<void>;
 }
 
+/** How one publish call may be stored. */
+export interface PublishOptions {
+  /**
+   * Every message of this call comes from one sender's one request (one HTTP request to the gateway), so
+   * the postgres bus may compress each run of same-key messages of it together inside the sealed segment
+   * (ADR 0011-compressed-bus-runs). Never set it for a call that gathers several requests' messages: their
+   * compressed length would tell a reader of stored sizes how much one request's data resembles another's.
+   * Kafka ignores it.
+   */
+  readonly compressible?: boolean;
+}
+
 export interface Bus {
   readonly kind: 'postgres' | 'kafka';
   /** Creates missing topics; existing ones are left as they are (partition counts never change). */
   createTopics(specs: readonly TopicSpec[]): Promise<void>;
-  publish(topic: string, messages: readonly OutgoingMessage[]): Promise<PublishReceipt[]>;
+  publish(
+    topic: string,
+    messages: readonly OutgoingMessage[],
+    options?: PublishOptions,
+  ): Promise<PublishReceipt[]>;
   subscribe(options: SubscribeOptions): Promise<Subscription>;
   /** Stops every subscription (graceful, with the default deadline), flushes pending publishes, disconnects. */
   close(): Promise<void>;

@@ -33,6 +33,8 @@ const batch = (visitor: string, n: number, tag: string): OutgoingMessage[] =>
     }),
   }));
 
+const ONE_REQUEST = { compressible: true } as const;
+
 describe('postgres bus: compressed runs (PGlite)', () => {
   let root: string;
   let db: Database;
@@ -69,7 +71,7 @@ describe('postgres bus: compressed runs (PGlite)', () => {
     const topic = randomId('t');
     await bus.createTopics([{ name: topic, partitions: 1 }]);
     const sent = batch('anon-1', 100, 'a');
-    await bus.publish(topic, sent);
+    await bus.publish(topic, sent, ONE_REQUEST);
 
     const [segment] = await segments(topic);
     const raw = sent.reduce((n, m) => n + m.key.length + m.value.length, 0);
@@ -94,7 +96,7 @@ describe('postgres bus: compressed runs (PGlite)', () => {
     const first = batch('anon-1', 40, 'x');
     const second = batch('anon-1', 40, 'y');
     // Submitted in the same turn: one flush, one segment.
-    await Promise.all([bus.publish(topic, first), bus.publish(topic, second)]);
+    await Promise.all([bus.publish(topic, first, ONE_REQUEST), bus.publish(topic, second, ONE_REQUEST)]);
 
     const stored = await segments(topic);
     expect(stored).toHaveLength(1);
@@ -108,7 +110,7 @@ describe('postgres bus: compressed runs (PGlite)', () => {
     const topic = randomId('t');
     await bus.createTopics([{ name: topic, partitions: 1 }]);
     const compressed = batch('anon-1', 50, 'c');
-    await bus.publish(topic, compressed);
+    await bus.publish(topic, compressed, ONE_REQUEST);
     const plainBus = createPostgresBus({
       db,
       logger: recordingLogger(),
@@ -118,7 +120,7 @@ describe('postgres bus: compressed runs (PGlite)', () => {
     });
     try {
       const plain = batch('anon-1', 50, 'p');
-      await plainBus.publish(topic, plain);
+      await plainBus.publish(topic, plain, ONE_REQUEST);
       expect((await segments(topic)).map((s) => s.plain[0])).toEqual([0x03, 0x02]);
 
       const seen: ConsumedMessage[] = [];
@@ -134,5 +136,15 @@ describe('postgres bus: compressed runs (PGlite)', () => {
     } finally {
       await plainBus.close();
     }
+  });
+
+  it('compresses nothing of a call that does not say it is one request (processor, retries, replays)', async () => {
+    const topic = randomId('t');
+    await bus.createTopics([{ name: topic, partitions: 1 }]);
+    const gathered = batch('anon-1', 100, 'g');
+    await bus.publish(topic, gathered);
+    const [segment] = await segments(topic);
+    expect(segment?.plain[0]).toBe(0x02);
+    expect(segment?.plain.length).toBe(encodeSegment(gathered).length);
   });
 });

@@ -272,9 +272,11 @@ export function createGateway(deps: GatewayDeps) {
     try {
       // Durable before 2xx: publish resolves after the bus committed the write (PostgreSQL COMMIT of the
       // group-commit segment, or Kafka acks=all). Answering earlier would let a crash lose accepted events.
+      // One request's events: a visitor's batch may be compressed inside its sealed segment (ADR 0011).
       await bus.publish(
         rawTopic.name,
         events.map((event) => ({ key: rawTopic.key(event), value: JSON.stringify(event) })),
+        { compressible: true },
       );
     } catch (cause) {
       logger.error({ err: cause, count: events.length }, 'publishing to raw-events failed');

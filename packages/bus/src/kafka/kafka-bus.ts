@@ -160,6 +160,7 @@ export function createKafkaBus(input: KafkaBusConfigInput, deps: KafkaBusDeps): 
       await createTopicsWith(admin, specs, config);
     },
 
+    // PublishOptions.compressible is for the postgres bus's segments; Kafka values are sealed one by one.
     async publish(topic: string, messages: readonly OutgoingMessage[]): Promise<PublishReceipt[]> {
       assertOpen();
       if (messages.length === 0) return [];

@@ -21,6 +21,8 @@ export interface PartitionedPublish {
   readonly topic: string;
   readonly byPartition: ReadonlyMap<number, readonly OutgoingMessage[]>;
   readonly count: number;
+  /** The caller's promise that the call is one request's messages (PublishOptions.compressible). */
+  readonly compressible: boolean;
 }
 
 interface Pending extends PartitionedPublish {
@@ -31,6 +33,7 @@ interface Pending extends PartitionedPublish {
 interface Slice {
   readonly request: number;
   readonly messages: readonly OutgoingMessage[];
+  readonly compressible: boolean;
 }
 
 interface PartitionGroup {
@@ -303,7 +306,12 @@ export class GroupCommitWriter {
           }
           if (segment.length === 0) segmentBase = offset;
           const previous = segment[segment.length - 1];
-          if (runSlice === slice && previous !== undefined && previous.key === message.key) {
+          if (
+            slice.compressible &&
+            runSlice === slice &&
+            previous !== undefined &&
+            previous.key === message.key
+          ) {
             runs[runs.length - 1] = (runs[runs.length - 1] as number) + 1;
           } else {
             runs.push(1);
@@ -384,7 +392,7 @@ function groupByPartition(batch: readonly Pending[]): PartitionGroup[] {
         group = { topic: p.topic, partition, slices: [] };
         groups.set(id, group);
       }
-      group.slices.push({ request, messages });
+      group.slices.push({ request, messages, compressible: p.compressible });
     }
   });
   return [...groups.values()];

@@ -6,6 +6,7 @@ import type {
   Bus,
   BusLogger,
   OutgoingMessage,
+  PublishOptions,
   PublishReceipt,
   SubscribeOptions,
   Subscription,
@@ -41,7 +42,8 @@ const optionsSchema = z
       .default(1 << 20),
     /**
      * Deflate each segment run of one publish call with one key when it is large enough to pay (ADR
-     * 0011-compressed-bus-runs). Off only to measure what it saves; reading handles both either way.
+     * 0011-compressed-bus-runs), for publish calls that say they are one request. `BUS_COMPRESS_BATCHES`.
+     * Reading handles both either way.
      */
     compressRuns: z.boolean().default(true),
   })
@@ -143,7 +145,11 @@ export function createPostgresBus(options: PostgresBusOptions): PostgresBus {
       }
     },
 
-    async publish(topic: string, messages: readonly OutgoingMessage[]): Promise<PublishReceipt[]> {
+    async publish(
+      topic: string,
+      messages: readonly OutgoingMessage[],
+      options?: PublishOptions,
+    ): Promise<PublishReceipt[]> {
       assertOpen();
       checkTopicName(topic);
       if (messages.length === 0) return [];
@@ -158,7 +164,12 @@ export function createPostgresBus(options: PostgresBusOptions): PostgresBus {
         if (list === undefined) byPartition.set(p, [message]);
         else list.push(message);
       }
-      return writer.submit({ topic, byPartition, count: messages.length });
+      return writer.submit({
+        topic,
+        byPartition,
+        count: messages.length,
+        compressible: options?.compressible === true,
+      });
     },
 
     async subscribe(subscribeOptions: SubscribeOptions): Promise<Subscription> {

@@ -303,6 +303,21 @@ describe('segment format v3 (runs of one call and one key, compressed)', () => {
     const header = Buffer.from([SEGMENT_FORMAT_V3, 1, 1, 5]);
     expectCorrupt(() => decodeSegment(Buffer.concat([header, encodeVarint(bomb.length), bomb]), 1));
     expectCorrupt(() => decodeSegment(Buffer.from([SEGMENT_FORMAT_V3, 1, 7, 3, 0, 0, 0]), 1));
+    // Runs whose raw lengths add up past the bound: the first (a real 40 MiB record) inflates, the second
+    // is refused before inflating anything.
+    const big = 40 * 1024 * 1024;
+    const raw = Buffer.concat([Buffer.of(0, 0), encodeVarint(big), Buffer.alloc(big, 0x61)]);
+    const packed = deflateRawSync(raw, { level: 1 });
+    const run = Buffer.concat([
+      Buffer.of(1, 1),
+      encodeVarint(raw.length),
+      encodeVarint(packed.length),
+      packed,
+    ]);
+    expect(decodeSegment(Buffer.concat([Buffer.of(SEGMENT_FORMAT_V3), run]), 1)[0]?.value).toHaveLength(big);
+    expect(() => decodeSegment(Buffer.concat([Buffer.of(SEGMENT_FORMAT_V3), run, run]), 2)).toThrow(
+      /inflate past the bound/,
+    );
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 64 }), fc.integer({ min: 1, max: 2 ** 31 }), (random, count) => {
         try {

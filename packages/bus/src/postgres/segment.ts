@@ -144,6 +144,9 @@ export function encodeSegment(messages: readonly OutgoingMessage[], groups?: rea
   if (compressible.length === 0) return encodeV2(messages);
   const parts: Buffer[] = [Buffer.of(SEGMENT_FORMAT_V3)];
   let storedFrom = 0;
+  let compressedRuns = 0;
+  // What a reader will inflate in all, kept within its bound (else the reader would call the segment corrupt).
+  let inflated = 0;
   const storeUpTo = (to: number): void => {
     if (to <= storedFrom) return;
     const body = encodeV2(messages, storedFrom, to).subarray(1);
@@ -152,20 +155,27 @@ export function encodeSegment(messages: readonly OutgoingMessage[], groups?: rea
   };
   for (const [from, to] of compressible) {
     const raw = encodeV2(messages, from, to).subarray(1);
+    if (inflated + raw.length > MAX_INFLATED_BYTES) continue;
     const packed = deflateRawSync(raw, { level: 1 });
     if (packed.length > raw.length - raw.length / 8) continue;
     storeUpTo(from);
     parts.push(runHeader(to - from, RUN_DEFLATE, [raw.length, packed.length]), packed);
     storedFrom = to;
+    compressedRuns += 1;
+    inflated += raw.length;
   }
+  if (compressedRuns === 0) return encodeV2(messages);
   storeUpTo(messages.length);
   return Buffer.concat(parts);
 }
 
 /** Runs below this many characters are not compressed: zlib's set-up costs more than PGlite saves on them. */
 export const COMPRESS_MIN_CHARS = 4096;
-/** Largest run a reader inflates (a bound on allocation; runs are cut far below it). */
-const MAX_RUN_BYTES = 64 * 1024 * 1024;
+/**
+ * Most bytes a reader inflates for one segment, all runs together (a bound on allocation; the writer's
+ * segments are far smaller, and it stores a run rather than compress past this bound).
+ */
+const MAX_INFLATED_BYTES = 64 * 1024 * 1024;
 const RUN_STORED = 0;
 const RUN_DEFLATE = 1;
 
@@ -303,6 +313,7 @@ function readRecords(reader: Reader, count: number, out: StoredRecord[], at: num
 function decodeRuns(buf: Buffer, expected: number): StoredRecord[] {
   const out: StoredRecord[] = [];
   const reader = new Reader(buf, 1);
+  let inflated = 0;
   while (reader.left > 0) {
     const count = reader.varint();
     const mode = reader.varint();
@@ -317,9 +328,9 @@ function decodeRuns(buf: Buffer, expected: number): StoredRecord[] {
     } else if (mode === RUN_DEFLATE) {
       const rawLength = reader.varint();
       const length = reader.varint();
-      if (length > reader.left || rawLength > MAX_RUN_BYTES || count * MIN_RECORD_BYTES > rawLength) {
-        throw corrupt('run past the end');
-      }
+      if (length > reader.left || count * MIN_RECORD_BYTES > rawLength) throw corrupt('run past the end');
+      inflated += rawLength;
+      if (inflated > MAX_INFLATED_BYTES) throw corrupt('runs inflate past the bound');
       let raw: Buffer;
       try {
         // Bounded by the stored length: a run never inflates past what its writer measured.
