@@ -308,6 +308,14 @@ describe('numbers, lists and cross-field rules', () => {
     expect(inspect(config, { depth: 10 })).not.toContain('hunter2-pw');
   });
 
+  it('compresses one-request batches on the postgres bus unless BUS_COMPRESS_BATCHES=false', () => {
+    expect(load().bus.compressBatches).toBe(true);
+    expect(load({ BUS_COMPRESS_BATCHES: 'false' }).bus.compressBatches).toBe(false);
+    expect(problemsOf({ BUS_COMPRESS_BATCHES: 'off-ish' })).toEqual([
+      'BUS_COMPRESS_BATCHES must be true or false',
+    ]);
+  });
+
   it('a Kafka CA path needs KAFKA_TLS_ENABLED (never a silent plaintext connection)', () => {
     expect(problemsOf({ KAFKA_TLS_CA_CERT_PATH: '/etc/signal/kafka-ca/ca.crt' })).toEqual([
       'KAFKA_TLS_CA_CERT_PATH is set but KAFKA_TLS_ENABLED is not true: set KAFKA_TLS_ENABLED=true (a CA is only used over TLS)',

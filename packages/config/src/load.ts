@@ -70,6 +70,8 @@ export interface SignalConfig {
   };
   readonly bus: {
     readonly kind: BusKind;
+    /** postgres bus: compress one request's same-visitor runs (ADR 0011). */
+    readonly compressBatches: boolean;
     readonly kafka: {
       readonly brokers: readonly string[];
       /** null: each service presents its own name. */
@@ -381,6 +383,7 @@ function assemble(v: SettingValues, file: string | null): SignalConfig {
     },
     bus: {
       kind: v.BUS,
+      compressBatches: v.BUS_COMPRESS_BATCHES,
       kafka: {
         brokers: v.KAFKA_BROKERS ?? [],
         clientId: v.KAFKA_CLIENT_ID ?? null,

@@ -216,6 +216,12 @@ export const SETTINGS = {
     default: 'postgres',
     doc: 'Event bus: postgres (embedded or server) or kafka',
   }),
+  BUS_COMPRESS_BATCHES: withDefault({
+    yaml: 'bus.compress_batches',
+    schema: bool(),
+    default: true,
+    doc: "postgres bus: compress each visitor's multi-event request inside its sealed segment (never two requests together, ADR 0011); false trades throughput for segment sizes that do not depend on a request's redundancy",
+  }),
   KAFKA_BROKERS: setting({
     yaml: 'kafka.brokers',
     schema: list({ item: brokerItem, itemDescription: 'a comma-separated list of host:port' }),

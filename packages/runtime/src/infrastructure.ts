@@ -153,5 +153,11 @@ export function openBus(
   if (config.bus.kind === 'kafka') {
     return createKafkaBus(kafkaBusSettings(config, clientId), { logger, crypto, onUnreadable });
   }
-  return createPostgresBus({ db, logger, crypto, onUnreadable });
+  return createPostgresBus({
+    db,
+    logger,
+    crypto,
+    onUnreadable,
+    compressRuns: config.bus.compressBatches,
+  });
 }
