@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { fsyncSync } from 'node:fs';
 import { access, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -167,6 +168,37 @@ describe('PGlite durability on disk', () => {
       }
     } finally {
       await db.close().catch(() => undefined);
+    }
+  });
+});
+
+describe('PGlite checkpoints on disk', () => {
+  it('checkpoints once enough WAL was written, so pg_wal and crash recovery stay bounded', async () => {
+    const dataDir = join(await mkdtemp(join(tmpdir(), 'signal-store-ckpt-')), 'data');
+    const db = await createDatabase({
+      kind: 'pglite',
+      dataDir,
+      checkpointWalBytes: 1024 * 1024,
+      checkpointCheckMs: 50,
+    });
+    const redo = async () =>
+      (await db.query<{ lsn: string }>('SELECT redo_lsn::text AS lsn FROM pg_control_checkpoint()')).rows[0]
+        ?.lsn;
+    try {
+      await db.exec('CREATE TABLE blobs (body bytea NOT NULL)');
+      const before = await redo();
+      for (let i = 0; i < 40; i += 1) {
+        await db.query('INSERT INTO blobs (body) VALUES ($1)', [randomBytes(64 * 1024)]);
+      }
+      // ~2.5 MB of WAL: PGlite alone would not checkpoint before close.
+      await expect.poll(redo, { timeout: 10_000, interval: 50 }).not.toBe(before);
+      const { rows } = await db.query<{ behind: string }>(
+        'SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), redo_lsn)::bigint::text AS behind FROM pg_control_checkpoint()',
+      );
+      expect(Number(rows[0]?.behind)).toBeLessThan(2 * 1024 * 1024);
+    } finally {
+      await db.close();
+      await rm(join(dataDir, '..'), { recursive: true, force: true });
     }
   });
 });
