@@ -303,6 +303,22 @@ describe('segment format v3 (runs of one call and one key, compressed)', () => {
     const header = Buffer.from([SEGMENT_FORMAT_V3, 1, 1, 5]);
     expectCorrupt(() => decodeSegment(Buffer.concat([header, encodeVarint(bomb.length), bomb]), 1));
     expectCorrupt(() => decodeSegment(Buffer.from([SEGMENT_FORMAT_V3, 1, 7, 3, 0, 0, 0]), 1));
+    // Bytes after the end of a run's deflate stream, inside its stored length: refused, not ignored.
+    const record = Buffer.from([0, 1, 0x6b, 1, 0x76]);
+    const stream = deflateRawSync(record);
+    const padded = Buffer.concat([stream, Buffer.from('hidden')]);
+    const withTrailer = Buffer.concat([
+      Buffer.from([SEGMENT_FORMAT_V3, 1, 1, record.length]),
+      encodeVarint(padded.length),
+      padded,
+    ]);
+    expectCorrupt(() => decodeSegment(withTrailer, 1));
+    const exact = Buffer.concat([
+      Buffer.from([SEGMENT_FORMAT_V3, 1, 1, record.length]),
+      encodeVarint(stream.length),
+      stream,
+    ]);
+    expect(decodeSegment(exact, 1)).toEqual([{ key: 'k', value: 'v', headers: {} }]);
     // Runs whose raw lengths add up past the bound: the first (a real 40 MiB record) inflates, the second
     // is refused before inflating anything.
     const big = 40 * 1024 * 1024;

@@ -332,13 +332,20 @@ function decodeRuns(buf: Buffer, expected: number): StoredRecord[] {
       inflated += rawLength;
       if (inflated > MAX_INFLATED_BYTES) throw corrupt('runs inflate past the bound');
       let raw: Buffer;
+      let consumed: number;
       try {
         // Bounded by the stored length: a run never inflates past what its writer measured.
-        raw = inflateRawSync(buf.subarray(reader.pos, reader.pos + length), { maxOutputLength: rawLength });
+        const inflated = inflateRawSync(buf.subarray(reader.pos, reader.pos + length), {
+          maxOutputLength: rawLength,
+          info: true,
+        }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
+        raw = inflated.buffer;
+        consumed = inflated.engine.bytesWritten;
       } catch {
         throw corrupt('bad compressed run');
       }
-      if (raw.length !== rawLength) throw corrupt('run length differs');
+      // The stream must end exactly where the run does: nothing unread hidden after it.
+      if (raw.length !== rawLength || consumed !== length) throw corrupt('run length differs');
       const body = new Reader(raw, 0);
       readRecords(body, count, out, out.length);
       if (body.left !== 0) throw corrupt('run length differs');
