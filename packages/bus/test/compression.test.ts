@@ -12,7 +12,7 @@ import {
   segmentContext,
 } from '../src/index';
 import { encodeSegment } from '../src/postgres/segment';
-import { randomId, recordingLogger, testCrypto, waitFor } from './helpers';
+import { collect, randomId, recordingLogger, testCrypto, waitFor } from './helpers';
 import { TEST_TIMINGS } from './timings';
 
 /**
@@ -79,13 +79,7 @@ describe('postgres bus: compressed runs (PGlite)', () => {
     expect(segment?.stored).toBeLessThan(raw / 4);
 
     const seen: ConsumedMessage[] = [];
-    await bus.subscribe({
-      groupId: randomId('g'),
-      topics: [topic],
-      handler: async (b) => {
-        seen.push(...b.messages);
-      },
-    });
+    await collect(bus, randomId('g'), topic, seen);
     await waitFor(() => seen.length === 100, 'all 100 messages');
     expect(seen.map((m) => [m.key, m.value])).toEqual(sent.map((m) => [m.key, m.value]));
   });
@@ -124,13 +118,7 @@ describe('postgres bus: compressed runs (PGlite)', () => {
       expect((await segments(topic)).map((s) => s.plain[0])).toEqual([0x03, 0x02]);
 
       const seen: ConsumedMessage[] = [];
-      await plainBus.subscribe({
-        groupId: randomId('g'),
-        topics: [topic],
-        handler: async (b) => {
-          seen.push(...b.messages);
-        },
-      });
+      await collect(plainBus, randomId('g'), topic, seen);
       await waitFor(() => seen.length === 100, 'all 100 messages');
       expect(seen.map((m) => m.value)).toEqual([...compressed, ...plain].map((m) => m.value));
     } finally {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { type CryptoService, createCryptoService, createKeyring } from '@signal/crypto';
 import type { Database, Queryable } from '@signal/store';
 import { StoreError } from '@signal/store';
-import type { BusLogger } from '../src/index';
+import type { Bus, BusLogger, ConsumedMessage } from '../src/index';
 
 export function randomId(prefix: string): string {
   return `${prefix}-${randomBytes(5).toString('hex')}`;
@@ -113,5 +113,17 @@ export function severable(inner: Database): { readonly db: Database; readonly fa
 export function testCrypto(key: Buffer = randomBytes(32), previous?: Buffer): CryptoService {
   return createCryptoService({
     keyring: createKeyring({ current: key, ...(previous === undefined ? {} : { previous }) }),
+  });
+}
+
+/** Subscribes `groupId` to `topic` and appends every consumed message to `into`. */
+export function collect(bus: Bus, groupId: string, topic: string, into: ConsumedMessage[], batchSize = 10) {
+  return bus.subscribe({
+    groupId,
+    topics: [topic],
+    batchSize,
+    handler: async (batch) => {
+      into.push(...batch.messages);
+    },
   });
 }

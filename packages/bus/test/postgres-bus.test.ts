@@ -15,7 +15,7 @@ import {
   type PostgresBus,
   type PostgresBusSettings,
 } from '../src/index';
-import { recordingLogger, severable, testCrypto, waitFor } from './helpers';
+import { collect, recordingLogger, severable, testCrypto, waitFor } from './helpers';
 import { TEST_TIMINGS } from './timings';
 
 async function busError(promise: Promise<unknown>): Promise<BusError> {
@@ -26,17 +26,6 @@ async function busError(promise: Promise<unknown>): Promise<BusError> {
     throw err;
   }
   throw new Error('expected a BusError');
-}
-
-function collect(bus: Bus, groupId: string, topic: string, into: ConsumedMessage[], batchSize = 10) {
-  return bus.subscribe({
-    groupId,
-    topics: [topic],
-    batchSize,
-    handler: async (batch) => {
-      into.push(...batch.messages);
-    },
-  });
 }
 
 const values = (messages: readonly ConsumedMessage[]): string[] => messages.map((m) => m.value);

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDatabase, type Database, migrate } from '@signal/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Bus, busMigrations, createPostgresBus } from '../src/index';
-import { randomId, recordingLogger, testCrypto } from './helpers';
+import { type Bus, busMigrations, type ConsumedMessage, createPostgresBus } from '../src/index';
+import { collect, randomId, recordingLogger, testCrypto } from './helpers';
 import { TEST_TIMINGS } from './timings';
 
 /**
@@ -56,15 +56,11 @@ describe('postgres bus: segment storage (PGlite)', () => {
     await bus.publish(topic, [large]);
     expect(await toastChunks()).toBeGreaterThan(0);
 
-    const seen: string[] = [];
-    await bus.subscribe({
-      groupId: randomId('g'),
-      topics: [topic],
-      handler: async (b) => {
-        seen.push(...b.messages.map((m) => m.value));
-      },
-    });
-    await expect.poll(() => seen, { timeout: 15_000 }).toEqual([small.value, large.value]);
+    const seen: ConsumedMessage[] = [];
+    await collect(bus, randomId('g'), topic, seen);
+    await expect
+      .poll(() => seen.map((m) => m.value), { timeout: 15_000 })
+      .toEqual([small.value, large.value]);
   });
 
   it('rejects publishes (never hangs, never acknowledges) once the disk refuses to sync', async () => {

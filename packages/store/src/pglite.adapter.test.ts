@@ -78,14 +78,16 @@ describe('PGlite durability on disk', () => {
   it('syncs the data directory on open and the WAL before every COMMIT returns', async () => {
     const dataDir = join(await parent, 'synced');
     const synced: string[] = [];
-    const db = await createDatabase({
-      kind: 'pglite',
-      dataDir,
-      fileSync: (fd, path) => {
-        fsyncSync(fd);
-        synced.push(path);
-      },
-    });
+    const open = () =>
+      createDatabase({
+        kind: 'pglite',
+        dataDir,
+        fileSync: (fd, path) => {
+          fsyncSync(fd);
+          synced.push(path);
+        },
+      });
+    const db = await open();
     try {
       // Written without syncs (here: initdb's files): on disk before the first acknowledgement, pg_control
       // last (it names the checkpoint recovery starts from), then the directory's own entry in its parent.
@@ -121,14 +123,7 @@ describe('PGlite durability on disk', () => {
 
     // Reopened: what the last run left is synced before PostgreSQL starts its recovery, pg_control last.
     synced.length = 0;
-    const again = await createDatabase({
-      kind: 'pglite',
-      dataDir,
-      fileSync: (fd, path) => {
-        fsyncSync(fd);
-        synced.push(path);
-      },
-    });
+    const again = await open();
     try {
       const control = resolve(join(dataDir, 'global', 'pg_control'));
       expect(synced.indexOf(control)).toBeGreaterThan(synced.indexOf(resolve(join(dataDir, 'base'))));

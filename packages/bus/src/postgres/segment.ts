@@ -335,12 +335,12 @@ function decodeRuns(buf: Buffer, expected: number): StoredRecord[] {
       let consumed: number;
       try {
         // Bounded by the stored length: a run never inflates past what its writer measured.
-        const inflated = inflateRawSync(buf.subarray(reader.pos, reader.pos + length), {
+        const result = inflateRawSync(buf.subarray(reader.pos, reader.pos + length), {
           maxOutputLength: rawLength,
           info: true,
         }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
-        raw = inflated.buffer;
-        consumed = inflated.engine.bytesWritten;
+        raw = result.buffer;
+        consumed = result.engine.bytesWritten;
       } catch {
         throw corrupt('bad compressed run');
       }
