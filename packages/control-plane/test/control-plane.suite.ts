@@ -226,7 +226,10 @@ export function describeControlPlaneSuite(target: DbTarget, skip = false): void 
           rateLimitRps: null,
           hmacSecrets: [Buffer.from(made.hmacSecret, 'utf8')],
         });
-        expect(await cp.findPipelineByKey(`${made.key.slice(0, -1)}x`)).toBeNull();
+        // Change the last character to one it is not (a key ending in 'x' once made `…x` the same key).
+        const tampered = `${made.key.slice(0, -1)}${made.key.endsWith('x') ? 'y' : 'x'}`;
+        expect(tampered).not.toBe(made.key);
+        expect(await cp.findPipelineByKey(tampered)).toBeNull();
         expect(await cp.findPipelineByKey('dk_live_short')).toBeNull();
         expect(await cp.linkedDomains(made.pipeline.id)).toEqual(['a.example', 'b.example:8443']);
         expect(await cp.linkedDomains('pl_unknown')).toEqual([]);
