@@ -24,7 +24,14 @@ export {
   type KmsCryptoRuntime,
   type SubjectKeys,
 } from './kms-bootstrap';
-export { type Component, exitOnSignals, Lifecycle, type LifecycleLogger } from './lifecycle';
+export {
+  type Component,
+  exitOnSignals,
+  Lifecycle,
+  type LifecycleLogger,
+  type Shutdown,
+  type ShutdownReason,
+} from './lifecycle';
 export {
   openServiceHost,
   type ServiceContainer,

@@ -11,7 +11,7 @@ import {
 } from '@signal/bus';
 import { type Cache, createMemoryCache, createRedisCache } from '@signal/cache';
 import type { SignalConfig } from '@signal/config';
-import { createDatabase, type Database } from '@signal/store';
+import { createDatabase, type Database, type StoreError } from '@signal/store';
 import type { Metrics } from '@signal/telemetry';
 
 export interface InfraLogger {
@@ -34,12 +34,18 @@ export function databaseSchemaFor(namespace: string): string {
 /**
  * The database from configuration: PostgreSQL when DATABASE_URL is set (pool of DB_MAX_CONNS, TLS from the
  * URL's sslmode/sslrootcert), else the embedded PGlite in SIGNAL_DATA_DIR — only where `allowEmbedded`
- * (the all-in-one); a production service without DATABASE_URL refuses to start.
+ * (the all-in-one); a production service without DATABASE_URL refuses to start. `onEmbeddedFatal`: the
+ * embedded database stopped for good (PostgreSQL PANICked, e.g. on a failed fsync); the process should stop
+ * and be restarted, which recovers the database from its WAL.
  */
 export async function openDatabase(
   config: SignalConfig,
   logger: InfraLogger,
-  options: { allowEmbedded: boolean; applicationName: string },
+  options: {
+    allowEmbedded: boolean;
+    applicationName: string;
+    onEmbeddedFatal?: (error: StoreError) => void;
+  },
 ): Promise<Database> {
   const url = config.database.url?.reveal();
   if (url !== undefined) {
@@ -55,7 +61,12 @@ export async function openDatabase(
   if (!options.allowEmbedded) {
     throw new Error('DATABASE_URL must be set: this service needs a PostgreSQL server (postgres://…)');
   }
-  return createDatabase({ kind: 'pglite', dataDir: join(config.dataDir, 'pglite'), logger });
+  return createDatabase({
+    kind: 'pglite',
+    dataDir: join(config.dataDir, 'pglite'),
+    logger,
+    ...(options.onEmbeddedFatal ? { onFatal: options.onEmbeddedFatal } : {}),
+  });
 }
 
 /** Redis when REDIS_URL is set (TLS per REDIS_TLS_ENABLED / rediss://), else the in-process cache. */

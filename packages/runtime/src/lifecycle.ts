@@ -61,19 +61,27 @@ export class Lifecycle {
   }
 }
 
+/** Why the process stops: logged, and the exit code once the lifecycle stopped (1 also when stopping failed). */
+export interface ShutdownReason {
+  readonly reason: string;
+  readonly exitCode: 0 | 1;
+}
+
+/** Starts one graceful stop of the process; later calls while it runs are ignored. */
+export type Shutdown = (why: ShutdownReason) => void;
+
 /**
  * SIGTERM/SIGINT: stop gracefully within the deadline, then exit 0 (1 if stopping failed). A second signal
- * forces an immediate exit, for an operator who does not want to wait.
+ * forces an immediate exit, for an operator who does not want to wait. Returns the same graceful stop for
+ * the process's own reasons to end, such as an embedded database that stopped for good (exit 1, so that a
+ * supervisor restarts it).
  */
-export function exitOnSignals(lifecycle: Lifecycle, logger: LifecycleLogger, deadlineMs = 25_000): void {
-  let received = false;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (received) {
-      logger.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
-    }
-    received = true;
-    logger.info({ signal, deadlineMs }, 'stopping');
+export function exitOnSignals(lifecycle: Lifecycle, logger: LifecycleLogger, deadlineMs = 25_000): Shutdown {
+  let stopping = false;
+  const shutdown: Shutdown = ({ reason, exitCode }) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ reason, deadlineMs }, 'stopping');
     const force = setTimeout(() => {
       logger.error({ deadlineMs }, 'graceful stop overran its deadline: exiting');
       process.exit(1);
@@ -81,8 +89,8 @@ export function exitOnSignals(lifecycle: Lifecycle, logger: LifecycleLogger, dea
     force.unref();
     lifecycle.stop(deadlineMs).then(
       () => {
-        logger.info({}, 'stopped');
-        process.exit(0);
+        logger.info({ reason, exitCode }, 'stopped');
+        process.exit(exitCode);
       },
       (err: unknown) => {
         logger.error({ err }, 'stop failed');
@@ -90,6 +98,14 @@ export function exitOnSignals(lifecycle: Lifecycle, logger: LifecycleLogger, dea
       },
     );
   };
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.warn({ signal }, 'signal while stopping: exiting now');
+      process.exit(1);
+    }
+    shutdown({ reason: signal, exitCode: 0 });
+  };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  return shutdown;
 }

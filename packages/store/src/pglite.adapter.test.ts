@@ -136,9 +136,11 @@ describe('PGlite durability on disk', () => {
   it('never acknowledges a COMMIT whose WAL could not be synced, and stops answering (never freezes) after it', async () => {
     const dataDir = join(await parent, 'failing');
     let failing = false;
+    const fatal: unknown[] = [];
     const db = await createDatabase({
       kind: 'pglite',
       dataDir,
+      onFatal: (err) => fatal.push(err),
       fileSync: (fd) => {
         if (failing) throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
         fsyncSync(fd);
@@ -149,6 +151,9 @@ describe('PGlite durability on disk', () => {
       failing = true;
       const refused = await db.query('INSERT INTO t (n) VALUES (1)').catch((err: unknown) => err);
       expect(isStoreError(refused) && refused.code).toBe('unavailable');
+      // The process is told once, so that it can stop and let its supervisor restart it.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(fatal).toEqual([refused]);
       // PostgreSQL PANICs on a failed fsync; PGlite's backend is then gone (a further statement would spin
       // inside WASM and freeze the process). Every later call fails at once, saying what to do.
       failing = false;
@@ -161,6 +166,8 @@ describe('PGlite durability on disk', () => {
         expect(isStoreError(err) && err.code).toBe('unavailable');
         expect(String(err)).toMatch(/restart the process/);
       }
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(fatal).toHaveLength(1);
     } finally {
       await db.close().catch(() => undefined);
     }

@@ -24,6 +24,12 @@ export interface PgliteDatabaseOptions {
   readonly checkpointWalBytes?: number;
   /** On disk: how often the WAL written since the last checkpoint is checked (default 30 s). */
   readonly checkpointCheckMs?: number;
+  /**
+   * Called once, soon after PostgreSQL stopped (a PANIC, e.g. on a failed fsync, or a FATAL): from then on
+   * every call fails with `unavailable` until the process restarts and recovers from the WAL. A long-running
+   * process should stop and exit, so that its supervisor restarts it.
+   */
+  readonly onFatal?: (error: StoreError) => void;
 }
 
 const DEFAULT_CHECKPOINT_WAL_BYTES = 64 * 1024 * 1024;
@@ -42,6 +48,11 @@ function toResult<R>(result: Results<R>): QueryResult<R> {
  */
 class Liveness {
   #fatal: StoreError | undefined;
+  readonly #onFatal: ((error: StoreError) => void) | undefined;
+
+  constructor(onFatal?: (error: StoreError) => void) {
+    this.#onFatal = onFatal;
+  }
 
   check(): void {
     if (this.#fatal !== undefined) throw this.#fatal;
@@ -53,12 +64,18 @@ class Liveness {
     const severity =
       typeof err === 'object' && err !== null && 'severity' in err ? String(err.severity) : undefined;
     if (severity === 'PANIC' || severity === 'FATAL') {
-      const sqlState = mapped.sqlState ?? 'unknown';
-      this.#fatal ??= new StoreError(
-        'unavailable',
-        `the embedded database stopped after a ${severity} (SQLSTATE ${sqlState}); restart the process so it recovers from its write-ahead log`,
-        mapped.sqlState === undefined ? {} : { sqlState: mapped.sqlState },
-      );
+      if (this.#fatal === undefined) {
+        const sqlState = mapped.sqlState ?? 'unknown';
+        const fatal = new StoreError(
+          'unavailable',
+          `the embedded database stopped after a ${severity} (SQLSTATE ${sqlState}); restart the process so it recovers from its write-ahead log`,
+          mapped.sqlState === undefined ? {} : { sqlState: mapped.sqlState },
+        );
+        this.#fatal = fatal;
+        // After the failing call has been answered, not inside it: the listener may start a shutdown.
+        const onFatal = this.#onFatal;
+        if (onFatal !== undefined) setImmediate(() => onFatal(fatal));
+      }
       return this.#fatal;
     }
     return mapped;
@@ -117,14 +134,15 @@ class PgliteDatabase implements Database {
   #db: PGlite;
   #unlock: () => Promise<void>;
   #closing: Promise<void> | undefined;
-  readonly #liveness = new Liveness();
+  readonly #liveness: Liveness;
 
   #checkpoints: ReturnType<typeof setInterval> | undefined;
   #checkpointing = false;
 
-  constructor(db: PGlite, unlock: () => Promise<void>) {
+  constructor(db: PGlite, unlock: () => Promise<void>, onFatal?: (error: StoreError) => void) {
     this.#db = db;
     this.#unlock = unlock;
+    this.#liveness = new Liveness(onFatal);
   }
 
   /**
@@ -255,7 +273,7 @@ export async function openPgliteDatabase(options: PgliteDatabaseOptions): Promis
     { kind: 'pglite', storage: options.dataDir === undefined ? 'memory' : 'disk (fsync on)' },
     'database opened',
   );
-  const database = new PgliteDatabase(db, unlock);
+  const database = new PgliteDatabase(db, unlock, options.onFatal);
   if (options.dataDir !== undefined) {
     database.startCheckpoints(
       options.checkpointWalBytes ?? DEFAULT_CHECKPOINT_WAL_BYTES,

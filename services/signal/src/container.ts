@@ -45,6 +45,12 @@ import { ALL_MIGRATIONS } from './migrations';
 export interface SignalDeps {
   readonly config: SignalConfig;
   readonly logger: Logger;
+  /**
+   * The embedded database stopped for good (a PANIC, e.g. on a failed fsync): every request that needs it
+   * now fails with 503. `main` stops the process (exit 1) so that its supervisor restarts it and PostgreSQL
+   * recovers from its WAL.
+   */
+  readonly onFatal?: (error: Error) => void;
 }
 
 const DEV_JWT_FILE = 'development-jwt.secret';
@@ -64,13 +70,17 @@ function developmentJwtSecret(dataDir: string): string {
  * transport. Components join the lifecycle in start order and stop in reverse: the HTTP server stops
  * taking requests first, consumers drain, the bus and database close last.
  */
-export async function buildSignal({ config, logger }: SignalDeps) {
+export async function buildSignal({ config, logger, onFatal }: SignalDeps) {
   const metrics = createMetrics();
   const lifecycle = new Lifecycle(logger);
   const log = (component: string) => logger.child({ component });
 
   // ── Adapters ─────────────────────────────────────────────────────────────────────────────────────
-  const db = await openDatabase(config, log('store'), { allowEmbedded: true, applicationName: 'signal' });
+  const db = await openDatabase(config, log('store'), {
+    allowEmbedded: true,
+    applicationName: 'signal',
+    ...(onFatal ? { onEmbeddedFatal: onFatal } : {}),
+  });
   lifecycle.add({ name: 'database', stop: () => db.close() });
   await migrate(db, ALL_MIGRATIONS, log('migrate'));
   const cache = await openCache(config, log('cache'), { allowEmbedded: true });

@@ -3,7 +3,7 @@
  * Configuration comes only from env and signal.yaml; a bad value stops here with a message naming it.
  */
 import { ConfigError, loadConfig } from '@signal/config';
-import { exitOnSignals } from '@signal/runtime';
+import { exitOnSignals, type Shutdown } from '@signal/runtime';
 import { createLogger } from '@signal/telemetry';
 import { buildSignal } from './container';
 
@@ -19,9 +19,20 @@ try {
 }
 
 const logger = createLogger({ level: config.logLevel, name: 'signal' });
+let shutdown: Shutdown | undefined;
 try {
-  const signal = await buildSignal({ config, logger });
-  exitOnSignals(signal.lifecycle, logger);
+  const signal = await buildSignal({
+    config,
+    logger,
+    onFatal: (err) => {
+      logger.fatal(
+        { err },
+        'the embedded database stopped: stopping Signal so that it is restarted and recovers',
+      );
+      shutdown?.({ reason: 'embedded database stopped', exitCode: 1 });
+    },
+  });
+  shutdown = exitOnSignals(signal.lifecycle, logger);
   await signal.lifecycle.start();
   signal.announce();
 } catch (err) {
