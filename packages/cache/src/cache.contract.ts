@@ -64,13 +64,15 @@ export function describeCacheContract(
       expect(await cache.get('k')).toBeNull();
     });
 
+    // TTLs and windows of 1.5 s: a CI machine starved for a few hundred ms between two awaits must not
+    // expire a value before the test has read it.
     it('expires values after their TTL', async () => {
       const cache = await fresh();
-      await cache.set('short', 'v', { ttlMs: 300 });
+      await cache.set('short', 'v', { ttlMs: 1500 });
       await cache.set('long', 'v', { ttlMs: 60_000 });
-      expect(await cache.setIfAbsent('token', 'used', 300)).toBe(true);
+      expect(await cache.setIfAbsent('token', 'used', 1500)).toBe(true);
       expect(await cache.get('short')).toBe('v');
-      await sleep(450);
+      await sleep(1650);
       expect(await cache.get('short')).toBeNull();
       expect(await cache.get('long')).toBe('v');
       expect(await cache.setIfAbsent('token', 'used-again', 60_000)).toBe(true);
@@ -115,9 +117,9 @@ export function describeCacheContract(
       expect(await cache.compareAndSet('cas', null, 'v2', 60_000)).toBe(false);
       expect(await cache.compareAndSet('cas', 'v2', 'v3', 60_000)).toBe(false);
       expect(await cache.get('cas')).toBe('v1');
-      expect(await cache.compareAndSet('cas', 'v1', 'v2', 300)).toBe(true);
+      expect(await cache.compareAndSet('cas', 'v1', 'v2', 1500)).toBe(true);
       expect(await cache.get('cas')).toBe('v2');
-      await sleep(450);
+      await sleep(1650);
       expect(await cache.get('cas')).toBeNull();
       // An empty string is a value, not absence.
       await cache.set('empty', '', { ttlMs: 60_000 });
@@ -208,7 +210,7 @@ export function describeCacheContract(
 
     it('allows a limited subject again once Retry-After has passed', async () => {
       const cache = await fresh();
-      const limiter = new RateLimiter(cache, { name: 'delivery', limit: 1, windowMs: 300 });
+      const limiter = new RateLimiter(cache, { name: 'delivery', limit: 1, windowMs: 1500 });
       expect((await limiter.check('meta')).allowed).toBe(true);
       const denied = await limiter.check('meta');
       expect(denied.allowed).toBe(false);

@@ -248,7 +248,8 @@ export interface SeededOrg {
 export async function seedOrg(
   cp: ControlPlane,
   db: Database,
-  label = randomBytes(3).toString('hex'),
+  // 64 bits: the RBAC matrix seeds ~100 orgs in one schema, and slugs are unique (24 bits collided ~1 in 4,000).
+  label = randomBytes(8).toString('hex'),
 ): Promise<SeededOrg> {
   const { org, owner } = await cp.orgs.createWithOwner({
     name: `Org ${label}`,

@@ -42,7 +42,7 @@ async function fixture(t: TestApi): Promise<Fixture> {
     credentials: { access_token: 'fixture-access-token-value' },
   });
   const { user: victim } = await t.cp.users.invite(org.orgId, {
-    email: `victim-${randomBytes(3).toString('hex')}@x.example`,
+    email: `victim-${randomBytes(8).toString('hex')}@x.example`,
     role: 'editor',
   });
   const operations = t.operations;
@@ -82,7 +82,7 @@ const CASES: Readonly<Record<RouteId, (f: Fixture) => Case>> = {
   'users.list': () => ({ path: '/users', status: 200 }),
   'users.invite': () => ({
     path: '/users',
-    body: { email: `invitee-${randomBytes(3).toString('hex')}@x.example`, role: 'viewer' },
+    body: { email: `invitee-${randomBytes(8).toString('hex')}@x.example`, role: 'viewer' },
     status: 201,
   }),
   'users.get': (f) => ({ path: `/users/${f.victimId}`, status: 200 }),

@@ -301,7 +301,9 @@ export function describeReencryptSuite(target: DbTarget, skip = false, crashTarg
       } = await rotated({
         reencryption: {
           batchSize: 2,
-          leaseMs: 500,
+          // Long enough that a loaded machine cannot let it lapse before the 409 checks below; the test ends
+          // it itself (as time would) before the takeover.
+          leaseMs: 10_000,
           // A killed process has no watcher either: without this, this process's own watcher could win the
           // race for the orphaned job against the second process on a loaded machine.
           watchIntervalMs: 60_000,
@@ -315,7 +317,7 @@ export function describeReencryptSuite(target: DbTarget, skip = false, crashTarg
       const second = await startTestApi(await target.reopen(db), {
         keys: { current: b, previous: a },
         // Its own watcher would take the job over by itself; here the takeover goes through POST.
-        reencryption: { batchSize: 3, leaseMs: 500, watchIntervalMs: 60_000 },
+        reencryption: { batchSize: 3, leaseMs: 10_000, watchIntervalMs: 60_000 },
       });
       try {
         const token = await seeded.adminToken(first);
@@ -332,7 +334,10 @@ export function describeReencryptSuite(target: DbTarget, skip = false, crashTarg
           expect(conflict.json).toMatchObject({ error: { code: 'conflict' } });
         }
 
-        await new Promise((resolve) => setTimeout(resolve, 600));
+        // The crashed process's lease runs out (it renews nothing any more).
+        await db.query(
+          "UPDATE crypto_reencrypt_jobs SET lease_expires_at = now() - interval '1 millisecond'",
+        );
         const resumed = await second.call('POST', PATH, { token });
         expect(resumed.status).toBe(202);
         expect(statusSchema.parse(resumed.json)).toMatchObject({ status: 'running', processed_records: 2 });
