@@ -22,7 +22,7 @@ export interface PgliteDatabaseOptions {
   readonly fileSync?: FileSync;
   /** On disk: checkpoint once this much WAL was written since the last checkpoint (default 64 MiB). */
   readonly checkpointWalBytes?: number;
-  /** On disk: how often the WAL written since the last checkpoint is checked (default 30 s). */
+  /** On disk: how often the WAL written since the last checkpoint is checked (default 5 s). */
   readonly checkpointCheckMs?: number;
   /**
    * Called once, soon after PostgreSQL stopped (a PANIC, e.g. on a failed fsync, or a FATAL): from then on
@@ -33,7 +33,13 @@ export interface PgliteDatabaseOptions {
 }
 
 const DEFAULT_CHECKPOINT_WAL_BYTES = 64 * 1024 * 1024;
-const DEFAULT_CHECKPOINT_CHECK_MS = 30_000;
+/**
+ * Under sustained load the WAL written between two checks is what the next checkpoint has to write and sync,
+ * and what a restart after a crash replays. Measured with the bus at ~110 MB/s of WAL: checked every 30 s,
+ * pg_wal reached 1.6 GiB and the checkpoint stalled the event loop for 2 s; every 5 s, pg_wal stays under
+ * ~300 MiB with ~0.5 s stalls, at the same throughput. The check itself is one query (~0.2 ms).
+ */
+const DEFAULT_CHECKPOINT_CHECK_MS = 5_000;
 
 function toResult<R>(result: Results<R>): QueryResult<R> {
   return { rows: result.rows, rowCount: result.rowCount ?? result.affectedRows ?? result.rows.length };
