@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, open, readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { PGlite, type Results, type Transaction } from '@electric-sql/pglite';
 import { lockDataDir } from './data-dir-lock';
@@ -156,31 +156,48 @@ class PgliteDatabase implements Database {
    * `pg_wal` grows with every write and a restart after a crash replays everything since the last open.
    * Checked every `everyMs`, a CHECKPOINT runs once `walBytes` of WAL were written since the last one: WAL
    * on disk stays around that size (segments are recycled) and recovery replays at most about that much.
-   * A checkpoint blocks the event loop while it writes and syncs the dirty pages (measured ~2–3 ms per MB),
-   * so smaller, regular ones keep the pauses short.
+   * A checkpoint blocks the event loop while it writes and syncs the dirty pages, so the files changed since
+   * the last one are first synced off the loop (`writeBackDataFiles`): measured under sustained bus load,
+   * the pause fell from ~1.9 to ~0.65 ms per MB of WAL since the last checkpoint (~470 ms to ~250 ms).
    */
-  startCheckpoints(walBytes: number, everyMs: number, logger: StoreLogger | undefined): void {
+  startCheckpoints(
+    dataDir: string,
+    walBytes: number,
+    everyMs: number,
+    logger: StoreLogger | undefined,
+  ): void {
     this.#checkpoints = setInterval(() => {
       if (this.#checkpointing || this.#closing !== undefined) return;
       this.#checkpointing = true;
-      this.#checkpointIfDue(walBytes, logger).finally(() => {
+      this.#checkpointIfDue(dataDir, walBytes, logger).finally(() => {
         this.#checkpointing = false;
       });
     }, everyMs);
     this.#checkpoints.unref();
   }
 
-  async #checkpointIfDue(walBytes: number, logger: StoreLogger | undefined): Promise<void> {
+  #lastCheckpoint = 0;
+
+  async #checkpointIfDue(dataDir: string, walBytes: number, logger: StoreLogger | undefined): Promise<void> {
     try {
       const { rows } = await this.query<{ behind: string }>(
         'SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), redo_lsn)::bigint::text AS behind FROM pg_control_checkpoint()',
       );
       const behind = Number(rows[0]?.behind ?? 0);
       if (behind < walBytes) return;
+      const flushStarted = performance.now();
+      const since = this.#lastCheckpoint;
+      this.#lastCheckpoint = Date.now();
+      const flushed = await writeBackDataFiles(dataDir, since);
       const started = performance.now();
       await this.exec('CHECKPOINT');
       logger?.info(
-        { walBytes: behind, ms: Math.round(performance.now() - started) },
+        {
+          walBytes: behind,
+          filesWrittenBack: flushed,
+          writeBackMs: Math.round(started - flushStarted),
+          ms: Math.round(performance.now() - started),
+        },
         'embedded database checkpoint',
       );
     } catch (err) {
@@ -244,6 +261,45 @@ class PgliteDatabase implements Database {
   }
 }
 
+/**
+ * Syncs the relation files changed since `sinceMs` (epoch ms; mtime, with a second of slack) through fds of
+ * our own, on libuv's thread pool: the kernel writes their dirty pages back while the event loop keeps
+ * serving. A CHECKPOINT right after then finds little left to write when it syncs the same files from inside
+ * PGlite's synchronous call, which is what blocks the loop. Extra syncs are harmless; a file that vanished
+ * meanwhile (a dropped table) is skipped. Returns how many files were synced.
+ */
+async function writeBackDataFiles(dataDir: string, sinceMs: number): Promise<number> {
+  const dirs = [join(dataDir, 'global')];
+  try {
+    for (const db of await readdir(join(dataDir, 'base'))) dirs.push(join(dataDir, 'base', db));
+  } catch {
+    return 0;
+  }
+  // All at once, not file by file: under load each event-loop turn waits for a whole group commit, so a
+  // chain of hundreds of awaits would take seconds.
+  const listed = await Promise.all(dirs.map((dir) => readdir(dir).catch(() => [] as string[])));
+  const paths = dirs.flatMap((dir, i) => (listed[i] ?? []).map((name) => join(dir, name)));
+  const results = await Promise.all(
+    paths.map(async (path) => {
+      try {
+        const info = await stat(path);
+        if (!info.isFile() || info.mtimeMs < sinceMs - 1000) return false;
+        const handle = await open(path, 'r');
+        try {
+          await handle.datasync();
+          return true;
+        } finally {
+          await handle.close();
+        }
+      } catch {
+        // Gone or unreadable: CHECKPOINT syncs what it wrote itself either way.
+        return false;
+      }
+    }),
+  );
+  return results.filter(Boolean).length;
+}
+
 export async function openPgliteDatabase(options: PgliteDatabaseOptions): Promise<Database> {
   const common = { parsers: pgliteParsers(), serializers: pgliteSerializers() };
   let db: PGlite;
@@ -282,6 +338,7 @@ export async function openPgliteDatabase(options: PgliteDatabaseOptions): Promis
   const database = new PgliteDatabase(db, unlock, options.onFatal);
   if (options.dataDir !== undefined) {
     database.startCheckpoints(
+      resolve(options.dataDir),
       options.checkpointWalBytes ?? DEFAULT_CHECKPOINT_WAL_BYTES,
       options.checkpointCheckMs ?? DEFAULT_CHECKPOINT_CHECK_MS,
       options.logger,
