@@ -176,7 +176,8 @@ class PgliteDatabase implements Database {
     this.#checkpoints.unref();
   }
 
-  #lastCheckpoint = 0;
+  /** When the files were last all synced: the data directory is synced at open (`syncDataDir`). */
+  #lastCheckpoint = Date.now();
 
   async #checkpointIfDue(dataDir: string, walBytes: number, logger: StoreLogger | undefined): Promise<void> {
     try {
@@ -275,30 +276,43 @@ async function writeBackDataFiles(dataDir: string, sinceMs: number): Promise<num
   } catch {
     return 0;
   }
-  // All at once, not file by file: under load each event-loop turn waits for a whole group commit, so a
-  // chain of hundreds of awaits would take seconds.
+  // Stat everything at once, not file by file: under load each event-loop turn waits for a whole group
+  // commit, so a chain of hundreds of awaits would take seconds.
   const listed = await Promise.all(dirs.map((dir) => readdir(dir).catch(() => [] as string[])));
   const paths = dirs.flatMap((dir, i) => (listed[i] ?? []).map((name) => join(dir, name)));
-  const results = await Promise.all(
-    paths.map(async (path) => {
+  const changed = await Promise.all(
+    paths.map((path) =>
+      stat(path).then(
+        (info) => info.isFile() && info.mtimeMs >= sinceMs - 1000,
+        () => false,
+      ),
+    ),
+  );
+  const queue = paths.filter((_, i) => changed[i]);
+  // A bounded number of fds at a time: never enough to run the process out of descriptors, which would
+  // also fail its sockets.
+  let synced = 0;
+  const worker = async (): Promise<void> => {
+    for (let path = queue.pop(); path !== undefined; path = queue.pop()) {
       try {
-        const info = await stat(path);
-        if (!info.isFile() || info.mtimeMs < sinceMs - 1000) return false;
         const handle = await open(path, 'r');
         try {
           await handle.datasync();
-          return true;
+          synced += 1;
         } finally {
           await handle.close();
         }
       } catch {
-        // Gone or unreadable: CHECKPOINT syncs what it wrote itself either way.
-        return false;
+        // Gone (a dropped table) or unreadable: CHECKPOINT syncs what it wrote itself either way.
       }
-    }),
-  );
-  return results.filter(Boolean).length;
+    }
+  };
+  await Promise.all(Array.from({ length: WRITE_BACK_PARALLELISM }, worker));
+  return synced;
 }
+
+/** Files synced at once by `writeBackDataFiles` (libuv runs 4 file operations at a time by default). */
+const WRITE_BACK_PARALLELISM = 16;
 
 export async function openPgliteDatabase(options: PgliteDatabaseOptions): Promise<Database> {
   const common = { parsers: pgliteParsers(), serializers: pgliteSerializers() };
