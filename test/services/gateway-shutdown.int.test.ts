@@ -21,7 +21,7 @@ import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDeployment, type TestDeployment } from './support/deployment';
 import { type SeededPipeline, seedPipeline } from './support/seed';
-import { freePort, type ServiceProcess, startService, waitUntilReady } from './support/service-process';
+import { type ServiceProcess, startService, waitUntilReady } from './support/service-process';
 
 const available = (await postgresAvailable()) && (await redisAvailable());
 
@@ -159,12 +159,9 @@ describe.skipIf(!available)('ingestion gateway: SIGTERM under load', () => {
   });
 
   it('loses no acknowledged event: every 202 messageId is on raw-events; the rest got 503 or a connection error', async () => {
-    const port = await freePort();
-    gateway = startService(
-      'ingestion-gateway',
-      deployment.env({ PORT: String(port), RATE_LIMIT_RPS: '1000000' }),
-    );
+    gateway = startService('ingestion-gateway', deployment.env({ PORT: '0', RATE_LIMIT_RPS: '1000000' }));
     await waitUntilReady(gateway);
+    const port = gateway.port() ?? 0;
     const service = gateway;
 
     const agent = new Agent({ connections: SENDERS, keepAliveTimeout: 10_000 });

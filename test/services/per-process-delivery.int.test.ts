@@ -12,7 +12,7 @@ import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDeployment, type TestDeployment } from './support/deployment';
 import { type SeededPipeline, seedPipeline } from './support/seed';
-import { freePort, type ServiceProcess, startService, waitUntilReady } from './support/service-process';
+import { type ServiceProcess, startService, waitUntilReady } from './support/service-process';
 import { startWebhookSink, type WebhookSink } from './support/webhook-sink';
 
 const available = (await postgresAvailable()) && (await redisAvailable());
@@ -48,19 +48,18 @@ describe.skipIf(!available)('gateway → processor → worker as separate proces
     });
 
     const gatewayCert = await sink.ca.issueServerCertificate({ dnsNames: ['localhost'] });
-    const [gatewayPort, processorPort, workerPort] = await Promise.all([freePort(), freePort(), freePort()]);
     const gateway = startService(
       'ingestion-gateway',
       deployment.env({
-        PORT: String(gatewayPort),
+        PORT: '0',
         TLS_CERT_PATH: gatewayCert.certPath,
         TLS_KEY_PATH: gatewayCert.keyPath,
         TLS_MIN_VERSION: '1.3',
       }),
       { https: true },
     );
-    const processor = startService('event-processor', deployment.env({ PORT: String(processorPort) }));
-    const worker = startService('delivery-worker', deployment.env({ PORT: String(workerPort) }));
+    const processor = startService('event-processor', deployment.env({ PORT: '0' }));
+    const worker = startService('delivery-worker', deployment.env({ PORT: '0' }));
     services.push(gateway, processor, worker);
     const trusting = new Agent({ connect: { ca: sink.caPem } });
     try {

@@ -10,7 +10,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDeployment, type TestDeployment } from './support/deployment';
 import { type SeededPipeline, seedPipeline } from './support/seed';
 import {
-  freePort,
   runExpectingRefusal,
   SERVICES,
   type ServiceProcess,
@@ -53,8 +52,7 @@ describe.skipIf(!available)('each service runs as its own process (PostgreSQL, R
       const services: ServiceProcess[] = [];
       try {
         for (const name of SERVICES) {
-          const port = await freePort();
-          const extra: Record<string, string> = { PORT: String(port) };
+          const extra: Record<string, string> = { PORT: '0' };
           if (name === 'management-api') extra.JWT_SECRET = jwtSecret;
           services.push(startService(name, deployment.env(extra)));
         }
@@ -137,7 +135,7 @@ describe.skipIf(!available)('each service runs as its own process (PostgreSQL, R
     async () => {
       const results = await Promise.all(
         DATA_PLANE.map(async (name) => {
-          const env = deployment.env({ PORT: String(await freePort()) });
+          const env = deployment.env({ PORT: '0' });
           delete env.DATABASE_URL;
           return { name, ...(await runExpectingRefusal(name, env)) };
         }),
@@ -155,7 +153,7 @@ describe.skipIf(!available)('each service runs as its own process (PostgreSQL, R
     async () => {
       const results = await Promise.all(
         DATA_PLANE.map(async (name) => {
-          const env = deployment.env({ PORT: String(await freePort()) });
+          const env = deployment.env({ PORT: '0' });
           delete env.ENCRYPTION_KEY;
           return { name, ...(await runExpectingRefusal(name, env)) };
         }),
@@ -179,7 +177,7 @@ describe.skipIf(!available)('each service runs as its own process (PostgreSQL, R
           ...(await runExpectingRefusal(
             name,
             unmigrated.env({
-              PORT: String(await freePort()),
+              PORT: '0',
               ...(name === 'management-api' ? { JWT_SECRET: jwtSecret } : {}),
             }),
           )),

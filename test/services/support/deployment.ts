@@ -24,9 +24,12 @@ export interface TestDeployment {
   cleanup(): Promise<void>;
 }
 
-/** Only what a service needs: a developer's own DATABASE_URL or ENCRYPTION_KEY must not leak in. */
+/**
+ * Only what a service needs: a developer's own DATABASE_URL or ENCRYPTION_KEY must not leak in. LOG_LEVEL
+ * info: services started with PORT=0 say in their "listening" line which port they bound.
+ */
 export function baseEnv(): Record<string, string> {
-  return { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOG_LEVEL: 'warn' };
+  return { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOG_LEVEL: 'info' };
 }
 
 function databaseUrl(name: string): string {

@@ -1,5 +1,4 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { repoRoot } from '@signal/testkit';
 import { type Dispatcher, request } from 'undici';
@@ -21,7 +20,10 @@ export interface ServiceExit {
 /** One service as its own process, exactly as it is deployed: `node --import tsx services/<name>/src/main.ts`. */
 export interface ServiceProcess {
   readonly name: ServiceName;
+  /** Throws until the service has said which port it listens on (`waitUntilReady` waits for that). */
   readonly baseUrl: string;
+  /** The port it listens on, once known (with PORT=0 the service picks one and logs it); else undefined. */
+  port(): number | undefined;
   readonly child: ChildProcess;
   /** stdout and stderr so far. */
   output(): string;
@@ -32,15 +34,12 @@ export interface ServiceProcess {
   kill(): void;
 }
 
-/** A port that was free a moment ago (PORT=0 is not reported by the services, so tests pick one). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no TCP address');
-  return address.port;
-}
+/**
+ * The service's "listening" log line ({port, tls, …}, at info): the port it bound. Tests start services with
+ * PORT=0 and read it from there; a port picked free beforehand could be taken by another process (or an
+ * outgoing connection of this one) before the service binds it.
+ */
+const LISTENING_PORT = /"port":(\d+),"tls":(?:true|false)[,}]/;
 
 export function startService(
   name: ServiceName,
@@ -53,8 +52,13 @@ export function startService(
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
+  let port: number | undefined = env.PORT === '0' ? undefined : Number(env.PORT ?? '8080');
   const collect = (chunk: Buffer) => {
     output += chunk.toString('utf8');
+    if (port === undefined) {
+      const match = LISTENING_PORT.exec(output);
+      if (match) port = Number(match[1]);
+    }
   };
   child.stdout?.on('data', collect);
   child.stderr?.on('data', collect);
@@ -64,7 +68,11 @@ export function startService(
   const scheme = options.https ? 'https' : 'http';
   return {
     name,
-    baseUrl: `${scheme}://localhost:${env.PORT ?? '8080'}`,
+    get baseUrl() {
+      if (port === undefined) throw new Error(`${name} has not said which port it listens on yet`);
+      return `${scheme}://localhost:${port}`;
+    },
+    port: () => port,
     child,
     output: () => output,
     exited,
@@ -95,6 +103,11 @@ export async function waitUntilReady(
       throw new Error(
         `${service.name} exited (${exit.code ?? exit.signal}) before it was ready:\n${service.output()}`,
       );
+    }
+    if (service.port() === undefined) {
+      // Not listening yet.
+      await sleep(100);
+      continue;
     }
     try {
       const res = await request(`${service.baseUrl}/health/ready`, {
