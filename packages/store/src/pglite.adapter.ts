@@ -20,6 +20,11 @@ export interface PgliteDatabaseOptions {
   readonly logger?: StoreLogger;
   /** Syncs a file to disk (pglite-fsync.ts); default `fs.fsyncSync`. Tests pass a recording one. */
   readonly fileSync?: FileSync;
+  /**
+   * Syncs a changed data file off the event loop before a checkpoint (`writeBackDataFiles`); default: open
+   * it read-only and `datasync`. Tests pass a failing one.
+   */
+  readonly dataFileSync?: (path: string) => Promise<void>;
   /** On disk: checkpoint once this much WAL was written since the last checkpoint (default 64 MiB). */
   readonly checkpointWalBytes?: number;
   /** On disk: how often the WAL written since the last checkpoint is checked (default 5 s). */
@@ -60,8 +65,29 @@ class Liveness {
     this.#onFatal = onFatal;
   }
 
+  get dead(): boolean {
+    return this.#fatal !== undefined;
+  }
+
   check(): void {
     if (this.#fatal !== undefined) throw this.#fatal;
+  }
+
+  /**
+   * Marks the database dead for a reason found outside PostgreSQL (a data file that failed to sync): as after
+   * a PANIC, the process must restart so that recovery rewrites what may not be on disk.
+   */
+  die(reason: string): StoreError {
+    if (this.#fatal === undefined) {
+      const fatal = new StoreError(
+        'unavailable',
+        `the embedded database stopped: ${reason}; restart the process so it recovers from its write-ahead log`,
+      );
+      this.#fatal = fatal;
+      const onFatal = this.#onFatal;
+      if (onFatal !== undefined) setImmediate(() => onFatal(fatal));
+    }
+    return this.#fatal;
   }
 
   /** Maps a PGlite error, remembering a fatal one. */
@@ -165,11 +191,12 @@ class PgliteDatabase implements Database {
     walBytes: number,
     everyMs: number,
     logger: StoreLogger | undefined,
+    dataFileSync: (path: string) => Promise<void> = datasyncFile,
   ): void {
     this.#checkpoints = setInterval(() => {
       if (this.#checkpointing || this.#closing !== undefined) return;
       this.#checkpointing = true;
-      this.#checkpointIfDue(dataDir, walBytes, logger).finally(() => {
+      this.#checkpointIfDue(dataDir, walBytes, logger, dataFileSync).finally(() => {
         this.#checkpointing = false;
       });
     }, everyMs);
@@ -179,7 +206,12 @@ class PgliteDatabase implements Database {
   /** When the files were last all synced: the data directory is synced at open (`syncDataDir`). */
   #lastCheckpoint = Date.now();
 
-  async #checkpointIfDue(dataDir: string, walBytes: number, logger: StoreLogger | undefined): Promise<void> {
+  async #checkpointIfDue(
+    dataDir: string,
+    walBytes: number,
+    logger: StoreLogger | undefined,
+    dataFileSync: (path: string) => Promise<void>,
+  ): Promise<void> {
     try {
       const { rows } = await this.query<{ behind: string }>(
         'SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), redo_lsn)::bigint::text AS behind FROM pg_control_checkpoint()',
@@ -187,11 +219,24 @@ class PgliteDatabase implements Database {
       const behind = Number(rows[0]?.behind ?? 0);
       if (behind < walBytes) return;
       const flushStarted = performance.now();
-      const since = this.#lastCheckpoint;
-      this.#lastCheckpoint = Date.now();
-      const flushed = await writeBackDataFiles(dataDir, since);
+      // Files changed from here on are the next write-back's; moved only once this checkpoint succeeded.
+      const writeBackFrom = Date.now();
+      let flushed: number;
+      try {
+        flushed = WRITE_BACK ? await writeBackDataFiles(dataDir, this.#lastCheckpoint, dataFileSync) : 0;
+      } catch (err) {
+        // A failed sync may have consumed the kernel's only report of a lost write (a descriptor PostgreSQL
+        // opens later would not see it, and its CHECKPOINT would then "succeed" and recycle the WAL that can
+        // redo the page). So, as PostgreSQL does on a failed fsync: no checkpoint, the database is dead, and
+        // a restart recovers from the WAL.
+        const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : 'unknown';
+        const fatal = this.#liveness.die(`a data file failed to sync before a checkpoint (${code})`);
+        logger?.error({ err: fatal.message }, 'embedded database data file sync failed');
+        return;
+      }
       const started = performance.now();
       await this.exec('CHECKPOINT');
+      this.#lastCheckpoint = writeBackFrom;
       logger?.info(
         {
           walBytes: behind,
@@ -257,7 +302,10 @@ class PgliteDatabase implements Database {
 
   close(): Promise<void> {
     clearInterval(this.#checkpoints);
-    this.#closing ??= this.#db.close().finally(() => this.#unlock());
+    // A dead database is left as a crash leaves it: PGlite's close would run a shutdown checkpoint, which
+    // after a failed data-file sync could recycle the WAL that recovery needs (and after a PANIC there is no
+    // backend to run it). The next open recovers from the WAL.
+    this.#closing ??= this.#liveness.dead ? this.#unlock() : this.#db.close().finally(() => this.#unlock());
     return this.#closing;
   }
 }
@@ -267,43 +315,44 @@ class PgliteDatabase implements Database {
  * our own, on libuv's thread pool: the kernel writes their dirty pages back while the event loop keeps
  * serving. A CHECKPOINT right after then finds little left to write when it syncs the same files from inside
  * PGlite's synchronous call, which is what blocks the loop. Extra syncs are harmless; a file that vanished
- * meanwhile (a dropped table) is skipped. Returns how many files were synced.
+ * meanwhile (a dropped table) is skipped; any other failure is thrown (the caller treats it as fatal).
+ * Returns how many files were synced.
  */
-async function writeBackDataFiles(dataDir: string, sinceMs: number): Promise<number> {
+async function writeBackDataFiles(
+  dataDir: string,
+  sinceMs: number,
+  sync: (path: string) => Promise<void>,
+): Promise<number> {
   const dirs = [join(dataDir, 'global')];
-  try {
-    for (const db of await readdir(join(dataDir, 'base'))) dirs.push(join(dataDir, 'base', db));
-  } catch {
-    return 0;
-  }
-  // Stat everything at once, not file by file: under load each event-loop turn waits for a whole group
-  // commit, so a chain of hundreds of awaits would take seconds.
-  const listed = await Promise.all(dirs.map((dir) => readdir(dir).catch(() => [] as string[])));
+  for (const db of await readdir(join(dataDir, 'base'))) dirs.push(join(dataDir, 'base', db));
+  const listed = await Promise.all(dirs.map((dir) => readdir(dir)));
   const paths = dirs.flatMap((dir, i) => (listed[i] ?? []).map((name) => join(dir, name)));
-  const changed = await Promise.all(
-    paths.map((path) =>
-      stat(path).then(
-        (info) => info.isFile() && info.mtimeMs >= sinceMs - 1000,
-        () => false,
+  // Stats in chunks, not file by file (under load each event-loop turn waits for a whole group commit, so
+  // a chain of hundreds of awaits would take seconds) and not all at once (they queue on libuv's small
+  // thread pool ahead of DNS lookups and password hashing).
+  const queue: string[] = [];
+  for (let i = 0; i < paths.length; i += STAT_CHUNK) {
+    const chunk = paths.slice(i, i + STAT_CHUNK);
+    const changed = await Promise.all(
+      chunk.map((path) =>
+        stat(path).then(
+          (info) => info.isFile() && info.mtimeMs >= sinceMs - 1000,
+          (err: unknown) => (isNotFound(err) ? false : Promise.reject(err)),
+        ),
       ),
-    ),
-  );
-  const queue = paths.filter((_, i) => changed[i]);
-  // A bounded number of fds at a time: never enough to run the process out of descriptors, which would
-  // also fail its sockets.
+    );
+    chunk.forEach((path, j) => {
+      if (changed[j]) queue.push(path);
+    });
+  }
   let synced = 0;
   const worker = async (): Promise<void> => {
     for (let path = queue.pop(); path !== undefined; path = queue.pop()) {
       try {
-        const handle = await open(path, 'r');
-        try {
-          await handle.datasync();
-          synced += 1;
-        } finally {
-          await handle.close();
-        }
-      } catch {
-        // Gone (a dropped table) or unreadable: CHECKPOINT syncs what it wrote itself either way.
+        await sync(path);
+        synced += 1;
+      } catch (err) {
+        if (!isNotFound(err)) throw err; // else dropped meanwhile
       }
     }
   };
@@ -311,8 +360,32 @@ async function writeBackDataFiles(dataDir: string, sinceMs: number): Promise<num
   return synced;
 }
 
-/** Files synced at once by `writeBackDataFiles` (libuv runs 4 file operations at a time by default). */
-const WRITE_BACK_PARALLELISM = 16;
+/** Open read-only, `datasync`, close: on Linux the file's dirty pages are written back for every fd. */
+async function datasyncFile(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.datasync();
+  } finally {
+    await handle.close().catch(() => undefined);
+  }
+}
+
+function isNotFound(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && 'code' in err && err.code === 'ENOENT';
+}
+
+/**
+ * Syncs at once: libuv runs 4 file operations at a time by default, and a sync under load can take tens of
+ * ms, so two leave room for everything else that uses the pool. Bounded fds as a bonus.
+ */
+const WRITE_BACK_PARALLELISM = 2;
+const STAT_CHUNK = 64;
+/**
+ * Linux only: there a sync through our own read-only fd writes back the file's pages for every fd. macOS
+ * turns it into F_FULLFSYNC (a full device-cache flush per file, slower than what it saves) and Windows
+ * refuses to flush a read-only handle.
+ */
+const WRITE_BACK = process.platform === 'linux';
 
 export async function openPgliteDatabase(options: PgliteDatabaseOptions): Promise<Database> {
   const common = { parsers: pgliteParsers(), serializers: pgliteSerializers() };
@@ -356,6 +429,7 @@ export async function openPgliteDatabase(options: PgliteDatabaseOptions): Promis
       options.checkpointWalBytes ?? DEFAULT_CHECKPOINT_WAL_BYTES,
       options.checkpointCheckMs ?? DEFAULT_CHECKPOINT_CHECK_MS,
       options.logger,
+      options.dataFileSync,
     );
   }
   return database;
