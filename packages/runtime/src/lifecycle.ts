@@ -81,6 +81,8 @@ export function exitOnSignals(lifecycle: Lifecycle, logger: LifecycleLogger, dea
   const shutdown: Shutdown = ({ reason, exitCode }) => {
     if (stopping) return;
     stopping = true;
+    // Also the code if the loop empties before the stop settles (a stop waiting on something that never comes).
+    process.exitCode = exitCode;
     logger.info({ reason, deadlineMs }, 'stopping');
     const force = setTimeout(() => {
       logger.error({ deadlineMs }, 'graceful stop overran its deadline: exiting');
@@ -98,11 +100,14 @@ export function exitOnSignals(lifecycle: Lifecycle, logger: LifecycleLogger, dea
       },
     );
   };
+  let signalled = false;
   const onSignal = (signal: NodeJS.Signals) => {
-    if (stopping) {
-      logger.warn({ signal }, 'signal while stopping: exiting now');
+    if (signalled) {
+      logger.warn({ signal }, 'second signal: exiting now');
       process.exit(1);
     }
+    signalled = true;
+    // During a stop the process started itself, the first signal lets it finish (its exit code stays).
     shutdown({ reason: signal, exitCode: 0 });
   };
   process.on('SIGTERM', onSignal);

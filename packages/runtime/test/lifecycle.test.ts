@@ -45,7 +45,7 @@ describe('graceful shutdown of a service process', () => {
     await p.waitFor('ready');
     p.process.kill('SIGTERM');
     expect(await p.exited).toBe(0);
-    expect(p.lines).toEqual(['started', 'ready', 'stopping', 'stopped']);
+    expect(p.lines).toEqual(['started', 'ready', 'stopping', 'signal', 'stopped']);
   });
 
   it('exits 1 at once on a second signal during a slow stop', async () => {
@@ -62,5 +62,21 @@ describe('graceful shutdown of a service process', () => {
     const p = run('fatal', 200);
     expect(await p.exited).toBe(1);
     expect(p.lines).toEqual(['started', 'ready', 'stopping', 'stopped']);
+  });
+
+  it('lets a stop it started itself finish on a first signal, and exits at once on a second', async () => {
+    const finishing = run('fatal', 500);
+    await finishing.waitFor('stopping');
+    finishing.process.kill('SIGTERM');
+    expect(await finishing.exited).toBe(1);
+    expect(finishing.lines).toContain('stopped');
+
+    const impatient = run('fatal', 60_000);
+    await impatient.waitFor('stopping');
+    impatient.process.kill('SIGTERM');
+    await impatient.waitFor('signal');
+    impatient.process.kill('SIGTERM');
+    expect(await impatient.exited).toBe(1);
+    expect(impatient.lines).not.toContain('stopped');
   });
 });

@@ -20,21 +20,29 @@ try {
 
 const logger = createLogger({ level: config.logLevel, name: 'signal' });
 let shutdown: Shutdown | undefined;
+const FATAL = { reason: 'embedded database stopped', exitCode: 1 } as const;
+let fatal = false;
 try {
   const signal = await buildSignal({
     config,
     logger,
     onFatal: (err) => {
+      fatal = true;
       logger.fatal(
         { err },
         'the embedded database stopped: stopping Signal so that it is restarted and recovers',
       );
-      shutdown?.({ reason: 'embedded database stopped', exitCode: 1 });
+      shutdown?.(FATAL);
     },
   });
   shutdown = exitOnSignals(signal.lifecycle, logger);
-  await signal.lifecycle.start();
-  signal.announce();
+  if (fatal) {
+    // The database stopped while the rest was being built (its checkpoints run on their own timer).
+    shutdown(FATAL);
+  } else {
+    await signal.lifecycle.start();
+    if (!fatal) signal.announce();
+  }
 } catch (err) {
   const message = err instanceof Error ? err.message : String(err);
   logger.fatal({ err }, 'start-up failed');
