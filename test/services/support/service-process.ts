@@ -55,12 +55,19 @@ export function startService(
   let port: number | undefined = env.PORT === '0' ? undefined : Number(env.PORT ?? '8080');
   const collect = (chunk: Buffer) => {
     output += chunk.toString('utf8');
-    if (port === undefined) {
-      const match = LISTENING_PORT.exec(output);
+  };
+  // The port from whole stdout lines only (a stderr chunk could land inside a log line in `output`).
+  let partial = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    collect(chunk);
+    if (port !== undefined) return;
+    const lines = (partial + chunk.toString('utf8')).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      const match = LISTENING_PORT.exec(line);
       if (match) port = Number(match[1]);
     }
-  };
-  child.stdout?.on('data', collect);
+  });
   child.stderr?.on('data', collect);
   const exited = new Promise<ServiceExit>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal })),
