@@ -39,6 +39,15 @@ function run(mode: 'signal' | 'fatal', stopMs: number): Run {
   };
 }
 
+/** SIGTERM, and once it was handled a second signal: the process exits 1 at once, its slow stop unfinished. */
+async function expectExitAtOnceOnSecondSignal(p: Run, second: NodeJS.Signals): Promise<void> {
+  p.process.kill('SIGTERM');
+  await p.waitFor('signal');
+  p.process.kill(second);
+  expect(await p.exited).toBe(1);
+  expect(p.lines).not.toContain('stopped');
+}
+
 describe('graceful shutdown of a service process', () => {
   it('stops its components and exits 0 on SIGTERM', async () => {
     const p = run('signal', 50);
@@ -51,11 +60,7 @@ describe('graceful shutdown of a service process', () => {
   it('exits 1 at once on a second signal during a slow stop', async () => {
     const p = run('signal', 60_000);
     await p.waitFor('ready');
-    p.process.kill('SIGTERM');
-    await p.waitFor('stopping');
-    p.process.kill('SIGINT');
-    expect(await p.exited).toBe(1);
-    expect(p.lines).not.toContain('stopped');
+    await expectExitAtOnceOnSecondSignal(p, 'SIGINT');
   });
 
   it('stops once, gracefully, and exits 1 when the process itself cannot go on (a supervisor restarts it)', async () => {
@@ -73,10 +78,6 @@ describe('graceful shutdown of a service process', () => {
 
     const impatient = run('fatal', 60_000);
     await impatient.waitFor('stopping');
-    impatient.process.kill('SIGTERM');
-    await impatient.waitFor('signal');
-    impatient.process.kill('SIGTERM');
-    expect(await impatient.exited).toBe(1);
-    expect(impatient.lines).not.toContain('stopped');
+    await expectExitAtOnceOnSecondSignal(impatient, 'SIGTERM');
   });
 });

@@ -2,7 +2,7 @@ import { open, readFile, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { StoreError } from './errors';
+import { nodeCode, StoreError } from './errors';
 
 /**
  * PGlite does not stop a second instance (in this process or another) from opening the same data
@@ -19,7 +19,7 @@ function processRuns(pid: number): boolean {
     return true;
   } catch (err) {
     // EPERM: the process exists but belongs to someone else.
-    return typeof err === 'object' && err !== null && 'code' in err && err.code === 'EPERM';
+    return nodeCode(err) === 'EPERM';
   }
 }
 
@@ -59,11 +59,11 @@ export async function lockDataDir(dataDir: string): Promise<() => Promise<void>>
         await unlink(path).catch(() => undefined);
       };
     } catch (err) {
-      if (!(typeof err === 'object' && err !== null && 'code' in err && err.code === 'EEXIST')) {
-        const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : 'unknown';
+      const code = nodeCode(err);
+      if (code !== 'EEXIST') {
         throw new StoreError(
           'invalid_config',
-          `cannot create the lock file in data directory ${dataDir} (${code})`,
+          `cannot create the lock file in data directory ${dataDir} (${code ?? 'unknown'})`,
         );
       }
     }

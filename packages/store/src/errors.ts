@@ -105,7 +105,7 @@ function stringField(value: unknown): string | undefined {
 }
 
 /** First Node error code on `err`, looking inside AggregateError (dual-stack connects fail per address). */
-function nodeCode(err: unknown): string | undefined {
+export function nodeCode(err: unknown): string | undefined {
   const f = fields(err);
   const code = stringField(f.code);
   if (code !== undefined) return code;

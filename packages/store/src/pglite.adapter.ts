@@ -3,7 +3,7 @@ import { mkdir, open, readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { PGlite, type Results, type Transaction } from '@electric-sql/pglite';
 import { lockDataDir } from './data-dir-lock';
-import { StoreError, toStoreError } from './errors';
+import { nodeCode, StoreError, type StoreErrorDetails, toStoreError } from './errors';
 import type { StoreLogger } from './logger';
 import { DURABLE_START_PARAMS, DurableNodeFS, type FileSync, syncDataDir } from './pglite-fsync';
 import type { Database, Queryable, QueryResult } from './port';
@@ -74,14 +74,16 @@ class Liveness {
   }
 
   /**
-   * Marks the database dead for a reason found outside PostgreSQL (a data file that failed to sync): as after
-   * a PANIC, the process must restart so that recovery rewrites what may not be on disk.
+   * Marks the database dead (the first reason wins), after a PANIC or for a reason found outside PostgreSQL
+   * (a data file that failed to sync): the process must restart so that recovery rewrites what may not be on
+   * disk. `onFatal` is told after the failing call has been answered, not inside it: it may start a shutdown.
    */
-  die(reason: string): StoreError {
+  die(why: string, details: StoreErrorDetails = {}): StoreError {
     if (this.#fatal === undefined) {
       const fatal = new StoreError(
         'unavailable',
-        `the embedded database stopped: ${reason}; restart the process so it recovers from its write-ahead log`,
+        `the embedded database stopped ${why}; restart the process so it recovers from its write-ahead log`,
+        details,
       );
       this.#fatal = fatal;
       const onFatal = this.#onFatal;
@@ -96,19 +98,10 @@ class Liveness {
     const severity =
       typeof err === 'object' && err !== null && 'severity' in err ? String(err.severity) : undefined;
     if (severity === 'PANIC' || severity === 'FATAL') {
-      if (this.#fatal === undefined) {
-        const sqlState = mapped.sqlState ?? 'unknown';
-        const fatal = new StoreError(
-          'unavailable',
-          `the embedded database stopped after a ${severity} (SQLSTATE ${sqlState}); restart the process so it recovers from its write-ahead log`,
-          mapped.sqlState === undefined ? {} : { sqlState: mapped.sqlState },
-        );
-        this.#fatal = fatal;
-        // After the failing call has been answered, not inside it: the listener may start a shutdown.
-        const onFatal = this.#onFatal;
-        if (onFatal !== undefined) setImmediate(() => onFatal(fatal));
-      }
-      return this.#fatal;
+      return this.die(
+        `after a ${severity} (SQLSTATE ${mapped.sqlState ?? 'unknown'})`,
+        mapped.sqlState === undefined ? {} : { sqlState: mapped.sqlState },
+      );
     }
     return mapped;
   }
@@ -161,6 +154,16 @@ class PgliteTransaction implements Queryable {
  * so a statement issued outside a transaction waits until the running transaction ends instead of being
  * slipped into it (and rolled back with it). The contract suite checks exactly that.
  */
+interface CheckpointSettings {
+  readonly dataDir: string;
+  /** Checkpoint once this much WAL was written since the last one. */
+  readonly walBytes: number;
+  /** How often that is checked. */
+  readonly everyMs: number;
+  readonly logger: StoreLogger | undefined;
+  readonly dataFileSync: (path: string) => Promise<void>;
+}
+
 class PgliteDatabase implements Database {
   readonly kind = 'pglite';
   #db: PGlite;
@@ -186,32 +189,21 @@ class PgliteDatabase implements Database {
    * the last one are first synced off the loop (`writeBackDataFiles`): measured under sustained bus load,
    * the pause fell from ~1.9 to ~0.65 ms per MB of WAL since the last checkpoint (~470 ms to ~250 ms).
    */
-  startCheckpoints(
-    dataDir: string,
-    walBytes: number,
-    everyMs: number,
-    logger: StoreLogger | undefined,
-    dataFileSync: (path: string) => Promise<void> = datasyncFile,
-  ): void {
+  startCheckpoints(settings: CheckpointSettings): void {
     this.#checkpoints = setInterval(() => {
       if (this.#checkpointing || this.#closing !== undefined) return;
       this.#checkpointing = true;
-      this.#checkpointIfDue(dataDir, walBytes, logger, dataFileSync).finally(() => {
+      this.#checkpointIfDue(settings).finally(() => {
         this.#checkpointing = false;
       });
-    }, everyMs);
+    }, settings.everyMs);
     this.#checkpoints.unref();
   }
 
   /** When the files were last all synced: the data directory is synced at open (`syncDataDir`). */
   #lastCheckpoint = Date.now();
 
-  async #checkpointIfDue(
-    dataDir: string,
-    walBytes: number,
-    logger: StoreLogger | undefined,
-    dataFileSync: (path: string) => Promise<void>,
-  ): Promise<void> {
+  async #checkpointIfDue({ dataDir, walBytes, logger, dataFileSync }: CheckpointSettings): Promise<void> {
     try {
       const { rows } = await this.query<{ behind: string }>(
         'SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), redo_lsn)::bigint::text AS behind FROM pg_control_checkpoint()',
@@ -229,8 +221,9 @@ class PgliteDatabase implements Database {
         // opens later would not see it, and its CHECKPOINT would then "succeed" and recycle the WAL that can
         // redo the page). So, as PostgreSQL does on a failed fsync: no checkpoint, the database is dead, and
         // a restart recovers from the WAL.
-        const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : 'unknown';
-        const fatal = this.#liveness.die(`a data file failed to sync before a checkpoint (${code})`);
+        const fatal = this.#liveness.die(
+          `because a data file failed to sync before a checkpoint (${nodeCode(err) ?? 'unknown'})`,
+        );
         logger?.error({ err: fatal.message }, 'embedded database data file sync failed');
         return;
       }
@@ -371,7 +364,7 @@ async function datasyncFile(path: string): Promise<void> {
 }
 
 function isNotFound(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && 'code' in err && err.code === 'ENOENT';
+  return nodeCode(err) === 'ENOENT';
 }
 
 /**
@@ -397,8 +390,10 @@ export async function openPgliteDatabase(options: PgliteDatabaseOptions): Promis
     } else {
       const dataDir = resolve(options.dataDir);
       await mkdir(dataDir, { recursive: true, mode: 0o700 }).catch((err: unknown) => {
-        const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : 'unknown';
-        throw new StoreError('invalid_config', `cannot create data directory ${dataDir} (${code})`);
+        throw new StoreError(
+          'invalid_config',
+          `cannot create data directory ${dataDir} (${nodeCode(err) ?? 'unknown'})`,
+        );
       });
       unlock = await lockDataDir(dataDir);
       // Durable on disk: fsync on, and a real fsync under it from before PostgreSQL starts (pglite-fsync.ts).
@@ -424,13 +419,13 @@ export async function openPgliteDatabase(options: PgliteDatabaseOptions): Promis
   );
   const database = new PgliteDatabase(db, unlock, options.onFatal);
   if (options.dataDir !== undefined) {
-    database.startCheckpoints(
-      resolve(options.dataDir),
-      options.checkpointWalBytes ?? DEFAULT_CHECKPOINT_WAL_BYTES,
-      options.checkpointCheckMs ?? DEFAULT_CHECKPOINT_CHECK_MS,
-      options.logger,
-      options.dataFileSync,
-    );
+    database.startCheckpoints({
+      dataDir: resolve(options.dataDir),
+      walBytes: options.checkpointWalBytes ?? DEFAULT_CHECKPOINT_WAL_BYTES,
+      everyMs: options.checkpointCheckMs ?? DEFAULT_CHECKPOINT_CHECK_MS,
+      logger: options.logger,
+      dataFileSync: options.dataFileSync ?? datasyncFile,
+    });
   }
   return database;
 }

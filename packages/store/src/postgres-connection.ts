@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import type pg from 'pg';
-import { StoreError } from './errors';
+import { nodeCode, StoreError } from './errors';
 import type { StoreLogger } from './logger';
 import { pgTypes } from './type-parsers';
 
@@ -80,9 +80,7 @@ function readCa(path: string, readFile: (path: string) => string): string {
   try {
     return readFile(path);
   } catch (err) {
-    const code =
-      typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : 'unknown error';
-    throw invalid(`database CA file ${path} cannot be read (${code})`);
+    throw invalid(`database CA file ${path} cannot be read (${nodeCode(err) ?? 'unknown error'})`);
   }
 }
 
