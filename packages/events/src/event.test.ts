@@ -4,6 +4,10 @@ import {
   type EventInput,
   eventInputSchema,
   eventKey,
+  ipSchema,
+  isIp,
+  isIsoTimestamp,
+  isoTimestampSchema,
   type ServerStamp,
   stampEvent,
 } from './event';
@@ -191,5 +195,23 @@ describe('eventKey', () => {
     expect(eventKey({ anonymousId: 'a', userId: 'u' })).toBe('a');
     expect(eventKey({ userId: 'u' })).toBe('user:u');
     expect(() => eventKey({})).toThrow(TypeError);
+  });
+});
+
+describe('isIsoTimestamp / isIp', () => {
+  it('give the schema verdict for every value, also right after a value was accepted', () => {
+    const timestamps = [
+      '2025-01-02T03:04:05.678Z',
+      '2025-01-02T03:04:05.678Z',
+      'yesterday',
+      'yesterday',
+      '2025-13-02T03:04:05Z',
+      '2025-01-02T03:04:05+01:00',
+      '2025-01-02T03:04:05.678Z',
+      '',
+    ];
+    for (const t of timestamps) expect(isIsoTimestamp(t)).toBe(isoTimestampSchema.safeParse(t).success);
+    const ips = ['203.0.113.7', '203.0.113.7', '999.1.1.1', '999.1.1.1', '::1', 'not-an-ip', '203.0.113.7'];
+    for (const ip of ips) expect(isIp(ip)).toBe(ipSchema.safeParse(ip).success);
   });
 });

@@ -201,19 +201,22 @@ function parseJson(
   return ok(value);
 }
 
-/** Linear scan of the raw text, before parsing, so deep input never reaches the parser or later recursion. */
+/**
+ * Linear scan of the raw text, before parsing, so deep input never reaches the parser or later recursion.
+ * String contents are skipped with `indexOf` (native) rather than read one character at a time in
+ * JavaScript: in event JSON most characters are inside strings, and this scan was a third of the cost of
+ * reading a batch. A quote closes its string when an even number of backslashes precedes it.
+ */
 function exceedsDepth(text: string, maxDepth: number): boolean {
   if (text.length <= maxDepth) return false;
   let depth = 0;
-  let inString = false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c)
-        i++; // backslash: skip the escaped character
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) {
-      inString = true;
+    if (c === 0x22) {
+      let end = text.indexOf('"', i + 1);
+      while (end !== -1 && isEscaped(text, end)) end = text.indexOf('"', end + 1);
+      if (end === -1) return false; // an unterminated string: JSON.parse refuses the text
+      i = end;
     } else if (c === 0x7b || c === 0x5b) {
       if (++depth > maxDepth) return true;
     } else if (c === 0x7d || c === 0x5d) {
@@ -221,6 +224,13 @@ function exceedsDepth(text: string, maxDepth: number): boolean {
     }
   }
   return false;
+}
+
+/** Whether the character at `at` follows an odd run of backslashes (an escape inside a string). */
+function isEscaped(text: string, at: number): boolean {
+  let backslashes = 0;
+  while (text.charCodeAt(at - 1 - backslashes) === 0x5c) backslashes++;
+  return backslashes % 2 === 1;
 }
 
 function describeIssues(issues: readonly z.core.$ZodIssue[]): string {
