@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { createTestPki, type TestCa, type TestPki } from '@signal/http';
 import { createDatabase, type Database, StoreError } from '@signal/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, requireOrSkip, run } from './support';
+import { ADDRESS_IN_USE, requireOrSkip, run, startOnFreePort } from './support';
 
 /**
  * PostgreSQL over TLS, end to end: a throw-away cluster (initdb in a temp dir, ssl=on with a certificate from
@@ -98,19 +98,38 @@ describe.skipIf(!available)('PostgreSQL over TLS (real throw-away cluster)', () 
         '',
       ].join('\n'),
     );
-    port = await freePort();
-    const options = [
-      `-c port=${port}`,
-      "-c listen_addresses='127.0.0.1'",
-      `-c unix_socket_directories='${dir}'`,
-      '-c ssl=on',
-      `-c ssl_cert_file='${certFile}'`,
-      `-c ssl_key_file='${keyFile}'`,
-      '-c ssl_min_protocol_version=TLSv1.2',
-      '-c fsync=off',
-      '-c log_connections=on',
-    ].join(' ');
-    await pg('pg_ctl', ['-D', dataDir, '-l', logFile, '-w', '-t', '30', '-o', options, 'start']);
+    const options = (serverPort: number) =>
+      [
+        `-c port=${serverPort}`,
+        "-c listen_addresses='127.0.0.1'",
+        `-c unix_socket_directories='${dir}'`,
+        '-c ssl=on',
+        `-c ssl_cert_file='${certFile}'`,
+        `-c ssl_key_file='${keyFile}'`,
+        '-c ssl_min_protocol_version=TLSv1.2',
+        '-c fsync=off',
+        '-c log_connections=on',
+      ].join(' ');
+    // pg_ctl only says the start failed; why is in the server's log.
+    const chosen = await startOnFreePort(
+      async (serverPort) => {
+        if (existsSync(logFile)) writeFileSync(logFile, ''); // this attempt's log only
+        await pg('pg_ctl', [
+          '-D',
+          dataDir,
+          '-l',
+          logFile,
+          '-w',
+          '-t',
+          '30',
+          '-o',
+          options(serverPort),
+          'start',
+        ]);
+      },
+      () => existsSync(logFile) && ADDRESS_IN_USE.test(readFileSync(logFile, 'utf8')),
+    );
+    port = chosen.port;
     started = true;
   });
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { type Cache, CacheError, createRedisCache } from '@signal/cache';
 import { createTestPki, type TestCa, type TestPki } from '@signal/http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, requireOrSkip, run, startProcess, stopProcess } from './support';
+import { ADDRESS_IN_USE, requireOrSkip, run, startOnFreePort, startProcess, stopProcess } from './support';
 
 /**
  * Redis over TLS, end to end: a real redis-server on loopback serving TLS only (`--port 0`), certificates
@@ -56,36 +56,40 @@ describe.skipIf(!available)('Redis over TLS (real redis-server)', () => {
     otherCa = await pki.createCa();
     const server = await ca.issueServerCertificate({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
     dir = mkdtempSync(join(tmpdir(), 'signal-redis-tls-'));
-    port = await freePort();
-    const started = await startProcess(
-      'redis-server',
-      [
-        '--port',
-        '0',
-        '--bind',
-        '127.0.0.1',
-        '--tls-port',
-        String(port),
-        '--tls-cert-file',
-        server.certPath,
-        '--tls-key-file',
-        server.keyPath,
-        '--tls-ca-cert-file',
-        ca.certPath,
-        '--tls-auth-clients',
-        'no',
-        '--tls-protocols',
-        'TLSv1.2 TLSv1.3',
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-        '--dir',
-        dir,
-      ],
-      /Ready to accept connections/,
+    const chosen = await startOnFreePort(
+      (tlsPort) =>
+        startProcess(
+          'redis-server',
+          [
+            '--port',
+            '0',
+            '--bind',
+            '127.0.0.1',
+            '--tls-port',
+            String(tlsPort),
+            '--tls-cert-file',
+            server.certPath,
+            '--tls-key-file',
+            server.keyPath,
+            '--tls-ca-cert-file',
+            ca.certPath,
+            '--tls-auth-clients',
+            'no',
+            '--tls-protocols',
+            'TLSv1.2 TLSv1.3',
+            '--save',
+            '',
+            '--appendonly',
+            'no',
+            '--dir',
+            dir,
+          ],
+          /Ready to accept connections/,
+        ),
+      (err) => ADDRESS_IN_USE.test(String(err)),
     );
-    redis = started.child;
+    port = chosen.port;
+    redis = chosen.started.child;
   });
 
   afterAll(async () => {

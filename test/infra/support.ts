@@ -25,6 +25,29 @@ export function freePort(): Promise<number> {
   });
 }
 
+/**
+ * Starts a server on a port picked by `freePort`. Another process may take that port between the pick and
+ * the server's bind, so a start that failed because the address was in use (`inUse` reads that from the
+ * error or the server's log) is tried again on a new port, up to `attempts` times; any other failure is
+ * thrown at once.
+ */
+export async function startOnFreePort<T>(
+  start: (port: number) => Promise<T>,
+  inUse: (err: unknown) => boolean,
+  attempts = 3,
+): Promise<{ port: number; started: T }> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    try {
+      return { port, started: await start(port) };
+    } catch (err) {
+      if (attempt >= attempts || !inUse(err)) throw err;
+    }
+  }
+}
+
+export const ADDRESS_IN_USE = /address already in use|EADDRINUSE/i;
+
 /** Spawns a server process and resolves once `ready` matches its output; rejects if it exits first. */
 export function startProcess(
   command: string,
