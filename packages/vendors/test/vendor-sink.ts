@@ -3,6 +3,7 @@ import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { Socket } from 'node:net';
 import { createTestPki, createVendorDispatcher, type TestPki } from '@signal/http';
+import { type ClosedPort, holdClosedPort } from '@signal/testkit';
 import type { Dispatcher } from 'undici';
 
 /**
@@ -41,7 +42,7 @@ export interface TlsHarness {
   startSink(): Promise<VendorSink>;
   /** A sink whose certificate is self-signed: the strict client must refuse it. */
   startUntrustedSink(): Promise<VendorSink>;
-  /** A loopback port with nothing listening (connection refused). */
+  /** A loopback port with nothing listening (connection refused), held until `close`. */
   closedPort(): Promise<number>;
   close(): Promise<void>;
 }
@@ -72,6 +73,7 @@ export async function createTlsHarness(options: { headersTimeoutMs?: number } = 
     ...(options.headersTimeoutMs === undefined ? {} : { headersTimeoutMs: options.headersTimeoutMs }),
   });
   const servers: Server[] = [];
+  const held: ClosedPort[] = [];
   const sockets = new Set<Socket>();
 
   const start = async (cert: { certPem: string; keyPem: string }): Promise<VendorSink> => {
@@ -119,13 +121,12 @@ export async function createTlsHarness(options: { headersTimeoutMs?: number } = 
     startUntrustedSink: async () =>
       start(await pki.createSelfSignedServerCertificate({ ipAddresses: ['127.0.0.1'] })),
     async closedPort() {
-      const server = createServer();
-      const port = await listen(server);
-      server.close();
-      await once(server, 'close');
-      return port;
+      const closed = await holdClosedPort();
+      held.push(closed);
+      return closed.port;
     },
     async close() {
+      await Promise.all(held.map((closed) => closed.release()));
       for (const socket of sockets) socket.destroy();
       await Promise.all(
         servers.map(async (server) => {

@@ -4,6 +4,7 @@ import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { Socket } from 'node:net';
 import { createTestPki, type TestCa, type TestPki } from '@signal/http';
+import { type ClosedPort, holdClosedPort } from '@signal/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CloudKmsSettings, KmsError, type KmsProvider, type WrapContext } from '../../src/index';
 
@@ -69,7 +70,7 @@ export interface TestTls {
   readonly otherCa: TestCa;
   /** Starts a stand-in serving a certificate for 127.0.0.1 issued by `ca`. */
   serve(protocol: Protocol): Promise<StandInServer>;
-  /** A loopback port with nothing listening. */
+  /** A loopback port with nothing listening (connection refused), held until `cleanup`. */
   closedPort(): Promise<number>;
   cleanup(): Promise<void>;
 }
@@ -102,6 +103,7 @@ export async function createTestTls(): Promise<TestTls> {
     dnsNames: ['localhost'],
   });
   const servers: Server[] = [];
+  const held: ClosedPort[] = [];
 
   return {
     pki,
@@ -150,16 +152,12 @@ export async function createTestTls(): Promise<TestTls> {
       return Object.assign(standIn, { origin: `https://127.0.0.1:${address.port}` });
     },
     async closedPort(): Promise<number> {
-      const server = createServer();
-      server.listen(0, '127.0.0.1');
-      await once(server, 'listening');
-      const address = server.address();
-      server.close();
-      await once(server, 'close');
-      if (address === null || typeof address === 'string') throw new Error('no port');
-      return address.port;
+      const closed = await holdClosedPort();
+      held.push(closed);
+      return closed.port;
     },
     async cleanup() {
+      await Promise.all(held.map((closed) => closed.release()));
       for (const server of servers) {
         server.closeAllConnections();
         server.close();
