@@ -10,6 +10,8 @@
  * also reports the server process's own CPU time per request and per event (user + system, from
  * /proc/<pid>/stat), which depends far less on what else runs: compare changes by that column.
  *
+ * Both servers run with the gateway's deployed Node flags (`NODE_FLAGS`).
+ *
  * `BENCH_PROFILE=<dir>` also writes a V8 CPU profile of each measured run (load only, no start-up) there.
  */
 import { spawn } from 'node:child_process';
@@ -47,6 +49,12 @@ const sdkBatches = Array.from({ length: 1000 }, (_, v) =>
   }),
 );
 
+/**
+ * Node flags of both servers: the gateway's as deployed (`pnpm start`, the Dockerfile), and the same for the
+ * bare server so that the ratio compares the work, not the heap settings.
+ */
+const NODE_FLAGS = ['--max-semi-space-size=64'];
+
 interface Server {
   readonly port: number;
   readonly pid: number;
@@ -58,7 +66,7 @@ interface Server {
 async function startServer(mode: 'bare' | 'gateway'): Promise<Server> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', join(here, 'support', 'gateway-server.ts'), mode],
+    [...NODE_FLAGS, '--import', 'tsx', join(here, 'support', 'gateway-server.ts'), mode],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
       env: { ...process.env, ...(PROFILE_DIR ? { BENCH_PROFILE: resolve(PROFILE_DIR) } : {}) },
@@ -167,7 +175,7 @@ rows.push([
 await gw.stop();
 
 console.log(
-  `\n${DURATION_S}s per run, ${CONNECTIONS} connections, Node ${process.version}, 2 cores shared by server and load\n`,
+  `\n${DURATION_S}s per run, ${CONNECTIONS} connections, Node ${process.version} ${NODE_FLAGS.join(' ')}, 2 cores shared by server and load\n`,
 );
 console.log('| scenario | req/s | events/s | p50 ms | p99 ms | non-2xx | server CPU µs/req | µs/event |');
 console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
