@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  acceptsLast,
   canonicalEventSchema,
   type EventInput,
   eventInputSchema,
@@ -199,6 +200,12 @@ describe('eventKey', () => {
 });
 
 describe('isIsoTimestamp / isIp', () => {
+  it('refuse a value that is not a string before any value was accepted', () => {
+    // Fresh predicates: nothing remembered yet.
+    expect(acceptsLast(isoTimestampSchema)(undefined as unknown as string)).toBe(false);
+    expect(acceptsLast(ipSchema)(undefined as unknown as string)).toBe(false);
+  });
+
   it('give the schema verdict for every value, also right after a value was accepted', () => {
     const timestamps = [
       '2025-01-02T03:04:05.678Z',

@@ -43,10 +43,11 @@ export const ipSchema = z.union([z.ipv4(), z.ipv6()]);
  * gateway's per-event checks re-validate the same string up to `MAX_BATCH_SIZE` times. Only an accepted
  * value is remembered, and only by equality, so a verdict never differs from the schema's.
  */
-function acceptsLast(schema: z.ZodType<string>): (value: string) => boolean {
+export function acceptsLast(schema: z.ZodType<string>): (value: string) => boolean {
   let last: string | undefined;
   return (value) => {
-    if (value === last) return true;
+    // `last !== undefined`: before any value was accepted, an undefined input must still reach the schema.
+    if (last !== undefined && value === last) return true;
     if (!schema.safeParse(value).success) return false;
     last = value;
     return true;
