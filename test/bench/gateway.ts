@@ -20,29 +20,20 @@ import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import { benchBatchBody, benchEvent } from './support/bench-events';
 import { BENCH_KEY } from './support/bench-key';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const DURATION_S = Number(process.env.BENCH_DURATION ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 
-const event = (i: number) => ({
-  type: 'track',
-  event: 'purchase',
-  anonymousId: `anon-bench-${String(i % 1000).padStart(8, '0')}`,
-  properties: { value: 42.5, currency: 'EUR', items: [{ item_id: 'sku-1', price: 42.5, quantity: 1 }] },
-  context: {
-    page: { url: 'https://shop.example.com/checkout?gclid=abc', referrer: 'https://www.google.com/' },
-    consent: { categories: { analytics: true, marketing: true } },
-  },
-});
-const single = JSON.stringify(event(1));
-const batch = JSON.stringify({ batch: Array.from({ length: 100 }, (_, i) => event(i)) });
+const single = JSON.stringify(benchEvent(1));
+const batch = benchBatchBody;
 /** What Datafly.js sends: a batch of up to `batchSize` (10) events of one visitor; 1,000 visitors in turn. */
 const sdkBatches = Array.from({ length: 1000 }, (_, v) =>
   JSON.stringify({
     batch: Array.from({ length: 10 }, (_, i) => ({
-      ...event(v),
+      ...benchEvent(v),
       event: ['page_view', 'view_item', 'add_to_cart', 'begin_checkout', 'purchase'][i % 5],
       messageId: `sdk-${v}-${i}`,
     })),
