@@ -1,0 +1,139 @@
+import { spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createCryptoService, createKeyring } from '@signal/crypto';
+import { topics } from '@signal/events';
+import { createDatabase } from '@signal/store';
+import { repoRoot } from '@signal/testkit';
+import { describe, expect, it } from 'vitest';
+import { readTopicMessages } from '../support/bus-segments';
+import { startSignal } from '../support/signal-process';
+
+/**
+ * A disk that refuses a sync, end to end. PostgreSQL's answer to a failed fsync is to stop (a page it handed
+ * to the kernel may be lost, and retrying the fsync can report success without writing it); the embedded
+ * database does the same and the all-in-one stops with exit code 1 so that its supervisor restarts it, and
+ * recovery replays the WAL. The failure comes from a real fsync(2) that returns EIO: a preloaded shim
+ * (test/support/fsync-fail.c, built here with the system C compiler) fails every fsync once a flag file exists.
+ */
+
+const NAMESPACE = 'e2efsync';
+const compiler = process.platform === 'linux' && spawnSync('cc', ['--version']).status === 0;
+if (!compiler && process.env.SIGNAL_REQUIRE_SERVICES === '1') {
+  throw new Error(
+    'a C compiler (cc) is needed for the failed-fsync test (required: SIGNAL_REQUIRE_SERVICES=1)',
+  );
+}
+
+interface Sent {
+  readonly status: number | 'network error';
+  readonly messageIds: readonly string[];
+}
+
+async function sendBatch(baseUrl: string, key: string, n: number): Promise<Sent> {
+  const messageIds = Array.from({ length: 5 }, (_, i) => `fsync-${n}-${i}`);
+  const batch = messageIds.map((messageId) => ({
+    type: 'track',
+    event: 'purchase',
+    anonymousId: `visitor-${n % 7}`,
+    messageId,
+    properties: { value: n },
+  }));
+  try {
+    const res = await fetch(`${baseUrl}/v1/batch`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-pipeline-key': key },
+      body: JSON.stringify({ batch }),
+    });
+    await res.arrayBuffer();
+    return { status: res.status, messageIds };
+  } catch {
+    return { status: 'network error', messageIds };
+  }
+}
+
+describe.skipIf(!compiler)('the all-in-one when the disk refuses a sync', () => {
+  it('stops with exit code 1 instead of answering, and restarted it still has every event it acknowledged', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'signal-fsync-'));
+    const dataDir = join(dir, 'data');
+    const shim = join(dir, 'fsync-fail.so');
+    const flag = join(dir, 'fail-now');
+    const built = spawnSync('cc', [
+      '-shared',
+      '-fPIC',
+      '-o',
+      shim,
+      join(repoRoot(), 'test/support/fsync-fail.c'),
+      '-ldl',
+    ]);
+    expect(built.stderr.toString()).toBe('');
+    try {
+      const signal = await startSignal(
+        { SIGNAL_NAMESPACE: NAMESPACE, LD_PRELOAD: shim, SIGNAL_TEST_FSYNC_FAIL_FLAG: flag },
+        { dataDir },
+      );
+      const exited = once(signal.process, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+      const key = /pipeline key\s+(dk_(?:live|test)_[A-Za-z0-9_-]+)/.exec(signal.output())?.[1];
+      expect(key).toBeDefined();
+
+      const sent: Sent[] = [];
+      for (let n = 0; n < 20; n++) sent.push(await sendBatch(signal.baseUrl, key as string, n));
+      expect(sent.every((s) => s.status === 202)).toBe(true);
+
+      // From now on every fsync fails: no later commit can be made durable, so no later request may be
+      // acknowledged; keep sending until the process has gone away.
+      writeFileSync(flag, '');
+      const afterFailure: Sent[] = [];
+      for (let n = 20; n < 200; n++) {
+        const s = await sendBatch(signal.baseUrl, key as string, n);
+        afterFailure.push(s);
+        if (s.status === 'network error') break;
+      }
+      expect(afterFailure.length).toBeGreaterThan(0);
+      // A refusal is a retryable 503 or a closed connection, never an acknowledgement.
+      for (const s of afterFailure) expect([503, 'network error']).toContain(s.status);
+      sent.push(...afterFailure);
+
+      let timer: NodeJS.Timeout | undefined;
+      const code = await Promise.race([
+        exited.then(([exitCode]) => exitCode),
+        new Promise<string>((resolve) => {
+          timer = setTimeout(() => resolve('still running 30 s later'), 30_000);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (code !== 1) signal.process.kill('SIGKILL');
+      expect(code).toBe(1);
+      expect(signal.output()).toContain('the embedded database stopped');
+
+      // Restarted on a healthy disk (no shim), it recovers from the WAL and serves again.
+      const restarted = await startSignal({ SIGNAL_NAMESPACE: NAMESPACE }, { dataDir });
+      try {
+        const after = await sendBatch(restarted.baseUrl, key as string, 1000);
+        expect(after.status).toBe(202);
+      } finally {
+        expect(await restarted.stop()).toBe(0);
+      }
+
+      // Every event answered with 202 before the failure is in the bus, in the raw-events topic.
+      const db = await createDatabase({ kind: 'pglite', dataDir: join(dataDir, 'pglite') });
+      try {
+        const devKey = readFileSync(join(dataDir, 'development-encryption.key'), 'utf8').trim();
+        const crypto = createCryptoService({
+          keyring: createKeyring({ current: Buffer.from(devKey, 'hex') }),
+        });
+        const { messages } = await readTopicMessages(db, topics.rawEvents(NAMESPACE).name, crypto);
+        const stored = new Set(messages.map((m) => (JSON.parse(m.value) as { messageId: string }).messageId));
+        const acknowledged = sent.filter((s) => s.status === 202).flatMap((s) => s.messageIds);
+        expect(acknowledged.length).toBeGreaterThanOrEqual(100);
+        expect(acknowledged.filter((id) => !stored.has(id))).toEqual([]);
+      } finally {
+        await db.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
+});
