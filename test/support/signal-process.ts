@@ -41,10 +41,10 @@ export async function startSignal(
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const baseUrl = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`signal did not start:\n${output}`)),
-      options.timeoutMs ?? 60_000,
-    );
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL'); // not left running (and writing into its data directory) after the test gave up
+      reject(new Error(`signal did not start:\n${output}`));
+    }, options.timeoutMs ?? 60_000);
     const poll = setInterval(() => {
       const match = /Signal is running on (https?:\/\/localhost:\d+)/.exec(output);
       if (match?.[1]) {
