@@ -32,14 +32,10 @@ const SEGMENT_EVENTS = 13;
 const body = Buffer.from(benchBatchBody);
 const crypto = createCryptoService({ keyring: createKeyring({ current: randomBytes(32) }) });
 
-function batchOf(value: unknown): unknown[] {
-  return (value as { batch: unknown[] }).batch;
-}
-
 // Each stage's input is the previous stage's output, computed once.
 const parsed = parseJsonBytes(body, {});
 if (!parsed.ok) throw new Error('bench body does not parse');
-const raw = batchOf(parsed.value);
+const raw = (parsed.value as { batch: unknown[] }).batch;
 const inputs = raw.map((r) => parseEventInput(r).data as EventInput);
 const receivedAtMs = Date.now();
 const stamp = {

@@ -28,7 +28,6 @@ const DURATION_S = Number(process.env.BENCH_DURATION ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 
 const single = JSON.stringify(benchEvent(1));
-const batch = benchBatchBody;
 /** What Datafly.js sends: a batch of up to `batchSize` (10) events of one visitor; 1,000 visitors in turn. */
 const sdkBatches = Array.from({ length: 1000 }, (_, v) =>
   JSON.stringify({
@@ -157,7 +156,7 @@ await bare.stop();
 const gw = await startServer('gateway');
 await load(gw, '/v1/t', single);
 rows.push(['(b) gateway /v1/t, durable publish', await load(gw, '/v1/t', single), 1]);
-rows.push(['(c) gateway /v1/batch, 100 events', await load(gw, '/v1/batch', batch), 100]);
+rows.push(['(c) gateway /v1/batch, 100 events', await load(gw, '/v1/batch', benchBatchBody), 100]);
 rows.push([
   '(d) gateway /v1/batch, 10 events of one visitor (Datafly.js)',
   await load(gw, '/v1/batch', sdkBatches),

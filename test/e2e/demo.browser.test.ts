@@ -1,16 +1,15 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { createCryptoService, createKeyring } from '@signal/crypto';
 import { type CanonicalEvent, canonicalEventSchema, topics } from '@signal/events';
 import { createDatabase } from '@signal/store';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { launchChromium, visitorContext, waitFor } from '../support/browser';
-import { readTopicMessages } from '../support/bus-segments';
+import { developmentCrypto, readTopicMessages } from '../support/bus-segments';
 import { type RunningSignal, startSignal } from '../support/signal-process';
 
 /**
@@ -215,9 +214,11 @@ describe('the demo shop in a real browser (Ingestion Gateway end to end)', () =>
     let events: CanonicalEvent[];
     try {
       // The all-in-one generated its development key into the data directory (no ENCRYPTION_KEY given).
-      const key = readFileSync(join(dataDir, 'development-encryption.key'), 'utf8').trim();
-      const crypto = createCryptoService({ keyring: createKeyring({ current: Buffer.from(key, 'hex') }) });
-      const { messages, rawSegments } = await readTopicMessages(db, topics.rawEvents(NAMESPACE).name, crypto);
+      const { messages, rawSegments } = await readTopicMessages(
+        db,
+        topics.rawEvents(NAMESPACE).name,
+        developmentCrypto(dataDir),
+      );
       // Sealed at rest: the raw events carry the email in clear (the processor hashes it), the rows do not.
       expect(rawSegments.length).toBeGreaterThan(0);
       expect(messages.some((m) => m.value.toLowerCase().includes('jane.doe'))).toBe(true);

@@ -3,12 +3,12 @@ import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createCryptoService, createKeyring } from '@signal/crypto';
 import { topics } from '@signal/events';
 import { createDatabase } from '@signal/store';
 import { repoRoot } from '@signal/testkit';
 import { describe, expect, it } from 'vitest';
-import { readTopicMessages } from '../support/bus-segments';
+import { requireOrSkip } from '../infra/support';
+import { developmentCrypto, readTopicMessages } from '../support/bus-segments';
 import { type RunningSignal, startSignal } from '../support/signal-process';
 
 /**
@@ -20,12 +20,10 @@ import { type RunningSignal, startSignal } from '../support/signal-process';
  */
 
 const NAMESPACE = 'e2efsync';
-const compiler = process.platform === 'linux' && spawnSync('cc', ['--version']).status === 0;
-if (!compiler && process.env.SIGNAL_REQUIRE_SERVICES === '1') {
-  throw new Error(
-    'a C compiler (cc) is needed for the failed-fsync test (required: SIGNAL_REQUIRE_SERVICES=1)',
-  );
-}
+const compiler = requireOrSkip(
+  process.platform === 'linux' && spawnSync('cc', ['--version']).status === 0,
+  'a C compiler (cc) is needed for the failed-fsync test',
+);
 
 interface Sent {
   readonly status: number | 'network error' | 'timed out';
@@ -127,11 +125,11 @@ describe.skipIf(!compiler)('the all-in-one when the disk refuses a sync', () => 
       // Every event answered with 202 before the failure is in the bus, in the raw-events topic.
       const db = await createDatabase({ kind: 'pglite', dataDir: join(dataDir, 'pglite') });
       try {
-        const devKey = readFileSync(join(dataDir, 'development-encryption.key'), 'utf8').trim();
-        const crypto = createCryptoService({
-          keyring: createKeyring({ current: Buffer.from(devKey, 'hex') }),
-        });
-        const { messages } = await readTopicMessages(db, topics.rawEvents(NAMESPACE).name, crypto);
+        const { messages } = await readTopicMessages(
+          db,
+          topics.rawEvents(NAMESPACE).name,
+          developmentCrypto(dataDir),
+        );
         const stored = new Set(messages.map((m) => (JSON.parse(m.value) as { messageId: string }).messageId));
         const acknowledged = sent.filter((s) => s.status === 202).flatMap((s) => s.messageIds);
         expect(acknowledged.length).toBeGreaterThanOrEqual(100);

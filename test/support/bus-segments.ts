@@ -1,5 +1,8 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { inflateRawSync } from 'node:zlib';
 import { type BusCrypto, segmentContext } from '@signal/bus';
+import { createCryptoService, createKeyring } from '@signal/crypto';
 import type { Queryable } from '@signal/store';
 import { z } from 'zod';
 
@@ -135,4 +138,10 @@ export async function readTopicMessages(
     });
   }
   return { messages, rawSegments };
+}
+
+/** The crypto of an all-in-one started without ENCRYPTION_KEY: the development key it generated into its data dir. */
+export function developmentCrypto(dataDir: string): BusCrypto {
+  const key = readFileSync(join(dataDir, 'development-encryption.key'), 'utf8').trim();
+  return createCryptoService({ keyring: createKeyring({ current: Buffer.from(key, 'hex') }) });
 }

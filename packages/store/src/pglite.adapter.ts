@@ -148,12 +148,6 @@ class PgliteTransaction implements Queryable {
   }
 }
 
-/**
- * PGlite is one Postgres backend: one connection, one transaction at a time. Its `transaction()` holds a
- * transaction mutex from BEGIN to COMMIT/ROLLBACK, and its top-level `query()`/`exec()` take the same mutex,
- * so a statement issued outside a transaction waits until the running transaction ends instead of being
- * slipped into it (and rolled back with it). The contract suite checks exactly that.
- */
 interface CheckpointSettings {
   readonly dataDir: string;
   /** Checkpoint once this much WAL was written since the last one. */
@@ -164,6 +158,12 @@ interface CheckpointSettings {
   readonly dataFileSync: (path: string) => Promise<void>;
 }
 
+/**
+ * PGlite is one Postgres backend: one connection, one transaction at a time. Its `transaction()` holds a
+ * transaction mutex from BEGIN to COMMIT/ROLLBACK, and its top-level `query()`/`exec()` take the same mutex,
+ * so a statement issued outside a transaction waits until the running transaction ends instead of being
+ * slipped into it (and rolled back with it). The contract suite checks exactly that.
+ */
 class PgliteDatabase implements Database {
   readonly kind = 'pglite';
   #db: PGlite;
@@ -173,6 +173,8 @@ class PgliteDatabase implements Database {
 
   #checkpoints: ReturnType<typeof setInterval> | undefined;
   #checkpointing = false;
+  /** When the files were last all synced: the data directory is synced at open (`syncDataDir`). */
+  #lastCheckpoint = Date.now();
 
   constructor(db: PGlite, unlock: () => Promise<void>, onFatal?: (error: StoreError) => void) {
     this.#db = db;
@@ -199,9 +201,6 @@ class PgliteDatabase implements Database {
     }, settings.everyMs);
     this.#checkpoints.unref();
   }
-
-  /** When the files were last all synced: the data directory is synced at open (`syncDataDir`). */
-  #lastCheckpoint = Date.now();
 
   async #checkpointIfDue({ dataDir, walBytes, logger, dataFileSync }: CheckpointSettings): Promise<void> {
     try {
