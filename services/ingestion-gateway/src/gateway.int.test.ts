@@ -289,6 +289,18 @@ describe('browser collection endpoints', () => {
     expect(again.status).toBe(304);
   });
 
+  it('HEAD on the pixel (a link scanner, a mail proxy) answers like GET but records nothing', async () => {
+    const res = await fetch(`${base}/v1/pixel/track?pipelineKey=${KEY}&event=email_open`, { method: 'HEAD' });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('image/gif');
+    expect(res.headers.get('set-cookie')).toBeNull();
+    expect(recorder.published).toHaveLength(0);
+    const unknown = await fetch(`${base}/v1/pixel/track?pipelineKey=dk_live_${'0'.repeat(32)}`, {
+      method: 'HEAD',
+    });
+    expect(unknown.status).toBe(401);
+  });
+
   it('the pixel accepts a GET with the key in the query and answers a 1×1 GIF', async () => {
     const res = await fetch(
       `${base}/v1/pixel/track?pipelineKey=${KEY}&event=email_open&properties=${encodeURIComponent('{"campaign":"c1"}')}`,
@@ -359,6 +371,19 @@ describe('server sources (HMAC)', () => {
     const res = await fetch(`${base}/v1/events`, { method: 'POST', body, headers: signed(body) });
     expect(res.status).toBe(503);
     expect(res.headers.get('retry-after')).toBe('1');
+  });
+
+  it('a retry of the same signed request after a 503 is accepted, not refused as a replay', async () => {
+    const headers = signed(body);
+    recorder.fail(true);
+    expect((await fetch(`${base}/v1/events`, { method: 'POST', body, headers })).status).toBe(503);
+    recorder.fail(false);
+    const retry = await fetch(`${base}/v1/events`, { method: 'POST', body, headers });
+    expect(retry.status).toBe(202);
+    expect(recorder.published).toHaveLength(1);
+    // Once published, the signature is spent.
+    expect((await fetch(`${base}/v1/events`, { method: 'POST', body, headers })).status).toBe(409);
+    expect(recorder.published).toHaveLength(1);
   });
 });
 
@@ -502,7 +527,35 @@ describe('hostile input: the right 4xx JSON error, nothing on the bus, the proce
       'pixel with bad properties JSON',
       () => fetch(`${base}/v1/pixel/track?pipelineKey=${KEY}&properties=%7Bnope`),
       400,
-      'validation_failed',
+      'invalid_json',
+    ],
+    [
+      'pixel with a constructor.prototype key in its properties',
+      () =>
+        fetch(
+          `${base}/v1/pixel/track?pipelineKey=${KEY}&properties=${encodeURIComponent('{"constructor":{"prototype":{"admin":true}}}')}`,
+        ),
+      400,
+      'forbidden_key',
+    ],
+    [
+      "a server pipeline's key without a signature, on a browser endpoint",
+      () => post('/v1/t', JSON.stringify(track), { 'x-pipeline-key': SERVER_KEY, origin: '' }),
+      401,
+      'unauthorized',
+    ],
+    [
+      "a server pipeline's key without a signature, on /v1/batch",
+      () =>
+        post('/v1/batch', JSON.stringify({ batch: [track] }), { 'x-pipeline-key': SERVER_KEY, origin: '' }),
+      401,
+      'unauthorized',
+    ],
+    [
+      "a server pipeline's key on the pixel",
+      () => fetch(`${base}/v1/pixel/track?pipelineKey=${SERVER_KEY}&event=x`),
+      401,
+      'unauthorized',
     ],
   ];
 
@@ -576,6 +629,43 @@ describe('rate limiting', () => {
       }
       expect(statuses.filter((s) => s === 202)).toHaveLength(3);
       expect(statuses.filter((s) => s === 429)).toHaveLength(2);
+    } finally {
+      await limitedServer.close(1000);
+    }
+  });
+
+  it('a signed request refused with 429 is accepted when retried after Retry-After', async () => {
+    const limited: PipelineDirectory = {
+      findPipelineByKey: async (key) =>
+        key === SERVER_KEY ? { ...serverPipeline, pipelineId: 'pl_limited_server', rateLimitRps: 1 } : null,
+    };
+    const gateway = createGateway({
+      config,
+      directory: limited,
+      bus: recorder,
+      cache: createMemoryCache({ namespace: `${NAMESPACE}rls` }),
+      sdk: { code: '', integrity: 'x' },
+      logger: { debug() {}, info() {}, warn() {}, error() {} },
+      metrics: createMetrics({ processMetrics: false }),
+    });
+    const router = createRouter();
+    gateway.register(router);
+    const limitedServer = createServer({ handler: (req, res) => router.handle(req, res) });
+    const { port } = await limitedServer.listen(0, '127.0.0.1');
+    const url = `http://127.0.0.1:${port}/v1/events`;
+    try {
+      const first = JSON.stringify({ type: 'track', event: 'a', userId: 'u' });
+      const second = JSON.stringify({ type: 'track', event: 'b', userId: 'u' });
+      expect((await fetch(url, { method: 'POST', body: first, headers: signed(first) })).status).toBe(202);
+      const headers = signed(second);
+      const refused = await fetch(url, { method: 'POST', body: second, headers });
+      expect(refused.status).toBe(429);
+      await new Promise((resolve) =>
+        setTimeout(resolve, 1000 * Number(refused.headers.get('retry-after')) + 100),
+      );
+      const retry = await fetch(url, { method: 'POST', body: second, headers });
+      expect(retry.status).toBe(202);
+      expect(recorder.published.map((m) => JSON.parse(m.value).event)).toEqual(['a', 'b']);
     } finally {
       await limitedServer.close(1000);
     }

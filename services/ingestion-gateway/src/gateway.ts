@@ -13,10 +13,13 @@ import {
 } from '@signal/events';
 import {
   anonymousIdSetCookie,
+  err,
   HttpError,
   isValidAnonymousId,
   newAnonymousId,
+  ok,
   parseJsonBytes,
+  type Result,
   type Router,
   readAnonymousIdCookie,
   readJsonBodyBytes,
@@ -58,7 +61,7 @@ export interface GatewayDeps {
   readonly config: GatewayConfig;
   readonly directory: PipelineDirectory;
   readonly bus: Pick<Bus, 'publish'>;
-  readonly cache: Pick<Cache, 'setIfAbsent' | 'incrementWindow'>;
+  readonly cache: Pick<Cache, 'setIfAbsent' | 'delete' | 'incrementWindow'>;
   /** Datafly.js, built once at start-up. */
   readonly sdk: { readonly code: string; readonly integrity: string };
   readonly logger: GatewayLogger;
@@ -142,11 +145,17 @@ export function createGateway(deps: GatewayDeps) {
     };
   }
 
-  /** Resolves and checks the pipeline key; `undefined` means a response was sent. */
+  /**
+   * Resolves and checks the pipeline key; `undefined` means a response was sent. `signed`: the caller will
+   * verify an HMAC over the body. A server pipeline's key alone authenticates nothing — it is a name, sent
+   * next to every signed request — so it is refused on the key-only routes (browser endpoints, the pixel,
+   * an unsigned /v1/batch).
+   */
   async function authenticateKey(
     res: ServerResponse,
     key: string | undefined,
     origin: string | undefined,
+    signed: boolean,
   ): Promise<PipelineAuth | undefined> {
     if (!key) {
       reject(
@@ -170,6 +179,17 @@ export function createGateway(deps: GatewayDeps) {
     }
     if (!pipeline?.enabled) {
       reject(res, new HttpError('unauthorized', 'the pipeline key is not valid'), 'invalid_key');
+      return undefined;
+    }
+    if (!signed && pipeline.type === 'server') {
+      reject(
+        res,
+        new HttpError(
+          'unauthorized',
+          'this pipeline accepts only signed requests (X-Signature and X-Timestamp, to /v1/events or /v1/batch)',
+        ),
+        'unsigned_server_key',
+      );
       return undefined;
     }
     if (origin !== undefined && !isOriginAllowed(origin, pipeline.allowedDomains, config.corsOrigins)) {
@@ -204,7 +224,10 @@ export function createGateway(deps: GatewayDeps) {
     }
   }
 
-  /** Validates, stamps and publishes; answers 202 (some or all accepted) or an error. */
+  /**
+   * Validates, stamps and publishes; answers 202 (some or all accepted) or an error. True when the bus
+   * acknowledged the events.
+   */
   async function accept(
     req: IncomingMessage,
     res: ServerResponse,
@@ -212,7 +235,7 @@ export function createGateway(deps: GatewayDeps) {
     caller: Caller,
     inputs: readonly unknown[],
     extra: { cors: Record<string, string>; sentAt?: string | undefined; forcedType?: EventInput['type'] },
-  ): Promise<void> {
+  ): Promise<boolean> {
     const receivedAtMs = now();
     const receivedAt = new Date(receivedAtMs).toISOString();
     const browser = caller.provenance !== 'hmac';
@@ -265,7 +288,7 @@ export function createGateway(deps: GatewayDeps) {
         ? `${inputs.length > 1 ? `event ${first.index}: ` : ''}${first.message}`
         : 'no events';
       sendHttpError(res, withHeaders(new HttpError('validation_failed', message), extra.cors));
-      return;
+      return false;
     }
 
     const stop = publishSeconds.startTimer();
@@ -281,7 +304,7 @@ export function createGateway(deps: GatewayDeps) {
     } catch (cause) {
       logger.error({ err: cause, count: events.length }, 'publishing to raw-events failed');
       reject(res, unavailable('the event bus is unavailable, retry shortly'), 'bus_unavailable', extra.cors);
-      return;
+      return false;
     } finally {
       stop();
     }
@@ -299,7 +322,7 @@ export function createGateway(deps: GatewayDeps) {
         'cache-control': 'no-store',
       });
       res.end(PIXEL_GIF);
-      return;
+      return true;
     }
     sendJson(
       res,
@@ -307,6 +330,7 @@ export function createGateway(deps: GatewayDeps) {
       { accepted: events.length, messageIds: events.map((e) => e.messageId), rejected: rejections },
       headers,
     );
+    return true;
   }
 
   async function readBody(req: IncomingMessage, res: ServerResponse, cors: Record<string, string>) {
@@ -353,7 +377,7 @@ export function createGateway(deps: GatewayDeps) {
     const body = parseBody(res, bytes, {}) as Record<string, unknown> | undefined;
     if (!body) return;
     const key = headerValue(req.headers['x-pipeline-key']) ?? stringField(body, 'pipelineKey');
-    const pipeline = await authenticateKey(res, key, origin);
+    const pipeline = await authenticateKey(res, key, origin, false);
     if (!pipeline) return;
     if (!(await withinRateLimit(res, pipeline, provisionalCors))) return;
     const caller: Caller = { pipeline, provenance: 'pipeline_key' };
@@ -400,7 +424,7 @@ export function createGateway(deps: GatewayDeps) {
     const bytes = await readBody(req, res, {});
     if (!bytes) return;
     const key = headerValue(req.headers['x-pipeline-key']);
-    const pipeline = await authenticateKey(res, key, undefined);
+    const pipeline = await authenticateKey(res, key, undefined, true);
     if (!pipeline) return;
     const verdict = verifyHmac({
       signature: headerValue(req.headers['x-signature']),
@@ -417,9 +441,17 @@ export function createGateway(deps: GatewayDeps) {
       reject(res, new HttpError('unauthorized', message), `hmac_${verdict.reason}`);
       return;
     }
+    if (!(await withinRateLimit(res, pipeline, {}))) return;
+    const body = parseBody(res, bytes, {}) as Record<string, unknown> | undefined;
+    if (!body) return;
+    const inputs = endpoint === 'batch' ? batchOf(res, body, {}) : [body];
+    if (!inputs) return;
+    // The signature is claimed only now, right before the publish, and given back when nothing was
+    // published: a sender retrying after a 503 (bus down) or 429 (rate limit) — both invite a retry — must
+    // not be refused as a replay of a request that put nothing on the bus.
+    const seenKey = `hmac-seen:${verdict.signatureHex}`;
     try {
-      const first = await cache.setIfAbsent(`hmac-seen:${verdict.signatureHex}`, '1', SIGNATURE_MEMORY_MS);
-      if (!first) {
+      if (!(await cache.setIfAbsent(seenKey, '1', SIGNATURE_MEMORY_MS))) {
         reject(res, new HttpError('conflict', 'this signature was already used (replay)'), 'hmac_replay');
         return;
       }
@@ -433,17 +465,16 @@ export function createGateway(deps: GatewayDeps) {
       reject(res, unavailable('replay protection is unavailable, retry shortly'), 'replay_store_unavailable');
       return;
     }
-    if (!(await withinRateLimit(res, pipeline, {}))) return;
-    const body = parseBody(res, bytes, {}) as Record<string, unknown> | undefined;
-    if (!body) return;
     const caller: Caller = { pipeline, provenance: 'hmac' };
-    if (endpoint === 'batch') {
-      const batch = batchOf(res, body, {});
-      if (!batch) return;
-      await accept(req, res, 'batch', caller, batch, { cors: {} });
-      return;
+    const published = await accept(req, res, endpoint, caller, inputs, { cors: {} });
+    if (published) return;
+    try {
+      await cache.delete(seenKey);
+    } catch (cause) {
+      // The sender's retry will be refused as a replay until the claim expires; say so, it cannot be undone.
+      cacheErrors.inc({ operation: 'replay_release_failed' });
+      logger.warn({ err: cause }, 'could not release the signature of an unpublished request');
     }
-    await accept(req, res, 'events', caller, [body], { cors: {} });
   }
 
   function preflight(req: IncomingMessage, res: ServerResponse): void {
@@ -460,7 +491,8 @@ export function createGateway(deps: GatewayDeps) {
     res.end();
   }
 
-  async function pixel(req: IncomingMessage, res: ServerResponse, type: string, query: URLSearchParams) {
+  /** The pixel's checks, short of publishing; `undefined` means a response was sent. */
+  async function pixelRequest(res: ServerResponse, type: string, query: URLSearchParams) {
     const eventType = PIXEL_TYPES[type];
     if (!eventType) {
       reject(
@@ -468,17 +500,38 @@ export function createGateway(deps: GatewayDeps) {
         new HttpError('not_found', 'pixel types are track, page, identify and group'),
         'validation',
       );
-      return;
+      return undefined;
     }
-    const pipeline = await authenticateKey(res, query.get('pipelineKey') ?? undefined, undefined);
-    if (!pipeline) return;
+    const pipeline = await authenticateKey(res, query.get('pipelineKey') ?? undefined, undefined, false);
+    if (!pipeline) return undefined;
+    return { eventType, pipeline };
+  }
+
+  async function pixel(req: IncomingMessage, res: ServerResponse, type: string, query: URLSearchParams) {
+    const checked = await pixelRequest(res, type, query);
+    if (!checked) return;
+    const { eventType, pipeline } = checked;
     if (!(await withinRateLimit(res, pipeline, {}))) return;
     const input = pixelEvent(eventType, query, headerValue(req.headers.referer));
-    if (input === undefined) {
-      reject(res, new HttpError('validation_failed', 'properties: must be a JSON object'), 'validation');
+    if (!input.ok) {
+      reject(res, input.error, input.error.code === 'validation_failed' ? 'validation' : 'malformed_body');
       return;
     }
-    await accept(req, res, 'pixel', { pipeline, provenance: 'pixel' }, [input], { cors: {} });
+    await accept(req, res, 'pixel', { pipeline, provenance: 'pixel' }, [input.value], { cors: {} });
+  }
+
+  /**
+   * HEAD is safe by definition: link scanners and mail proxies send it to probe a pixel, and it must not
+   * count as an open. Same checks and headers as GET, nothing published, no cookie.
+   */
+  async function pixelHead(res: ServerResponse, type: string, query: URLSearchParams) {
+    if (!(await pixelRequest(res, type, query))) return;
+    res.writeHead(200, {
+      'content-type': 'image/gif',
+      'content-length': String(PIXEL_GIF.length),
+      'cache-control': 'no-store',
+    });
+    res.end();
   }
 
   function serveSdk(req: IncomingMessage, res: ServerResponse): void {
@@ -513,6 +566,10 @@ export function createGateway(deps: GatewayDeps) {
           : browserRequest(req, res, 'batch'),
       );
       router.on('POST', '/v1/events', (req, res) => serverRequest(req, res, 'events'));
+      // HEAD first: a GET route answers HEAD too unless HEAD is routed already.
+      router.on('HEAD', '/v1/pixel/:type', (_req, res, ctx) =>
+        pixelHead(res, ctx.params.type ?? '', ctx.query),
+      );
       router.on('GET', '/v1/pixel/:type', (req, res, ctx) =>
         pixel(req, res, ctx.params.type ?? '', ctx.query),
       );
@@ -532,28 +589,39 @@ const PIXEL_TYPES: Readonly<Record<string, EventInput['type']>> = {
   group: 'group',
 };
 
-/** The pixel's query parameters as an event input (validated by the same schema as every other event). */
-function pixelEvent(type: EventInput['type'], query: URLSearchParams, referer: string | undefined) {
+/**
+ * The pixel's query parameters as an event input (validated by the same schema as every other event).
+ * `properties` is JSON read with the body's checks: depth, `__proto__`/`constructor.prototype` keys.
+ */
+function pixelEvent(
+  type: EventInput['type'],
+  query: URLSearchParams,
+  referer: string | undefined,
+): Result<Record<string, unknown>, HttpError> {
   let properties: unknown;
   const rawProps = query.get('properties');
   if (rawProps !== null) {
-    try {
-      properties = JSON.parse(rawProps);
-    } catch {
-      return undefined;
+    const parsed = parseJsonBytes(Buffer.from(rawProps, 'utf8'), {});
+    if (!parsed.ok) {
+      return err(new HttpError(parsed.error.code, `properties: ${parsed.error.message}`));
     }
-    if (!isRecord(properties)) return undefined;
+    if (!isRecord(parsed.value)) {
+      return err(new HttpError('validation_failed', 'properties: must be a JSON object'));
+    }
+    properties = parsed.value;
   }
   const url = query.get('url') ?? referer;
-  return dropUndefinedFields({
-    type,
-    event: query.get('event') ?? undefined,
-    userId: query.get('userId') ?? undefined,
-    anonymousId: query.get('anonymousId') ?? undefined,
-    messageId: query.get('messageId') ?? undefined,
-    properties,
-    context: url ? { page: { url } } : undefined,
-  });
+  return ok(
+    dropUndefinedFields({
+      type,
+      event: query.get('event') ?? undefined,
+      userId: query.get('userId') ?? undefined,
+      anonymousId: query.get('anonymousId') ?? undefined,
+      messageId: query.get('messageId') ?? undefined,
+      properties,
+      context: url ? { page: { url } } : undefined,
+    }),
+  );
 }
 
 function dropUndefinedFields(value: Record<string, unknown>): Record<string, unknown> {
