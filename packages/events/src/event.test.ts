@@ -179,6 +179,19 @@ describe('stampEvent', () => {
     expect(result.error?.issues[0]?.message).toBe('an event needs an anonymousId or a userId');
   });
 
+  it('click ids found in the page URL never push an event over the click-id limit', () => {
+    const sixteen = Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`c${i}`, 'v']));
+    const result = stampEvent(input({ type: 'page', context: { clickIds: sixteen } }), browserStamp, {
+      clickIds: { gclid: 'G1', c3: 'from-url' },
+      gpc: false,
+    });
+    expect(result.success).toBe(true);
+    const ids = result.data?.context.clickIds ?? {};
+    expect(Object.keys(ids)).toHaveLength(16);
+    // The gateway's own findings come first; the client's fill the rest.
+    expect(ids).toMatchObject({ gclid: 'G1', c3: 'from-url', c0: 'v' });
+  });
+
   it('produces events that survive the wire unchanged', () => {
     const event = stamped({
       type: 'group',

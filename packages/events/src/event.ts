@@ -213,6 +213,28 @@ export interface ServerStamp {
 }
 
 /**
+ * The client's click ids with the ones the gateway found in the page URL (those win on a name clash). Capped
+ * at the schema's limit, found ones first: enrichment must never turn a valid event into a refused one.
+ */
+function mergeClickIds(
+  client: Readonly<Record<string, string>> | undefined,
+  found: Readonly<Record<string, string>>,
+): Readonly<Record<string, string>> {
+  if (client === undefined) return found;
+  const merged = { ...client, ...found };
+  if (Object.keys(merged).length <= EVENT_LIMITS.clickIds) return merged;
+  const capped: Record<string, string> = { ...found };
+  let count = Object.keys(capped).length;
+  for (const [name, value] of Object.entries(client)) {
+    if (count >= EVENT_LIMITS.clickIds) break;
+    if (Object.hasOwn(capped, name)) continue;
+    capped[name] = value;
+    count += 1;
+  }
+  return capped;
+}
+
+/**
  * Builds the canonical event from a validated input and the gateway's stamp, and validates the result.
  *
  * Precedence depends on who is speaking. A browser (`pipeline_key`, `pixel`) cannot be trusted about its own
@@ -241,8 +263,7 @@ export function stampEvent(
   let timestamp = input.timestamp;
   if (enrichment !== undefined) {
     const found = enrichment.clickIds;
-    if (found !== undefined && hasKeys(found))
-      clickIds = clickIds === undefined ? found : { ...clickIds, ...found };
+    if (found !== undefined && hasKeys(found)) clickIds = mergeClickIds(clickIds, found);
     if (enrichment.gpc) consent = { ...(ctx?.consent ?? {}), gpc: true };
     if (enrichment.timestamp !== undefined) timestamp = enrichment.timestamp;
   }
