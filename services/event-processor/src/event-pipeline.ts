@@ -79,7 +79,7 @@ export function createEventPipeline(deps: EventPipelineDeps) {
   };
 
   async function isDuplicate(event: CanonicalEvent, position: string): Promise<boolean> {
-    const key = `dedup:v1:${event.org}:${event.messageId}`;
+    const key = dedupKey(event);
     if (await dedup.setIfAbsent(key, position, deps.dedupWindowMs)) return false;
     // The marker names the bus position that set it: the same position means this is our own batch coming
     // back after a crash or a failed publish, which must go through again (downstream is idempotent).
@@ -212,3 +212,13 @@ export function createEventPipeline(deps: EventPipelineDeps) {
 }
 
 export type EventPipeline = ReturnType<typeof createEventPipeline>;
+
+/**
+ * The dedup marker of an event: per pipeline, because `messageId` is chosen by the sender. A browser
+ * pipeline's key is public, so a marker shared across pipelines would let anyone suppress another source's
+ * events by sending their (often predictable) ids first. v1 markers (org-wide) are ignored after an upgrade:
+ * a retry that straddles it may be delivered twice, and downstream handlers are idempotent on messageId.
+ */
+function dedupKey(event: CanonicalEvent): string {
+  return `dedup:v2:${event.org}:${event.pipelineId}:${event.messageId}`;
+}

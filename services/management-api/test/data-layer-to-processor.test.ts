@@ -29,6 +29,8 @@ let orgId: string;
 let pipelineId: string;
 let integrationId: string;
 let stop: () => Promise<void>;
+let namespace: string;
+let bus: ReturnType<typeof createPostgresBus>;
 const delivered = new Map<string, CanonicalEvent>();
 
 beforeAll(async () => {
@@ -50,8 +52,8 @@ beforeAll(async () => {
     ).json,
   ).id;
 
-  const namespace = `t${randomBytes(4).toString('hex')}`;
-  const bus = createPostgresBus({
+  namespace = `t${randomBytes(4).toString('hex')}`;
+  bus = createPostgresBus({
     db,
     crypto: t.crypto,
     logger: silent,
@@ -203,5 +205,54 @@ describe('Management API → control plane → running processor', () => {
     const plain = event({ properties: { sku: 'S-3' } });
     await run([plain]);
     expect(delivered.get(plain.messageId)?.properties).toEqual({ sku: 'S-3' });
+  });
+});
+
+describe('deduplication on messageId', () => {
+  it('drops a repeated messageId within a pipeline, but not one another pipeline of the org used', async () => {
+    // A browser pipeline's key is public (it is in every page): if dedup spanned pipelines, anyone could send
+    // pixel hits with an org's predictable server-side ids (`order-1002`) and suppress its real events.
+    const otherPipeline = z
+      .object({ id: z.string() })
+      .parse(
+        (await t.call('POST', `${A}/pipelines`, { token, body: { name: 'Public pixel', type: 'web' } })).json,
+      ).id;
+    const otherIntegration = z.object({ id: z.string() }).parse(
+      (
+        await t.call('POST', `${A}/pipelines/${otherPipeline}/integrations`, {
+          token,
+          body: { vendor: 'webhook', name: 'Pixel hook', consent: { category: 'analytics' } },
+        })
+      ).json,
+    ).id;
+    const otherTopic = topics.delivery(namespace, otherIntegration);
+    await bus.createTopics([{ name: otherTopic.name, partitions: 8 }]);
+    const deliveredOther = new Map<string, CanonicalEvent>();
+    const reader = await subscribeTo(bus, {
+      groupId: consumerGroup(namespace, 'test-reader-other'),
+      topics: [otherTopic],
+      handler: async (batch) => {
+        for (const item of batch.items) {
+          if (item.ok) deliveredOther.set(item.value.event.messageId, (item.value as DeliveryMessage).event);
+        }
+      },
+    });
+    try {
+      const messageId = `order-${randomUUID()}`;
+      await run([event({ pipelineId: otherPipeline, messageId }), event({ messageId })]);
+      expect(delivered.get(messageId)?.pipelineId).toBe(pipelineId);
+      const deadline = Date.now() + 20_000;
+      while (!deliveredOther.has(messageId) && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      expect(deliveredOther.get(messageId)?.pipelineId).toBe(otherPipeline);
+
+      // The same pipeline sending the id again (a retry) is a duplicate: not delivered a second time.
+      delivered.delete(messageId);
+      await run([event({ messageId, event: 'Order Completed (retry)' })]);
+      expect(delivered.has(messageId)).toBe(false);
+    } finally {
+      await reader.stop({ deadlineMs: 2000 });
+    }
   });
 });
