@@ -133,6 +133,33 @@ describe('segment format v2 (binary)', () => {
     expect(bytes.subarray(205).toString('hex')).toBe('0174' + '0131');
   });
 
+  it('writes each length at its minimal width where UTF-8 needs more bytes than the string has characters', () => {
+    // Lengths whose varint is wider for the UTF-8 bytes than for the UTF-16 units: 100 × é (200 bytes),
+    // 40 × 😀 (80 units, 160 bytes), 6,000 × あ (18,000 bytes: three-byte varint), and plain ASCII around it.
+    const strings = [
+      'é'.repeat(100),
+      '😀'.repeat(40),
+      'あ'.repeat(6000),
+      'a'.repeat(127),
+      'b'.repeat(128),
+      '',
+    ];
+    const messages = strings.map((s, i) => ({ key: strings[strings.length - 1 - i] as string, value: s }));
+    const bytes = encodeSegment(messages);
+    const width = (n: number) => (n < 0x80 ? 1 : n < 0x4000 ? 2 : 3);
+    const field = (s: string) => width(Buffer.byteLength(s)) + Buffer.byteLength(s);
+    expect(bytes.length).toBe(1 + messages.reduce((n, m) => n + 1 + field(m.key) + field(m.value), 0));
+    expect(decodeSegment(bytes, messages.length)).toEqual(messages.map((m) => ({ ...m, headers: {} })));
+  });
+
+  it('a segment encoded later does not change one encoded before (the encoder reuses its buffer)', () => {
+    const first = encodeSegment([{ key: 'k1', value: 'x'.repeat(5000) }]);
+    const copy = Buffer.from(first);
+    encodeSegment([{ key: 'k2', value: 'y'.repeat(200_000) }]);
+    encodeSegment([{ key: 'k3', value: 'z'.repeat(5000) }]);
+    expect(first.equals(copy)).toBe(true);
+  });
+
   it('escapes the strings of a record with a lone surrogate instead of turning it into U+FFFD', () => {
     const bytes = encodeSegment([
       { key: 'k\uD800', value: '{}' },

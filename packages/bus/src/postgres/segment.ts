@@ -64,28 +64,47 @@ function writeVarint(buf: Buffer, at: number, n: number): number {
   return pos + 1;
 }
 
-/**
- * Encodes a segment in the v2 binary form. Two passes over the messages: the first measures every string's
- * UTF-8 length (kept for the second), the second writes into one buffer allocated for the exact total —
- * no Buffer per record or per string.
- */
+/** Kept between encodes up to this size: a larger segment gets a buffer of its own, released after. */
+const SCRATCH_KEEP_BYTES = 4 * 1024 * 1024;
+let scratch = Buffer.allocUnsafeSlow(64 * 1024);
+
+function scratchOf(bytes: number): Buffer {
+  if (bytes <= scratch.length) return scratch;
+  if (bytes > SCRATCH_KEEP_BYTES) return Buffer.allocUnsafeSlow(bytes);
+  scratch = Buffer.allocUnsafeSlow(Math.min(SCRATCH_KEEP_BYTES, Math.max(bytes, scratch.length * 2)));
+  return scratch;
+}
+
+/** The v2 bytes of `messages[from, to)`, copied out of the scratch buffer. */
 function encodeV2(messages: readonly OutgoingMessage[], from = 0, to = messages.length): Buffer {
+  const view = writeV2(messages, from, to);
+  const out = Buffer.allocUnsafe(view.length);
+  view.copy(out);
+  return out;
+}
+
+/**
+ * Writes the v2 form of `messages[from, to)` into a reused buffer and returns a view of it, valid only until
+ * the next encode: the caller copies it out (`encodeV2`) or consumes it at once (deflate).
+ *
+ * Each string is written once, with `buf.write`, into room reserved for its largest UTF-8 form (3 bytes per
+ * UTF-16 unit): measuring every string first with `Buffer.byteLength` scanned each event's JSON a second
+ * time. Its length varint is written in front afterwards; the room reserved for the varint assumes one byte
+ * per character (exact for ASCII, the common case), and a string that needs a wider varint is moved up by the
+ * one or two bytes missing.
+ */
+function writeV2(messages: readonly OutgoingMessage[], from: number, to: number): Buffer {
   const count = to - from;
-  // UTF-8 byte length of every string in write order (key, value, then header names and values).
-  const lengths: number[] = [];
-  // Records that need more than a key and a value: every string in write order, JSON-escaped if `escaped`.
-  let special: (string[] | undefined)[] | undefined;
-  const flags = new Array<number>(count);
-  let size = 1;
+  // Records that need more than a key and a value: their flags, and every string in write order
+  // (JSON-escaped if `escaped`).
+  let special: ({ flag: number; strings: string[] } | undefined)[] | undefined;
+  let bound = 1;
+  const room = (s: string): number => varintSize(s.length * 3) + s.length * 3;
   for (let i = 0; i < count; i += 1) {
     const m = messages[from + i] as OutgoingMessage;
     const names = m.headers === undefined ? undefined : Object.keys(m.headers);
     if ((names === undefined || names.length === 0) && wellFormed(m.key) && wellFormed(m.value)) {
-      const k = Buffer.byteLength(m.key, 'utf8');
-      const v = Buffer.byteLength(m.value, 'utf8');
-      lengths.push(k, v);
-      flags[i] = 0;
-      size += 1 + varintSize(k) + k + varintSize(v) + v;
+      bound += 1 + room(m.key) + room(m.value);
       continue;
     }
     let strings = [m.key, m.value];
@@ -93,42 +112,38 @@ function encodeV2(messages: readonly OutgoingMessage[], from = 0, to = messages.
     for (const name of names ?? []) strings.push(name, headers[name] as string);
     const escaped = !strings.every(wellFormed);
     if (escaped) strings = strings.map((s) => JSON.stringify(s));
-    special ??= new Array<string[] | undefined>(count);
-    special[i] = strings;
-    const headerCount = (strings.length - 2) / 2;
-    const flag = headerCount * 2 + (escaped ? 1 : 0);
-    flags[i] = flag;
-    size += varintSize(flag);
-    for (const s of strings) {
-      const n = Buffer.byteLength(s, 'utf8');
-      lengths.push(n);
-      size += varintSize(n) + n;
-    }
+    special ??= new Array<{ flag: number; strings: string[] } | undefined>(count);
+    // flag = headers × 2 + escaped; two strings per header after the key and the value.
+    special[i] = { flag: strings.length - 2 + (escaped ? 1 : 0), strings };
+    bound += 5;
+    for (const s of strings) bound += room(s);
   }
 
-  const buf = Buffer.allocUnsafe(size);
+  const buf = scratchOf(bound);
   buf[0] = SEGMENT_FORMAT_V2;
   let pos = 1;
-  let l = 0;
   const put = (s: string): void => {
-    const n = lengths[l] as number;
-    l += 1;
-    pos = writeVarint(buf, pos, n);
-    pos += buf.write(s, pos, n, 'utf8');
+    const guess = varintSize(s.length);
+    const n = buf.write(s, pos + guess, 'utf8');
+    const width = varintSize(n);
+    if (width !== guess) buf.copyWithin(pos + width, pos + guess, pos + guess + n);
+    pos = writeVarint(buf, pos, n) + n;
   };
   for (let i = 0; i < count; i += 1) {
-    const strings = special?.[i];
-    pos = writeVarint(buf, pos, flags[i] as number);
-    if (strings === undefined) {
+    const record = special?.[i];
+    if (record === undefined) {
       const m = messages[from + i] as OutgoingMessage;
+      buf[pos] = 0;
+      pos += 1;
       put(m.key);
       put(m.value);
     } else {
-      for (const s of strings) put(s);
+      pos = writeVarint(buf, pos, record.flag);
+      for (const s of record.strings) put(s);
     }
   }
-  if (pos !== size) throw new Error(`segment encoding wrote ${pos} of ${size} bytes`);
-  return buf;
+  if (pos > bound) throw new Error(`segment encoding wrote ${pos} bytes into room for ${bound}`);
+  return buf.subarray(0, pos);
 }
 
 /**
@@ -154,7 +169,8 @@ export function encodeSegment(messages: readonly OutgoingMessage[], groups?: rea
     storedFrom = to;
   };
   for (const [from, to] of compressible) {
-    const raw = encodeV2(messages, from, to).subarray(1);
+    // Deflated straight from the scratch buffer: only the packed bytes are kept.
+    const raw = writeV2(messages, from, to).subarray(1);
     if (inflated + raw.length > MAX_INFLATED_BYTES) continue;
     const packed = deflateRawSync(raw, { level: 1 });
     if (packed.length > raw.length - raw.length / 8) continue;
