@@ -109,6 +109,32 @@ export function severable(inner: Database): { readonly db: Database; readonly fa
   };
 }
 
+/**
+ * A Database that behaves exactly like `inner` but first awaits `before(sql, params)` for every query (inside
+ * transactions too): to count a client's statements, or to hold one back until the test has arranged what
+ * should happen meanwhile. Closing it does not close `inner`.
+ */
+export function intercepted(
+  inner: Database,
+  before: (sql: string, params: readonly unknown[] | undefined) => Promise<void> | void,
+): Database {
+  const wrap = (q: Queryable): Queryable => ({
+    async query<R = Record<string, unknown>>(sql: string, params?: readonly unknown[]) {
+      await before(sql, params);
+      return q.query<R>(sql, params);
+    },
+    exec: (sql: string) => q.exec(sql),
+  });
+  const outer = wrap(inner);
+  return {
+    kind: inner.kind,
+    query: outer.query,
+    exec: outer.exec,
+    transaction: (fn) => inner.transaction((tx) => fn(wrap(tx))),
+    close: async () => {},
+  };
+}
+
 /** A crypto service with a fresh random key, as every bus is built with (segments are sealed). */
 export function testCrypto(key: Buffer = randomBytes(32), previous?: Buffer): CryptoService {
   return createCryptoService({

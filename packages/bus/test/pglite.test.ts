@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDatabase, type Database, migrate } from '@signal/store';
 import { type Bus, busMigrations, createPostgresBus } from '../src/index';
+import { type ConsumerSafetyHarness, describeConsumerSafety } from './consumer-safety';
 import { type BusHarness, describeBusContract } from './contract';
 import { recordingLogger, severable, testCrypto } from './helpers';
 import { TEST_TIMINGS } from './timings';
@@ -49,3 +50,12 @@ async function pgliteHarness(): Promise<BusHarness> {
 }
 
 describeBusContract('postgres adapter on PGlite (embedded, on disk)', pgliteHarness, { killable: true });
+
+/** Embedded members share the one in-memory database, as the subscriptions of one process do. */
+async function pgliteMembers(): Promise<ConsumerSafetyHarness> {
+  const db = await createDatabase({ kind: 'pglite' });
+  await migrate(db, busMigrations);
+  return { connect: async () => db, close: () => db.close() };
+}
+
+describeConsumerSafety('PGlite (embedded, one shared database)', pgliteMembers);

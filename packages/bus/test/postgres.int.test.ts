@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createDatabase, type Database, migrate } from '@signal/store';
 import { POSTGRES_URL, postgresAvailable } from '@signal/testkit';
 import { type Bus, busMigrations, createPostgresBus } from '../src/index';
+import { type ConsumerSafetyHarness, describeConsumerSafety } from './consumer-safety';
 import { type BusHarness, describeBusContract } from './contract';
 import { recordingLogger, severable, testCrypto } from './helpers';
 
@@ -66,3 +67,32 @@ describeBusContract('postgres adapter on a PostgreSQL server (multi-process)', s
   skip: !available,
   killable: true,
 });
+
+/** Each member its own pool, as separate processes; a random schema, dropped at the end. */
+async function serverMembers(): Promise<ConsumerSafetyHarness> {
+  const schema = `signal_bus_${randomBytes(6).toString('hex')}`;
+  const open = (): Promise<Database> =>
+    createDatabase({ kind: 'postgres', url: POSTGRES_URL, maxConnections: 4, schema });
+  const admin = await open();
+  await migrate(admin, busMigrations);
+  await admin.close();
+  const pools: Database[] = [];
+  return {
+    connect: async () => {
+      const db = await open();
+      pools.push(db);
+      return db;
+    },
+    close: async () => {
+      await Promise.all(pools.map((db) => db.close()));
+      const dropper = await createDatabase({ kind: 'postgres', url: POSTGRES_URL, maxConnections: 1 });
+      try {
+        await dropper.exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      } finally {
+        await dropper.close();
+      }
+    },
+  };
+}
+
+describeConsumerSafety('PostgreSQL server (one pool per member)', serverMembers, { skip: !available });

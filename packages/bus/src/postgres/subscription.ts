@@ -43,7 +43,10 @@ interface OwnedPartition {
   position: number;
   /** Local monotonic time until which the lease is surely held (renewal sent time + TTL). */
   leaseValidUntil: number;
-  /** Assigned to another member: finish the in-flight batch, then release. */
+  /**
+   * Assigned to another member, or being released: no new batch starts on it; the in-flight one (if any)
+   * finishes, then the partition is released.
+   */
   revoking: boolean;
   consecutiveFailures: number;
   retryAt: number;
@@ -90,6 +93,10 @@ const now = (): number => performance.now();
  * the epoch they hold, so a member that lost a partition (expired lease, taken over) can neither renew nor
  * commit it. A member whose batch runs longer than the session timeout without `heartbeat()` stops
  * renewing anything, exactly like a dead one, and its partitions move on.
+ *
+ * Stopping: the member leaves the group and releases its idle partitions at once, and keeps renewing the
+ * lease of the batch in flight until that batch has committed (or the stop deadline passed), so the rest of
+ * the group takes over everything but that batch's partition straight away, and that one only after it.
  */
 export class PostgresSubscription implements Subscription {
   readonly consumerId: string;
@@ -137,6 +144,8 @@ export class PostgresSubscription implements Subscription {
 
   async start(): Promise<void> {
     await this.tick();
+    // Stopped (the bus closed) while joining: `shutdown` has released what that first heartbeat acquired.
+    if (this.stopping) return;
     this.tickTimer = setInterval(() => {
       void this.tick();
     }, this.timings.heartbeatIntervalMs);
@@ -174,8 +183,10 @@ export class PostgresSubscription implements Subscription {
 
   private async shutdown(deadlineMs: number): Promise<void> {
     this.stopping = true;
-    if (this.tickTimer !== null) clearInterval(this.tickTimer);
     this.wake();
+    // The heartbeat keeps running until the loop has finished (see `drainHeartbeatOnce`); this first one
+    // leaves the group and hands the idle partitions to the others without waiting for the interval.
+    void this.tick();
     let timer: NodeJS.Timeout | undefined;
     const finished = await Promise.race([
       this.loop.then(() => true),
@@ -195,15 +206,13 @@ export class PostgresSubscription implements Subscription {
         'stop deadline passed with a batch in flight; it will be redelivered',
       );
     }
+    if (this.tickTimer !== null) clearInterval(this.tickTimer);
     await this.tickChain;
     try {
       const keep = stuck === null ? [] : [partKey(stuck.part.topic, stuck.part.partition)];
       const release = [...this.owned.values()].filter((p) => !keep.includes(partKey(p.topic, p.partition)));
       await this.release(release);
-      await this.db.query('DELETE FROM bus_members WHERE group_id = $1 AND consumer_id = $2', [
-        this.groupId,
-        this.consumerId,
-      ]);
+      await this.leaveGroup();
     } catch (err) {
       this.logger.warn(
         { err: describeError(err) },
@@ -232,9 +241,8 @@ export class PostgresSubscription implements Subscription {
   /** Runs one heartbeat, never two at once. */
   private tick(): Promise<void> {
     this.tickChain = this.tickChain.then(async () => {
-      if (this.stopping) return;
       try {
-        await this.heartbeatOnce();
+        await (this.stopping ? this.drainHeartbeatOnce() : this.heartbeatOnce());
       } catch (err) {
         this.logger.warn({ err: describeError(err), groupId: this.groupId }, 'bus heartbeat failed');
       }
@@ -284,6 +292,8 @@ export class PostgresSubscription implements Subscription {
 
     await this.renew(ttl, sentAt);
 
+    // Decided and marked (`release` sets `revoking` before its first await) in one synchronous step, so the
+    // run loop cannot start a batch on a partition between this check and the release reaching the database.
     const toRelease: OwnedPartition[] = [];
     for (const [key, part] of this.owned) {
       if (desired.has(key)) {
@@ -298,6 +308,28 @@ export class PostgresSubscription implements Subscription {
 
     const wanted = [...desired].filter((key) => !this.owned.has(key));
     if (wanted.length > 0 && !this.stopping) await this.acquire(wanted, ttl, sentAt);
+  }
+
+  /**
+   * The heartbeat of a stopping member. It has left the group, so the others deal its partitions among
+   * themselves at once; it hands back every partition without a batch in flight and keeps renewing the lease
+   * of the one in flight, so nobody else gets that batch's messages while it drains (it may run until the
+   * stop deadline, as long as a lease). Nothing new is acquired; past the deadline nothing is renewed.
+   */
+  private async drainHeartbeatOnce(): Promise<void> {
+    if (this.abandoned || this.stalled()) return;
+    const ttl = this.timings.sessionTimeoutMs;
+    const sentAt = now();
+    await this.leaveGroup();
+    await this.release([...this.owned.values()].filter((p) => this.inFlight?.part !== p));
+    await this.renew(ttl, sentAt);
+  }
+
+  private async leaveGroup(): Promise<void> {
+    await this.db.query('DELETE FROM bus_members WHERE group_id = $1 AND consumer_id = $2', [
+      this.groupId,
+      this.consumerId,
+    ]);
   }
 
   private async renew(ttl: number, sentAt: number): Promise<void> {
@@ -377,8 +409,17 @@ export class PostgresSubscription implements Subscription {
     if (rows.length > 0) this.wake();
   }
 
+  /**
+   * Hands partitions back to the group. They stop being servable before the update is sent: once it lands
+   * another member may take them, so no batch may start on them in between. Callers release only partitions
+   * without a batch in flight; should one have one anyway, its `signal` is aborted (it can no longer commit).
+   */
   private async release(parts: readonly OwnedPartition[]): Promise<void> {
     if (parts.length === 0) return;
+    for (const part of parts) {
+      part.revoking = true;
+      if (this.inFlight?.part === part) this.inFlight.controller.abort(new Error('partition released'));
+    }
     await this.db.query(
       `UPDATE bus_group_partitions AS g SET owner = NULL, lease_expires_at = NULL, updated_at = now()
        FROM unnest($3::text[], $4::integer[], $5::bigint[]) AS r(topic, partition, epoch)
@@ -393,7 +434,7 @@ export class PostgresSubscription implements Subscription {
       ],
     );
     for (const part of parts) {
-      this.owned.delete(partKey(part.topic, part.partition));
+      if (this.isOwned(part)) this.owned.delete(partKey(part.topic, part.partition));
       this.logger.debug(
         { groupId: this.groupId, topic: part.topic, partition: part.partition },
         'partition released',
@@ -515,10 +556,19 @@ export class PostgresSubscription implements Subscription {
     for (const raw of rows) {
       const row = segmentRow.parse(raw);
       const base = Number(row.base);
-      const segment =
-        row.payload === null && row.records === null && cached !== null && cached.base === base
-          ? cached
-          : { base, timestamp: row.ts, records: this.openSegment(part, base, row) };
+      let segment: NonNullable<OwnedPartition['segment']>;
+      if (row.payload === null && row.records === null && cached !== null && cached.base === base) {
+        segment = cached;
+      } else {
+        try {
+          segment = { base, timestamp: row.ts, records: this.openSegment(part, base, row) };
+        } catch (err) {
+          // The partition halts right at the segment that does not open, not at the start of this fetch: the
+          // messages before it go out now, and the next fetch starts at it and halts there.
+          if (out.length > 0) return out;
+          throw err;
+        }
+      }
       part.segment = segment;
       this.slice(part, segment, Math.max(from + out.length, base), out);
       if (out.length >= this.batchSize) break;
