@@ -247,28 +247,85 @@ describe('consent', () => {
 });
 
 describe('page lifecycle', () => {
-  it('beacons what waits on pagehide and on visibilitychange to hidden', async () => {
+  function hide(): void {
+    const visibility = vi.spyOn(document, 'visibilityState', 'get').mockReturnValue('hidden');
+    document.dispatchEvent(new Event('visibilitychange'));
+    visibility.mockRestore();
+  }
+
+  it('on visibilitychange to hidden, sends what waits at once with a keepalive fetch, so nothing is sent twice', async () => {
+    const beacons = beaconRecorder();
+    vi.spyOn(navigator, 'sendBeacon').mockImplementation(beacons.sendBeacon);
+    const df = start();
+    df.track('before hidden');
+    hide();
+    // Started in the handler itself: a page frozen right after still has its request on the way.
+    expect(gateway.requests).toHaveLength(1);
+    expect(gateway.requests[0]?.keepalive).toBe(true);
+    await vi.advanceTimersByTimeAsync(0);
+    // The tab comes back: acknowledged, so neither this page nor the next sends it again.
+    await vi.advanceTimersByTimeAsync(60_000);
+    window.dispatchEvent(new Event('pagehide'));
+    df.shutdown();
+    start();
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(gateway.events().map((e) => e.event)).toEqual(['before hidden']);
+    expect(beacons.calls).toHaveLength(0);
+  });
+
+  it('on pagehide, beacons what waits, and a visibilitychange after it sends nothing more', async () => {
     const beacons = beaconRecorder();
     vi.spyOn(navigator, 'sendBeacon').mockImplementation(beacons.sendBeacon);
     const df = start();
     df.track('before hide');
+    // The order browsers use when a page is left: pagehide, then visibilitychange to hidden.
     window.dispatchEvent(new Event('pagehide'));
+    hide();
     expect(beacons.calls).toHaveLength(1);
     expect(beacons.calls[0]?.url).toBe(`${ENDPOINT}/v1/batch`);
-
-    df.track('before hidden');
-    const visibility = vi.spyOn(document, 'visibilityState', 'get').mockReturnValue('hidden');
-    document.dispatchEvent(new Event('visibilitychange'));
-    visibility.mockRestore();
-    expect(beacons.calls).toHaveLength(2);
-    const bodies = await Promise.all(beacons.calls.map((c) => c.body));
-    expect(bodies.map((b) => JSON.parse(b).batch.map((e: EventBody) => e.event))).toEqual([
-      ['before hide'],
-      ['before hidden'],
-    ]);
-    expect(bodies.every((b) => JSON.parse(b).pipelineKey === KEY)).toBe(true);
+    const body = JSON.parse((await beacons.calls[0]?.body) ?? '');
+    expect(body.pipelineKey).toBe(KEY);
+    expect(body.batch.map((e: EventBody) => e.event)).toEqual(['before hide']);
     await vi.advanceTimersByTimeAsync(5_000);
     expect(gateway.requests).toHaveLength(0);
+  });
+
+  it('loses nothing when a beacon the browser accepted fails on the way (gateway 503, reset)', async () => {
+    const beacons = beaconRecorder(() => true);
+    vi.spyOn(navigator, 'sendBeacon').mockImplementation(beacons.sendBeacon);
+    const first = start();
+    first.track('beaconed');
+    window.dispatchEvent(new Event('pagehide'));
+    first.shutdown();
+    const [beaconed] = JSON.parse((await beacons.calls[0]?.body) ?? '').batch as EventBody[];
+    expect(beaconed?.event).toBe('beaconed');
+
+    // The beacon never reached the gateway; the next page sends the event again, same messageId.
+    const second = start();
+    await second.flush();
+    expect(gateway.events().map((e) => e.messageId)).toEqual([beaconed?.messageId]);
+  });
+
+  it('keeps events waiting for a retry through hidden and pagehide, then delivers them once the gateway is back', async () => {
+    const beacons = beaconRecorder(() => true);
+    vi.spyOn(navigator, 'sendBeacon').mockImplementation(beacons.sendBeacon);
+    const outage = fakeGateway(() => ({ status: 503 }));
+    vi.stubGlobal('fetch', outage.fetch);
+    const first = start();
+    first.track('outage 1');
+    first.track('outage 2');
+    await first.flush();
+    hide();
+    window.dispatchEvent(new Event('pagehide'));
+    first.shutdown();
+    expect(outage.requests).toHaveLength(1);
+    expect(beacons.calls).toHaveLength(0);
+
+    vi.stubGlobal('fetch', gateway.fetch);
+    const second = start();
+    second.track('after recovery');
+    await second.flush();
+    expect(gateway.events().map((e) => e.event)).toEqual(['outage 1', 'outage 2', 'after recovery']);
   });
 
   it('sends events a previous page left behind (reload while offline)', async () => {

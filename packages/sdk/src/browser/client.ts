@@ -354,12 +354,14 @@ export function createClient(win: Window, defaults: { endpoint?: string } = {}):
 
     listen(r, win, 'pagehide', () => {
       begin();
-      r.queue.unload(true);
+      r.queue.unload();
     });
+    // Hidden is the last moment a mobile page is sure to see, but not an exit: send what waits now with a
+    // keepalive fetch (it outlives the page, and its answer, if the page lives, spares a second send).
     listen(r, win.document, 'visibilitychange', () => {
       if (win.document.visibilityState !== 'hidden') return;
       begin();
-      r.queue.unload(false);
+      void r.queue.flush();
     });
     listen(r, win, 'pageshow', (event) => {
       if ((event as PageTransitionEvent).persisted) r.queue.reclaim();

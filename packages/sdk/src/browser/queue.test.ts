@@ -340,7 +340,7 @@ describe('persistence', () => {
     vi.stubGlobal('navigator', { ...navigator, sendBeacon: () => false });
     const first = queue();
     first.push(event('a'));
-    first.unload(true);
+    first.unload();
     first.stop();
     expect(slots()[0]?.value.t).toBe(0);
     vi.unstubAllGlobals();
@@ -402,31 +402,105 @@ describe('persistence', () => {
     expect(gateway.requests.at(-1)?.body.dropped).toBeUndefined();
   });
 
-  it('sheds the oldest events when localStorage is full instead of losing the write', async () => {
+  it('keeps every event in memory when localStorage is full, saving the newest that fit, and warns once', async () => {
     const backing = webStore('localStorage');
     const limited: KeyValueStore = {
       ...backing,
       set: (key, value) => value.length < 4_000 && backing.set(key, value),
     };
-    install(() => 'network-error');
-    const q = queue({ store: limited, maxQueueSize: 100 });
-    for (let i = 0; i < 40; i += 1) q.push(event(`e${i}`, 200));
+    let up = false;
+    const gateway = install(() => (up ? { status: 202 } : 'network-error'));
+    const warn = vi.fn();
+    const q = queue({ store: limited, maxQueueSize: 100, logger: { warn } });
+    const pushed = Array.from({ length: 40 }, (_, i) => event(`e${i}`, 200));
+    for (const e of pushed) q.push(e);
+    expect(q.size()).toBe(40);
     const stored = slots()[0]?.value;
     expect(stored?.q.at(-1)?.event).toBe('e39');
+    // Should this page die, the next one learns how many events the slot could not hold.
     expect(stored && stored.q.length + stored.d).toBe(40);
-    expect(q.size()).toBe(stored?.q.length);
+    // Once, when the quota first bit, not once per event after it.
+    expect(warn).toHaveBeenCalledOnce();
+    expect(warn.mock.calls[0]?.[1]).toBe('datafly: storage full, older events are kept in memory only');
+    up = true;
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(gateway.events().at(-1)?.event).toBe('e39');
+    expect(new Set(gateway.events().map((e) => e.messageId))).toEqual(
+      new Set(pushed.map((e) => e.messageId)),
+    );
+    expect(gateway.requests.every((r) => r.body.dropped === undefined)).toBe(true);
+    expect(q.size()).toBe(0);
+    expect(slots()).toEqual([]);
+  });
+
+  it('delivers to a healthy gateway when localStorage refuses every write', async () => {
+    const backing = webStore('localStorage');
+    const full: KeyValueStore = { ...backing, set: () => false };
+    const gateway = install();
+    const warn = vi.fn();
+    const q = queue({ store: full, logger: { warn } });
+    const pushed = [event('a'), event('b'), event('c')];
+    for (const e of pushed) q.push(e);
+    await q.flush();
+    expect(gateway.events().map((e) => e.messageId)).toEqual(pushed.map((e) => e.messageId));
+    expect(q.size()).toBe(0);
+    expect(warn).toHaveBeenCalledOnce();
+  });
+
+  it('returns at once when storage fills up while a batch is in flight (the page never freezes)', async () => {
+    const backing = webStore('localStorage');
+    let full = false;
+    let refused = 0;
+    const store: KeyValueStore = {
+      ...backing,
+      set: (key, value) => {
+        if (!full) return backing.set(key, value);
+        // A persist that retried a refused write forever would freeze the page; fail the test instead.
+        refused += 1;
+        if (refused > 50) throw new Error('persist keeps retrying a write the quota refuses');
+        return false;
+      },
+    };
+    let answer: (r: Response) => void = () => {};
+    const bodies: string[] = [];
+    vi.stubGlobal('fetch', (_: unknown, init: RequestInit) => {
+      bodies.push(String(init.body));
+      return new Promise<Response>((r) => (answer = r));
+    });
+    const q = queue({ store, batchSize: 1 });
+    q.push(event('in flight'));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(bodies).toHaveLength(1);
+    full = true;
+    q.push(event('next'));
+    expect(q.size()).toBe(2);
+    answer(new Response(null, { status: 202 }));
+    await vi.advanceTimersByTimeAsync(0);
+    answer(new Response(null, { status: 202 }));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(bodies.flatMap((b) => JSON.parse(b).batch.map((e: EventBody) => e.event))).toEqual([
+      'in flight',
+      'next',
+    ]);
+    expect(q.size()).toBe(0);
   });
 });
 
 describe('unload', () => {
-  it('hands what waits to sendBeacon as text/plain with the key in the body and forgets it', async () => {
-    const gateway = install();
+  /** The events of each beacon, in call order. */
+  async function beaconed(calls: { body: Promise<string> }[]): Promise<string[][]> {
+    const bodies = await Promise.all(calls.map((c) => c.body));
+    return bodies.map((b) => (JSON.parse(b).batch as EventBody[]).map((e) => e.event ?? ''));
+  }
+
+  it('beacons what waits as text/plain with the key in the body, and keeps it in the released slot', async () => {
+    install();
     const beacons = beaconRecorder();
     vi.spyOn(navigator, 'sendBeacon').mockImplementation(beacons.sendBeacon);
     const q = queue();
     const sent = [event('a'), event('b')];
     for (const e of sent) q.push(e);
-    q.unload(false);
+    q.unload();
     expect(beacons.calls).toHaveLength(1);
     const call = beacons.calls[0];
     expect(call?.url).toBe(URL_BATCH);
@@ -434,28 +508,90 @@ describe('unload', () => {
     const body = JSON.parse((await call?.body) ?? '');
     expect(body.pipelineKey).toBe(KEY);
     expect(body.batch).toEqual(sent);
-    expect(q.size()).toBe(0);
-    await vi.advanceTimersByTimeAsync(5_000);
-    expect(gateway.requests).toHaveLength(0);
+    // `true` from sendBeacon only means the browser queued it: nothing is acknowledged yet.
+    expect(slots().map((s) => [s.value.t, s.value.q.map((e) => e.messageId)])).toEqual([
+      [0, sent.map((e) => e.messageId)],
+    ]);
   });
 
-  it('splits beacons below 64 KiB and keeps what the browser refuses for the next page', async () => {
+  it('loses nothing when the browser queued the beacon but it never arrived: the next page sends it again', async () => {
+    const gateway = install();
+    const beacons = beaconRecorder(() => true);
+    vi.spyOn(navigator, 'sendBeacon').mockImplementation(beacons.sendBeacon);
+    const first = queue();
+    const sent = [event('a'), event('b')];
+    for (const e of sent) first.push(e);
+    first.unload();
+    first.stop(); // the page is gone; the beacon failed on the way (503, reset): nothing reached the gateway
+    expect(beacons.calls).toHaveLength(1);
+    expect(gateway.requests).toHaveLength(0);
+
+    const second = queue();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(gateway.events()).toEqual(sent);
+    expect(second.size()).toBe(0);
+    expect(slots()).toEqual([]);
+  });
+
+  it.each([
+    ['a retry delay runs', () => ({ status: 503, headers: { 'Retry-After': '30' } })],
+    ['the network failed', () => 'network-error' as const],
+  ])('sends no beacon while %s and keeps the events for the next page', async (_, reply) => {
+    install(reply);
+    const beacons = beaconRecorder();
+    vi.spyOn(navigator, 'sendBeacon').mockImplementation(beacons.sendBeacon);
+    const first = queue();
+    const sent = [event('a'), event('b')];
+    for (const e of sent) first.push(e);
+    await first.flush();
+    first.unload();
+    first.stop();
+    expect(beacons.calls).toHaveLength(0);
+    expect(slots()[0]?.value.q.map((e) => e.messageId)).toEqual(sent.map((e) => e.messageId));
+
+    const gateway = install();
+    queue();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(gateway.events()).toEqual(sent);
+  });
+
+  it('sends no beacon while the browser is offline', () => {
+    install();
+    vi.spyOn(navigator, 'onLine', 'get').mockReturnValue(false);
+    const beacons = beaconRecorder();
+    vi.spyOn(navigator, 'sendBeacon').mockImplementation(beacons.sendBeacon);
+    const q = queue();
+    q.push(event('a'));
+    q.unload();
+    expect(beacons.calls).toHaveLength(0);
+    expect(slots()[0]?.value.q.map((e) => e.event)).toEqual(['a']);
+  });
+
+  it('splits beacons below 64 KiB, stops at the first the browser refuses, and keeps every event', async () => {
     install();
     const beacons = beaconRecorder((i) => i < 2);
     vi.spyOn(navigator, 'sendBeacon').mockImplementation(beacons.sendBeacon);
     const q = queue({ batchSize: 500 });
     for (let i = 0; i < 60; i += 1) q.push(event(`e${i}`, 2_000));
-    q.unload(true);
+    q.unload();
     expect(beacons.calls.length).toBe(3);
     for (const c of beacons.calls) expect(c.size).toBeLessThan(64 * 1024);
-    const delivered = (await Promise.all(beacons.calls.slice(0, 2).map((c) => c.body))).flatMap(
-      (b) => JSON.parse(b).batch as EventBody[],
-    );
     const kept = slots()[0]?.value;
     expect(kept?.t).toBe(0);
-    expect([...delivered, ...(kept?.q ?? [])].map((e) => e.event)).toEqual(
-      Array.from({ length: 60 }, (_, i) => `e${i}`),
-    );
+    expect(kept?.q.map((e) => e.event)).toEqual(Array.from({ length: 60 }, (_, i) => `e${i}`));
+  });
+
+  it('does not let an event too big for a beacon hold back the others', async () => {
+    install();
+    const beacons = beaconRecorder();
+    vi.spyOn(navigator, 'sendBeacon').mockImplementation(beacons.sendBeacon);
+    const q = queue();
+    q.push(event('a'));
+    q.push(event('huge', 100_000));
+    q.push(event('b'));
+    q.unload();
+    expect(await beaconed(beacons.calls)).toEqual([['a', 'b']]);
+    expect(slots()[0]?.value.q.map((e) => e.event)).toEqual(['a', 'huge', 'b']);
   });
 
   it('keeps the batch in flight in the slot: its keepalive request may still fail', async () => {
@@ -468,12 +604,28 @@ describe('unload', () => {
     q.push(inflight);
     void q.flush();
     q.push(event('waiting'));
-    q.unload(true);
-    const beaconed = JSON.parse((await beacons.calls[0]?.body) ?? '').batch as EventBody[];
-    expect(beaconed.map((e) => e.event)).toEqual(['waiting']);
-    expect(slots()[0]?.value.q.map((e) => e.event)).toEqual(['inflight']);
+    q.unload();
+    expect(await beaconed(beacons.calls)).toEqual([['waiting']]);
+    expect(slots()[0]?.value.q.map((e) => e.event)).toEqual(['inflight', 'waiting']);
     resolve(new Response(null, { status: 202 }));
     await vi.advanceTimersByTimeAsync(0);
+    // Acknowledged, so gone; the beaconed event stays, and the slot stays released for the next page.
+    expect(slots().map((s) => [s.value.t, s.value.q.map((e) => e.event)])).toEqual([[0, ['waiting']]]);
+  });
+
+  it('sends nothing more once the page is left, and resumes when it comes back from the cache', async () => {
+    const gateway = install();
+    const beacons = beaconRecorder();
+    vi.spyOn(navigator, 'sendBeacon').mockImplementation(beacons.sendBeacon);
+    const q = queue();
+    q.push(event('a'));
+    q.unload();
+    await q.flush();
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(gateway.requests).toHaveLength(0);
+    q.reclaim();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(gateway.events().map((e) => e.event)).toEqual(['a']);
     expect(slots()).toEqual([]);
   });
 });

@@ -32,8 +32,11 @@ export interface Queue {
   push(event: EventBody): void;
   /** Sends everything waiting unless a retry delay is running; resolves when that attempt has settled. */
   flush(): Promise<void>;
-  /** The page is being hidden (`release` false) or left (`release` true): beacon what waits. */
-  unload(release: boolean): void;
+  /**
+   * The page is being left (`pagehide`): beacon what waits and release the slot. Nothing is sent after this
+   * until `reclaim`.
+   */
+  unload(): void;
   /** Connectivity came back: retry now instead of at the end of a network backoff. */
   online(): void;
   /** The page came back from the back/forward cache: claim the slot again. */
@@ -76,6 +79,10 @@ export function createQueue(options: QueueOptions): Queue {
   let timerAt = Number.POSITIVE_INFINITY;
   let running: Promise<void> | null = null;
   let stopped = false;
+  /** Between `pagehide` and a return from the back/forward cache: the slot is released, the loop idle. */
+  let left = false;
+  /** The last write saved only part of the queue (the quota): warn once per such spell, not per event. */
+  let cramped = false;
 
   function add(item: Item): void {
     if (ids.has(item.id)) return;
@@ -102,17 +109,28 @@ export function createQueue(options: QueueOptions): Queue {
     );
   }
 
-  /** Writes the slot (`at` 0 marks it released); on a full quota, sheds the oldest quarter and tries again. */
-  function persist(at = Date.now()): void {
-    if (items.length === 0 && dropped === 0) {
+  /**
+   * Writes the slot (`at` 0 marks it released). The slot is only the copy for the next page: a write the
+   * quota refuses never costs the queue in memory an event. Instead the newest half, quarter… is saved, the
+   * rest counted as dropped should this page die; `keep` halves to 0, so there are at most log2(n) + 2 writes,
+   * and the strings shrink with it (about two full writes' work in all).
+   */
+  function persist(at = left ? 0 : Date.now()): void {
+    const n = items.length;
+    if (n === 0 && dropped === 0) {
       store.remove(slot);
       return;
     }
-    for (;;) {
-      const text = `{"k":${JSON.stringify(pipelineKey)},"t":${at},"d":${dropped},"q":[${items.map((i) => i.json).join(',')}]}`;
-      if (store.set(slot, text) || items.length === 0) return;
-      trim(Math.floor(items.length * 0.75));
-    }
+    const text = (keep: number): string =>
+      `{"k":${JSON.stringify(pipelineKey)},"t":${at},"d":${dropped + n - keep},"q":[${items
+        .slice(n - keep)
+        .map((i) => i.json)
+        .join(',')}]}`;
+    let keep = n;
+    while (!store.set(slot, text(keep)) && keep > 0) keep >>= 1;
+    if (keep < n && !cramped)
+      logger?.warn({ queued: n, saved: keep }, 'datafly: storage full, older events are kept in memory only');
+    cramped = keep < n;
   }
 
   /** Takes over slots left by earlier pages of this site (same pipeline key) that are released or stale. */
@@ -162,7 +180,7 @@ export function createQueue(options: QueueOptions): Queue {
   }
 
   async function loop(): Promise<void> {
-    while (!stopped) {
+    while (!stopped && !left) {
       if (Date.now() < backoffUntil) {
         // An earlier timer (or a flush) came before the retry delay ended: wait for the delay.
         schedule(0);
@@ -230,22 +248,25 @@ export function createQueue(options: QueueOptions): Queue {
       schedule(items.length - inflight.length >= options.batchSize ? 0 : options.flushInterval);
     },
     flush: () => (stopped ? Promise.resolve() : drain()),
-    unload(release) {
-      let waiting = items.filter((item) => !inflight.includes(item));
-      for (let chunk = nextChunk(waiting); chunk.length > 0; chunk = nextChunk(waiting)) {
-        const reported = dropped;
-        const body = batchBody(
-          pipelineKey,
-          chunk.map((item) => item.json),
-          reported,
-        );
-        if (!beacon(url, body)) break;
-        remove(chunk);
-        dropped = Math.max(dropped - reported, 0);
-        waiting = waiting.slice(chunk.length);
+    unload() {
+      left = true;
+      // A beacon's `true` only means the browser queued it, so what it carries stays in the slot until a fetch
+      // is acknowledged: the next page sends it again and the pipeline deduplicates on `messageId`. Offline or
+      // in a retry delay it would fail too; an event over the budget alone would be refused and stop the rest;
+      // the batch in flight has its keepalive request. `dropped` rides only on requests whose answer is seen.
+      if (navigator.onLine !== false && Date.now() >= backoffUntil) {
+        let waiting = items.filter((item) => !inflight.includes(item) && item.bytes < BODY_BUDGET);
+        for (let chunk = nextChunk(waiting); chunk.length > 0; chunk = nextChunk(waiting)) {
+          const body = batchBody(
+            pipelineKey,
+            chunk.map((item) => item.json),
+            0,
+          );
+          if (!beacon(url, body)) break;
+          waiting = waiting.slice(chunk.length);
+        }
       }
-      // The batch in flight stays in the slot: its keepalive request may still fail after the page is gone.
-      persist(release ? 0 : Date.now());
+      persist();
     },
     online() {
       if (!offline) return;
@@ -254,6 +275,7 @@ export function createQueue(options: QueueOptions): Queue {
       schedule(0);
     },
     reclaim() {
+      left = false;
       persist();
       if (items.length > 0) schedule(0);
     },

@@ -78,7 +78,8 @@ export async function postBatch(
 /**
  * Hands a body to the browser to deliver after the page is gone. `text/plain` is a CORS-safelisted type, so
  * no preflight is needed (there is no time for one at unload); the gateway parses the body as JSON anyway.
- * True means the browser accepted it, which is as much acknowledgement as a beacon ever gets.
+ * True means only that the browser queued it, not that the gateway took it (a 503 or a reset is never seen),
+ * so it is no acknowledgement: the caller keeps the events until a fetch is answered 2xx.
  */
 export function beacon(url: string, body: string): boolean {
   if (typeof navigator.sendBeacon !== 'function') return false;

@@ -48,13 +48,19 @@ export function fakeGateway(
   };
 }
 
-/** Captures `navigator.sendBeacon` calls (what the browser would deliver after the page is gone). */
-export function beaconRecorder(accept: (index: number) => boolean = () => true) {
+/**
+ * Captures `navigator.sendBeacon` calls. `accept` is the browser's answer, which only says whether it queued
+ * the body: like Chromium, the default refuses a body over the 64 KiB budget and queues anything else, and a
+ * queued beacon is not a delivered one (nothing here ever reaches a gateway).
+ */
+export function beaconRecorder(
+  accept: (index: number, size: number) => boolean = (_, size) => size <= 64 * 1024,
+) {
   const calls: { url: string; type: string; size: number; body: Promise<string> }[] = [];
   const sendBeacon = (url: string | URL, data?: BodyInit | null): boolean => {
     const blob = data instanceof Blob ? data : new Blob([String(data)]);
     calls.push({ url: String(url), type: blob.type, size: blob.size, body: blob.text() });
-    return accept(calls.length - 1);
+    return accept(calls.length - 1, blob.size);
   };
   return { sendBeacon, calls };
 }
