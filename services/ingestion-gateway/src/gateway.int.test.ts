@@ -572,6 +572,24 @@ describe('hostile input: the right 4xx JSON error, nothing on the bus, the proce
     expect((await fetch(`${base}/d.js`, { method: 'HEAD' })).status).toBe(200);
   });
 
+  it("a browser request's refusals carry CORS headers, so the SDK can read them and stop retrying", async () => {
+    const evil = 'https://evil.example.net';
+    const refusals = [
+      await post('/v1/t', JSON.stringify(track), { 'x-pipeline-key': `dk_live_${'0'.repeat(32)}` }),
+      await post('/v1/t', JSON.stringify(track), { origin: evil }),
+      await post('/v1/t', '{"event":'),
+      await post('/v1/batch', JSON.stringify({ batch: [track] }), { 'x-pipeline-key': SERVER_KEY }),
+    ];
+    expect(refusals.map((r) => r.status)).toEqual([401, 403, 400, 401]);
+    expect(refusals.map((r) => r.headers.get('access-control-allow-origin'))).toEqual([
+      ORIGIN,
+      evil,
+      ORIGIN,
+      ORIGIN,
+    ]);
+    expect(recorder.published).toHaveLength(0);
+  });
+
   it('schema errors name the path of the first bad field', async () => {
     const res = await post('/v1/t', JSON.stringify({ event: 'x', context: { page: { url: 42 } } }));
     expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(

@@ -156,17 +156,19 @@ export function createGateway(deps: GatewayDeps) {
     key: string | undefined,
     origin: string | undefined,
     signed: boolean,
+    cors: Record<string, string>,
   ): Promise<PipelineAuth | undefined> {
     if (!key) {
       reject(
         res,
         new HttpError('unauthorized', 'a pipeline key is required (X-Pipeline-Key)'),
         'missing_key',
+        cors,
       );
       return undefined;
     }
     if (!PIPELINE_KEY_PATTERN.test(key)) {
-      reject(res, new HttpError('unauthorized', 'the pipeline key is not valid'), 'invalid_key');
+      reject(res, new HttpError('unauthorized', 'the pipeline key is not valid'), 'invalid_key', cors);
       return undefined;
     }
     let pipeline: PipelineAuth | null;
@@ -174,11 +176,16 @@ export function createGateway(deps: GatewayDeps) {
       pipeline = await directory.findPipelineByKey(key);
     } catch (cause) {
       logger.error({ err: cause }, 'pipeline lookup failed');
-      reject(res, unavailable('pipeline lookup is unavailable, retry shortly'), 'directory_unavailable');
+      reject(
+        res,
+        unavailable('pipeline lookup is unavailable, retry shortly'),
+        'directory_unavailable',
+        cors,
+      );
       return undefined;
     }
     if (!pipeline?.enabled) {
-      reject(res, new HttpError('unauthorized', 'the pipeline key is not valid'), 'invalid_key');
+      reject(res, new HttpError('unauthorized', 'the pipeline key is not valid'), 'invalid_key', cors);
       return undefined;
     }
     if (!signed && pipeline.type === 'server') {
@@ -189,12 +196,17 @@ export function createGateway(deps: GatewayDeps) {
           'this pipeline accepts only signed requests (X-Signature and X-Timestamp, to /v1/events or /v1/batch)',
         ),
         'unsigned_server_key',
+        cors,
       );
       return undefined;
     }
     if (origin !== undefined && !isOriginAllowed(origin, pipeline.allowedDomains, config.corsOrigins)) {
-      // No CORS headers: the page must not be able to read even the error.
-      reject(res, new HttpError('forbidden', 'this origin may not send events to this pipeline'), 'origin');
+      reject(
+        res,
+        new HttpError('forbidden', 'this origin may not send events to this pipeline'),
+        'origin',
+        cors,
+      );
       return undefined;
     }
     return pipeline;
@@ -372,12 +384,12 @@ export function createGateway(deps: GatewayDeps) {
   ) {
     const origin = headerValue(req.headers.origin);
     const provisionalCors = corsHeaders(origin);
-    const bytes = await readBody(req, res, {});
+    const bytes = await readBody(req, res, provisionalCors);
     if (!bytes) return;
-    const body = parseBody(res, bytes, {}) as Record<string, unknown> | undefined;
+    const body = parseBody(res, bytes, provisionalCors) as Record<string, unknown> | undefined;
     if (!body) return;
     const key = headerValue(req.headers['x-pipeline-key']) ?? stringField(body, 'pipelineKey');
-    const pipeline = await authenticateKey(res, key, origin, false);
+    const pipeline = await authenticateKey(res, key, origin, false, provisionalCors);
     if (!pipeline) return;
     if (!(await withinRateLimit(res, pipeline, provisionalCors))) return;
     const caller: Caller = { pipeline, provenance: 'pipeline_key' };
@@ -424,7 +436,7 @@ export function createGateway(deps: GatewayDeps) {
     const bytes = await readBody(req, res, {});
     if (!bytes) return;
     const key = headerValue(req.headers['x-pipeline-key']);
-    const pipeline = await authenticateKey(res, key, undefined, true);
+    const pipeline = await authenticateKey(res, key, undefined, true, {});
     if (!pipeline) return;
     const verdict = verifyHmac({
       signature: headerValue(req.headers['x-signature']),
@@ -502,7 +514,7 @@ export function createGateway(deps: GatewayDeps) {
       );
       return undefined;
     }
-    const pipeline = await authenticateKey(res, query.get('pipelineKey') ?? undefined, undefined, false);
+    const pipeline = await authenticateKey(res, query.get('pipelineKey') ?? undefined, undefined, false, {});
     if (!pipeline) return undefined;
     return { eventType, pipeline };
   }
