@@ -92,10 +92,12 @@ export interface KafkaBus extends Bus {
 
 /**
  * The event bus on Kafka via kafkajs. Producer: `acks: -1` (all in-sync replicas), Java-compatible murmur2
- * partitioning (explicit partitions, so receipts are exact), one request in flight so a retried send cannot
- * overtake the next. kafkajs's idempotent producer is experimental and is *not* enabled: a retried send can
- * duplicate a message, and consumers dedup on the event's `messageId` (ARCHITECTURE §6). Connections are
- * opened lazily on first use.
+ * partitioning (explicit partitions, so receipts are exact), one request in flight per connection. Order per
+ * key holds within one publish call and between calls that follow each other (a publish resolves only once
+ * acknowledged); two calls in flight at the same time have no order between them, since kafkajs retries each
+ * send on its own and a later call can land between a failed send and its retry. kafkajs's idempotent
+ * producer is experimental and is *not* enabled: a retried send can duplicate a message, and consumers dedup
+ * on the event's `messageId` (ARCHITECTURE §6). Connections are opened lazily on first use.
  */
 export interface KafkaBusDeps {
   readonly logger: BusLogger;
