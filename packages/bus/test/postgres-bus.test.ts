@@ -210,6 +210,14 @@ describe('postgres bus on PGlite', () => {
     expect([closed.code, closed.retryable]).toEqual(['bus_closed', false]);
   });
 
+  it('a publish still looking up its topic when the bus closes is refused as closed and writes nothing', async () => {
+    const racing = open();
+    const publishing = busError(racing.publish('late', [{ key: 'a', value: '1' }]));
+    await racing.close();
+    expect((await publishing).code).toBe('bus_closed');
+    expect(await segmentCount('late')).toBe(0);
+  });
+
   it('rejects a publish it could not write, as retryable, and writes none of it', async () => {
     const { db: cut, fault } = severable(db);
     const flaky = open({ db: cut });

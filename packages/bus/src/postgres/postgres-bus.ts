@@ -153,7 +153,16 @@ export function createPostgresBus(options: PostgresBusOptions): PostgresBus {
       assertOpen();
       checkTopicName(topic);
       if (messages.length === 0) return [];
-      const partitions = await registry.partitions(topic);
+      let partitions: number;
+      try {
+        partitions = await registry.partitions(topic);
+      } catch (err) {
+        assertOpen();
+        throw err;
+      }
+      // Closed while the topic was looked up: `close` waits only for what reached the writer, so nothing may
+      // reach it now.
+      assertOpen();
       const byPartition = new Map<number, OutgoingMessage[]>();
       for (const message of messages) {
         if (typeof message.key !== 'string' || typeof message.value !== 'string') {
