@@ -10,7 +10,12 @@
  * also reports the server process's own CPU time per request and per event (user + system, from
  * /proc/<pid>/stat), which depends far less on what else runs: compare changes by that column.
  *
- * Both servers run with the gateway's deployed Node flags (`NODE_FLAGS`).
+ * Both servers run with the gateway's deployed Node flags (`NODE_FLAGS`; `BENCH_EXTRA_FLAGS` adds some, to
+ * try a flag on both).
+ *
+ * `BENCH_ROUNDS` rounds (default 3) of `BENCH_DURATION` seconds per run (default 6), each round with fresh
+ * servers: the table shows medians and every round's µs per event, and ratios are taken within a round. One
+ * run of each moved ±15 % with this machine's load.
  *
  * `BENCH_PROFILE=<dir>` also writes a V8 CPU profile of each measured run (load only, no start-up) there.
  */
@@ -24,8 +29,9 @@ import { benchBatchBody, benchEvent } from './support/bench-events';
 import { BENCH_KEY } from './support/bench-key';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const DURATION_S = Number(process.env.BENCH_DURATION ?? 10);
+const DURATION_S = Number(process.env.BENCH_DURATION ?? 6);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 
 const single = JSON.stringify(benchEvent(1));
 /** What Datafly.js sends: a batch of up to `batchSize` (10) events of one visitor; 1,000 visitors in turn. */
@@ -43,7 +49,7 @@ const sdkBatches = Array.from({ length: 1000 }, (_, v) =>
  * Node flags of both servers: the gateway's as deployed (`pnpm start`, the Dockerfile), and the same for the
  * bare server so that the ratio compares the work, not the heap settings.
  */
-const NODE_FLAGS = ['--max-semi-space-size=64'];
+const NODE_FLAGS = ['--max-semi-space-size=64', ...(process.env.BENCH_EXTRA_FLAGS?.split(' ') ?? [])];
 
 interface Server {
   readonly port: number;
@@ -147,42 +153,68 @@ async function load(server: Server, path: string, bodies: string | readonly stri
   };
 }
 
-const rows: [string, Figures, number][] = [];
-const bare = await startServer('bare');
-await load(bare, '/', single); // warm-up
-rows.push(['(a) bare node:http, JSON.parse → 202', await load(bare, '/', single), 1]);
-await bare.stop();
+interface Scenario {
+  readonly name: string;
+  /** Events per request. */
+  readonly events: number;
+  readonly runs: Figures[];
+}
+const scenario = (name: string, events: number): Scenario => ({ name, events, runs: [] });
+const bareRow = scenario('(a) bare node:http, JSON.parse → 202', 1);
+const singleRow = scenario('(b) gateway /v1/t, durable publish', 1);
+const batchRow = scenario('(c) gateway /v1/batch, 100 events', 100);
+const sdkRow = scenario('(d) gateway /v1/batch, 10 events of one visitor (Datafly.js)', 10);
 
-const gw = await startServer('gateway');
-await load(gw, '/v1/t', single);
-rows.push(['(b) gateway /v1/t, durable publish', await load(gw, '/v1/t', single), 1]);
-rows.push(['(c) gateway /v1/batch, 100 events', await load(gw, '/v1/batch', benchBatchBody), 100]);
-rows.push([
-  '(d) gateway /v1/batch, 10 events of one visitor (Datafly.js)',
-  await load(gw, '/v1/batch', sdkBatches),
-  10,
-]);
-await gw.stop();
+// Rounds, each with fresh servers: the machine's load drifts over a run, so a round measures every scenario
+// close together in time, ratios are taken within a round, and the table shows medians over the rounds.
+for (let round = 0; round < ROUNDS; round += 1) {
+  const bare = await startServer('bare');
+  await load(bare, '/', single); // warm-up
+  bareRow.runs.push(await load(bare, '/', single));
+  await bare.stop();
+
+  const gw = await startServer('gateway');
+  await load(gw, '/v1/t', single); // warm-up
+  singleRow.runs.push(await load(gw, '/v1/t', single));
+  batchRow.runs.push(await load(gw, '/v1/batch', benchBatchBody));
+  sdkRow.runs.push(await load(gw, '/v1/batch', sdkBatches));
+  await gw.stop();
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+const med = (row: Scenario, pick: (f: Figures) => number) => median(row.runs.map(pick));
+/** Per round, then the median: a ratio of two figures measured minutes apart would mix in the load's drift. */
+const medianRatio = (top: Scenario, bottom: Scenario, pick: (f: Figures, s: Scenario) => number) =>
+  median(top.runs.map((f, i) => pick(f, top) / pick(bottom.runs[i] as Figures, bottom)));
 
 console.log(
-  `\n${DURATION_S}s per run, ${CONNECTIONS} connections, Node ${process.version} ${NODE_FLAGS.join(' ')}, 2 cores shared by server and load\n`,
+  `\n${DURATION_S}s per run, ${ROUNDS} rounds (medians), ${CONNECTIONS} connections, Node ${process.version} ${NODE_FLAGS.join(' ')}, 2 cores shared by server and load\n`,
 );
-console.log('| scenario | req/s | events/s | p50 ms | p99 ms | non-2xx | server CPU µs/req | µs/event |');
-console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
-for (const [name, f, perRequest] of rows) {
+console.log(
+  '| scenario | req/s | events/s | p50 ms | p99 ms | non-2xx | server CPU µs/req | µs/event | µs/event, all rounds |',
+);
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|---|');
+for (const row of [bareRow, singleRow, batchRow, sdkRow]) {
+  const requests = med(row, (f) => f.requests);
+  const cpu = med(row, (f) => f.cpuUsPerRequest);
+  const all = row.runs.map((f) => (f.cpuUsPerRequest / row.events).toFixed(1)).join(' / ');
   console.log(
-    `| ${name} | ${f.requests.toFixed(0)} | ${(f.requests * perRequest).toFixed(0)} | ${f.p50} | ${f.p99} | ${f.non2xx} | ${f.cpuUsPerRequest.toFixed(0)} | ${(f.cpuUsPerRequest / perRequest).toFixed(1)} |`,
+    `| ${row.name} | ${requests.toFixed(0)} | ${(requests * row.events).toFixed(0)} | ${med(row, (f) => f.p50)} | ${med(row, (f) => f.p99)} | ${row.runs.reduce((n, f) => n + f.non2xx, 0)} | ${cpu.toFixed(0)} | ${(cpu / row.events).toFixed(1)} | ${all} |`,
   );
 }
-const a = rows[0]?.[1].requests ?? 1;
-const b = rows[1]?.[1].requests ?? 0;
-const c = (rows[2]?.[1].requests ?? 0) * 100;
-const cpuA = rows[0]?.[1].cpuUsPerRequest ?? Number.NaN;
-const cpuB = rows[1]?.[1].cpuUsPerRequest ?? Number.NaN;
-const cpuC = (rows[2]?.[1].cpuUsPerRequest ?? Number.NaN) / 100;
+const throughputBA = medianRatio(singleRow, bareRow, (f) => f.requests);
+const cpuAB = medianRatio(bareRow, singleRow, (f) => f.cpuUsPerRequest);
+const batchEvents = med(batchRow, (f) => f.requests) * batchRow.events;
+const batchPerCore = 1e6 / (med(batchRow, (f) => f.cpuUsPerRequest) / batchRow.events);
 console.log(
-  `\nratio b/a = ${(b / a).toFixed(2)} (target ≥ 0.5); batch = ${c.toFixed(0)} events/s (target ≥ 100000 per core)`,
+  `\nratio b/a = ${throughputBA.toFixed(2)} (target ≥ 0.5); batch = ${batchEvents.toFixed(0)} events/s (target ≥ 100000 per core)`,
 );
 console.log(
-  `CPU per request: a/b = ${(cpuA / cpuB).toFixed(2)} (the b/a ratio on a quiet core); batch at one full core ≈ ${(1e6 / cpuC).toFixed(0)} events/s`,
+  `CPU per request: a/b = ${cpuAB.toFixed(2)} (the b/a ratio on a quiet core); batch at one full core ≈ ${batchPerCore.toFixed(0)} events/s`,
 );
