@@ -168,6 +168,21 @@ describe('Cobblestone-256 key derivation', () => {
     );
   });
 
+  it('derives the same keys whatever contexts the key object derived for before', () => {
+    // The scratch grows in steps; after a first step, a longer context may fit one inner buffer and not
+    // the other. Every length across such a window, after a mid-size context made the scratch grow once.
+    const raw = randomBytes(32);
+    const salt = randomBytes(SALT_LENGTH);
+    for (let length = 1100; length <= 1400; length++) {
+      const key = new CobblestoneKey(raw);
+      key.derive(salt, 0, randomBytes(600));
+      const context = randomBytes(length);
+      key.derive(salt, 0, context);
+      const okm = expandReference(raw, Buffer.concat([PREFIX, salt, context]), 76);
+      expect(key.commitment.equals(okm.subarray(44, 76)), `context of ${length} bytes`).toBe(true);
+    }
+  });
+
   it('counts chunk nonces up from the base nonce in the last 8 bytes, big-endian', () => {
     const key = new CobblestoneKey(randomBytes(32));
     key.derive(randomBytes(SALT_LENGTH), 0, Buffer.from('ctx'));

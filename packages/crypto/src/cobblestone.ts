@@ -200,7 +200,8 @@ export class CobblestoneKey {
   #viewsFor(contextLength: number): readonly [Buffer, Buffer] {
     const end1 = INFO_AT_1 + FIXED_INFO_LENGTH + contextLength + 1;
     const end2 = INFO_AT_2 + FIXED_INFO_LENGTH + contextLength + 1;
-    if (this.#inner2.length < end2) {
+    // Both: each grows to at least double its size, so after a step one may fit a context the other does not.
+    if (this.#inner1.length < end1 || this.#inner2.length < end2) {
       this.#inner1 = grow(this.#inner1, end1, INFO_AT_1 + INFO_PREFIX.length);
       this.#inner2 = grow(this.#inner2, end2, INFO_AT_2 + INFO_PREFIX.length);
       this.#aeadKey = this.#inner2.subarray(T1_AT, T1_AT + GCM_KEY_LENGTH);
