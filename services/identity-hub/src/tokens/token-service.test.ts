@@ -119,6 +119,30 @@ describe('the token matrix', () => {
     expect(await tokens.resolve(token, 'b.example')).toEqual({ ok: false, reason: 'replayed' });
   });
 
+  it('a token redeemed on a replica whose clock runs ahead by the allowed skew stays spent on the others', async () => {
+    let real = clock;
+    const shared = createMemoryCache({ namespace: 'skew', now: () => real });
+    const replica = (aheadMs: number) =>
+      createTokenService({
+        crypto,
+        singleUse: cacheSingleUseStore(shared, { now: () => real + aheadMs }),
+        ttlSeconds: 120,
+        clockSkewSeconds: 5,
+        now: () => real + aheadMs,
+      });
+    const fast = replica(5_000);
+    const exact = replica(0);
+    const { token } = exact.issue(INPUT);
+    real += 119_500; // near the end of the token's life
+    expect((await fast.resolve(token, 'b.example')).ok).toBe(true);
+    // The exact replica accepts the token until exp + 5 s on its own clock: it must see the id as used.
+    for (const after of [1_000, 3_000, 4_900]) {
+      real = clock + 120_000 + after;
+      expect(await exact.resolve(token, 'b.example')).toEqual({ ok: false, reason: 'replayed' });
+    }
+    await shared.close();
+  });
+
   it('open alone does not consume: a request refused for another reason leaves the token usable', async () => {
     const { token } = tokens.issue(INPUT);
     expect(tokens.open(token, 'b.example').ok).toBe(true);

@@ -107,7 +107,9 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
   }
 
   async function consume(claims: TokenClaims): Promise<boolean> {
-    return await singleUse.consume(claims.jti, (claims.exp + skewSeconds) * 1000);
+    // The id must stay spent for as long as any replica accepts the token: until exp + skew on the slowest
+    // clock, which may be up to `skew` behind this one, whose clock computes the store's expiry.
+    return await singleUse.consume(claims.jti, (claims.exp + 2 * skewSeconds) * 1000);
   }
 
   return {
