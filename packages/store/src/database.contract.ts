@@ -185,6 +185,53 @@ export function describeDatabaseContract(
         expect(cast.rows).toEqual([{ same: true, hex: everyByte.toString('hex') }]);
       });
 
+      it('converts non-string parameters as pg does: JSON, array literals, ISO 8601 text, hex elements', async () => {
+        const when = new Date('2024-01-02T03:04:05.678Z');
+        const list = ['a', 'b,c', null, 'q"uote'];
+        const { rows } = await db.query(
+          `SELECT $1::text AS obj, $2::text AS list_text, $2::text[] AS list, $3::int4[] AS grid,
+                  $4::int8[] AS bigs, $5::text AS at_text, $5::timestamptz AS at, $6::jsonb AS doc,
+                  $7::text[] AS blobs, $8::text AS big, $9::text AS flag, $10::text AS missing`,
+          [
+            { a: 1, b: [1, 'x'] },
+            list,
+            [
+              [1, 2],
+              [3, 4],
+            ],
+            [2n ** 62n + 1n],
+            when,
+            { a: [1, 'x'] },
+            [Buffer.from('hi')],
+            2n ** 62n,
+            true,
+            undefined,
+          ],
+        );
+        const row = rows[0] ?? {};
+        expect(row.obj).toBe('{"a":1,"b":[1,"x"]}');
+        expect(row.list_text).toBe('{"a","b,c",NULL,"q\\"uote"}');
+        expect(row.list).toEqual(list);
+        expect(row.grid).toEqual([
+          [1, 2],
+          [3, 4],
+        ]);
+        expect(row.bigs).toEqual(['4611686018427387905']);
+        // pg writes a Date in the process's time zone, with its offset: the same instant.
+        expect(row.at_text).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.678[+-]\d\d:\d\d$/);
+        expect(new Date(row.at_text as string).getTime()).toBe(when.getTime());
+        expect((row.at as Date).toISOString()).toBe(when.toISOString());
+        expect(row.doc).toEqual({ a: [1, 'x'] });
+        expect(row.blobs).toEqual(['\\x6869']);
+        expect(row.big).toBe('4611686018427387904');
+        expect(row.flag).toBe('true');
+        expect(row.missing).toBeNull();
+        // A JS array is a Postgres array, not JSON (README: pass JSON.stringify(v) for json): refused alike.
+        const err = await expectStoreError(db.query('SELECT $1::jsonb AS doc', [[1, 2]]));
+        expect(err.code).toBe('query_failed');
+        expect(err.sqlState).toBe('22P02');
+      });
+
       it('keeps parameter values out of data-exception errors', async () => {
         const err = await expectStoreError(
           db.query('SELECT $1::int AS n', ['4111111111111111-not-a-number']),

@@ -9,5 +9,5 @@ export {
   storeMigrations,
 } from './migrate';
 export type { PgliteDatabaseOptions } from './pglite.adapter';
-export type { Database, Migration, Queryable, QueryResult } from './port';
+export type { Database, Migration, Queryable, QueryResult, TransactionOptions } from './port';
 export type { PostgresDatabaseOptions, PostgresTlsOptions } from './postgres-connection';

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { StoreError } from './errors';
 import type { StoreLogger } from './logger';
-import type { Database, Migration, Queryable } from './port';
+import type { Database, Migration, Queryable, TransactionOptions } from './port';
 
 /**
  * The migrations the store itself owns. Empty on purpose: every package owns and migrates its own tables
@@ -28,6 +28,12 @@ const LEDGER_SQL = `CREATE TABLE IF NOT EXISTS signal_migrations (
  * parallel test schemas) on one server do not wait for each other. On PGlite it is uncontended.
  */
 const LOCK_SQL = `SELECT pg_advisory_xact_lock(hashtext(coalesce(current_schema(), '') || '.signal_migrations'))`;
+
+/**
+ * Migrations may run longer than the database's statement timeout (DDL on a large table) and may wait for
+ * another migrator's lock, so their transactions lift it, and with it the client-side read timeout.
+ */
+const UNBOUNDED: TransactionOptions = { statementTimeoutMs: 0 };
 
 const ledgerRow = z.object({ id: z.string(), checksum: z.string() });
 
@@ -106,18 +112,15 @@ export async function migrate(
   const ids = planned.map((m) => m.id);
 
   await db.transaction(async (tx) => {
-    await tx.exec('SET LOCAL statement_timeout = 0');
     await tx.query(LOCK_SQL);
     await tx.exec(LEDGER_SQL);
     verify(planned, await appliedChecksums(tx, ids));
-  });
+  }, UNBOUNDED);
 
   const applied: string[] = [];
   for (const migration of planned) {
     const started = performance.now();
     const didApply = await db.transaction(async (tx) => {
-      // Migrations may run longer than the pool's statement timeout, and may wait for another migrator.
-      await tx.exec('SET LOCAL statement_timeout = 0');
       await tx.query(LOCK_SQL);
       const recorded = (await appliedChecksums(tx, [migration.id])).get(migration.id);
       if (recorded !== undefined) {
@@ -131,7 +134,7 @@ export async function migrate(
         migration.checksum,
       ]);
       return true;
-    });
+    }, UNBOUNDED);
     if (didApply) {
       applied.push(migration.id);
       logger?.info(

@@ -7,7 +7,10 @@ import { nodeCode, StoreError, type StoreErrorDetails, toStoreError } from './er
 import type { StoreLogger } from './logger';
 import { DURABLE_START_PARAMS, DurableNodeFS, type FileSync, syncDataDir } from './pglite-fsync';
 import type { Database, Queryable, QueryResult } from './port';
-import { pgliteParsers, pgliteSerializers } from './type-parsers';
+import { pgliteParams, pgliteParsers, pgliteSerializers } from './type-parsers';
+
+/** Converts query parameters as pg does (type-parsers.ts, `pgliteParams`). */
+type PrepareParams = (params: readonly unknown[] | undefined) => unknown[];
 
 export interface PgliteDatabaseOptions {
   readonly kind: 'pglite';
@@ -110,11 +113,13 @@ class Liveness {
 class PgliteTransaction implements Queryable {
   #tx: Transaction;
   #liveness: Liveness;
+  #params: PrepareParams;
   #open = true;
 
-  constructor(tx: Transaction, liveness: Liveness) {
+  constructor(tx: Transaction, liveness: Liveness, params: PrepareParams) {
     this.#tx = tx;
     this.#liveness = liveness;
+    this.#params = params;
   }
 
   end(): void {
@@ -132,7 +137,7 @@ class PgliteTransaction implements Queryable {
   ): Promise<QueryResult<R>> {
     this.#check();
     try {
-      return toResult(await this.#tx.query<R>(sql, params === undefined ? [] : [...params]));
+      return toResult(await this.#tx.query<R>(sql, this.#params(params)));
     } catch (err) {
       throw this.#liveness.fail(err, 'query');
     }
@@ -168,6 +173,7 @@ class PgliteDatabase implements Database {
   readonly kind = 'pglite';
   #db: PGlite;
   #unlock: () => Promise<void>;
+  #params: PrepareParams;
   #closing: Promise<void> | undefined;
   readonly #liveness: Liveness;
 
@@ -176,9 +182,15 @@ class PgliteDatabase implements Database {
   /** When the files were last all synced: the data directory is synced at open (`syncDataDir`). */
   #lastCheckpoint = Date.now();
 
-  constructor(db: PGlite, unlock: () => Promise<void>, onFatal?: (error: StoreError) => void) {
+  constructor(
+    db: PGlite,
+    unlock: () => Promise<void>,
+    params: PrepareParams,
+    onFatal?: (error: StoreError) => void,
+  ) {
     this.#db = db;
     this.#unlock = unlock;
+    this.#params = params;
     this.#liveness = new Liveness(onFatal);
   }
 
@@ -255,7 +267,7 @@ class PgliteDatabase implements Database {
   ): Promise<QueryResult<R>> {
     this.#check();
     try {
-      return toResult(await this.#db.query<R>(sql, params === undefined ? [] : [...params]));
+      return toResult(await this.#db.query<R>(sql, this.#params(params)));
     } catch (err) {
       throw this.#liveness.fail(err, 'query');
     }
@@ -276,7 +288,7 @@ class PgliteDatabase implements Database {
     let fnError: { readonly err: unknown } | undefined;
     try {
       return await this.#db.transaction(async (pgliteTx) => {
-        const tx = new PgliteTransaction(pgliteTx, this.#liveness);
+        const tx = new PgliteTransaction(pgliteTx, this.#liveness, this.#params);
         try {
           return await fn(tx);
         } catch (err) {
@@ -380,6 +392,7 @@ const STAT_CHUNK = 64;
 const WRITE_BACK = process.platform === 'linux';
 
 export async function openPgliteDatabase(options: PgliteDatabaseOptions): Promise<Database> {
+  const params = pgliteParams();
   const common = { parsers: pgliteParsers(), serializers: pgliteSerializers() };
   let db: PGlite;
   let unlock: () => Promise<void> = async () => undefined;
@@ -416,7 +429,7 @@ export async function openPgliteDatabase(options: PgliteDatabaseOptions): Promis
     { kind: 'pglite', storage: options.dataDir === undefined ? 'memory' : 'disk (fsync on)' },
     'database opened',
   );
-  const database = new PgliteDatabase(db, unlock, options.onFatal);
+  const database = new PgliteDatabase(db, unlock, params, options.onFatal);
   if (options.dataDir !== undefined) {
     database.startCheckpoints({
       dataDir: resolve(options.dataDir),

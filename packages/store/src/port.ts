@@ -25,6 +25,16 @@ export interface Queryable {
   exec(sql: string): Promise<void>;
 }
 
+export interface TransactionOptions {
+  /**
+   * Statement timeout for this transaction's statements instead of the database's, in ms; 0 = none
+   * (migrations: long DDL, waiting for another migrator). PostgreSQL: `SET LOCAL statement_timeout`, and the
+   * client-side read timeout follows it (this value + 5 s; none for 0, where only TCP keepalive notices a
+   * dead server). PGlite has no statement timeout and ignores it.
+   */
+  readonly statementTimeoutMs?: number;
+}
+
 export interface Database extends Queryable {
   /** `postgres` for a PostgreSQL server via pg, `pglite` for the embedded database. */
   readonly kind: 'postgres' | 'pglite';
@@ -33,7 +43,7 @@ export interface Database extends Queryable {
    * inside `fn`: calling the database itself there waits for a second connection (PGlite has one, so it
    * would wait forever). `tx` refuses to run anything once the transaction has ended.
    */
-  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: Queryable) => Promise<T>, options?: TransactionOptions): Promise<T>;
   /** Closes the pool or the embedded database; idempotent. */
   close(): Promise<void>;
 }

@@ -112,4 +112,29 @@ describe('resolvePoolConfig', () => {
     expect(config.options).toBe('-c lock_timeout=5000 -c search_path=signal_ns1');
     expect(config.connectionString).not.toContain('options');
   });
+
+  it('bounds waiting for an answer on the client too, beyond the server statement timeout', () => {
+    const defaults = resolvePoolConfig(options(), readFile);
+    expect(defaults.query_timeout).toBe(35_000);
+    expect(defaults).toMatchObject({ keepAlive: true, keepAliveInitialDelayMillis: 10_000 });
+    expect(resolvePoolConfig(options({ statementTimeoutMs: 1_000 }), readFile).query_timeout).toBe(6_000);
+    expect(
+      resolvePoolConfig(options({ statementTimeoutMs: 1_000, queryTimeoutMs: 1_500 }), readFile)
+        .query_timeout,
+    ).toBe(1_500);
+    // Statement timeout off: no client bound either, unless one is asked for.
+    expect(resolvePoolConfig(options({ statementTimeoutMs: 0 }), readFile)).not.toHaveProperty(
+      'query_timeout',
+    );
+    expect(
+      resolvePoolConfig(options({ statementTimeoutMs: 0, queryTimeoutMs: 500 }), readFile).query_timeout,
+    ).toBe(500);
+  });
+
+  it('refuses a read timeout that would fire before the server statement timeout', () => {
+    expect(configError(options({ statementTimeoutMs: 1_000, queryTimeoutMs: 1_000 }))).toContain(
+      'must exceed statementTimeoutMs',
+    );
+    expect(configError(options({ queryTimeoutMs: 0 }))).toContain('queryTimeoutMs');
+  });
 });

@@ -39,6 +39,21 @@ export interface PostgresDatabaseOptions {
   readonly connectTimeoutMs?: number;
   /** Server-side `statement_timeout`; 0 disables. Default 30 000 ms (migrations lift it per transaction). */
   readonly statementTimeoutMs?: number;
+  /**
+   * Client-side bound on waiting for a statement's answer (pg's `query_timeout`), which then fails with
+   * `timeout` and the connection is discarded. The server's `statement_timeout` never fires for a statement
+   * the server never received: on a silently dead connection (packets dropped, no FIN or RST) a call would
+   * otherwise wait for as long as TCP retransmits (~15 minutes on Linux) and hold its pooled connection.
+   * Must exceed `statementTimeoutMs`, so that a slow statement normally ends with the server's error on a
+   * reusable connection. Default `statementTimeoutMs` + 5 000 ms; none when the statement timeout is off
+   * (0) and this is not set.
+   */
+  readonly queryTimeoutMs?: number;
+  /**
+   * How long `close()` waits for connections to end (statements in flight to finish, the server to see the
+   * goodbye) before it destroys their sockets. Default 5 000 ms.
+   */
+  readonly closeTimeoutMs?: number;
   /** Idle pooled connections are closed after this long. Default 30 000 ms. */
   readonly idleTimeoutMs?: number;
   /** `application_name` shown in `pg_stat_activity`. Default `signal`. */
@@ -47,6 +62,22 @@ export interface PostgresDatabaseOptions {
 }
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/**
+ * Added to a statement timeout to get the client-side read timeout: room for the server's own timeout error
+ * to travel back, and for an event loop that was busy when the answer arrived (timers run before I/O).
+ */
+export const QUERY_TIMEOUT_MARGIN_MS = 5_000;
+
+/**
+ * TCP keepalive: an idle pooled connection whose peer vanished (host gone, NAT or firewall state dropped) is
+ * probed after this much silence, and closed after 10 unanswered probes a second apart (libuv's interval and
+ * count), instead of failing only when a statement is sent on it. It cannot catch a statement that was sent
+ * and never acknowledged (TCP retransmits that for ~15 minutes): `queryTimeoutMs` bounds that.
+ */
+const KEEPALIVE_IDLE_MS = 10_000;
+
+const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
 
 /** URL parameters that configure TLS; Signal interprets them itself instead of letting pg do it. */
 const TLS_PARAMS = ['sslmode', 'sslrootcert', 'ssl'] as const;
@@ -182,17 +213,42 @@ export function resolvePoolConfig(
     };
   }
 
+  const statementTimeoutMs = nonNegativeInt('statementTimeoutMs', options.statementTimeoutMs ?? 30_000);
+  const queryTimeoutMs = resolveQueryTimeout(statementTimeoutMs, options.queryTimeoutMs);
   const config: pg.PoolConfig = {
     connectionString: url.toString(),
     ssl,
     max: positiveInt('maxConnections (DB_MAX_CONNS)', options.maxConnections),
     connectionTimeoutMillis: positiveInt('connectTimeoutMs', options.connectTimeoutMs ?? 10_000),
     idleTimeoutMillis: positiveInt('idleTimeoutMs', options.idleTimeoutMs ?? 30_000),
-    statement_timeout: nonNegativeInt('statementTimeoutMs', options.statementTimeoutMs ?? 30_000),
+    statement_timeout: statementTimeoutMs,
     application_name: options.applicationName ?? 'signal',
     keepAlive: true,
+    keepAliveInitialDelayMillis: KEEPALIVE_IDLE_MS,
     types: pgTypes,
   };
+  if (queryTimeoutMs !== undefined) config.query_timeout = queryTimeoutMs;
   if (mergedOptions.length > 0) config.options = mergedOptions;
   return config;
+}
+
+function resolveQueryTimeout(
+  statementTimeoutMs: number,
+  queryTimeoutMs: number | undefined,
+): number | undefined {
+  if (queryTimeoutMs === undefined) {
+    return statementTimeoutMs === 0 ? undefined : statementTimeoutMs + QUERY_TIMEOUT_MARGIN_MS;
+  }
+  positiveInt('queryTimeoutMs', queryTimeoutMs);
+  if (statementTimeoutMs !== 0 && queryTimeoutMs <= statementTimeoutMs) {
+    throw invalid(
+      `queryTimeoutMs (${queryTimeoutMs}) must exceed statementTimeoutMs (${statementTimeoutMs}), so the server's timeout ends a slow statement first`,
+    );
+  }
+  return queryTimeoutMs;
+}
+
+/** `closeTimeoutMs`, validated. */
+export function resolveCloseTimeout(options: PostgresDatabaseOptions): number {
+  return positiveInt('closeTimeoutMs', options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS);
 }

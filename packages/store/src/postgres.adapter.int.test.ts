@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { POSTGRES_URL, postgresAvailable } from '@signal/testkit';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { type FreezableRelay, startFreezableRelay } from '../test/freezable-relay';
 import { createDatabase } from './create-database';
 import { describeDatabaseContract } from './database.contract';
 import { isStoreError, type StoreError } from './errors';
@@ -33,6 +35,15 @@ async function storeError(promise: Promise<unknown>): Promise<StoreError> {
   throw new Error('expected a StoreError');
 }
 
+/** `promise`, or a plain Error (not a StoreError) if it is still pending after `ms`: a hang fails fast. */
+function within<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`still pending after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
 describeDatabaseContract(
   'PostgreSQL (own schema)',
   () => {
@@ -50,13 +61,17 @@ describe.skipIf(!available)('PostgreSQL adapter', () => {
   const schemas: string[] = [];
   const open: Database[] = [];
 
-  async function openInSchema(schema: string, extra: { maxConnections?: number } = {}): Promise<Database> {
+  async function openInSchema(
+    schema: string,
+    extra: { statementTimeoutMs?: number; queryTimeoutMs?: number } = {},
+  ): Promise<Database> {
     if (!schemas.includes(schema)) schemas.push(schema);
     const db = await createDatabase({
       kind: 'postgres',
       url: POSTGRES_URL,
-      maxConnections: extra.maxConnections ?? 3,
+      maxConnections: 3,
       schema,
+      ...extra,
     });
     open.push(db);
     return db;
@@ -164,6 +179,95 @@ describe.skipIf(!available)('PostgreSQL adapter', () => {
       expect(err.code).toBe('unavailable');
       expect((await db.query(`SELECT count(*)::int AS n FROM ${table}`)).rows).toEqual([{ n: 0 }]);
       await db.exec(`DROP TABLE ${table}`);
+    });
+  });
+
+  it('lifts the statement and read timeouts for migrations and for a transaction that asks', async () => {
+    const db = await openInSchema(randomSchema(), { statementTimeoutMs: 100, queryTimeoutMs: 300 });
+    // Longer than both the statement timeout and the client-side read timeout.
+    const slow: Migration = { id: 'slow/0001', sql: 'SELECT pg_sleep(0.5)' };
+    expect((await migrate(db, [slow])).applied).toEqual([slow.id]);
+    const own = await db.transaction((tx) => tx.query('SELECT pg_sleep(0.2), 1 AS ok'), {
+      statementTimeoutMs: 1_000,
+    });
+    expect(own.rows).toEqual([{ pg_sleep: '', ok: 1 }]);
+    // Outside them the database's timeout holds, and so does the transaction's own.
+    expect((await storeError(db.query('SELECT pg_sleep(0.5)'))).code).toBe('timeout');
+    const inner = await storeError(
+      db.transaction((tx) => tx.query('SELECT pg_sleep(0.5)'), { statementTimeoutMs: 50 }),
+    );
+    expect([inner.code, inner.sqlState]).toEqual(['timeout', '57014']);
+  });
+
+  describe('on a connection that went silent (packets dropped, no FIN or RST)', () => {
+    let relay: FreezableRelay;
+    beforeEach(async () => {
+      relay = await startFreezableRelay(POSTGRES_URL);
+    });
+    afterEach(async () => {
+      await relay.close();
+    });
+
+    it('fails statements with timeout within the read timeout and serves on through fresh connections', async () => {
+      const db = await createDatabase({
+        kind: 'postgres',
+        url: relay.url,
+        maxConnections: 2,
+        statementTimeoutMs: 200,
+        queryTimeoutMs: 600,
+      });
+      open.push(db);
+      // Two pooled connections, both idle when the network goes silent.
+      await Promise.all([db.query('SELECT pg_sleep(0.05)'), db.query('SELECT pg_sleep(0.05)')]);
+      expect(relay.connections).toBe(2);
+      relay.freeze();
+
+      const started = performance.now();
+      const [statement, transaction] = await Promise.all([
+        storeError(within(db.query('SELECT 1'), 5_000)),
+        storeError(
+          within(
+            db.transaction((tx) => tx.query('SELECT 2')),
+            5_000,
+          ),
+        ),
+      ]);
+      const elapsed = performance.now() - started;
+      expect(statement.code).toBe('timeout');
+      expect(statement.retryable).toBe(true);
+      expect(statement.message).toContain('query timeout');
+      expect(transaction.code).toBe('timeout');
+      expect(elapsed).toBeGreaterThanOrEqual(550);
+      expect(elapsed).toBeLessThan(3_000);
+
+      // Both dead connections were discarded, not returned to the pool of two: new work gets fresh ones.
+      const after = await within(
+        Promise.all([db.query('SELECT 3 AS n'), db.transaction((tx) => tx.query('SELECT 4 AS n'))]),
+        5_000,
+      );
+      expect(after.map((r) => r.rows)).toEqual([[{ n: 3 }], [{ n: 4 }]]);
+      expect(relay.connections).toBe(4);
+      await within(db.close(), 3_000);
+    });
+
+    it('closes within closeTimeoutMs though a statement without a read timeout hangs on a dead connection', async () => {
+      const db = await createDatabase({
+        kind: 'postgres',
+        url: relay.url,
+        maxConnections: 1,
+        statementTimeoutMs: 0,
+        closeTimeoutMs: 300,
+      });
+      open.push(db);
+      await db.query('SELECT 1');
+      relay.freeze();
+      const hung = storeError(db.query('SELECT 1'));
+      await sleep(100); // on the wire, not waiting for a pooled connection
+      const started = performance.now();
+      await within(db.close(), 3_000);
+      expect(performance.now() - started).toBeLessThan(2_000);
+      // Its socket was destroyed, so the hung statement ends too.
+      expect((await within(hung, 1_000)).code).toBe('unavailable');
     });
   });
 });

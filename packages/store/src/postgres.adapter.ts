@@ -1,27 +1,69 @@
+import type { Duplex } from 'node:stream';
 import pg from 'pg';
 import { StoreError, toStoreError } from './errors';
 import type { StoreLogger } from './logger';
-import type { Database, Queryable, QueryResult } from './port';
-import { type PostgresDatabaseOptions, resolvePoolConfig } from './postgres-connection';
+import type { Database, Queryable, QueryResult, TransactionOptions } from './port';
+import {
+  type PostgresDatabaseOptions,
+  QUERY_TIMEOUT_MARGIN_MS,
+  resolveCloseTimeout,
+  resolvePoolConfig,
+} from './postgres-connection';
 
-/** pg supports `queryMode` (force the extended protocol even without parameters); @types/pg lacks it. */
-type ExtendedQueryConfig = pg.QueryConfig<unknown[]> & { queryMode: 'extended' };
+/**
+ * pg supports `queryMode` (force the extended protocol even without parameters) and a per-statement
+ * `query_timeout`; @types/pg lacks both.
+ */
+type StatementConfig = pg.QueryConfig<unknown[]> & { queryMode?: 'extended'; query_timeout?: number };
 
-function extended(sql: string, params: readonly unknown[] | undefined): ExtendedQueryConfig {
-  return { text: sql, values: params === undefined ? [] : [...params], queryMode: 'extended' };
+/**
+ * A per-statement `query_timeout` of 0 means "the pool's default" to pg, so "none" is the longest timer
+ * Node can set (~24.8 days).
+ */
+const NO_READ_TIMEOUT = 2 ** 31 - 1;
+
+function withReadTimeout(config: StatementConfig, readTimeoutMs: number | undefined): StatementConfig {
+  if (readTimeoutMs !== undefined) config.query_timeout = readTimeoutMs;
+  return config;
+}
+
+function extended(
+  sql: string,
+  params: readonly unknown[] | undefined,
+  readTimeoutMs?: number,
+): StatementConfig {
+  const values = params === undefined ? [] : [...params];
+  return withReadTimeout({ text: sql, values, queryMode: 'extended' }, readTimeoutMs);
 }
 
 function toResult<R>(result: pg.QueryResult): QueryResult<R> {
   return { rows: result.rows as R[], rowCount: result.rowCount ?? 0 };
 }
 
+/**
+ * An error that leaves the connection in an unknown state: no answer within the read timeout (the statement
+ * may still be running, or the connection is dead), or the connection broke. Such a connection is destroyed,
+ * not rolled back and reused: a ROLLBACK on it would queue behind the unanswered statement.
+ */
+function connectionLost(err: StoreError): boolean {
+  return err.sqlState === undefined && (err.code === 'timeout' || err.code === 'unavailable');
+}
+
 /** A transaction handle that refuses to run anything once its transaction has ended. */
 class PostgresTransaction implements Queryable {
   #client: pg.PoolClient;
+  #readTimeoutMs: number | undefined;
   #open = true;
+  #lost = false;
 
-  constructor(client: pg.PoolClient) {
+  constructor(client: pg.PoolClient, readTimeoutMs: number | undefined) {
     this.#client = client;
+    this.#readTimeoutMs = readTimeoutMs;
+  }
+
+  /** True once a statement failed in a way that leaves the connection unusable. */
+  get lost(): boolean {
+    return this.#lost;
   }
 
   end(): void {
@@ -32,26 +74,63 @@ class PostgresTransaction implements Queryable {
     if (!this.#open) throw new StoreError('closed', 'transaction handle used after its transaction ended');
   }
 
+  #fail(err: unknown, context: string): StoreError {
+    const mapped = toStoreError(err, context);
+    if (connectionLost(mapped)) this.#lost = true;
+    return mapped;
+  }
+
   async query<R = Record<string, unknown>>(
     sql: string,
     params?: readonly unknown[],
   ): Promise<QueryResult<R>> {
     this.#check();
     try {
-      return toResult<R>(await this.#client.query(extended(sql, params)));
+      return toResult<R>(await this.#client.query(extended(sql, params, this.#readTimeoutMs)));
     } catch (err) {
-      throw toStoreError(err, 'query');
+      throw this.#fail(err, 'query');
     }
   }
 
   async exec(sql: string): Promise<void> {
     this.#check();
     try {
-      await this.#client.query(sql);
+      await this.#client.query(withReadTimeout({ text: sql }, this.#readTimeoutMs));
     } catch (err) {
-      throw toStoreError(err, 'exec');
+      throw this.#fail(err, 'exec');
     }
   }
+}
+
+/** Validates a transaction's own statement timeout; undefined when it keeps the database's. */
+function transactionTimeout(options: TransactionOptions): number | undefined {
+  const ms = options.statementTimeoutMs;
+  if (ms === undefined) return undefined;
+  if (!Number.isSafeInteger(ms) || ms < 0) {
+    throw new StoreError('invalid_config', `statementTimeoutMs must be a non-negative integer (got ${ms})`);
+  }
+  return ms;
+}
+
+/** Resolves true if `promise` settles (either way) within `ms`, false otherwise. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    const settled = promise.then(
+      () => true as const,
+      () => true as const,
+    );
+    return await Promise.race([settled, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function closed(socket: Duplex): Promise<void> {
+  return socket.closed ? Promise.resolve() : new Promise((resolve) => socket.once('close', () => resolve()));
 }
 
 class PostgresDatabase implements Database {
@@ -59,9 +138,18 @@ class PostgresDatabase implements Database {
   #pool: pg.Pool;
   #logger: StoreLogger | undefined;
   #closing: Promise<void> | undefined;
+  readonly #sockets: ReadonlySet<Duplex>;
+  readonly #closeTimeoutMs: number;
 
-  constructor(pool: pg.Pool, logger: StoreLogger | undefined) {
+  constructor(
+    pool: pg.Pool,
+    sockets: ReadonlySet<Duplex>,
+    closeTimeoutMs: number,
+    logger: StoreLogger | undefined,
+  ) {
     this.#pool = pool;
+    this.#sockets = sockets;
+    this.#closeTimeoutMs = closeTimeoutMs;
     this.#logger = logger;
   }
 
@@ -90,8 +178,9 @@ class PostgresDatabase implements Database {
     }
   }
 
-  async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+  async transaction<T>(fn: (tx: Queryable) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     this.#check();
+    const statementTimeoutMs = transactionTimeout(options);
     let client: pg.PoolClient;
     try {
       client = await this.#pool.connect();
@@ -112,9 +201,19 @@ class PostgresDatabase implements Database {
       client.off('error', onError);
       client.release(destroy);
     };
-    const tx = new PostgresTransaction(client);
+    const readTimeoutMs =
+      statementTimeoutMs === undefined
+        ? undefined
+        : statementTimeoutMs === 0
+          ? NO_READ_TIMEOUT
+          : statementTimeoutMs + QUERY_TIMEOUT_MARGIN_MS;
+    const tx = new PostgresTransaction(client, readTimeoutMs);
     try {
       await client.query('BEGIN');
+      // An integer, validated by transactionTimeout.
+      if (statementTimeoutMs !== undefined) {
+        await client.query(`SET LOCAL statement_timeout = ${statementTimeoutMs}`);
+      }
     } catch (err) {
       tx.end();
       done(true);
@@ -125,7 +224,8 @@ class PostgresDatabase implements Database {
       result = await fn(tx);
     } catch (err) {
       tx.end();
-      await rollback(client, done);
+      if (tx.lost) done(true);
+      else await rollback(client, done);
       throw err;
     }
     tx.end();
@@ -149,8 +249,25 @@ class PostgresDatabase implements Database {
   }
 
   close(): Promise<void> {
-    this.#closing ??= this.#pool.end();
+    this.#closing ??= this.#shutdown();
     return this.#closing;
+  }
+
+  /**
+   * Ends the pool, which waits for checked-out connections to come back and says goodbye on each. Bounded:
+   * a dead peer never acknowledges the goodbye, and a statement without a read timeout (statement timeout
+   * off) or a transaction whose callback never returns would hold `pool.end()` forever. After
+   * `closeTimeoutMs` the remaining sockets are destroyed (statements still on them fail with `unavailable`).
+   */
+  async #shutdown(): Promise<void> {
+    const ended = this.#pool.end().then(() => Promise.all([...this.#sockets].map(closed)));
+    if (await settlesWithin(ended, this.#closeTimeoutMs)) return;
+    const open = this.#sockets.size;
+    for (const socket of this.#sockets) socket.destroy();
+    this.#logger?.warn(
+      { connections: open, closeTimeoutMs: this.#closeTimeoutMs },
+      'database connections did not close in time; their sockets were destroyed',
+    );
   }
 }
 
@@ -181,8 +298,16 @@ async function ensureSchema(pool: pg.Pool, schema: string): Promise<void> {
  */
 export async function openPostgresDatabase(options: PostgresDatabaseOptions): Promise<Database> {
   const config = resolvePoolConfig(options);
+  const closeTimeoutMs = resolveCloseTimeout(options);
   const logger: StoreLogger | undefined = options.logger;
   const pool = new pg.Pool(config);
+  // Every open connection's socket (the TLS socket when TLS is on), so close() can cut those that hang.
+  const sockets = new Set<Duplex>();
+  pool.on('connect', (client) => {
+    const socket = client.connection.stream;
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
   // Without a listener an idle client's socket error (server restart) would crash the process.
   pool.on('error', (err) => {
     const mapped = toStoreError(err, 'idle connection');
@@ -204,5 +329,5 @@ export async function openPostgresDatabase(options: PostgresDatabaseOptions): Pr
     },
     'database connected',
   );
-  return new PostgresDatabase(pool, logger);
+  return new PostgresDatabase(pool, sockets, closeTimeoutMs, logger);
 }

@@ -1,4 +1,6 @@
+import { types as pgliteTypes } from '@electric-sql/pglite';
 import pg from 'pg';
+import { StoreError } from './errors';
 
 /**
  * One result-type mapping for both adapters, so a row read on PGlite looks exactly like the same row read
@@ -75,34 +77,74 @@ export function pgliteParsers(): Record<number, TextParser> {
   return parsers;
 }
 
+type PrepareValue = (value: unknown) => unknown;
+
 /**
- * The `serializers` option of PGlite.
+ * pg's own parameter conversion (`prepareValue`, pg/lib/utils.js; the pg module exposes it as `pg.utils`,
+ * which @types/pg does not declare): null/undefined → NULL; Buffer and other typed arrays → Buffer, bound as
+ * binary; Date → ISO 8601 text with the process's UTC offset; arrays → a Postgres array literal (elements
+ * converted the same way); other objects → `toPostgres()` or JSON; anything else → `toString()`.
+ */
+function pgPrepareValue(): PrepareValue {
+  const utils = (pg as unknown as { readonly utils?: { readonly prepareValue?: unknown } }).utils;
+  const prepare = utils?.prepareValue;
+  if (typeof prepare !== 'function') {
+    throw new StoreError(
+      'invalid_config',
+      'the installed pg has no utils.prepareValue; PGlite cannot bind as pg',
+    );
+  }
+  return prepare as PrepareValue;
+}
+
+/**
+ * Returns the function that turns query parameters into what PGlite binds. PGlite's own serializers pick a
+ * conversion by the parameter's type and fall back to `String(value)`: an object bound to a `text`
+ * parameter became `'[object Object]'`, an array `'a,b'`, a Date a locale string, while pg sends JSON, an
+ * array literal and ISO 8601 text. So every value first goes through pg's conversion, exactly as the pg
+ * adapter's values do, and reaches PGlite as NULL, text or bytes; the serializers below pass those through
+ * untouched. The same query with the same values then means the same thing on both adapters.
+ */
+export function pgliteParams(): (params: readonly unknown[] | undefined) => unknown[] {
+  const prepare = pgPrepareValue();
+  return (params) => (params === undefined ? [] : params.map((value) => prepare(value)));
+}
+
+/**
+ * The `serializers` option of PGlite, for values already converted by `pgliteParams` (text, a Buffer, or
+ * NULL, which PGlite binds without a serializer).
  *
  * A Uint8Array returned by a serializer is sent as the parameter's binary form (its serializer type says
- * string, but PGlite's Bind writes any ArrayBuffer view as a binary value with native copies). Signal uses that
- * for two types:
+ * string, but PGlite's Bind writes any ArrayBuffer view as a binary value with native copies), which is what
+ * node-postgres does with a Buffer, for every parameter type:
  *
  * - `bytea`: the binary form of bytea is the bytes themselves, so a Buffer or Uint8Array goes into WASM as is,
  *   with no hex text built in JavaScript (PGlite's default formats each byte through `toString(16)`; even
  *   Buffer's native hex encoder doubled the bytes crossing the boundary). Anything else is refused with a
- *   TypeError rather than stringified. node-postgres sends a Buffer as a binary parameter too, so both
- *   adapters bind bytes the same way.
- * - `text`: a Buffer bound to a text parameter is passed through as the parameter's binary form, which for
- *   `text` is its UTF-8 bytes: PGlite copies them into WASM natively instead of measuring a JavaScript
- *   string's UTF-8 length character by character (twice). Bytes that are not UTF-8 are refused by Postgres.
- *   This is what node-postgres does with a Buffer on the `pg` adapter as well. Strings keep PGlite's text path.
+ *   TypeError rather than stringified.
+ * - `text`: a Buffer is passed as the parameter's binary form, which for `text` is its UTF-8 bytes: PGlite
+ *   copies them into WASM natively instead of measuring a JavaScript string's UTF-8 length character by
+ *   character (twice). Bytes that are not UTF-8 are refused by Postgres, on both adapters.
+ * - every other type PGlite has a serializer for (numbers, bool, json, timestamps, their arrays): text goes
+ *   through unchanged, so Postgres parses the same text pg would have sent (PGlite's own would, e.g., turn
+ *   `'infinity'` for a timestamptz into an invalid Date). Types without a serializer get `toString()`, the
+ *   identity for text.
  *
  * Results still come back in the text form (PGlite asks for text results), so a `bytea` column is read as hex
  * and turned into a Buffer by pg's parser (native hex decoding).
  */
 export function pgliteSerializers(): Record<number, (value: unknown) => string> {
-  return {
-    [OID.bytea]: (value) => {
-      if (!(value instanceof Uint8Array))
-        throw new TypeError('bytea parameters must be a Buffer or Uint8Array');
-      // Returned as is: PGlite binds an ArrayBuffer view as a binary parameter (its serializer type says string).
-      return value as unknown as string;
-    },
-    [OID.text]: (value) => (value instanceof Uint8Array ? (value as unknown as string) : String(value)),
+  // Returned as is: a string is bound as text, a Buffer as the binary form (the cast only satisfies the type).
+  const asIs = (value: unknown): string => value as string;
+  const serializers: Record<number, (value: unknown) => string> = {};
+  for (const key of Object.keys(pgliteTypes.serializers)) {
+    if (/^\d+$/.test(key)) serializers[Number(key)] = asIs;
+  }
+  serializers[OID.text] = asIs;
+  serializers[OID.bytea] = (value) => {
+    if (!(value instanceof Uint8Array))
+      throw new TypeError('bytea parameters must be a Buffer or Uint8Array');
+    return asIs(value);
   };
+  return serializers;
 }
