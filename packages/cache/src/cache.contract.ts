@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { type CacheError, isCacheError } from './errors';
 import type { Cache } from './port';
 import { RateLimiter } from './rate-limiter';
@@ -15,6 +15,14 @@ export interface CacheContractTarget {
   open(namespace: string): Promise<Cache>;
   /** Removes every key of `namespace` from the backend (runs after the cache is closed). */
   cleanup?(namespace: string): Promise<void>;
+  /**
+   * Opens a cache on a backend of its own that fills up after a few thousand small keys at most (an
+   * in-process store with a small budget; a Redis with a small `maxmemory` and `noeviction`), for the
+   * at-the-limit cases. Without it those cases are skipped.
+   */
+  openSmall?(namespace: string): Promise<Cache>;
+  /** Releases whatever the target started (runs once, after the suite). */
+  close?(): Promise<void>;
 }
 
 async function cacheError(promise: Promise<unknown>): Promise<CacheError> {
@@ -47,6 +55,10 @@ export function describeCacheContract(
       const done = opened.splice(0);
       await Promise.all(done.map(({ cache }) => cache.close()));
       await Promise.all(done.map(({ namespace }) => target.cleanup?.(namespace)));
+    });
+
+    afterAll(async () => {
+      await target.close?.();
     });
 
     it('stores, replaces and deletes string values', async () => {
@@ -173,6 +185,14 @@ export function describeCacheContract(
       await cache.set('text', 'hello', { ttlMs: 60_000 });
       expect((await cacheError(cache.incrementWindow('text', 1_000))).code).toBe('command_failed');
       expect(await cache.get('text')).toBe('hello');
+      // Only canonical decimal integers count (Redis INCR's rule).
+      for (const notCanonical of ['007', '-0', '+1', ' 1', '1.0', '1e3', '']) {
+        await cache.set('odd', notCanonical, { ttlMs: 60_000 });
+        expect((await cacheError(cache.incrementWindow('odd', 1_000))).code).toBe('command_failed');
+        expect(await cache.get('odd')).toBe(notCanonical);
+      }
+      await cache.set('negative', '-3', { ttlMs: 60_000 });
+      expect((await cache.incrementWindow('negative', 1_000)).count).toBe(-2);
     });
 
     it('keeps namespaces apart', async () => {
@@ -217,6 +237,44 @@ export function describeCacheContract(
       await sleep(denied.retryAfterMs + 100);
       expect(await limiter.check('meta')).toMatchObject({ allowed: true, remaining: 0, retryAfterMs: 0 });
     });
+
+    // Both adapters keep every claim until it expires: Redis under `maxmemory-policy noeviction`, the
+    // in-process store by never evicting a live setIfAbsent entry. When full they refuse instead, and the
+    // caller guarding single use fails closed.
+    const { openSmall } = target;
+    it.skipIf(openSmall === undefined)(
+      'when full, refuses setIfAbsent with a retryable capacity error and loses no claim',
+      async () => {
+        if (openSmall === undefined) return;
+        const namespace = `contract-${randomBytes(6).toString('hex')}`;
+        const cache = await openSmall(namespace);
+        opened.push({ namespace, cache });
+        const claimed: string[] = [];
+        let refusal: CacheError | undefined;
+        for (let batch = 0; refusal === undefined && batch < 1_000; batch++) {
+          const keys = Array.from({ length: 50 }, (_, i) => `xdt:jti:${batch}-${i}`);
+          const results = await Promise.allSettled(keys.map((k) => cache.setIfAbsent(k, '1', 600_000)));
+          results.forEach((result, i) => {
+            const key = keys[i] as string;
+            if (result.status === 'fulfilled') {
+              expect(result.value).toBe(true);
+              claimed.push(key);
+            } else if (isCacheError(result.reason)) refusal = result.reason;
+            else throw result.reason;
+          });
+        }
+        expect(refusal?.code).toBe('capacity');
+        expect(refusal?.retryable).toBe(true);
+        expect(claimed.length).toBeGreaterThan(0);
+        expect((await cacheError(cache.setIfAbsent('xdt:jti:one-more', '1', 600_000))).code).toBe('capacity');
+        // Every claim that was granted still holds: nothing was evicted to make room.
+        const held = await Promise.all(claimed.map((k) => cache.get(k)));
+        expect(held.filter((v) => v !== '1')).toEqual([]);
+        // Deleting claims makes room again.
+        await Promise.all(claimed.slice(0, Math.ceil(claimed.length / 4)).map((k) => cache.delete(k)));
+        expect(await cache.setIfAbsent('xdt:jti:one-more', '1', 600_000)).toBe(true);
+      },
+    );
 
     it('answers ping, closes idempotently and refuses work afterwards', async () => {
       const cache = await fresh();

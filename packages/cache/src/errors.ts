@@ -3,7 +3,7 @@ export type CacheErrorCode =
   | 'unavailable'
   /** The command got no answer within the command timeout (its effect is unknown). */
   | 'timeout'
-  /** The cache is full of entries it may not evict (Redis OOM, in-process store of unexpired single-use ids). */
+  /** The cache is full of entries it may not evict (Redis OOM; the in-process claims budget of unexpired ids). */
   | 'capacity'
   /** TLS could not be established or the server's certificate was not trusted. */
   | 'tls_failed'

@@ -7,6 +7,11 @@
  * are given unprefixed; the adapter applies its namespace (`SIGNAL_NAMESPACE`). Each operation is atomic.
  * Failures reject with a `CacheError`; when the cache is unreachable that is `unavailable`, raised quickly
  * rather than queued, so callers that guard single use can fail closed.
+ *
+ * At the limit: a cache that cannot take another key rejects the write with `capacity` (retryable) rather
+ * than evict a `setIfAbsent` key before its TTL: Redis under `maxmemory-policy noeviction` refuses every
+ * write; the in-process store keeps separate budgets per kind of state and refuses only claims, evicting
+ * least recently used `set` values and counters within their own budgets (see its README section).
  */
 export interface WindowCount {
   /** Increments counted in the current window, this one included (1 for the first). */
@@ -27,7 +32,10 @@ export interface Cache {
   set(key: string, value: string, options: SetOptions): Promise<void>;
   /**
    * Stores `value` only if the key holds nothing (Redis `SET NX PX`). Exactly one of any number of
-   * concurrent callers gets `true`: use it to consume single-use token ids and to deduplicate.
+   * concurrent callers gets `true`: use it to consume single-use token ids and to deduplicate. The key is
+   * kept until its TTL ends or it is deleted, never evicted to make room, so a consumed id stays consumed;
+   * when the cache is full this rejects with `capacity` and the caller fails closed. (Only a key family
+   * the composition root declared evictable on the in-process store, such as dedup markers, is exempt.)
    */
   setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean>;
   /**

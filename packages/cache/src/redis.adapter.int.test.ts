@@ -1,4 +1,8 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { accessSync, constants as fsConstants } from 'node:fs';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
+import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TLSSocket } from 'node:tls';
 import { REDIS_URL, redisAvailable } from '@signal/testkit';
@@ -114,11 +118,93 @@ async function startRelay(pki?: TestPki): Promise<Relay> {
   };
 }
 
+/** `redis-server` on PATH, or undefined. */
+function redisServerBinary(): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    const candidate = join(dir, 'redis-server');
+    try {
+      accessSync(candidate, fsConstants.X_OK);
+      return candidate;
+    } catch {}
+  }
+  return undefined;
+}
+
+interface PrivateRedis {
+  readonly url: string;
+  /** Caps the server at its current memory use plus `headroomBytes` (`noeviction`: writes beyond fail with OOM). */
+  capAbove(headroomBytes: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A throwaway redis-server of this test's own, for the cases that fill Redis to its `maxmemory`: the shared
+ * server must never be capped, other tests use it at the same time.
+ */
+async function startPrivateRedis(binary: string): Promise<PrivateRedis> {
+  const probe = createServer().listen(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const address = probe.address();
+  probe.close();
+  if (address === null || typeof address === 'string') throw new Error('no free loopback port');
+  const port = address.port;
+  const child: ChildProcess = spawn(
+    binary,
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const exited = once(child, 'exit');
+  await new Promise<void>((resolve, reject) => {
+    let output = '';
+    const timer = setTimeout(() => reject(new Error(`redis-server did not start:\n${output}`)), 10_000);
+    child.stdout?.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('Ready to accept connections')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', () => reject(new Error(`redis-server exited:\n${output}`)));
+  });
+  const url = `redis://127.0.0.1:${port}`;
+  const admin = new Redis(url);
+  await admin.config('SET', 'maxmemory-policy', 'noeviction');
+  return {
+    url,
+    capAbove: async (headroomBytes) => {
+      const used = /used_memory:(\d+)/.exec(await admin.info('memory'))?.[1];
+      await admin.config('SET', 'maxmemory', String(Number(used) + headroomBytes));
+    },
+    stop: async () => {
+      admin.disconnect();
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+const binary = redisServerBinary();
+let privateRedis: Promise<PrivateRedis> | undefined;
+
 describeCacheContract(
   'Redis',
   () => ({
     open: (namespace) => createRedisCache({ url: REDIS_URL, namespace }),
     cleanup: deleteNamespace,
+    ...(binary === undefined
+      ? {}
+      : {
+          openSmall: async (namespace: string) => {
+            privateRedis ??= startPrivateRedis(binary);
+            const server = await privateRedis;
+            const cache = await createRedisCache({ url: server.url, namespace });
+            await server.capAbove(512 * 1024);
+            return cache;
+          },
+          close: async () => {
+            await (await privateRedis)?.stop();
+          },
+        }),
   }),
   { skip: !available },
 );

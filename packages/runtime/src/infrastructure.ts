@@ -69,11 +69,47 @@ export async function openDatabase(
   });
 }
 
-/** Redis when REDIS_URL is set (TLS per REDIS_TLS_ENABLED / rediss://), else the in-process cache. */
+/**
+ * Budgets of the all-in-one's in-process cache, in entries, one per kind of state so that none can starve
+ * another (docs/sizing.md, "Embedded mode"). Measured ~400 bytes per dedup marker or consent state and
+ * ~200–250 bytes per claim or counter: about 150 MB when every budget is full.
+ */
+export interface EmbeddedCacheLimits {
+  /**
+   * The event processor's dedup markers (`dedup:` keys, one per event for 24 h). When full, the least
+   * recently used marker is evicted: the dedup window shrinks to the last `dedupMarkers` events instead of
+   * the pipeline stalling for a day.
+   */
+  readonly dedupMarkers: number;
+  /** Consent state per visitor (`consent:` keys). When full, the least recently used visitor's state goes. */
+  readonly consentStates: number;
+  /**
+   * Every other `setIfAbsent` key: single-use token ids (120 s), HMAC replay markers (11 min). Never
+   * evicted; when full, claims fail with `capacity` and those requests are refused (fail closed).
+   */
+  readonly claims: number;
+  /** Other `set` values (login lockouts). When full, the least recently used goes. */
+  readonly values: number;
+  /** Rate-limit and login-failure counters. When full, the least recently incremented goes. */
+  readonly counters: number;
+}
+
+export const EMBEDDED_CACHE_LIMITS: EmbeddedCacheLimits = Object.freeze({
+  dedupMarkers: 200_000,
+  consentStates: 100_000,
+  claims: 100_000,
+  values: 10_000,
+  counters: 50_000,
+});
+
+/**
+ * Redis when REDIS_URL is set (TLS per REDIS_TLS_ENABLED / rediss://), else the in-process cache, with
+ * `embeddedLimits` (default EMBEDDED_CACHE_LIMITS).
+ */
 export async function openCache(
   config: SignalConfig,
   logger: InfraLogger,
-  options: { allowEmbedded: boolean },
+  options: { allowEmbedded: boolean; embeddedLimits?: Partial<EmbeddedCacheLimits> },
 ): Promise<Cache> {
   const url = config.redis.url?.reveal();
   if (url !== undefined) {
@@ -94,7 +130,17 @@ export async function openCache(
   if (!options.allowEmbedded) {
     throw new Error('REDIS_URL must be set: this service shares state with its replicas through Redis');
   }
-  return createMemoryCache({ namespace: config.namespace });
+  const limits = { ...EMBEDDED_CACHE_LIMITS, ...options.embeddedLimits };
+  return createMemoryCache({
+    namespace: config.namespace,
+    limits: { claims: limits.claims, values: limits.values, counters: limits.counters },
+    // Key prefixes owned by the event processor (`dedup:v2:…`) and @signal/consent (`consent:v1:…`).
+    evictableFamilies: [
+      { keyPrefix: 'dedup:', maxEntries: limits.dedupMarkers },
+      { keyPrefix: 'consent:', maxEntries: limits.consentStates },
+    ],
+    logger,
+  });
 }
 
 /**
