@@ -396,6 +396,17 @@ export function describeDatabaseContract(
         expect(err.code).toBe('migration_mismatch');
       });
 
+      it("applies a package's new migration after another package's applied ones (an upgrade)", async () => {
+        // A deployment's list is every package's migrations in dependency order: after an upgrade, a new
+        // migration of an earlier package sits before applied migrations of later packages.
+        const early = uniqueName('m');
+        const late = uniqueName('m');
+        const released = [...migrationsFor(early).slice(0, 2), ...migrationsFor(late)];
+        await migrate(db, released);
+        const upgraded = [...migrationsFor(early), ...migrationsFor(late)];
+        expect((await migrate(db, upgraded)).applied).toEqual([`${early}/0003_column`]);
+      });
+
       it('rolls back a failing migration with its ledger row and keeps the earlier ones', async () => {
         const prefix = uniqueName('m');
         const good: Migration = { id: `${prefix}/0001_ok`, sql: `CREATE TABLE ${prefix}_ok (id int)` };

@@ -70,16 +70,26 @@ async function appliedChecksums(tx: Queryable, ids: readonly string[]): Promise<
   return applied;
 }
 
+/** The owner of a migration: its id up to the first `/` (`bus/0004_…` → `bus`). */
+function ownerOf(id: string): string {
+  const slash = id.indexOf('/');
+  return slash < 0 ? '' : id.slice(0, slash);
+}
+
 /**
  * Checks that what was applied is what the code now says: same SQL for every applied migration, and no
- * unapplied migration sitting before an applied one (a migration inserted into a released sequence).
+ * unapplied migration sitting before an applied one of the same owner (a migration inserted into a released
+ * sequence). Across owners the order is not checked: a deployment's list concatenates every package's
+ * migrations in dependency order, so a new migration of an earlier package is pending before applied ones of
+ * later packages after every upgrade. It cannot depend on them (they come later because they depend on it).
  */
 function verify(planned: readonly PlannedMigration[], applied: ReadonlyMap<string, string>): void {
-  let firstPending: string | undefined;
+  const firstPending = new Map<string, string>();
   for (const m of planned) {
+    const owner = ownerOf(m.id);
     const recorded = applied.get(m.id);
     if (recorded === undefined) {
-      firstPending ??= m.id;
+      if (!firstPending.has(owner)) firstPending.set(owner, m.id);
       continue;
     }
     if (recorded !== m.checksum) {
@@ -88,10 +98,11 @@ function verify(planned: readonly PlannedMigration[], applied: ReadonlyMap<strin
         `migration ${m.id} was applied with different SQL (checksum changed); add a new migration instead of editing it`,
       );
     }
-    if (firstPending !== undefined) {
+    const pending = firstPending.get(owner);
+    if (pending !== undefined) {
       throw new StoreError(
         'migration_mismatch',
-        `migration ${firstPending} is not applied but the later migration ${m.id} is; migrations must be appended`,
+        `migration ${pending} is not applied but the later migration ${m.id} is; migrations must be appended`,
       );
     }
   }
