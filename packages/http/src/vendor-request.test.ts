@@ -36,4 +36,15 @@ describe('request', () => {
     });
     await dispatcher.close();
   });
+
+  it('refuses a deadline that is not a positive number of milliseconds, before connecting', async () => {
+    const dispatcher = new Agent();
+    for (const timeoutMs of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31]) {
+      expect(await request(dispatcher, { url: 'https://127.0.0.1:9/', timeoutMs })).toMatchObject({
+        type: 'network_error',
+        error: { kind: 'invalid_request', code: 'ERR_INVALID_ARG_VALUE', retryable: false },
+      });
+    }
+    await dispatcher.close();
+  });
 });

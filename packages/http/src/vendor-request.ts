@@ -19,10 +19,23 @@ export interface VendorRequest {
   readonly body?: string | Uint8Array;
   /** Abort (graceful shutdown); the result is then a network error of kind `aborted`. */
   readonly signal?: AbortSignal;
-  /** Tighter per-request timeouts than the dispatcher's. */
+  /**
+   * Deadline for the whole exchange: connect, sending the request, waiting for the headers and reading the
+   * full body. Undici's own timeouts are idle timeouts that every received byte resets, so without this a
+   * vendor trickling its answer a byte every few seconds (up to the response size cap) holds the request,
+   * and the worker's partition, as long as it likes. When it passes, the request and its body are destroyed
+   * and the result is the retryable `timeout` an idle timeout gives (`UND_ERR_HEADERS_TIMEOUT`, phase
+   * `headers`, before the response headers arrived; `UND_ERR_BODY_TIMEOUT`, phase `body`, after), with a
+   * message naming the deadline. Positive milliseconds, at most 2^31 - 1.
+   */
+  readonly timeoutMs?: number;
+  /** Tighter per-request idle timeouts than the dispatcher's. */
   readonly headersTimeoutMs?: number;
   readonly bodyTimeoutMs?: number;
 }
+
+/** setTimeout's largest delay; longer ones fire at once. */
+const MAX_TIMER_MS = 2_147_483_647;
 
 export interface VendorResponse {
   readonly type: 'response';
@@ -67,34 +80,103 @@ export async function request(dispatcher: Dispatcher, req: VendorRequest): Promi
     });
   }
 
-  let response: Dispatcher.ResponseData;
-  try {
-    response = await undiciRequest(url, {
-      dispatcher,
-      method: req.method ?? 'POST',
-      ...(req.headers === undefined ? {} : { headers: { ...req.headers } }),
-      ...(req.body === undefined ? {} : { body: req.body }),
-      ...(req.signal === undefined ? {} : { signal: req.signal }),
-      ...(req.headersTimeoutMs === undefined ? {} : { headersTimeout: req.headersTimeoutMs }),
-      ...(req.bodyTimeoutMs === undefined ? {} : { bodyTimeout: req.bodyTimeoutMs }),
+  if (
+    req.timeoutMs !== undefined &&
+    !(Number.isFinite(req.timeoutMs) && req.timeoutMs > 0 && req.timeoutMs <= MAX_TIMER_MS)
+  ) {
+    return failure({
+      kind: 'invalid_request',
+      code: 'ERR_INVALID_ARG_VALUE',
+      message: 'timeoutMs must be a positive number of milliseconds',
+      retryable: false,
     });
-  } catch (cause) {
-    return failure(classifyNetworkError(cause));
   }
 
-  let body: string;
+  const deadline = startDeadline(req.timeoutMs, req.signal);
+  let phase: 'headers' | 'body' = 'headers';
   try {
-    body = await response.body.text();
-  } catch (cause) {
-    response.body.destroy();
-    return failure(classifyNetworkError(cause));
+    const signal = deadline?.signal ?? req.signal;
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await undiciRequest(url, {
+        dispatcher,
+        method: req.method ?? 'POST',
+        ...(req.headers === undefined ? {} : { headers: { ...req.headers } }),
+        ...(req.body === undefined ? {} : { body: req.body }),
+        ...(signal === undefined ? {} : { signal }),
+        ...(req.headersTimeoutMs === undefined ? {} : { headersTimeout: req.headersTimeoutMs }),
+        ...(req.bodyTimeoutMs === undefined ? {} : { bodyTimeout: req.bodyTimeoutMs }),
+      });
+    } catch (cause) {
+      return failure(deadline?.passed() ? deadline.error(phase) : classifyNetworkError(cause));
+    }
+
+    phase = 'body';
+    let body: string;
+    try {
+      body = await response.body.text();
+    } catch (cause) {
+      response.body.destroy();
+      return failure(deadline?.passed() ? deadline.error(phase) : classifyNetworkError(cause));
+    }
+    return {
+      type: 'response',
+      ok: response.statusCode >= 200 && response.statusCode < 300,
+      status: response.statusCode,
+      headers: flattenHeaders(response.headers),
+      body,
+    };
+  } finally {
+    deadline?.dispose();
   }
+}
+
+interface Deadline {
+  /** Aborts when the caller's signal does or when the deadline passes, whichever comes first. */
+  readonly signal: AbortSignal;
+  /** True once the deadline (not the caller) aborted the request. */
+  passed(): boolean;
+  error(phase: 'headers' | 'body'): NetworkError;
+  /** Clears the timer and unhooks from the caller's signal; call when the exchange is over. */
+  dispose(): void;
+}
+
+/**
+ * One AbortController per request, aborted by its own timer or by the caller's signal. Linked by hand rather
+ * than with `AbortSignal.any` + `AbortSignal.timeout`: the timer is cleared as soon as the exchange ends
+ * (instead of living on for `timeoutMs`), and nothing stays attached to the caller's long-lived shutdown
+ * signal after the request is done.
+ */
+function startDeadline(
+  timeoutMs: number | undefined,
+  callerSignal: AbortSignal | undefined,
+): Deadline | undefined {
+  if (timeoutMs === undefined) return undefined;
+  const controller = new AbortController();
+  let passed = false;
+  const onCallerAbort = (): void => controller.abort(callerSignal?.reason);
+  if (callerSignal?.aborted) onCallerAbort();
+  else callerSignal?.addEventListener('abort', onCallerAbort, { once: true });
+  const timer = setTimeout(() => {
+    if (controller.signal.aborted) return; // the caller was first: that stays an `aborted`
+    passed = true;
+    controller.abort(new Error(`no complete response within ${timeoutMs} ms`));
+  }, timeoutMs);
+  timer.unref();
   return {
-    type: 'response',
-    ok: response.statusCode >= 200 && response.statusCode < 300,
-    status: response.statusCode,
-    headers: flattenHeaders(response.headers),
-    body,
+    signal: controller.signal,
+    passed: () => passed,
+    error: (phase) => ({
+      kind: 'timeout',
+      code: phase === 'headers' ? 'UND_ERR_HEADERS_TIMEOUT' : 'UND_ERR_BODY_TIMEOUT',
+      phase,
+      message: `no complete response within the ${timeoutMs} ms deadline`,
+      retryable: true,
+    }),
+    dispose: () => {
+      clearTimeout(timer);
+      callerSignal?.removeEventListener('abort', onCallerAbort);
+    },
   };
 }
 

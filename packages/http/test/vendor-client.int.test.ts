@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import {
   createServer as createHttpsServer,
   type Server as HttpsServer,
@@ -321,6 +322,101 @@ describe('strict TLS client: timeouts and connection failures', () => {
     });
 
     expect(networkError(result)).toMatchObject({ kind: 'aborted', retryable: true });
+    await dispatcher.destroy();
+  });
+
+  it('ends a response trickled byte by byte at the total deadline (timeoutMs), not after the last byte', async () => {
+    // One byte every 100 ms: never idle long enough for undici's body timeout, done only after 4 s.
+    const cert = await trustedCa.issueServerCertificate();
+    let serverSawClose = false;
+    const vendor = await vendorServer({ cert: cert.certPem, key: cert.keyPem }, (res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      let sent = 0;
+      const timer = setInterval(() => {
+        if (++sent === 40) {
+          clearInterval(timer);
+          res.end('{}');
+        } else res.write(' ');
+      }, 100);
+      res.on('close', () => {
+        clearInterval(timer);
+        serverSawClose = true;
+      });
+    });
+    const dispatcher = createVendorDispatcher({ extraCaPem: trustedCa.certPem });
+    const started = performance.now();
+
+    const result = await request(dispatcher, {
+      url: `https://127.0.0.1:${vendor.port}/v1/events`,
+      body: '{}',
+      timeoutMs: 700,
+      headersTimeoutMs: 700,
+      bodyTimeoutMs: 700,
+    });
+    const tookMs = performance.now() - started;
+
+    // The same retryable timeout as an idle body timeout; the message tells the deadline apart.
+    expect(networkError(result)).toEqual({
+      kind: 'timeout',
+      phase: 'body',
+      code: 'UND_ERR_BODY_TIMEOUT',
+      message: 'no complete response within the 700 ms deadline',
+      retryable: true,
+    });
+    expect(tookMs).toBeGreaterThanOrEqual(690);
+    expect(tookMs).toBeLessThan(2_000);
+    // The body was destroyed with the request: the connection is gone, the vendor stops writing.
+    await expect.poll(() => serverSawClose, { timeout: 2_000 }).toBe(true);
+    await dispatcher.destroy();
+  });
+
+  it('applies the deadline before the headers too, when it is shorter than the idle timeouts', async () => {
+    const cert = await trustedCa.issueServerCertificate();
+    const vendor = await vendorServer({ cert: cert.certPem, key: cert.keyPem }, () => {});
+    const dispatcher = createVendorDispatcher({ extraCaPem: trustedCa.certPem, headersTimeoutMs: 5_000 });
+    const started = performance.now();
+
+    const error = networkError(
+      await request(dispatcher, { url: `https://127.0.0.1:${vendor.port}/`, body: '{}', timeoutMs: 200 }),
+    );
+
+    expect(performance.now() - started).toBeLessThan(2_000);
+    expect(error).toEqual({
+      kind: 'timeout',
+      phase: 'headers',
+      code: 'UND_ERR_HEADERS_TIMEOUT',
+      message: 'no complete response within the 200 ms deadline',
+      retryable: true,
+    });
+    await dispatcher.destroy();
+  });
+
+  it('keeps a shutdown abort an `aborted` under a deadline, and leaves nothing on the caller signal', async () => {
+    const cert = await trustedCa.issueServerCertificate();
+    const stalled = await vendorServer({ cert: cert.certPem, key: cert.keyPem }, () => {});
+    const healthy = await vendorServer({ cert: cert.certPem, key: cert.keyPem });
+    const dispatcher = createVendorDispatcher({ extraCaPem: trustedCa.certPem });
+    const shutdown = new AbortController();
+    // (undici drops its own listener when the body closes, a tick after the answer: hence the poll.)
+
+    const answered = await request(dispatcher, {
+      url: `https://127.0.0.1:${healthy.port}/`,
+      body: '{}',
+      signal: shutdown.signal,
+      timeoutMs: 60_000,
+    });
+    expect(answered).toMatchObject({ type: 'response', status: 200, body: '{"events_received":1}' });
+    await expect.poll(() => getEventListeners(shutdown.signal, 'abort')).toHaveLength(0);
+
+    setTimeout(() => shutdown.abort(), 50);
+    const aborted = await request(dispatcher, {
+      url: `https://127.0.0.1:${stalled.port}/`,
+      body: '{}',
+      signal: shutdown.signal,
+      timeoutMs: 60_000,
+    });
+    expect(networkError(aborted)).toMatchObject({ kind: 'aborted', retryable: true });
+    await expect.poll(() => getEventListeners(shutdown.signal, 'abort')).toHaveLength(0);
     await dispatcher.destroy();
   });
 

@@ -1,4 +1,11 @@
-import { isSupportedCountry, parsePhoneNumberFromString } from 'libphonenumber-js/min';
+// The `max` metadata: with `min`, `isValid()` only checks the length (as `isPossible()` does), and telling an
+// already international number from a national one needs the digit patterns.
+import {
+  getCountryCallingCode,
+  isSupportedCountry,
+  type PhoneNumber,
+  parsePhoneNumberFromString,
+} from 'libphonenumber-js/max';
 import { accept, type Outcome, reject } from './outcome';
 import { COUNTRY_NAMES, exactIndex, STATE_NAMES } from './regions';
 
@@ -86,18 +93,52 @@ export function googleEmail(rule: GoogleEmailRule): Rule {
 // ── phone ────────────────────────────────────────────────────────────────────────────────────────────
 
 /**
- * With a country hint and no international prefix ("+" or "00"), parse the number as a national number of
- * that country and return its E.164 digits (no "+"). Undefined when there is no hint or the number is not a
- * possible number there, so the caller falls back to its vendor's plain rule.
+ * With a country hint and no international prefix ("+" or "00"), the digits are read two ways: as already
+ * starting with a country code (Meta documents "4915112345678"; many CRMs store numbers so), and as a
+ * national number of the hinted country. Returns the E.164 digits (no "+") of the first reading that holds:
+ *
+ * 1. the international reading, when it is a valid number with the hinted country's calling code
+ *    ("4915112345678" + DE stays +49 151…, instead of getting a second 49);
+ * 2. the national reading, when valid and written the way that country writes national numbers, trunk
+ *    prefix included ("(479) 281-3113" + US is +1 479…, although +47 92813113 is a valid Norwegian number;
+ *    "0151 12345678" + DE);
+ * 3. the international reading of another country, when valid: a foreign number with its country code
+ *    ("33612345678" + DE is French; German numbering is so open that +49 33612345678 is valid too, but a
+ *    German national number would be written with its 0);
+ * 4. the national reading, when valid without its trunk prefix ("7400 123456" + GB);
+ * 5. the national reading, when only possible (the right length): a range newer than the metadata, or a
+ *    fictional number such as Ofcom's 07700 900xxx.
+ *
+ * Undefined when there is no hint or neither reading fits, so the caller falls back to its vendor's plain
+ * rule. Validity needs the digit patterns of the `max` metadata (see the import).
  */
-function nationalToInternationalDigits(raw: string, ctx: RuleContext): string | undefined {
+function hintedInternationalDigits(raw: string, ctx: RuleContext): string | undefined {
   const country = ctx.country;
   if (country === undefined || !isSupportedCountry(country)) return undefined;
   const trimmed = raw.trim();
   if (trimmed.startsWith('+') || trimmed.startsWith('00')) return undefined;
-  const parsed = parsePhoneNumberFromString(trimmed, { defaultCountry: country, extract: false });
-  if (parsed === undefined || !parsed.isPossible()) return undefined;
-  return parsed.number.slice(1);
+  // A leading trunk "0" ("0151…", "(0)151…") never starts a country code: `+0…` does not parse.
+  const international = parsePhoneNumberFromString(`+${trimmed}`);
+  // This runs per event and vendor; `isValid()` and formatting cost tens of µs, so each is only asked when
+  // the answer can change the outcome.
+  const internationalValid = international?.isValid() === true;
+  if (internationalValid && international?.countryCallingCode === getCountryCallingCode(country)) {
+    return international.number.slice(1); // 1.
+  }
+  const national = parsePhoneNumberFromString(trimmed, { defaultCountry: country, extract: false });
+  if (!internationalValid) {
+    // 2., 4. and 5. (a valid number is a possible one).
+    return national !== undefined && (national.isPossible() || national.isValid())
+      ? national.number.slice(1)
+      : undefined;
+  }
+  if (national?.isValid() && writtenNationally(trimmed, national)) return national.number.slice(1); // 2.
+  return international?.number.slice(1); // 3.
+}
+
+/** Whether the input has exactly the digits of the number's national format (trunk prefix and all). */
+function writtenNationally(raw: string, national: PhoneNumber): boolean {
+  return national.formatNational().replace(NOT_DIGIT, '') === raw.replace(NOT_DIGIT, '');
 }
 
 /**
@@ -106,7 +147,7 @@ function nationalToInternationalDigits(raw: string, ctx: RuleContext): string | 
  * pass a country hint, which completes national numbers first).
  */
 export const digitsPhone: Rule = (raw, ctx) => {
-  const completed = nationalToInternationalDigits(raw, ctx);
+  const completed = hintedInternationalDigits(raw, ctx);
   if (completed !== undefined) return accept(completed);
   return accept(raw.replace(NOT_DIGIT, '').replace(/^0+/, ''));
 };
@@ -119,7 +160,7 @@ const E164_MAX_DIGITS = 15;
  * cannot be E.164 (more than 15 digits, or a country code starting with 0) are rejected, not sent.
  */
 export const e164Phone: Rule = (raw, ctx) => {
-  const completed = nationalToInternationalDigits(raw, ctx);
+  const completed = hintedInternationalDigits(raw, ctx);
   let digits: string;
   if (completed !== undefined) {
     digits = completed;
@@ -154,7 +195,7 @@ export function snapPhone(defaultCallingCode: string): Rule {
     if (digits === '') return reject('empty');
     if (trimmed.startsWith('+')) return accept(digits);
     if (trimmed.startsWith('00')) return accept(digits.slice(2));
-    const completed = nationalToInternationalDigits(trimmed, ctx);
+    const completed = hintedInternationalDigits(trimmed, ctx);
     if (completed !== undefined) return accept(completed);
     return accept(`${defaultCallingCode}${digits.replace(/^0/, '')}`);
   };

@@ -142,6 +142,118 @@ describe('phone numbers', () => {
   });
 });
 
+/** Vendor, field and how each sends the E.164 digits `cc…`: Meta, Pinterest and Snap without "+". */
+const PHONE_FIELDS = [
+  { vendor: 'meta', field: 'ph', sent: (digits: string) => digits },
+  { vendor: 'pinterest', field: 'ph', sent: (digits: string) => digits },
+  { vendor: 'snapchat', field: 'ph', sent: (digits: string) => digits },
+  { vendor: 'google', field: 'phone_number', sent: (digits: string) => `+${digits}` },
+  { vendor: 'tiktok', field: 'phone', sent: (digits: string) => `+${digits}` },
+] as const;
+
+describe('phone numbers with a country hint', () => {
+  // [input, hint, the E.164 digits every vendor must send]
+  const cases: ReadonlyArray<readonly [string, string, string]> = [
+    // Germany: with its country code (Meta's documented format), with a prefix, with the trunk 0.
+    ['4915112345678', 'DE', '4915112345678'],
+    ['49 151 12345678', 'DE', '4915112345678'],
+    ['+49 151 12345678', 'DE', '4915112345678'],
+    ['0049 151 12345678', 'DE', '4915112345678'],
+    ['0151 12345678', 'DE', '4915112345678'],
+    ['(0)151 12345678', 'DE', '4915112345678'],
+    ['15112345678', 'DE', '4915112345678'], // trunk 0 left out; +1 511… is not a valid number
+    ['030 12345678', 'DE', '493012345678'],
+    // Ambiguous: +49 30 123456 (Berlin) and the national 04930 123456 are both valid; the code is taken.
+    ['4930123456', 'DE', '4930123456'],
+    // United Kingdom.
+    ['447400123456', 'GB', '447400123456'],
+    ['+44 7400 123456', 'GB', '447400123456'],
+    ['0044 7400 123456', 'GB', '447400123456'],
+    ['07400 123456', 'GB', '447400123456'],
+    ['7400 123456', 'GB', '447400123456'], // +7 400… (Russia) is not valid
+    ['020 7031 3000', 'GB', '442070313000'],
+    ['07700 900123', 'GB', '447700900123'], // Ofcom's drama range: possible, not valid; still completed
+    // United States: national numbers carry no trunk prefix, so they are also read as foreign ones.
+    ['(479) 281-3113', 'US', '14792813113'], // not +47 92813113 (a valid Norwegian number)
+    ['646 555 1234', 'US', '16465551234'], // not +64 6 555 1234 (a valid New Zealand number)
+    ['1 479 281 3113', 'US', '14792813113'],
+    ['+1 (479) 281-3113', 'US', '14792813113'],
+    ['001 479 281 3113', 'US', '14792813113'],
+    // France.
+    ['33612345678', 'FR', '33612345678'],
+    ['33 6 12 34 56 78', 'FR', '33612345678'],
+    ['+33 6 12 34 56 78', 'FR', '33612345678'],
+    ['0033 6 12 34 56 78', 'FR', '33612345678'],
+    ['06 12 34 56 78', 'FR', '33612345678'],
+    ['6 12 34 56 78', 'FR', '33612345678'], // +61 2345678 (Australia) is not valid
+    ['33142868326', 'FR', '33142868326'],
+    // A foreign number with its country code, without "+", for a person of another country.
+    ['33612345678', 'DE', '33612345678'], // +49 33612345678 is valid too, but would be written 033612…
+    ['447400123456', 'FR', '447400123456'],
+    ['4915112345678', 'GB', '4915112345678'],
+    ['4915112345678', 'US', '4915112345678'],
+  ];
+
+  for (const { vendor, field, sent } of PHONE_FIELDS) {
+    it.each(cases)(`${vendor} ${field}: %j with hint %s is sent as %s`, (input, country, digits) => {
+      const normalizer = createVendorNormalizer(vendor);
+      expect(normalizer.normalize(field, input, { country })).toEqual({
+        ok: true,
+        normalized: sent(digits),
+        hash: sha256(sent(digits)),
+        passthrough: false,
+      });
+    });
+  }
+
+  it('hashes the German number from the review the same with and without the hint', () => {
+    // The review's case: with the hint DE the country code used to be added twice ("494915112345678").
+    for (const { vendor, field } of PHONE_FIELDS.filter((f) => f.vendor !== 'snapchat')) {
+      const withHint = hashFor(vendor, field, '4915112345678', { country: 'DE' });
+      expect(withHint).toBe(hashFor(vendor, field, '4915112345678'));
+      expect(withHint).not.toBe(
+        hashFor(
+          vendor,
+          field,
+          vendor === 'meta' || vendor === 'pinterest' ? '494915112345678' : '+494915112345678',
+        ),
+      );
+    }
+  });
+
+  it("without a hint, keeps each vendor's own rule", () => {
+    const sent = (vendor: (typeof PHONE_FIELDS)[number]['vendor'], input: string) => {
+      const entry = PHONE_FIELDS.find((f) => f.vendor === vendor);
+      if (entry === undefined) throw new Error(vendor);
+      const result = normalizeFor(vendor, entry.field, input);
+      return result.ok ? result.normalized : result.reason;
+    };
+    // With the country code, in any notation: the same everywhere except Snap's SDK default calling code.
+    for (const input of ['4915112345678', '+49 151 12345678', '0049 151 12345678']) {
+      expect(sent('meta', input)).toBe('4915112345678');
+      expect(sent('pinterest', input)).toBe('4915112345678');
+      expect(sent('google', input)).toBe('+4915112345678');
+      expect(sent('tiktok', input)).toBe('+4915112345678');
+    }
+    expect(sent('snapchat', '+49 151 12345678')).toBe('4915112345678');
+    expect(sent('snapchat', '0049 151 12345678')).toBe('4915112345678');
+    expect(sent('snapchat', '4915112345678')).toBe('14915112345678'); // no prefix: the SDK's "1"
+    // A national number cannot be completed: digits as given, or refused where E.164 is required.
+    expect(sent('meta', '0151 12345678')).toBe('15112345678');
+    expect(sent('google', '0151 12345678')).toBe('invalid');
+    expect(sent('tiktok', '06 12 34 56 78')).toBe('invalid');
+  });
+
+  it('falls back to the vendor rule when neither reading is a possible number', () => {
+    expect(normalizeFor('meta', 'ph', '555-0100', { country: 'US' })).toMatchObject({
+      normalized: '5550100',
+    });
+    expect(normalizeFor('google', 'phone_number', '12', { country: 'DE' })).toMatchObject({
+      normalized: '+12',
+    });
+  });
+});
+
 describe('vendor specifics', () => {
   it('Google: the documented Gmail rule only touches gmail.com and googlemail.com', () => {
     expect(normalizeFor('google', 'email', 'J.Doe+x@Gmail.com')).toMatchObject({

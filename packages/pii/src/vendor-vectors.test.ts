@@ -1,4 +1,5 @@
 import { readVectorJson } from '@signal/testkit';
+import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   createVendorNormalizer,
@@ -184,5 +185,38 @@ describe('linkedin_capi.json (LinkedIn Conversions API)', () => {
 describe('all vendor vector files', () => {
   it('hold 2027 vectors together', () => {
     expect(Object.values(tally).reduce((sum, t) => sum + t.vectors, 0)).toBe(2027);
+  });
+});
+
+describe('phone vectors with a country hint', () => {
+  // The vectors carry no country hint. A hint of the number's own country must not change any of them: a
+  // number that already has its country code keeps it (it once got it a second time, e.g. with DE).
+  const files: ReadonlyArray<readonly [string, VendorId, string]> = [
+    ['meta_capi_param_builder_pii.json', 'meta', 'ph'],
+    ['google_ads_ga4_user_data.json', 'google', 'phone_number'],
+    ['tiktok_events_api.json', 'tiktok', 'phone'],
+    ['snapchat_capi.json', 'snapchat', 'ph'],
+    ['pinterest_capi.json', 'pinterest', 'ph'],
+  ];
+  const cases = files.flatMap(([file, vendor, field]) =>
+    readVectorJson<Vector[]>(`vendors/${file}`).flatMap((v) => {
+      if (v.field !== field || v.normalized === null || v.variant?.endsWith('_bug')) return [];
+      const number = parsePhoneNumberFromString(`+${v.normalized.replace(/\D/g, '')}`);
+      return number?.isValid() && number.country !== undefined
+        ? [{ vendor, field, input: v.input, normalized: v.normalized, country: number.country }]
+        : [];
+    }),
+  );
+
+  it('covers numbers of several countries', () => {
+    expect(cases.length).toBeGreaterThanOrEqual(20);
+    expect(new Set(cases.map((c) => c.country)).size).toBeGreaterThanOrEqual(4);
+  });
+
+  it.each(cases)('$vendor $input with hint $country stays $normalized', (c) => {
+    expect(normalizer(c.vendor).normalize(c.field, c.input, { country: c.country })).toMatchObject({
+      ok: true,
+      normalized: c.normalized,
+    });
   });
 });

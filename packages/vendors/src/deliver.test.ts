@@ -1,5 +1,6 @@
 import { type CanonicalEvent, canonicalEventSchema } from '@signal/events';
 import type { VendorRequest, VendorRequestResult } from '@signal/http';
+import { MockAgent } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { VendorAdapter } from './adapter';
@@ -194,10 +195,42 @@ describe('deliver', () => {
       timeoutMs: 1500,
       signal: controller.signal,
     });
-    expect(sent[0]).toMatchObject({ headersTimeoutMs: 1500, bodyTimeoutMs: 1500, signal: controller.signal });
+    // timeoutMs is the deadline for the whole exchange, not only the header and body idle timeouts.
+    expect(sent[0]).toMatchObject({
+      timeoutMs: 1500,
+      headersTimeoutMs: 1500,
+      bodyTimeoutMs: 1500,
+      signal: controller.signal,
+    });
     expect(report.requests.map((r) => [r.events, r.status])).toEqual([
       [2, 204],
       [1, 204],
     ]);
+  });
+
+  it('gives up on a vendor that answers too slowly at timeoutMs, through the dispatcher transport', async () => {
+    const agent = new MockAgent({ connections: 1 });
+    agent.disableNetConnect();
+    // The answer would arrive after 5 s; the deadline is 300 ms.
+    agent
+      .get('https://vendor.test')
+      .intercept({ path: '/events', method: 'POST' })
+      .reply(200, '{}')
+      .delay(5_000);
+    const started = performance.now();
+    const report = await deliver(testAdapter, [event('m1')], {
+      settings: {},
+      credentials: { token: 'token-123456' },
+      transport: { dispatcher: agent },
+      now: () => NOW,
+      timeoutMs: 300,
+    });
+    expect(performance.now() - started).toBeLessThan(2_000);
+    // The test adapter classifies every network error as `network_error`; real adapters give `timeout`.
+    expect(report.outcomes).toEqual([expect.objectContaining({ kind: 'retry', messageId: 'm1' })]);
+    expect(report.requests).toEqual([
+      expect.objectContaining({ events: 1, errorCode: 'UND_ERR_HEADERS_TIMEOUT' }),
+    ]);
+    await agent.close();
   });
 });

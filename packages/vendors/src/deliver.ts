@@ -44,7 +44,12 @@ export interface DeliverOptions {
   readonly now?: () => number;
   /** Aborts in-flight requests (graceful shutdown): those events come back as `retry`. */
   readonly signal?: AbortSignal;
-  /** Per-request header and body timeout, tighter than the dispatcher's. */
+  /**
+   * Deadline for each request as a whole (connect, send, headers and the full body), also used as its header
+   * and body idle timeout. Passed on as `VendorRequest.timeoutMs`, which `@signal/http` `request` enforces
+   * (a `send` transport of its own must honour it too); a request that runs over comes back as `retry`
+   * `timeout`.
+   */
   readonly timeoutMs?: number;
   readonly logger?: Logger;
 }
@@ -254,9 +259,15 @@ async function attempt<S, C>(
       headers: built.headers,
       body: built.body,
       ...(options.signal === undefined ? {} : { signal: options.signal }),
+      // A deadline for the whole exchange, not only undici's idle timeouts: a vendor trickling its answer
+      // must not hold the worker's partition longer than `timeoutMs`.
       ...(options.timeoutMs === undefined
         ? {}
-        : { headersTimeoutMs: options.timeoutMs, bodyTimeoutMs: options.timeoutMs }),
+        : {
+            timeoutMs: options.timeoutMs,
+            headersTimeoutMs: options.timeoutMs,
+            bodyTimeoutMs: options.timeoutMs,
+          }),
     });
   } catch (cause) {
     // The transport contract is to answer with values; a throwing one is treated as an unknown network error.
