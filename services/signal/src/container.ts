@@ -242,15 +242,12 @@ export async function buildSignal({ config, logger, onFatal }: SignalDeps) {
     res.end(page);
   });
   const counts = liveCounts(metrics);
-  router.on('GET', '/demo/stats', async (_req, res) => {
+  router.on('GET', '/demo/stats', async (req, res) => {
     const now = await counts();
-    const last = sink.recent()[0];
-    sendJson(
-      res,
-      200,
-      { ...now, sink: sink.received(), last: last?.body ?? null },
-      { 'cache-control': 'no-store' },
-    );
+    // The last body the sink received is what a vendor would get: the demo shows it to whoever runs Signal on
+    // this machine, and to nobody else (the listener is on every interface, and the body holds traits).
+    const last = isLoopback(req.socket.remoteAddress) ? (sink.recent()[0]?.body ?? null) : null;
+    sendJson(res, 200, { ...now, sink: sink.received(), last }, { 'cache-control': 'no-store' });
   });
 
   const server = createServer({
@@ -341,4 +338,11 @@ function liveCounts(metrics: ReturnType<typeof createMetrics>) {
     retried: await sum('signal_deliveries_total', (l) => l.outcome === 'retry'),
     failed: await sum('signal_deliveries_total', (l) => l.outcome === 'dead_letter'),
   });
+}
+
+/** A peer on this machine: 127.0.0.0/8, ::1, or an IPv4-mapped loopback address. */
+function isLoopback(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return v4.startsWith('127.') || address === '::1';
 }
