@@ -101,6 +101,8 @@ export interface SignalConfig {
     readonly clockSkewSeconds: number;
     readonly publicHosts: readonly string[];
     readonly cookieDomains: readonly string[];
+    readonly rateLimitRps: number;
+    readonly ipRateLimitRps: number;
   };
   readonly delivery: {
     readonly retryMaxAttempts: number;
@@ -411,6 +413,8 @@ function assemble(v: SettingValues, file: string | null): SignalConfig {
       clockSkewSeconds: v.IDENTITY_CLOCK_SKEW,
       publicHosts: v.IDENTITY_PUBLIC_HOSTS.map((h) => h.toLowerCase()),
       cookieDomains: v.IDENTITY_COOKIE_DOMAINS.map((h) => h.toLowerCase()),
+      rateLimitRps: v.IDENTITY_RATE_LIMIT_RPS,
+      ipRateLimitRps: v.IDENTITY_RATE_LIMIT_PER_IP_RPS,
     },
     delivery: {
       retryMaxAttempts: v.RETRY_MAX_ATTEMPTS,

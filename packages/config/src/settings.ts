@@ -422,6 +422,18 @@ export const SETTINGS = {
     default: [],
     doc: 'Further Domain attributes `_dfid` may carry, one per linked site (COOKIE_DOMAIN is always included)',
   }),
+  IDENTITY_RATE_LIMIT_RPS: withDefault({
+    yaml: 'identity.rate_limit_rps',
+    schema: int({ min: 1, max: 10_000_000 }),
+    default: 100,
+    doc: 'Requests per second per pipeline on each of the token, redirect and resolve endpoints (429 above)',
+  }),
+  IDENTITY_RATE_LIMIT_PER_IP_RPS: withDefault({
+    yaml: 'identity.rate_limit_per_ip_rps',
+    schema: int({ min: 1, max: 10_000_000 }),
+    default: 20,
+    doc: 'Requests per second per client address (IPv6: per /64) on each of those endpoints (429 above)',
+  }),
 
   // ── Delivery ─────────────────────────────────────────────────────────────────────────────────────
   RETRY_MAX_ATTEMPTS: withDefault({

@@ -13,7 +13,20 @@ describe('loadIdentityHubSettings', () => {
       clockSkewSeconds: 5,
       publicHosts: [],
       cookieDomains: [],
+      rateLimitRps: 100,
+      ipRateLimitRps: 20,
+      trustedProxyHops: 0,
     });
+  });
+
+  it('reads the rate limits (IDENTITY_RATE_LIMIT_RPS, IDENTITY_RATE_LIMIT_PER_IP_RPS) and TRUSTED_PROXY_HOPS', () => {
+    expect(
+      load({
+        IDENTITY_RATE_LIMIT_RPS: '250',
+        IDENTITY_RATE_LIMIT_PER_IP_RPS: ' 5 ',
+        TRUSTED_PROXY_HOPS: '2',
+      }),
+    ).toMatchObject({ rateLimitRps: 250, ipRateLimitRps: 5, trustedProxyHops: 2 });
   });
 
   it('reads the hub variables and adds COOKIE_DOMAIN to the cookie domains', () => {
@@ -25,7 +38,7 @@ describe('loadIdentityHubSettings', () => {
       IDENTITY_PUBLIC_HOSTS: 'data.shop.example, data.other.example',
       IDENTITY_COOKIE_DOMAINS: 'other.example',
     });
-    expect(settings).toEqual({
+    expect(settings).toMatchObject({
       namespace: 'acme',
       tokenTtlSeconds: 30,
       clockSkewSeconds: 2,
@@ -53,6 +66,14 @@ describe('loadIdentityHubSettings', () => {
       { IDENTITY_COOKIE_DOMAINS: '*.shop.example' },
       'IDENTITY_COOKIE_DOMAINS must be a comma-separated list of host names',
     ],
+    [
+      { IDENTITY_RATE_LIMIT_RPS: '0' },
+      'IDENTITY_RATE_LIMIT_RPS must be a whole number from 1 to 10000000 (got "0")',
+    ],
+    [
+      { IDENTITY_RATE_LIMIT_PER_IP_RPS: '1.5' },
+      'IDENTITY_RATE_LIMIT_PER_IP_RPS must be a whole number from 1 to 10000000 (got "1.5")',
+    ],
   ])('refuses %o naming the variable', (env, message) => {
     expect(() => load(env)).toThrow(message);
   });
@@ -60,5 +81,6 @@ describe('loadIdentityHubSettings', () => {
   it('validates settings given in code the same way', () => {
     expect(() => identityHubSettings({ namespace: 'x', tokenTtlSeconds: 600 })).toThrow(/tokenTtlSeconds/);
     expect(() => identityHubSettings({ namespace: 'x', publicHosts: ['Bad Host'] })).toThrow(/publicHosts/);
+    expect(() => identityHubSettings({ namespace: 'x', ipRateLimitRps: 0 })).toThrow(/ipRateLimitRps/);
   });
 });

@@ -16,7 +16,25 @@ export interface IdentityHubSettings {
   readonly publicHosts: readonly string[];
   /** COOKIE_DOMAIN and IDENTITY_COOKIE_DOMAINS: Domain attributes `_dfid` may carry (one per site). */
   readonly cookieDomains: readonly string[];
+  /**
+   * IDENTITY_RATE_LIMIT_RPS: requests per second per pipeline, on each of token, redirect and resolve
+   * (default 100). Bounds the single-use ids resolve pins in the cache: at most this × (token TTL + skew)
+   * per pipeline, ~12 500 by default.
+   */
+  readonly rateLimitRps: number;
+  /**
+   * IDENTITY_RATE_LIMIT_PER_IP_RPS: requests per second per client address (an IPv6 address counts by its
+   * /64), on each of token, redirect and resolve (default 20), checked before any other work.
+   */
+  readonly ipRateLimitRps: number;
+  /** TRUSTED_PROXY_HOPS (the gateway's): proxies whose X-Forwarded-For entry names the client (default 0). */
+  readonly trustedProxyHops: number;
 }
+
+/** Defaults of the hub's rate limits (IDENTITY_RATE_LIMIT_RPS, IDENTITY_RATE_LIMIT_PER_IP_RPS). */
+export const DEFAULT_RATE_LIMIT_RPS = 100;
+export const DEFAULT_IP_RATE_LIMIT_RPS = 20;
+const MAX_RPS = 10_000_000;
 
 const hostList = z.array(z.string().refine(isHostName, 'must be a host name such as data.shop.example'));
 
@@ -26,6 +44,9 @@ export const identityHubSettingsSchema = z.strictObject({
   clockSkewSeconds: z.int().min(0).max(30).default(5),
   publicHosts: hostList.default([]),
   cookieDomains: hostList.default([]),
+  rateLimitRps: z.int().min(1).max(MAX_RPS).default(DEFAULT_RATE_LIMIT_RPS),
+  ipRateLimitRps: z.int().min(1).max(MAX_RPS).default(DEFAULT_IP_RATE_LIMIT_RPS),
+  trustedProxyHops: z.int().min(0).max(10).default(0),
 });
 
 export type IdentityHubSettingsInput = z.input<typeof identityHubSettingsSchema>;
@@ -49,12 +70,12 @@ export function identityHubSettings(input: IdentityHubSettingsInput): IdentityHu
 }
 
 /**
- * Settings for the hub from the shared configuration (IDENTITY_* variables, SIGNAL_NAMESPACE and
- * COOKIE_DOMAIN, already validated by @signal/config, which names the variable in any error).
+ * Settings for the hub from the shared configuration (IDENTITY_* variables, SIGNAL_NAMESPACE, COOKIE_DOMAIN
+ * and TRUSTED_PROXY_HOPS, already validated by @signal/config, which names the variable in any error).
  */
 export function loadIdentityHubSettings(
   config: Pick<SignalConfig, 'namespace' | 'identity'> & {
-    readonly gateway: Pick<SignalConfig['gateway'], 'cookieDomain'>;
+    readonly gateway: Pick<SignalConfig['gateway'], 'cookieDomain' | 'trustedProxyHops'>;
   },
 ): IdentityHubSettings {
   const cookieDomains = [...config.identity.cookieDomains];
@@ -66,5 +87,8 @@ export function loadIdentityHubSettings(
     clockSkewSeconds: config.identity.clockSkewSeconds,
     publicHosts: [...config.identity.publicHosts],
     cookieDomains,
+    rateLimitRps: config.identity.rateLimitRps,
+    ipRateLimitRps: config.identity.ipRateLimitRps,
+    trustedProxyHops: config.gateway.trustedProxyHops,
   });
 }

@@ -37,6 +37,8 @@ export async function buildContainer(deps: ServiceMainDeps): Promise<ServiceCont
     crypto,
     // Token ids are consumed in Redis (SET NX PX), shared by every replica: a token opens once.
     singleUse: cacheSingleUseStore(host.cache),
+    // Rate-limit counters in the same Redis, so the limits are per deployment, not per replica.
+    rateLimitCache: host.cache,
     ...controlPlaneHubSources(host.controlPlane),
     logger: host.log('identity-hub'),
     metrics,

@@ -1,4 +1,5 @@
 import type { Bus } from '@signal/bus';
+import { type Cache, createMemoryCache } from '@signal/cache';
 import type { CryptoService } from '@signal/crypto';
 import type { Router } from '@signal/http';
 import type { Metrics } from '@signal/telemetry';
@@ -6,6 +7,7 @@ import type { IdentityHubSettings } from './config';
 import { createGraphConsumer, type GraphConsumer } from './graph/graph-consumer';
 import type { IdentityGraph } from './graph/identity-graph';
 import { registerIdentityRoutes } from './http/identity.routes';
+import { createIdentityRateLimits } from './http/rate-limits';
 import type { IdentityHubLogger, LinkedDomainSource, PipelineResolver } from './ports';
 import type { SingleUseStore } from './tokens/single-use';
 import { createTokenService, type TokenService } from './tokens/token-service';
@@ -18,6 +20,13 @@ export interface IdentityHubDeps {
   readonly singleUse: SingleUseStore;
   readonly pipelines: PipelineResolver;
   readonly linkedDomains: LinkedDomainSource;
+  /**
+   * Where the rate-limit counters live: the shared cache (Redis) when the hub runs as several replicas, so
+   * the limits hold across them. Default: a private in-process store, exact for one process (the
+   * all-in-one), and its counters then never take room from the cache the single-use ids, the gateway's
+   * replay markers and the processor's dedup share.
+   */
+  readonly rateLimitCache?: Pick<Cache, 'incrementWindow'>;
   readonly logger: IdentityHubLogger;
   readonly metrics: Metrics;
   /** The identity graph and the bus it is fed from; without it the hub serves tokens only. */
@@ -25,14 +34,16 @@ export interface IdentityHubDeps {
   readonly now?: () => number;
   /** How often `singleUse.purgeExpired` runs (default 60 s). */
   readonly purgeIntervalMs?: number;
+  /** How often the graph's expired erasure records are purged (default 1 h; also once at start). */
+  readonly erasurePurgeIntervalMs?: number;
 }
 
 export interface IdentityHub {
   /** Mounts `/v1/identity/token`, `/v1/identity/redirect` and `/v1/identity/resolve`. */
   register(router: Router): void;
-  /** Starts the raw-events consumer and the used-token purge. */
+  /** Starts the raw-events consumer, the used-token purge and the erasure-record purge. */
   start(): Promise<void>;
-  /** Stops the consumer (finishing its batch within the deadline) and the purge. Idempotent. */
+  /** Stops the consumer (finishing its batch within the deadline) and the purges. Idempotent. */
   stop(deadlineMs?: number): Promise<void>;
   readonly tokens: TokenService;
 }
@@ -61,6 +72,16 @@ export function createIdentityHub(deps: IdentityHubDeps): IdentityHub {
           metrics: deps.metrics,
         });
   let purgeTimer: ReturnType<typeof setInterval> | undefined;
+  let erasurePurgeTimer: ReturnType<typeof setInterval> | undefined;
+  // Created on first use (and again after stop), closed by stop; never when the caller gives a cache.
+  let ownCounters: Cache | undefined;
+  const counters: Pick<Cache, 'incrementWindow'> = deps.rateLimitCache ?? {
+    incrementWindow: (key, windowMs) => {
+      ownCounters ??= createMemoryCache();
+      return ownCounters.incrementWindow(key, windowMs);
+    },
+  };
+  const rateLimits = createIdentityRateLimits({ counters, settings, logger, metrics: deps.metrics });
 
   async function purge(): Promise<void> {
     try {
@@ -68,6 +89,15 @@ export function createIdentityHub(deps: IdentityHubDeps): IdentityHub {
       if (purged > 0) logger.debug({ purged }, 'expired token ids purged');
     } catch (err) {
       logger.warn({ err }, 'purging expired token ids failed; will retry');
+    }
+  }
+
+  async function purgeErasureRecords(graph: IdentityGraph): Promise<void> {
+    try {
+      const purged = await graph.purgeErasureRecords();
+      if (purged > 0) logger.info({ purged }, 'expired identity erasure records purged');
+    } catch (err) {
+      logger.warn({ err }, 'purging expired identity erasure records failed; will retry');
     }
   }
 
@@ -79,6 +109,7 @@ export function createIdentityHub(deps: IdentityHubDeps): IdentityHub {
         tokens,
         pipelines: deps.pipelines,
         linkedDomains: deps.linkedDomains,
+        rateLimits,
         logger,
         metrics: deps.metrics,
       });
@@ -87,6 +118,15 @@ export function createIdentityHub(deps: IdentityHubDeps): IdentityHub {
       if (singleUse.purgeExpired !== undefined && purgeTimer === undefined) {
         purgeTimer = setInterval(() => void purge(), deps.purgeIntervalMs ?? 60_000);
         purgeTimer.unref();
+      }
+      const graph = deps.graph?.graph;
+      if (graph !== undefined && erasurePurgeTimer === undefined) {
+        void purgeErasureRecords(graph);
+        erasurePurgeTimer = setInterval(
+          () => void purgeErasureRecords(graph),
+          deps.erasurePurgeIntervalMs ?? 3_600_000,
+        );
+        erasurePurgeTimer.unref();
       }
       await consumer?.start();
       logger.info(
@@ -97,7 +137,11 @@ export function createIdentityHub(deps: IdentityHubDeps): IdentityHub {
     async stop(deadlineMs = 10_000) {
       clearInterval(purgeTimer);
       purgeTimer = undefined;
+      clearInterval(erasurePurgeTimer);
+      erasurePurgeTimer = undefined;
       await consumer?.stop(deadlineMs);
+      await ownCounters?.close();
+      ownCounters = undefined;
     },
   };
 }

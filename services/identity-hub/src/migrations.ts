@@ -60,4 +60,21 @@ CREATE TABLE identity_traits (
 CREATE INDEX identity_traits_key_id ON identity_traits (traits_key_id, profile_id);
 `,
   },
+  {
+    // Erasure records: which anonymous ids and user ids were erased, and when, so a raw event of an erased
+    // person still on the bus (redelivered, lagging, replayed) cannot rebuild the profile. `digest` is a
+    // keyed HMAC (the blind-index key, under a purpose of its own), never the id nor a plain hash of it;
+    // rows are purged at `expires_at` (erasure + retention, at least the raw-events retention).
+    id: 'identity-hub/0002_identity_erasures',
+    sql: `
+CREATE TABLE identity_erasures (
+  kind       text NOT NULL,
+  digest     text NOT NULL,
+  erased_at  timestamptz NOT NULL,
+  expires_at timestamptz NOT NULL,
+  PRIMARY KEY (kind, digest)
+);
+CREATE INDEX identity_erasures_expires_at ON identity_erasures (expires_at);
+`,
+  },
 ]);

@@ -280,4 +280,32 @@ describe('identity graph with crypto-shredding', () => {
     );
     expect(await profileOf(restarted.graph, { userId: user })).toBeNull();
   });
+
+  it('an erased person’s event redelivered from the bus rebuilds nothing and makes no new DEK', async () => {
+    const a = anonymousId();
+    const user = `shredded.${randomBytes(4).toString('hex')}@example.com`;
+    const event = rawEvent({
+      anonymousId: a,
+      userId: user,
+      traits: { email: user },
+      receivedAt: new Date(Date.now() - 60_000).toISOString(),
+    });
+    await main.graph.ingest(event);
+    const shred = main.runtime.shredSubjects;
+    if (shred === undefined) throw new Error('shredding is on');
+    const logger = recordingLogger();
+    await createIdentityErasure({
+      graph: main.graph,
+      audit: createAuditLog({ db, logger }),
+      logger,
+      shred,
+    }).eraseSubject(user, { user_id: 'usr_admin' });
+    const deks = async () => (await db.query('SELECT id FROM crypto_deks ORDER BY id')).rows;
+    const before = await deks();
+
+    expect((await main.graph.ingest(event)).dropped).toBe('erased');
+    expect(await profileOf(main.graph, { userId: user })).toBeNull();
+    expect(await profileOf(main.graph, { anonymousId: a })).toBeNull();
+    expect(await deks()).toEqual(before);
+  });
 });

@@ -14,8 +14,10 @@ export interface IdentityErasure {
   /**
    * Erases everything the identity graph holds about a visitor, named by a user id or an anonymous id
    * (`DELETE /v1/admin/identity/{id}`): the profile(s), every identifier, traits and merged-away
-   * tombstones. Records `identity.erased` (with the profile ids and counts, never the subject id, which may
-   * be an email). Idempotent: erasing again finds nothing, answers zeros and is recorded too.
+   * tombstones, and keeps an erasure record (keyed digests of the person's anonymous ids and user id) so
+   * their raw events received before now, still on the bus, are dropped instead of rebuilding the profile.
+   * Records `identity.erased` (with the profile ids and counts, never the subject id, which may be an email).
+   * Idempotent: erasing again finds nothing, answers zeros and is recorded too.
    */
   eraseSubject(subjectId: string, actor: ErasureActor): Promise<ErasureCounts>;
 }
@@ -27,8 +29,11 @@ export interface IdentityErasureDeps {
   readonly logger: IdentityHubLogger;
   /**
    * Crypto-shredding (envelope mode with ENCRYPTION_CRYPTO_SHREDDING): destroys the DEKs of these profiles,
-   * so their ciphertexts (in backups, replicas, logs of the bus) no longer open anywhere. Returns the
-   * destroyed DEK ids, which the audit entry records (ids only).
+   * so the graph's own ciphertexts of them (copies of the identity tables: backups, replicas) no longer open
+   * anywhere. It does not reach the bus: raw events are sealed under the bus key, not a profile's DEK, and
+   * stay readable until raw-events retention removes them; the graph's erasure record only keeps them from
+   * rebuilding the profile (README, "Erasure and events still on the bus"). Returns the destroyed DEK ids,
+   * which the audit entry records (ids only).
    */
   readonly shred?: (profileIds: readonly string[]) => Promise<readonly string[]>;
 }

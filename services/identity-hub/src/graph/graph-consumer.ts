@@ -24,13 +24,14 @@ export interface GraphConsumer {
  * visitor arrive in order (the topic is keyed by anonymous id); each is applied in its own transaction and
  * the batch is committed only once all are applied, so a crash or a database error redelivers it, which the
  * graph tolerates (every write is idempotent). A message that does not decode is skipped and counted: the
- * Event Processor owns dead-lettering `raw-events`, so two consumers do not file the same dead letter.
+ * Event Processor owns dead-lettering `raw-events`, so two consumers do not file the same dead letter. An
+ * event of a person erased after it was received is dropped by the graph and counted as `erased`.
  */
 export function createGraphConsumer(options: GraphConsumerOptions): GraphConsumer {
   const { bus, namespace, graph, logger, metrics } = options;
   const processed = metrics.counter(
     'signal_identity_graph_events_total',
-    'raw-events applied to the identity graph, by outcome',
+    'raw-events applied to the identity graph (or dropped: no identifier, undecodable, erased subject), by outcome',
     ['outcome'],
   );
   const merges = metrics.counter('signal_identity_profile_merges_total', 'Profiles merged into another');
@@ -55,7 +56,9 @@ export function createGraphConsumer(options: GraphConsumerOptions): GraphConsume
               continue;
             }
             const result = await graph.ingest(item.value);
-            processed.inc({ outcome: result.profileId === null ? 'no_identifier' : 'applied' });
+            processed.inc({
+              outcome: result.dropped ?? (result.profileId === null ? 'no_identifier' : 'applied'),
+            });
             if (result.merged.length > 0) merges.inc(result.merged.length);
           }
         },

@@ -14,6 +14,8 @@ describe.skipIf(!available)('identity graph on PostgreSQL under concurrency', ()
   const schema = `idhub_graph_${randomBytes(6).toString('hex')}`;
   let db: Database;
   let graph: IdentityGraph;
+  /** Another process on the same database: the Management API, which runs the erasure. */
+  let admin: IdentityGraph;
 
   beforeAll(async () => {
     db = await createDatabase({ kind: 'postgres', url: POSTGRES_URL, maxConnections: 10, schema });
@@ -23,6 +25,7 @@ describe.skipIf(!available)('identity graph on PostgreSQL under concurrency', ()
     const [first, second] = await Promise.all([loadBlindIndex(db, crypto), loadBlindIndex(db, crypto)]);
     expect(first.digest('user_id', 'u')).toBe(second.digest('user_id', 'u'));
     graph = createIdentityGraph({ db, crypto, index: first });
+    admin = createIdentityGraph({ db, crypto, index: second });
   });
   afterAll(async () => {
     await db?.close();
@@ -64,5 +67,29 @@ describe.skipIf(!available)('identity graph on PostgreSQL under concurrency', ()
       Array.from({ length: 20 }, () => graph.ingest(rawEvent({ anonymousId: a }))),
     );
     expect(new Set(results.map((r) => r.profileId)).size).toBe(1);
+  });
+
+  it('an erasure racing the first events of a person leaves no profile, nor do the events redelivered after it', async () => {
+    for (let round = 0; round < 5; round++) {
+      const u = `race-${round}-${randomBytes(4).toString('hex')}@example.com`;
+      const anons = Array.from({ length: 12 }, () => anonymousId());
+      // All received by the gateway before the erasure; the hub applies them while it runs, and again after.
+      const receivedAt = new Date(Date.now() - 1_000).toISOString();
+      const events = anons.map((a, i) =>
+        rawEvent({ anonymousId: a, userId: u, traits: { n: i }, receivedAt }),
+      );
+      const racing = events.map((event) => graph.ingest(event));
+      const erased = admin.erase(u);
+      await Promise.all([...racing, erased]);
+      const redelivered = await Promise.all(events.map((event) => graph.ingest(event)));
+      expect(redelivered.every((r) => r.dropped === 'erased')).toBe(true);
+      for (const subject of [{ userId: u }, ...anons.map((a) => ({ anonymousId: a }))]) {
+        expect({ round, subject, found: await graph.lookup(subject, { consent: true, kinds: [] }) }).toEqual({
+          round,
+          subject,
+          found: null,
+        });
+      }
+    }
   });
 });

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { auditMigrations, createAuditLog } from '@signal/audit';
 import { type CryptoService, createCryptoService, createKeyring } from '@signal/crypto';
 import { createDatabase, type Database, migrate } from '@signal/store';
@@ -9,7 +9,12 @@ import { identityHubMigrations } from '../migrations';
 import { loadBlindIndex } from './blind-index';
 import { IDENTITY_ENCRYPTED_COLUMNS } from './encrypted-columns';
 import { createIdentityErasure } from './erasure';
-import { createIdentityGraph, type IdentityGraph } from './identity-graph';
+import {
+  createIdentityGraph,
+  ERASURE_RECORD_RETENTION_MS,
+  type IdentityGraph,
+  MIN_ERASURE_RECORD_RETENTION_MS,
+} from './identity-graph';
 
 const KEY = randomBytes(32);
 let db: Database;
@@ -384,6 +389,169 @@ describe('erasure', () => {
   it('refuses an empty or oversized subject', async () => {
     await expect(graph.erase('')).rejects.toMatchObject({ code: 'invalid_subject' });
     await expect(graph.erase('x'.repeat(257))).rejects.toMatchObject({ code: 'invalid_subject' });
+  });
+});
+
+describe('erasure and events still on the bus', () => {
+  const T0 = Date.parse('2026-03-01T12:00:00Z');
+  const minutes = (n: number) => new Date(T0 + n * 60_000).toISOString();
+  const clock = { now: T0 };
+  let clocked: IdentityGraph;
+
+  beforeAll(async () => {
+    clocked = createIdentityGraph({
+      db,
+      crypto,
+      index: await loadBlindIndex(db, crypto),
+      now: () => clock.now,
+    });
+  });
+
+  async function rootOf(subject: { anonymousId?: string; userId?: string }): Promise<string | null> {
+    return (await clocked.lookup(subject, { consent: true, kinds: [] }))?.profileId ?? null;
+  }
+
+  it('a raw event received before the erasure and delivered again does not bring the person back', async () => {
+    const [a1, a2] = [anonymousId(), anonymousId()];
+    const u = `ada.${randomBytes(4).toString('hex')}@example.com`;
+    const identify = rawEvent({
+      anonymousId: a1,
+      userId: u,
+      traits: { email: u, phone: '+4412345' },
+      receivedAt: minutes(0),
+    });
+    const onOtherBrowser = rawEvent({ anonymousId: a2, userId: u, receivedAt: minutes(1) });
+    const page = rawEvent({
+      anonymousId: a2,
+      clickIds: { fbp: 'fb.1.1700000000000.99' },
+      receivedAt: minutes(2),
+    });
+    for (const event of [identify, onOtherBrowser, page]) await clocked.ingest(event);
+    clock.now = T0 + 10 * 60_000;
+    expect(await clocked.erase(u)).toMatchObject({ profiles: 1 });
+
+    // A crash before the commit, a lagging consumer, a replay within retention: the same messages again.
+    for (const event of [identify, onOtherBrowser, page]) {
+      expect(await clocked.ingest(event)).toEqual({
+        profileId: null,
+        merged: [],
+        moved: false,
+        dropped: 'erased',
+      });
+    }
+    for (const subject of [{ userId: u }, { anonymousId: a1 }, { anonymousId: a2 }]) {
+      expect(await rootOf(subject)).toBeNull();
+    }
+    const found = await clocked.lookup({ userId: u }, { consent: true, kinds: ['user_id'], traits: true });
+    expect(found).toBeNull();
+  });
+
+  it('a new sign-up after the erasure creates a new profile, without anything from before', async () => {
+    const a = anonymousId();
+    const u = `grace.${randomBytes(4).toString('hex')}@example.com`;
+    clock.now = T0;
+    await clocked.ingest(
+      rawEvent({ anonymousId: a, userId: u, traits: { plan: 'old' }, receivedAt: minutes(0) }),
+    );
+    const before = await rootOf({ userId: u });
+    clock.now = T0 + 60 * 60_000;
+    await clocked.erase(u);
+
+    // Stamped within the clock margin (gateway and eraser read different clocks): still "before".
+    const inMargin = rawEvent({
+      anonymousId: a,
+      userId: u,
+      traits: { plan: 'margin' },
+      receivedAt: minutes(60.25),
+    });
+    expect((await clocked.ingest(inMargin)).dropped).toBe('erased');
+    const signUp = rawEvent({ anonymousId: a, userId: u, traits: { plan: 'new' }, receivedAt: minutes(62) });
+    const created = await clocked.ingest(signUp);
+    expect(created.dropped).toBeUndefined();
+    expect(created.profileId).not.toBeNull();
+    expect(created.profileId).not.toBe(before);
+    expect(
+      await clocked.lookup({ userId: u }, { consent: true, kinds: ['anonymous_id'], traits: true }),
+    ).toEqual({
+      profileId: created.profileId,
+      identifiers: { anonymous_id: a },
+      traits: { plan: 'new' },
+    });
+    // An old message of the erased profile delivered now still does not touch the new one.
+    const old = rawEvent({ anonymousId: a, userId: u, traits: { plan: 'old' }, receivedAt: minutes(1) });
+    expect((await clocked.ingest(old)).dropped).toBe('erased');
+    expect((await clocked.lookup({ userId: u }, { consent: true, kinds: [], traits: true }))?.traits).toEqual(
+      {
+        plan: 'new',
+      },
+    );
+  });
+
+  it('an erasure that runs before the hub has seen the person keeps their earlier events out too', async () => {
+    const [a, other] = [anonymousId(), anonymousId()];
+    const u = `lag.${randomBytes(4).toString('hex')}@example.com`;
+    clock.now = T0 + 5 * 60_000;
+    expect(await clocked.erase(u)).toMatchObject({ profiles: 0 });
+    // Partition order: the identify links `a` to the erased user; `a`'s later page view (received before the
+    // erasure too) is then dropped as well, although the graph never held `a`.
+    expect(
+      (await clocked.ingest(rawEvent({ anonymousId: a, userId: u, receivedAt: minutes(1) }))).dropped,
+    ).toBe('erased');
+    expect((await clocked.ingest(rawEvent({ anonymousId: a, receivedAt: minutes(2) }))).dropped).toBe(
+      'erased',
+    );
+    expect(await rootOf({ anonymousId: a })).toBeNull();
+    expect(await rootOf({ userId: u })).toBeNull();
+    // Someone else is unaffected.
+    expect(
+      (await clocked.ingest(rawEvent({ anonymousId: other, receivedAt: minutes(2) }))).profileId,
+    ).not.toBeNull();
+  });
+
+  it('keeps only keyed digests: no id, no plain hash of it, nothing that joins to a live identifier', async () => {
+    const a = anonymousId();
+    const u = `hash.${randomBytes(4).toString('hex')}@example.com`;
+    clock.now = T0;
+    await clocked.ingest(rawEvent({ anonymousId: a, userId: u, receivedAt: minutes(0) }));
+    const { rows: live } = await db.query(
+      "SELECT digest FROM identity_identifiers WHERE profile_id = $1 AND kind IN ('anonymous_id', 'user_id')",
+      [await rootOf({ userId: u })],
+    );
+    const before = await db.query('SELECT count(*)::int AS n FROM identity_erasures');
+    clock.now = T0 + 60_000;
+    await clocked.erase(u);
+    const { rows } = await db.query('SELECT t::text AS row, digest FROM identity_erasures t');
+    // The subject as user id and as anonymous id (erase looks up both), and the anonymous id of its profile.
+    expect(rows.length - Number(before.rows[0]?.n)).toBe(3);
+    const dump = rows.map((r) => String(r.row)).join('\n');
+    const sha256 = (value: string) => createHash('sha256').update(value).digest('hex');
+    for (const needle of [u, a, sha256(u), sha256(a), ...live.map((r) => String(r.digest))]) {
+      expect(dump).not.toContain(needle);
+    }
+  });
+
+  it('purges records once their retention (30 days by default) has passed, not before', async () => {
+    const u = `purge.${randomBytes(4).toString('hex')}@example.com`;
+    clock.now = T0 + 365 * 86_400_000; // later than every other record of this file
+    await clocked.erase(u);
+    const event = rawEvent({ userId: u, receivedAt: new Date(clock.now - 60_000).toISOString() });
+    clock.now += ERASURE_RECORD_RETENTION_MS - 1;
+    await clocked.purgeErasureRecords();
+    expect((await clocked.ingest(event)).dropped).toBe('erased');
+    clock.now += 1;
+    expect(await clocked.purgeErasureRecords()).toBeGreaterThanOrEqual(2);
+    const { rows } = await db.query(
+      'SELECT count(*)::int AS n FROM identity_erasures WHERE expires_at > $1',
+      [new Date(clock.now)],
+    );
+    expect(rows[0]?.n).toBe(0);
+  });
+
+  it('refuses a retention shorter than the raw-events retention (7 days)', async () => {
+    const index = await loadBlindIndex(db, crypto);
+    expect(() =>
+      createIdentityGraph({ db, crypto, index, erasureRetentionMs: MIN_ERASURE_RECORD_RETENTION_MS - 1 }),
+    ).toThrow(/erasureRetentionMs/);
   });
 });
 

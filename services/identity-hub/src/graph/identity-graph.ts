@@ -48,6 +48,12 @@ export interface IngestResult {
   readonly merged: readonly string[];
   /** True when the anonymous id moved to another user's profile (it had been identified as someone else). */
   readonly moved: boolean;
+  /**
+   * Set when the event was deliberately dropped, untouched, with why: `erased` = one of its ids was erased
+   * after the gateway received it (a message still on the bus: redelivered, lagging, replayed). `profileId`
+   * is then null.
+   */
+  readonly dropped?: 'erased';
 }
 
 export interface ErasureCounts {
@@ -71,6 +77,8 @@ export interface IdentityGraph extends IdentityLookup {
   >;
   /** Union-find `find`: the live profile a (possibly merged-away) profile id now belongs to, or null. */
   canonicalProfileId(profileId: string): Promise<string | null>;
+  /** Deletes erasure records past their retention; returns how many. Run periodically (the hub does, hourly). */
+  purgeErasureRecords(): Promise<number>;
 }
 
 export interface IdentityGraphOptions {
@@ -86,7 +94,30 @@ export interface IdentityGraphOptions {
   readonly profileKeys?: ProfileKeys;
   /** Transaction attempts on serialization failures, deadlocks and lost insert races. Default 5. */
   readonly maxAttempts?: number;
+  /**
+   * How long an erasure record is kept after the erasure (default `ERASURE_RECORD_RETENTION_MS`, 30 days; at
+   * least `MIN_ERASURE_RECORD_RETENTION_MS`, the raw-events retention): raw events received before the
+   * erasure are dropped for that long.
+   */
+  readonly erasureRetentionMs?: number;
+  /** Wall clock in ms: the time an erasure is recorded at and records expire by. Default `Date.now`. */
+  readonly now?: () => number;
 }
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+/** raw-events retention (docs/kafka.md, `retention.ms=604800000`): the least an erasure record must outlive. */
+export const MIN_ERASURE_RECORD_RETENTION_MS = 7 * DAY_MS;
+/**
+ * Default erasure record retention: the suggested `dlq-events` retention (30 days). A dead-lettered raw event
+ * replayed from the DLQ returns to raw-events with its original `receivedAt`, so it must still meet the record.
+ */
+export const ERASURE_RECORD_RETENTION_MS = 30 * DAY_MS;
+/**
+ * An event stamped up to this long after the erasure still counts as received before it: the gateway that
+ * stamped `receivedAt` and the process that ran the erasure read different clocks. The cost: a new sign-up
+ * within this margin of its erasure is dropped (its next event, later, creates the new profile).
+ */
+export const ERASURE_CLOCK_MARGIN_MS = 30_000;
 
 /**
  * Per-profile DEKs (the runtime's `subjectKeys`). Graph writes run in a transaction, and on PGlite (one
@@ -136,11 +167,35 @@ const vendorRowSchema = z.object({
 });
 const traitsRowSchema = z.object({ traits: z.string() });
 const countSchema = z.object({ n: z.coerce.number() });
+const primaryDigestSchema = z.object({ kind: z.enum(['anonymous_id', 'user_id']), digest: z.string() });
+const erasureRowSchema = z.object({ erased_at: z.date().nullable(), expires_at: z.date().nullable() });
 
-interface PrimaryId {
+interface PrimaryDigest {
   readonly kind: PrimaryKind;
-  readonly value: string;
+  /** The blind-index digest (`identity_identifiers.digest`). */
   readonly digest: string;
+}
+
+interface PrimaryId extends PrimaryDigest {
+  readonly value: string;
+}
+
+const NOT_LINKED: IngestResult = Object.freeze({ profileId: null, merged: [], moved: false });
+const DROPPED_ERASED: IngestResult = Object.freeze({
+  profileId: null,
+  merged: [],
+  moved: false,
+  dropped: 'erased',
+});
+
+/**
+ * Transaction-scoped advisory lock key of a subject, from its blind-index digest (60 bits; a collision only
+ * serialises two unrelated writes). Erasure and ingest both take the locks of the ids they name before
+ * reading anything, so an erasure and a first event of the same id cannot interleave: without it, an ingest
+ * could find neither rows nor an erasure record, and commit a profile right after the erasure committed.
+ */
+function subjectLockKey(digest: string): bigint {
+  return BigInt(`0x${digest.slice(0, 15)}`);
 }
 
 function newId(prefix: 'prf' | 'idn'): string {
@@ -166,6 +221,14 @@ function newId(prefix: 'prf' | 'idn'): string {
 export function createIdentityGraph(options: IdentityGraphOptions): IdentityGraph {
   const { db, crypto, index, profileKeys } = options;
   const maxAttempts = options.maxAttempts ?? 5;
+  const clock = options.now ?? Date.now;
+  const erasureRetentionMs = options.erasureRetentionMs ?? ERASURE_RECORD_RETENTION_MS;
+  if (!Number.isSafeInteger(erasureRetentionMs) || erasureRetentionMs < MIN_ERASURE_RECORD_RETENTION_MS) {
+    throw new IdentityHubError(
+      'invalid_config',
+      `erasureRetentionMs must be at least ${MIN_ERASURE_RECORD_RETENTION_MS} ms (the raw-events retention)`,
+    );
+  }
 
   async function inTransaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
     let keyRounds = 0;
@@ -204,6 +267,71 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
 
   function primary(kind: PrimaryKind, value: string | undefined): PrimaryId | null {
     return value === undefined ? null : { kind, value, digest: index.digest(kind, value) };
+  }
+
+  /**
+   * The erasure record's digest of an id: a keyed HMAC (the blind-index key) of its blind-index digest, under
+   * a purpose of its own. Computable from a stored row without opening it (an erasure never needs a DEK or a
+   * readable ciphertext), never a plain hash (an email's SHA-256 is reversed by enumeration), and not equal to
+   * the live `identity_identifiers.digest`, so the records cannot be joined to profiles in the database.
+   */
+  function erasureDigest(id: PrimaryDigest): string {
+    return index.digest(`erased:${id.kind}`, id.digest);
+  }
+
+  async function lockSubjects(tx: Queryable, ids: readonly PrimaryDigest[]): Promise<void> {
+    // Sorted, so two writes naming the same ids take their locks in the same order (no deadlock).
+    const keys = [...new Set(ids.map((id) => subjectLockKey(id.digest)))].sort((a, b) =>
+      a < b ? -1 : a > b ? 1 : 0,
+    );
+    if (keys.length === 0) return;
+    await tx.query(
+      `SELECT ${keys.map((_, i) => `pg_advisory_xact_lock($${i + 1}::bigint)`).join(', ')}`,
+      keys.map(String),
+    );
+  }
+
+  /** The latest erasure recorded for any of these ids, or null. */
+  async function latestErasure(
+    q: Pick<Queryable, 'query'>,
+    ids: readonly PrimaryDigest[],
+  ): Promise<{ erasedAt: Date; expiresAt: Date } | null> {
+    const { rows } = await q.query(
+      `SELECT max(erased_at) AS erased_at, max(expires_at) AS expires_at FROM identity_erasures
+        WHERE (kind, digest) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+      [ids.map((i) => i.kind), ids.map(erasureDigest)],
+    );
+    const row = erasureRowSchema.parse(rows[0] ?? { erased_at: null, expires_at: null });
+    return row.erased_at === null || row.expires_at === null
+      ? null
+      : { erasedAt: row.erased_at, expiresAt: row.expires_at };
+  }
+
+  /** Records these ids as erased at `erasedAt`; a later erasure of the same id moves its record forward. */
+  async function recordErasure(
+    tx: Queryable,
+    ids: readonly PrimaryDigest[],
+    erasedAt: Date,
+    expiresAt: Date,
+  ): Promise<void> {
+    const unique = new Map(ids.map((id) => [`${id.kind}\0${id.digest}`, id]));
+    if (unique.size === 0) return;
+    const list = [...unique.values()];
+    await tx.query(
+      `INSERT INTO identity_erasures (kind, digest, erased_at, expires_at)
+       SELECT kind, digest, $3, $4 FROM unnest($1::text[], $2::text[]) AS t (kind, digest)
+       ON CONFLICT (kind, digest) DO UPDATE
+         SET erased_at = GREATEST(identity_erasures.erased_at, EXCLUDED.erased_at),
+             expires_at = GREATEST(identity_erasures.expires_at, EXCLUDED.expires_at)`,
+      [list.map((i) => i.kind), list.map(erasureDigest), erasedAt, expiresAt],
+    );
+  }
+
+  /** Whether an event received at `receivedAtMs` predates the erasure (clock margin included). */
+  function receivedBefore(receivedAtMs: number, erasure: { erasedAt: Date } | null): boolean {
+    if (erasure === null) return false;
+    // An unparseable receipt time cannot prove the event came after the erasure.
+    return !(receivedAtMs >= erasure.erasedAt.getTime() + ERASURE_CLOCK_MARGIN_MS);
   }
 
   async function findPrimaries(tx: Queryable, ids: readonly PrimaryId[]) {
@@ -507,24 +635,34 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
   async function ingest(event: CanonicalEvent): Promise<IngestResult> {
     const anon = primary('anonymous_id', event.anonymousId);
     const user = primary('user_id', event.userId);
-    if (anon === null && user === null) return { profileId: null, merged: [], moved: false };
+    if (anon === null && user === null) return NOT_LINKED;
+    const ids = [anon, user].filter((id): id is PrimaryId => id !== null);
     // Server time orders updates: a browser's clock can be anywhere.
     const at = new Date(Date.parse(event.receivedAt));
     const vendorIds = vendorIdentifiers(event);
     const traits = event.type === 'identify' ? traitsFromEvent(event.traits, at.getTime()) : {};
     const newProfileId = newId('prf');
-    if (profileKeys !== undefined) {
+    // A hint only (the transaction decides): an event about to be dropped needs no DEK made for it.
+    if (profileKeys !== undefined && !receivedBefore(at.getTime(), await latestErasure(db, ids))) {
       // Make the DEKs this write will most likely need ready before the transaction opens (one pass in the
       // common case); whatever else it turns out to need (a merge's other profile) costs one more round.
-      const known = await profilesOf(
-        db,
-        [anon, user].filter((id): id is PrimaryId => id !== null),
-      );
+      const known = await profilesOf(db, ids);
       for (const profileId of known.length === 0 ? [newProfileId] : known) {
         if (!profileKeys.ready(profileId)) await profileKeys.prepare(profileId);
       }
     }
     return await inTransaction(async (tx) => {
+      // Locks first, then the record: an erasure of these ids either committed before (its record is seen
+      // here) or waits for this write and then erases what it wrote.
+      await lockSubjects(tx, ids);
+      const erasure = await latestErasure(tx, ids);
+      if (erasure !== null && receivedBefore(at.getTime(), erasure)) {
+        // Received before the erasure: the person's data from before it stays erased. The event's other id
+        // (an anonymous id first linked to the erased user id by this very event) is recorded as erased from
+        // the same moment, so that id's own earlier events, further back on the bus, are dropped too.
+        await recordErasure(tx, ids, erasure.erasedAt, erasure.expiresAt);
+        return DROPPED_ERASED;
+      }
       const linked = await link(tx, anon, user, at, newProfileId);
       await recordVendorIds(tx, linked.profileId, vendorIds, at);
       await recordTraits(tx, linked.profileId, traits, at);
@@ -602,13 +740,19 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
           `the subject must be 1-${MAX_SUBJECT_LENGTH} characters`,
         );
       }
+      const erasedAt = new Date(clock());
+      const expiresAt = new Date(erasedAt.getTime() + erasureRetentionMs);
       return await inTransaction(async (tx) => {
         const ids = [primary('user_id', subjectId), primary('anonymous_id', subjectId)].filter(
           (id): id is PrimaryId => id !== null,
         );
+        await lockSubjects(tx, ids);
         const rows = await findPrimaries(tx, ids);
         const profileIds = [...new Set(rows.map((r) => r.profile_id))].sort();
         if (profileIds.length === 0) {
+          // Recorded even when the graph holds nothing yet: the hub may not have consumed this person's
+          // events when the erasure runs, and they must not build a profile when it does.
+          await recordErasure(tx, ids, erasedAt, expiresAt);
           return { profiles: 0, identifiers: 0, traits: 0, profileIds: [], keySubjects: [] };
         }
         await lockProfiles(tx, profileIds);
@@ -627,6 +771,19 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
           [profileIds],
         );
         const keySubjects = members.map((row) => z.object({ id: z.string() }).parse(row).id);
+        // Every anonymous id and user id the person had, besides the one the erasure named: their events
+        // still on the bus must not rebuild the profile either. Digests only, nothing is opened.
+        const { rows: erasedIds } = await tx.query(
+          `SELECT kind, digest FROM identity_identifiers
+            WHERE profile_id = ANY($1::text[]) AND kind IN ('anonymous_id', 'user_id')`,
+          [keySubjects],
+        );
+        await recordErasure(
+          tx,
+          [...ids, ...erasedIds.map((row) => primaryDigestSchema.parse(row))],
+          erasedAt,
+          expiresAt,
+        );
         // ON DELETE CASCADE removes identifiers, traits and the merged-away tombstones with each root.
         await tx.query('DELETE FROM identity_profiles WHERE id = ANY($1::text[])', [profileIds]);
         return { profiles, identifiers, traits, profileIds, keySubjects };
@@ -640,6 +797,13 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
       );
       const row = rows[0];
       return row === undefined ? null : z.object({ root: z.string() }).parse(row).root;
+    },
+
+    async purgeErasureRecords() {
+      const result = await db.query('DELETE FROM identity_erasures WHERE expires_at <= $1', [
+        new Date(clock()),
+      ]);
+      return result.rowCount;
     },
   };
 }

@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { type AuditCryptoSink, auditMigrations, createAuditLog, cryptoAuditSink } from '@signal/audit';
-import { type Cache, createMemoryCache } from '@signal/cache';
+import { type Cache, createMemoryCache, MemoryCacheStore } from '@signal/cache';
 import { type CryptoService, createCryptoService, createKeyring } from '@signal/crypto';
 import { createDatabase, type Database, migrate } from '@signal/store';
 import { createMetrics, type Metrics } from '@signal/telemetry';
@@ -46,6 +46,8 @@ interface Harness {
   readonly logger: ReturnType<typeof recordingLogger>;
   readonly pipelines: ReturnType<typeof inMemoryPipelines>;
   readonly cache: Cache;
+  /** The in-process key space behind `cache`, as in the all-in-one (gateway and processor share it). */
+  readonly store: MemoryCacheStore;
   readonly clock: { now: number };
   /** `site-a.localhost:<port>` etc.: the Host a browser would send to the all-in-one's port. */
   host(site: string): string;
@@ -54,20 +56,48 @@ interface Harness {
 
 const open: Harness[] = [];
 
+/** Counters that never reach a limit: the tests of everything but the rate limits send many requests. */
+const UNLIMITED: Pick<Cache, 'incrementWindow'> = {
+  incrementWindow: async (_key, windowMs) => ({ count: 1, resetInMs: windowMs }),
+};
+
 async function harness(
-  settings: { publicHosts?: string[]; cookieDomains?: string[] } = {},
+  settings: {
+    publicHosts?: string[];
+    cookieDomains?: string[];
+    rateLimitRps?: number;
+    ipRateLimitRps?: number;
+    trustedProxyHops?: number;
+  } = {},
+  options: {
+    /** `clocked`: real counters on the harness clock (the limits apply); default: never limited. */
+    limits?: 'unlimited' | 'clocked' | Pick<Cache, 'incrementWindow'>;
+    /** Bound of the shared in-process store (default 100 000, as `openCache()` builds it). */
+    maxEntries?: number;
+  } = {},
 ): Promise<Harness> {
   const metrics = createMetrics({ processMetrics: false });
   const logger = recordingLogger();
   const pipelines = inMemoryPipelines([...LINKED]);
-  const cache = createMemoryCache({ namespace: 'routes' });
   const clock = { now: Date.now() };
+  const store = new MemoryCacheStore({
+    now: () => clock.now,
+    ...(options.maxEntries === undefined ? {} : { maxEntries: options.maxEntries }),
+  });
+  const cache = createMemoryCache({ namespace: 'routes', store });
+  const limits = options.limits ?? 'unlimited';
   const hub = createIdentityHub({
     settings: identityHubSettings({ namespace: 'test', tokenTtlSeconds: 120, ...settings }),
     crypto,
     singleUse: cacheSingleUseStore(cache, { now: () => clock.now }),
     pipelines,
     linkedDomains: pipelines,
+    rateLimitCache:
+      limits === 'unlimited'
+        ? UNLIMITED
+        : limits === 'clocked'
+          ? createMemoryCache({ store: new MemoryCacheStore({ now: () => clock.now }) })
+          : limits,
     logger,
     metrics,
     now: () => clock.now,
@@ -80,6 +110,7 @@ async function harness(
     logger,
     pipelines,
     cache,
+    store,
     clock,
     host: (site) => `${site}:${server.port}`,
     origin: (site) => `http://${site}:${server.port}`,
@@ -92,6 +123,8 @@ afterEach(async () => {
   for (const h of open.splice(0)) {
     await h.server.close();
     await h.cache.close();
+    h.store.close();
+    await h.hub.stop();
   }
 });
 
@@ -465,5 +498,163 @@ describe('POST /v1/identity/resolve', () => {
     });
     expect(reply.status).toBe(200);
     expect(reply.headers['access-control-allow-origin']).toBeUndefined();
+  });
+});
+
+describe('rate limits', () => {
+  function redirectFrom(h: Harness, anonymous: string, headers: Record<string, string> = {}) {
+    const query = new URLSearchParams({ to: 'https://site-b.localhost/', pipelineKey: PIPELINE_KEY });
+    return h.server.send({
+      method: 'GET',
+      path: `/v1/identity/redirect?${query}`,
+      host: h.host('site-a.localhost'),
+      headers: { cookie: `_dfid=${anonymous}`, ...headers },
+    });
+  }
+
+  /** What the review's flood did per iteration: mint a token through the redirect, redeem it. */
+  async function mintAndRedeem(h: Harness, anonymous: string, headers: Record<string, string> = {}) {
+    const minted = await redirectFrom(h, anonymous, headers);
+    const location = minted.headers.location;
+    const token = location === undefined ? null : new URL(String(location)).searchParams.get('_dftk');
+    return { minted, resolved: await resolveOn(h, 'site-b.localhost', token, headers) };
+  }
+
+  async function refusalCount(h: Harness, endpoint: string, reason: string): Promise<number> {
+    const text = await h.metrics.metrics();
+    const match = new RegExp(
+      `signal_identity_request_refusals_total\\{endpoint="${endpoint}",reason="${reason}"\\} (\\d+)`,
+    ).exec(text);
+    return Number(match?.[1] ?? 0);
+  }
+
+  it('a redemption flood cannot fill the shared cache: visitors and the gateway’s replay markers keep working', async () => {
+    // The all-in-one shares one in-process store between the hub, the gateway and the processor; bounded
+    // here at 300 entries so the flood stays cheap (the default 100 000 filled in ~8 s over HTTP).
+    const h = await harness({}, { limits: 'clocked', maxEntries: 300 });
+    const gateway = createMemoryCache({ namespace: 'gateway', store: h.store });
+    const statuses = new Map<number, number>();
+    for (let i = 0; i < 300; i++) {
+      const { resolved } = await mintAndRedeem(h, randomUUID());
+      statuses.set(resolved.status, (statuses.get(resolved.status) ?? 0) + 1);
+    }
+    // Within one window, one client gets IDENTITY_RATE_LIMIT_PER_IP_RPS (20) tokens and redemptions.
+    expect(statuses.get(200)).toBe(20);
+    expect(statuses.get(503)).toBeUndefined();
+
+    h.clock.now += 1_000;
+    const visitor = await mintAndRedeem(h, ANONYMOUS_ID);
+    expect(visitor.resolved.status).toBe(200);
+    expect(visitor.resolved.json()).toEqual({ anonymousId: ANONYMOUS_ID });
+    expect(await gateway.setIfAbsent('sig:seen:abc', '1', 300_000)).toBe(true);
+    await gateway.close();
+  });
+
+  it('answers 429 with Retry-After and the standard error body on every endpoint, per client', async () => {
+    const h = await harness({ ipRateLimitRps: 2 }, { limits: 'clocked' });
+    const to = 'https://site-b.localhost/';
+    const token = await tokenFor(h, to);
+    expect((await issue(h, to)).status).toBe(200);
+    const overToken = await issue(h, to);
+    const overRedirect = await (async () => {
+      await redirectFrom(h, ANONYMOUS_ID);
+      await redirectFrom(h, ANONYMOUS_ID);
+      return redirectFrom(h, ANONYMOUS_ID);
+    })();
+    expect((await resolveOn(h, 'site-b.localhost', 'garbage')).status).toBe(400);
+    expect((await resolveOn(h, 'site-b.localhost', 'garbage')).status).toBe(400);
+    const overResolve = await resolveOn(h, 'site-b.localhost', token);
+    for (const [endpoint, reply] of [
+      ['token', overToken],
+      ['redirect', overRedirect],
+      ['resolve', overResolve],
+    ] as const) {
+      expect({ endpoint, status: reply.status, retryAfter: reply.headers['retry-after'] }).toEqual({
+        endpoint,
+        status: 429,
+        retryAfter: '1',
+      });
+      expect(reply.json()).toEqual({
+        error: {
+          code: 'rate_limited',
+          message: 'more than 2 requests per second from this address, retry shortly',
+        },
+      });
+      expect(reply.headers.location).toBeUndefined();
+      expect(reply.headers['set-cookie']).toBeUndefined();
+      expect(await refusalCount(h, endpoint, 'rate_limited_client')).toBe(1);
+    }
+    // The limited resolve did not use the token up: it redeems once the window has passed.
+    h.clock.now += 1_000;
+    expect((await resolveOn(h, 'site-b.localhost', token)).status).toBe(200);
+  });
+
+  it('tells clients apart by X-Forwarded-For only behind trusted proxies (TRUSTED_PROXY_HOPS)', async () => {
+    const behindProxy = await harness({ ipRateLimitRps: 1, trustedProxyHops: 1 }, { limits: 'clocked' });
+    const from = (ip: string) => ({ 'x-forwarded-for': `198.51.100.250, ${ip}` });
+    expect((await mintAndRedeem(behindProxy, randomUUID(), from('203.0.113.1'))).resolved.status).toBe(200);
+    expect((await mintAndRedeem(behindProxy, randomUUID(), from('203.0.113.1'))).minted.status).toBe(429);
+    expect((await mintAndRedeem(behindProxy, randomUUID(), from('203.0.113.2'))).resolved.status).toBe(200);
+
+    // Without trusted proxies the header is the client's own writing: changing it buys no new budget.
+    const direct = await harness({ ipRateLimitRps: 1 }, { limits: 'clocked' });
+    expect((await mintAndRedeem(direct, randomUUID(), from('203.0.113.1'))).resolved.status).toBe(200);
+    expect((await mintAndRedeem(direct, randomUUID(), from('203.0.113.2'))).minted.status).toBe(429);
+  });
+
+  it('limits each pipeline across all clients, with CORS so the page can read the 429', async () => {
+    const h = await harness(
+      { rateLimitRps: 2, ipRateLimitRps: 1000, trustedProxyHops: 1 },
+      { limits: 'clocked' },
+    );
+    const to = 'https://site-b.localhost/';
+    const from = (n: number) => ({ 'x-forwarded-for': `203.0.113.${n}` });
+    const tokens = [
+      (await issue(h, to, from(1))).json() as { token: string },
+      (await issue(h, to, from(2))).json() as { token: string },
+    ];
+    const over = await issue(h, to, from(3));
+    expect(over.status).toBe(429);
+    expect(over.json()).toMatchObject({
+      error: {
+        code: 'rate_limited',
+        message: 'more than 2 requests per second for this pipeline, retry shortly',
+      },
+    });
+    expect(over.headers['access-control-allow-origin']).toBe(h.origin('site-a.localhost'));
+    expect(await refusalCount(h, 'token', 'rate_limited_pipeline')).toBe(1);
+
+    // Resolve counts on its own budget, by the pipeline in the token's (authenticated) claims.
+    for (const [i, { token }] of tokens.entries()) {
+      expect((await resolveOn(h, 'site-b.localhost', token, from(10 + i))).status).toBe(200);
+    }
+    h.clock.now += 1_000;
+    const another = ((await issue(h, to, from(4))).json() as { token: string }).token;
+    h.clock.now -= 1_000;
+    const limited = await resolveOn(h, 'site-b.localhost', another, from(20));
+    expect(limited.status).toBe(429);
+    expect(limited.headers['access-control-allow-origin']).toBe(h.origin('site-b.localhost'));
+    expect(await refusalCount(h, 'resolve', 'rate_limited_pipeline')).toBe(1);
+    h.clock.now += 1_000;
+    expect((await resolveOn(h, 'site-b.localhost', another, from(21))).status).toBe(200);
+  });
+
+  it('lets requests through when the counters cannot be reached (fail open), counted and logged', async () => {
+    const down: Pick<Cache, 'incrementWindow'> = {
+      incrementWindow: async () => {
+        throw new Error('connection refused');
+      },
+    };
+    const h = await harness({}, { limits: down });
+    const token = await tokenFor(h, 'https://site-b.localhost/');
+    expect((await resolveOn(h, 'site-b.localhost', token)).status).toBe(200);
+    // The single-use check stays fail-closed on its own: a replay is still refused.
+    expect((await resolveOn(h, 'site-b.localhost', token)).status).toBe(400);
+    const text = await h.metrics.metrics();
+    expect(text).toContain('signal_identity_rate_limit_errors_total{scope="client"} 3');
+    expect(text).toContain('signal_identity_rate_limit_errors_total{scope="pipeline"} 3');
+    expect(h.logger.entries.some((e) => e.msg === 'rate limiter unavailable; admitting the request')).toBe(
+      true,
+    );
   });
 });

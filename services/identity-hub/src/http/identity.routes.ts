@@ -18,6 +18,7 @@ import { checkDestination, type DestinationRefusal, withToken } from '../tokens/
 import { isLinkedOrigin, type LinkedDomain, parseLinkedDomains, servesAudience } from '../tokens/hosts';
 import type { TokenRejection, TokenService } from '../tokens/token-service';
 import { cookieDomainFor } from './cookie';
+import type { IdentityRateLimits, RateLimitScope, RateVerdict } from './rate-limits';
 import { arrivalHost, corsHeaders, header, parseOrigin } from './request';
 
 export interface IdentityRoutesDeps {
@@ -25,6 +26,7 @@ export interface IdentityRoutesDeps {
   readonly tokens: TokenService;
   readonly pipelines: PipelineResolver;
   readonly linkedDomains: LinkedDomainSource;
+  readonly rateLimits: IdentityRateLimits;
   readonly logger: IdentityHubLogger;
   readonly metrics: Metrics;
 }
@@ -52,9 +54,12 @@ const resolveRequestSchema = z.object({ token: z.unknown().optional() });
  * - `POST /v1/identity/token {to}` (page on site A, credentials): a fresh token for `to`, read from `_dfid`.
  * - `GET /v1/identity/redirect?to=…&pipelineKey=…`: the same, answered with a 302 to `to?…&_dftk=<token>`.
  * - `POST /v1/identity/resolve {token}` (page on site B): the anonymous id, and `_dfid` set on site B.
+ *
+ * Each is rate limited per client address first (before any other work) and per pipeline once the pipeline
+ * is known (from the key, or from the opened token's claims): 429 with Retry-After (`http/rate-limits.ts`).
  */
 export function registerIdentityRoutes(router: Router, deps: IdentityRoutesDeps): void {
-  const { settings, tokens, pipelines, linkedDomains, logger, metrics } = deps;
+  const { settings, tokens, pipelines, linkedDomains, rateLimits, logger, metrics } = deps;
 
   const issued = metrics.counter('signal_identity_tokens_issued_total', 'Cross-domain tokens issued', [
     'endpoint',
@@ -67,7 +72,7 @@ export function registerIdentityRoutes(router: Router, deps: IdentityRoutesDeps)
   );
   const refusals = metrics.counter(
     'signal_identity_request_refusals_total',
-    'Token and redirect requests refused, by reason',
+    'Token, redirect (and, when rate limited, resolve) requests refused, by reason',
     ['endpoint', 'reason'],
   );
   const storeFailures = metrics.counter(
@@ -75,11 +80,35 @@ export function registerIdentityRoutes(router: Router, deps: IdentityRoutesDeps)
     'Resolves answered 503 because the single-use store did not answer',
   );
 
-  type Endpoint = 'token' | 'redirect';
+  type Endpoint = 'token' | 'redirect' | 'resolve';
 
   function refuse(res: ServerResponse, endpoint: Endpoint, reason: string, error: HttpError): void {
     refusals.inc({ endpoint, reason });
     sendHttpError(res, error);
+  }
+
+  /**
+   * True to go on; false when the request was over a limit and answered 429 with Retry-After and the
+   * standard error body (counted as `rate_limited_client` / `rate_limited_pipeline`).
+   */
+  function within(
+    res: ServerResponse,
+    endpoint: Endpoint,
+    scope: RateLimitScope,
+    verdict: RateVerdict,
+    headers: Record<string, string> = {},
+  ): boolean {
+    if (verdict.allowed) return true;
+    const who = scope === 'client' ? 'from this address' : 'for this pipeline';
+    refuse(
+      res,
+      endpoint,
+      `rate_limited_${scope}`,
+      new HttpError('rate_limited', `more than ${verdict.limit} requests per second ${who}, retry shortly`, {
+        headers: { ...headers, 'retry-after': String(verdict.retryAfterSeconds) },
+      }),
+    );
+    return false;
   }
 
   /** The pipeline and its parsed allowlist; `undefined` means an answer was sent. */
@@ -144,6 +173,9 @@ export function registerIdentityRoutes(router: Router, deps: IdentityRoutesDeps)
   }
 
   async function issueToken(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // Before any other work (the pipeline lookup is a database query). No CORS headers yet: which origins
+    // may read answers depends on the pipeline, unknown at this point.
+    if (!within(res, 'token', 'client', await rateLimits.byClient(req, 'token'))) return;
     const body = await readJsonBody(req, {
       limitBytes: BODY_LIMIT_BYTES,
       contentTypes: CONTENT_TYPES,
@@ -168,6 +200,8 @@ export function registerIdentityRoutes(router: Router, deps: IdentityRoutesDeps)
       return;
     }
     const cors = origin === undefined ? {} : corsHeaders(origin);
+    const perPipeline = await rateLimits.byPipeline(found.pipeline.pipelineId, 'token');
+    if (!within(res, 'token', 'pipeline', perPipeline, cors)) return;
     const destination = checkDestination(body.value.to, found.domains);
     if (!destination.ok) {
       refuse(res, 'token', destination.reason, destinationError(destination.reason, cors));
@@ -206,8 +240,11 @@ export function registerIdentityRoutes(router: Router, deps: IdentityRoutesDeps)
   }
 
   async function redirect(req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> {
+    if (!within(res, 'redirect', 'client', await rateLimits.byClient(req, 'redirect'))) return;
     const found = await pipelineFor(res, 'redirect', query.get('pipelineKey') ?? undefined);
     if (found === undefined) return;
+    const perPipeline = await rateLimits.byPipeline(found.pipeline.pipelineId, 'redirect');
+    if (!within(res, 'redirect', 'pipeline', perPipeline)) return;
     const destination = checkDestination(query.get('to') ?? undefined, found.domains);
     if (!destination.ok) {
       refuse(res, 'redirect', destination.reason, destinationError(destination.reason, {}));
@@ -239,6 +276,7 @@ export function registerIdentityRoutes(router: Router, deps: IdentityRoutesDeps)
   }
 
   async function resolve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!within(res, 'resolve', 'client', await rateLimits.byClient(req, 'resolve'))) return;
     const body = await readJsonBody(req, {
       limitBytes: BODY_LIMIT_BYTES,
       contentTypes: CONTENT_TYPES,
@@ -282,6 +320,10 @@ export function registerIdentityRoutes(router: Router, deps: IdentityRoutesDeps)
     const linked = page === null ? domains.some((d) => d.host === audience) : isLinkedOrigin(page, domains);
     if (!linked) return reject('audience_not_linked', { pipeline: claims.pipeline });
     if (origin !== undefined) cors = corsHeaders(origin);
+    // Before the consume, so a limited request does not use the token up: the page may retry it. The
+    // pipeline comes from the opened (authenticated) claims, so a forged token cannot spend another's budget.
+    const perPipeline = await rateLimits.byPipeline(claims.pipeline, 'resolve');
+    if (!within(res, 'resolve', 'pipeline', perPipeline, cors)) return;
 
     let first: boolean;
     try {
