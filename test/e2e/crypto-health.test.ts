@@ -12,6 +12,16 @@ describe('the embedded all-in-one: encryption at start-up', () => {
     expect(output).not.toContain('Signal is running');
   });
 
+  it('refuses to start with REQUIRE_ENCRYPTION=true and no JWT_SECRET, naming JWT_SECRET', async () => {
+    const { code, output } = await runSignalExpectingExit({
+      REQUIRE_ENCRYPTION: 'true',
+      ENCRYPTION_KEY: KEY_NEW,
+    });
+    expect(code).toBe(1);
+    expect(output).toMatch(/REQUIRE_ENCRYPTION is true but JWT_SECRET is not set/);
+    expect(output).not.toContain('Signal is running');
+  });
+
   it('refuses to start with a malformed key and says what it must be', async () => {
     const { code, output } = await runSignalExpectingExit({ ENCRYPTION_KEY: KEY_NEW.slice(1) });
     expect(code).toBe(1);

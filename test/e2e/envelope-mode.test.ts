@@ -9,7 +9,12 @@ const KEY = '0123456789abcdef'.repeat(4);
 describe('the embedded all-in-one in envelope mode (local KMS provider)', () => {
   it('starts with DEKs wrapped in the database, reports the KMS canary, and restarts onto the same DEKs', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'signal-envelope-'));
-    const env = { ENCRYPTION_KEY: KEY, ENCRYPTION_ENVELOPE: 'true', REQUIRE_ENCRYPTION: 'true' };
+    const env = {
+      ENCRYPTION_KEY: KEY,
+      ENCRYPTION_ENVELOPE: 'true',
+      REQUIRE_ENCRYPTION: 'true',
+      JWT_SECRET: 'e2e-envelope-jwt-secret-of-at-least-32-bytes',
+    };
     const first = await startSignal(env, { dataDir, timeoutMs: 60_000 });
     let before: unknown;
     try {

@@ -71,6 +71,13 @@ function developmentJwtSecret(dataDir: string): string {
  * taking requests first, consumers drain, the bus and database close last.
  */
 export async function buildSignal({ config, logger, onFatal }: SignalDeps) {
+  if (config.encryption.requireEncryption && config.management.jwtSecret === null) {
+    // Checked before anything is created: a generated secret would sit in plaintext in the data directory,
+    // and whoever reads a backup of it could sign admin tokens.
+    throw new Error(
+      'REQUIRE_ENCRYPTION is true but JWT_SECRET is not set: set JWT_SECRET to at least 32 random bytes (a development signing secret is generated only without REQUIRE_ENCRYPTION)',
+    );
+  }
   const metrics = createMetrics();
   const lifecycle = new Lifecycle(logger);
   const log = (component: string) => logger.child({ component });
@@ -143,6 +150,12 @@ export async function buildSignal({ config, logger, onFatal }: SignalDeps) {
   gateway.register(router);
 
   const jwtSecret = config.management.jwtSecret ?? new Secret(developmentJwtSecret(config.dataDir));
+  if (config.management.jwtSecret === null) {
+    logger.warn(
+      { path: join(config.dataDir, DEV_JWT_FILE) },
+      'JWT_SECRET is not set: admin tokens are signed with a development secret kept in the data directory; set JWT_SECRET in production',
+    );
+  }
   // Built before the Management API, which erases from it (DELETE /v1/admin/identity/{id}).
   const identityGraph = createIdentityGraph({
     db,
