@@ -1,10 +1,13 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '@signal/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { waitFor } from '../support/browser';
 import { startSignal } from '../support/signal-process';
 
 /** Runs the all-in-one to its exit (a start that fails), with its output. */
@@ -61,6 +64,59 @@ describe('the first start of the all-in-one', () => {
       expect(signal.output()).not.toContain(password);
     } finally {
       expect(await signal.stop()).toBe(0);
+    }
+  }, 150_000);
+
+  it('a data directory that lost its demo files gets working ones back', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'signal-demo-files-'));
+    try {
+      const first = await startSignal({}, { dataDir: dir });
+      expect(await first.stop()).toBe(0);
+      // A write that never completed, and a file someone deleted.
+      writeFileSync(join(dir, 'demo-pipeline-key'), '');
+      rmSync(join(dir, 'demo-webhook-signing-secret'));
+
+      const signal = await startSignal({}, { dataDir: dir });
+      try {
+        const key = readFileSync(join(dir, 'demo-pipeline-key'), 'utf8').trim();
+        expect(key).toMatch(/^dk_(live|test)_/);
+        expect(signal.output()).toContain(`pipeline key    ${key}`);
+        const messageId = randomUUID();
+        const res = await fetch(`${signal.baseUrl}/v1/t`, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            'x-pipeline-key': key,
+            // A browser's: the default bot filter drops Node's own user agent.
+            'user-agent':
+              'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0',
+          },
+          body: JSON.stringify({
+            event: 'add_to_cart',
+            messageId,
+            anonymousId: randomUUID(),
+            context: { consent: { categories: { analytics: true, marketing: true } } },
+          }),
+        });
+        expect(res.status).toBe(202);
+        // The webhook signs with the regenerated secret, which the sink checks (401 otherwise): the event
+        // reaches it as the webhook's body (the canonical event).
+        const stats = z.object({
+          last: z.object({ messageId: z.string().optional() }).passthrough().nullable(),
+        });
+        await waitFor(
+          'the webhook delivery',
+          async () => {
+            const now = stats.parse(await (await fetch(`${signal.baseUrl}/demo/stats`)).json());
+            return now.last?.messageId === messageId ? true : undefined;
+          },
+          { timeoutMs: 30_000 },
+        );
+      } finally {
+        expect(await signal.stop()).toBe(0);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   }, 150_000);
 });

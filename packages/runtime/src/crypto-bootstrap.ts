@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, type SignalConfig } from '@signal/config';
 import {
@@ -12,6 +12,7 @@ import {
   type Keyring,
 } from '@signal/crypto';
 import type { Metrics } from '@signal/telemetry';
+import { createSecretFile } from './secret-file';
 
 export interface BootstrapLogger {
   warn(obj: object, msg: string): void;
@@ -50,10 +51,9 @@ function loadDevelopmentKey(dataDir: string): { key: string; path: string; creat
     }
     return { key, path, created: false };
   }
-  mkdirSync(dataDir, { recursive: true });
   const key = randomBytes(32).toString('hex');
-  writeFileSync(path, `${key}\n`, { mode: 0o600, flag: 'wx' });
-  chmodSync(path, 0o600);
+  // Durable before anything is encrypted with it; if another process created it meanwhile, use that one.
+  if (!createSecretFile(path, `${key}\n`)) return loadDevelopmentKey(dataDir);
   return { key, path, created: true };
 }
 

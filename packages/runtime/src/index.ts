@@ -32,6 +32,7 @@ export {
   type Shutdown,
   type ShutdownReason,
 } from './lifecycle';
+export { createSecretFile } from './secret-file';
 export {
   openServiceHost,
   type ServiceContainer,

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createAuditLog, cryptoAuditSink } from '@signal/audit';
 import { Secret, type SignalConfig } from '@signal/config';
@@ -28,6 +28,7 @@ import { cachedPipelineDirectory, createGateway } from '@signal/ingestion-gatewa
 import { createManagementApi } from '@signal/management-api';
 import {
   bootstrapCryptoWithKms,
+  createSecretFile,
   Lifecycle,
   openBus,
   openCache,
@@ -58,11 +59,14 @@ const DEV_JWT_FILE = 'development-jwt.secret';
 /** Embedded only: a JWT signing secret kept in the data directory when JWT_SECRET is not set. */
 function developmentJwtSecret(dataDir: string): string {
   const path = join(dataDir, DEV_JWT_FILE);
-  if (existsSync(path)) return readFileSync(path, 'utf8').trim();
-  mkdirSync(dataDir, { recursive: true });
+  if (existsSync(path)) {
+    const known = readFileSync(path, 'utf8').trim();
+    if (known.length < 32)
+      throw new Error(`${path} must hold the JWT signing secret; delete it or set JWT_SECRET`);
+    return known;
+  }
   const secret = randomBytes(48).toString('base64url');
-  writeFileSync(path, `${secret}\n`, { mode: 0o600 });
-  return secret;
+  return createSecretFile(path, `${secret}\n`) ? secret : developmentJwtSecret(dataDir);
 }
 
 /**

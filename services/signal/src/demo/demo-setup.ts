@@ -1,6 +1,7 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ControlPlane, ensureDemoOrg, type Integration } from '@signal/control-plane';
+import { createSecretFile } from '@signal/runtime';
 import type { Database } from '@signal/store';
 import type { VendorSink } from './vendor-sink';
 
@@ -22,8 +23,16 @@ const DEMO_KEY_FILE = 'demo-pipeline-key';
 const DEMO_DOMAINS = ['localhost', 'site-a.localhost', 'site-b.localhost'];
 const DEMO_WEBHOOK_SECRET_FILE = 'demo-webhook-signing-secret';
 
+/** The file's text, or null when it is missing or empty (a write that never completed). */
 function readFileIfPresent(path: string): string | null {
-  return existsSync(path) ? readFileSync(path, 'utf8').trim() : null;
+  const text = existsSync(path) ? readFileSync(path, 'utf8').trim() : '';
+  return text === '' ? null : text;
+}
+
+/** Replaces `path` (missing, empty or stale) with `content`, durably. */
+function replaceSecretFile(path: string, content: string): void {
+  rmSync(path, { force: true });
+  if (!createSecretFile(path, content)) throw new Error(`${path} was created by another process meanwhile`);
 }
 
 /**
@@ -55,7 +64,7 @@ export async function setUpDemo(options: {
   const pipelineKey = demo.pipelineKey ?? knownKey;
   if (pipelineKey === null)
     throw new Error('the demo pipeline key is unknown; delete the data directory to reseed');
-  if (demo.pipelineKey !== null) writeFileSync(keyPath, `${demo.pipelineKey}\n`, { mode: 0o600 });
+  if (demo.pipelineKey !== null) replaceSecretFile(keyPath, `${demo.pipelineKey}\n`);
 
   const orgId = demo.org.id;
   const pipelineId = demo.pipeline.id;
@@ -77,7 +86,14 @@ export async function setUpDemo(options: {
   for (const spec of wanted) {
     const found = existing.find((i) => i.name === spec.name);
     if (found) {
-      await controlPlane.integrations.update(orgId, found.id, { settings: { ...spec.settings } });
+      // Settings change every start (the sink's port and CA); credentials only when this data directory's
+      // copy changed (a lost webhook secret is generated again and must reach the integration too).
+      const stored = await controlPlane.integrations.credentials(found.id);
+      const stale = Object.entries(spec.credentials).some(([field, value]) => stored?.[field] !== value);
+      await controlPlane.integrations.update(orgId, found.id, {
+        settings: { ...spec.settings },
+        ...(stale ? { credentials: { ...spec.credentials } } : {}),
+      });
     } else {
       await controlPlane.integrations.create(orgId, pipelineId, {
         vendor: spec.vendor,
@@ -103,8 +119,7 @@ export function demoWebhookSecret(dataDir: string, generate: () => string): stri
   const path = join(dataDir, DEMO_WEBHOOK_SECRET_FILE);
   const known = readFileIfPresent(path);
   if (known) return known;
-  mkdirSync(dataDir, { recursive: true });
   const secret = generate();
-  writeFileSync(path, `${secret}\n`, { mode: 0o600 });
+  replaceSecretFile(path, `${secret}\n`);
   return secret;
 }
