@@ -1,6 +1,10 @@
+import { dlqMessageSchema } from '@signal/events';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { captureResponse, createRedactor, MAX_CAPTURED_BODY, secretStrings } from './redact';
+
+/** What a dead letter built from a captured answer must satisfy (else its batch is redelivered forever). */
+const lastResponseSchema = dlqMessageSchema.shape.lastResponse;
 
 const TOKEN = 'EAAB+secret/token=42';
 
@@ -70,6 +74,41 @@ describe('createRedactor', () => {
       redact,
     );
     expect(captured).toEqual({ errorCode: 'ECONNREFUSED' });
+  });
+
+  it('keeps a status outside 100-599 (LinkedIn/WAF 999) as an error code, never as the status', () => {
+    const captured = captureResponse(
+      { type: 'response', ok: false, status: 999, headers: {}, body: 'Request denied' },
+      redact,
+    );
+    expect(captured).toEqual({ errorCode: 'http_status_999', body: 'Request denied' });
+    expect(lastResponseSchema.safeParse(captured).success).toBe(true);
+  });
+
+  it('always fits the dead-letter schema, whatever the status, body or error code (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.integer({ min: -1000, max: 100_000 }), fc.constantFrom(0, 99, 100, 599, 600, 999)),
+        fc.string({ maxLength: 6000 }),
+        fc.string({ minLength: 1, maxLength: 300 }),
+        (status, body, code) => {
+          const response = captureResponse(
+            { type: 'response', ok: false, status, headers: {}, body },
+            redact,
+          );
+          expect(lastResponseSchema.safeParse(response).success).toBe(true);
+          const failure = captureResponse(
+            {
+              type: 'network_error',
+              ok: false,
+              error: { kind: 'connect_refused', code, message: 'x', retryable: true },
+            },
+            redact,
+          );
+          expect(lastResponseSchema.safeParse(failure).success).toBe(true);
+        },
+      ),
+    );
   });
 });
 

@@ -75,9 +75,28 @@ export function scrub(text: string | undefined, redact: Redactor, max: number): 
   return clean === '' ? undefined : clean;
 }
 
-/** The DLQ's view of a vendor answer: status and a scrubbed body start, or the network error code. */
+/** Longest error code kept (`lastResponse.errorCode`); the DLQ schema allows 128. */
+const MAX_ERROR_CODE = 128;
+
+/** HTTP statuses the DLQ schema (and RFC 9110) know: three digits, 100-599. */
+function isHttpStatus(status: number): boolean {
+  return Number.isInteger(status) && status >= 100 && status <= 599;
+}
+
+/**
+ * The DLQ's view of a vendor answer: status and a scrubbed body start, or the network error code. Whatever a
+ * vendor or a proxy in front of it answers, the result fits `dlqMessageSchema.lastResponse`: a status outside
+ * 100-599 (LinkedIn's and some WAFs' `999`) is not a status, so it is kept as the error code
+ * `http_status_<n>` instead; otherwise the dead letter built from it would fail validation and its batch
+ * would be redelivered, and re-sent, forever.
+ */
 export function captureResponse(result: VendorRequestResult, redact: Redactor): CapturedResponse {
-  if (result.type === 'network_error') return { errorCode: result.error.code };
+  if (result.type === 'network_error') {
+    return { errorCode: result.error.code.slice(0, MAX_ERROR_CODE) };
+  }
   const body = scrub(result.body, redact, MAX_CAPTURED_BODY);
-  return { status: result.status, ...(body === undefined ? {} : { body }) };
+  const status = isHttpStatus(result.status)
+    ? { status: result.status }
+    : { errorCode: `http_status_${String(result.status).slice(0, 32)}` };
+  return { ...status, ...(body === undefined ? {} : { body }) };
 }

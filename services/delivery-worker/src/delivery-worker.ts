@@ -3,7 +3,7 @@ import { type Bus, type Subscription, subscribeTo, type TypedBatch } from '@sign
 import type { ConsentStateStore } from '@signal/consent';
 import { consumerGroup, type DeliveryMessage, type DlqMessage, topics } from '@signal/events';
 import { createVendorDispatcherRegistry, type VendorDispatcherRegistry } from '@signal/http';
-import type { Database } from '@signal/store';
+import { type Database, isStoreError } from '@signal/store';
 import type { Metrics } from '@signal/telemetry';
 import { z } from 'zod';
 import { cachedCredentialSource } from './credentials/cached-credential-source';
@@ -40,6 +40,11 @@ export const workerSettingsSchema = z.object({
   breakerOpenMs: z.int().min(1).default(30_000),
   breakerMaxOpenMs: z.int().min(1).default(300_000),
   requestTimeoutMs: z.int().min(1).default(10_000),
+  /**
+   * Longest a batch handler goes without `Batch.heartbeat()` while it waits (for a batch slot, on the rate
+   * limiter); it also beats after every vendor request. Keep it well under the bus session timeout.
+   */
+  heartbeatIntervalMs: z.int().min(10).max(60_000).default(1_000),
   /** Delay for events deferred without using an attempt (circuit open, consent store unavailable, shutdown). */
   deferMs: z.int().min(1).default(30_000),
   /** Batches delivered at once across all integrations. */
@@ -93,9 +98,21 @@ class Semaphore {
   constructor(size: number) {
     this.#free = size;
   }
-  async run<T>(task: () => Promise<T>): Promise<T> {
+  /** Runs `task` once a slot is free, calling `whileWaiting` every `intervalMs` until then. */
+  async run<T>(
+    task: () => Promise<T>,
+    whileWaiting?: { readonly intervalMs: number; readonly beat: () => void },
+  ): Promise<T> {
     if (this.#free > 0) this.#free -= 1;
-    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    else {
+      const timer =
+        whileWaiting === undefined ? undefined : setInterval(whileWaiting.beat, whileWaiting.intervalMs);
+      try {
+        await new Promise<void>((resolve) => this.#waiting.push(resolve));
+      } finally {
+        clearInterval(timer);
+      }
+    }
     try {
       return await task();
     } finally {
@@ -104,6 +121,16 @@ class Semaphore {
       else next();
     }
   }
+}
+
+/**
+ * A deterministic refusal of a value (SQLSTATE class 22 data exception, 23 integrity violation): the same
+ * letter is refused on every retry. Anything else (database unreachable, missing table) is a condition of the
+ * database, and the batch is redelivered until it clears.
+ */
+function refusedValue(err: unknown): boolean {
+  if (!isStoreError(err) || err.retryable || err.sqlState === undefined) return false;
+  return err.sqlState.startsWith('22') || err.sqlState.startsWith('23');
 }
 
 function describe(err: unknown): { type: string; code?: string; message: string } {
@@ -176,6 +203,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     metrics,
     logger,
     onCircuitOpen: (integrationId, retryInMs) => pauseFor(integrationId, retryInMs),
+    heartbeatIntervalMs: settings.heartbeatIntervalMs,
   });
 
   /** An open circuit pauses the integration's consumers until the half-open probe is due. */
@@ -191,11 +219,33 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     resumeTimers.set(integrationId, timer);
   }
 
+  /**
+   * Tells the bus the batch is alive. Without it a batch that outlasts the bus session timeout (slow vendor,
+   * low rate limit, a long wait for a slot) loses its partition and another member sends it again.
+   */
+  function heartbeatOf(batch: TypedBatch<unknown>): () => Promise<void> {
+    return async () => {
+      try {
+        await batch.heartbeat();
+      } catch (err) {
+        logger.warn({ err: describe(err), partition: batch.partition }, 'bus heartbeat failed');
+      }
+    };
+  }
+
   async function handle(integrationId: string, batch: TypedBatch<DeliveryMessage>): Promise<void> {
-    await semaphore.run(async () => {
-      const summary = await deliverer.deliver(integrationId, batch.items, batch.signal);
-      logger.debug({ integrationId, partition: batch.partition, ...summary }, 'delivery batch done');
-    });
+    const heartbeat = heartbeatOf(batch);
+    await semaphore.run(
+      async () => {
+        await heartbeat();
+        const summary = await deliverer.deliver(integrationId, batch.items, {
+          signal: batch.signal,
+          heartbeat,
+        });
+        logger.debug({ integrationId, partition: batch.partition, ...summary }, 'delivery batch done');
+      },
+      { intervalMs: settings.heartbeatIntervalMs, beat: () => void heartbeat() },
+    );
   }
 
   /**
@@ -312,7 +362,31 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
         );
       }
     }
-    await dlqStore.index(letters);
+    try {
+      await dlqStore.index(letters);
+    } catch (err) {
+      if (!refusedValue(err)) throw err;
+      // The database refused a value of one of them: index them one by one, so that letter cannot hold back
+      // every later dead letter of the partition (the batch would be redelivered, and refused, forever).
+      const heartbeat = heartbeatOf(batch);
+      for (const letter of letters) {
+        try {
+          await dlqStore.index([letter]);
+        } catch (one) {
+          if (!refusedValue(one)) throw one;
+          metrics.dlqUnindexed();
+          logger.error(
+            {
+              partition: letter.partition,
+              offset: letter.offset,
+              sqlState: isStoreError(one) ? one.sqlState : undefined,
+            },
+            'a dead letter cannot be indexed; it stays on dlq-events at this position (not listable or replayable)',
+          );
+        }
+        await heartbeat();
+      }
+    }
     metrics.dlqDepth(await dlqStore.depth());
   }
 

@@ -11,6 +11,7 @@ export {
   retryCaps,
 } from './delivery/backoff';
 export {
+  type BatchControl,
   type BatchDeliverer,
   type BatchDelivererDeps,
   type BatchSummary,

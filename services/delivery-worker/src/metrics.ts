@@ -10,6 +10,8 @@ export interface WorkerMetrics {
   skipped(reason: 'already_delivered', count: number): void;
   circuit(vendor: string, state: 'open' | 'closed'): void;
   dlqDepth(depth: number): void;
+  /** A dead letter the DLQ index could not store (stays on `dlq-events` only; alert). */
+  dlqUnindexed(): void;
   retriesPending(count: number): void;
 }
 
@@ -46,6 +48,10 @@ export function workerMetrics(metrics: Metrics): WorkerMetrics {
     'Circuit breaker transitions per vendor',
     ['vendor', 'state'],
   );
+  const unindexed = metrics.counter(
+    'signal_dlq_unindexed_total',
+    'Dead letters the DLQ index could not store: still on dlq-events, but not listable or replayable (alert)',
+  );
   const retries = metrics.gauge('signal_delivery_retries_pending', 'Events waiting in the retry schedule');
   return {
     outcome: (vendor, outcome, count = 1) => deliveries.inc({ vendor, outcome }, count),
@@ -55,6 +61,7 @@ export function workerMetrics(metrics: Metrics): WorkerMetrics {
     skipped: (reason, count) => skipped.inc({ reason }, count),
     circuit: (vendor, state) => circuit.inc({ vendor, state }),
     dlqDepth: (depth) => dlqDepth.set(depth),
+    dlqUnindexed: () => unindexed.inc(),
     retriesPending: (count) => retries.set(count),
   };
 }

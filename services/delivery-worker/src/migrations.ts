@@ -10,6 +10,12 @@ import type { Migration } from '@signal/store';
  *   worker re-publishes a due row while a crashed one's claim simply expires.
  * - `delivery_dlq`: an index of `dlq-events` (every producer's dead letters), for listing, inspection and
  *   replay; unique on the dead letter's bus position so re-indexing is idempotent.
+ *
+ * 0002: events may hold text PostgreSQL cannot store as it is (U+0000, which neither `text` nor `jsonb`
+ * accepts, or an unpaired UTF-16 surrogate, which `jsonb` refuses and `text` would replace; see `pg-text.ts`).
+ * `delivery_dlq.escaped` marks a row whose letter holds such text: its text columns then hold JSON string
+ * literals and `original` / `last_response` a JSON string of their JSON text, all plain ASCII, decoded by
+ * `createDlqStore` (lossless). `delivery_retries.message_key_escaped` does the same for the partition key.
  */
 export const deliveryWorkerMigrations: readonly Migration[] = Object.freeze([
   {
@@ -60,6 +66,13 @@ CREATE TABLE delivery_dlq (
 CREATE INDEX delivery_dlq_integration ON delivery_dlq (integration_id, failed_at);
 CREATE INDEX delivery_dlq_failed_at ON delivery_dlq (failed_at);
 CREATE INDEX delivery_dlq_pending ON delivery_dlq (failed_at) WHERE replayed_at IS NULL;
+`,
+  },
+  {
+    id: 'delivery-worker/0002_escaped_text',
+    sql: `
+ALTER TABLE delivery_dlq ADD COLUMN escaped boolean NOT NULL DEFAULT false;
+ALTER TABLE delivery_retries ADD COLUMN message_key_escaped boolean NOT NULL DEFAULT false;
 `,
   },
 ]);

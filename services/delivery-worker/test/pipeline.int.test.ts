@@ -1,11 +1,14 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { publishTo } from '@signal/bus';
+import { normaliseConsent } from '@signal/consent';
 import { type DeliveryMessage, topics } from '@signal/events';
 import { createTestPki, type TestCa, type TestPki } from '@signal/http';
+import { verifyWebhookSignature } from '@signal/vendors';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDlqStore } from '../src/index';
 import { createHarness, type Harness, makeEvent, SIGNING_SECRET, waitFor } from './support/harness';
 import { type HttpsSink, startHttpsSink } from './support/https-sink';
+import { metric } from './support/metric';
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 const id = (prefix: string) => `${prefix}-${randomBytes(4).toString('hex')}`;
@@ -40,16 +43,6 @@ function webhook(
     credentials: { signingSecret: SIGNING_SECRET },
   });
   return integrationId;
-}
-
-async function metric(harness: Harness, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const json = await harness.metrics.registry.getMetricsAsJSON();
-  const m = json.find((x) => x.name === name);
-  let sum = 0;
-  for (const v of (m?.values ?? []) as { labels: Record<string, string | number>; value: number }[]) {
-    if (Object.entries(labels).every(([k, want]) => String(v.labels[k]) === want)) sum += v.value;
-  }
-  return sum;
 }
 
 beforeAll(async () => {
@@ -290,6 +283,121 @@ describe('stage-2 consent', () => {
       );
       expect(sink.requests).toHaveLength(0);
       expect(await metric(own, 'signal_consent_decisions_total', { stage: '2', decision: 'drop' })).toBe(1);
+    } finally {
+      await own.close();
+    }
+  });
+});
+
+describe('stage-2 consent reaches the vendor', () => {
+  it('a withdrawal after ingestion is what GA4 and a webhook are told, and no hashed e-mail goes with it', async () => {
+    const sink = await goodSink();
+    const endpoint = new URL(sink.url).origin;
+    const ga4 = (consent: object) => {
+      const integrationId = id('ga4');
+      h.control.addIntegration({
+        id: integrationId,
+        pipelineId: id('pl'),
+        vendor: 'ga4',
+        enabled: true,
+        settings: { measurementId: 'G-ABC123XYZ', endpoint },
+        consent: consent as never,
+        extraCaPem: ca.certPem,
+        credentials: { apiSecret: 'secret-0123456789' },
+      });
+      return integrationId;
+    };
+    // Analytics only (delivered, user data not gated), and the shipped GA4 shape (user data gated: strip).
+    const plain = ga4({ category: 'analytics' });
+    const gated = ga4({ category: 'analytics', userData: { category: 'marketing' } });
+    const hook = webhook(h, sink, { pipelineId: id('pl'), consent: { category: 'analytics' } });
+
+    const anonymousId = id('anon-revoker');
+    const minuteAgo = new Date(Date.now() - 60_000).toISOString();
+    const event = makeEvent({
+      anonymousId,
+      event: 'purchase',
+      timestamp: minuteAgo,
+      receivedAt: minuteAgo,
+      traits: { email: 'jane.doe@example.com' },
+      context: {
+        ...makeEvent().context,
+        consent: { categories: { analytics: true, marketing: true, personalization: true } },
+      },
+    });
+    // Marketing and personalisation withdrawn after the event was ingested.
+    await h.consentStore.set(
+      anonymousId,
+      normaliseConsent(
+        { categories: { analytics: true, marketing: false, personalization: false } },
+        { observedAt: Date.now() - 1000 },
+      ),
+    );
+    for (const integrationId of [plain, gated, hook]) {
+      await publishTo(h.bus, topics.delivery(h.namespace, integrationId), [
+        { integrationId, event, attempt: { number: 1 } } satisfies DeliveryMessage,
+      ]);
+    }
+    await waitFor(() => sink.requests.length === 3, 'two GA4 requests and a webhook');
+    const bodies = sink.requests.map((r) => JSON.parse(r.body));
+    const ga4Bodies = bodies.filter((b) => b.client_id !== undefined);
+    expect(ga4Bodies).toHaveLength(2);
+    for (const body of ga4Bodies) {
+      expect(body.consent).toEqual({ ad_user_data: 'DENIED', ad_personalization: 'DENIED' });
+      expect(body.user_data).toBeUndefined();
+    }
+    const hooked = bodies.find((b) => b.messageId === event.messageId);
+    expect(hooked?.context.consent.categories).toMatchObject({
+      analytics: true,
+      marketing: false,
+      personalization: false,
+    });
+    expect(JSON.stringify(bodies)).not.toMatch(/jane/i);
+  });
+});
+
+describe('credentials rotation', () => {
+  it('after auth_failed the cached credentials are dropped: a rotated secret applies to the next event', async () => {
+    const OLD = 'whsec_old_0123456789abcdefghijklmnop';
+    const NEW = 'whsec_new_0123456789abcdefghijklmnop';
+    // Credentials cached for a minute, as in production (the shared harness caches nothing).
+    const own = await createHarness({ workerSettings: { credentialsTtlMs: 60_000 } });
+    try {
+      const sink = await goodSink();
+      sink.reply((request) => {
+        const signature = request.headers['x-signal-signature'];
+        const timestamp = request.headers['x-signal-timestamp'];
+        const verified = verifyWebhookSignature({
+          secrets: NEW,
+          signature: typeof signature === 'string' ? signature : undefined,
+          timestamp: typeof timestamp === 'string' ? timestamp : undefined,
+          body: request.body,
+        });
+        return verified.ok ? { status: 200, body: '{}' } : { status: 401, body: '{}' };
+      });
+      const integrationId = webhook(own, sink, { pipelineId: id('pl') });
+      const stored = own.control.integrations.get(integrationId);
+      if (stored === undefined) throw new Error('fixture');
+      stored.credentials = own.control.sealCredentials(integrationId, { signingSecret: OLD });
+      await own.worker.start();
+      const topic = topics.delivery(own.namespace, integrationId);
+      const first = makeEvent();
+      await publishTo(own.bus, topic, [{ integrationId, event: first, attempt: { number: 1 } }]);
+      const dlq = createDlqStore(own.db);
+      await waitFor(async () => (await dlq.list({ integrationId })).length === 1, 'the auth_failed letter');
+      expect((await dlq.list({ integrationId }))[0]?.error).toBe('auth_failed');
+
+      // The operator rotates the secret.
+      stored.credentials = own.control.sealCredentials(integrationId, { signingSecret: NEW });
+      const second = makeEvent();
+      await publishTo(own.bus, topic, [{ integrationId, event: second, attempt: { number: 1 } }]);
+      await waitFor(
+        async () => (await metric(own, 'signal_deliveries_total', { outcome: 'delivered' })) === 1,
+        'the delivery with the new secret',
+        10_000,
+      );
+      expect(sink.requests.map((r) => r.messageId)).toEqual([first.messageId, second.messageId]);
+      expect(await dlq.list({ integrationId })).toHaveLength(1);
     } finally {
       await own.close();
     }

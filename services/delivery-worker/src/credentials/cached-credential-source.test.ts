@@ -27,4 +27,28 @@ describe('cached credential source', () => {
     cached.invalidate('i1');
     expect(await cached.getCredentials('i1')).toEqual({ token: 't4' });
   });
+
+  it('does not cache a load that was in flight when the credentials were invalidated', async () => {
+    let token = 'old';
+    let release: () => void = () => {};
+    const source: CredentialSource = {
+      async getCredentials() {
+        const value = { token };
+        await new Promise<void>((resolve) => {
+          release = resolve;
+        });
+        return value;
+      },
+    };
+    const cached = cachedCredentialSource(source, { ttlMs: 60_000 });
+    const before = cached.getCredentials('i1');
+    // The operator rotates the token; an auth failure invalidates while the old value is still loading.
+    token = 'new';
+    cached.invalidate('i1');
+    release();
+    expect(await before).toEqual({ token: 'old' });
+    const after = cached.getCredentials('i1');
+    release();
+    expect(await after).toEqual({ token: 'new' });
+  });
 });

@@ -26,6 +26,8 @@ export function cachedCredentialSource(
   const now = options.now ?? Date.now;
   const entries = new Map<string, { value: unknown; expiresAt: number }>();
   const loading = new Map<string, Promise<unknown>>();
+  /** Bumped by `invalidate`: a load that started before it (with the old credentials) is not cached. */
+  const generations = new Map<string, number>();
   return {
     async getCredentials(integrationId) {
       const hit = entries.get(integrationId);
@@ -33,19 +35,26 @@ export function cachedCredentialSource(
       entries.delete(integrationId);
       let pending = loading.get(integrationId);
       if (pending === undefined) {
-        pending = source
+        const generation = generations.get(integrationId) ?? 0;
+        const current = (): boolean => (generations.get(integrationId) ?? 0) === generation;
+        const load = source
           .getCredentials(integrationId)
           .then((value) => {
-            entries.set(integrationId, { value, expiresAt: now() + ttlMs });
+            if (current()) entries.set(integrationId, { value, expiresAt: now() + ttlMs });
             return value;
           })
-          .finally(() => loading.delete(integrationId));
-        loading.set(integrationId, pending);
+          .finally(() => {
+            if (loading.get(integrationId) === load) loading.delete(integrationId);
+          });
+        pending = load;
+        loading.set(integrationId, load);
       }
       return pending;
     },
     invalidate(integrationId) {
+      generations.set(integrationId, (generations.get(integrationId) ?? 0) + 1);
       entries.delete(integrationId);
+      loading.delete(integrationId);
     },
     clear() {
       entries.clear();

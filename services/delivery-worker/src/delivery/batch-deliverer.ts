@@ -3,6 +3,7 @@ import { type ConsentStateStore, decide, resolveLatestConsent } from '@signal/co
 import { eventConsentState, stripPersonalData } from '@signal/event-processor';
 import { type CanonicalEvent, type DeliveryMessage, type DlqMessage, eventKey, topics } from '@signal/events';
 import type { DeliveryOutcome } from '@signal/vendors';
+import { publishableLetter } from '../dlq/publishable-letter';
 import { REPLAY_HEADER } from '../dlq/replay';
 import type { DeliveryLedger } from '../ledger/delivery-ledger';
 import type { WorkerMetrics } from '../metrics';
@@ -10,6 +11,7 @@ import type { WorkerLogger } from '../ports';
 import type { RetryEntry, RetryStore } from '../retry/retry-store';
 import { type BackoffPolicy, planRetry } from './backoff';
 import { CircuitBreaker } from './circuit-breaker';
+import { withStageTwoConsent } from './consent-view';
 import type { IntegrationRuntime, RuntimeDirectory } from './integration-runtime';
 import { TokenBucket } from './token-bucket';
 
@@ -38,6 +40,11 @@ export interface BatchDelivererDeps {
   readonly logger: WorkerLogger;
   /** Told when an integration's circuit opens, so its consumers can pause until the half-open probe. */
   readonly onCircuitOpen?: (integrationId: string, retryInMs: number) => void;
+  /**
+   * Longest wait (rate limiter) between two `heartbeat` calls. Default 1 s; keep it well under the bus
+   * session timeout (30 s by default, 2 s in tests).
+   */
+  readonly heartbeatIntervalMs?: number;
   readonly now?: () => number;
   readonly random?: () => number;
 }
@@ -50,6 +57,18 @@ export interface BatchSummary {
   readonly deferred: number;
   readonly deadLettered: number;
   readonly dropped: number;
+}
+
+/** How the bus batch being delivered is driven: its abort signal and its liveness heartbeat. */
+export interface BatchControl {
+  /** Aborted when the partition is lost or the stop deadline passed: wind down, the rest is redelivered. */
+  readonly signal?: AbortSignal;
+  /**
+   * `Batch.heartbeat` of the bus: called after every vendor request and every consent lookup, and at least
+   * every `heartbeatIntervalMs` while waiting on the rate limiter. A batch that runs longer than the bus
+   * session timeout without it loses its partition, and another member sends it again.
+   */
+  readonly heartbeat?: () => Promise<void>;
 }
 
 interface Pending {
@@ -67,6 +86,20 @@ const INFRASTRUCTURE_RETRIES: ReadonlySet<string> = new Set([
 
 /** The vendors' age-window guard: for a replayed event it means "too late now", a drop rather than a new dead letter. */
 const REPLAY_DROPPED: ReadonlySet<string> = new Set(['event_too_old']);
+
+/** Waits `ms` (or until aborted), calling `beat` at least every `intervalMs` so the bus keeps the partition. */
+async function pause(
+  ms: number,
+  signal: AbortSignal | undefined,
+  beat: () => Promise<void>,
+  intervalMs: number,
+): Promise<void> {
+  const until = Date.now() + ms;
+  for (let left = ms; left > 0 && !signal?.aborted; left = until - Date.now()) {
+    await sleep(Math.min(left, intervalMs), signal);
+    await beat();
+  }
+}
 
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve) => {
@@ -93,6 +126,7 @@ export function createBatchDeliverer(deps: BatchDelivererDeps) {
   const now = deps.now ?? Date.now;
   const random = deps.random ?? Math.random;
   const dlq = topics.dlqEvents(deps.namespace);
+  const heartbeatIntervalMs = deps.heartbeatIntervalMs ?? 1_000;
   const breakers = new Map<string, CircuitBreaker>();
   const buckets = new Map<string, TokenBucket>();
 
@@ -117,10 +151,19 @@ export function createBatchDeliverer(deps: BatchDelivererDeps) {
     runtime: IntegrationRuntime,
     work: readonly { pending: Pending; event: CanonicalEvent }[],
     signal: AbortSignal | undefined,
+    beat: () => Promise<void>,
   ): Promise<{ outcomes: Map<Pending, DeliveryOutcome>; deferred: Pending[]; deferMs: number }> {
     const outcomes = new Map<Pending, DeliveryOutcome>();
     const breaker = breakerOf(runtime.id);
     const bucket = bucketOf(runtime.id);
+    // A chunk may be many requests (one per event for webhooks): the batch beats after each of them.
+    const transport = {
+      send: async (request: Parameters<typeof runtime.transport.send>[0]) => {
+        const result = await runtime.transport.send(request);
+        await beat();
+        return result;
+      },
+    };
     let next = 0;
     while (next < work.length) {
       if (signal?.aborted) break;
@@ -132,11 +175,11 @@ export function createBatchDeliverer(deps: BatchDelivererDeps) {
       const chunk = work.slice(next, next + size);
       next += size;
       const wait = bucket.reserve(chunk.length);
-      if (wait > 0) await sleep(wait, signal);
+      if (wait > 0) await pause(wait, signal, beat, heartbeatIntervalMs);
       const report = await runtime.integration.deliver(
         chunk.map((c) => c.event),
         {
-          transport: runtime.transport,
+          transport,
           timeoutMs: deps.requestTimeoutMs,
           now,
           ...(signal ? { signal } : {}),
@@ -166,6 +209,7 @@ export function createBatchDeliverer(deps: BatchDelivererDeps) {
         const outcome = report.outcomes[i];
         if (outcome !== undefined) outcomes.set(c.pending, outcome);
       });
+      await beat();
     }
     // Aborted (shutdown) before these were sent: deferred, they keep their attempt.
     return { outcomes, deferred: work.slice(next).map((w) => w.pending), deferMs: deps.deferMs };
@@ -198,8 +242,25 @@ export function createBatchDeliverer(deps: BatchDelivererDeps) {
     async deliver(
       integrationId: string,
       items: readonly Decoded<DeliveryMessage>[],
-      signal?: AbortSignal,
+      control: BatchControl = {},
     ): Promise<BatchSummary> {
+      const { signal } = control;
+      const heartbeat = control.heartbeat;
+      // A heartbeat that fails (a Kafka coordinator hiccup) must not fail the batch: that would redeliver,
+      // and re-send, everything already sent. If the partition is really gone, `signal` aborts.
+      const beat =
+        heartbeat === undefined
+          ? async () => {}
+          : async () => {
+              try {
+                await heartbeat();
+              } catch (err) {
+                logger.warn(
+                  { integrationId, err: { type: err instanceof Error ? err.name : typeof err } },
+                  'bus heartbeat failed during a delivery batch',
+                );
+              }
+            };
       const failedAt = (): Date => new Date(now());
       const letters: DlqMessage[] = [];
       const retryRows: RetryEntry[] = [];
@@ -282,6 +343,7 @@ export function createBatchDeliverer(deps: BatchDelivererDeps) {
             event.anonymousId === undefined
               ? { state: arrived }
               : await resolveLatestConsent(deps.consentStore, event.anonymousId, arrived);
+          await beat();
           if ('storeProblem' in latest && latest.storeProblem === 'unavailable') {
             deferred.push(p);
             continue;
@@ -294,10 +356,14 @@ export function createBatchDeliverer(deps: BatchDelivererDeps) {
             metrics.outcome(vendor, 'dropped');
             continue;
           }
-          work.push({ pending: p, event: shaped });
+          // The vendor sees the consent stage 2 decided on, not the one the event arrived with.
+          work.push({
+            pending: p,
+            event: withStageTwoConsent(shaped, latest.state, decision, runtime.consent),
+          });
         }
 
-        const sent = await send(runtime, work, signal);
+        const sent = await send(runtime, work, signal, beat);
         for (const p of sent.deferred) deferred.push(p);
         let authFailed = false;
         for (const [p, outcome] of sent.outcomes) {
@@ -376,11 +442,24 @@ export function createBatchDeliverer(deps: BatchDelivererDeps) {
         metrics.outcome(vendor, 'dead_letter', invalid);
       }
 
+      // A dead letter that fails the DLQ schema would make the publish throw and the batch be redelivered
+      // (and re-sent) forever: each is brought into the schema first.
+      const publishable = letters.map((letter) => {
+        const checked = publishableLetter(letter);
+        if (checked.repaired.length > 0) {
+          logger.warn(
+            { integrationId, error: checked.letter.error, repaired: checked.repaired },
+            'dead letter repaired to fit the dlq-events schema',
+          );
+        }
+        return checked.letter;
+      });
+      await beat();
       // Every effect is durable before the handler resolves and the bus commits the batch's offset.
       await Promise.all([
         deps.ledger.record(integrationId, deliveredRows),
         deps.retries.schedule(retryRows),
-        letters.length === 0 ? Promise.resolve() : publishTo(deps.bus, dlq, letters),
+        publishable.length === 0 ? Promise.resolve() : publishTo(deps.bus, dlq, publishable),
       ]);
       return counts;
     },

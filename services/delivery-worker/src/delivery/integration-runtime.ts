@@ -4,10 +4,11 @@ import {
   createIntegration,
   type Integration,
   isVendorAdapterId,
-  type Transport,
+  type SendRequest,
   type VendorAdapterId,
   vendors,
 } from '@signal/vendors';
+import type { CachedCredentialSource } from '../credentials/cached-credential-source';
 import type { CredentialSource, WorkerIntegrationSource, WorkerLogger } from '../ports';
 
 /** An integration ready to deliver: adapter bound to settings and decrypted credentials, its transport. */
@@ -16,7 +17,8 @@ export interface IntegrationRuntime {
   readonly vendor: VendorAdapterId;
   readonly consent: ConsentRequirement;
   readonly integration: Integration;
-  readonly transport: Transport;
+  /** A send function (never a bare dispatcher), so the deliverer can see each request complete. */
+  readonly transport: { readonly send: SendRequest };
 }
 
 /** Why an integration cannot deliver now; each is a DLQ `error` code (replayable once fixed). */
@@ -37,7 +39,8 @@ export type RuntimeLookup =
 
 export interface RuntimeDirectoryOptions {
   readonly integrations: WorkerIntegrationSource;
-  readonly credentials: CredentialSource;
+  /** A caching source (`cachedCredentialSource`) also forgets an integration's credentials on `invalidate`. */
+  readonly credentials: CredentialSource | CachedCredentialSource;
   readonly dispatchers: VendorDispatcherRegistry;
   /** How long a built runtime is reused before the integration is read again. */
   readonly refreshMs: number;
@@ -48,7 +51,11 @@ export interface RuntimeDirectoryOptions {
 export interface RuntimeDirectory {
   /** Throws only for transient failures (source unavailable): the batch is then redelivered. */
   lookup(integrationId: string): Promise<RuntimeLookup>;
-  /** Drops a cached runtime (after an auth failure, so fresh credentials are read next time). */
+  /**
+   * Drops a cached runtime and the integration's cached credentials (after an auth failure), so the next
+   * lookup reads the integration and decrypts its credentials afresh: a token rotated by an operator applies
+   * at once instead of after the credentials TTL.
+   */
   invalidate(integrationId: string): void;
 }
 
@@ -73,8 +80,10 @@ export function createRuntimeDirectory(options: RuntimeDirectoryOptions): Runtim
   const { logger } = options;
   const now = options.now ?? Date.now;
   const cache = new Map<string, { lookup: RuntimeLookup; expiresAt: number }>();
+  /** Bumped by `invalidate`: a build that started before it must not cache what it read. */
+  const generations = new Map<string, number>();
 
-  function transportFor(extraCaPem: string | undefined): Transport {
+  function transportFor(extraCaPem: string | undefined): { readonly send: SendRequest } {
     const byOrigin = new Map<string, ReturnType<VendorDispatcherRegistry['forOrigin']>>();
     return {
       send: (req) => {
@@ -155,12 +164,17 @@ export function createRuntimeDirectory(options: RuntimeDirectoryOptions): Runtim
     async lookup(integrationId) {
       const hit = cache.get(integrationId);
       if (hit !== undefined && hit.expiresAt > now()) return hit.lookup;
+      const generation = generations.get(integrationId) ?? 0;
       const lookup = await build(integrationId);
-      cache.set(integrationId, { lookup, expiresAt: now() + options.refreshMs });
+      if ((generations.get(integrationId) ?? 0) === generation) {
+        cache.set(integrationId, { lookup, expiresAt: now() + options.refreshMs });
+      }
       return lookup;
     },
     invalidate(integrationId) {
+      generations.set(integrationId, (generations.get(integrationId) ?? 0) + 1);
       cache.delete(integrationId);
+      if ('invalidate' in options.credentials) options.credentials.invalidate(integrationId);
     },
   };
 }

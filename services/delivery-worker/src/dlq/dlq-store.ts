@@ -1,6 +1,7 @@
 import type { DlqMessage, JsonValue } from '@signal/events';
 import type { Queryable } from '@signal/store';
 import { z } from 'zod';
+import { storableJson, storableText } from '../pg-text';
 import { maskPersonalData } from './mask';
 
 /** A dead letter as listed for inspection: the original with personal data masked. */
@@ -35,7 +36,11 @@ export interface DeadLetterFilter {
   readonly before?: string;
 }
 
-const entryRow = z.object({
+const lastResponseSchema = z
+  .object({ status: z.number().optional(), body: z.string().optional(), errorCode: z.string().optional() })
+  .nullable();
+
+const storedRow = z.object({
   id: z.string(),
   error: z.string(),
   details: z.string(),
@@ -44,18 +49,113 @@ const entryRow = z.object({
   message_id: z.string().nullable(),
   original_key: z.string().nullable(),
   original: z.json(),
-  last_response: z
-    .object({ status: z.number().optional(), body: z.string().optional(), errorCode: z.string().optional() })
-    .nullable(),
+  last_response: z.json().nullable(),
   attempts: z.number().int().nullable(),
   failed_at: z.date(),
   replayed_at: z.date().nullable(),
   replay_count: z.number().int(),
+  escaped: z.boolean(),
 });
-export type DeadLetterRow = z.infer<typeof entryRow>;
+
+/** A `delivery_dlq` row as the letter was: escaped rows decoded (see `rowValues`). */
+export interface DeadLetterRow {
+  readonly id: string;
+  readonly error: string;
+  readonly details: string;
+  readonly topic: string;
+  readonly integration_id: string | null;
+  readonly message_id: string | null;
+  readonly original_key: string | null;
+  readonly original: JsonValue;
+  readonly last_response: z.infer<typeof lastResponseSchema>;
+  readonly attempts: number | null;
+  readonly failed_at: Date;
+  readonly replayed_at: Date | null;
+  readonly replay_count: number;
+}
 
 const COLUMNS =
-  'id::text AS id, error, details, topic, integration_id, message_id, original_key, original, last_response, attempts, failed_at, replayed_at, replay_count';
+  'id::text AS id, error, details, topic, integration_id, message_id, original_key, original, last_response, attempts, failed_at, replayed_at, replay_count, escaped';
+
+const PG_MIN_MS = Date.parse('0001-01-01T00:00:00.000Z');
+const PG_MAX_MS = Date.parse('9999-12-31T23:59:59.999Z');
+
+/** `failedAt` as PostgreSQL reads it; an instant outside years 1-9999 (which it refuses) becomes `fallback`. */
+function pgTimestamp(iso: string, fallback: Date): string {
+  const ms = Date.parse(iso);
+  return Number.isFinite(ms) && ms >= PG_MIN_MS && ms <= PG_MAX_MS
+    ? new Date(ms).toISOString()
+    : fallback.toISOString();
+}
+
+/**
+ * The column values of one letter. A letter with text PostgreSQL cannot store (`storableText`) is stored
+ * escaped, losslessly and as a whole: its text columns hold JSON string literals (`"a\u0000b"`), `original`
+ * and `last_response` a jsonb string of their JSON text; every escape is plain ASCII. `topic` and
+ * `integration_id` are never escaped (the DLQ schema limits them to `[A-Za-z0-9._-]`), so filters keep working.
+ */
+function rowValues(letter: DlqMessage, indexedAt: Date) {
+  const messageId = messageIdOf(letter.original);
+  const escaped = !(
+    storableText(letter.error) &&
+    storableText(letter.details) &&
+    storableText(letter.originalKey ?? '') &&
+    storableText(messageId ?? '') &&
+    storableJson(letter.original) &&
+    storableJson(letter.lastResponse ?? null)
+  );
+  const text = (value: string | null): string | null =>
+    value === null || !escaped ? value : JSON.stringify(value);
+  const json = (value: unknown): string =>
+    escaped ? JSON.stringify(JSON.stringify(value)) : JSON.stringify(value);
+  return {
+    error: text(letter.error),
+    details: text(letter.details),
+    messageId: text(messageId),
+    originalKey: text(letter.originalKey ?? null),
+    original: json(letter.original),
+    lastResponse: letter.lastResponse === undefined ? null : json(letter.lastResponse),
+    failedAt: pgTimestamp(letter.failedAt, indexedAt),
+    escaped,
+  };
+}
+
+function decodeText(value: string, escaped: boolean): string {
+  if (!escaped) return value;
+  const parsed: unknown = JSON.parse(value);
+  if (typeof parsed !== 'string')
+    throw new TypeError('an escaped delivery_dlq text column is not a JSON string');
+  return parsed;
+}
+
+function decodeJson(value: z.infer<typeof storedRow>['original'], escaped: boolean): unknown {
+  if (!escaped) return value;
+  if (typeof value !== 'string') throw new TypeError('an escaped delivery_dlq json column is not a string');
+  return JSON.parse(value);
+}
+
+function decodeRow(raw: unknown): DeadLetterRow {
+  const row = storedRow.parse(raw);
+  const { escaped } = row;
+  const nullable = (value: string | null) => (value === null ? null : decodeText(value, escaped));
+  return {
+    id: row.id,
+    error: decodeText(row.error, escaped),
+    details: decodeText(row.details, escaped),
+    topic: row.topic,
+    integration_id: row.integration_id,
+    message_id: nullable(row.message_id),
+    original_key: nullable(row.original_key),
+    original: decodeJson(row.original, escaped) as JsonValue,
+    last_response: lastResponseSchema.parse(
+      row.last_response === null ? null : decodeJson(row.last_response, escaped),
+    ),
+    attempts: row.attempts,
+    failed_at: row.failed_at,
+    replayed_at: row.replayed_at,
+    replay_count: row.replay_count,
+  };
+}
 
 function messageIdOf(original: JsonValue): string | null {
   if (original === null || typeof original !== 'object' || Array.isArray(original)) return null;
@@ -92,7 +192,11 @@ export function toEntry(row: DeadLetterRow): DeadLetterEntry {
 
 /** The DLQ index (`delivery_dlq`) over `dlq-events`. */
 export interface DlqStore {
-  /** Indexes dead letters consumed from `dlq-events`; idempotent on their bus position. */
+  /**
+   * Indexes dead letters consumed from `dlq-events`; idempotent on their bus position. Any valid letter can be
+   * stored: text PostgreSQL refuses (U+0000, unpaired surrogates) is escaped losslessly, a `failedAt` outside
+   * what it accepts is replaced by the time of indexing.
+   */
   index(letters: readonly { partition: number; offset: string; letter: DlqMessage }[]): Promise<number>;
   list(filter?: DeadLetterFilter): Promise<DeadLetterEntry[]>;
   get(id: string): Promise<DeadLetterEntry | null>;
@@ -137,34 +241,35 @@ export function createDlqStore(db: Pick<Queryable, 'query'>): DlqStore {
       `SELECT ${COLUMNS} FROM delivery_dlq ${sql} ORDER BY delivery_dlq.id ${order} LIMIT $${params.length}`,
       params,
     );
-    return rows.map((r) => entryRow.parse(r));
+    return rows.map(decodeRow);
   }
   return {
     async index(letters) {
       if (letters.length === 0) return 0;
+      const indexedAt = new Date();
+      const rows = letters.map((l) => rowValues(l.letter, indexedAt));
       const { rowCount } = await db.query(
         `INSERT INTO delivery_dlq (dlq_partition, dlq_offset, error, details, topic, integration_id, message_id,
-                                   original_key, original, last_response, attempts, failed_at)
-         SELECT p, o, e, d, t, i, m, k, orig::jsonb, lr::jsonb, a, f
+                                   original_key, original, last_response, attempts, failed_at, escaped)
+         SELECT p, o, e, d, t, i, m, k, orig::jsonb, lr::jsonb, a, f, esc
          FROM unnest($1::integer[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                     $8::text[], $9::text[], $10::text[], $11::integer[], $12::timestamptz[])
-              AS x(p, o, e, d, t, i, m, k, orig, lr, a, f)
+                     $8::text[], $9::text[], $10::text[], $11::integer[], $12::timestamptz[], $13::boolean[])
+              AS x(p, o, e, d, t, i, m, k, orig, lr, a, f, esc)
          ON CONFLICT (dlq_partition, dlq_offset) DO NOTHING`,
         [
           letters.map((l) => l.partition),
           letters.map((l) => l.offset),
-          letters.map((l) => l.letter.error),
-          letters.map((l) => l.letter.details),
+          rows.map((r) => r.error),
+          rows.map((r) => r.details),
           letters.map((l) => l.letter.topic),
           letters.map((l) => l.letter.integrationId ?? null),
-          letters.map((l) => messageIdOf(l.letter.original)),
-          letters.map((l) => l.letter.originalKey ?? null),
-          letters.map((l) => JSON.stringify(l.letter.original)),
-          letters.map((l) =>
-            l.letter.lastResponse === undefined ? null : JSON.stringify(l.letter.lastResponse),
-          ),
+          rows.map((r) => r.messageId),
+          rows.map((r) => r.originalKey),
+          rows.map((r) => r.original),
+          rows.map((r) => r.lastResponse),
           letters.map((l) => l.letter.attempts ?? null),
-          letters.map((l) => l.letter.failedAt),
+          rows.map((r) => r.failedAt),
+          rows.map((r) => r.escaped),
         ],
       );
       return rowCount;

@@ -1,5 +1,6 @@
 import type { Queryable } from '@signal/store';
 import { z } from 'zod';
+import { storableText } from '../pg-text';
 
 export interface RetryEntry {
   readonly integrationId: string;
@@ -19,9 +20,26 @@ const claimedRow = z.object({
   attempt: z.number().int(),
   due_at: z.date(),
   message_key: z.string(),
+  message_key_escaped: z.boolean(),
   message: z.string(),
   last_error: z.string().nullable(),
 });
+
+/**
+ * The key is the event's anonymous id, which may hold text PostgreSQL cannot store (`storableText`): such a
+ * key is kept as a JSON string literal (plain ASCII) and flagged, so the re-published message lands in the
+ * same partition. `message` is JSON text already (JSON.stringify escapes both).
+ */
+function storedKey(key: string): { readonly key: string; readonly escaped: boolean } {
+  return storableText(key) ? { key, escaped: false } : { key: JSON.stringify(key), escaped: true };
+}
+
+function keyOf(stored: string, escaped: boolean): string {
+  if (!escaped) return stored;
+  const key: unknown = JSON.parse(stored);
+  if (typeof key !== 'string') throw new TypeError('an escaped delivery_retries key is not a JSON string');
+  return key;
+}
 
 /**
  * The durable retry schedule (`delivery_retries`). A row is written before the original message's offset is
@@ -48,21 +66,26 @@ export function createRetryStore(db: Pick<Queryable, 'query'>): RetryStore {
   return {
     async schedule(entries) {
       if (entries.length === 0) return;
+      const keys = entries.map((e) => storedKey(e.key));
       await db.query(
-        `INSERT INTO delivery_retries (integration_id, message_id, attempt, due_at, message_key, message, last_error)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::timestamptz[], $5::text[], $6::text[], $7::text[])
+        `INSERT INTO delivery_retries (integration_id, message_id, attempt, due_at, message_key, message, last_error,
+                                       message_key_escaped)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::timestamptz[], $5::text[], $6::text[], $7::text[],
+                              $8::boolean[])
          ON CONFLICT (integration_id, message_id) DO UPDATE
            SET attempt = excluded.attempt, due_at = excluded.due_at, message_key = excluded.message_key,
-               message = excluded.message, last_error = excluded.last_error, claimed_until = NULL
+               message_key_escaped = excluded.message_key_escaped, message = excluded.message,
+               last_error = excluded.last_error, claimed_until = NULL
            WHERE excluded.attempt >= delivery_retries.attempt`,
         [
           entries.map((e) => e.integrationId),
           entries.map((e) => e.messageId),
           entries.map((e) => e.attempt),
           entries.map((e) => e.dueAt.toISOString()),
-          entries.map((e) => e.key),
+          keys.map((k) => k.key),
           entries.map((e) => e.message),
           entries.map((e) => e.lastError),
+          keys.map((k) => k.escaped),
         ],
       );
     },
@@ -76,7 +99,8 @@ export function createRetryStore(db: Pick<Queryable, 'query'>): RetryStore {
            ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED
          ) AS due
          WHERE r.integration_id = due.integration_id AND r.message_id = due.message_id
-         RETURNING r.integration_id, r.message_id, r.attempt, r.due_at, r.message_key, r.message, r.last_error`,
+         RETURNING r.integration_id, r.message_id, r.attempt, r.due_at, r.message_key, r.message_key_escaped,
+                   r.message, r.last_error`,
         [limit, leaseMs],
       );
       return rows.map((raw) => {
@@ -86,7 +110,7 @@ export function createRetryStore(db: Pick<Queryable, 'query'>): RetryStore {
           messageId: r.message_id,
           attempt: r.attempt,
           dueAt: r.due_at,
-          key: r.message_key,
+          key: keyOf(r.message_key, r.message_key_escaped),
           message: r.message,
           lastError: r.last_error,
         };

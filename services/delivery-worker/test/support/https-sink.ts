@@ -16,7 +16,13 @@ export interface SinkRequest {
 }
 
 export type SinkReply =
-  | { readonly status: number; readonly headers?: Readonly<Record<string, string>>; readonly body?: string }
+  | {
+      readonly status: number;
+      readonly headers?: Readonly<Record<string, string>>;
+      readonly body?: string;
+      /** Answer only after this long (a healthy but slow vendor). */
+      readonly delayMs?: number;
+    }
   | 'stall';
 
 export interface HttpsSink {
@@ -50,9 +56,13 @@ export async function startHttpsSink(tls: ServerOptions): Promise<HttpsSink> {
         stalled.add(res);
         return;
       }
-      res.statusCode = reply.status;
-      for (const [k, v] of Object.entries(reply.headers ?? {})) res.setHeader(k, v);
-      res.end(reply.body ?? '');
+      const answer = (): void => {
+        res.statusCode = reply.status;
+        for (const [k, v] of Object.entries(reply.headers ?? {})) res.setHeader(k, v);
+        res.end(reply.body ?? '');
+      };
+      if (reply.delayMs === undefined) answer();
+      else setTimeout(answer, reply.delayMs);
     });
   });
   server.on('secureConnection', (socket: Socket) => {
