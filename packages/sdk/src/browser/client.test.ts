@@ -1,6 +1,7 @@
 // @vitest-environment happy-dom
 import { eventInputSchema } from '@signal/events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { clearCookies, setCookie } from '../testing/cookies';
 import { beaconRecorder, fakeGateway } from '../testing/fake-gateway';
 import { createClient, DataflyError } from './client';
 import type { DataflyApi, DataflyOptions, EventBody } from './types';
@@ -217,6 +218,20 @@ describe('consent', () => {
     const events = gateway.events();
     expect(events.at(-1)?.context.consent.categories).toEqual({ analytics: true, marketing: true });
     expect(events.at(-2)?.properties).toEqual({ categories: { analytics: true, marketing: true } });
+  });
+
+  it('a withdrawal in the CMP after consent() reaches later events, also after a reload', async () => {
+    setCookie('OptanonConsent', 'groups=C0001%3A1%2CC0004%3A1');
+    try {
+      start().consent({ marketing: true });
+      setCookie('OptanonConsent', 'groups=C0001%3A1%2CC0004%3A0');
+      const df = start();
+      df.track('after_withdrawal');
+      await df.flush();
+      expect(gateway.events().at(-1)?.context.consent.categories).toMatchObject({ marketing: false });
+    } finally {
+      clearCookies();
+    }
   });
 
   it('collects nothing, and stores nothing, under Do Not Track when asked to honour it', async () => {

@@ -1,5 +1,5 @@
 import { captureClickIds, clickIdContext, forgetClickIds } from './click-ids';
-import type { ConsentReader } from './consent';
+import type { ConsentReader, ExplicitConsent } from './consent';
 import { cleanCategories, createConsentReader } from './consent';
 import { deviceContext, pageContext } from './context';
 import { crossDomainLinker, RESOLVE_TIMEOUT_MS } from './cross-domain';
@@ -9,7 +9,6 @@ import type { KeyValueStore } from './storage';
 import { isRecord, parseJson, webStore } from './storage';
 import { MAX_BATCH } from './transport';
 import type {
-  ConsentCategories,
   CrossDomainContext,
   CrossDomainOptions,
   DataflyApi,
@@ -133,7 +132,7 @@ interface Running {
   clickIds: Record<string, string>;
   anonymousId: string;
   userId: string | undefined;
-  explicitConsent: ConsentCategories | null;
+  explicitConsent: ExplicitConsent | null;
   readonly detach: (() => void)[];
 }
 
@@ -239,9 +238,9 @@ export function createClient(win: Window, defaults: { endpoint?: string } = {}):
         return;
       }
       case 'consent': {
-        r.explicitConsent = { ...r.explicitConsent, ...cleanCategories(a) };
+        r.explicitConsent = { c: { ...r.explicitConsent?.c, ...cleanCategories(a) }, s: r.consent.seen() };
         r.local.set(CONSENT_KEY, JSON.stringify(r.explicitConsent));
-        enqueue(r, 'track', at, { event: 'consent_update', properties: { categories: r.explicitConsent } });
+        enqueue(r, 'track', at, { event: 'consent_update', properties: { categories: r.explicitConsent.c } });
         return;
       }
       case 'reset':
@@ -335,7 +334,7 @@ export function createClient(win: Window, defaults: { endpoint?: string } = {}):
       clickIds: captureClickIds(win.location.search, session),
       anonymousId: validId(local.get(ANONYMOUS_ID_KEY)) ?? uuid(),
       userId: validId(local.get(USER_ID_KEY)),
-      explicitConsent: isRecord(storedConsent) ? cleanCategories(storedConsent) : null,
+      explicitConsent: storedExplicitConsent(storedConsent),
       detach: [],
     };
     local.set(ANONYMOUS_ID_KEY, r.anonymousId);
@@ -434,4 +433,13 @@ export function createClient(win: Window, defaults: { endpoint?: string } = {}):
     },
   };
   return api;
+}
+
+/** A stored `consent()` choice: `{c, s}`, or the bare categories stored by earlier versions. */
+function storedExplicitConsent(stored: unknown): ExplicitConsent | null {
+  if (!isRecord(stored)) return null;
+  if (!isRecord(stored.c)) return { c: cleanCategories(stored) };
+  return typeof stored.s === 'string'
+    ? { c: cleanCategories(stored.c), s: stored.s }
+    : { c: cleanCategories(stored.c) };
 }

@@ -160,12 +160,27 @@ describe('categories', () => {
     });
   });
 
-  it('lets explicit consent() choices win per category over the CMP', () => {
+  it('lets explicit consent() choices win per category over the CMP state they were made against', () => {
     setCookie('OptanonConsent', 'groups=C0001%3A1%2CC0002%3A1%2CC0004%3A1');
-    const consent = createConsentReader(window).read({ marketing: false, personalization: true });
+    const reader = createConsentReader(window);
+    const consent = reader.read({ c: { marketing: false, personalization: true }, s: reader.seen() });
     expect(consent).toEqual({
       categories: { essential: true, analytics: true, marketing: false, personalization: true },
       cmp: 'api',
+    });
+    // A choice stored by an earlier version carries no CMP state: it wins, as it did.
+    expect(reader.read({ c: { marketing: false } }).categories?.marketing).toBe(false);
+  });
+
+  it('lets the CMP win over an explicit choice once the visitor changed their choice there', () => {
+    setCookie('OptanonConsent', 'groups=C0001%3A1%2CC0002%3A1%2CC0004%3A1');
+    const reader = createConsentReader(window);
+    const granted = { c: { marketing: true, personalization: true }, s: reader.seen() };
+    // Later, the visitor withdraws marketing in the CMP (C0004:0).
+    setCookie('OptanonConsent', 'groups=C0001%3A1%2CC0002%3A1%2CC0004%3A0');
+    expect(reader.read(granted)).toEqual({
+      categories: { essential: true, analytics: true, marketing: false, personalization: true },
+      cmp: 'onetrust',
     });
   });
 

@@ -80,9 +80,21 @@ export function cleanCategories(input: unknown): ConsentCategories {
   return out;
 }
 
+/** A `consent()` choice, and what the CMP said when it was made (`seen`; absent in choices stored before). */
+export interface ExplicitConsent {
+  readonly c: ConsentCategories;
+  readonly s?: string;
+}
+
 export interface ConsentReader {
-  /** The consent state right now; `explicit` (from `consent()`) wins over what a CMP says, per category. */
-  read(explicit: ConsentCategories | null): ConsentContext;
+  /**
+   * The consent state right now. The later choice wins, per category: `explicit` (from `consent()`) over the
+   * CMP state it was made against, the CMP over an `explicit` choice it has changed since (a withdrawal in the
+   * CMP after `consent({marketing: true})` is a withdrawal).
+   */
+  read(explicit: ExplicitConsent | null): ConsentContext;
+  /** What the CMP says now, to store with a `consent()` choice. */
+  seen(): string;
 }
 
 /**
@@ -150,17 +162,23 @@ export function createConsentReader(win: Window): ConsentReader {
     }
   }
 
+  const cmpState = (): ['onetrust' | 'cookiebot', ConsentCategories | undefined] => {
+    const fromOneTrust = oneTrust();
+    return fromOneTrust !== undefined ? ['onetrust', fromOneTrust] : ['cookiebot', cookiebot()];
+  };
+  const seen = (): string => JSON.stringify(cmpState()[1] ?? null);
+
   return {
+    seen,
     read(explicit) {
       readTcfApi();
       readGppApi();
       const out: ConsentContext = {};
-      const fromOneTrust = oneTrust();
-      const [cmp, fromCmp] =
-        fromOneTrust !== undefined ? ['onetrust', fromOneTrust] : ['cookiebot', cookiebot()];
-      if (explicit !== null && Object.keys(explicit).length > 0) {
-        out.categories = { ...fromCmp, ...explicit };
-        out.cmp = 'api';
+      const [cmp, fromCmp] = cmpState();
+      if (explicit !== null && Object.keys(explicit.c).length > 0) {
+        const current = explicit.s === undefined || explicit.s === seen();
+        out.categories = current ? { ...fromCmp, ...explicit.c } : { ...explicit.c, ...fromCmp };
+        out.cmp = current ? 'api' : cmp;
       } else if (fromCmp !== undefined) {
         out.categories = fromCmp;
         out.cmp = cmp;
