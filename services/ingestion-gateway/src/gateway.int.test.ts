@@ -53,16 +53,18 @@ const directory: PipelineDirectory = {
 /** The real bus, with every accepted publish recorded so a test can say "nothing reached the bus". */
 function recording(bus: Bus) {
   const published: OutgoingMessage[] = [];
-  let failing = false;
+  let failing: false | 'before' | 'after' = false;
   return {
     published,
-    fail(on: boolean) {
-      failing = on;
+    /** `after`: the write is stored, then reported as failed (a COMMIT whose outcome was lost). */
+    fail(on: boolean | 'after') {
+      failing = on === true ? 'before' : on;
     },
     async publish(topic: string, messages: readonly OutgoingMessage[]) {
-      if (failing) throw new Error('bus down');
+      if (failing === 'before') throw new Error('bus down');
       const receipt = await bus.publish(topic, messages);
       published.push(...messages);
+      if (failing === 'after') throw new Error('commit outcome unknown');
       return receipt;
     },
   };
@@ -373,6 +375,22 @@ describe('server sources (HMAC)', () => {
     expect(res.headers.get('retry-after')).toBe('1');
   });
 
+  it('a signed event retried after a failure whose write was stored anyway keeps its messageId', async () => {
+    // Without a client messageId, the ids derive from the signature: the pipeline drops the copy.
+    const headers = signed(body);
+    recorder.fail('after');
+    expect((await fetch(`${base}/v1/events`, { method: 'POST', body, headers })).status).toBe(503);
+    recorder.fail(false);
+    expect((await fetch(`${base}/v1/events`, { method: 'POST', body, headers })).status).toBe(202);
+    const ids = recorder.published.map((m) => JSON.parse(m.value).messageId);
+    expect(ids).toHaveLength(2);
+    expect(ids[1]).toBe(ids[0]);
+    // Another request (another signature) gets other ids.
+    const other = signed(body, { timestamp: Date.now() + 1 });
+    expect((await fetch(`${base}/v1/events`, { method: 'POST', body, headers: other })).status).toBe(202);
+    expect(JSON.parse(recorder.published[2]?.value ?? '{}').messageId).not.toBe(ids[0]);
+  });
+
   it('a retry of the same signed request after a 503 is accepted, not refused as a replay', async () => {
     const headers = signed(body);
     recorder.fail(true);
@@ -647,6 +665,39 @@ describe('rate limiting', () => {
       }
       expect(statuses.filter((s) => s === 202)).toHaveLength(3);
       expect(statuses.filter((s) => s === 429)).toHaveLength(2);
+    } finally {
+      await limitedServer.close(1000);
+    }
+  });
+
+  it('replays of a captured signed request are refused with 409 and do not spend the rate limit', async () => {
+    const limited: PipelineDirectory = {
+      findPipelineByKey: async (key) =>
+        key === SERVER_KEY ? { ...serverPipeline, pipelineId: 'pl_replayed', rateLimitRps: 3 } : null,
+    };
+    const gateway = createGateway({
+      config,
+      directory: limited,
+      bus: recorder,
+      cache: createMemoryCache({ namespace: `${NAMESPACE}rlr` }),
+      sdk: { code: '', integrity: 'x' },
+      logger: { debug() {}, info() {}, warn() {}, error() {} },
+      metrics: createMetrics({ processMetrics: false }),
+    });
+    const router = createRouter();
+    gateway.register(router);
+    const limitedServer = createServer({ handler: (req, res) => router.handle(req, res) });
+    const { port } = await limitedServer.listen(0, '127.0.0.1');
+    const url = `http://127.0.0.1:${port}/v1/events`;
+    try {
+      const captured = JSON.stringify({ type: 'track', event: 'a', userId: 'u' });
+      const headers = signed(captured);
+      const statuses: number[] = [];
+      for (let i = 0; i < 5; i++)
+        statuses.push((await fetch(url, { method: 'POST', body: captured, headers })).status);
+      expect(statuses).toEqual([202, 409, 409, 409, 409]);
+      const legit = JSON.stringify({ type: 'track', event: 'b', userId: 'u' });
+      expect((await fetch(url, { method: 'POST', body: legit, headers: signed(legit) })).status).toBe(202);
     } finally {
       await limitedServer.close(1000);
     }

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Bus } from '@signal/bus';
 import { type Cache, isCacheError, RateLimiter } from '@signal/cache';
@@ -246,7 +246,13 @@ export function createGateway(deps: GatewayDeps) {
     endpoint: Endpoint,
     caller: Caller,
     inputs: readonly unknown[],
-    extra: { cors: Record<string, string>; sentAt?: string | undefined; forcedType?: EventInput['type'] },
+    extra: {
+      cors: Record<string, string>;
+      sentAt?: string | undefined;
+      forcedType?: EventInput['type'];
+      /** A signed request's signature: its events' default messageIds derive from it (see `signedMessageId`). */
+      signatureHex?: string;
+    },
   ): Promise<boolean> {
     const receivedAtMs = now();
     const receivedAt = new Date(receivedAtMs).toISOString();
@@ -279,7 +285,8 @@ export function createGateway(deps: GatewayDeps) {
           pipelineId: caller.pipeline.pipelineId,
           provenance: caller.provenance,
           receivedAt,
-          messageId: randomUUID(),
+          messageId:
+            extra.signatureHex === undefined ? randomUUID() : signedMessageId(extra.signatureHex, index),
           ...(anonymousId !== undefined ? { anonymousId } : {}),
           ...(ip !== undefined ? { ip } : {}),
           ...(userAgent !== undefined ? { userAgent } : {}),
@@ -453,14 +460,10 @@ export function createGateway(deps: GatewayDeps) {
       reject(res, new HttpError('unauthorized', message), `hmac_${verdict.reason}`);
       return;
     }
-    if (!(await withinRateLimit(res, pipeline, {}))) return;
-    const body = parseBody(res, bytes, {}) as Record<string, unknown> | undefined;
-    if (!body) return;
-    const inputs = endpoint === 'batch' ? batchOf(res, body, {}) : [body];
-    if (!inputs) return;
-    // The signature is claimed only now, right before the publish, and given back when nothing was
-    // published: a sender retrying after a 503 (bus down) or 429 (rate limit) — both invite a retry — must
-    // not be refused as a replay of a request that put nothing on the bus.
+    // The signature is claimed before anything else can refuse the request, so a replay is told 409 at once
+    // and costs the pipeline nothing (a replay loop must not spend the sender's rate limit). The claim is
+    // given back when nothing was published: a sender retrying after a 429 or 503 (both invite a retry)
+    // must not be refused as a replay of a request that put nothing on the bus.
     const seenKey = `hmac-seen:${verdict.signatureHex}`;
     try {
       if (!(await cache.setIfAbsent(seenKey, '1', SIGNATURE_MEMORY_MS))) {
@@ -477,9 +480,32 @@ export function createGateway(deps: GatewayDeps) {
       reject(res, unavailable('replay protection is unavailable, retry shortly'), 'replay_store_unavailable');
       return;
     }
-    const caller: Caller = { pipeline, provenance: 'hmac' };
-    const published = await accept(req, res, endpoint, caller, inputs, { cors: {} });
-    if (published) return;
+    let published = false;
+    try {
+      published = await acceptSigned(req, res, endpoint, pipeline, bytes, verdict.signatureHex);
+    } finally {
+      if (!published) await releaseSignature(seenKey);
+    }
+  }
+
+  /** A signed request past its replay check: rate limit, body, events. True when the bus took them. */
+  async function acceptSigned(
+    req: IncomingMessage,
+    res: ServerResponse,
+    endpoint: 'events' | 'batch',
+    pipeline: PipelineAuth,
+    bytes: Buffer,
+    signatureHex: string,
+  ): Promise<boolean> {
+    if (!(await withinRateLimit(res, pipeline, {}))) return false;
+    const body = parseBody(res, bytes, {}) as Record<string, unknown> | undefined;
+    if (!body) return false;
+    const inputs = endpoint === 'batch' ? batchOf(res, body, {}) : [body];
+    if (!inputs) return false;
+    return accept(req, res, endpoint, { pipeline, provenance: 'hmac' }, inputs, { cors: {}, signatureHex });
+  }
+
+  async function releaseSignature(seenKey: string): Promise<void> {
     try {
       await cache.delete(seenKey);
     } catch (cause) {
@@ -638,6 +664,21 @@ function pixelEvent(
 
 function dropUndefinedFields(value: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined));
+}
+
+/**
+ * The default messageId of event `index` of a signed request: derived from its signature, so a retry of the
+ * same request (same body, same signature) stamps the same ids. A publish whose outcome was unknown (a commit
+ * that failed after it may have reached the disk) gives the signature back for the sender's retry; if the
+ * first attempt was stored after all, the event processor drops the copy as a duplicate instead of delivering
+ * it twice. Formatted as a version-4-shaped UUID, like the random ones.
+ */
+function signedMessageId(signatureHex: string, index: number): string {
+  const bytes = createHash('sha256').update(`signal-message-id:${signatureHex}:${index}`).digest();
+  bytes[6] = ((bytes[6] ?? 0) & 0x0f) | 0x40;
+  bytes[8] = ((bytes[8] ?? 0) & 0x3f) | 0x80;
+  const hex = bytes.subarray(0, 16).toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
 }
 
 /** Browser clocks are often wrong: shift client timestamps by (receivedAt − sentAt) when the SDK sent sentAt. */
