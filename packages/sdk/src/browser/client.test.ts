@@ -229,6 +229,14 @@ describe('consent', () => {
       df.track('after_withdrawal');
       await df.flush();
       expect(gateway.events().at(-1)?.context.consent.categories).toMatchObject({ marketing: false });
+      // A later consent() call about another category does not bring the overruled grant back.
+      df.consent({ analytics: true });
+      df.track('later');
+      await df.flush();
+      expect(gateway.events().at(-1)?.context.consent.categories).toMatchObject({
+        analytics: true,
+        marketing: false,
+      });
     } finally {
       clearCookies();
     }

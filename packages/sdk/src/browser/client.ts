@@ -1,6 +1,6 @@
 import { captureClickIds, clickIdContext, forgetClickIds } from './click-ids';
 import type { ConsentReader, ExplicitConsent } from './consent';
-import { cleanCategories, createConsentReader } from './consent';
+import { cleanCategories, createConsentReader, stillChosen } from './consent';
 import { deviceContext, pageContext } from './context';
 import { crossDomainLinker, RESOLVE_TIMEOUT_MS } from './cross-domain';
 import type { Queue } from './queue';
@@ -238,7 +238,12 @@ export function createClient(win: Window, defaults: { endpoint?: string } = {}):
         return;
       }
       case 'consent': {
-        r.explicitConsent = { c: { ...r.explicitConsent?.c, ...cleanCategories(a) }, s: r.consent.seen() };
+        // Earlier choices the CMP has overruled since are dropped, not re-dated by this call.
+        const seen = r.consent.seen();
+        r.explicitConsent = {
+          c: { ...stillChosen(r.explicitConsent, seen), ...cleanCategories(a) },
+          s: seen,
+        };
         r.local.set(CONSENT_KEY, JSON.stringify(r.explicitConsent));
         enqueue(r, 'track', at, { event: 'consent_update', properties: { categories: r.explicitConsent.c } });
         return;
@@ -439,7 +444,7 @@ export function createClient(win: Window, defaults: { endpoint?: string } = {}):
 function storedExplicitConsent(stored: unknown): ExplicitConsent | null {
   if (!isRecord(stored)) return null;
   if (!isRecord(stored.c)) return { c: cleanCategories(stored) };
-  return typeof stored.s === 'string'
-    ? { c: cleanCategories(stored.c), s: stored.s }
+  return isRecord(stored.s)
+    ? { c: cleanCategories(stored.c), s: cleanCategories(stored.s) }
     : { c: cleanCategories(stored.c) };
 }

@@ -180,8 +180,17 @@ describe('categories', () => {
     setCookie('OptanonConsent', 'groups=C0001%3A1%2CC0002%3A1%2CC0004%3A0');
     expect(reader.read(granted)).toEqual({
       categories: { essential: true, analytics: true, marketing: false, personalization: true },
-      cmp: 'onetrust',
+      cmp: 'api',
     });
+  });
+
+  it('lets the CMP win only in the categories it changed, whatever their order in its cookie', () => {
+    setCookie('OptanonConsent', 'groups=C0001%3A1%2CC0002%3A0%2CC0004%3A1');
+    const reader = createConsentReader(window);
+    const withdrawn = { c: { marketing: false }, s: reader.seen() };
+    // The visitor turns analytics on in the CMP; the groups come back in another order.
+    setCookie('OptanonConsent', 'groups=C0004%3A1%2CC0002%3A1%2CC0001%3A1');
+    expect(reader.read(withdrawn).categories).toEqual({ essential: true, analytics: true, marketing: false });
   });
 
   it('reports nothing it does not know: no CMP, no categories', () => {

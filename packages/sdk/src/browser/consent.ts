@@ -80,10 +80,31 @@ export function cleanCategories(input: unknown): ConsentCategories {
   return out;
 }
 
-/** A `consent()` choice, and what the CMP said when it was made (`seen`; absent in choices stored before). */
+/**
+ * A `consent()` choice, and what the CMP said per category when it was made (`s`, from `seen()`; absent in
+ * choices stored by earlier versions).
+ */
 export interface ExplicitConsent {
   readonly c: ConsentCategories;
-  readonly s?: string;
+  readonly s?: ConsentCategories;
+}
+
+/**
+ * The categories of a `consent()` choice that are still the latest word: those the CMP has not changed since
+ * the choice was made (all of them for a choice stored without the CMP's state).
+ */
+export function stillChosen(
+  explicit: ExplicitConsent | null,
+  cmpNow: ConsentCategories | undefined,
+): ConsentCategories {
+  const out: ConsentCategories = {};
+  for (const k of CONSENT_CATEGORIES) {
+    const value = explicit?.c[k];
+    const was = explicit?.s?.[k];
+    if (value !== undefined && (explicit?.s === undefined || cmpNow?.[k] === undefined || cmpNow[k] === was))
+      out[k] = value;
+  }
+  return out;
 }
 
 export interface ConsentReader {
@@ -93,8 +114,8 @@ export interface ConsentReader {
    * CMP after `consent({marketing: true})` is a withdrawal).
    */
   read(explicit: ExplicitConsent | null): ConsentContext;
-  /** What the CMP says now, to store with a `consent()` choice. */
-  seen(): string;
+  /** What the CMP says now, per category, to store with a `consent()` choice. */
+  seen(): ConsentCategories;
 }
 
 /**
@@ -166,7 +187,7 @@ export function createConsentReader(win: Window): ConsentReader {
     const fromOneTrust = oneTrust();
     return fromOneTrust !== undefined ? ['onetrust', fromOneTrust] : ['cookiebot', cookiebot()];
   };
-  const seen = (): string => JSON.stringify(cmpState()[1] ?? null);
+  const seen = (): ConsentCategories => cmpState()[1] ?? {};
 
   return {
     seen,
@@ -176,9 +197,8 @@ export function createConsentReader(win: Window): ConsentReader {
       const out: ConsentContext = {};
       const [cmp, fromCmp] = cmpState();
       if (explicit !== null && Object.keys(explicit.c).length > 0) {
-        const current = explicit.s === undefined || explicit.s === seen();
-        out.categories = current ? { ...fromCmp, ...explicit.c } : { ...explicit.c, ...fromCmp };
-        out.cmp = current ? 'api' : cmp;
+        out.categories = { ...fromCmp, ...stillChosen(explicit, fromCmp) };
+        out.cmp = 'api';
       } else if (fromCmp !== undefined) {
         out.categories = fromCmp;
         out.cmp = cmp;
