@@ -1,37 +1,12 @@
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { repoRoot } from '@signal/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { waitFor } from '../support/browser';
-import { startSignal } from '../support/signal-process';
-
-/** Runs the all-in-one to its exit (a start that fails), with its output. */
-function runToExit(env: Record<string, string>): Promise<{ code: number | null; output: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'services/signal/src/main.ts'], {
-    cwd: repoRoot(),
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout?.on('data', (chunk) => {
-    output += String(chunk);
-  });
-  child.stderr?.on('data', (chunk) => {
-    output += String(chunk);
-  });
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  return new Promise((resolve) => {
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, output });
-    });
-  });
-}
+import { runSignalExpectingExit, startSignal } from '../support/signal-process';
 
 describe('the first start of the all-in-one', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'signal-first-start-'));
@@ -50,7 +25,11 @@ describe('the first start of the all-in-one', () => {
       });
     });
     // The port is taken: the seed commits (admin, pipeline, HMAC secret), then listening fails.
-    const failed = await runToExit({ PORT: String(port), SIGNAL_DATA_DIR: dataDir });
+    const failed = await runSignalExpectingExit({
+      PORT: String(port),
+      SIGNAL_DATA_DIR: dataDir,
+      LOG_LEVEL: 'warn',
+    });
     expect(failed.code).toBe(1);
     expect(failed.output).toMatch(/EADDRINUSE|address already in use/i);
     const password = /Admin password for \S+ \(shown once, store it now\): (\S+)/.exec(failed.output)?.[1];
