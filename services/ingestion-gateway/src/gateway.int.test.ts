@@ -634,24 +634,30 @@ describe('hostile input: the right 4xx JSON error, nothing on the bus, the proce
 });
 
 describe('rate limiting', () => {
-  it('answers 429 with Retry-After above the per-pipeline limit', async () => {
-    const limited: PipelineDirectory = {
-      findPipelineByKey: async (key) =>
-        key === KEY ? { ...browserPipeline, pipelineId: 'pl_limited', rateLimitRps: 3 } : null,
-    };
+  /** A gateway of its own, on its own port, with this directory and a fresh rate-limit cache. */
+  async function gatewayServer(directory: PipelineDirectory, cacheSuffix: string) {
     const gateway = createGateway({
       config,
-      directory: limited,
+      directory,
       bus: recorder,
-      cache: createMemoryCache({ namespace: `${NAMESPACE}rl` }),
+      cache: createMemoryCache({ namespace: `${NAMESPACE}${cacheSuffix}` }),
       sdk: { code: '', integrity: 'x' },
       logger: { debug() {}, info() {}, warn() {}, error() {} },
       metrics: createMetrics({ processMetrics: false }),
     });
     const router = createRouter();
     gateway.register(router);
-    const limitedServer = createServer({ handler: (req, res) => router.handle(req, res) });
-    const { port } = await limitedServer.listen(0, '127.0.0.1');
+    const server = createServer({ handler: (req, res) => router.handle(req, res) });
+    const { port } = await server.listen(0, '127.0.0.1');
+    return { server, port };
+  }
+
+  it('answers 429 with Retry-After above the per-pipeline limit', async () => {
+    const limited: PipelineDirectory = {
+      findPipelineByKey: async (key) =>
+        key === KEY ? { ...browserPipeline, pipelineId: 'pl_limited', rateLimitRps: 3 } : null,
+    };
+    const { server: limitedServer, port } = await gatewayServer(limited, 'rl');
     try {
       const statuses: number[] = [];
       for (let i = 0; i < 5; i++) {
@@ -675,19 +681,7 @@ describe('rate limiting', () => {
       findPipelineByKey: async (key) =>
         key === SERVER_KEY ? { ...serverPipeline, pipelineId: 'pl_replayed', rateLimitRps: 3 } : null,
     };
-    const gateway = createGateway({
-      config,
-      directory: limited,
-      bus: recorder,
-      cache: createMemoryCache({ namespace: `${NAMESPACE}rlr` }),
-      sdk: { code: '', integrity: 'x' },
-      logger: { debug() {}, info() {}, warn() {}, error() {} },
-      metrics: createMetrics({ processMetrics: false }),
-    });
-    const router = createRouter();
-    gateway.register(router);
-    const limitedServer = createServer({ handler: (req, res) => router.handle(req, res) });
-    const { port } = await limitedServer.listen(0, '127.0.0.1');
+    const { server: limitedServer, port } = await gatewayServer(limited, 'rlr');
     const url = `http://127.0.0.1:${port}/v1/events`;
     try {
       const captured = JSON.stringify({ type: 'track', event: 'a', userId: 'u' });
@@ -708,19 +702,7 @@ describe('rate limiting', () => {
       findPipelineByKey: async (key) =>
         key === SERVER_KEY ? { ...serverPipeline, pipelineId: 'pl_limited_server', rateLimitRps: 1 } : null,
     };
-    const gateway = createGateway({
-      config,
-      directory: limited,
-      bus: recorder,
-      cache: createMemoryCache({ namespace: `${NAMESPACE}rls` }),
-      sdk: { code: '', integrity: 'x' },
-      logger: { debug() {}, info() {}, warn() {}, error() {} },
-      metrics: createMetrics({ processMetrics: false }),
-    });
-    const router = createRouter();
-    gateway.register(router);
-    const limitedServer = createServer({ handler: (req, res) => router.handle(req, res) });
-    const { port } = await limitedServer.listen(0, '127.0.0.1');
+    const { server: limitedServer, port } = await gatewayServer(limited, 'rls');
     const url = `http://127.0.0.1:${port}/v1/events`;
     try {
       const first = JSON.stringify({ type: 'track', event: 'a', userId: 'u' });
