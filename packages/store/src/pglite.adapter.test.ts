@@ -1,8 +1,11 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fsyncSync } from 'node:fs';
 import { access, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createDatabase } from './create-database';
 import { describeDatabaseContract } from './database.contract';
@@ -171,6 +174,19 @@ describe('PGlite durability on disk', () => {
     } finally {
       await db.close().catch(() => undefined);
     }
+  });
+  it('fails the statements queued behind one that PANICked, instead of running them on the dead backend', {
+    timeout: 60_000,
+  }, async () => {
+    // Run in a child with a deadline: on the dead backend a statement spins inside WASM and blocks the event
+    // loop, so an in-process test could not even time out. This froze the all-in-one under load.
+    const fixture = fileURLToPath(new URL('../test/queued-after-panic.fixture.ts', import.meta.url));
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', fixture, join(await parent, 'queued')],
+      { timeout: 30_000, killSignal: 'SIGKILL' },
+    );
+    expect(JSON.parse(stdout)).toEqual(['unavailable', 'unavailable', 'unavailable', 'unavailable']);
   });
 });
 

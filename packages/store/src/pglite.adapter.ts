@@ -168,6 +168,11 @@ interface CheckpointSettings {
  * transaction mutex from BEGIN to COMMIT/ROLLBACK, and its top-level `query()`/`exec()` take the same mutex,
  * so a statement issued outside a transaction waits until the running transaction ends instead of being
  * slipped into it (and rolled back with it). The contract suite checks exactly that.
+ *
+ * Every call also passes through a gate of our own (`#exclusive`) and checks liveness only once it holds it.
+ * Checked before waiting, a statement queued behind one that PANICs would run on the dead backend as soon
+ * as PGlite's mutex let it go, and spin there for ever: under load (the bus's flush, consumers' polls and
+ * lease renewals all queued at once) the first failed fsync froze the process instead of stopping it.
  */
 class PgliteDatabase implements Database {
   readonly kind = 'pglite';
@@ -176,6 +181,8 @@ class PgliteDatabase implements Database {
   #params: PrepareParams;
   #closing: Promise<void> | undefined;
   readonly #liveness: Liveness;
+  /** Settles when the last call that entered the gate has finished (`#exclusive`). */
+  #gateTail: Promise<void> = Promise.resolve();
 
   #checkpoints: ReturnType<typeof setInterval> | undefined;
   #checkpointing = false;
@@ -261,29 +268,52 @@ class PgliteDatabase implements Database {
     this.#liveness.check();
   }
 
-  async query<R = Record<string, unknown>>(
-    sql: string,
-    params?: readonly unknown[],
-  ): Promise<QueryResult<R>> {
+  /**
+   * Runs `run` once every call that entered before it has finished, after checking (then, not on entry)
+   * that the database is open and alive. PGlite serialises its calls as well; this gate only makes the
+   * liveness check and the statement one step, so nothing reaches a backend that died while it waited.
+   */
+  async #exclusive<T>(run: () => Promise<T>): Promise<T> {
     this.#check();
+    const previous = this.#gateTail;
+    let release!: () => void;
+    this.#gateTail = new Promise<void>((resolve) => {
+      release = resolve;
+    });
     try {
-      return toResult(await this.#db.query<R>(sql, this.#params(params)));
-    } catch (err) {
-      throw this.#liveness.fail(err, 'query');
+      await previous;
+      this.#check();
+      return await run();
+    } finally {
+      release();
     }
   }
 
-  async exec(sql: string): Promise<void> {
-    this.#check();
-    try {
-      await this.#db.exec(sql);
-    } catch (err) {
-      throw this.#liveness.fail(err, 'exec');
-    }
+  query<R = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
+    return this.#exclusive(async () => {
+      try {
+        return toResult(await this.#db.query<R>(sql, this.#params(params)));
+      } catch (err) {
+        throw this.#liveness.fail(err, 'query');
+      }
+    });
   }
 
-  async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    this.#check();
+  exec(sql: string): Promise<void> {
+    return this.#exclusive(async () => {
+      try {
+        await this.#db.exec(sql);
+      } catch (err) {
+        throw this.#liveness.fail(err, 'exec');
+      }
+    });
+  }
+
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    return this.#exclusive(() => this.#transaction(fn));
+  }
+
+  async #transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
     // Errors thrown by `fn` itself pass through untouched; only PGlite's own (BEGIN/COMMIT) are mapped.
     let fnError: { readonly err: unknown } | undefined;
     try {
