@@ -24,20 +24,38 @@ export function recordingLogger(): IdentityHubLogger & { readonly entries: LogEn
   return { entries, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }
 
-/** The control plane's answers, in memory: one pipeline whose linked domains a test may change. */
+/** A browser pipeline key of a pipeline of another org (the cross-tenant tests). */
+export const OTHER_PIPELINE_KEY = 'dk_test_9a8b7c6d5e4f3a2b1c0d9e8f';
+export const OTHER_PIPELINE: PipelineRef = { orgId: 'org_other', pipelineId: 'pl_other' };
+
+/** A further pipeline of the in-memory directory: its key, what the key opens, its linked domains. */
+export interface DirectoryEntry {
+  readonly key: string;
+  readonly ref: PipelineRef;
+  linked: string[];
+}
+
+/**
+ * The control plane's answers, in memory: the demo pipeline (whose linked domains a test may change) and,
+ * optionally, further pipelines (of the same or another org).
+ */
 export function inMemoryPipelines(
   linked: string[],
-): PipelineResolver & LinkedDomainSource & { linked: string[]; failing: boolean } {
+  others: DirectoryEntry[] = [],
+): PipelineResolver & LinkedDomainSource & { linked: string[]; failing: boolean; others: DirectoryEntry[] } {
   const directory = {
     linked,
     failing: false,
+    others,
     async byKey(key: string) {
       if (directory.failing) throw new Error('control plane unavailable');
-      return key === PIPELINE_KEY ? DEMO_PIPELINE : null;
+      if (key === PIPELINE_KEY) return DEMO_PIPELINE;
+      return directory.others.find((o) => o.key === key)?.ref ?? null;
     },
     async linkedDomains(pipelineId: string) {
       if (directory.failing) throw new Error('control plane unavailable');
-      return pipelineId === DEMO_PIPELINE.pipelineId ? [...directory.linked] : [];
+      if (pipelineId === DEMO_PIPELINE.pipelineId) return [...directory.linked];
+      return [...(directory.others.find((o) => o.ref.pipelineId === pipelineId)?.linked ?? [])];
     },
   };
   return directory;

@@ -221,6 +221,8 @@ describe('arriving with a token', () => {
     await df.flush();
     expect(hub.to('/v1/identity/resolve').map((s) => s.body)).toEqual([{ token: TOKEN }]);
     expect(hub.to('/v1/identity/resolve')[0]?.init.credentials).toBe('include');
+    // The hub refuses a token of another org than this page's pipeline (a site linked by someone else).
+    expect(new Headers(hub.to('/v1/identity/resolve')[0]?.init.headers).get('x-pipeline-key')).toBe(KEY);
     expect(df.anonymousId()).toBe(VISITOR);
     const [page] = hub.events();
     expect(page?.anonymousId).toBe(VISITOR);

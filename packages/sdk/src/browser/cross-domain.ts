@@ -108,7 +108,7 @@ export function crossDomainLinker(win: Window, linkedDomains: readonly string[])
   }
 
   function resolve(token: string, ctx: Parameters<Hooks['onArrival']>[1]): Promise<void> {
-    return post(ctx, 'resolve', { token }, RESOLVE_TIMEOUT_MS)
+    return post(ctx, 'resolve', { token }, RESOLVE_TIMEOUT_MS, ctx.pipelineKey)
       .then((response) => (response.ok ? (response.json() as Promise<{ anonymousId?: unknown }>) : null))
       .then((body) => {
         if (body !== null && typeof body.anonymousId === 'string') ctx.setAnonymousId(body.anonymousId);

@@ -9,6 +9,8 @@ import { CORPUS_LINKED_DOMAINS, OPEN_REDIRECT_CORPUS } from '../../test/open-red
 import {
   ANONYMOUS_ID,
   inMemoryPipelines,
+  OTHER_PIPELINE,
+  OTHER_PIPELINE_KEY,
   PIPELINE_KEY,
   recordingLogger,
   startServer,
@@ -498,6 +500,151 @@ describe('POST /v1/identity/resolve', () => {
     });
     expect(reply.status).toBe(200);
     expect(reply.headers['access-control-allow-origin']).toBeUndefined();
+  });
+});
+
+describe('binding to the pipeline and the host (cross-pipeline and cross-tenant leaks)', () => {
+  /** The visitor's browser, sent to the redirect endpoint on site A's data host (its `_dfid` lives there). */
+  function redirectOnSiteA(h: Harness, to: string, key: string, headers: Record<string, string> = {}) {
+    const query = new URLSearchParams({ to, pipelineKey: key });
+    return h.server.send({
+      method: 'GET',
+      path: `/v1/identity/redirect?${query}`,
+      host: h.host('site-a.localhost'),
+      headers: { cookie: `_dfid=${ANONYMOUS_ID}`, ...headers },
+    });
+  }
+
+  async function refusalCount(h: Harness, reason: string): Promise<number> {
+    const text = await h.metrics.metrics();
+    const match = new RegExp(
+      `signal_identity_request_refusals_total\\{endpoint="redirect",reason="${reason}"\\} (\\d+)`,
+    ).exec(text);
+    return Number(match?.[1] ?? 0);
+  }
+
+  it("the redirect does not carry site A's visitor to another org's pipeline that does not list site A", async () => {
+    // Org B's pipeline links only its own site. A page there navigates the visitor (top level, so the
+    // SameSite=Lax `_dfid` of site A's data host is sent) to the redirect with org B's key.
+    const h = await harness();
+    h.pipelines.others.push({ key: OTHER_PIPELINE_KEY, ref: OTHER_PIPELINE, linked: ['evil.example'] });
+    const reply = await redirectOnSiteA(h, 'https://evil.example/collect', OTHER_PIPELINE_KEY);
+    // Old code: 302 to https://evil.example/collect?_dftk=v1.…, and org B's server redeemed it
+    // (POST /v1/identity/resolve, Host: evil.example) for site A's anonymous id.
+    const location = String(reply.headers.location);
+    const token = new URL(location).searchParams.get('_dftk');
+    if (token !== null) {
+      const leaked = await h.server.send({
+        method: 'POST',
+        path: '/v1/identity/resolve',
+        host: 'evil.example',
+        body: { token },
+      });
+      expect(leaked.text).not.toContain(ANONYMOUS_ID);
+    }
+    expect(reply.status).toBe(302);
+    expect(location).toBe('https://evil.example/collect');
+    expect(await refusalCount(h, 'host_not_linked')).toBe(1);
+    // The visitor's own pipeline (it links site A) still carries the identity from the same host.
+    const own = await redirectOnSiteA(h, 'https://site-b.localhost/', PIPELINE_KEY);
+    expect(String(own.headers.location)).toMatch(/[?&]_dftk=v1\./);
+  });
+
+  it('a cross-site navigation into the redirect carries no identity, even for a pipeline claiming the host', async () => {
+    // Linked domains are the pipeline's own say: org B may list site A too. A browser still tells a
+    // navigation started by a page of another site (Sec-Fetch-Site: cross-site) from a link on site A.
+    const h = await harness();
+    h.pipelines.others.push({
+      key: OTHER_PIPELINE_KEY,
+      ref: OTHER_PIPELINE,
+      linked: ['site-a.localhost', 'evil.example'],
+    });
+    const crossSite = { 'sec-fetch-site': 'cross-site' };
+    const attack = await redirectOnSiteA(h, 'https://evil.example/c', OTHER_PIPELINE_KEY, crossSite);
+    expect(attack.status).toBe(302);
+    expect(attack.headers.location).toBe('https://evil.example/c');
+    const ownCrossSite = await redirectOnSiteA(h, 'https://site-b.localhost/', PIPELINE_KEY, crossSite);
+    expect(ownCrossSite.headers.location).toBe('https://site-b.localhost/');
+    expect(await refusalCount(h, 'cross_site')).toBe(2);
+    // A link on site A (same site as its data host), or a typed/bookmarked URL, carries it as before.
+    for (const site of ['same-origin', 'same-site', 'none']) {
+      const reply = await redirectOnSiteA(h, 'https://site-b.localhost/', PIPELINE_KEY, {
+        'sec-fetch-site': site,
+      });
+      expect({ site, carried: /[?&]_dftk=v1\./.test(String(reply.headers.location)) }).toEqual({
+        site,
+        carried: true,
+      });
+    }
+  });
+
+  it('a token opens only under the pipeline it was issued for: another pipeline linking the site does not help', async () => {
+    const h = await harness();
+    const token = await tokenFor(h, 'https://site-b.localhost/');
+    h.pipelines.others.push({
+      key: OTHER_PIPELINE_KEY,
+      ref: OTHER_PIPELINE,
+      linked: ['site-b.localhost', 'evil.example'],
+    });
+    // On a site only the other pipeline links: sealed for site B's audience, it does not open there.
+    expect((await resolveOn(h, 'evil.example', token)).status).toBe(400);
+    expect(await rejections(h, 'commitment_mismatch')).toBe(1);
+    // Once its own pipeline unlinks site B, the other pipeline still linking it does not keep it valid.
+    h.pipelines.linked = ['site-a.localhost'];
+    expect((await resolveOn(h, 'site-b.localhost', token)).status).toBe(400);
+    expect(await rejections(h, 'audience_not_linked')).toBe(1);
+  });
+
+  it("a page of another org's pipeline cannot redeem a token into its site (X-Pipeline-Key on resolve)", async () => {
+    // Linked domains are not verified: the demo org lists site B, which is org B's site running org B's
+    // Datafly.js. A token minted by the demo org (for any `_dfid` it chooses) and planted in a link to
+    // site B would set org B's visitor's `_dfid` to an id the demo org knows.
+    const h = await harness();
+    h.pipelines.others.push(
+      { key: OTHER_PIPELINE_KEY, ref: OTHER_PIPELINE, linked: ['site-b.localhost'] },
+      {
+        key: 'dk_test_sameorgsameorgsameorg1',
+        ref: { orgId: 'org_demo', pipelineId: 'pl_demo_b' },
+        linked: ['site-b.localhost', 'site-a.localhost'],
+      },
+    );
+    const token = await tokenFor(h, `http://site-b.localhost:${h.server.port}/`);
+    for (const key of [OTHER_PIPELINE_KEY, 'dk_test_unknownunknownunknown', 'not-a-key']) {
+      const reply = await resolveOn(h, 'site-b.localhost', token, { 'x-pipeline-key': key });
+      expect({ key, status: reply.status, body: reply.json() }).toEqual({
+        key,
+        status: 400,
+        body: INVALID_TOKEN_BODY,
+      });
+      expect(reply.headers['set-cookie']).toBeUndefined();
+      expect(reply.headers['access-control-allow-origin']).toBeUndefined();
+    }
+    expect(await rejections(h, 'pipeline_mismatch')).toBe(3);
+    // Refused attempts do not use the token up; a pipeline of the issuing org redeems it.
+    const sameOrg = await resolveOn(h, 'site-b.localhost', token, {
+      'x-pipeline-key': 'dk_test_sameorgsameorgsameorg1',
+    });
+    expect(sameOrg.status).toBe(200);
+    expect(sameOrg.json()).toEqual({ anonymousId: ANONYMOUS_ID });
+    // Without the header (Datafly.js before it sent one) resolve works as it always did.
+    const plain = await tokenFor(h, `http://site-b.localhost:${h.server.port}/`);
+    expect((await resolveOn(h, 'site-b.localhost', plain)).status).toBe(200);
+  });
+
+  it('answers 503 when the pipeline of an X-Pipeline-Key on resolve cannot be looked up, without using the token', async () => {
+    const h = await harness();
+    const token = await tokenFor(h, 'https://site-b.localhost/');
+    const byKey = h.pipelines.byKey;
+    h.pipelines.byKey = async () => {
+      throw new Error('control plane unavailable');
+    };
+    const reply = await resolveOn(h, 'site-b.localhost', token, { 'x-pipeline-key': PIPELINE_KEY });
+    expect(reply.status).toBe(503);
+    expect(reply.headers['set-cookie']).toBeUndefined();
+    h.pipelines.byKey = byKey;
+    expect((await resolveOn(h, 'site-b.localhost', token, { 'x-pipeline-key': PIPELINE_KEY })).status).toBe(
+      200,
+    );
   });
 });
 

@@ -148,6 +148,29 @@ export function registerIdentityRoutes(router: Router, deps: IdentityRoutesDeps)
     }
   }
 
+  /**
+   * Why the redirect must not put the `_dfid` it was sent into a token for this pipeline, or null.
+   *
+   * The redirect is a top-level GET, so the browser sends the SameSite=Lax `_dfid` of the data host even when
+   * a page of any other site started the navigation, with any pipeline's key. That cookie is the visitor's
+   * identity on the sites the arrival host serves, and only a pipeline linking one of them may carry it
+   * (`host_not_linked`); otherwise any pipeline (another org's included) could mint a token for the visitor
+   * of site A to a domain it lists and redeem it there. Linked domains are each pipeline's own say, so a
+   * navigation the browser reports as started by another site (`Sec-Fetch-Site: cross-site`) carries nothing
+   * either (`cross_site`): a link on the customer's site to its own data host is same-site, a typed or
+   * bookmarked URL `none`. Browsers that send no Fetch Metadata get the host check alone.
+   */
+  function identityWithheld(
+    req: IncomingMessage,
+    arrival: string,
+    domains: readonly LinkedDomain[],
+  ): 'host_not_linked' | 'cross_site' | null {
+    if (!domains.some((d) => servesAudience(arrival, d.host, settings.cookieDomains))) {
+      return 'host_not_linked';
+    }
+    return header(req, 'sec-fetch-site')?.toLowerCase() === 'cross-site' ? 'cross_site' : null;
+  }
+
   function destinationError(reason: DestinationRefusal, headers: Record<string, string>): HttpError {
     return new HttpError(
       'validation_failed',
@@ -257,9 +280,12 @@ export function registerIdentityRoutes(router: Router, deps: IdentityRoutesDeps)
     }
     const anonymousId = readAnonymousIdCookie(header(req, 'cookie'));
     let location = destination.url.href;
-    if (anonymousId === undefined) {
-      // Nothing to carry: the visitor still gets where the link pointed (an allowlisted destination).
-      refusals.inc({ endpoint: 'redirect', reason: 'no_identity' });
+    const withheld =
+      anonymousId === undefined ? 'no_identity' : identityWithheld(req, arrival, found.domains);
+    if (anonymousId === undefined || withheld !== null) {
+      // Nothing to carry, or not this pipeline's to carry: the visitor still gets where the link pointed
+      // (an allowlisted destination), without a token.
+      refusals.inc({ endpoint: 'redirect', reason: withheld ?? 'no_identity' });
     } else {
       const { token } = tokens.issue({
         anonymousId,
@@ -319,6 +345,23 @@ export function registerIdentityRoutes(router: Router, deps: IdentityRoutesDeps)
     }
     const linked = page === null ? domains.some((d) => d.host === audience) : isLinkedOrigin(page, domains);
     if (!linked) return reject('audience_not_linked', { pipeline: claims.pipeline });
+    // The page's own pipeline key, when its Datafly.js sends one: the token must be of that pipeline's org.
+    // Linked domains are not verified, so without this an org listing another org's site could plant a
+    // token (for an id it chose) in a link to that site and set the visitor's `_dfid` there.
+    const resolverKey = header(req, 'x-pipeline-key');
+    if (resolverKey !== undefined) {
+      let resolver: PipelineRef | null = null;
+      try {
+        if (PIPELINE_KEY.test(resolverKey)) resolver = await pipelines.byKey(resolverKey);
+      } catch (cause) {
+        logger.error({ err: cause, endpoint: 'resolve' }, 'pipeline lookup failed');
+        sendHttpError(res, unavailable('pipeline lookup is unavailable, retry shortly'));
+        return;
+      }
+      if (resolver === null || resolver.orgId !== claims.org) {
+        return reject('pipeline_mismatch', { pipeline: claims.pipeline });
+      }
+    }
     if (origin !== undefined) cors = corsHeaders(origin);
     // Before the consume, so a limited request does not use the token up: the page may retry it. The
     // pipeline comes from the opened (authenticated) claims, so a forged token cannot spend another's budget.

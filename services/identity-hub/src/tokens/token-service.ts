@@ -33,6 +33,8 @@ export const TOKEN_REJECTIONS = [
   'replayed',
   /** The request arrived on a Host the hub does not serve (not a host name, or not in IDENTITY_PUBLIC_HOSTS). */
   'untrusted_host',
+  /** Resolve named a pipeline (X-Pipeline-Key) that is unknown or of another org than the token's. */
+  'pipeline_mismatch',
 ] as const;
 export type TokenRejection = (typeof TOKEN_REJECTIONS)[number];
 
