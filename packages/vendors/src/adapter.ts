@@ -101,7 +101,12 @@ export interface VendorAdapter<S, C> {
   prepare(event: CanonicalEvent, ctx: AdapterContext<S, C>): Preparation;
   /** One request for a batch that respects `limits` (count, size, equal `batchKey`). */
   buildRequest(batch: readonly PreparedEvent[], ctx: AdapterContext<S, C>): BuiltRequest;
-  /** One verdict per event of the batch, in order: per row where the vendor reports rows, else shared. */
+  /**
+   * One verdict per event of the batch, in order: per row where the vendor reports rows, else shared. A vendor
+   * that refuses the whole request because of some rows leaves the others unjudged: `resend` for them when it
+   * names the rows at fault (which get their dead letter), `bisect(verdict)` for every row when it names none;
+   * `deliver` then sends follow-up requests without them (`settleBatch`).
+   */
   classify(
     result: VendorRequestResult,
     batch: readonly PreparedEvent[],

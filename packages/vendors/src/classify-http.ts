@@ -1,6 +1,6 @@
 import type { NetworkError, VendorResponse } from '@signal/http';
 import { retryAfterMs } from '@signal/http';
-import { deadLetter, delivered, retry, type Verdict } from './outcome';
+import { deadLetter, delivered, type FinalVerdict, retry, type Verdict } from './outcome';
 
 /**
  * The classification every vendor shares, from the HTTP status alone. Adapters first look at what their
@@ -15,7 +15,7 @@ import { deadLetter, delivered, retry, type Verdict } from './outcome';
  * | 3xx               | dead letter `unexpected_redirect`        |
  * | other 4xx, 1xx    | dead letter `vendor_rejected`            |
  */
-export function classifyStatus(response: VendorResponse, now: number): Verdict {
+export function classifyStatus(response: VendorResponse, now: number): FinalVerdict {
   const { status } = response;
   if (status >= 200 && status < 300) return delivered;
   const after = retryAfter(response, now);
@@ -35,7 +35,7 @@ export function retryAfter(response: VendorResponse, now: number): number | unde
  * A network failure: retryable ones (timeouts, refused or reset connections, DNS, shutdown) come back;
  * TLS failures and impossible requests need a human and go to the DLQ, replayable once fixed.
  */
-export function classifyNetworkError(error: NetworkError): Verdict {
+export function classifyNetworkError(error: NetworkError): FinalVerdict {
   if (error.retryable) return retry(error.kind === 'timeout' ? 'timeout' : 'network_error');
   switch (error.kind) {
     case 'tls_error':

@@ -7,6 +7,7 @@ import type { VendorAdapter } from './adapter';
 import { classifyStatus, shared } from './classify-http';
 import { createIntegration, deliver, type SendRequest } from './deliver';
 import { VendorConfigError } from './errors';
+import { bisect, deadLetter, resend } from './outcome';
 import { metaCapi } from './vendors/meta-capi.adapter';
 
 /**
@@ -63,8 +64,11 @@ const testAdapter: VendorAdapter<{ batch: number }, { token: string }> = {
   classify(result, batch, { now }) {
     if (result.type === 'network_error')
       return shared({ kind: 'retry', reason: 'network_error' }, batch.length);
-    // A buggy classifier: one verdict too few for a 418.
+    // A buggy classifier: one verdict too few for a 418, and a 409 that blames no row but leaves them all unjudged.
     if (result.status === 418) return [];
+    if (result.status === 409) return shared(resend, batch.length);
+    // Like TikTok's 40002: the whole request refused for a row the vendor does not name.
+    if (result.status === 422) return shared(bisect(deadLetter('validation_failed')), batch.length);
     return shared(classifyStatus(result, now), batch.length);
   },
 };
@@ -170,6 +174,47 @@ describe('deliver', () => {
       'vendor_rejected',
       'vendor_rejected',
     ]);
+  });
+
+  it('a classifier that leaves every row unjudged gets the status table, not an endless follow-up', async () => {
+    const { sent, send } = recorder(() => ok(409));
+    const report = await deliver(testAdapter, [event('m1'), event('m2')], {
+      settings: {},
+      credentials: { token: 'token-123456' },
+      transport: { send },
+      now: () => NOW,
+    });
+    expect(sent).toHaveLength(1);
+    expect(report.outcomes.map((o) => o.kind === 'dead_letter' && o.reason)).toEqual([
+      'vendor_rejected',
+      'vendor_rejected',
+    ]);
+  });
+
+  it('stops splitting a refused batch when shutdown aborts a follow-up: the rest keeps its event', async () => {
+    const controller = new AbortController();
+    const { sent, send } = recorder((): VendorRequestResult => {
+      if (sent.length === 1) {
+        controller.abort();
+        return ok(422);
+      }
+      return {
+        type: 'network_error',
+        ok: false,
+        error: { kind: 'aborted', code: 'UND_ERR_ABORTED', message: 'aborted', retryable: true },
+      };
+    });
+    const report = await deliver(testAdapter, [event('m1'), event('m2'), event('m3'), event('m4')], {
+      settings: { batch: 4 },
+      credentials: { token: 'token-123456' },
+      transport: { send },
+      now: () => NOW,
+      signal: controller.signal,
+    });
+    expect(sent).toHaveLength(2);
+    for (const outcome of report.outcomes) {
+      expect(outcome).toMatchObject({ kind: 'retry', reason: 'network_error' });
+    }
   });
 
   it('refuses an event bigger than the per-event limit without sending it', async () => {

@@ -16,11 +16,12 @@ import type {
   VendorAdapterId,
   VendorLimits,
 } from './adapter';
+import { type Judgement, settleBatch } from './batch-refusal';
 import { splitBatches } from './batching';
 import { classifyNetworkError, classifyStatus, shared } from './classify-http';
 import { VendorConfigError } from './errors';
 import { checkEventTime } from './guards';
-import type { CapturedResponse, DeliveryOutcome, Verdict } from './outcome';
+import type { CapturedResponse, DeliveryOutcome, FinalVerdict, Verdict } from './outcome';
 import { captureResponse, createRedactor, MAX_DETAIL, type Redactor, scrub, secretStrings } from './redact';
 
 /** Sends one request and answers with a value, never throwing for network errors (`@signal/http` `request`). */
@@ -197,13 +198,31 @@ async function run<S, C>(
   const requests: RequestRecord[] = [];
   for (const indices of splitBatches(prepared, limits)) {
     const batch = indices.flatMap((i) => prepared[i] ?? []);
-    const verdicts = await attempt(bound, ctx, batch, send, options, logger, requests);
+    const first = requests.length;
+    // A vendor that refuses the whole request for some of its rows gets follow-ups without them (bounded).
+    const settled = await settleBatch(batch.length, (rows) =>
+      attempt(
+        bound,
+        ctx,
+        rows.flatMap((row) => batch[row] ?? []),
+        send,
+        options,
+        logger,
+        requests,
+      ),
+    );
+    if (requests.length - first > 1) {
+      logger.info(
+        { vendor: adapter.id, events: batch.length, requests: requests.length - first },
+        'vendor refused a batch because of some of its events; the others went in follow-up requests',
+      );
+    }
     indices.forEach((preparedIndex, position) => {
       const index = origin[preparedIndex];
       const entry = prepared[preparedIndex];
-      const verdict = verdicts.list[position];
-      if (index === undefined || entry === undefined || verdict === undefined) return;
-      outcomes[index] = toOutcome(entry.event.messageId, verdict, verdicts.lastResponse, redact);
+      const row = settled[position];
+      if (index === undefined || entry === undefined || row === undefined) return;
+      outcomes[index] = toOutcome(entry.event.messageId, row.verdict, row.lastResponse, redact);
     });
   }
 
@@ -220,12 +239,6 @@ async function run<S, C>(
   };
 }
 
-interface AttemptResult {
-  readonly list: readonly Verdict[];
-  /** Scrubbed once per request, shared by every event of the batch that was not delivered. */
-  readonly lastResponse: CapturedResponse | undefined;
-}
-
 async function attempt<S, C>(
   bound: Bound<S, C>,
   ctx: AdapterContext<S, C>,
@@ -234,7 +247,7 @@ async function attempt<S, C>(
   options: DeliverOptions,
   logger: Logger,
   requests: RequestRecord[],
-): Promise<AttemptResult> {
+): Promise<Judgement> {
   const { adapter } = bound;
   let built: BuiltRequest;
   try {
@@ -287,7 +300,10 @@ async function attempt<S, C>(
   let list: readonly Verdict[];
   try {
     list = adapter.classify(result, batch, ctx);
-    if (list.length !== batch.length) list = fallback(result, batch.length, ctx.now);
+    // One verdict per row; and a request where every row is `resend` blames no row, so nothing would change.
+    if (list.length !== batch.length || list.every((v) => v.kind === 'resend')) {
+      list = fallback(result, batch.length, ctx.now);
+    }
   } catch (cause) {
     logger.error({ vendor: adapter.id, err: errorName(cause) }, 'vendor classification threw');
     list = fallback(result, batch.length, ctx.now);
@@ -312,7 +328,7 @@ function fallback(result: VendorRequestResult, count: number, now: number): Verd
 
 function toOutcome(
   messageId: string,
-  verdict: Verdict,
+  verdict: FinalVerdict,
   lastResponse: CapturedResponse | undefined,
   redact: Redactor,
 ): DeliveryOutcome {

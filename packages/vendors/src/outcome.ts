@@ -47,7 +47,10 @@ export const RETRY_REASONS = [
   'timeout',
   /** Connection refused or reset, DNS failure, protocol error, aborted by shutdown. */
   'network_error',
-  /** The vendor refused the whole batch because of other rows (LinkedIn 422): this row can go again at once. */
+  /**
+   * The vendor refused the whole batch because of other rows, and the follow-up requests that isolate them ran
+   * out before this row was judged (see `settleBatch`): it goes to the next attempt.
+   */
   'batch_partially_rejected',
 ] as const;
 export type RetryReason = (typeof RETRY_REASONS)[number];
@@ -85,16 +88,39 @@ export interface CapturedResponse {
   readonly errorCode?: string;
 }
 
-/** A classification without the event it applies to: what an adapter's `classify` returns per row. */
+export interface DeliveredVerdict {
+  readonly kind: 'delivered';
+}
+
+export interface RetryVerdict {
+  readonly kind: 'retry';
+  readonly reason: RetryReason;
+  readonly retryAfterMs?: number;
+  readonly detail?: string;
+}
+
+export interface DeadLetterVerdict {
+  readonly kind: 'dead_letter';
+  readonly reason: DeadLetterReason;
+  readonly detail?: string;
+}
+
+/** A settled classification without the event it applies to: what becomes a `DeliveryOutcome`. */
+export type FinalVerdict = DeliveredVerdict | RetryVerdict | DeadLetterVerdict;
+
+/**
+ * What an adapter's `classify` says about one row of a request. Besides a final verdict, a vendor that refused
+ * the whole request because of some of its rows (Meta, TikTok, LinkedIn) leaves the other rows unjudged, and
+ * `deliver` goes on with them in follow-up requests (`settleBatch`); these two never become outcomes:
+ *
+ * - `resend`: the vendor named other rows as the cause; this one goes again without them.
+ * - `bisect`: the vendor named no row; the request is halved until the row at fault is alone, and `verdict` is
+ *   what a row refused alone (or shown to be the one at fault) gets.
+ */
 export type Verdict =
-  | { readonly kind: 'delivered' }
-  | {
-      readonly kind: 'retry';
-      readonly reason: RetryReason;
-      readonly retryAfterMs?: number;
-      readonly detail?: string;
-    }
-  | { readonly kind: 'dead_letter'; readonly reason: DeadLetterReason; readonly detail?: string };
+  | FinalVerdict
+  | { readonly kind: 'resend' }
+  | { readonly kind: 'bisect'; readonly verdict: DeadLetterVerdict };
 
 export type DeliveryOutcome =
   | { readonly kind: 'delivered'; readonly messageId: string }
@@ -123,9 +149,9 @@ export type DeliveryOutcome =
 
 export type OutcomeKind = DeliveryOutcome['kind'];
 
-export const delivered: Verdict = Object.freeze({ kind: 'delivered' });
+export const delivered: DeliveredVerdict = Object.freeze({ kind: 'delivered' });
 
-export function retry(reason: RetryReason, retryAfterMs?: number, detail?: string): Verdict {
+export function retry(reason: RetryReason, retryAfterMs?: number, detail?: string): RetryVerdict {
   return {
     kind: 'retry',
     reason,
@@ -134,8 +160,16 @@ export function retry(reason: RetryReason, retryAfterMs?: number, detail?: strin
   };
 }
 
-export function deadLetter(reason: DeadLetterReason, detail?: string): Verdict {
+export function deadLetter(reason: DeadLetterReason, detail?: string): DeadLetterVerdict {
   return { kind: 'dead_letter', reason, ...(detail === undefined ? {} : { detail }) };
+}
+
+/** Not judged: the vendor blamed other rows of the request. */
+export const resend: Verdict = Object.freeze({ kind: 'resend' });
+
+/** The vendor refused the request for a row it did not name; `verdict` is for the row at fault. */
+export function bisect(verdict: DeadLetterVerdict): Verdict {
+  return { kind: 'bisect', verdict };
 }
 
 /** True for the outcome that should raise the credentials alert (bad or revoked token, missing permission). */

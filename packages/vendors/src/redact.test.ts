@@ -28,6 +28,11 @@ describe('createRedactor', () => {
       'bad em for [email] at [ip]',
     );
     expect(redact('client 2001:db8:85a3::8a2e:370:7334 refused')).toBe('client [ip] refused');
+    expect(redact('from ::ffff:203.0.113.7 and ::1')).toBe('from ::ffff:[ip] and [ip]');
+    // LinkedIn's row messages use `::` as a separator: it is no one's address.
+    expect(redact('ERROR :: /conversionValue/amount :: not a number')).toBe(
+      'ERROR :: /conversionValue/amount :: not a number',
+    );
   });
 
   it('ignores secrets too short to search for without blanking unrelated text', () => {

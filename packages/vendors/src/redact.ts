@@ -28,7 +28,10 @@ const PATTERNS: ReadonlyArray<readonly [RegExp, string]> = [
   [/\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b/g, '[ip]'],
 ];
 
-/** IPv6 candidates (two colons or more); only real addresses are replaced, so `12:30:45` stays. */
+/**
+ * IPv6 candidates (two colons or more); only real addresses are replaced, so `12:30:45` stays, and so does a
+ * bare `::` (the unspecified address, no one's: LinkedIn's `ERROR :: /field :: message` separator).
+ */
 const IPV6_CANDIDATE = /[0-9A-Fa-f]*:[0-9A-Fa-f:.]*:[0-9A-Fa-f.]*/g;
 
 export type Redactor = (text: string) => string;
@@ -52,7 +55,7 @@ export function createRedactor(secrets: readonly string[]): Redactor {
     let out = text.length > SCAN_LIMIT ? text.slice(0, SCAN_LIMIT) : text;
     for (const form of ordered) out = out.split(form).join(REDACTED);
     for (const [pattern, replacement] of PATTERNS) out = out.replace(pattern, replacement);
-    return out.replace(IPV6_CANDIDATE, (match) => (isIP(match) === 6 ? '[ip]' : match));
+    return out.replace(IPV6_CANDIDATE, (match) => (match !== '::' && isIP(match) === 6 ? '[ip]' : match));
   };
 }
 

@@ -322,20 +322,25 @@ describe('per-event results', () => {
     });
   });
 
-  it('LinkedIn: 422 names the bad rows; the others are retried at once', async () => {
-    const outcomes = await classify(
-      'linkedin',
-      {
-        status: 422,
-        body: { message: 'Index: 1, ERROR :: /conversionValue/amount :: not a number\n', status: 422 },
-      },
-      3,
+  it('LinkedIn: 422 names the bad rows; the others go again at once in a follow-up, not as a retry', async () => {
+    sink.reply((_, index) =>
+      index === 0
+        ? {
+            status: 422,
+            body: { message: 'Index: 1, ERROR :: /conversionValue/amount :: not a number\n', status: 422 },
+          }
+        : { status: 200, body: { elements: [{ status: 201 }, { status: 201 }] } },
     );
-    expect(outcomes.map(shape)).toEqual([
-      { kind: 'retry', reason: 'batch_partially_rejected', retryAfterMs: 0 },
+    const report = await integrationFor('linkedin', sink.origin).deliver(purchases(3), {
+      transport: { dispatcher: tls.dispatcher },
+      now,
+    });
+    expect(report.outcomes.map(shape)).toEqual([
+      { kind: 'delivered' },
       { kind: 'dead_letter', reason: 'validation_failed' },
-      { kind: 'retry', reason: 'batch_partially_rejected', retryAfterMs: 0 },
+      { kind: 'delivered' },
     ]);
+    expect(report.requests.map((r) => r.events)).toEqual([3, 2]);
   });
 
   it('LinkedIn: per-element statuses of a batch create; 426 means the pinned version was sunset', async () => {

@@ -9,14 +9,16 @@ import { eventTimeMs } from '../canonical/time';
 import { classifyNetworkError, classifyStatus, isRecord, parseJson, shared } from '../classify-http';
 import { compact } from '../compact';
 import { piiValue, refuse } from '../guards';
-import { deadLetter, delivered, retry, type Verdict } from '../outcome';
+import { bisect, deadLetter, delivered, resend, retry, type Verdict } from '../outcome';
 import { DAY_MS, DEFAULT_FUTURE_SKEW_MS, endpointSchema, MIB, secretSchema } from '../settings';
 
 /**
  * LinkedIn Conversions API: `POST https://api.linkedin.com/rest/conversionEvents` as a Rest.li
  * `BATCH_CREATE`, with a pinned `LinkedIn-Version` (each monthly version is supported about a year; a sunset
- * one answers 426 → `api_version_deprecated`). A bad row fails the whole batch with 422 naming the row
- * indices: those rows are dead-lettered and the others retried at once.
+ * one answers 426 → `api_version_deprecated`). A bad row fails the whole batch with 422, none of it created,
+ * naming the row indices: those rows are dead-lettered and the others go again at once in a follow-up request
+ * (`settleBatch`), not as a retry that would cost each of them a delivery attempt. A 422 naming no row halves
+ * the batch until the bad row is alone.
  */
 
 const settingsSchema = z.strictObject({
@@ -156,12 +158,11 @@ export const linkedinCapi: VendorAdapter<LinkedInSettings, LinkedInCredentials> 
     if (result.status === 426) return shared(deadLetter('api_version_deprecated'), batch.length);
     if (result.status === 422) {
       const rows = rejectedRows(result.body);
-      if (rows.size === 0) return shared(deadLetter('validation_failed'), batch.length);
+      const named = [...rows.keys()].some((index) => index < batch.length);
+      if (!named) return shared(bisect(deadLetter('validation_failed')), batch.length);
       return batch.map((_, index) => {
         const message = rows.get(index);
-        return message === undefined
-          ? retry('batch_partially_rejected', 0)
-          : deadLetter('validation_failed', message);
+        return message === undefined ? resend : deadLetter('validation_failed', message);
       });
     }
     if (result.status === 400) return shared(deadLetter('validation_failed'), batch.length);

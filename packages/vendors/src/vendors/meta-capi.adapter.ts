@@ -17,7 +17,16 @@ import {
 } from '../classify-http';
 import { compact } from '../compact';
 import { checkIp, list, piiValue, refuse } from '../guards';
-import { deadLetter, delivered, retry, type Verdict } from '../outcome';
+import {
+  bisect,
+  type DeadLetterVerdict,
+  deadLetter,
+  delivered,
+  type FinalVerdict,
+  resend,
+  retry,
+  type Verdict,
+} from '../outcome';
 import {
   baseUrl,
   DAY_MS,
@@ -95,6 +104,29 @@ const AUTH_CODES: ReadonlySet<number> = new Set([3, 10, 102, 190]);
 interface GraphError {
   readonly code: number;
   readonly subcode: number | undefined;
+  /** Positions in the request's `data` that the error names (`$['data'][3]`, `error_data.event_index`). */
+  readonly rows: ReadonlySet<number>;
+}
+
+/**
+ * How Graph names an event of `data` in its texts: `$['data'][3]` (the business SDKs' "on param" messages),
+ * `data[3]`, `events[3]`. `user_data[0]` or `contents[1]` are not events: the name must start a word.
+ */
+const NAMED_ROW = /\b(?:data|events?)["']?\]?\[(\d{1,6})\]/g;
+
+function namedRows(error: Record<string, unknown>): Set<number> {
+  const rows = new Set<number>();
+  for (const key of ['message', 'error_user_title', 'error_user_msg']) {
+    const text = error[key];
+    if (typeof text !== 'string') continue;
+    for (const [, index] of text.matchAll(NAMED_ROW)) rows.add(Number(index));
+  }
+  // Offline and server event uploads put the position in `error_data`, an object or a JSON string.
+  const data = typeof error.error_data === 'string' ? parseJson(error.error_data) : error.error_data;
+  if (isRecord(data) && typeof data.event_index === 'number' && Number.isInteger(data.event_index)) {
+    rows.add(data.event_index);
+  }
+  return rows;
 }
 
 function graphError(body: string): GraphError | undefined {
@@ -102,10 +134,14 @@ function graphError(body: string): GraphError | undefined {
   if (!isRecord(parsed) || !isRecord(parsed.error)) return undefined;
   const { code, error_subcode: subcode } = parsed.error;
   if (typeof code !== 'number') return undefined;
-  return { code, subcode: typeof subcode === 'number' ? subcode : undefined };
+  return {
+    code,
+    subcode: typeof subcode === 'number' ? subcode : undefined,
+    rows: namedRows(parsed.error),
+  };
 }
 
-function graphVerdict(error: GraphError, response: VendorResponse, now: number): Verdict | undefined {
+function graphVerdict(error: GraphError, response: VendorResponse, now: number): FinalVerdict | undefined {
   const detail = `Graph error ${error.code}${error.subcode === undefined ? '' : `/${error.subcode}`}`;
   const { code } = error;
   if (THROTTLE_CODES.has(code) || (code >= 80_000 && code <= 80_014)) {
@@ -116,6 +152,24 @@ function graphVerdict(error: GraphError, response: VendorResponse, now: number):
   if (AUTH_CODES.has(code) || (code >= 200 && code <= 299)) return deadLetter('auth_failed', detail);
   if (code === 100) return deadLetter('validation_failed', detail);
   return undefined;
+}
+
+/** Graph 100 subcodes of the server-event checks (2804003 too old, 2804030 data processing options, …). */
+const isServerEventSubcode = (subcode: number | undefined): boolean =>
+  subcode !== undefined && subcode >= 2_804_000 && subcode <= 2_804_999;
+
+/**
+ * A 100 (invalid parameter) refuses the whole request and processes none of its events, even when one event
+ * is at fault ("If any event_time in data is greater than 7 days in the past, we return an error for the
+ * entire request and process no events"). When Graph names the events, only they are refused and the others go
+ * again; when a server-event check names none, the batch is halved to find it. Other 100s (33: the dataset
+ * does not exist) are about the request and refuse every event.
+ */
+function invalidParameter(error: GraphError, verdict: DeadLetterVerdict, count: number): Verdict[] {
+  const named = [...error.rows].filter((row) => row < count);
+  if (named.length > 0)
+    return Array.from({ length: count }, (_, row) => (named.includes(row) ? verdict : resend));
+  return shared(isServerEventSubcode(error.subcode) ? bisect(verdict) : verdict, count);
 }
 
 function prepare(event: CanonicalEvent, ctx: AdapterContext<MetaSettings, MetaCredentials>): Preparation {
@@ -256,6 +310,9 @@ export const metaCapi: MetaAdapter = {
     const error = graphError(result.body);
     const verdict =
       (error === undefined ? undefined : graphVerdict(error, result, now)) ?? classifyStatus(result, now);
+    if (error?.code === 100 && verdict.kind === 'dead_letter') {
+      return invalidParameter(error, verdict, batch.length);
+    }
     return shared(verdict, batch.length);
   },
 };

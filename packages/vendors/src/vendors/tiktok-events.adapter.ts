@@ -17,7 +17,7 @@ import {
 } from '../classify-http';
 import { compact } from '../compact';
 import { checkIp, piiValue, refuse } from '../guards';
-import { deadLetter, delivered, retry, type Verdict } from '../outcome';
+import { bisect, deadLetter, delivered, type FinalVerdict, retry } from '../outcome';
 import {
   DAY_MS,
   DEFAULT_FUTURE_SKEW_MS,
@@ -30,7 +30,8 @@ import {
 /**
  * TikTok Events API 2.0: `POST https://business-api.tiktok.com/open_api/v1.3/event/track/`, token in the
  * `Access-Token` header. TikTok answers HTTP 200 with a body `code`: 0 is success, 40100 is throttling, and a
- * single bad row fails the whole batch.
+ * single bad row fails the whole batch with 40002 without naming the row (`"Invalid value for event_id: not a
+ * valid string."`): the batch is halved until that row is alone (`settleBatch`).
  */
 
 const settingsSchema = z.strictObject({
@@ -155,7 +156,7 @@ function prepare(event: CanonicalEvent, ctx: AdapterContext<TikTokSettings, TikT
   };
 }
 
-function bodyVerdict(response: VendorResponse, now: number): Verdict | undefined {
+function bodyVerdict(response: VendorResponse, now: number): FinalVerdict | undefined {
   const parsed = parseJson(response.body);
   if (!isRecord(parsed) || typeof parsed.code !== 'number') return undefined;
   const { code } = parsed;
@@ -203,6 +204,11 @@ export const tiktokEvents: VendorAdapter<TikTokSettings, TikTokCredentials> = {
   },
   classify(result, batch, { now }) {
     if (result.type === 'network_error') return shared(classifyNetworkError(result.error), batch.length);
-    return shared(bodyVerdict(result, now) ?? classifyStatus(result, now), batch.length);
+    const verdict = bodyVerdict(result, now) ?? classifyStatus(result, now);
+    // 40002 refuses the whole batch for one row it does not name: halve the batch to find it.
+    if (verdict.kind === 'dead_letter' && verdict.reason === 'validation_failed') {
+      return shared(bisect(verdict), batch.length);
+    }
+    return shared(verdict, batch.length);
   },
 };
