@@ -238,7 +238,7 @@ describe('a flaky vendor: 30 % 500, 429 with Retry-After, stalls', () => {
       const total = 200;
       const events = Array.from({ length: total }, () => makeEvent({ pipelineId }));
       await h.publishRaw(events);
-      const dlq = createDlqStore(h.db);
+      const dlq = createDlqStore(h.db, h.control.crypto);
       const settled = async () => {
         const { rows } = await h.db.query<{ n: string }>(
           'SELECT count(*)::text AS n FROM delivery_ledger WHERE integration_id = $1',
@@ -304,20 +304,19 @@ describe('a vendor refusing everything (400), then fixed', () => {
       await h.worker.start();
       const events = Array.from({ length: 50 }, () => makeEvent({ pipelineId }));
       await h.publishRaw(events);
-      const dlq = createDlqStore(h.db);
+      const dlq = createDlqStore(h.db, h.control.crypto);
       await waitFor(async () => (await dlq.list({ integrationId })).length === 50, 'fifty dead letters');
       expect(vendor.requests).toHaveLength(50);
       const [entry] = await dlq.list({ integrationId, limit: 1 });
       expect(entry).toMatchObject({ error: 'vendor_rejected', attempts: 1, lastResponse: { status: 400 } });
 
       vendor.reply(() => ({ status: 200, body: '{}' }));
-      const result = await replayDlq({ db: h.db, bus: h.bus, namespace: h.namespace }, { integrationId });
+      const deps = { db: h.db, bus: h.bus, namespace: h.namespace, crypto: h.control.crypto };
+      const result = await replayDlq(deps, { integrationId });
       expect(result).toEqual({ replayed: 50, skipped: [] });
       await waitFor(() => vendor.requests.length === 100, 'the replayed deliveries');
       // A second replay finds nothing pending, and re-publishing would be absorbed by the ledger.
-      expect(
-        (await replayDlq({ db: h.db, bus: h.bus, namespace: h.namespace }, { integrationId })).replayed,
-      ).toBe(0);
+      expect((await replayDlq(deps, { integrationId })).replayed).toBe(0);
       await new Promise((r) => setTimeout(r, 300));
       const counts = vendor.countByMessage();
       for (const e of events) expect(counts.get(e.messageId)).toBe(2);

@@ -22,6 +22,7 @@ export async function buildContainer(deps: ServiceMainDeps): Promise<ServiceCont
     consentStore: createCacheConsentStateStore({ cache: host.cache, logger: host.log('consent') }),
     ...controlPlaneWorkerSources(host.controlPlane),
     namespace: config.namespace,
+    crypto: host.crypto.crypto,
     logger: host.log('delivery-worker'),
     metrics,
     settings: {

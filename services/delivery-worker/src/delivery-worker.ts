@@ -11,6 +11,7 @@ import type { BackoffPolicy } from './delivery/backoff';
 import { createBatchDeliverer } from './delivery/batch-deliverer';
 import { createRuntimeDirectory } from './delivery/integration-runtime';
 import { createDlqStore } from './dlq/dlq-store';
+import type { DlqCrypto } from './dlq/encrypted-columns';
 import { createDeliveryLedger } from './ledger/delivery-ledger';
 import { workerMetrics } from './metrics';
 import type { CredentialSource, WorkerIntegrationSource, WorkerLogger } from './ports';
@@ -79,6 +80,11 @@ export interface DeliveryWorkerDeps {
   /** Strict-TLS dispatchers; one is created (and closed on stop) when absent. */
   readonly dispatchers?: VendorDispatcherRegistry;
   readonly namespace: string;
+  /**
+   * Seals the personal data of dead letters in the DLQ index (`delivery_dlq.letter`, data class `bus`) and
+   * opens them for replay: the process's crypto service, the one its bus seals with.
+   */
+  readonly crypto: DlqCrypto;
   readonly logger: WorkerLogger;
   readonly metrics: Metrics;
   readonly settings?: z.input<typeof workerSettingsSchema>;
@@ -165,7 +171,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   });
   const ledger = createDeliveryLedger(db);
   const retries = createRetryStore(db);
-  const dlqStore = createDlqStore(db);
+  const dlqStore = createDlqStore(db, deps.crypto);
   const policy: BackoffPolicy = {
     maxAttempts: settings.retryMaxAttempts,
     baseMs: settings.retryBackoffBaseMs,
@@ -395,6 +401,10 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     async start() {
       if (running) return;
       running = true;
+      // Rows indexed before delivery-worker/0003 hold their letter as plaintext: seal them before anything
+      // else, so no plaintext outlives the first start of this release.
+      const sealed = await dlqStore.sealLegacy();
+      if (sealed > 0) logger.info({ sealed }, 'sealed dead letters indexed before encryption at rest');
       const dlq = topics.dlqEvents(namespace);
       await bus.createTopics([{ name: dlq.name, partitions: settings.topicPartitions }]);
       dlqSubscription = await subscribeTo(bus, {

@@ -44,8 +44,15 @@ export {
   createDlqStore,
   type DeadLetterEntry,
   type DeadLetterFilter,
+  type DeadLetterRow,
   type DlqStore,
 } from './dlq/dlq-store';
+export {
+  DELIVERY_WORKER_ENCRYPTED_COLUMNS,
+  DLQ_LETTER_COLUMN,
+  type DlqCrypto,
+  deadLetterContext,
+} from './dlq/encrypted-columns';
 export { MASK, maskPersonalData } from './dlq/mask';
 export {
   REPLAY_HEADER,
@@ -53,6 +60,7 @@ export {
   type ReplayOptions,
   type ReplayResult,
   replayDlq,
+  type SkipReason,
 } from './dlq/replay';
 export { createDeliveryLedger, type DeliveryLedger } from './ledger/delivery-ledger';
 export { type WorkerMetrics, workerMetrics } from './metrics';

@@ -16,6 +16,18 @@ import type { Migration } from '@signal/store';
  * `delivery_dlq.escaped` marks a row whose letter holds such text: its text columns then hold JSON string
  * literals and `original` / `last_response` a JSON string of their JSON text, all plain ASCII, decoded by
  * `createDlqStore` (lossless). `delivery_retries.message_key_escaped` does the same for the partition key.
+ *
+ * 0003: the parts of a dead letter that carry personal data — the original event (IP, user agent, traits,
+ * e-mail addresses before hashing), its partition key (an anonymous or user id), the details and the vendor's
+ * last answer (bodies may echo what was sent) — are sealed at rest in one v1 ciphertext, `letter` (text form),
+ * with its key id in `letter_key_id`, under `deadLetterContext` (row id and topic bound). What stays readable
+ * is routing and triage metadata: error code, topic, integration, message id, attempts, times.
+ * A migration holds no key, so existing rows are moved, unchanged, into `letter` as plaintext JSON
+ * (`{"escaped", "original", "originalKey", "details", "lastResponse"}` in their 0002 stored forms) with a
+ * NULL key id — the registry's "legacy plaintext" — and their plaintext columns are dropped. The worker seals
+ * them at start-up (`DlqStore.sealLegacy`), and the re-encryption job seals any it finds (it counts NULL key
+ * ids as pending), so none is left after the first start of this release. `id_text` is the id as zero-padded
+ * text, the key the re-encryption job walks (it pages over a text id).
  */
 export const deliveryWorkerMigrations: readonly Migration[] = Object.freeze([
   {
@@ -73,6 +85,30 @@ CREATE INDEX delivery_dlq_pending ON delivery_dlq (failed_at) WHERE replayed_at 
     sql: `
 ALTER TABLE delivery_dlq ADD COLUMN escaped boolean NOT NULL DEFAULT false;
 ALTER TABLE delivery_retries ADD COLUMN message_key_escaped boolean NOT NULL DEFAULT false;
+`,
+  },
+  {
+    id: 'delivery-worker/0003_sealed_dlq_letter',
+    sql: `
+ALTER TABLE delivery_dlq
+  ADD COLUMN id_text text GENERATED ALWAYS AS (lpad(id::text, 19, '0')) STORED,
+  ADD COLUMN letter text,
+  ADD COLUMN letter_key_id text;
+UPDATE delivery_dlq SET letter = jsonb_build_object(
+  'escaped', escaped,
+  'original', original,
+  'originalKey', original_key,
+  'details', details,
+  'lastResponse', last_response
+)::text;
+ALTER TABLE delivery_dlq
+  ALTER COLUMN letter SET NOT NULL,
+  DROP COLUMN original,
+  DROP COLUMN original_key,
+  DROP COLUMN details,
+  DROP COLUMN last_response;
+CREATE UNIQUE INDEX delivery_dlq_id_text ON delivery_dlq (id_text);
+CREATE INDEX delivery_dlq_letter_key_id ON delivery_dlq (letter_key_id, id_text);
 `,
   },
 ]);

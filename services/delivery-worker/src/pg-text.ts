@@ -7,13 +7,3 @@
 export function storableText(text: string): boolean {
   return !text.includes('\u0000') && text.isWellFormed();
 }
-
-/** Whether every string and key of a JSON tree is `storableText`. */
-export function storableJson(value: unknown): boolean {
-  if (typeof value === 'string') return storableText(value);
-  if (Array.isArray(value)) return value.every(storableJson);
-  if (value !== null && typeof value === 'object') {
-    return Object.entries(value).every(([key, child]) => storableText(key) && storableJson(child));
-  }
-  return true;
-}

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { publishTo } from '@signal/bus';
+import { busMigrations, publishTo } from '@signal/bus';
 import { type DeliveryMessage, topics } from '@signal/events';
 import { createTestPki, type TestCa, type TestPki } from '@signal/http';
-import { createDatabase, type Database, StoreError } from '@signal/store';
+import { createDatabase, type Database, migrate, StoreError } from '@signal/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDlqStore, replayDlq } from '../src/index';
+import { createDlqStore, deliveryWorkerMigrations, replayDlq } from '../src/index';
 import { createHarness, type Harness, makeEvent, SIGNING_SECRET, waitFor } from './support/harness';
 import { type HttpsSink, startHttpsSink } from './support/https-sink';
 import { metric } from './support/metric';
@@ -83,7 +83,7 @@ describe('dead letters', () => {
     await waitFor(() => vendor.requests.length === 1, 'the first refusal');
     await deliver(integrationId, later);
 
-    const dlq = createDlqStore(h.db);
+    const dlq = createDlqStore(h.db, h.control.crypto);
     await waitFor(
       async () => (await dlq.list({ integrationId })).length === 2,
       'both dead letters indexed',
@@ -93,13 +93,70 @@ describe('dead letters', () => {
     await waitFor(async () => (await metric(h, 'signal_dlq_depth')) >= 2, 'signal_dlq_depth');
 
     vendor.reply(() => ({ status: 200, body: '{}' }));
-    expect(await replayDlq({ db: h.db, bus: h.bus, namespace: h.namespace }, { integrationId })).toEqual({
+    const deps = { db: h.db, bus: h.bus, namespace: h.namespace, crypto: h.control.crypto };
+    expect(await replayDlq(deps, { integrationId })).toEqual({
       replayed: 2,
       skipped: [],
     });
     await waitFor(() => vendor.requests.length === 4, 'the replayed deliveries');
     const replayed = vendor.requests.find((r, i) => i >= 2 && r.messageId === poison.messageId);
     expect(JSON.parse(replayed?.body ?? '{}').properties).toEqual(poison.properties);
+  });
+
+  it("a dead-lettered event's personal data is sealed in the DLQ index; listing masks it, a replay sends it exactly", async () => {
+    const vendor = await sink();
+    const email = `buyer-${randomBytes(3).toString('hex')}@planted.example`;
+    // The vendor's answer echoes what it was sent (the vendors package scrubs e-mails and IPs, not phone
+    // numbers or names): it is personal data too.
+    vendor.reply(() => ({ status: 400, body: '{"error":"invalid user_data.ph +44 7700 900555"}' }));
+    const integrationId = webhook(vendor);
+    const event = makeEvent({
+      userId: email,
+      traits: { email, phone: '+44 7700 900555' },
+      context: {
+        consent: { categories: { analytics: true, marketing: true } },
+        provenance: 'pipeline_key',
+        ip: '198.51.100.23',
+        userAgent: 'PlantedBrowser/1.0',
+      },
+    });
+    await deliver(integrationId, event);
+
+    const dlq = createDlqStore(h.db, h.control.crypto);
+    await waitFor(async () => (await dlq.list({ integrationId })).length === 1, 'the dead letter', 15_000);
+    const { rows } = await h.db.query<Record<string, unknown>>(
+      'SELECT * FROM delivery_dlq WHERE integration_id = $1',
+      [integrationId],
+    );
+    const raw = JSON.stringify(rows);
+    for (const planted of [
+      email,
+      '7700 900555',
+      '198.51.100.23',
+      'PlantedBrowser',
+      event.anonymousId ?? '-',
+    ]) {
+      expect(raw).not.toContain(planted);
+    }
+    expect(rows[0]).toMatchObject({
+      letter: expect.stringMatching(/^v1\./),
+      letter_key_id: h.control.crypto.keyring.currentKeyId,
+      message_id: event.messageId,
+    });
+
+    const [entry] = await dlq.list({ integrationId });
+    expect(JSON.stringify(entry)).not.toContain(email);
+    expect(entry?.original).toMatchObject({ event: { messageId: event.messageId, type: 'track' } });
+    const [row] = await dlq.forReplay({ integrationId });
+    expect(row?.original).toMatchObject({ event: { userId: email, traits: { email } } });
+    expect(row?.original_key).toBe(event.anonymousId);
+    expect(row?.last_response?.body).toContain('7700 900555');
+
+    vendor.reply(() => ({ status: 200, body: '{}' }));
+    const deps = { db: h.db, bus: h.bus, namespace: h.namespace, crypto: h.control.crypto };
+    expect(await replayDlq(deps, { integrationId })).toEqual({ replayed: 1, skipped: [] });
+    await waitFor(() => vendor.requests.length === 2, 'the replayed delivery');
+    expect(JSON.parse(vendor.requests[1]?.body ?? '{}')).toMatchObject({ messageId: event.messageId });
   });
 
   it('a vendor status outside 100-599 (999) dead-letters the event after its attempts, the status kept as an error code', async () => {
@@ -109,7 +166,7 @@ describe('dead letters', () => {
     const event = makeEvent();
     await deliver(integrationId, event);
 
-    const dlq = createDlqStore(h.db);
+    const dlq = createDlqStore(h.db, h.control.crypto);
     await waitFor(async () => (await dlq.list({ integrationId })).length === 1, 'the dead letter', 15_000);
     const [entry] = await dlq.list({ integrationId });
     expect(entry).toMatchObject({
@@ -128,7 +185,7 @@ describe('dead letters', () => {
     const event = makeEvent({ anonymousId: `anon-${NUL}-${LONE}` });
     await deliver(integrationId, event);
 
-    const dlq = createDlqStore(h.db);
+    const dlq = createDlqStore(h.db, h.control.crypto);
     await waitFor(async () => (await dlq.list({ integrationId })).length === 1, 'the dead letter', 15_000);
     await new Promise((r) => setTimeout(r, 1000));
     expect(vendor.countByMessage().get(event.messageId)).toBe(2);
@@ -169,18 +226,53 @@ describe('the DLQ indexer', () => {
       const vendor = await sink();
       vendor.reply(() => ({ status: 400, body: '{}' }));
       const integrationId = webhook(vendor, own);
-      const refused = makeEvent({ properties: { note: marker } });
+      // The marker in a column that stays plaintext: the sealed part never shows it to the database.
+      const refused = makeEvent({ messageId: marker });
       const later = makeEvent();
       await deliver(integrationId, refused, own);
       await waitFor(() => vendor.requests.length === 1, 'the first refusal');
       await deliver(integrationId, later, own);
 
-      const dlq = createDlqStore(own.db);
+      const dlq = createDlqStore(own.db, own.control.crypto);
       await waitFor(async () => (await dlq.list({ integrationId })).length === 1, 'the later letter', 15_000);
       const [entry] = await dlq.list({ integrationId });
       expect(entry?.messageId).toBe(later.messageId);
       expect(await metric(own, 'signal_dlq_unindexed_total')).toBe(1);
       expect(vendor.requests).toHaveLength(2);
+    } finally {
+      await own.close();
+      await real.close();
+    }
+  });
+});
+
+describe('the worker on a database indexed before encryption at rest', () => {
+  it('seals every plaintext dead letter when it starts', async () => {
+    const real = await createDatabase({ kind: 'pglite' });
+    // The release before: 0001 and 0002, one dead letter indexed in plaintext.
+    await migrate(real, [...busMigrations, ...deliveryWorkerMigrations.slice(0, 2)]);
+    const event = makeEvent({ traits: { email: 'legacy.buyer@planted.example' } });
+    const integrationId = `wh-${randomBytes(4).toString('hex')}`;
+    const original = { integrationId, event, attempt: { number: 2 } };
+    await real.query(
+      `INSERT INTO delivery_dlq (dlq_partition, dlq_offset, error, details, topic, integration_id, message_id,
+                                 original_key, original, last_response, attempts, failed_at)
+       VALUES (0, 1, 'retries_exhausted', 'the vendor answered 503 twice', $1, $2, $3, $4, $5::jsonb, NULL, 2, now())`,
+      ['ns.delivery-x', integrationId, event.messageId, event.anonymousId, JSON.stringify(original)],
+    );
+    const own = await createHarness({ db: real, workerSettings: { topicPartitions: 1 } });
+    try {
+      const raw = async () =>
+        JSON.stringify(
+          (await real.query('SELECT * FROM delivery_dlq WHERE integration_id = $1', [integrationId])).rows,
+        );
+      expect(await raw()).toContain('legacy.buyer@planted.example');
+      await own.worker.start();
+      const after = await raw();
+      expect(after).not.toContain('legacy.buyer@planted.example');
+      expect(after).not.toContain(event.anonymousId ?? '-');
+      const [row] = await createDlqStore(own.db, own.control.crypto).forReplay({ integrationId });
+      expect(row).toMatchObject({ original, original_key: event.anonymousId, unreadable: null });
     } finally {
       await own.close();
       await real.close();

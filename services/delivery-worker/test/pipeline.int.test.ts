@@ -173,7 +173,7 @@ describe('processor → worker → HTTPS vendor, end to end', () => {
     if (stolen === undefined || original === undefined) throw new Error('fixture');
     stolen.credentials = original.credentials;
     await h.publishRaw([makeEvent({ pipelineId })]);
-    const dlq = createDlqStore(h.db);
+    const dlq = createDlqStore(h.db, h.control.crypto);
     await waitFor(async () => (await dlq.list({ integrationId: thief })).length === 1, 'the dead letter');
     const [entry] = await dlq.list({ integrationId: thief });
     expect(entry?.error).toBe('credentials_unreadable');
@@ -236,7 +236,7 @@ describe('strict TLS towards vendors', () => {
       const pipelineId = id('pl');
       const integrationId = webhook(h, sink, { pipelineId });
       await h.publishRaw([makeEvent({ pipelineId })]);
-      const dlq = createDlqStore(h.db);
+      const dlq = createDlqStore(h.db, h.control.crypto);
       await waitFor(async () => (await dlq.list({ integrationId })).length === 1, 'the dead letter');
       const [entry] = await dlq.list({ integrationId });
       expect(entry).toMatchObject({ error: 'tls_error', lastResponse: { errorCode: refusal.code } });
@@ -383,7 +383,7 @@ describe('credentials rotation', () => {
       const topic = topics.delivery(own.namespace, integrationId);
       const first = makeEvent();
       await publishTo(own.bus, topic, [{ integrationId, event: first, attempt: { number: 1 } }]);
-      const dlq = createDlqStore(own.db);
+      const dlq = createDlqStore(own.db, own.control.crypto);
       await waitFor(async () => (await dlq.list({ integrationId })).length === 1, 'the auth_failed letter');
       expect((await dlq.list({ integrationId }))[0]?.error).toBe('auth_failed');
 

@@ -16,6 +16,7 @@ import {
   cryptoHealthHandler,
   type Keyring,
 } from '@signal/crypto';
+import { DELIVERY_WORKER_ENCRYPTED_COLUMNS, deliveryWorkerMigrations } from '@signal/delivery-worker';
 import {
   createRouter,
   createServer,
@@ -86,6 +87,11 @@ async function openMigratedDatabase(config: SignalConfig, logger: Logger): Promi
   const db = await openDatabase(config, logger, { allowEmbedded: true, applicationName: 'management-api' });
   try {
     await requireMigrations(db, MANAGEMENT_API_SCHEMA, 'management-api');
+    // A DLQ index of another release is refused too: its columns are not the ones this release opens,
+    // re-encrypts and counts (`delivery_dlq.letter`).
+    if (await tableExists(db, 'delivery_dlq')) {
+      await requireMigrations(db, deliveryWorkerMigrations, 'management-api (dead letters)');
+    }
   } catch (err) {
     await db.close();
     throw err;
@@ -114,16 +120,16 @@ async function tableExists(db: Database, table: string): Promise<boolean> {
 
 /**
  * The other services' tables this API works on when the deployment has them (`signal-cli migrate` creates
- * every service's tables): the delivery worker's DLQ index (and, on the PostgreSQL bus, the bus tables a
- * replay publishes to) and the identity graph (erasure; its encrypted columns join the re-encryption job).
- * This process does not migrate them; without them those routes answer 503.
+ * every service's tables): the delivery worker's DLQ index (its sealed column joins the re-encryption job and
+ * the key counts; the routes also need, on the PostgreSQL bus, the bus tables a replay publishes to) and the
+ * identity graph (erasure; its encrypted columns join the re-encryption job). This process does not migrate
+ * them; without them those routes answer 503.
  */
 async function deploymentTables(db: Database, config: SignalConfig) {
-  const dlq =
-    (await tableExists(db, 'delivery_dlq')) &&
-    (config.bus.kind === 'kafka' || (await tableExists(db, 'bus_segments')));
+  const dlqTable = await tableExists(db, 'delivery_dlq');
+  const dlq = dlqTable && (config.bus.kind === 'kafka' || (await tableExists(db, 'bus_segments')));
   const identity = await tableExists(db, 'identity_traits');
-  return { dlq, identity };
+  return { dlqTable, dlq, identity };
 }
 
 /** The standalone Management API process, wired by hand: adapters, then services, then transport. */
@@ -175,9 +181,11 @@ export async function buildContainer(config: SignalConfig): Promise<Container> {
         ...(cryptoRuntime.subjectKeys === undefined ? {} : { profileKeys: cryptoRuntime.subjectKeys }),
       })
     : undefined;
-  const columns: readonly EncryptedColumn[] = present.identity
-    ? [...ENCRYPTED_COLUMNS, ...IDENTITY_ENCRYPTED_COLUMNS]
-    : ENCRYPTED_COLUMNS;
+  const columns: readonly EncryptedColumn[] = [
+    ...ENCRYPTED_COLUMNS,
+    ...(present.identity ? IDENTITY_ENCRYPTED_COLUMNS : []),
+    ...(present.dlqTable ? DELIVERY_WORKER_ENCRYPTED_COLUMNS : []),
+  ];
   logger.info(
     { dlq: present.dlq, identity: present.identity },
     'optional routes wired from the tables this deployment has',

@@ -1,8 +1,14 @@
 import type { AuditLog } from '@signal/audit';
 import { type Cache, RateLimiter } from '@signal/cache';
 import type { SignalConfig } from '@signal/config';
-import { type ControlPlane, createControlPlane, type PasswordHasher } from '@signal/control-plane';
+import {
+  type ControlPlane,
+  createControlPlane,
+  ENCRYPTED_COLUMNS,
+  type PasswordHasher,
+} from '@signal/control-plane';
 import type { CryptoService } from '@signal/crypto';
+import { DLQ_LETTER_COLUMN } from '@signal/delivery-worker';
 import type { Router } from '@signal/http';
 import type { IdentityErasure } from '@signal/identity-hub';
 import type { Database } from '@signal/store';
@@ -50,6 +56,9 @@ export interface ManagementApiOptions {
   /**
    * Dead letters (`/v1/admin/dlq`): the database holding the delivery worker's `delivery_dlq` table, the bus a
    * replay publishes to and the deployment's namespace (topic names). Absent: those routes answer 503.
+   * Letters are opened with `crypto`. When present, the table's sealed column (`delivery_dlq.letter`) joins
+   * the re-encryption job's columns (if `reencryption.columns` does not list it already), so a key rotation
+   * never leaves dead letters under a key about to be dropped.
    */
   readonly dlq?: DlqDeps;
   /**
@@ -93,8 +102,13 @@ export function createManagementApi(options: ManagementApiOptions): ManagementAp
   });
   const trail = createAuditTrail(audit, logger);
   const { watchIntervalMs, ...jobOptions } = options.reencryption ?? {};
+  const jobColumns = jobOptions.columns ?? ENCRYPTED_COLUMNS;
   const reencryption = createReencryptionJobs({
     ...jobOptions,
+    columns:
+      options.dlq === undefined || jobColumns.some((c) => c.name === DLQ_LETTER_COLUMN.name)
+        ? jobColumns
+        : [...jobColumns, DLQ_LETTER_COLUMN],
     db,
     crypto,
     audit,
@@ -119,7 +133,7 @@ export function createManagementApi(options: ManagementApiOptions): ManagementAp
     ...createDataLayerRoutes({ controlPlane, trail }),
     ...createAuditLogsRoutes({ audit, trail, logger }),
     ...createReencryptRoutes({ jobs: reencryption }),
-    ...createDlqRoutes({ dlq: options.dlq, trail }),
+    ...createDlqRoutes({ dlq: options.dlq, crypto, trail }),
     ...createIdentityRoutes({ identityErasure: options.identityErasure }),
   };
   const rateLimiter = new RateLimiter(cache, { ...ADMIN_RATE_LIMIT, name: 'admin-api' });

@@ -11,7 +11,11 @@ import {
   ENCRYPTED_COLUMNS,
 } from '@signal/control-plane';
 import { cryptoHealthHandler } from '@signal/crypto';
-import { controlPlaneWorkerSources, createDeliveryWorker } from '@signal/delivery-worker';
+import {
+  controlPlaneWorkerSources,
+  createDeliveryWorker,
+  DELIVERY_WORKER_ENCRYPTED_COLUMNS,
+} from '@signal/delivery-worker';
 import { controlPlaneProcessorSources, createEventProcessor } from '@signal/event-processor';
 import { createRouter, createServer, metricsHandler, registerHealthRoutes, sendJson } from '@signal/http';
 import {
@@ -176,9 +180,9 @@ export async function buildSignal({ config, logger, onFatal }: SignalDeps) {
     metrics,
     config: { management: { ...config.management, jwtSecret } },
     controlPlane,
-    // Every encrypted column of this deployment: the control plane's and the identity graph's.
+    // Every encrypted column of this deployment: the control plane's, the identity graph's, the DLQ index's.
     reencryption: {
-      columns: [...ENCRYPTED_COLUMNS, ...IDENTITY_ENCRYPTED_COLUMNS],
+      columns: [...ENCRYPTED_COLUMNS, ...IDENTITY_ENCRYPTED_COLUMNS, ...DELIVERY_WORKER_ENCRYPTED_COLUMNS],
       ...(cryptoRuntime.rewrapKeys === undefined ? {} : { rewrapKeys: cryptoRuntime.rewrapKeys }),
     },
     // Dead letters are indexed in this database by the delivery worker; replays publish on this bus.
@@ -214,6 +218,7 @@ export async function buildSignal({ config, logger, onFatal }: SignalDeps) {
     consentStore,
     ...controlPlaneWorkerSources(controlPlane),
     namespace: config.namespace,
+    crypto,
     logger: log('delivery-worker'),
     metrics,
     settings: {
@@ -241,7 +246,11 @@ export async function buildSignal({ config, logger, onFatal }: SignalDeps) {
   });
 
   // ── Health, metrics, demo ─────────────────────────────────────────────────────────────────────────
-  const encryptedColumns = [...ENCRYPTED_COLUMNS, ...IDENTITY_ENCRYPTED_COLUMNS];
+  const encryptedColumns = [
+    ...ENCRYPTED_COLUMNS,
+    ...IDENTITY_ENCRYPTED_COLUMNS,
+    ...DELIVERY_WORKER_ENCRYPTED_COLUMNS,
+  ];
   const cryptoHealth = cryptoHealthHandler(
     rotationAwareCryptoHealth(cryptoRuntime, (keyId) => countRecordsUnderKey(db, keyId, encryptedColumns), {
       countByKeyId: () => countRecordsByKeyId(db, encryptedColumns),

@@ -30,12 +30,14 @@ const db = await createDatabase({
   maxConnections: 8,
 });
 await migrate(db, [...busMigrations, ...deliveryWorkerMigrations]);
+// The deployment's key: the bus seals its segments, the worker its DLQ rows, with it.
+const crypto = createCryptoService({
+  keyring: createKeyring({ current: Buffer.from(env('SIGNAL_FAULT_BUS_KEY'), 'hex') }),
+});
 const bus = createPostgresBus({
   db,
   logger: silent,
-  crypto: createCryptoService({
-    keyring: createKeyring({ current: Buffer.from(env('SIGNAL_FAULT_BUS_KEY'), 'hex') }),
-  }),
+  crypto,
   sessionTimeoutMs: 1500,
   heartbeatIntervalMs: 150,
   pollIntervalMs: 20,
@@ -60,6 +62,7 @@ const worker = createDeliveryWorker({
   },
   credentials: { getCredentials: async () => ({ signingSecret: integration.signingSecret }) },
   namespace: env('SIGNAL_FAULT_NAMESPACE'),
+  crypto,
   logger: silent,
   metrics: createMetrics({ processMetrics: false }),
   settings: { consumersPerIntegration: 4, batchSize: 50, rateLimitPerSecond: 100_000, retryPollMs: 50 },

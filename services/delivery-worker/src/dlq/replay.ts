@@ -8,6 +8,7 @@ import {
 } from '@signal/events';
 import type { Queryable } from '@signal/store';
 import { createDlqStore, type DeadLetterFilter } from './dlq-store';
+import type { DlqCrypto } from './encrypted-columns';
 
 /** Header on a replayed message: the worker treats vendor age-window refusals of replays as drops. */
 export const REPLAY_HEADER = 'x-signal-replay';
@@ -16,6 +17,8 @@ export interface ReplayDeps {
   readonly db: Pick<Queryable, 'query'>;
   readonly bus: Pick<Bus, 'publish'>;
   readonly namespace: string;
+  /** Opens the sealed letters (`delivery_dlq.letter`): the deployment's crypto service. */
+  readonly crypto: DlqCrypto;
 }
 
 export interface ReplayOptions extends Omit<DeadLetterFilter, 'includeReplayed' | 'before'> {
@@ -23,10 +26,16 @@ export interface ReplayOptions extends Omit<DeadLetterFilter, 'includeReplayed' 
   readonly ids?: readonly string[];
 }
 
+export type SkipReason = 'not_replayable' | 'unreadable';
+
 export interface ReplayResult {
   readonly replayed: number;
-  /** Entries left as they were, with why (`not_replayable`: its original no longer parses for its topic). */
-  readonly skipped: readonly { readonly id: string; readonly reason: 'not_replayable' }[];
+  /**
+   * Entries left as they were, with why: `not_replayable`, its original no longer parses for its topic;
+   * `unreadable`, its sealed letter does not open here (a key this process does not hold, a ciphertext copied
+   * from another row).
+   */
+  readonly skipped: readonly { readonly id: string; readonly reason: SkipReason }[];
 }
 
 /**
@@ -37,12 +46,16 @@ export interface ReplayResult {
  * replays them again, which the ledger and the processor's dedup absorb.
  */
 export async function replayDlq(deps: ReplayDeps, options: ReplayOptions = {}): Promise<ReplayResult> {
-  const store = createDlqStore(deps.db);
+  const store = createDlqStore(deps.db, deps.crypto);
   const rows = await store.forReplay({ ...options, limit: options.limit ?? 100 });
   const byTopic = new Map<string, { ids: string[]; messages: OutgoingMessage[] }>();
-  const skipped: { id: string; reason: 'not_replayable' }[] = [];
+  const skipped: { id: string; reason: SkipReason }[] = [];
   const headers = { [REPLAY_HEADER]: '1' };
   for (const row of rows) {
+    if (row.unreadable !== null) {
+      skipped.push({ id: row.id, reason: 'unreadable' });
+      continue;
+    }
     const kind = topics.parse(deps.namespace, row.topic);
     let message: OutgoingMessage | null = null;
     if (kind?.kind === 'delivery') {

@@ -180,6 +180,7 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     integrations: control.workerIntegrations,
     credentials: control.credentialSource,
     namespace,
+    crypto: control.crypto,
     logger: silentLogger,
     metrics,
     settings: {

@@ -3,6 +3,7 @@ import {
   createDlqStore,
   type DeadLetterEntry,
   type DeadLetterFilter,
+  type DlqCrypto,
   type ReplayDeps,
   replayDlq,
 } from '@signal/delivery-worker';
@@ -12,8 +13,11 @@ import type { AuditTrail } from '../http/audit-trail';
 import { pageQuery, readBody } from '../http/request';
 import type { RouteHandlers } from '../http/route-kit';
 
-/** What the DLQ routes need: the database holding `delivery_dlq`, the bus a replay publishes to, the namespace. */
-export type DlqDeps = ReplayDeps;
+/**
+ * What the DLQ routes need: the database holding `delivery_dlq`, the bus a replay publishes to, the namespace.
+ * The letters' sealed parts are opened with the API's own crypto service (`createDlqRoutes`' `crypto`).
+ */
+export type DlqDeps = Omit<ReplayDeps, 'crypto'>;
 
 const LIST_DEFAULT_LIMIT = 50;
 const LIST_MAX_LIMIT = 100;
@@ -104,10 +108,15 @@ function entryJson(entry: DeadLetterEntry) {
  */
 export function createDlqRoutes(deps: {
   readonly dlq: DlqDeps | undefined;
+  /** Opens the sealed part of each letter (`delivery_dlq.letter`). */
+  readonly crypto: DlqCrypto;
   readonly trail: AuditTrail;
 }): Pick<RouteHandlers, 'dlq.list' | 'dlq.get' | 'dlq.replay'> {
-  const { trail } = deps;
-  const wired = deps.dlq === undefined ? undefined : { deps: deps.dlq, store: createDlqStore(deps.dlq.db) };
+  const { trail, crypto } = deps;
+  const wired =
+    deps.dlq === undefined
+      ? undefined
+      : { deps: { ...deps.dlq, crypto }, store: createDlqStore(deps.dlq.db, crypto) };
 
   /** Optional dependency: a process without the DLQ tables and the bus answers 503, saying why. */
   function dlq() {

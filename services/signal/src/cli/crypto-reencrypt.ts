@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createAuditLog, cryptoAuditSink } from '@signal/audit';
 import type { SignalConfig } from '@signal/config';
 import { ENCRYPTED_COLUMNS } from '@signal/control-plane';
+import { DELIVERY_WORKER_ENCRYPTED_COLUMNS } from '@signal/delivery-worker';
 import { IDENTITY_ENCRYPTED_COLUMNS } from '@signal/identity-hub';
 import {
   createReencryptionJobs,
@@ -20,10 +21,14 @@ import { parseOptions, parseWholeNumber, UsageError } from './options';
 import { createProgress } from './progress';
 import type { CliIo, Verb } from './verb';
 
-/** Every encrypted column of a deployment: the control plane's and the identity graph's (as the all-in-one). */
+/**
+ * Every encrypted column of a deployment (`signal-cli migrate` creates every service's tables): the control
+ * plane's, the identity graph's and the delivery worker's DLQ index.
+ */
 export const DEPLOYMENT_ENCRYPTED_COLUMNS = Object.freeze([
   ...ENCRYPTED_COLUMNS,
   ...IDENTITY_ENCRYPTED_COLUMNS,
+  ...DELIVERY_WORKER_ENCRYPTED_COLUMNS,
 ]);
 
 const DEFAULT_LEASE_SECONDS = 30;
@@ -185,7 +190,7 @@ async function status(db: Database, io: CliIo, follow: boolean): Promise<number>
 
 export const cryptoReencrypt: Verb = {
   name: 'crypto-reencrypt',
-  summary: 're-encrypt stored secrets and identity data under the current key (start | status)',
+  summary: 're-encrypt stored secrets, identity data and dead letters under the current key (start | status)',
   help: `usage: signal-cli crypto-reencrypt start [--follow] [--lease-seconds <n>]
        signal-cli crypto-reencrypt status [--follow]
 
@@ -193,8 +198,8 @@ The runbook's "Re-encrypt existing data" step, from the command line (the same j
 POST /v1/admin/crypto/re-encrypt, on the database in DATABASE_URL or the embedded SIGNAL_DATA_DIR).
 
 start   Starts a job with the keys in ENCRYPTION_KEY / ENCRYPTION_KEY_PREVIOUS (env or signal.yaml): every
-        pipeline secret, integration credential and identity record not under the current key is opened and
-        sealed again. The job runs in this process until it completes; if one already runs elsewhere this
+        pipeline secret, integration credential, identity record and dead letter not under the current key
+        is opened and sealed again (a dead letter indexed before encryption at rest is sealed). The job runs in this process until it completes; if one already runs elsewhere this
         attaches to it, and if one was orphaned by a crash it is resumed after its last committed batch.
         Ctrl-C pauses it (another process, or start again, continues). Records that fail (corrupted, unknown
         key, database timeout) stay under their old key and are listed on stderr with the reason.

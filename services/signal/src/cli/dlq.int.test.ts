@@ -38,7 +38,8 @@ describe.skipIf(!available)('signal-cli dlq (PostgreSQL)', () => {
   let database: FreshDatabase;
   let db: Database;
   let env: Record<string, string>;
-  // The deployment's key: the CLI seals what it replays onto the bus, the reader below opens it.
+  // The deployment's key: the worker's indexer (below) seals the letters with it, the CLI opens them and
+  // seals what it replays onto the bus, the reader below opens that.
   const encryptionKey = randomBytes(32);
   const busCrypto = createCryptoService({ keyring: createKeyring({ current: encryptionKey }) });
 
@@ -60,7 +61,7 @@ describe.skipIf(!available)('signal-cli dlq (PostgreSQL)', () => {
       failedAt: failedAt.toISOString(),
     };
     position += 1;
-    await createDlqStore(db).index([{ partition: 0, offset: String(position), letter }]);
+    await createDlqStore(db, busCrypto).index([{ partition: 0, offset: String(position), letter }]);
     const { rows } = await db.query<{ id: string }>(
       'SELECT id::text AS id FROM delivery_dlq WHERE dlq_partition = 0 AND dlq_offset = $1',
       [String(position)],
@@ -129,14 +130,28 @@ describe.skipIf(!available)('signal-cli dlq (PostgreSQL)', () => {
     expect(limited.stderr).toMatch(/more match/);
   });
 
-  it('prints entries as JSON lines with personal data masked', async () => {
+  it('prints entries as JSON lines with personal data masked, from letters sealed at rest', async () => {
     const mine = integrationId();
-    const { event: e } = await plant(mine, new Date());
+    const { id, event: e } = await plant(mine, new Date());
+    // In the table, the event is sealed: neither the e-mail (user id, property) nor the IP is there.
+    const { rows } = await db.query('SELECT * FROM delivery_dlq WHERE id = $1::bigint', [id]);
+    expect(rows).toHaveLength(1);
+    for (const planted of [e.userId ?? '-', '198.51.100.9', e.anonymousId ?? '-']) {
+      expect(JSON.stringify(rows)).not.toContain(planted);
+    }
+    expect(rows[0]).toMatchObject({ letter: expect.stringMatching(/^v1\./) });
+
     const run = await cli(['dlq', 'list', '--integration', mine, '--json'], env);
-    expect(run.code).toBe(0);
+    expect(run.code, run.stderr).toBe(0);
     const entry = JSON.parse(run.stdout.trim());
-    expect(entry).toMatchObject({ integrationId: mine, messageId: e.messageId, error: 'retries_exhausted' });
+    expect(entry).toMatchObject({
+      integrationId: mine,
+      messageId: e.messageId,
+      error: 'retries_exhausted',
+      details: 'the vendor answered 503 five times',
+    });
     expect(entry.original.event.event).toBe('Purchase');
+    expect(entry.original.event.properties.value).toBe(42);
     expect(run.stdout).not.toContain(e.userId ?? '-');
     expect(run.stdout).not.toContain('198.51.100.9');
   });
@@ -237,5 +252,36 @@ describe.skipIf(!available)('signal-cli dlq (PostgreSQL)', () => {
       expect(run.code, argv.join(' ')).toBe(2);
       expect(run.stderr).toContain('usage: signal-cli dlq');
     }
+  });
+
+  it('needs the key to list or replay (the letters are sealed), and reports a letter it cannot open', async () => {
+    const mine = integrationId();
+    const { id } = await plant(mine, new Date());
+    const { ENCRYPTION_KEY: _key, ...keyless } = env;
+    for (const argv of [
+      ['dlq', 'list', '--integration', mine],
+      ['dlq', 'replay', '--ids', id],
+    ]) {
+      const run = await cli(argv, keyless);
+      expect(run.code, argv.join(' ')).toBe(1);
+      expect(run.stderr).toMatch(/ENCRYPTION_KEY is not set/);
+    }
+    // Under another key the letter does not open: listed as unreadable, skipped by a replay, left pending.
+    const other = { ...env, ENCRYPTION_KEY: randomBytes(32).toString('hex') };
+    const listed = await cli(['dlq', 'list', '--integration', mine, '--json'], other);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(JSON.parse(listed.stdout.trim())).toMatchObject({
+      id,
+      original: null,
+      details: expect.stringContaining('cannot be opened (unknown_key_id)'),
+    });
+    const replayed = await cli(['dlq', 'replay', '--ids', id], other);
+    expect(replayed.code).toBe(1);
+    expect(replayed.stdout).toContain(`  ${id}: unreadable`);
+    const { rows } = await db.query<{ replayed_at: Date | null }>(
+      'SELECT replayed_at FROM delivery_dlq WHERE id = $1::bigint',
+      [id],
+    );
+    expect(rows[0]?.replayed_at).toBeNull();
   });
 });

@@ -1,13 +1,15 @@
-import { createAuditLog } from '@signal/audit';
+import { createAuditLog, cryptoAuditSink } from '@signal/audit';
 import type { SignalConfig } from '@signal/config';
+import type { CryptoService } from '@signal/crypto';
 import {
   createDlqStore,
   type DeadLetterEntry,
   type DeadLetterFilter,
   replayDlq,
 } from '@signal/delivery-worker';
-import { bootstrapCrypto, openBus } from '@signal/runtime';
+import { bootstrapCryptoWithKms, openBus } from '@signal/runtime';
 import type { Database } from '@signal/store';
+import type { Logger } from '@signal/telemetry';
 import { cliLogger } from './cli-logger';
 import { allowsDevelopmentKey } from './crypto-reencrypt';
 import { describeError, withDatabase } from './database';
@@ -46,11 +48,41 @@ function row(entry: DeadLetterEntry): string {
   ].join('  ');
 }
 
-async function list(db: Database, options: ParsedOptions, io: CliIo): Promise<number> {
+/**
+ * Runs `fn` with the deployment's crypto (ENCRYPTION_KEY / ENCRYPTION_KEY_PREVIOUS, or the KMS in envelope
+ * mode): dead letters are sealed at rest (`delivery_dlq.letter`), and a replay's bus seals what it publishes.
+ * A letter that does not open is audited (`crypto.decrypt_failed`) like any other ciphertext.
+ */
+async function withCrypto<T>(
+  db: Database,
+  config: SignalConfig,
+  io: CliIo,
+  fn: (crypto: CryptoService, logger: Logger) => Promise<T>,
+): Promise<T> {
+  const logger = cliLogger(io, config);
+  const sink = cryptoAuditSink(createAuditLog({ db, logger }), logger);
+  let close = async (): Promise<void> => {};
+  try {
+    const runtime = await bootstrapCryptoWithKms({
+      config,
+      logger,
+      audit: sink,
+      allowDevelopmentKey: allowsDevelopmentKey(config),
+      db,
+    });
+    close = runtime.close;
+    return await fn(runtime.crypto, logger);
+  } finally {
+    await close();
+    await sink.drain();
+  }
+}
+
+async function list(db: Database, crypto: CryptoService, options: ParsedOptions, io: CliIo): Promise<number> {
   const limit =
     parseWholeNumber('limit', options.values.get('limit'), { min: 1, max: LIST_MAX }) ?? LIST_DEFAULT;
   const filter = filterOf(options, true);
-  const store = createDlqStore(db);
+  const store = createDlqStore(db, crypto);
   const entries = await store.list({ ...filter, limit: limit + 1 });
   const shown = entries.slice(0, limit);
   if (options.flags.has('json')) {
@@ -69,12 +101,8 @@ async function list(db: Database, options: ParsedOptions, io: CliIo): Promise<nu
   return 0;
 }
 
-async function replay(
-  db: Database,
-  config: SignalConfig,
-  options: ParsedOptions,
-  io: CliIo,
-): Promise<number> {
+/** What a replay selects: exactly `ids`, or the pending entries matching `filter` (one integration). */
+function replaySelection(options: ParsedOptions): { ids: string[] | undefined; filter: Filter } {
   const idsArg = options.values.get('ids');
   const ids = idsArg?.split(',').map((id) => id.trim());
   if (ids !== undefined && (ids.length === 0 || ids.length > 1000 || !ids.every((id) => DLQ_ID.test(id)))) {
@@ -89,22 +117,35 @@ async function replay(
   if (ids === undefined && filter.integrationId === undefined) {
     throw new UsageError('give --ids or --integration: a replay never selects every dead letter by accident');
   }
-  const logger = cliLogger(io, config);
-  // Replays are published to the bus, which seals them: the deployment's key is needed.
-  const { crypto } = bootstrapCrypto({ config, logger, allowDevelopmentKey: allowsDevelopmentKey(config) });
+  return { ids, filter };
+}
+
+async function replay(
+  db: Database,
+  config: SignalConfig,
+  crypto: CryptoService,
+  logger: Logger,
+  options: ParsedOptions,
+  io: CliIo,
+): Promise<number> {
+  const { ids, filter } = replaySelection(options);
+  // Replays are published to the bus, which seals them with the same key.
   const bus = openBus(config, db, logger, 'signal-cli', { crypto });
   let replayed = 0;
   const skipped = new Map<string, string>();
   try {
     if (ids !== undefined) {
-      const result = await replayDlq({ db, bus, namespace: config.namespace }, { ids, limit: ids.length });
+      const result = await replayDlq(
+        { db, bus, namespace: config.namespace, crypto },
+        { ids, limit: ids.length },
+      );
       replayed = result.replayed;
       for (const s of result.skipped) skipped.set(s.id, s.reason);
     } else {
       // Oldest first, in rounds; entries that cannot be replayed stay pending and are reported.
       for (;;) {
         const result = await replayDlq(
-          { db, bus, namespace: config.namespace },
+          { db, bus, namespace: config.namespace, crypto },
           { ...filter, limit: REPLAY_BATCH },
         );
         replayed += result.replayed;
@@ -160,7 +201,10 @@ export const dlqVerb: Verb = {
        signal-cli dlq replay (--ids <id,id,…> | --integration <id> [--since <iso>] [--until <iso>])
 
 Dead letters are events a vendor refused for good or that ran out of retries (ARCHITECTURE §6), indexed by
-the delivery worker in the database in DATABASE_URL (or the embedded SIGNAL_DATA_DIR).
+the delivery worker in the database in DATABASE_URL (or the embedded SIGNAL_DATA_DIR). Their events are
+sealed there, so both actions need the deployment's key (ENCRYPTION_KEY, ENCRYPTION_KEY_PREVIOUS during a
+rotation, or the KMS settings); an entry whose letter does not open under it is listed as unreadable and
+skipped by a replay (reason unreadable).
 
 list    Pending entries, newest first (default ${LIST_DEFAULT}, at most ${LIST_MAX}): id, when it failed, the
         integration, the error code, attempts, message id. --json prints one entry per line with the original
@@ -188,8 +232,9 @@ Exit status: 0 success, 1 entries that could not be replayed (listed) or an erro
         throw new UsageError('--limit and --json apply to list only');
       }
       if (action !== 'list' && action !== 'replay') throw new UsageError(`unknown action "${action}"`);
-      // Validate the filter before opening anything.
+      // Validate the filter and the selection before opening anything (the key included).
       filterOf(options, true);
+      if (action === 'replay') replaySelection(options);
       parseWholeNumber('limit', options.values.get('limit'), { min: 1, max: LIST_MAX });
     } catch (err) {
       if (!(err instanceof UsageError)) throw err;
@@ -198,7 +243,9 @@ Exit status: 0 success, 1 entries that could not be replayed (listed) or an erro
     }
     try {
       return await withDatabase(io, (db, config) =>
-        action === 'list' ? list(db, options, io) : replay(db, config, options, io),
+        withCrypto(db, config, io, (crypto, logger) =>
+          action === 'list' ? list(db, crypto, options, io) : replay(db, config, crypto, logger, options, io),
+        ),
       );
     } catch (err) {
       if (err instanceof UsageError) {

@@ -1,0 +1,212 @@
+import { randomBytes } from 'node:crypto';
+import type { Bus, ConsumedMessage } from '@signal/bus';
+import { countRecordsByKeyId } from '@signal/control-plane';
+import { createCryptoService, createKeyring } from '@signal/crypto';
+import { createDlqStore, DLQ_LETTER_COLUMN } from '@signal/delivery-worker';
+import { deliveryMessageSchema, topics } from '@signal/events';
+import type { Database } from '@signal/store';
+import { postgresAvailable } from '@signal/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { type DbTarget, pgliteTarget, postgresTarget } from '../../test/db-targets';
+import { FULL_SCHEMA, seedOrg, startTestApi, type TestApi } from '../../test/harness';
+import { plantDeadLetter, sampleEvent } from '../../test/operations.support';
+
+/**
+ * Dead letters are sealed at rest (`delivery_dlq.letter`): the routes open them with the API's crypto and keep
+ * their JSON shapes, and the API's re-encryption job walks them (a rotation must not leave a dead letter under
+ * a key about to be dropped, nor one indexed before encryption at rest in plaintext).
+ */
+
+const A = '/v1/admin';
+const entrySchema = z.strictObject({
+  id: z.string(),
+  error: z.string(),
+  details: z.string(),
+  topic: z.string(),
+  integration_id: z.string().nullable(),
+  message_id: z.string().nullable(),
+  attempts: z.number().nullable(),
+  last_response: z.unknown(),
+  failed_at: z.string(),
+  replayed_at: z.string().nullable(),
+  replay_count: z.number(),
+  original: z.unknown(),
+});
+const pageSchema = z.strictObject({
+  data: z.array(entrySchema),
+  next_cursor: z.string().nullable(),
+  has_more: z.boolean(),
+});
+
+const PLANTED = {
+  email: 'sealed-buyer@planted.example',
+  phone: '+44 7700 900321',
+  ip: '203.0.113.7',
+} as const;
+
+const integrationId = () => `int_${randomBytes(14).toString('hex')}`;
+
+async function readOne(bus: Bus, topic: string): Promise<ConsumedMessage> {
+  let resolve: (message: ConsumedMessage) => void = () => {};
+  const first = new Promise<ConsumedMessage>((r) => {
+    resolve = r;
+  });
+  const subscription = await bus.subscribe({
+    groupId: `reader-${randomBytes(4).toString('hex')}`,
+    topics: [topic],
+    fromBeginning: true,
+    async handler(batch) {
+      const [message] = batch.messages;
+      if (message !== undefined) resolve(message);
+    },
+  });
+  const timeout = new Promise<never>((_, reject) =>
+    setTimeout(() => reject(new Error(`nothing on ${topic}`)), 10_000).unref(),
+  );
+  try {
+    return await Promise.race([first, timeout]);
+  } finally {
+    await subscription.stop({ deadlineMs: 1000 });
+  }
+}
+
+async function rawRows(db: Database, integration: string): Promise<Record<string, unknown>[]> {
+  const { rows } = await db.query<Record<string, unknown>>(
+    'SELECT * FROM delivery_dlq WHERE integration_id = $1 ORDER BY id',
+    [integration],
+  );
+  return rows;
+}
+
+function expectNothingPlanted(text: string, anonymousId?: string): void {
+  for (const value of Object.values(PLANTED)) expect(text).not.toContain(value);
+  if (anonymousId !== undefined) expect(text).not.toContain(anonymousId);
+}
+
+const targets: { target: DbTarget; skip: boolean }[] = [
+  { target: pgliteTarget(), skip: false },
+  { target: postgresTarget(), skip: !(await postgresAvailable()) },
+];
+
+describe.each(targets)(
+  'dead letters sealed at rest, through the Management API on $target.name',
+  ({ target, skip }) => {
+    const open: TestApi[] = [];
+    beforeAll(async () => {
+      if (!skip) await target.setup();
+    });
+    afterAll(async () => {
+      for (const t of open) await t.close();
+      if (!skip) await target.teardown();
+    });
+
+    it.skipIf(skip)('lists, inspects and replays sealed letters in the same JSON shapes', async () => {
+      const t = await startTestApi(await target.fresh(FULL_SCHEMA), { operations: {} });
+      open.push(t);
+      const org = await seedOrg(t.cp, t.db);
+      const viewer = await t.tokenFor(org.users.viewer);
+      const editor = await t.tokenFor(org.users.editor);
+      const namespace = t.operations?.namespace ?? '';
+      const mine = integrationId();
+      const event = sampleEvent({
+        userId: PLANTED.email,
+        traits: { email: PLANTED.email, phone: PLANTED.phone, plan: 'pro' },
+      });
+      const id = await plantDeadLetter(t.db, namespace, mine, { event, crypto: t.crypto });
+
+      const [raw] = await rawRows(t.db, mine);
+      expectNothingPlanted(JSON.stringify(raw), event.anonymousId);
+      expect(raw).toMatchObject({
+        letter: expect.stringMatching(/^v1\./),
+        letter_key_id: t.crypto.keyring.currentKeyId,
+        message_id: event.messageId,
+      });
+
+      const listed = await t.call('GET', `${A}/dlq?integration_id=${mine}`, { token: viewer });
+      expect(listed.status, listed.text).toBe(200);
+      const inspected = await t.call('GET', `${A}/dlq/${id}`, { token: viewer });
+      expect(inspected.status, inspected.text).toBe(200);
+      const page = pageSchema.parse(listed.json);
+      expect(page.data.map((e) => e.id)).toEqual([id]);
+      for (const entry of [page.data[0], entrySchema.parse(inspected.json)]) {
+        expect(entry).toMatchObject({
+          id,
+          error: 'vendor_rejected',
+          details: 'the vendor refused the event (HTTP 400)',
+          integration_id: mine,
+          message_id: event.messageId,
+          attempts: 5,
+          last_response: { status: 400, body: '{"error":"invalid parameter"}' },
+          original: { integrationId: mine, event: { type: 'identify', messageId: event.messageId } },
+        });
+      }
+      for (const body of [listed.text, inspected.text]) expectNothingPlanted(body);
+
+      const replayed = await t.call('POST', `${A}/dlq/replay`, { token: editor, body: { ids: [id] } });
+      expect(replayed.status, replayed.text).toBe(200);
+      expect(replayed.json).toEqual({ replayed: 1, skipped: [], not_pending: 0, has_more: false });
+      const bus = t.operations?.bus;
+      if (bus === undefined) throw new Error('operations not wired');
+      const message = await readOne(bus, topics.delivery(namespace, mine).name);
+      const value = deliveryMessageSchema.parse(JSON.parse(message.value));
+      expect(value.event).toEqual(event);
+      expect(message.key).toBe(event.anonymousId);
+    });
+
+    it.skipIf(skip)(
+      "the API's re-encryption job re-encrypts dead letters under the new key and seals plaintext ones",
+      async () => {
+        const db = await target.fresh(FULL_SCHEMA);
+        const oldKey = randomBytes(32);
+        const newKey = randomBytes(32);
+        const before = await startTestApi(db, { keys: { current: oldKey }, operations: {} });
+        open.push(before);
+        const namespace = before.operations?.namespace ?? '';
+        const mine = integrationId();
+        const event = () =>
+          sampleEvent({ userId: PLANTED.email, traits: { email: PLANTED.email, phone: PLANTED.phone } });
+        const planted = [event(), event(), event()] as const;
+        const sealedIds = [
+          await plantDeadLetter(db, namespace, mine, { event: planted[0], crypto: before.crypto }),
+          await plantDeadLetter(db, namespace, mine, { event: planted[1], crypto: before.crypto }),
+        ];
+        // Indexed before delivery-worker/0003: plaintext, no key id.
+        const legacyId = await plantDeadLetter(db, namespace, mine, { event: planted[2] });
+        expect((await rawRows(db, mine)).map((r) => r.letter_key_id)).toEqual([
+          before.crypto.keyring.currentKeyId,
+          before.crypto.keyring.currentKeyId,
+          null,
+        ]);
+        expect(JSON.stringify(await rawRows(db, mine))).toContain(PLANTED.email);
+
+        // Dual-key deployment, then the runbook's re-encryption job, as the API runs it.
+        const rotated = await startTestApi(db, {
+          keys: { current: newKey, previous: oldKey },
+          operations: {},
+        });
+        open.push(rotated);
+        const started = await rotated.api.reencryption.start(null);
+        expect(started.kind).toBe('started');
+        await rotated.api.reencryption.idle();
+        expect(await rotated.api.reencryption.status()).toMatchObject({
+          status: 'completed',
+          failed_records: 0,
+        });
+
+        const newKeyId = rotated.crypto.keyring.currentKeyId;
+        const after = await rawRows(db, mine);
+        expect(after.map((r) => r.letter_key_id)).toEqual([newKeyId, newKeyId, newKeyId]);
+        expectNothingPlanted(JSON.stringify(after));
+        expect(await countRecordsByKeyId(db, [DLQ_LETTER_COLUMN])).toEqual(new Map([[newKeyId, 3]]));
+
+        // With the new key alone (the previous one dropped), every letter still opens to its original.
+        const onlyNew = createCryptoService({ keyring: createKeyring({ current: newKey }) });
+        const entries = await createDlqStore(db, onlyNew).list({ integrationId: mine });
+        expect(entries.map((e) => e.id)).toEqual([legacyId, ...[...sealedIds].reverse()]);
+        expect(entries.map((e) => e.messageId)).toEqual(planted.map((e) => e.messageId).reverse());
+        for (const entry of entries) expect(entry.details).toBe('the vendor refused the event (HTTP 400)');
+      },
+    );
+  },
+);
