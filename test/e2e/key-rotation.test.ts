@@ -258,6 +258,8 @@ describe.skipIf(!available)('key rotation runbook (seed 002) on PostgreSQL', () 
         const demoKey = readFileSync(join(dataDir, 'demo-pipeline-key'), 'utf8').trim();
         let call = await adminSession(signal.baseUrl);
         expect((await cryptoHealth(signal.baseUrl)).dual_key_mode).toBe(false);
+        // The admin's org, which the demo pipeline belongs to: the identity graph is read per org.
+        const orgId = z.object({ org_id: z.string() }).parse((await call('GET', '/auth/me')).json).org_id;
 
         const created = await call('POST', '/pipelines', { name: 'Rotation server source', type: 'server' });
         expect(created.status).toBe(201);
@@ -350,7 +352,11 @@ describe.skipIf(!available)('key rotation runbook (seed 002) on PostgreSQL', () 
         const cp = createControlPlane({ db, crypto: onlyB });
         for (const [id, value] of credentials) expect(await cp.getIntegrationCredentials(id)).toEqual(value);
         const graph = createIdentityGraph({ db, crypto: onlyB, index: await loadBlindIndex(db, onlyB) });
-        const profile = await graph.lookup({ userId }, { consent: true, kinds: ['user_id'], traits: true });
+        const profile = await graph.lookup(
+          orgId,
+          { userId },
+          { consent: true, kinds: ['user_id'], traits: true },
+        );
         expect(profile?.traits).toMatchObject({ email, plan: 'enterprise' });
         expect([...(await countRecordsByKeyId(db, ALL_COLUMNS)).keys()]).toEqual([
           onlyB.keyring.currentKeyId,
@@ -378,7 +384,7 @@ describe.skipIf(!available)('key rotation runbook (seed 002) on PostgreSQL', () 
         expect(z.object({ data: z.array(z.unknown()), has_more: z.boolean() }).parse(dlq.json)).toBeTruthy();
         const erased = await call('DELETE', `/identity/${encodeURIComponent(userId)}`);
         expect(erased.status, erased.text).toBe(200);
-        expect(await graph.lookup({ userId }, { consent: true, kinds: [] })).toBeNull();
+        expect(await graph.lookup(orgId, { userId }, { consent: true, kinds: [] })).toBeNull();
         expect(signal.output()).not.toContain(email);
       } finally {
         await signal?.stop();

@@ -6,7 +6,7 @@ import type { Migration } from '@signal/store';
  * Nothing a person could be recognised by is stored in plaintext: identifier values and traits are v1
  * ciphertexts (text form) bound to their table, column and row, with the key id beside each for the
  * re-encryption job; lookups go through `digest`, a keyed HMAC-SHA-256 whose key (`identity_index_keys`) is
- * itself stored sealed.
+ * itself stored sealed. Since 0003 every row is of one org, and nothing is shared between orgs.
  */
 export const identityHubMigrations: readonly Migration[] = Object.freeze([
   {
@@ -75,6 +75,65 @@ CREATE TABLE identity_erasures (
   PRIMARY KEY (kind, digest)
 );
 CREATE INDEX identity_erasures_expires_at ON identity_erasures (expires_at);
+`,
+  },
+  {
+    // Tenant isolation. Before this, the graph ignored the org: user "42" of org A and of org B were one
+    // profile, and either org's lookup or erasure reached the other's person. Now every row carries its org,
+    // the unique keys are per org, digests are of (org, kind, value) and sealed values bind their org.
+    //
+    // Rows written before: they carry no org, and their org cannot be recovered. The events that wrote them
+    // did carry one, but it was not stored, and a profile may already hold two orgs' people merged (the bug
+    // itself: one profile, traits merged by last write). Their digests cannot be recomputed in SQL either.
+    // Attributing them would guess, and a wrong guess is the leak this fixes; keeping them unattributed would
+    // keep personal data no org can look up or erase. So the graph's rows are deleted: it is an enrichment
+    // cache that the next events of each visitor rebuild, per org (docs: README, "Upgrading to 0003").
+    //
+    // Erasure records written before are kept, read-only, as `identity_erasures_legacy`: they stand for
+    // erasures that must keep holding against raw events still on the bus. They are org-blind, so until they
+    // expire (expires_at, as before) they drop such events of that id in every org: over-dropping, bounded in
+    // time, never a resurrection. Purged like the new ones; a later release may drop the empty table.
+    id: 'identity-hub/0003_identity_org_scope',
+    sql: `
+ALTER TABLE identity_erasures RENAME TO identity_erasures_legacy;
+ALTER TABLE identity_erasures_legacy RENAME CONSTRAINT identity_erasures_pkey TO identity_erasures_legacy_pkey;
+ALTER INDEX identity_erasures_expires_at RENAME TO identity_erasures_legacy_expires_at;
+
+CREATE TABLE identity_erasures (
+  org_id     text NOT NULL,
+  kind       text NOT NULL,
+  digest     text NOT NULL,
+  erased_at  timestamptz NOT NULL,
+  expires_at timestamptz NOT NULL,
+  PRIMARY KEY (org_id, kind, digest)
+);
+CREATE INDEX identity_erasures_expires_at ON identity_erasures (expires_at);
+
+TRUNCATE identity_traits, identity_identifiers, identity_profiles;
+
+ALTER TABLE identity_profiles ADD COLUMN org_id text NOT NULL;
+ALTER TABLE identity_profiles ADD CONSTRAINT identity_profiles_org_id_id_key UNIQUE (org_id, id);
+-- A profile merges only into a profile of its own org; identifiers and traits belong to a profile of theirs.
+ALTER TABLE identity_profiles
+  DROP CONSTRAINT identity_profiles_merged_into_fkey,
+  ADD CONSTRAINT identity_profiles_merged_into_fkey FOREIGN KEY (org_id, merged_into)
+    REFERENCES identity_profiles (org_id, id) ON DELETE CASCADE;
+
+ALTER TABLE identity_identifiers ADD COLUMN org_id text NOT NULL;
+ALTER TABLE identity_identifiers
+  DROP CONSTRAINT identity_identifiers_profile_id_fkey,
+  ADD CONSTRAINT identity_identifiers_profile_id_fkey FOREIGN KEY (org_id, profile_id)
+    REFERENCES identity_profiles (org_id, id) ON DELETE CASCADE;
+-- An anonymous id or a user id belongs to exactly one profile of its org.
+DROP INDEX identity_identifiers_primary;
+CREATE UNIQUE INDEX identity_identifiers_primary ON identity_identifiers (org_id, kind, digest)
+  WHERE kind IN ('anonymous_id', 'user_id');
+
+ALTER TABLE identity_traits ADD COLUMN org_id text NOT NULL;
+ALTER TABLE identity_traits
+  DROP CONSTRAINT identity_traits_profile_id_fkey,
+  ADD CONSTRAINT identity_traits_profile_id_fkey FOREIGN KEY (org_id, profile_id)
+    REFERENCES identity_profiles (org_id, id) ON DELETE CASCADE;
 `,
   },
 ]);

@@ -137,6 +137,8 @@ export function rawEvent(fields: {
   traits?: Record<string, JsonValue>;
   clickIds?: Record<string, string>;
   receivedAt?: string;
+  /** The org the event was received for (default: the demo pipeline's). */
+  org?: string;
 }): CanonicalEvent {
   sequence += 1;
   const receivedAt = fields.receivedAt ?? new Date().toISOString();
@@ -156,9 +158,14 @@ export function rawEvent(fields: {
     },
     timestamp: receivedAt,
     receivedAt,
-    org: DEMO_PIPELINE.orgId,
+    org: fields.org ?? DEMO_PIPELINE.orgId,
     pipelineId: DEMO_PIPELINE.pipelineId,
   });
+}
+
+/** A fresh org id in the store's shape, so each test makes its own tenants. */
+export function orgId(): string {
+  return `org_${randomUUID().replaceAll('-', '')}`;
 }
 
 /** A fresh anonymous id in the gateway's shape. */

@@ -221,6 +221,20 @@ describe('crypto-shredding through DELETE /v1/admin/identity/{id} (envelope mode
         await db.close();
       }
     }
+    // The org first (the identity graph is per org): its owner will erase one of its visitors.
+    const setup = await buildContainer(config(env));
+    await setup.start();
+    let orgId: string;
+    try {
+      ({
+        org: { id: orgId },
+      } = await setup.api.controlPlane.orgs.createWithOwner({
+        name: 'Shred',
+        owner: { email: 'owner@shred.example', password: 'a long enough password' },
+      }));
+    } finally {
+      await setup.stop();
+    }
     // The identity hub ingests the person's data; a backup copies their sealed rows.
     const backup = await withProcess(async (db, runtime) => {
       if (runtime.subjectKeys === undefined) throw new Error('shredding is on');
@@ -230,7 +244,7 @@ describe('crypto-shredding through DELETE /v1/admin/identity/{id} (envelope mode
         index: await loadBlindIndex(db, runtime.crypto),
         profileKeys: runtime.subjectKeys,
       });
-      await graph.ingest(sampleEvent({ userId, traits: { email: userId } }));
+      await graph.ingest({ ...sampleEvent({ userId, traits: { email: userId } }), org: orgId });
       const traits = await db.query<{ profile_id: string; traits: string; traits_key_id: string }>(
         'SELECT profile_id, traits, traits_key_id FROM identity_traits',
       );
@@ -245,10 +259,6 @@ describe('crypto-shredding through DELETE /v1/admin/identity/{id} (envelope mode
     const api = await buildContainer(config(env));
     await api.start();
     try {
-      await api.api.controlPlane.orgs.createWithOwner({
-        name: 'Shred',
-        owner: { email: 'owner@shred.example', password: 'a long enough password' },
-      });
       const url = baseUrl(api);
       const login = await fetch(`${url}/v1/admin/auth/login`, {
         method: 'POST',
@@ -274,12 +284,14 @@ describe('crypto-shredding through DELETE /v1/admin/identity/{id} (envelope mode
           (error: unknown) => (error instanceof CryptoError ? error.code : String(error)),
         );
       expect(
-        await code(runtime.crypto.openTextAsync(sealedTraits.traits, traitsContext(sealedTraits.profile_id))),
+        await code(
+          runtime.crypto.openTextAsync(sealedTraits.traits, traitsContext(sealedTraits.profile_id, orgId)),
+        ),
       ).toBe('key_destroyed');
       for (const row of backup.identifiers) {
-        expect(await code(runtime.crypto.openTextAsync(row.value, identifierContext(row.id, row.kind)))).toBe(
-          'key_destroyed',
-        );
+        expect(
+          await code(runtime.crypto.openTextAsync(row.value, identifierContext(row.id, row.kind, orgId))),
+        ).toBe('key_destroyed');
       }
       const dek = await db.query<{ state: string; wrapped: unknown; subject: string }>(
         'SELECT state, wrapped, subject FROM crypto_deks WHERE id = $1',

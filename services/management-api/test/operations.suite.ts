@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { type Bus, BusError, type ConsumedMessage } from '@signal/bus';
-import { deliveryMessageSchema, topics } from '@signal/events';
+import { type CanonicalEvent, deliveryMessageSchema, topics } from '@signal/events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { DbTarget } from './db-targets';
@@ -68,6 +68,11 @@ async function readTopic(bus: Bus, topic: string, count: number): Promise<Consum
 
 function integrationId(): string {
   return `int_${randomBytes(14).toString('hex')}`;
+}
+
+/** A raw event of `orgId`'s visitor, as the identity hub consumes it. */
+function eventOf(orgId: string, fields: Parameters<typeof sampleEvent>[0]): CanonicalEvent {
+  return { ...sampleEvent(fields), org: orgId };
 }
 
 export function describeOperationsSuite(target: DbTarget, skip = false): void {
@@ -335,9 +340,11 @@ export function describeOperationsSuite(target: DbTarget, skip = false): void {
         const userId = `erase-me-${randomBytes(4).toString('hex')}@example.com`;
         const anonymousIds = [randomUUID(), randomUUID()];
         for (const anonymousId of anonymousIds) {
-          await graph.ingest(sampleEvent({ anonymousId, userId, traits: { email: userId, plan: 'pro' } }));
+          await graph.ingest(
+            eventOf(org.orgId, { anonymousId, userId, traits: { email: userId, plan: 'pro' } }),
+          );
         }
-        expect(await graph.lookup({ userId }, { consent: true, kinds: [] })).not.toBeNull();
+        expect(await graph.lookup(org.orgId, { userId }, { consent: true, kinds: [] })).not.toBeNull();
         const before = (await t.audit.list({ action: 'identity.erased' })).data.length;
 
         const res = await t.call('DELETE', `${A}/identity/${encodeURIComponent(userId)}`, {
@@ -345,9 +352,9 @@ export function describeOperationsSuite(target: DbTarget, skip = false): void {
         });
         expect(res.status, res.text).toBe(200);
         expect(res.json).toEqual({ erased: { profiles: 1, identifiers: 3, traits: 1 } });
-        expect(await graph.lookup({ userId }, { consent: true, kinds: [] })).toBeNull();
+        expect(await graph.lookup(org.orgId, { userId }, { consent: true, kinds: [] })).toBeNull();
         for (const anonymousId of anonymousIds) {
-          expect(await graph.lookup({ anonymousId }, { consent: true, kinds: [] })).toBeNull();
+          expect(await graph.lookup(org.orgId, { anonymousId }, { consent: true, kinds: [] })).toBeNull();
         }
 
         const recorded = (await t.audit.list({ action: 'identity.erased' })).data;
@@ -366,11 +373,75 @@ export function describeOperationsSuite(target: DbTarget, skip = false): void {
         const graph = t.operations?.graph;
         if (graph === undefined) throw new Error('operations not wired');
         const anonymousId = randomUUID();
-        await graph.ingest(sampleEvent({ anonymousId, userId: null }));
+        await graph.ingest(eventOf(org.orgId, { anonymousId, userId: null }));
         const res = await t.call('DELETE', `${A}/identity/${anonymousId}`, { token: tokens.owner });
         expect(res.status, res.text).toBe(200);
         expect(res.json).toMatchObject({ erased: { profiles: 1 } });
-        expect(await graph.lookup({ anonymousId }, { consent: true, kinds: [] })).toBeNull();
+        expect(await graph.lookup(org.orgId, { anonymousId }, { consent: true, kinds: [] })).toBeNull();
+      });
+
+      it("another org's admin erasing this org's person gets the same 404 as for an unknown id, and erases nothing", async () => {
+        const graph = t.operations?.graph;
+        if (graph === undefined) throw new Error('operations not wired');
+        const other = await seedOrg(t.cp, t.db);
+        const otherAdmin = await t.tokenFor(other.users.admin);
+        const userId = `cross-${randomBytes(4).toString('hex')}@example.com`;
+        const anonymousId = randomUUID();
+        await graph.ingest(eventOf(org.orgId, { anonymousId, userId, traits: { email: userId } }));
+        const before = await t.db.query('SELECT count(*)::int AS n FROM identity_identifiers');
+
+        const unknown = await t.call(
+          'DELETE',
+          `${A}/identity/${encodeURIComponent(`nobody-${randomBytes(4).toString('hex')}@example.com`)}`,
+          { token: otherAdmin },
+        );
+        expect(unknown.status).toBe(404);
+        for (const id of [userId, anonymousId]) {
+          const res = await t.call('DELETE', `${A}/identity/${encodeURIComponent(id)}`, {
+            token: otherAdmin,
+          });
+          expect({ id, status: res.status, body: res.json }).toEqual({
+            id,
+            status: unknown.status,
+            body: unknown.json,
+          });
+        }
+        expect(await t.db.query('SELECT count(*)::int AS n FROM identity_identifiers')).toMatchObject({
+          rows: before.rows,
+        });
+        expect(
+          await graph.lookup(org.orgId, { userId }, { consent: true, kinds: ['anonymous_id'], traits: true }),
+        ).toMatchObject({ identifiers: { anonymous_id: anonymousId }, traits: { email: userId } });
+
+        // Its own admin still can.
+        const own = await t.call('DELETE', `${A}/identity/${encodeURIComponent(userId)}`, {
+          token: tokens.admin,
+        });
+        expect(own.status, own.text).toBe(200);
+        expect(own.json).toEqual({ erased: { profiles: 1, identifiers: 2, traits: 1 } });
+      });
+
+      it("the same user id in two orgs is two people: each admin erases their own org's only", async () => {
+        const graph = t.operations?.graph;
+        if (graph === undefined) throw new Error('operations not wired');
+        const [x, y] = [await seedOrg(t.cp, t.db), await seedOrg(t.cp, t.db)];
+        const userId = '42';
+        await graph.ingest(eventOf(x.orgId, { userId, traits: { email: 'x@x.example' } }));
+        await graph.ingest(eventOf(y.orgId, { userId, traits: { email: 'y@y.example' } }));
+        const everything = { consent: true, kinds: [], traits: true } as const;
+        expect(await graph.lookup(y.orgId, { userId }, everything)).toMatchObject({
+          traits: { email: 'y@y.example' },
+        });
+
+        const res = await t.call('DELETE', `${A}/identity/${userId}`, {
+          token: await t.tokenFor(y.users.admin),
+        });
+        expect(res.status, res.text).toBe(200);
+        expect(res.json).toEqual({ erased: { profiles: 1, identifiers: 2, traits: 1 } });
+        expect(await graph.lookup(y.orgId, { userId }, everything)).toBeNull();
+        expect(await graph.lookup(x.orgId, { userId }, everything)).toMatchObject({
+          traits: { email: 'x@x.example' },
+        });
       });
     });
 

@@ -28,7 +28,7 @@ interface Fixture {
   readonly graceKeyId: string;
   /** A pending dead letter of the fixture's integration. */
   readonly deadLetterId: string;
-  /** A user id the identity graph knows. */
+  /** A user id the identity graph knows (of the fixture's org). */
   readonly identitySubject: string;
 }
 
@@ -49,7 +49,7 @@ async function fixture(t: TestApi): Promise<Fixture> {
   if (operations === null) throw new Error('the RBAC suite needs the optional dependencies wired');
   const deadLetterId = await plantDeadLetter(t.db, operations.namespace, integration.id);
   const identitySubject = `subject-${randomBytes(4).toString('hex')}`;
-  await operations.graph.ingest(sampleEvent({ userId: identitySubject }));
+  await operations.graph.ingest({ ...sampleEvent({ userId: identitySubject }), org: org.orgId });
   return {
     org,
     pipelineId: made.pipeline.id,

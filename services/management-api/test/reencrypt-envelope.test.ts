@@ -221,7 +221,11 @@ describe('re-encryption job in envelope mode (local provider)', () => {
       expect(await subjectSealed()).toEqual(before);
       const userId = events[0]?.userId ?? '';
       expect(
-        await graph.lookup({ userId }, { consent: true, kinds: ['user_id'], traits: true }),
+        await graph.lookup(
+          events[0]?.org ?? '',
+          { userId },
+          { consent: true, kinds: ['user_id'], traits: true },
+        ),
       ).toMatchObject({ identifiers: { user_id: userId }, traits: { email: 'jane.doe@example.com' } });
     } finally {
       await runtime.close();

@@ -7,12 +7,15 @@ import { bootstrapCryptoWithKms, type KmsCryptoRuntime } from '@signal/runtime';
 import { createDatabase, type Database, migrate } from '@signal/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { anonymousId, rawEvent, recordingLogger } from '../../test/support';
+import { anonymousId, DEMO_PIPELINE, rawEvent, recordingLogger } from '../../test/support';
 import { identityHubMigrations } from '../migrations';
 import { loadBlindIndex } from './blind-index';
 import { identifierContext, traitsContext } from './encrypted-columns';
 import { createIdentityErasure } from './erasure';
 import { createIdentityGraph, type IdentityGraph } from './identity-graph';
+
+/** The org of every event `rawEvent` makes (the demo pipeline's). */
+const ORG = DEMO_PIPELINE.orgId;
 
 /**
  * Crypto-shredding with the real runtime (envelope mode, local KMS provider, PGlite: one connection, so
@@ -84,7 +87,7 @@ async function sealedRows(profileId: string) {
 }
 
 async function profileOf(graph: IdentityGraph, subject: { anonymousId?: string; userId?: string }) {
-  return (await graph.lookup(subject, { consent: true, kinds: [] }))?.profileId ?? null;
+  return (await graph.lookup(ORG, subject, { consent: true, kinds: [] }))?.profileId ?? null;
 }
 
 async function failure(promise: Promise<unknown>): Promise<string> {
@@ -120,6 +123,7 @@ describe('identity graph with crypto-shredding', () => {
     expect(await subjectDek(pb)).not.toBe(dekA);
 
     const enrichment = await main.graph.lookup(
+      ORG,
       { userId: user },
       { consent: true, kinds: ['user_id', 'anonymous_id', 'gclid'], traits: true },
     );
@@ -166,6 +170,7 @@ describe('identity graph with crypto-shredding', () => {
     expect(winnerDek).not.toBe(youngerDek);
     expect(
       await main.graph.lookup(
+        ORG,
         { anonymousId: a2 },
         { consent: true, kinds: ['user_id', 'fbclid'], traits: true },
       ),
@@ -198,7 +203,7 @@ describe('identity graph with crypto-shredding', () => {
       ]),
     );
     expect(
-      await main.graph.lookup({ userId: second }, { consent: true, kinds: ['anonymous_id'] }),
+      await main.graph.lookup(ORG, { userId: second }, { consent: true, kinds: ['anonymous_id'] }),
     ).toMatchObject({ identifiers: { anonymous_id: device } });
   });
 
@@ -227,9 +232,9 @@ describe('identity graph with crypto-shredding', () => {
     const backup = await sealedRows(root);
     const traits = backup.traits;
     if (traits === undefined) throw new Error('traits expected');
-    expect((await elsewhere.crypto.openTextAsync(traits.traits, traitsContext(root))).toString()).toContain(
-      user,
-    );
+    expect(
+      (await elsewhere.crypto.openTextAsync(traits.traits, traitsContext(root, ORG))).toString(),
+    ).toContain(user);
     const deks = [await subjectDek(root), await subjectDek(mergedAway)].sort();
 
     const logger = recordingLogger();
@@ -237,20 +242,20 @@ describe('identity graph with crypto-shredding', () => {
     const shred = main.runtime.shredSubjects;
     if (shred === undefined) throw new Error('shredding is on');
     const erasure = createIdentityErasure({ graph: main.graph, audit, logger, shred });
-    await erasure.eraseSubject(user, { user_id: 'usr_admin' });
+    await erasure.eraseSubject(ORG, user, { user_id: 'usr_admin' });
 
     // The rows are gone; the copies a backup would hold still exist as ciphertext but cannot be opened.
     expect((await sealedRows(root)).identifiers).toEqual([]);
-    expect(await failure(main.crypto.openTextAsync(traits.traits, traitsContext(root)))).toBe(
+    expect(await failure(main.crypto.openTextAsync(traits.traits, traitsContext(root, ORG)))).toBe(
       'key_destroyed',
     );
-    expect(await failure(main.crypto.openTextAsync(preMerge.traits, traitsContext(mergedAway)))).toBe(
+    expect(await failure(main.crypto.openTextAsync(preMerge.traits, traitsContext(mergedAway, ORG)))).toBe(
       'key_destroyed',
     );
     for (const row of backup.identifiers) {
-      expect(await failure(main.crypto.openTextAsync(row.value, identifierContext(row.id, row.kind)))).toBe(
-        'key_destroyed',
-      );
+      expect(
+        await failure(main.crypto.openTextAsync(row.value, identifierContext(row.id, row.kind, ORG))),
+      ).toBe('key_destroyed');
     }
     const { rows: states } = await db.query<{ id: string; state: string; wrapped: unknown }>(
       'SELECT id, state, wrapped FROM crypto_deks WHERE id = ANY($1::text[]) ORDER BY id',
@@ -268,14 +273,14 @@ describe('identity graph with crypto-shredding', () => {
 
     // The other process re-verifies its cached DEK at its TTL (1 s here, ENCRYPTION_DEK_CACHE_TTL) and drops it.
     await new Promise((resolve) => setTimeout(resolve, 1_200));
-    expect(await failure(elsewhere.crypto.openTextAsync(traits.traits, traitsContext(root)))).toBe(
+    expect(await failure(elsewhere.crypto.openTextAsync(traits.traits, traitsContext(root, ORG)))).toBe(
       'key_destroyed',
     );
-    expect(() => elsewhere.crypto.openText(traits.traits, traitsContext(root))).toThrow(CryptoError);
+    expect(() => elsewhere.crypto.openText(traits.traits, traitsContext(root, ORG))).toThrow(CryptoError);
 
     // A restart reads the destroyed rows: nothing comes back.
     const restarted = await startProcess();
-    expect(await failure(restarted.crypto.openTextAsync(traits.traits, traitsContext(root)))).toBe(
+    expect(await failure(restarted.crypto.openTextAsync(traits.traits, traitsContext(root, ORG)))).toBe(
       'key_destroyed',
     );
     expect(await profileOf(restarted.graph, { userId: user })).toBeNull();
@@ -299,7 +304,7 @@ describe('identity graph with crypto-shredding', () => {
       audit: createAuditLog({ db, logger }),
       logger,
       shred,
-    }).eraseSubject(user, { user_id: 'usr_admin' });
+    }).eraseSubject(ORG, user, { user_id: 'usr_admin' });
     const deks = async () => (await db.query('SELECT id FROM crypto_deks ORDER BY id')).rows;
     const before = await deks();
 

@@ -36,27 +36,38 @@ export function indexKeyContext(id: string): EncryptionContext {
   };
 }
 
-/** An identifier's value (anonymous id, user id, vendor id); the kind is bound too, so a row cannot be relabelled. */
-export function identifierContext(id: string, kind: string): EncryptionContext {
+/**
+ * An identifier's value (anonymous id, user id, vendor id) of `org`; the kind and the org are bound too, so a
+ * row can be neither relabelled nor handed to another org.
+ */
+export function identifierContext(id: string, kind: string, org: string): EncryptionContext {
   return {
     purpose: 'identity-identifier',
     dataClass: 'identity',
     table: 'identity_identifiers',
     column: 'value',
     rowId: id,
-    extra: { kind },
+    extra: { kind, org },
   };
 }
 
-/** A profile's traits (one JSON object per profile). */
-export function traitsContext(profileId: string): EncryptionContext {
+/** A profile's traits (one JSON object per profile), bound to the profile and its org. */
+export function traitsContext(profileId: string, org: string): EncryptionContext {
   return {
     purpose: 'identity-traits',
     dataClass: 'identity',
     table: 'identity_traits',
     column: 'traits',
     rowId: profileId,
+    extra: { org },
   };
+}
+
+/** A context column the registry selected, which must be text. */
+function textColumn(row: { readonly columns: Readonly<Record<string, unknown>> }, name: string): string {
+  const value = row.columns[name];
+  if (typeof value !== 'string') throw new TypeError(`${name} must be selected as text`);
+  return value;
 }
 
 export const IDENTITY_INDEX_KEYS_COLUMN: EncryptedColumnEntry = Object.freeze({
@@ -75,12 +86,9 @@ export const IDENTITY_IDENTIFIERS_COLUMN: EncryptedColumnEntry = Object.freeze({
   idColumn: 'id',
   column: 'value',
   keyIdColumn: 'value_key_id',
-  contextColumns: Object.freeze(['kind']),
-  context: (row: { readonly id: string; readonly columns: Readonly<Record<string, unknown>> }) => {
-    const kind = row.columns.kind;
-    if (typeof kind !== 'string') throw new TypeError('identity_identifiers.kind must be selected as text');
-    return identifierContext(row.id, kind);
-  },
+  contextColumns: Object.freeze(['kind', 'org_id']),
+  context: (row: { readonly id: string; readonly columns: Readonly<Record<string, unknown>> }) =>
+    identifierContext(row.id, textColumn(row, 'kind'), textColumn(row, 'org_id')),
 });
 
 export const IDENTITY_TRAITS_COLUMN: EncryptedColumnEntry = Object.freeze({
@@ -89,8 +97,9 @@ export const IDENTITY_TRAITS_COLUMN: EncryptedColumnEntry = Object.freeze({
   idColumn: 'profile_id',
   column: 'traits',
   keyIdColumn: 'traits_key_id',
-  contextColumns: Object.freeze([]),
-  context: (row: { readonly id: string }) => traitsContext(row.id),
+  contextColumns: Object.freeze(['org_id']),
+  context: (row: { readonly id: string; readonly columns: Readonly<Record<string, unknown>> }) =>
+    traitsContext(row.id, textColumn(row, 'org_id')),
 });
 
 /** Every encrypted column the Identity Hub owns, for the re-encryption job and key-usage counts. */

@@ -3,21 +3,27 @@ import { describe, expect, it } from 'vitest';
 import { createIdentityErasure } from './erasure';
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+const ORG = 'org_1';
 
 function fakes() {
   const recorded: AuditEntryInput[] = [];
   const shredded: string[][] = [];
+  const erased: [string, string][] = [];
   return {
     recorded,
     shredded,
+    erased,
     graph: {
-      erase: async () => ({
-        profiles: 2,
-        identifiers: 3,
-        traits: 1,
-        profileIds: ['prof_a', 'prof_b'],
-        keySubjects: ['prof_a', 'prof_b', 'prof_merged'],
-      }),
+      erase: async (org: string, subjectId: string) => {
+        erased.push([org, subjectId]);
+        return {
+          profiles: 2,
+          identifiers: 3,
+          traits: 1,
+          profileIds: ['prof_a', 'prof_b'],
+          keySubjects: ['prof_a', 'prof_b', 'prof_merged'],
+        };
+      },
     },
     audit: {
       record: async (entry: AuditEntryInput) => {
@@ -39,7 +45,9 @@ describe('identity erasure with crypto-shredding', () => {
         return ['0f'.repeat(16)];
       },
     });
-    await erasure.eraseSubject('user@example.com', { user_id: 'usr_1' });
+    await erasure.eraseSubject(ORG, 'user@example.com', { user_id: 'usr_1' });
+    // The caller's org goes to the graph with the subject: it erases only that org's person.
+    expect(f.erased).toEqual([[ORG, 'user@example.com']]);
     // Merged-away profiles too: their DEKs sealed this person's data before the merge (backups hold it).
     expect(f.shredded).toEqual([['prof_a', 'prof_b', 'prof_merged']]);
     expect(f.recorded[0]?.changes).toMatchObject({
@@ -50,7 +58,7 @@ describe('identity erasure with crypto-shredding', () => {
 
   it('without shredding, records no DEK ids', async () => {
     const f = fakes();
-    await createIdentityErasure({ graph: f.graph, audit: f.audit, logger: quiet }).eraseSubject('x', {
+    await createIdentityErasure({ graph: f.graph, audit: f.audit, logger: quiet }).eraseSubject(ORG, 'x', {
       user_id: null,
     });
     expect(f.recorded[0]?.changes).not.toHaveProperty('destroyed_dek_ids');

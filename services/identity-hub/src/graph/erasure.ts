@@ -12,14 +12,16 @@ export interface ErasureActor {
 
 export interface IdentityErasure {
   /**
-   * Erases everything the identity graph holds about a visitor, named by a user id or an anonymous id
-   * (`DELETE /v1/admin/identity/{id}`): the profile(s), every identifier, traits and merged-away
-   * tombstones, and keeps an erasure record (keyed digests of the person's anonymous ids and user id) so
-   * their raw events received before now, still on the bus, are dropped instead of rebuilding the profile.
-   * Records `identity.erased` (with the profile ids and counts, never the subject id, which may be an email).
-   * Idempotent: erasing again finds nothing, answers zeros and is recorded too.
+   * Erases everything the identity graph holds about a visitor of `org`, named by a user id or an anonymous
+   * id (`DELETE /v1/admin/identity/{id}`, `org` = the caller's org): the profile(s), every identifier,
+   * traits and merged-away tombstones, and keeps an erasure record of that org (keyed digests of the
+   * person's anonymous ids and user id) so their raw events received before now, still on the bus, are
+   * dropped instead of rebuilding the profile. Records `identity.erased` (with the profile ids and counts,
+   * never the subject id, which may be an email). Idempotent: erasing again finds nothing, answers zeros and
+   * is recorded too. The same id in another org is another person: not found, not touched, and answered
+   * exactly like an id nobody has (zeros), so the answer reveals nothing about other orgs.
    */
-  eraseSubject(subjectId: string, actor: ErasureActor): Promise<ErasureCounts>;
+  eraseSubject(org: string, subjectId: string, actor: ErasureActor): Promise<ErasureCounts>;
 }
 
 export interface IdentityErasureDeps {
@@ -45,8 +47,8 @@ export interface IdentityErasureDeps {
 export function createIdentityErasure(deps: IdentityErasureDeps): IdentityErasure {
   const { graph, audit, logger, shred } = deps;
   return {
-    async eraseSubject(subjectId, actor) {
-      const { profileIds, keySubjects, ...counts } = await graph.erase(subjectId);
+    async eraseSubject(org, subjectId, actor) {
+      const { profileIds, keySubjects, ...counts } = await graph.erase(org, subjectId);
       // Destroyed after the rows are gone, merged-away profiles' DEKs too (backups hold what they sealed
       // before the merge). Hazard: if this throws, the rows are gone and a retry finds no profile to name, so
       // the error reaches the operator (no audit entry is written) rather than being retried away.

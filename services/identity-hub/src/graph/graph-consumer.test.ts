@@ -6,13 +6,16 @@ import { topics } from '@signal/events';
 import { createDatabase, type Database, migrate } from '@signal/store';
 import { createMetrics } from '@signal/telemetry';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { anonymousId, inMemoryPipelines, rawEvent, recordingLogger } from '../../test/support';
+import { anonymousId, DEMO_PIPELINE, inMemoryPipelines, rawEvent, recordingLogger } from '../../test/support';
 import { identityHubSettings } from '../config';
 import { createIdentityHub } from '../identity-hub';
 import { identityHubMigrations } from '../migrations';
 import { cacheSingleUseStore } from '../tokens/single-use';
 import { loadBlindIndex } from './blind-index';
 import { createIdentityGraph } from './identity-graph';
+
+/** The org of every event `rawEvent` makes (the demo pipeline's). */
+const ORG = DEMO_PIPELINE.orgId;
 
 let db: Database;
 let bus: PostgresBus;
@@ -79,6 +82,7 @@ describe('raw-events → identity graph', () => {
     try {
       const found = await eventually(async () => {
         const hit = await graph.lookup(
+          ORG,
           { anonymousId: a2 },
           { consent: true, kinds: ['fbp', 'user_id'], traits: true },
         );
@@ -131,12 +135,12 @@ describe('raw-events → identity graph', () => {
     await hub.start();
     try {
       await eventually(counted('applied', 2), 'the events to be applied');
-      expect(await graph.erase('user-erased')).toMatchObject({ profiles: 1, identifiers: 3 });
+      expect(await graph.erase(ORG, 'user-erased')).toMatchObject({ profiles: 1, identifiers: 3 });
       // The same messages again (an uncommitted batch redelivered, a replay within retention).
       await publishTo(bus, raw, events);
       await eventually(counted('erased', 2), 'the redelivered events to be dropped');
       for (const subject of [{ userId: 'user-erased' }, { anonymousId: a }]) {
-        expect(await graph.lookup(subject, { consent: true, kinds: ['fbp'], traits: true })).toBeNull();
+        expect(await graph.lookup(ORG, subject, { consent: true, kinds: ['fbp'], traits: true })).toBeNull();
       }
     } finally {
       await hub.stop(5_000);

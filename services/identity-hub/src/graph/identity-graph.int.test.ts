@@ -3,10 +3,13 @@ import { createCryptoService, createKeyring } from '@signal/crypto';
 import { createDatabase, type Database, migrate } from '@signal/store';
 import { POSTGRES_URL, postgresAvailable } from '@signal/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { anonymousId, rawEvent } from '../../test/support';
+import { anonymousId, DEMO_PIPELINE, rawEvent } from '../../test/support';
 import { identityHubMigrations } from '../migrations';
 import { loadBlindIndex } from './blind-index';
 import { createIdentityGraph, type IdentityGraph } from './identity-graph';
+
+/** The org of every event `rawEvent` makes (the demo pipeline's). */
+const ORG = DEMO_PIPELINE.orgId;
 
 const available = await postgresAvailable();
 
@@ -23,7 +26,7 @@ describe.skipIf(!available)('identity graph on PostgreSQL under concurrency', ()
     const crypto = createCryptoService({ keyring: createKeyring({ current: randomBytes(32) }) });
     // Two instances racing to create the blind-index key end up with the same one.
     const [first, second] = await Promise.all([loadBlindIndex(db, crypto), loadBlindIndex(db, crypto)]);
-    expect(first.digest('user_id', 'u')).toBe(second.digest('user_id', 'u'));
+    expect(first.digest(ORG, 'user_id', 'u')).toBe(second.digest(ORG, 'user_id', 'u'));
     graph = createIdentityGraph({ db, crypto, index: first });
     admin = createIdentityGraph({ db, crypto, index: second });
   });
@@ -46,7 +49,7 @@ describe.skipIf(!available)('identity graph on PostgreSQL under concurrency', ()
     const roots = new Set(
       await Promise.all(
         anons.map(
-          async (a) => (await graph.lookup({ anonymousId: a }, { consent: true, kinds: [] }))?.profileId,
+          async (a) => (await graph.lookup(ORG, { anonymousId: a }, { consent: true, kinds: [] }))?.profileId,
         ),
       ),
     );
@@ -79,12 +82,16 @@ describe.skipIf(!available)('identity graph on PostgreSQL under concurrency', ()
         rawEvent({ anonymousId: a, userId: u, traits: { n: i }, receivedAt }),
       );
       const racing = events.map((event) => graph.ingest(event));
-      const erased = admin.erase(u);
+      const erased = admin.erase(ORG, u);
       await Promise.all([...racing, erased]);
       const redelivered = await Promise.all(events.map((event) => graph.ingest(event)));
       expect(redelivered.every((r) => r.dropped === 'erased')).toBe(true);
       for (const subject of [{ userId: u }, ...anons.map((a) => ({ anonymousId: a }))]) {
-        expect({ round, subject, found: await graph.lookup(subject, { consent: true, kinds: [] }) }).toEqual({
+        expect({
+          round,
+          subject,
+          found: await graph.lookup(ORG, subject, { consent: true, kinds: [] }),
+        }).toEqual({
           round,
           subject,
           found: null,

@@ -4,7 +4,7 @@ import { type CryptoService, createCryptoService, createKeyring } from '@signal/
 import { createDatabase, type Database, migrate } from '@signal/store';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { anonymousId, rawEvent, recordingLogger } from '../../test/support';
+import { anonymousId, DEMO_PIPELINE, rawEvent, recordingLogger } from '../../test/support';
 import { identityHubMigrations } from '../migrations';
 import { loadBlindIndex } from './blind-index';
 import { IDENTITY_ENCRYPTED_COLUMNS } from './encrypted-columns';
@@ -15,6 +15,9 @@ import {
   type IdentityGraph,
   MIN_ERASURE_RECORD_RETENTION_MS,
 } from './identity-graph';
+
+/** The org of every event `rawEvent` makes (the demo pipeline's). */
+const ORG = DEMO_PIPELINE.orgId;
 
 const KEY = randomBytes(32);
 let db: Database;
@@ -40,7 +43,7 @@ function userId(): string {
 }
 
 async function profileOf(subject: { anonymousId?: string; userId?: string }): Promise<string | null> {
-  return (await graph.lookup(subject, { consent: true, kinds: [] }))?.profileId ?? null;
+  return (await graph.lookup(ORG, subject, { consent: true, kinds: [] }))?.profileId ?? null;
 }
 
 async function dumpIdentityTables(): Promise<string> {
@@ -90,9 +93,9 @@ describe('linking', () => {
     for (const subject of [{ anonymousId: a1 }, { anonymousId: a2 }, { anonymousId: a3 }, { userId: u }]) {
       expect(await profileOf(subject)).toBe(p1);
     }
-    expect(await graph.canonicalProfileId(p2 ?? '')).toBe(p1);
-    expect(await graph.canonicalProfileId(p1 ?? '')).toBe(p1);
-    expect(await graph.canonicalProfileId('prf_unknown')).toBeNull();
+    expect(await graph.canonicalProfileId(ORG, p2 ?? '')).toBe(p1);
+    expect(await graph.canonicalProfileId(ORG, p1 ?? '')).toBe(p1);
+    expect(await graph.canonicalProfileId(ORG, 'prf_unknown')).toBeNull();
   });
 
   it('ends with the same grouping and the same winner whatever order the events arrive in', async () => {
@@ -177,7 +180,7 @@ describe('traits and vendor ids', () => {
     await graph.ingest(
       rawEvent({ anonymousId: a1, userId: u, traits: { plan: 'trial' }, receivedAt: at(1) }),
     );
-    const found = await graph.lookup({ userId: u }, { consent: true, kinds: [], traits: true });
+    const found = await graph.lookup(ORG, { userId: u }, { consent: true, kinds: [], traits: true });
     expect(found?.traits).toEqual({ plan: 'pro', city: 'Berlin', seats: 3 });
   });
 
@@ -195,6 +198,7 @@ describe('traits and vendor ids', () => {
       rawEvent({ anonymousId: a, userId: u, clickIds: { fbp: 'fb.1.1700000000000.2' }, receivedAt: at(180) }),
     );
     const found = await graph.lookup(
+      ORG,
       { anonymousId: a },
       { consent: true, kinds: ['fbp', 'gclid', 'user_id', 'ttp'] },
     );
@@ -218,9 +222,11 @@ describe('traits and vendor ids', () => {
     const a = anonymousId();
     await graph.ingest(rawEvent({ anonymousId: a, clickIds: { fbp: 'fb.1.1700000000000.3' } }));
     expect(
-      await graph.lookup({ anonymousId: a }, { consent: false, kinds: ['fbp'], traits: true }),
+      await graph.lookup(ORG, { anonymousId: a }, { consent: false, kinds: ['fbp'], traits: true }),
     ).toBeNull();
-    expect(await graph.lookup({ anonymousId: anonymousId() }, { consent: true, kinds: ['fbp'] })).toBeNull();
+    expect(
+      await graph.lookup(ORG, { anonymousId: anonymousId() }, { consent: true, kinds: ['fbp'] }),
+    ).toBeNull();
   });
 
   it('stores no identifier or trait in plaintext: the tables read without the key show none of them', async () => {
@@ -258,6 +264,7 @@ describe('traits and vendor ids', () => {
     }
     // Still all there for whoever holds the key.
     const found = await graph.lookup(
+      ORG,
       { userId: u },
       { consent: true, kinds: ['fbp', 'anonymous_id'], traits: true },
     );
@@ -275,10 +282,12 @@ describe('traits and vendor ids', () => {
         WHERE profile_id = $2 AND kind = 'fbp'`,
       [p1, p2],
     );
-    await expect(graph.lookup({ anonymousId: a2 }, { consent: true, kinds: ['fbp'] })).rejects.toMatchObject({
+    await expect(
+      graph.lookup(ORG, { anonymousId: a2 }, { consent: true, kinds: ['fbp'] }),
+    ).rejects.toMatchObject({
       code: 'corrupt_record',
     });
-    await graph.erase(a2);
+    await graph.erase(ORG, a2);
   });
 });
 
@@ -318,7 +327,7 @@ describe('encryption at rest', () => {
     });
     const after = createIdentityGraph({ db, crypto: rotated, index: await loadBlindIndex(db, rotated) });
     expect(
-      await after.lookup({ userId: u }, { consent: true, kinds: ['fbp', 'anonymous_id'] }),
+      await after.lookup(ORG, { userId: u }, { consent: true, kinds: ['fbp', 'anonymous_id'] }),
     ).toMatchObject({
       identifiers: { fbp: 'fb.1.1700000000000.6', anonymous_id: a },
     });
@@ -348,7 +357,7 @@ describe('erasure', () => {
     const audit = createAuditLog({ db, logger });
     const erasure = createIdentityErasure({ graph, audit, logger });
     const actor = { user_id: 'usr_admin', user_email: 'admin@example.com', ip_address: '203.0.113.9' };
-    expect(await erasure.eraseSubject(u, actor)).toEqual({ profiles: 2, identifiers: 4, traits: 1 });
+    expect(await erasure.eraseSubject(ORG, u, actor)).toEqual({ profiles: 2, identifiers: 4, traits: 1 });
 
     for (const subject of [{ userId: u }, { anonymousId: a1 }, { anonymousId: a2 }]) {
       expect(await profileOf(subject)).toBeNull();
@@ -375,20 +384,20 @@ describe('erasure', () => {
     expect(JSON.stringify(entries[0])).not.toContain('erase.me');
 
     // Erasing again is harmless, answers zeros and is recorded too.
-    expect(await erasure.eraseSubject(u, actor)).toEqual({ profiles: 0, identifiers: 0, traits: 0 });
+    expect(await erasure.eraseSubject(ORG, u, actor)).toEqual({ profiles: 0, identifiers: 0, traits: 0 });
     expect((await audit.list({ action: 'identity.erased' })).data).toHaveLength(2);
   });
 
   it('erases by anonymous id', async () => {
     const a = anonymousId();
     await graph.ingest(rawEvent({ anonymousId: a, clickIds: { ttp: 'ttp-2' } }));
-    expect(await graph.erase(a)).toMatchObject({ profiles: 1, identifiers: 2, traits: 0 });
+    expect(await graph.erase(ORG, a)).toMatchObject({ profiles: 1, identifiers: 2, traits: 0 });
     expect(await profileOf({ anonymousId: a })).toBeNull();
   });
 
   it('refuses an empty or oversized subject', async () => {
-    await expect(graph.erase('')).rejects.toMatchObject({ code: 'invalid_subject' });
-    await expect(graph.erase('x'.repeat(257))).rejects.toMatchObject({ code: 'invalid_subject' });
+    await expect(graph.erase(ORG, '')).rejects.toMatchObject({ code: 'invalid_subject' });
+    await expect(graph.erase(ORG, 'x'.repeat(257))).rejects.toMatchObject({ code: 'invalid_subject' });
   });
 });
 
@@ -408,7 +417,7 @@ describe('erasure and events still on the bus', () => {
   });
 
   async function rootOf(subject: { anonymousId?: string; userId?: string }): Promise<string | null> {
-    return (await clocked.lookup(subject, { consent: true, kinds: [] }))?.profileId ?? null;
+    return (await clocked.lookup(ORG, subject, { consent: true, kinds: [] }))?.profileId ?? null;
   }
 
   it('a raw event received before the erasure and delivered again does not bring the person back', async () => {
@@ -428,7 +437,7 @@ describe('erasure and events still on the bus', () => {
     });
     for (const event of [identify, onOtherBrowser, page]) await clocked.ingest(event);
     clock.now = T0 + 10 * 60_000;
-    expect(await clocked.erase(u)).toMatchObject({ profiles: 1 });
+    expect(await clocked.erase(ORG, u)).toMatchObject({ profiles: 1 });
 
     // A crash before the commit, a lagging consumer, a replay within retention: the same messages again.
     for (const event of [identify, onOtherBrowser, page]) {
@@ -442,7 +451,11 @@ describe('erasure and events still on the bus', () => {
     for (const subject of [{ userId: u }, { anonymousId: a1 }, { anonymousId: a2 }]) {
       expect(await rootOf(subject)).toBeNull();
     }
-    const found = await clocked.lookup({ userId: u }, { consent: true, kinds: ['user_id'], traits: true });
+    const found = await clocked.lookup(
+      ORG,
+      { userId: u },
+      { consent: true, kinds: ['user_id'], traits: true },
+    );
     expect(found).toBeNull();
   });
 
@@ -455,7 +468,7 @@ describe('erasure and events still on the bus', () => {
     );
     const before = await rootOf({ userId: u });
     clock.now = T0 + 60 * 60_000;
-    await clocked.erase(u);
+    await clocked.erase(ORG, u);
 
     // Stamped within the clock margin (gateway and eraser read different clocks): still "before".
     const inMargin = rawEvent({
@@ -471,7 +484,7 @@ describe('erasure and events still on the bus', () => {
     expect(created.profileId).not.toBeNull();
     expect(created.profileId).not.toBe(before);
     expect(
-      await clocked.lookup({ userId: u }, { consent: true, kinds: ['anonymous_id'], traits: true }),
+      await clocked.lookup(ORG, { userId: u }, { consent: true, kinds: ['anonymous_id'], traits: true }),
     ).toEqual({
       profileId: created.profileId,
       identifiers: { anonymous_id: a },
@@ -480,18 +493,18 @@ describe('erasure and events still on the bus', () => {
     // An old message of the erased profile delivered now still does not touch the new one.
     const old = rawEvent({ anonymousId: a, userId: u, traits: { plan: 'old' }, receivedAt: minutes(1) });
     expect((await clocked.ingest(old)).dropped).toBe('erased');
-    expect((await clocked.lookup({ userId: u }, { consent: true, kinds: [], traits: true }))?.traits).toEqual(
-      {
-        plan: 'new',
-      },
-    );
+    expect(
+      (await clocked.lookup(ORG, { userId: u }, { consent: true, kinds: [], traits: true }))?.traits,
+    ).toEqual({
+      plan: 'new',
+    });
   });
 
   it('an erasure that runs before the hub has seen the person keeps their earlier events out too', async () => {
     const [a, other] = [anonymousId(), anonymousId()];
     const u = `lag.${randomBytes(4).toString('hex')}@example.com`;
     clock.now = T0 + 5 * 60_000;
-    expect(await clocked.erase(u)).toMatchObject({ profiles: 0 });
+    expect(await clocked.erase(ORG, u)).toMatchObject({ profiles: 0 });
     // Partition order: the identify links `a` to the erased user; `a`'s later page view (received before the
     // erasure too) is then dropped as well, although the graph never held `a`.
     expect(
@@ -519,7 +532,7 @@ describe('erasure and events still on the bus', () => {
     );
     const before = await db.query('SELECT count(*)::int AS n FROM identity_erasures');
     clock.now = T0 + 60_000;
-    await clocked.erase(u);
+    await clocked.erase(ORG, u);
     const { rows } = await db.query('SELECT t::text AS row, digest FROM identity_erasures t');
     // The subject as user id and as anonymous id (erase looks up both), and the anonymous id of its profile.
     expect(rows.length - Number(before.rows[0]?.n)).toBe(3);
@@ -533,7 +546,7 @@ describe('erasure and events still on the bus', () => {
   it('purges records once their retention (30 days by default) has passed, not before', async () => {
     const u = `purge.${randomBytes(4).toString('hex')}@example.com`;
     clock.now = T0 + 365 * 86_400_000; // later than every other record of this file
-    await clocked.erase(u);
+    await clocked.erase(ORG, u);
     const event = rawEvent({ userId: u, receivedAt: new Date(clock.now - 60_000).toISOString() });
     clock.now += ERASURE_RECORD_RETENTION_MS - 1;
     await clocked.purgeErasureRecords();

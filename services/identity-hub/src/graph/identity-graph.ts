@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { CryptoService, EncryptionContext } from '@signal/crypto';
-import type { CanonicalEvent, JsonValue } from '@signal/events';
+import { type CanonicalEvent, type JsonValue, resourceIdSchema } from '@signal/events';
 import { isStoreError, type Queryable } from '@signal/store';
 import { z } from 'zod';
 import { IdentityHubError } from '../errors';
@@ -9,7 +9,7 @@ import { identifierContext, traitsContext } from './encrypted-columns';
 import { type IdentifierKind, type PrimaryKind, vendorIdentifiers } from './identifiers';
 import { lwwMerge, parseStoredTraits, type StoredTraits, traitsFromEvent } from './traits';
 
-/** Who a lookup or erasure is about: the ids an event carries. */
+/** Who a lookup is about, within one org: the ids an event carries. */
 export interface Subject {
   readonly anonymousId?: string;
   readonly userId?: string;
@@ -38,7 +38,11 @@ export interface IdentityEnrichment {
 
 /** The port the Delivery Worker calls to enrich an event. */
 export interface IdentityLookup {
-  lookup(subject: Subject, request: LookupRequest): Promise<IdentityEnrichment | null>;
+  /**
+   * The profile `subject` names in `org` (the event's `org`), or null. Never anything of another org: the
+   * same user id or anonymous id in two orgs is two people.
+   */
+  lookup(org: string, subject: Subject, request: LookupRequest): Promise<IdentityEnrichment | null>;
 }
 
 export interface IngestResult {
@@ -63,20 +67,26 @@ export interface ErasureCounts {
 }
 
 export interface IdentityGraph extends IdentityLookup {
-  /** Applies one raw event: links, vendor ids, traits. Idempotent; safe to run again on redelivery. */
+  /**
+   * Applies one raw event to the graph of its org (`event.org`): links, vendor ids, traits. Idempotent; safe
+   * to run again on redelivery.
+   */
   ingest(event: CanonicalEvent): Promise<IngestResult>;
   /**
-   * Deletes the profile(s) an anonymous id or a user id belongs to, with every link and trait. `profileIds`
-   * are the erased roots; `keySubjects` adds their merged-away profiles: every profile whose DEK may have
-   * sealed this person's data (crypto-shredding destroys them all, since backups hold pre-merge ciphertexts).
+   * Deletes the profile(s) an anonymous id or a user id belongs to in `org`, with every link and trait.
+   * `profileIds` are the erased roots; `keySubjects` adds their merged-away profiles: every profile whose
+   * DEK may have sealed this person's data (crypto-shredding destroys them all, since backups hold
+   * pre-merge ciphertexts). The same id in another org is another person and is not touched: erasing it
+   * from the wrong org answers exactly as an id nobody has (zeros).
    */
   erase(
+    org: string,
     subjectId: string,
   ): Promise<
     ErasureCounts & { readonly profileIds: readonly string[]; readonly keySubjects: readonly string[] }
   >;
-  /** Union-find `find`: the live profile a (possibly merged-away) profile id now belongs to, or null. */
-  canonicalProfileId(profileId: string): Promise<string | null>;
+  /** Union-find `find`: the live profile of `org` a (possibly merged-away) profile id now belongs to, or null. */
+  canonicalProfileId(org: string, profileId: string): Promise<string | null>;
   /** Deletes erasure records past their retention; returns how many. Run periodically (the hub does, hourly). */
   purgeErasureRecords(): Promise<number>;
 }
@@ -180,6 +190,18 @@ interface PrimaryId extends PrimaryDigest {
   readonly value: string;
 }
 
+/** The org a lookup or erasure is scoped to, as the store issues org ids (what `event.org` carries). */
+function checkOrg(org: unknown): string {
+  const parsed = resourceIdSchema.safeParse(org);
+  if (!parsed.success) {
+    throw new IdentityHubError(
+      'invalid_subject',
+      'the org must be an org id (1-128 characters of A-Z a-z 0-9 _ . : -)',
+    );
+  }
+  return parsed.data;
+}
+
 const NOT_LINKED: IngestResult = Object.freeze({ profileId: null, merged: [], moved: false });
 const DROPPED_ERASED: IngestResult = Object.freeze({
   profileId: null,
@@ -205,9 +227,14 @@ function newId(prefix: 'prf' | 'idn'): string {
 /**
  * The identity graph on the Database port (PostgreSQL or PGlite).
  *
+ * Tenancy: every profile, identifier, trait and erasure record belongs to one org (`org_id`; for writes the
+ * event's `org`, which the gateway stamped from the authenticated pipeline key). Digests are of (org, kind,
+ * value), unique keys are per org, sealed values bind their org, and every query names the org: user "42" of
+ * two orgs is two people, and no read, merge, move or erasure of one org reaches another's rows.
+ *
  * Model: a profile holds identifiers (anonymous ids, at most one user id, vendor and click ids) and traits.
- * An anonymous id or user id belongs to one profile at a time (unique digest). `identify` links an
- * anonymous id to a user id:
+ * An anonymous id or user id belongs to one profile of its org at a time (unique digest per org). `identify`
+ * links an anonymous id to a user id:
  *
  * - when the anonymous id's profile has no user yet, the two profiles merge; the winner is the older profile
  *   (then the smaller id), so any processing order ends with the same profile id;
@@ -265,18 +292,19 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
     }
   }
 
-  function primary(kind: PrimaryKind, value: string | undefined): PrimaryId | null {
-    return value === undefined ? null : { kind, value, digest: index.digest(kind, value) };
+  function primary(org: string, kind: PrimaryKind, value: string | undefined): PrimaryId | null {
+    return value === undefined ? null : { kind, value, digest: index.digest(org, kind, value) };
   }
 
   /**
-   * The erasure record's digest of an id: a keyed HMAC (the blind-index key) of its blind-index digest, under
-   * a purpose of its own. Computable from a stored row without opening it (an erasure never needs a DEK or a
-   * readable ciphertext), never a plain hash (an email's SHA-256 is reversed by enumeration), and not equal to
-   * the live `identity_identifiers.digest`, so the records cannot be joined to profiles in the database.
+   * The erasure record's digest of an id of `org`: a keyed HMAC (a sub-key of the blind-index key) of its
+   * blind-index digest, under a purpose of its own. Computable from a stored row without opening it (an
+   * erasure never needs a DEK or a readable ciphertext), never a plain hash (an email's SHA-256 is reversed by
+   * enumeration), and not equal to the live `identity_identifiers.digest`, so the records cannot be joined to
+   * profiles in the database.
    */
-  function erasureDigest(id: PrimaryDigest): string {
-    return index.digest(`erased:${id.kind}`, id.digest);
+  function erasureDigest(org: string, id: PrimaryDigest): string {
+    return index.erasureDigest(org, id.kind, id.digest);
   }
 
   async function lockSubjects(tx: Queryable, ids: readonly PrimaryDigest[]): Promise<void> {
@@ -291,15 +319,30 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
     );
   }
 
-  /** The latest erasure recorded for any of these ids, or null. */
+  /**
+   * The latest erasure recorded for any of these ids of `org`, or null. Records written before
+   * identity-hub/0003 (`identity_erasures_legacy`) carry no org: they count in every org until they expire
+   * (an erasure keeps holding; the cost is dropping another org's same id's older events for a while).
+   */
   async function latestErasure(
     q: Pick<Queryable, 'query'>,
-    ids: readonly PrimaryDigest[],
+    org: string,
+    ids: readonly PrimaryId[],
   ): Promise<{ erasedAt: Date; expiresAt: Date } | null> {
     const { rows } = await q.query(
-      `SELECT max(erased_at) AS erased_at, max(expires_at) AS expires_at FROM identity_erasures
-        WHERE (kind, digest) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
-      [ids.map((i) => i.kind), ids.map(erasureDigest)],
+      `SELECT max(erased_at) AS erased_at, max(expires_at) AS expires_at FROM (
+         SELECT erased_at, expires_at FROM identity_erasures
+          WHERE org_id = $1 AND (kind, digest) IN (SELECT * FROM unnest($2::text[], $3::text[]))
+         UNION ALL
+         SELECT erased_at, expires_at FROM identity_erasures_legacy
+          WHERE (kind, digest) IN (SELECT * FROM unnest($2::text[], $4::text[]))
+       ) AS records`,
+      [
+        org,
+        ids.map((i) => i.kind),
+        ids.map((i) => erasureDigest(org, i)),
+        ids.map((i) => index.legacyErasureDigest(i.kind, i.value)),
+      ],
     );
     const row = erasureRowSchema.parse(rows[0] ?? { erased_at: null, expires_at: null });
     return row.erased_at === null || row.expires_at === null
@@ -307,9 +350,10 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
       : { erasedAt: row.erased_at, expiresAt: row.expires_at };
   }
 
-  /** Records these ids as erased at `erasedAt`; a later erasure of the same id moves its record forward. */
+  /** Records these ids of `org` as erased at `erasedAt`; a later erasure of the same id moves its record forward. */
   async function recordErasure(
     tx: Queryable,
+    org: string,
     ids: readonly PrimaryDigest[],
     erasedAt: Date,
     expiresAt: Date,
@@ -318,12 +362,12 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
     if (unique.size === 0) return;
     const list = [...unique.values()];
     await tx.query(
-      `INSERT INTO identity_erasures (kind, digest, erased_at, expires_at)
-       SELECT kind, digest, $3, $4 FROM unnest($1::text[], $2::text[]) AS t (kind, digest)
-       ON CONFLICT (kind, digest) DO UPDATE
+      `INSERT INTO identity_erasures (org_id, kind, digest, erased_at, expires_at)
+       SELECT $1, kind, digest, $4, $5 FROM unnest($2::text[], $3::text[]) AS t (kind, digest)
+       ON CONFLICT (org_id, kind, digest) DO UPDATE
          SET erased_at = GREATEST(identity_erasures.erased_at, EXCLUDED.erased_at),
              expires_at = GREATEST(identity_erasures.expires_at, EXCLUDED.expires_at)`,
-      [list.map((i) => i.kind), list.map(erasureDigest), erasedAt, expiresAt],
+      [org, list.map((i) => i.kind), list.map((i) => erasureDigest(org, i)), erasedAt, expiresAt],
     );
   }
 
@@ -334,12 +378,22 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
     return !(receivedAtMs >= erasure.erasedAt.getTime() + ERASURE_CLOCK_MARGIN_MS);
   }
 
-  async function findPrimaries(tx: Queryable, ids: readonly PrimaryId[]) {
-    const { rows } = await tx.query(
+  /**
+   * The rows of these anonymous ids / user ids in `org`. The `kind IN` repeats the unique index's predicate so
+   * the planner can use it.
+   */
+  async function findPrimaries(
+    q: Pick<Queryable, 'query'>,
+    org: string,
+    ids: readonly PrimaryDigest[],
+    lock = true,
+  ) {
+    const { rows } = await q.query(
       `SELECT id, kind, profile_id FROM identity_identifiers
-        WHERE (kind, digest) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-        ORDER BY id FOR UPDATE`,
-      [ids.map((i) => i.kind), ids.map((i) => i.digest)],
+        WHERE org_id = $1 AND kind IN ('anonymous_id', 'user_id')
+          AND (kind, digest) IN (SELECT * FROM unnest($2::text[], $3::text[]))
+        ORDER BY id${lock ? ' FOR UPDATE' : ''}`,
+      [org, ids.map((i) => i.kind), ids.map((i) => i.digest)],
     );
     return rows.map((row) => identifierRowSchema.parse(row));
   }
@@ -369,16 +423,17 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
    * `id` is chosen before the transaction (a write creates at most one profile) so its DEK can be made ready
    * outside it; a rerun of the same write reuses it (the rolled-back profile never existed).
    */
-  async function createProfile(tx: Queryable, id: string, at: Date): Promise<string> {
-    await tx.query('INSERT INTO identity_profiles (id, created_at, updated_at) VALUES ($1, $2, $2)', [
-      id,
-      at,
-    ]);
+  async function createProfile(tx: Queryable, org: string, id: string, at: Date): Promise<string> {
+    await tx.query(
+      'INSERT INTO identity_profiles (id, org_id, created_at, updated_at) VALUES ($1, $2, $3, $3)',
+      [id, org, at],
+    );
     return id;
   }
 
   async function insertIdentifier(
     tx: Queryable,
+    org: string,
     profileId: string,
     kind: IdentifierKind,
     value: string,
@@ -386,44 +441,45 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
     seenAt: Date,
   ): Promise<void> {
     const id = newId('idn');
-    const sealed = sealFor(profileId, value, identifierContext(id, kind));
+    const sealed = sealFor(profileId, value, identifierContext(id, kind, org));
     const result = await tx.query(
-      `INSERT INTO identity_identifiers (id, profile_id, kind, digest, value, value_key_id, first_seen_at, last_seen_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT DO NOTHING`,
-      [id, profileId, kind, digest, sealed, crypto.keyIdOf(sealed), seenAt],
+      `INSERT INTO identity_identifiers (id, org_id, profile_id, kind, digest, value, value_key_id, first_seen_at, last_seen_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT DO NOTHING`,
+      [id, org, profileId, kind, digest, sealed, crypto.keyIdOf(sealed), seenAt],
     );
     if (result.rowCount !== 1) throw new LostRace();
   }
 
-  async function hasUser(tx: Queryable, profileId: string): Promise<boolean> {
+  async function hasUser(tx: Queryable, org: string, profileId: string): Promise<boolean> {
     const { rows } = await tx.query(
-      "SELECT 1 FROM identity_identifiers WHERE profile_id = $1 AND kind = 'user_id' LIMIT 1",
-      [profileId],
+      "SELECT 1 FROM identity_identifiers WHERE org_id = $1 AND profile_id = $2 AND kind = 'user_id' LIMIT 1",
+      [org, profileId],
     );
     return rows.length > 0;
   }
 
-  async function lockProfiles(tx: Queryable, ids: readonly string[]) {
+  async function lockProfiles(tx: Queryable, org: string, ids: readonly string[]) {
     const { rows } = await tx.query(
-      'SELECT id, created_at FROM identity_profiles WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE',
-      [ids],
+      'SELECT id, created_at FROM identity_profiles WHERE org_id = $1 AND id = ANY($2::text[]) ORDER BY id FOR UPDATE',
+      [org, ids],
     );
     return rows.map((row) => profileRowSchema.parse(row));
   }
 
-  async function readTraits(tx: Queryable, profileId: string): Promise<StoredTraits | null> {
-    const { rows } = await tx.query('SELECT traits FROM identity_traits WHERE profile_id = $1 FOR UPDATE', [
-      profileId,
-    ]);
+  async function readTraits(tx: Queryable, org: string, profileId: string): Promise<StoredTraits | null> {
+    const { rows } = await tx.query(
+      'SELECT traits FROM identity_traits WHERE org_id = $1 AND profile_id = $2 FOR UPDATE',
+      [org, profileId],
+    );
     const row = rows[0];
     if (row === undefined) return null;
-    return openTraits(profileId, traitsRowSchema.parse(row).traits);
+    return openTraits(org, profileId, traitsRowSchema.parse(row).traits);
   }
 
-  function openTraits(profileId: string, sealed: string): StoredTraits {
+  function openTraits(org: string, profileId: string, sealed: string): StoredTraits {
     let plaintext: string;
     try {
-      plaintext = openHeld(sealed, traitsContext(profileId)).toString('utf8');
+      plaintext = openHeld(sealed, traitsContext(profileId, org)).toString('utf8');
     } catch (cause) {
       if (cause instanceof KeyNeeded) throw cause;
       throw new IdentityHubError('corrupt_record', 'stored traits do not open', { cause });
@@ -431,10 +487,10 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
     return parseTraits(plaintext);
   }
 
-  async function openTraitsAsync(profileId: string, sealed: string): Promise<StoredTraits> {
+  async function openTraitsAsync(org: string, profileId: string, sealed: string): Promise<StoredTraits> {
     let plaintext: string;
     try {
-      plaintext = (await crypto.openTextAsync(sealed, traitsContext(profileId))).toString('utf8');
+      plaintext = (await crypto.openTextAsync(sealed, traitsContext(profileId, org))).toString('utf8');
     } catch (cause) {
       throw new IdentityHubError('corrupt_record', 'stored traits do not open', { cause });
     }
@@ -449,44 +505,55 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
 
   async function writeTraits(
     tx: Queryable,
+    org: string,
     profileId: string,
     traits: StoredTraits,
     at: Date,
   ): Promise<void> {
-    const sealed = sealFor(profileId, JSON.stringify(traits), traitsContext(profileId));
+    const sealed = sealFor(profileId, JSON.stringify(traits), traitsContext(profileId, org));
     await tx.query(
-      `INSERT INTO identity_traits (profile_id, traits, traits_key_id, updated_at) VALUES ($1, $2, $3, $4)
+      `INSERT INTO identity_traits (profile_id, org_id, traits, traits_key_id, updated_at) VALUES ($1, $2, $3, $4, $5)
        ON CONFLICT (profile_id) DO UPDATE SET traits = EXCLUDED.traits, traits_key_id = EXCLUDED.traits_key_id,
          updated_at = EXCLUDED.updated_at`,
-      [profileId, sealed, crypto.keyIdOf(sealed), at],
+      [profileId, org, sealed, crypto.keyIdOf(sealed), at],
     );
   }
 
-  /** Folds `loser` into `winner`: identifiers, traits (latest value per trait) and the union-find pointer. */
-  async function merge(tx: Queryable, winner: string, loser: string, at: Date): Promise<void> {
+  /**
+   * Folds `loser` into `winner` (both of `org`): identifiers, traits (latest value per trait) and the
+   * union-find pointer.
+   */
+  async function merge(tx: Queryable, org: string, winner: string, loser: string, at: Date): Promise<void> {
     await tx.query(
       `UPDATE identity_identifiers w SET last_seen_at = GREATEST(w.last_seen_at, l.last_seen_at)
          FROM identity_identifiers l
-        WHERE w.profile_id = $1 AND l.profile_id = $2 AND w.kind = l.kind AND w.digest = l.digest`,
-      [winner, loser],
+        WHERE w.org_id = $3 AND l.org_id = $3 AND w.profile_id = $1 AND l.profile_id = $2
+          AND w.kind = l.kind AND w.digest = l.digest`,
+      [winner, loser, org],
     );
     await tx.query(
       `DELETE FROM identity_identifiers l USING identity_identifiers w
-        WHERE l.profile_id = $2 AND w.profile_id = $1 AND l.kind = w.kind AND l.digest = w.digest`,
-      [winner, loser],
+        WHERE l.org_id = $3 AND w.org_id = $3 AND l.profile_id = $2 AND w.profile_id = $1
+          AND l.kind = w.kind AND l.digest = w.digest`,
+      [winner, loser, org],
     );
-    await moveIdentifiers(tx, winner, { profileId: loser });
-    const loserTraits = await readTraits(tx, loser);
+    await moveIdentifiers(tx, org, winner, { profileId: loser });
+    const loserTraits = await readTraits(tx, org, loser);
     if (loserTraits !== null) {
-      const winnerTraits = (await readTraits(tx, winner)) ?? {};
-      await writeTraits(tx, winner, lwwMerge(winnerTraits, loserTraits).traits, at);
-      await tx.query('DELETE FROM identity_traits WHERE profile_id = $1', [loser]);
+      const winnerTraits = (await readTraits(tx, org, winner)) ?? {};
+      await writeTraits(tx, org, winner, lwwMerge(winnerTraits, loserTraits).traits, at);
+      await tx.query('DELETE FROM identity_traits WHERE org_id = $1 AND profile_id = $2', [org, loser]);
     }
     await tx.query(
-      'UPDATE identity_profiles SET merged_into = $1, updated_at = $3 WHERE id = $2 OR merged_into = $2',
-      [winner, loser, at],
+      `UPDATE identity_profiles SET merged_into = $1, updated_at = $3
+        WHERE org_id = $4 AND (id = $2 OR merged_into = $2)`,
+      [winner, loser, at, org],
     );
-    await tx.query('UPDATE identity_profiles SET updated_at = $2 WHERE id = $1', [winner, at]);
+    await tx.query('UPDATE identity_profiles SET updated_at = $2 WHERE id = $1 AND org_id = $3', [
+      winner,
+      at,
+      org,
+    ]);
   }
 
   /**
@@ -496,22 +563,27 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
    */
   async function moveIdentifiers(
     tx: Queryable,
+    org: string,
     to: string,
     which: { readonly profileId: string } | { readonly identifierId: string },
   ): Promise<void> {
     const [column, value] =
       'profileId' in which ? ['profile_id', which.profileId] : ['id', which.identifierId];
     if (profileKeys === undefined) {
-      await tx.query(`UPDATE identity_identifiers SET profile_id = $1 WHERE ${column} = $2`, [to, value]);
+      await tx.query(`UPDATE identity_identifiers SET profile_id = $1 WHERE org_id = $3 AND ${column} = $2`, [
+        to,
+        value,
+        org,
+      ]);
       return;
     }
     const { rows } = await tx.query(
-      `SELECT id, kind, value FROM identity_identifiers WHERE ${column} = $1 ORDER BY id FOR UPDATE`,
-      [value],
+      `SELECT id, kind, value FROM identity_identifiers WHERE org_id = $2 AND ${column} = $1 ORDER BY id FOR UPDATE`,
+      [value, org],
     );
     for (const raw of rows) {
       const row = valueRowSchema.parse(raw);
-      const context = identifierContext(row.id, row.kind);
+      const context = identifierContext(row.id, row.kind, org);
       let plaintext: Buffer;
       try {
         plaintext = openHeld(row.value, context);
@@ -531,13 +603,14 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
   /** Links the event's anonymous id and user id; returns the profile they end up in. */
   async function link(
     tx: Queryable,
+    org: string,
     anon: PrimaryId | null,
     user: PrimaryId | null,
     at: Date,
     newProfileId: string,
   ): Promise<{ profileId: string; merged: string[]; moved: boolean }> {
     const present = [anon, user].filter((id): id is PrimaryId => id !== null);
-    const rows = await findPrimaries(tx, present);
+    const rows = await findPrimaries(tx, org, present);
     const anonRow = rows.find((r) => r.kind === 'anonymous_id');
     const userRow = rows.find((r) => r.kind === 'user_id');
     const result = (profileId: string, merged: string[] = [], moved = false) => ({
@@ -551,61 +624,62 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
       if (only === null) throw new Error('an event without ids is not linked');
       const row = anonRow ?? userRow;
       if (row !== undefined) return result(row.profile_id);
-      const profileId = await createProfile(tx, newProfileId, at);
-      await insertIdentifier(tx, profileId, only.kind, only.value, only.digest, at);
+      const profileId = await createProfile(tx, org, newProfileId, at);
+      await insertIdentifier(tx, org, profileId, only.kind, only.value, only.digest, at);
       return result(profileId);
     }
 
     if (anonRow === undefined && userRow === undefined) {
-      const profileId = await createProfile(tx, newProfileId, at);
-      await insertIdentifier(tx, profileId, 'anonymous_id', anon.value, anon.digest, at);
-      await insertIdentifier(tx, profileId, 'user_id', user.value, user.digest, at);
+      const profileId = await createProfile(tx, org, newProfileId, at);
+      await insertIdentifier(tx, org, profileId, 'anonymous_id', anon.value, anon.digest, at);
+      await insertIdentifier(tx, org, profileId, 'user_id', user.value, user.digest, at);
       return result(profileId);
     }
     if (anonRow !== undefined && userRow === undefined) {
-      await lockProfiles(tx, [anonRow.profile_id]);
-      if (!(await hasUser(tx, anonRow.profile_id))) {
-        await insertIdentifier(tx, anonRow.profile_id, 'user_id', user.value, user.digest, at);
+      await lockProfiles(tx, org, [anonRow.profile_id]);
+      if (!(await hasUser(tx, org, anonRow.profile_id))) {
+        await insertIdentifier(tx, org, anonRow.profile_id, 'user_id', user.value, user.digest, at);
         return result(anonRow.profile_id);
       }
       // The browser was identified as someone else before: this user gets a profile of their own.
-      const profileId = await createProfile(tx, newProfileId, at);
-      await insertIdentifier(tx, profileId, 'user_id', user.value, user.digest, at);
-      await moveIdentifiers(tx, profileId, { identifierId: anonRow.id });
+      const profileId = await createProfile(tx, org, newProfileId, at);
+      await insertIdentifier(tx, org, profileId, 'user_id', user.value, user.digest, at);
+      await moveIdentifiers(tx, org, profileId, { identifierId: anonRow.id });
       return result(profileId, [], true);
     }
     if (anonRow === undefined && userRow !== undefined) {
-      await insertIdentifier(tx, userRow.profile_id, 'anonymous_id', anon.value, anon.digest, at);
+      await insertIdentifier(tx, org, userRow.profile_id, 'anonymous_id', anon.value, anon.digest, at);
       return result(userRow.profile_id);
     }
     if (anonRow === undefined || userRow === undefined) throw new Error('unreachable');
     if (anonRow.profile_id === userRow.profile_id) return result(anonRow.profile_id);
 
-    const profiles = await lockProfiles(tx, [anonRow.profile_id, userRow.profile_id]);
-    if (await hasUser(tx, anonRow.profile_id)) {
-      await moveIdentifiers(tx, userRow.profile_id, { identifierId: anonRow.id });
+    const profiles = await lockProfiles(tx, org, [anonRow.profile_id, userRow.profile_id]);
+    if (await hasUser(tx, org, anonRow.profile_id)) {
+      await moveIdentifiers(tx, org, userRow.profile_id, { identifierId: anonRow.id });
       return result(userRow.profile_id, [], true);
     }
     const [winner, loser] = [...profiles].sort(
       (a, b) => a.created_at.getTime() - b.created_at.getTime() || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
     );
     if (winner === undefined || loser === undefined) throw new Error('a profile row is missing');
-    await merge(tx, winner.id, loser.id, at);
+    await merge(tx, org, winner.id, loser.id, at);
     return result(winner.id, [loser.id]);
   }
 
   async function recordVendorIds(
     tx: Queryable,
+    org: string,
     profileId: string,
     ids: readonly { kind: IdentifierKind; value: string }[],
     at: Date,
   ): Promise<void> {
     if (ids.length === 0) return;
-    const withDigests = ids.map((id) => ({ ...id, digest: index.digest(id.kind, id.value) }));
+    const withDigests = ids.map((id) => ({ ...id, digest: index.digest(org, id.kind, id.value) }));
     const { rows } = await tx.query(
       `SELECT id, kind, digest, last_seen_at FROM identity_identifiers
-        WHERE profile_id = $1 AND (kind, digest) IN (SELECT * FROM unnest($2::text[], $3::text[]))`,
-      [profileId, withDigests.map((i) => i.kind), withDigests.map((i) => i.digest)],
+        WHERE org_id = $1 AND profile_id = $2 AND (kind, digest) IN (SELECT * FROM unnest($3::text[], $4::text[]))`,
+      [org, profileId, withDigests.map((i) => i.kind), withDigests.map((i) => i.digest)],
     );
     const known = new Map(
       rows.map((row) => vendorRowSchema.parse(row)).map((r) => [`${r.kind}\0${r.digest}`, r]),
@@ -613,7 +687,7 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
     for (const id of withDigests) {
       const existing = known.get(`${id.kind}\0${id.digest}`);
       if (existing === undefined) {
-        await insertIdentifier(tx, profileId, id.kind, id.value, id.digest, at);
+        await insertIdentifier(tx, org, profileId, id.kind, id.value, id.digest, at);
       } else if (at.getTime() - existing.last_seen_at.getTime() > LAST_SEEN_GRANULARITY_MS) {
         await tx.query('UPDATE identity_identifiers SET last_seen_at = $2 WHERE id = $1', [existing.id, at]);
       }
@@ -622,19 +696,22 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
 
   async function recordTraits(
     tx: Queryable,
+    org: string,
     profileId: string,
     incoming: StoredTraits,
     at: Date,
   ): Promise<void> {
     if (Object.keys(incoming).length === 0) return;
-    const current = (await readTraits(tx, profileId)) ?? {};
+    const current = (await readTraits(tx, org, profileId)) ?? {};
     const merged = lwwMerge(current, incoming);
-    if (merged.changed) await writeTraits(tx, profileId, merged.traits, at);
+    if (merged.changed) await writeTraits(tx, org, profileId, merged.traits, at);
   }
 
   async function ingest(event: CanonicalEvent): Promise<IngestResult> {
-    const anon = primary('anonymous_id', event.anonymousId);
-    const user = primary('user_id', event.userId);
+    // The org the gateway stamped from the pipeline key (authenticated), never one the payload chose.
+    const org = checkOrg(event.org);
+    const anon = primary(org, 'anonymous_id', event.anonymousId);
+    const user = primary(org, 'user_id', event.userId);
     if (anon === null && user === null) return NOT_LINKED;
     const ids = [anon, user].filter((id): id is PrimaryId => id !== null);
     // Server time orders updates: a browser's clock can be anywhere.
@@ -643,10 +720,10 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
     const traits = event.type === 'identify' ? traitsFromEvent(event.traits, at.getTime()) : {};
     const newProfileId = newId('prf');
     // A hint only (the transaction decides): an event about to be dropped needs no DEK made for it.
-    if (profileKeys !== undefined && !receivedBefore(at.getTime(), await latestErasure(db, ids))) {
+    if (profileKeys !== undefined && !receivedBefore(at.getTime(), await latestErasure(db, org, ids))) {
       // Make the DEKs this write will most likely need ready before the transaction opens (one pass in the
       // common case); whatever else it turns out to need (a merge's other profile) costs one more round.
-      const known = await profilesOf(db, ids);
+      const known = await profilesOf(db, org, ids);
       for (const profileId of known.length === 0 ? [newProfileId] : known) {
         if (!profileKeys.ready(profileId)) await profileKeys.prepare(profileId);
       }
@@ -655,42 +732,42 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
       // Locks first, then the record: an erasure of these ids either committed before (its record is seen
       // here) or waits for this write and then erases what it wrote.
       await lockSubjects(tx, ids);
-      const erasure = await latestErasure(tx, ids);
+      const erasure = await latestErasure(tx, org, ids);
       if (erasure !== null && receivedBefore(at.getTime(), erasure)) {
         // Received before the erasure: the person's data from before it stays erased. The event's other id
         // (an anonymous id first linked to the erased user id by this very event) is recorded as erased from
         // the same moment, so that id's own earlier events, further back on the bus, are dropped too.
-        await recordErasure(tx, ids, erasure.erasedAt, erasure.expiresAt);
+        await recordErasure(tx, org, ids, erasure.erasedAt, erasure.expiresAt);
         return DROPPED_ERASED;
       }
-      const linked = await link(tx, anon, user, at, newProfileId);
-      await recordVendorIds(tx, linked.profileId, vendorIds, at);
-      await recordTraits(tx, linked.profileId, traits, at);
+      const linked = await link(tx, org, anon, user, at, newProfileId);
+      await recordVendorIds(tx, org, linked.profileId, vendorIds, at);
+      await recordTraits(tx, org, linked.profileId, traits, at);
       return linked;
     });
   }
 
-  /** The profiles these ids belong to now (outside a transaction: a hint of which DEKs a write needs). */
-  async function profilesOf(q: Pick<Queryable, 'query'>, ids: readonly PrimaryId[]): Promise<string[]> {
-    const { rows } = await q.query(
-      `SELECT id, kind, profile_id FROM identity_identifiers
-        WHERE (kind, digest) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
-      [ids.map((i) => i.kind), ids.map((i) => i.digest)],
-    );
-    return [...new Set(rows.map((row) => identifierRowSchema.parse(row).profile_id))].sort();
+  /** The profiles these ids of `org` belong to now (outside a transaction: a hint of which DEKs a write needs). */
+  async function profilesOf(
+    q: Pick<Queryable, 'query'>,
+    org: string,
+    ids: readonly PrimaryId[],
+  ): Promise<string[]> {
+    const rows = await findPrimaries(q, org, ids, false);
+    return [...new Set(rows.map((row) => row.profile_id))].sort();
   }
 
-  async function profileFor(q: Pick<Queryable, 'query'>, subject: Subject): Promise<string | null> {
-    const ids = [primary('user_id', subject.userId), primary('anonymous_id', subject.anonymousId)].filter(
-      (id): id is PrimaryId => id !== null,
-    );
+  async function profileFor(
+    q: Pick<Queryable, 'query'>,
+    org: string,
+    subject: Subject,
+  ): Promise<string | null> {
+    const ids = [
+      primary(org, 'user_id', subject.userId),
+      primary(org, 'anonymous_id', subject.anonymousId),
+    ].filter((id): id is PrimaryId => id !== null);
     if (ids.length === 0) return null;
-    const { rows } = await q.query(
-      `SELECT id, kind, profile_id FROM identity_identifiers
-        WHERE (kind, digest) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
-      [ids.map((i) => i.kind), ids.map((i) => i.digest)],
-    );
-    const parsed = rows.map((row) => identifierRowSchema.parse(row));
+    const parsed = await findPrimaries(q, org, ids, false);
     // The user id is the stronger link: a shared device's anonymous id may point at someone else.
     return (parsed.find((r) => r.kind === 'user_id') ?? parsed[0])?.profile_id ?? null;
   }
@@ -698,23 +775,24 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
   return {
     ingest,
 
-    async lookup(subject, request) {
+    async lookup(orgId, subject, request) {
+      const org = checkOrg(orgId);
       if (!request.consent) return null;
-      const profileId = await profileFor(db, subject);
+      const profileId = await profileFor(db, org, subject);
       if (profileId === null) return null;
       const identifiers: Partial<Record<IdentifierKind, string>> = {};
       if (request.kinds.length > 0) {
         const { rows } = await db.query(
           `SELECT DISTINCT ON (kind) id, kind, value FROM identity_identifiers
-            WHERE profile_id = $1 AND kind = ANY($2::text[])
+            WHERE org_id = $1 AND profile_id = $2 AND kind = ANY($3::text[])
             ORDER BY kind, last_seen_at DESC, id`,
-          [profileId, [...request.kinds]],
+          [org, profileId, [...request.kinds]],
         );
         for (const raw of rows) {
           const row = valueRowSchema.parse(raw);
           try {
             identifiers[row.kind as IdentifierKind] = (
-              await crypto.openTextAsync(row.value, identifierContext(row.id, row.kind))
+              await crypto.openTextAsync(row.value, identifierContext(row.id, row.kind, org))
             ).toString('utf8');
           } catch (cause) {
             throw new IdentityHubError('corrupt_record', 'a stored identifier does not open', { cause });
@@ -722,18 +800,20 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
         }
       }
       if (request.traits !== true) return { profileId, identifiers };
-      const { rows } = await db.query('SELECT traits FROM identity_traits WHERE profile_id = $1', [
-        profileId,
-      ]);
+      const { rows } = await db.query(
+        'SELECT traits FROM identity_traits WHERE org_id = $1 AND profile_id = $2',
+        [org, profileId],
+      );
       const row = rows[0];
       if (row === undefined) return { profileId, identifiers };
-      const stored = await openTraitsAsync(profileId, traitsRowSchema.parse(row).traits);
+      const stored = await openTraitsAsync(org, profileId, traitsRowSchema.parse(row).traits);
       const traits: Record<string, JsonValue> = {};
       for (const [key, entry] of Object.entries(stored)) traits[key] = entry.v;
       return { profileId, identifiers, traits };
     },
 
-    async erase(subjectId) {
+    async erase(orgId, subjectId) {
+      const org = checkOrg(orgId);
       if (typeof subjectId !== 'string' || subjectId === '' || subjectId.length > MAX_SUBJECT_LENGTH) {
         throw new IdentityHubError(
           'invalid_subject',
@@ -743,67 +823,78 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
       const erasedAt = new Date(clock());
       const expiresAt = new Date(erasedAt.getTime() + erasureRetentionMs);
       return await inTransaction(async (tx) => {
-        const ids = [primary('user_id', subjectId), primary('anonymous_id', subjectId)].filter(
+        // Only `org`'s digests: the same id in another org digests differently, so it is neither found nor
+        // erased here, and the answer (zeros, a record of this org) is the one an unknown id gets.
+        const ids = [primary(org, 'user_id', subjectId), primary(org, 'anonymous_id', subjectId)].filter(
           (id): id is PrimaryId => id !== null,
         );
         await lockSubjects(tx, ids);
-        const rows = await findPrimaries(tx, ids);
+        const rows = await findPrimaries(tx, org, ids);
         const profileIds = [...new Set(rows.map((r) => r.profile_id))].sort();
         if (profileIds.length === 0) {
           // Recorded even when the graph holds nothing yet: the hub may not have consumed this person's
           // events when the erasure runs, and they must not build a profile when it does.
-          await recordErasure(tx, ids, erasedAt, expiresAt);
+          await recordErasure(tx, org, ids, erasedAt, expiresAt);
           return { profiles: 0, identifiers: 0, traits: 0, profileIds: [], keySubjects: [] };
         }
-        await lockProfiles(tx, profileIds);
-        const count = async (sql: string) => countSchema.parse((await tx.query(sql, [profileIds])).rows[0]).n;
+        await lockProfiles(tx, org, profileIds);
+        const count = async (sql: string) =>
+          countSchema.parse((await tx.query(sql, [org, profileIds])).rows[0]).n;
         const identifiers = await count(
-          'SELECT count(*) AS n FROM identity_identifiers WHERE profile_id = ANY($1::text[])',
+          'SELECT count(*) AS n FROM identity_identifiers WHERE org_id = $1 AND profile_id = ANY($2::text[])',
         );
         const traits = await count(
-          'SELECT count(*) AS n FROM identity_traits WHERE profile_id = ANY($1::text[])',
+          'SELECT count(*) AS n FROM identity_traits WHERE org_id = $1 AND profile_id = ANY($2::text[])',
         );
         const profiles = await count(
-          'SELECT count(*) AS n FROM identity_profiles WHERE id = ANY($1::text[]) OR merged_into = ANY($1::text[])',
+          `SELECT count(*) AS n FROM identity_profiles
+            WHERE org_id = $1 AND (id = ANY($2::text[]) OR merged_into = ANY($2::text[]))`,
         );
         const { rows: members } = await tx.query(
-          'SELECT id FROM identity_profiles WHERE id = ANY($1::text[]) OR merged_into = ANY($1::text[]) ORDER BY id',
-          [profileIds],
+          `SELECT id FROM identity_profiles
+            WHERE org_id = $1 AND (id = ANY($2::text[]) OR merged_into = ANY($2::text[])) ORDER BY id`,
+          [org, profileIds],
         );
         const keySubjects = members.map((row) => z.object({ id: z.string() }).parse(row).id);
         // Every anonymous id and user id the person had, besides the one the erasure named: their events
         // still on the bus must not rebuild the profile either. Digests only, nothing is opened.
         const { rows: erasedIds } = await tx.query(
           `SELECT kind, digest FROM identity_identifiers
-            WHERE profile_id = ANY($1::text[]) AND kind IN ('anonymous_id', 'user_id')`,
-          [keySubjects],
+            WHERE org_id = $1 AND profile_id = ANY($2::text[]) AND kind IN ('anonymous_id', 'user_id')`,
+          [org, keySubjects],
         );
         await recordErasure(
           tx,
+          org,
           [...ids, ...erasedIds.map((row) => primaryDigestSchema.parse(row))],
           erasedAt,
           expiresAt,
         );
         // ON DELETE CASCADE removes identifiers, traits and the merged-away tombstones with each root.
-        await tx.query('DELETE FROM identity_profiles WHERE id = ANY($1::text[])', [profileIds]);
+        await tx.query('DELETE FROM identity_profiles WHERE org_id = $1 AND id = ANY($2::text[])', [
+          org,
+          profileIds,
+        ]);
         return { profiles, identifiers, traits, profileIds, keySubjects };
       });
     },
 
-    async canonicalProfileId(profileId) {
+    async canonicalProfileId(orgId, profileId) {
+      const org = checkOrg(orgId);
       const { rows } = await db.query(
-        'SELECT coalesce(merged_into, id) AS root FROM identity_profiles WHERE id = $1',
-        [profileId],
+        'SELECT coalesce(merged_into, id) AS root FROM identity_profiles WHERE org_id = $1 AND id = $2',
+        [org, profileId],
       );
       const row = rows[0];
       return row === undefined ? null : z.object({ root: z.string() }).parse(row).root;
     },
 
     async purgeErasureRecords() {
-      const result = await db.query('DELETE FROM identity_erasures WHERE expires_at <= $1', [
-        new Date(clock()),
-      ]);
-      return result.rowCount;
+      const now = new Date(clock());
+      const records = await db.query('DELETE FROM identity_erasures WHERE expires_at <= $1', [now]);
+      // Written before identity-hub/0003 (org-blind): purged by the same rule until none is left.
+      const legacy = await db.query('DELETE FROM identity_erasures_legacy WHERE expires_at <= $1', [now]);
+      return records.rowCount + legacy.rowCount;
     },
   };
 }

@@ -3,10 +3,12 @@ import type { IdentityErasure } from '@signal/identity-hub';
 import type { RouteHandlers } from '../http/route-kit';
 
 /**
- * `DELETE /identity/{id}`: erases what the identity graph holds about a visitor named by user id or anonymous
- * id (data-subject erasure). The hub's erasure records `identity.erased` itself (with the actor, profile ids
- * and counts, never the subject id), so this route does not record it again. 404 when no profile matched
- * (the hub still records the attempt, as erasure is idempotent).
+ * `DELETE /identity/{id}`: erases what the identity graph holds about a visitor of the caller's org (the org of
+ * the authenticated principal, from the access token) named by user id or anonymous id (data-subject
+ * erasure). The hub's erasure records `identity.erased` itself (with the actor, profile ids and counts, never
+ * the subject id), so this route does not record it again. 404 when no profile of the caller's org matched
+ * (the hub still records the attempt, as erasure is idempotent): the same answer, body and work whether the
+ * id is unknown or belongs to another org, which the graph cannot even tell apart (its digests are per org).
  */
 export function createIdentityRoutes(deps: {
   readonly identityErasure: Pick<IdentityErasure, 'eraseSubject'> | undefined;
@@ -19,7 +21,7 @@ export function createIdentityRoutes(deps: {
           'identity erasure is not available in this process: it needs the identity hub graph',
         );
       }
-      const counts = await deps.identityErasure.eraseSubject(params.id ?? '', {
+      const counts = await deps.identityErasure.eraseSubject(principal.orgId, params.id ?? '', {
         user_id: principal.userId,
         user_email: principal.email,
         ip_address: info.ip,

@@ -1,7 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { type ControlPlane, countRecordsByKeyId, createControlPlane } from '@signal/control-plane';
 import { type CryptoService, createCryptoService, createKeyring } from '@signal/crypto';
-import { canonicalEventSchema } from '@signal/events';
+import { createDlqStore } from '@signal/delivery-worker';
+import { canonicalEventSchema, type DlqMessage, topics } from '@signal/events';
 import { createIdentityGraph, loadBlindIndex } from '@signal/identity-hub';
 import type { Database, Queryable } from '@signal/store';
 import { postgresAvailable } from '@signal/testkit';
@@ -30,6 +31,9 @@ const STATUS_KEYS = [
 /** More than two of the job's batches (500), so an interrupt lands mid-job. */
 const INTEGRATIONS = 1_100;
 const IDENTITIES = 3;
+/** Dead letters sealed by the worker's indexer, plus one indexed before encryption at rest (plaintext). */
+const DEAD_LETTERS = 3;
+const LEGACY_EMAIL = 'legacy.letter@planted.example';
 const newKey = () => randomBytes(32);
 const hex = (key: Buffer) => key.toString('hex');
 const cryptoWith = (current: Buffer) => createCryptoService({ keyring: createKeyring({ current }) });
@@ -72,6 +76,9 @@ describe.skipIf(!available)('signal-cli crypto-reencrypt (PostgreSQL)', () => {
   const identities = new Map<string, string>();
   let pipelineKey = '';
   let hmacSecret = '';
+  /** Dead letters by message id → their original event, as indexed. */
+  const deadLetters = new Map<string | null, unknown>();
+  const dlqIntegration = `int_${randomBytes(12).toString('hex')}`;
 
   /** Every record opens under `key` alone, to its original value (so none was sealed twice), and is labelled so. */
   async function expectEverythingUnder(key: Buffer, except: readonly string[] = []) {
@@ -85,9 +92,24 @@ describe.skipIf(!available)('signal-cli crypto-reencrypt (PostgreSQL)', () => {
     expect(pipeline?.hmacSecrets.map((s) => s.toString())).toEqual([hmacSecret]);
     const graph = createIdentityGraph({ db, crypto, index: await loadBlindIndex(db, crypto) });
     for (const [userId, email] of identities) {
-      const found = await graph.lookup({ userId }, { consent: true, kinds: ['user_id'], traits: true });
+      // `identify` makes events of org_cli; the graph is read per org.
+      const found = await graph.lookup(
+        'org_cli',
+        { userId },
+        { consent: true, kinds: ['user_id'], traits: true },
+      );
       expect(found?.traits).toMatchObject({ email, plan: 'pro' });
     }
+    // Dead letters: each opens under `key` alone to its original, and none is plaintext any more.
+    const letters = await createDlqStore(db, crypto).forReplay({ integrationId: dlqIntegration });
+    expect(letters.map((r) => r.unreadable)).toEqual([...deadLetters.keys()].map(() => null));
+    expect(new Map(letters.map((r) => [r.message_id, r.original]))).toEqual(deadLetters);
+    const { rows: raw } = await db.query<{ letter: string; letter_key_id: string | null }>(
+      'SELECT letter, letter_key_id FROM delivery_dlq',
+    );
+    expect(raw.map((r) => r.letter_key_id)).toEqual(raw.map(() => crypto.keyring.currentKeyId));
+    expect(JSON.stringify(raw)).not.toContain(LEGACY_EMAIL);
+    expect(JSON.stringify(raw)).not.toContain('@example.com');
     const byKey = await countRecordsByKeyId(db, DEPLOYMENT_ENCRYPTED_COLUMNS);
     const others = [...byKey].filter(([keyId]) => keyId !== crypto.keyring.currentKeyId);
     expect(others.reduce((n, [, count]) => n + count, 0)).toBe(except.length);
@@ -127,6 +149,46 @@ describe.skipIf(!available)('signal-cli crypto-reencrypt (PostgreSQL)', () => {
       await graph.ingest(identify(userId, email));
       identities.set(userId, email);
     }
+    // Dead letters, as the delivery worker's indexer seals them under key a.
+    const topic = topics.delivery('reencrypt', dlqIntegration).name;
+    const letter = (event: ReturnType<typeof identify>): DlqMessage => ({
+      error: 'retries_exhausted',
+      details: 'the vendor answered 503 five times',
+      original: { integrationId: dlqIntegration, event, attempt: { number: 5 } } as DlqMessage['original'],
+      originalKey: event.anonymousId ?? 'k',
+      topic,
+      integrationId: dlqIntegration,
+      attempts: 5,
+      failedAt: new Date().toISOString(),
+    });
+    const store = createDlqStore(db, crypto);
+    for (let i = 0; i < DEAD_LETTERS; i++) {
+      const dead = letter(identify(`dead-${i}`, `dead${i}@example.com`));
+      await store.index([{ partition: 0, offset: String(i + 1), letter: dead }]);
+      deadLetters.set((dead.original as { event: { messageId: string } }).event.messageId, dead.original);
+    }
+    // One indexed before delivery-worker/0003, as that migration left it: plaintext JSON, no key id.
+    const legacy = letter(identify('dead-legacy', LEGACY_EMAIL));
+    const legacyEvent = (legacy.original as { event: { messageId: string } }).event;
+    await db.query(
+      `INSERT INTO delivery_dlq (dlq_partition, dlq_offset, error, topic, integration_id, message_id, letter,
+                                 attempts, failed_at)
+       VALUES (0, 100, $1, $2, $3, $4, $5, 5, now())`,
+      [
+        legacy.error,
+        topic,
+        dlqIntegration,
+        legacyEvent.messageId,
+        JSON.stringify({
+          escaped: false,
+          original: legacy.original,
+          originalKey: legacy.originalKey,
+          details: legacy.details,
+          lastResponse: null,
+        }),
+      ],
+    );
+    deadLetters.set(legacyEvent.messageId, legacy.original);
   });
 
   afterAll(async () => {
@@ -160,8 +222,11 @@ describe.skipIf(!available)('signal-cli crypto-reencrypt (PostgreSQL)', () => {
     expect(keyless.stderr).toMatch(/ENCRYPTION_KEY is not set/);
   });
 
-  it('start --follow re-encrypts every secret, credential and identity record, printing progress on stderr and the status JSON on stdout', async () => {
-    const total = INTEGRATIONS + 1 + IDENTITIES * 2 + 1; // + the pipeline secret, identifiers and traits, the blind-index key
+  it('start --follow re-encrypts every secret, credential, identity record and dead letter (sealing a plaintext one), printing progress on stderr and the status JSON on stdout', async () => {
+    // + the pipeline secret, identifiers and traits, the blind-index key, the dead letters (the legacy one too)
+    const total = INTEGRATIONS + 1 + IDENTITIES * 2 + 1 + DEAD_LETTERS + 1;
+    const before = await countRecordsByKeyId(db, DEPLOYMENT_ENCRYPTED_COLUMNS);
+    expect(before.get(null)).toBe(1);
     const rotated = { ...env, ENCRYPTION_KEY: hex(keys.b), ENCRYPTION_KEY_PREVIOUS: hex(keys.a) };
     const run = await cli(['crypto-reencrypt', 'start', '--follow'], rotated);
     expect(run.code, run.stderr).toBe(0);
