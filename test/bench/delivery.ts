@@ -56,10 +56,11 @@ const url = `https://127.0.0.1:${address.port}/hook`;
 
 const db = await createDatabase({ kind: 'pglite' });
 await migrate(db, [...busMigrations, ...deliveryWorkerMigrations]);
+const crypto = createCryptoService({ keyring: createKeyring({ current: randomBytes(32) }) });
 const bus = createPostgresBus({
   db,
   logger: silent,
-  crypto: createCryptoService({ keyring: createKeyring({ current: randomBytes(32) }) }),
+  crypto,
 });
 const cache = createMemoryCache();
 const dispatchers = createVendorDispatcherRegistry();
@@ -82,7 +83,7 @@ const deliverer = createBatchDeliverer({
     logger: silent,
   }),
   ledger: createDeliveryLedger(db),
-  retries: createRetryStore(db),
+  retries: createRetryStore(db, crypto),
   consentStore: createCacheConsentStateStore({ cache }),
   bus,
   namespace: 'bench',

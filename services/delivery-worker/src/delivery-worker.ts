@@ -81,8 +81,9 @@ export interface DeliveryWorkerDeps {
   readonly dispatchers?: VendorDispatcherRegistry;
   readonly namespace: string;
   /**
-   * Seals the personal data of dead letters in the DLQ index (`delivery_dlq.letter`, data class `bus`) and
-   * opens them for replay: the process's crypto service, the one its bus seals with.
+   * Seals the personal data of dead letters in the DLQ index (`delivery_dlq.letter`, data class `bus`) and of
+   * scheduled retries (`delivery_retries.payload`), and opens them for replay and re-publishing: the process's
+   * crypto service, the one its bus seals with.
    */
   readonly crypto: DlqCrypto;
   readonly logger: WorkerLogger;
@@ -170,7 +171,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     logger,
   });
   const ledger = createDeliveryLedger(db);
-  const retries = createRetryStore(db);
+  const retries = createRetryStore(db, deps.crypto);
   const dlqStore = createDlqStore(db, deps.crypto);
   const policy: BackoffPolicy = {
     maxAttempts: settings.retryMaxAttempts,
@@ -311,8 +312,23 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     while (running) {
       let claimed = 0;
       try {
-        const due = await retries.claimDue(settings.retryClaimLimit, settings.retryLeaseMs);
-        claimed = due.length;
+        const { due, unreadable } = await retries.claimDue(settings.retryClaimLimit, settings.retryLeaseMs);
+        claimed = due.length + unreadable.length;
+        if (unreadable.length > 0) {
+          // Left scheduled (never dropped): once the key is back they go out. Ids and the crypto code only.
+          metrics.retryUnreadable(unreadable.length);
+          for (const u of unreadable) {
+            logger.error(
+              {
+                integrationId: u.integrationId,
+                messageId: u.messageId,
+                attempt: u.attempt,
+                reason: u.reason,
+              },
+              'a scheduled retry cannot be opened with the keys this process holds; it stays scheduled and is tried again after its lease',
+            );
+          }
+        }
         const byTopic = new Map<string, typeof due>();
         for (const entry of due) {
           const name = topics.delivery(namespace, entry.integrationId).name;
@@ -405,6 +421,11 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       // else, so no plaintext outlives the first start of this release.
       const sealed = await dlqStore.sealLegacy();
       if (sealed > 0) logger.info({ sealed }, 'sealed dead letters indexed before encryption at rest');
+      // Likewise retries scheduled before delivery-worker/0004, before the retry scheduler re-publishes them.
+      const sealedRetries = await retries.sealLegacy();
+      if (sealedRetries > 0) {
+        logger.info({ sealed: sealedRetries }, 'sealed retries scheduled before encryption at rest');
+      }
       const dlq = topics.dlqEvents(namespace);
       await bus.createTopics([{ name: dlq.name, partitions: settings.topicPartitions }]);
       dlqSubscription = await subscribeTo(bus, {

@@ -71,7 +71,18 @@ export type {
   WorkerIntegrationSource,
   WorkerLogger,
 } from './ports';
-export { createRetryStore, type RetryEntry, type RetryStore } from './retry/retry-store';
+export {
+  RETRY_PAYLOAD_COLUMN,
+  type RetryCrypto,
+  retryPayloadContext,
+} from './retry/encrypted-columns';
+export {
+  type ClaimedRetries,
+  createRetryStore,
+  type RetryEntry,
+  type RetryStore,
+  type UnreadableRetry,
+} from './retry/retry-store';
 export {
   controlPlaneWorkerSources,
   type WorkerSources,

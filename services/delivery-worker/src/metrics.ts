@@ -13,6 +13,8 @@ export interface WorkerMetrics {
   /** A dead letter the DLQ index could not store (stays on `dlq-events` only; alert). */
   dlqUnindexed(): void;
   retriesPending(count: number): void;
+  /** A due retry whose sealed payload does not open here (left scheduled; alert). */
+  retryUnreadable(count: number): void;
 }
 
 export function workerMetrics(metrics: Metrics): WorkerMetrics {
@@ -53,6 +55,10 @@ export function workerMetrics(metrics: Metrics): WorkerMetrics {
     'Dead letters the DLQ index could not store: still on dlq-events, but not listable or replayable (alert)',
   );
   const retries = metrics.gauge('signal_delivery_retries_pending', 'Events waiting in the retry schedule');
+  const unreadableRetries = metrics.counter(
+    'signal_delivery_retries_unreadable_total',
+    'Due retries whose sealed payload does not open with the keys this process holds: left scheduled, tried again after their lease (alert: restore the key)',
+  );
   return {
     outcome: (vendor, outcome, count = 1) => deliveries.inc({ vendor, outcome }, count),
     requestDuration: (vendor, seconds) => duration.observe({ vendor }, seconds),
@@ -63,5 +69,6 @@ export function workerMetrics(metrics: Metrics): WorkerMetrics {
     dlqDepth: (depth) => dlqDepth.set(depth),
     dlqUnindexed: () => unindexed.inc(),
     retriesPending: (count) => retries.set(count),
+    retryUnreadable: (count) => unreadableRetries.inc(count),
   };
 }

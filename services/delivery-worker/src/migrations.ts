@@ -28,6 +28,18 @@ import type { Migration } from '@signal/store';
  * them at start-up (`DlqStore.sealLegacy`), and the re-encryption job seals any it finds (it counts NULL key
  * ids as pending), so none is left after the first start of this release. `id_text` is the id as zero-padded
  * text, the key the re-encryption job walks (it pages over a text id).
+ *
+ * 0004: likewise for the retry schedule. A retry row held the delivery message to re-publish (the whole event:
+ * IP, user agent, traits, e-mail addresses before hashing), its partition key and the last error in
+ * plaintext; they are now one v1 ciphertext, `payload`, with its key id in `payload_key_id`, under
+ * `retryPayloadContext` (integration and message id bound: the row's natural key, so a later attempt's upsert
+ * keeps it and no id has to be drawn before the insert). Integration, message id, attempt and times stay
+ * readable for scheduling. Existing rows are moved into `payload` as plaintext JSON
+ * (`{"escaped", "key", "message", "lastError"}`, the key in its 0002 stored form) with a NULL key id, and the
+ * plaintext columns (`message_key_escaped` with them) are dropped; the worker seals them at start-up
+ * (`RetryStore.sealLegacy`) and the re-encryption job seals any it finds. `id_text`
+ * (`integration_id || '/' || message_id`, unique as integration ids never hold a `/`) is the text key the
+ * re-encryption job walks.
  */
 export const deliveryWorkerMigrations: readonly Migration[] = Object.freeze([
   {
@@ -109,6 +121,29 @@ ALTER TABLE delivery_dlq
   DROP COLUMN last_response;
 CREATE UNIQUE INDEX delivery_dlq_id_text ON delivery_dlq (id_text);
 CREATE INDEX delivery_dlq_letter_key_id ON delivery_dlq (letter_key_id, id_text);
+`,
+  },
+  {
+    id: 'delivery-worker/0004_sealed_retry_payload',
+    sql: `
+ALTER TABLE delivery_retries
+  ADD COLUMN id_text text GENERATED ALWAYS AS (integration_id || '/' || message_id) STORED,
+  ADD COLUMN payload text,
+  ADD COLUMN payload_key_id text;
+UPDATE delivery_retries SET payload = jsonb_build_object(
+  'escaped', message_key_escaped,
+  'key', message_key,
+  'message', message,
+  'lastError', last_error
+)::text;
+ALTER TABLE delivery_retries
+  ALTER COLUMN payload SET NOT NULL,
+  DROP COLUMN message_key,
+  DROP COLUMN message_key_escaped,
+  DROP COLUMN message,
+  DROP COLUMN last_error;
+CREATE UNIQUE INDEX delivery_retries_id_text ON delivery_retries (id_text);
+CREATE INDEX delivery_retries_payload_key_id ON delivery_retries (payload_key_id, id_text);
 `,
   },
 ]);

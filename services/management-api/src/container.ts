@@ -87,8 +87,8 @@ async function openMigratedDatabase(config: SignalConfig, logger: Logger): Promi
   const db = await openDatabase(config, logger, { allowEmbedded: true, applicationName: 'management-api' });
   try {
     await requireMigrations(db, MANAGEMENT_API_SCHEMA, 'management-api');
-    // A DLQ index of another release is refused too: its columns are not the ones this release opens,
-    // re-encrypts and counts (`delivery_dlq.letter`).
+    // A DLQ index or retry schedule of another release is refused too: its columns are not the ones this
+    // release opens, re-encrypts and counts (`delivery_dlq.letter`, `delivery_retries.payload`).
     if (await tableExists(db, 'delivery_dlq')) {
       await requireMigrations(db, deliveryWorkerMigrations, 'management-api (dead letters)');
     }
@@ -120,10 +120,10 @@ async function tableExists(db: Database, table: string): Promise<boolean> {
 
 /**
  * The other services' tables this API works on when the deployment has them (`signal-cli migrate` creates
- * every service's tables): the delivery worker's DLQ index (its sealed column joins the re-encryption job and
- * the key counts; the routes also need, on the PostgreSQL bus, the bus tables a replay publishes to) and the
- * identity graph (erasure; its encrypted columns join the re-encryption job). This process does not migrate
- * them; without them those routes answer 503.
+ * every service's tables): the delivery worker's DLQ index (its sealed column, and the retry schedule's, join
+ * the re-encryption job and the key counts; the routes also need, on the PostgreSQL bus, the bus tables a
+ * replay publishes to) and the identity graph (erasure; its encrypted columns join the re-encryption job).
+ * This process does not migrate them; without them those routes answer 503.
  */
 async function deploymentTables(db: Database, config: SignalConfig) {
   const dlqTable = await tableExists(db, 'delivery_dlq');

@@ -8,7 +8,7 @@ import {
   type PasswordHasher,
 } from '@signal/control-plane';
 import type { CryptoService } from '@signal/crypto';
-import { DLQ_LETTER_COLUMN } from '@signal/delivery-worker';
+import { DELIVERY_WORKER_ENCRYPTED_COLUMNS } from '@signal/delivery-worker';
 import type { Router } from '@signal/http';
 import type { IdentityErasure } from '@signal/identity-hub';
 import type { Database } from '@signal/store';
@@ -56,9 +56,10 @@ export interface ManagementApiOptions {
   /**
    * Dead letters (`/v1/admin/dlq`): the database holding the delivery worker's `delivery_dlq` table, the bus a
    * replay publishes to and the deployment's namespace (topic names). Absent: those routes answer 503.
-   * Letters are opened with `crypto`. When present, the table's sealed column (`delivery_dlq.letter`) joins
-   * the re-encryption job's columns (if `reencryption.columns` does not list it already), so a key rotation
-   * never leaves dead letters under a key about to be dropped.
+   * Letters are opened with `crypto`. When present, the delivery worker's sealed columns (`delivery_dlq.letter`
+   * and `delivery_retries.payload`, created by the same migrations) join the re-encryption job's columns (those
+   * `reencryption.columns` does not list already), so a key rotation never leaves dead letters or scheduled
+   * retries under a key about to be dropped.
    */
   readonly dlq?: DlqDeps;
   /**
@@ -106,9 +107,12 @@ export function createManagementApi(options: ManagementApiOptions): ManagementAp
   const reencryption = createReencryptionJobs({
     ...jobOptions,
     columns:
-      options.dlq === undefined || jobColumns.some((c) => c.name === DLQ_LETTER_COLUMN.name)
+      options.dlq === undefined
         ? jobColumns
-        : [...jobColumns, DLQ_LETTER_COLUMN],
+        : [
+            ...jobColumns,
+            ...DELIVERY_WORKER_ENCRYPTED_COLUMNS.filter((w) => !jobColumns.some((c) => c.name === w.name)),
+          ],
     db,
     crypto,
     audit,

@@ -180,7 +180,8 @@ export async function buildSignal({ config, logger, onFatal }: SignalDeps) {
     metrics,
     config: { management: { ...config.management, jwtSecret } },
     controlPlane,
-    // Every encrypted column of this deployment: the control plane's, the identity graph's, the DLQ index's.
+    // Every encrypted column of this deployment: the control plane's, the identity graph's, the delivery
+    // worker's (DLQ index and retry schedule).
     reencryption: {
       columns: [...ENCRYPTED_COLUMNS, ...IDENTITY_ENCRYPTED_COLUMNS, ...DELIVERY_WORKER_ENCRYPTED_COLUMNS],
       ...(cryptoRuntime.rewrapKeys === undefined ? {} : { rewrapKeys: cryptoRuntime.rewrapKeys }),

@@ -1,5 +1,6 @@
 import type { ControlPlaneCrypto, EncryptedColumn, EncryptedRowFacts } from '@signal/control-plane';
 import type { EncryptionContext } from '@signal/crypto';
+import { RETRY_PAYLOAD_COLUMN } from '../retry/encrypted-columns';
 
 /**
  * What the DLQ index needs of `@signal/crypto`: the process's `CryptoService` (the same slice the control
@@ -47,7 +48,12 @@ export const DLQ_LETTER_COLUMN: EncryptedColumn = Object.freeze({
   },
 });
 
-/** Every encrypted column the delivery worker owns, for the re-encryption job and key-usage counts. */
+/**
+ * Every encrypted column the delivery worker owns, for the re-encryption job and key-usage counts: the DLQ
+ * index's letters and the retry schedule's payloads (`retry/encrypted-columns.ts`). Both tables come with
+ * `deliveryWorkerMigrations`, so a deployment that has one has the other.
+ */
 export const DELIVERY_WORKER_ENCRYPTED_COLUMNS: readonly EncryptedColumn[] = Object.freeze([
   DLQ_LETTER_COLUMN,
+  RETRY_PAYLOAD_COLUMN,
 ]);

@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { createCryptoService, createKeyring } from '@signal/crypto';
 import { createDatabase, type Database, migrate } from '@signal/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deliveryWorkerMigrations } from '../migrations';
@@ -26,10 +28,13 @@ function entry(messageId: string, key: string): RetryEntry {
 
 describe('retry store', () => {
   it('keeps a partition key with U+0000 or an unpaired surrogate exactly (the anonymous id may hold them)', async () => {
-    const store = createRetryStore(db);
+    const store = createRetryStore(
+      db,
+      createCryptoService({ keyring: createKeyring({ current: randomBytes(32) }) }),
+    );
     const keys = ['anon-plain', 'anon-\u0000-x', 'anon-\ud800-y', '"anon-quoted"'];
     await store.schedule(keys.map((key, i) => entry(`m-${i}`, key)));
-    const claimed = await store.claimDue(10, 60_000);
+    const { due: claimed } = await store.claimDue(10, 60_000);
     expect(new Map(claimed.map((c) => [c.messageId, c.key]))).toEqual(
       new Map(keys.map((key, i) => [`m-${i}`, key])),
     );

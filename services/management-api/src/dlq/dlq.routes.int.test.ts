@@ -2,7 +2,12 @@ import { randomBytes } from 'node:crypto';
 import type { Bus, ConsumedMessage } from '@signal/bus';
 import { countRecordsByKeyId } from '@signal/control-plane';
 import { createCryptoService, createKeyring } from '@signal/crypto';
-import { createDlqStore, DLQ_LETTER_COLUMN } from '@signal/delivery-worker';
+import {
+  createDlqStore,
+  createRetryStore,
+  DLQ_LETTER_COLUMN,
+  RETRY_PAYLOAD_COLUMN,
+} from '@signal/delivery-worker';
 import { deliveryMessageSchema, topics } from '@signal/events';
 import type { Database } from '@signal/store';
 import { postgresAvailable } from '@signal/testkit';
@@ -155,7 +160,7 @@ describe.each(targets)(
     });
 
     it.skipIf(skip)(
-      "the API's re-encryption job re-encrypts dead letters under the new key and seals plaintext ones",
+      "the API's re-encryption job re-encrypts dead letters and scheduled retries under the new key and seals plaintext ones",
       async () => {
         const db = await target.fresh(FULL_SCHEMA);
         const oldKey = randomBytes(32);
@@ -179,6 +184,29 @@ describe.each(targets)(
           null,
         ]);
         expect(JSON.stringify(await rawRows(db, mine))).toContain(PLANTED.email);
+        // The worker's retry schedule lives beside the DLQ index: one retry sealed under the old key, one
+        // scheduled before delivery-worker/0004 (plaintext, no key id).
+        const retried = [event(), event()] as const;
+        const retryOf = (e: (typeof retried)[number]) => ({
+          integrationId: mine,
+          messageId: e.messageId,
+          attempt: 2,
+          dueAt: new Date(Date.now() - 1000),
+          key: e.anonymousId ?? '',
+          message: JSON.stringify({ integrationId: mine, event: e, attempt: { number: 2 } }),
+          lastError: 'vendor_unavailable',
+        });
+        await createRetryStore(db, before.crypto).schedule([retryOf(retried[0])]);
+        const legacyRetry = retryOf(retried[1]);
+        await db.query(
+          `INSERT INTO delivery_retries (integration_id, message_id, attempt, due_at, payload)
+           VALUES ($1, $2, 2, date_trunc('milliseconds', now()), $3)`,
+          [
+            mine,
+            legacyRetry.messageId,
+            JSON.stringify({ key: legacyRetry.key, message: legacyRetry.message, lastError: null }),
+          ],
+        );
 
         // Dual-key deployment, then the runbook's re-encryption job, as the API runs it.
         const rotated = await startTestApi(db, {
@@ -206,6 +234,19 @@ describe.each(targets)(
         expect(entries.map((e) => e.id)).toEqual([legacyId, ...[...sealedIds].reverse()]);
         expect(entries.map((e) => e.messageId)).toEqual(planted.map((e) => e.messageId).reverse());
         for (const entry of entries) expect(entry.details).toBe('the vendor refused the event (HTTP 400)');
+
+        const retryRows = await db.query<Record<string, unknown>>(
+          'SELECT * FROM delivery_retries WHERE integration_id = $1',
+          [mine],
+        );
+        expect(retryRows.rows.map((r) => r.payload_key_id)).toEqual([newKeyId, newKeyId]);
+        expectNothingPlanted(JSON.stringify(retryRows.rows));
+        expect(await countRecordsByKeyId(db, [RETRY_PAYLOAD_COLUMN])).toEqual(new Map([[newKeyId, 2]]));
+        const claimed = await createRetryStore(db, onlyNew).claimDue(100, 60_000);
+        expect(claimed.unreadable).toEqual([]);
+        expect(new Map(claimed.due.map((e) => [e.messageId, e.message]))).toEqual(
+          new Map(retried.map((e) => [e.messageId, retryOf(e).message])),
+        );
       },
     );
   },

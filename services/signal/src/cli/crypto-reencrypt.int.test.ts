@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { type ControlPlane, countRecordsByKeyId, createControlPlane } from '@signal/control-plane';
 import { type CryptoService, createCryptoService, createKeyring } from '@signal/crypto';
-import { createDlqStore } from '@signal/delivery-worker';
+import { createDlqStore, createRetryStore } from '@signal/delivery-worker';
 import { canonicalEventSchema, type DlqMessage, topics } from '@signal/events';
 import { createIdentityGraph, loadBlindIndex } from '@signal/identity-hub';
 import type { Database, Queryable } from '@signal/store';
@@ -34,6 +34,9 @@ const IDENTITIES = 3;
 /** Dead letters sealed by the worker's indexer, plus one indexed before encryption at rest (plaintext). */
 const DEAD_LETTERS = 3;
 const LEGACY_EMAIL = 'legacy.letter@planted.example';
+/** Retries scheduled (sealed) by the worker, plus one scheduled before encryption at rest (plaintext). */
+const RETRIES = 3;
+const LEGACY_RETRY_EMAIL = 'legacy.retry@planted.example';
 const newKey = () => randomBytes(32);
 const hex = (key: Buffer) => key.toString('hex');
 const cryptoWith = (current: Buffer) => createCryptoService({ keyring: createKeyring({ current }) });
@@ -79,6 +82,8 @@ describe.skipIf(!available)('signal-cli crypto-reencrypt (PostgreSQL)', () => {
   /** Dead letters by message id → their original event, as indexed. */
   const deadLetters = new Map<string | null, unknown>();
   const dlqIntegration = `int_${randomBytes(12).toString('hex')}`;
+  /** Scheduled retries by message id → the delivery message (JSON) to re-publish. */
+  const retries = new Map<string, string>();
 
   /** Every record opens under `key` alone, to its original value (so none was sealed twice), and is labelled so. */
   async function expectEverythingUnder(key: Buffer, except: readonly string[] = []) {
@@ -110,6 +115,19 @@ describe.skipIf(!available)('signal-cli crypto-reencrypt (PostgreSQL)', () => {
     expect(raw.map((r) => r.letter_key_id)).toEqual(raw.map(() => crypto.keyring.currentKeyId));
     expect(JSON.stringify(raw)).not.toContain(LEGACY_EMAIL);
     expect(JSON.stringify(raw)).not.toContain('@example.com');
+    // Scheduled retries: likewise (a 1 ms lease, so the next check can claim them again).
+    await new Promise((r) => setTimeout(r, 5));
+    const claimed = await createRetryStore(db, crypto).claimDue(1000, 1);
+    expect(claimed.unreadable).toEqual([]);
+    expect(new Map(claimed.due.map((e) => [e.messageId, e.message]))).toEqual(retries);
+    const { rows: rawRetries } = await db.query<{ payload: string; payload_key_id: string | null }>(
+      'SELECT payload, payload_key_id FROM delivery_retries',
+    );
+    expect(rawRetries.map((r) => r.payload_key_id)).toEqual(
+      rawRetries.map(() => crypto.keyring.currentKeyId),
+    );
+    expect(JSON.stringify(rawRetries)).not.toContain(LEGACY_RETRY_EMAIL);
+    expect(JSON.stringify(rawRetries)).not.toContain('@example.com');
     const byKey = await countRecordsByKeyId(db, DEPLOYMENT_ENCRYPTED_COLUMNS);
     const others = [...byKey].filter(([keyId]) => keyId !== crypto.keyring.currentKeyId);
     expect(others.reduce((n, [, count]) => n + count, 0)).toBe(except.length);
@@ -189,6 +207,38 @@ describe.skipIf(!available)('signal-cli crypto-reencrypt (PostgreSQL)', () => {
       ],
     );
     deadLetters.set(legacyEvent.messageId, legacy.original);
+    // Retries waiting for their next attempt, as the worker schedules them under key a.
+    const retryOf = (event: ReturnType<typeof identify>) => ({
+      integrationId: dlqIntegration,
+      messageId: event.messageId,
+      attempt: 2,
+      dueAt: new Date(Date.now() - 1000),
+      key: event.anonymousId ?? 'k',
+      message: JSON.stringify({ integrationId: dlqIntegration, event, attempt: { number: 2 } }),
+      lastError: 'vendor_unavailable',
+    });
+    const scheduled = Array.from({ length: RETRIES }, (_, i) =>
+      retryOf(identify(`retry-${i}`, `retry${i}@example.com`)),
+    );
+    await createRetryStore(db, crypto).schedule(scheduled);
+    for (const r of scheduled) retries.set(r.messageId, r.message);
+    // One scheduled before delivery-worker/0004, as that migration left it: plaintext JSON, no key id.
+    const legacyRetry = retryOf(identify('retry-legacy', LEGACY_RETRY_EMAIL));
+    await db.query(
+      `INSERT INTO delivery_retries (integration_id, message_id, attempt, due_at, payload)
+       VALUES ($1, $2, 2, date_trunc('milliseconds', now()) - interval '1 second', $3)`,
+      [
+        dlqIntegration,
+        legacyRetry.messageId,
+        JSON.stringify({
+          escaped: false,
+          key: legacyRetry.key,
+          message: legacyRetry.message,
+          lastError: legacyRetry.lastError,
+        }),
+      ],
+    );
+    retries.set(legacyRetry.messageId, legacyRetry.message);
   });
 
   afterAll(async () => {
@@ -222,11 +272,12 @@ describe.skipIf(!available)('signal-cli crypto-reencrypt (PostgreSQL)', () => {
     expect(keyless.stderr).toMatch(/ENCRYPTION_KEY is not set/);
   });
 
-  it('start --follow re-encrypts every secret, credential, identity record and dead letter (sealing a plaintext one), printing progress on stderr and the status JSON on stdout', async () => {
-    // + the pipeline secret, identifiers and traits, the blind-index key, the dead letters (the legacy one too)
-    const total = INTEGRATIONS + 1 + IDENTITIES * 2 + 1 + DEAD_LETTERS + 1;
+  it('start --follow re-encrypts every secret, credential, identity record, dead letter and scheduled retry (sealing plaintext ones), printing progress on stderr and the status JSON on stdout', async () => {
+    // + the pipeline secret, identifiers and traits, the blind-index key, the dead letters and the retries
+    // (the legacy ones too)
+    const total = INTEGRATIONS + 1 + IDENTITIES * 2 + 1 + DEAD_LETTERS + 1 + RETRIES + 1;
     const before = await countRecordsByKeyId(db, DEPLOYMENT_ENCRYPTED_COLUMNS);
-    expect(before.get(null)).toBe(1);
+    expect(before.get(null)).toBe(2);
     const rotated = { ...env, ENCRYPTION_KEY: hex(keys.b), ENCRYPTION_KEY_PREVIOUS: hex(keys.a) };
     const run = await cli(['crypto-reencrypt', 'start', '--follow'], rotated);
     expect(run.code, run.stderr).toBe(0);

@@ -23,7 +23,7 @@ import type { CliIo, Verb } from './verb';
 
 /**
  * Every encrypted column of a deployment (`signal-cli migrate` creates every service's tables): the control
- * plane's, the identity graph's and the delivery worker's DLQ index.
+ * plane's, the identity graph's and the delivery worker's (DLQ index and retry schedule).
  */
 export const DEPLOYMENT_ENCRYPTED_COLUMNS = Object.freeze([
   ...ENCRYPTED_COLUMNS,
@@ -190,7 +190,8 @@ async function status(db: Database, io: CliIo, follow: boolean): Promise<number>
 
 export const cryptoReencrypt: Verb = {
   name: 'crypto-reencrypt',
-  summary: 're-encrypt stored secrets, identity data and dead letters under the current key (start | status)',
+  summary:
+    're-encrypt stored secrets, identity data, dead letters and scheduled retries under the current key (start | status)',
   help: `usage: signal-cli crypto-reencrypt start [--follow] [--lease-seconds <n>]
        signal-cli crypto-reencrypt status [--follow]
 
@@ -198,9 +199,10 @@ The runbook's "Re-encrypt existing data" step, from the command line (the same j
 POST /v1/admin/crypto/re-encrypt, on the database in DATABASE_URL or the embedded SIGNAL_DATA_DIR).
 
 start   Starts a job with the keys in ENCRYPTION_KEY / ENCRYPTION_KEY_PREVIOUS (env or signal.yaml): every
-        pipeline secret, integration credential, identity record and dead letter not under the current key
-        is opened and sealed again (a dead letter indexed before encryption at rest is sealed). The job runs in this process until it completes; if one already runs elsewhere this
-        attaches to it, and if one was orphaned by a crash it is resumed after its last committed batch.
+        pipeline secret, integration credential, identity record, dead letter and scheduled retry not under
+        the current key is opened and sealed again (one stored before encryption at rest is sealed). The job
+        runs in this process until it completes; if one already runs elsewhere this attaches to it, and if
+        one was orphaned by a crash it is resumed after its last committed batch.
         Ctrl-C pauses it (another process, or start again, continues). Records that fail (corrupted, unknown
         key, database timeout) stay under their old key and are listed on stderr with the reason.
         --lease-seconds: how long a crash of this process holds the job before another may take it over
