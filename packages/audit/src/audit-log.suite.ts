@@ -152,6 +152,7 @@ export function describeAuditLogSuite(name: string, makeTarget: () => AuditSuite
             'ip_address',
             'user_agent',
             'timestamp',
+            'org_id',
           ].sort(),
         );
         expect(entry).toMatchObject({
@@ -213,6 +214,45 @@ export function describeAuditLogSuite(name: string, makeTarget: () => AuditSuite
         expect((badRange as AuditError).code).toBe('audit.invalid_query');
         const badAction = await rejection(log.list({ action: 'pipeline.exploded' as 'pipeline.created' }));
         expect((badAction as AuditError).code).toBe('audit.invalid_query');
+      });
+
+      it("scopes reads to one org: its entries and the deployment-wide ones, never another org's", async () => {
+        const { log } = await freshLog();
+        await log.record({
+          action: 'pipeline.created',
+          org_id: 'org_a',
+          user_id: 'usr_a',
+          resource_id: 'pl_a',
+        });
+        await log.record({
+          action: 'pipeline.created',
+          org_id: 'org_b',
+          user_id: 'usr_b',
+          resource_id: 'pl_b',
+        });
+        await log.record({ action: 'crypto.key_loaded', resource_type: 'crypto', resource_id: 'key_1' });
+        // Org-less, but not deployment-wide (a failed login naming no user): nobody's view.
+        await log.record({ action: 'auth.login_failed', ip_address: '203.0.113.9' });
+        await log.record({ action: 'crypto.reencrypt_started', org_id: 'org_b', user_id: 'usr_b' });
+
+        const seen = async (filters: Parameters<AuditLog['list']>[0]) =>
+          (await log.list(filters)).data.map((e) => `${e.action}:${e.org_id}`);
+        expect(await seen({ org_id: 'org_a' })).toEqual(['crypto.key_loaded:null', 'pipeline.created:org_a']);
+        expect(await seen({ org_id: 'org_b' })).toEqual([
+          'crypto.reencrypt_started:org_b',
+          'crypto.key_loaded:null',
+          'pipeline.created:org_b',
+        ]);
+        expect(await seen({ org_id: 'org_a', user_id: 'usr_b' })).toEqual([]);
+        expect(await seen({ org_id: 'org_a', resource_id: 'pl_b' })).toEqual([]);
+        expect((await log.list()).data).toHaveLength(5);
+        const exported = await collect(log.exportNdjson({ org_id: 'org_a' }));
+        expect(exported.map((line) => JSON.parse(line).action)).toEqual([
+          'pipeline.created',
+          'crypto.key_loaded',
+        ]);
+        expect(JSON.parse(exported[0] ?? '{}')).toMatchObject({ org_id: 'org_a', user_id: 'usr_a' });
+        expect(await log.verify()).toMatchObject({ ok: true, rows: 5 });
       });
 
       it('paginates with opaque cursors: every entry exactly once, limit default 50 and max 100', async () => {
@@ -545,6 +585,16 @@ export function describeAuditLogSuite(name: string, makeTarget: () => AuditSuite
         expect(await log.verify()).toEqual({ ok: false, firstBadSeq: 5, reason: 'hash_mismatch', rows: 4 });
       });
 
+      it('an entry moved to another org (or out of its org) fails at that seq', async () => {
+        const { db, log } = await freshLog();
+        await log.record({ action: 'pipeline.created', org_id: 'org_a', user_id: 'usr_a' });
+        await log.record({ action: 'pipeline.updated', org_id: 'org_a', user_id: 'usr_a' });
+        await asDbAdmin(db, "UPDATE audit_log SET org_id = 'org_b' WHERE seq = 2");
+        expect(await log.verify()).toEqual({ ok: false, firstBadSeq: 2, reason: 'hash_mismatch', rows: 1 });
+        await asDbAdmin(db, 'UPDATE audit_log SET org_id = NULL WHERE seq = 1');
+        expect(await log.verify()).toEqual({ ok: false, firstBadSeq: 1, reason: 'hash_mismatch', rows: 0 });
+      });
+
       it('an edited change value fails at that seq', async () => {
         const { log } = await tampered(
           `UPDATE audit_log SET changes = jsonb_set(changes, '{name,new}', '"other"') WHERE seq = 7`,
@@ -628,6 +678,7 @@ export function describeAuditLogSuite(name: string, makeTarget: () => AuditSuite
           ip_address: null,
           user_agent: null,
           timestamp: new Date().toISOString(),
+          org_id: null,
         };
         await asDbAdmin(
           db,

@@ -124,6 +124,7 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     return {
       id: newEntryId(),
       action: entry.action,
+      org_id: entry.org_id ?? null,
       user_id: entry.user_id ?? null,
       user_email: entry.user_email ?? null,
       resource_type: entry.resource_type ?? AUDIT_ACTION_INFO[entry.action].resourceType,
@@ -232,6 +233,7 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
       {
         id: newEntryId(),
         action: 'audit.purged',
+        org_id: null,
         user_id: actor?.user_id ?? null,
         user_email: actor?.user_email ?? null,
         resource_type: 'audit',

@@ -63,7 +63,7 @@ export async function appendEntry(
   };
   await tx.query(
     `INSERT INTO audit_log (${AUDIT_ROW_COLUMNS})
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11::timestamptz, $12, $13)`,
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11::timestamptz, $12, $13, $14)`,
     [
       chained.seq,
       chained.id,
@@ -78,6 +78,7 @@ export async function appendEntry(
       chained.timestamp,
       chained.prev_hash,
       chained.hash,
+      chained.org_id,
     ],
   );
   return chained;

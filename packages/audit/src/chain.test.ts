@@ -14,6 +14,7 @@ const entry = {
   ip_address: '203.0.113.42',
   user_agent: 'Mozilla/5.0 ...',
   timestamp: '2026-02-25T14:30:00.000Z',
+  org_id: null,
 };
 
 /** Written by hand (RFC 8785: keys sorted by code unit, ECMAScript numbers) and hashed with `sha256sum`. */
@@ -60,6 +61,7 @@ describe('hash chain format (changing it breaks every stored chain)', () => {
       user_id: entry.user_id,
       action: entry.action,
       id: entry.id,
+      org_id: null,
       seq: 1,
     };
     expect(entryHash(GENESIS_HASH, reordered)).toBe(HASH);
@@ -68,6 +70,19 @@ describe('hash chain format (changing it breaks every stored chain)', () => {
   it('binds the seq and the previous hash', () => {
     expect(entryHash(GENESIS_HASH, { ...entry, seq: 2 })).not.toBe(HASH);
     expect(entryHash('1'.repeat(64), entry)).not.toBe(HASH);
+  });
+
+  it('hashes an org when the entry has one, and hashes an org-less entry as before orgs existed', () => {
+    // Null: the canonical JSON above, unchanged, so chains recorded before entries carried an org still verify.
+    expect(canonicalEntryJson({ ...entry, org_id: null })).toBe(CANONICAL);
+    const withOrg = { ...entry, org_id: 'org_0123' };
+    expect(canonicalEntryJson(withOrg)).toBe(
+      CANONICAL.replace(',"resource_id"', ',"org_id":"org_0123","resource_id"'),
+    );
+    expect(entryHash(GENESIS_HASH, withOrg)).not.toBe(HASH);
+    expect(entryHash(GENESIS_HASH, { ...withOrg, org_id: 'org_4567' })).not.toBe(
+      entryHash(GENESIS_HASH, withOrg),
+    );
   });
 });
 

@@ -5,7 +5,12 @@ import { canonicalJson, type JsonValue } from './json';
 /** `prev_hash` of the very first entry of a log. */
 export const GENESIS_HASH = '0'.repeat(64);
 
-/** What the chain hashes: every field of the entry and its seq (not prev_hash, which is the prefix). */
+/**
+ * What the chain hashes: every field of the entry and its seq (not prev_hash, which is the prefix). `org_id`
+ * is hashed only when set: entries recorded before entries carried an org (and deployment-wide ones) hash
+ * exactly as they always did, so existing chains and exports keep verifying, while an org, once recorded, is
+ * covered like every other field.
+ */
 export function canonicalEntryJson(entry: Omit<ChainedAuditEntry, 'prev_hash' | 'hash'>): string {
   const hashed: Record<string, JsonValue> = {
     seq: entry.seq,
@@ -20,6 +25,7 @@ export function canonicalEntryJson(entry: Omit<ChainedAuditEntry, 'prev_hash' | 
     user_agent: entry.user_agent,
     timestamp: entry.timestamp,
   };
+  if (entry.org_id !== null) hashed.org_id = entry.org_id;
   return canonicalJson(hashed);
 }
 

@@ -23,6 +23,11 @@ export interface AuditEntry {
   readonly user_agent: string | null;
   /** ISO 8601 (UTC, millisecond precision) time the entry was recorded. */
   readonly timestamp: string;
+  /**
+   * The org the action happened in (the actor's): readers are scoped to it. Null for what belongs to no org:
+   * the deployment's own events (keys, purges) and attempts naming no known user.
+   */
+  readonly org_id: string | null;
 }
 
 /** An entry with its place in the hash chain (internal; also what the NDJSON export writes). */
@@ -45,6 +50,8 @@ const identifier = z.string().min(1).max(200).transform(storableString);
 /** What `record` accepts. `id`, `timestamp` and the chain fields are assigned by the log. */
 export const auditEntryInputSchema = z.strictObject({
   action: auditActionSchema,
+  /** The org the action happened in; omit (null) for deployment-wide events. */
+  org_id: identifier.nullable().optional(),
   user_id: identifier.nullable().optional(),
   user_email: z.string().min(1).max(320).transform(storableString).nullable().optional(),
   /** Defaults to the action's resource type (`integration.updated` → `integration`). */
@@ -83,6 +90,8 @@ export const auditEntrySchema = z.object({
   ip_address: z.string().nullable(),
   user_agent: z.string().nullable(),
   timestamp: z.iso.datetime(),
+  /** Absent from exports written before entries carried an org. */
+  org_id: z.string().nullable().default(null),
 });
 
 export const chainedAuditEntrySchema = auditEntrySchema.extend({
@@ -126,6 +135,7 @@ export const auditRowSchema = z
     occurred_at: timestampSchema,
     prev_hash: z.string().regex(HASH),
     hash: z.string().regex(HASH),
+    org_id: z.string().nullable(),
   })
   .transform(
     (row): ChainedAuditEntry => ({
@@ -140,14 +150,15 @@ export const auditRowSchema = z
       ip_address: row.ip_address,
       user_agent: row.user_agent,
       timestamp: row.occurred_at,
+      org_id: row.org_id,
       prev_hash: row.prev_hash,
       hash: row.hash,
     }),
   );
 
-/** The columns `auditRowSchema` reads, in SELECT form. */
+/** The columns `auditRowSchema` reads, in SELECT form (and `appendEntry`'s INSERT order). */
 export const AUDIT_ROW_COLUMNS =
-  'seq, id, action, user_id, user_email, resource_type, resource_id, changes, ip_address, user_agent, occurred_at, prev_hash, hash';
+  'seq, id, action, user_id, user_email, resource_type, resource_id, changes, ip_address, user_agent, occurred_at, prev_hash, hash, org_id';
 
 /** Drops the chain fields: the shape list endpoints return. */
 export function publicEntry(entry: ChainedAuditEntry): AuditEntry {
@@ -162,5 +173,6 @@ export function publicEntry(entry: ChainedAuditEntry): AuditEntry {
     ip_address: entry.ip_address,
     user_agent: entry.user_agent,
     timestamp: entry.timestamp,
+    org_id: entry.org_id,
   };
 }

@@ -8,6 +8,7 @@ export {
   auditResourceTypeSchema,
   CRYPTO_AUDIT_ACTIONS,
   type CryptoAuditAction,
+  DEPLOYMENT_AUDIT_ACTIONS,
   isCryptoAuditAction,
 } from './actions';
 export {

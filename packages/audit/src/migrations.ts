@@ -180,8 +180,18 @@ CREATE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON audit_checkpoint
   FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse_truncate();
 `;
 
+/**
+ * The org each entry belongs to, so one org's admins read their org's log and not another's. Nullable: older
+ * entries and deployment-wide events have none. The hash chain covers it when set (see `canonicalEntryJson`).
+ */
+const orgId = `
+ALTER TABLE audit_log ADD COLUMN org_id text;
+CREATE INDEX audit_log_org_seq ON audit_log (org_id, seq);
+`;
+
 /** The audit package's migrations, in order. Ids never change once released. */
 export const auditMigrations: readonly Migration[] = [
   { id: 'audit/0001_audit_log', sql: createTables },
   { id: 'audit/0002_append_only_triggers', sql: appendOnlyTriggers },
+  { id: 'audit/0003_org_id', sql: orgId },
 ];

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { auditActionSchema, auditResourceTypeSchema } from './actions';
+import { auditActionSchema, auditResourceTypeSchema, DEPLOYMENT_AUDIT_ACTIONS } from './actions';
 import { AuditError } from './errors';
 
 export const DEFAULT_PAGE_LIMIT = 50;
@@ -10,6 +10,12 @@ const instant = z.union([z.date(), z.iso.datetime({ offset: true })]).transform(
 /** Filters of `list` and `exportNdjson`; all optional and combined with AND. `from` inclusive, `to` exclusive. */
 export const auditListFiltersSchema = z
   .strictObject({
+    /**
+     * One org's view of the log: the entries recorded for that org, plus the deployment-wide entries recorded
+     * without an org (`DEPLOYMENT_AUDIT_ACTIONS`: key events, purges). Entries of other orgs, and org-less
+     * entries of any other action (a failed login naming no user), are left out.
+     */
+    org_id: z.string().min(1).max(200).optional(),
     action: auditActionSchema.optional(),
     user_id: z.string().min(1).max(200).optional(),
     resource_type: auditResourceTypeSchema.optional(),
@@ -66,6 +72,12 @@ export function whereClause(filters: ParsedFilters): WhereClause {
     params.push(value);
     conditions.push(sql(`$${params.length}`));
   };
+  if (filters.org_id !== undefined) {
+    params.push(filters.org_id, [...DEPLOYMENT_AUDIT_ACTIONS]);
+    const org = `$${params.length - 1}`;
+    const deploymentActions = `$${params.length}`;
+    conditions.push(`(org_id = ${org} OR (org_id IS NULL AND action = ANY(${deploymentActions}::text[])))`);
+  }
   if (filters.action !== undefined) add((p) => `action = ${p}`, filters.action);
   if (filters.user_id !== undefined) add((p) => `user_id = ${p}`, filters.user_id);
   if (filters.resource_type !== undefined) add((p) => `resource_type = ${p}`, filters.resource_type);

@@ -94,6 +94,7 @@ export {
   inviteUserSchema,
   type NewUserInput,
   newUserSchema,
+  ONE_TIME_PASSWORD_TTL_MS,
   type User,
   type UserAuthRecord,
   type UsersRepository,

@@ -132,7 +132,17 @@ ALTER TABLE integrations ADD COLUMN pipeline jsonb NOT NULL DEFAULT '[]'
   CHECK (jsonb_typeof(pipeline) = 'array');
 `;
 
+/**
+ * One-time passwords expire (`ONE_TIME_PASSWORD_TTL_MS`, 72 h). Invitations still open when this runs get the
+ * full period from now rather than from their creation, so an upgrade does not lock out recent invitees.
+ */
+const passwordExpiry = `
+ALTER TABLE users ADD COLUMN password_expires_at timestamptz;
+UPDATE users SET password_expires_at = now() + interval '72 hours' WHERE must_change_password;
+`;
+
 export const controlPlaneMigrations: readonly Migration[] = Object.freeze([
   { id: 'control-plane/0001_init', sql: init },
   { id: 'control-plane/0002_integration_pipeline', sql: integrationPipeline },
+  { id: 'control-plane/0003_password_expiry', sql: passwordExpiry },
 ]);

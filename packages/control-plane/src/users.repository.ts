@@ -17,6 +17,12 @@ import {
 
 export type Clock = () => Date;
 
+/**
+ * How long an invited user's one-time password can be used to log in (ASVS 2.3.1: initial passwords expire
+ * after a short time). A later invitee asks an admin to remove and re-invite them.
+ */
+export const ONE_TIME_PASSWORD_TTL_MS = 72 * 3600_000;
+
 /** A user as every reader may see it (no password hash). */
 export interface User {
   readonly id: string;
@@ -35,6 +41,10 @@ export interface UserAuthRecord extends User {
   readonly passwordHash: string;
   /** Access tokens issued at or before this instant are refused; null when nothing was ever revoked. */
   readonly tokensValidAfter: Date | null;
+  /** When a one-time password stops working for login; null for a password the user chose. */
+  readonly passwordExpiresAt: Date | null;
+  /** `passwordExpiresAt` had passed when the record was read (by the repository's clock). */
+  readonly passwordExpired: boolean;
 }
 
 const userRowSchema = z
@@ -47,11 +57,12 @@ const userRowSchema = z
     password_hash: z.string(),
     must_change_password: z.boolean(),
     tokens_valid_after: z.date().nullable(),
+    password_expires_at: z.date().nullable(),
     created_at: z.date(),
     updated_at: z.date(),
   })
   .transform(
-    (row): UserAuthRecord => ({
+    (row): Omit<UserAuthRecord, 'passwordExpired'> => ({
       id: row.id,
       orgId: row.org_id,
       email: row.email,
@@ -62,13 +73,14 @@ const userRowSchema = z
       updatedAt: row.updated_at,
       passwordHash: row.password_hash,
       tokensValidAfter: row.tokens_valid_after,
+      passwordExpiresAt: row.password_expires_at,
     }),
   );
 
 const USER_COLUMNS =
-  'id, org_id, email, name, role, password_hash, must_change_password, tokens_valid_after, created_at, updated_at';
+  'id, org_id, email, name, role, password_hash, must_change_password, tokens_valid_after, password_expires_at, created_at, updated_at';
 
-function publicUser(record: UserAuthRecord): User {
+function publicUser(record: Omit<UserAuthRecord, 'passwordExpired'>): User {
   return {
     id: record.id,
     orgId: record.orgId,
@@ -81,8 +93,18 @@ function publicUser(record: UserAuthRecord): User {
   };
 }
 
-function toUsers(rows: unknown[]): UserAuthRecord[] {
+type UserRow = z.output<typeof userRowSchema>;
+
+function toUsers(rows: unknown[]): UserRow[] {
   return rows.map((row) => parseRow(userRowSchema, row, 'users'));
+}
+
+/** Rows with what authentication needs, the one-time password's expiry judged at `now`. */
+function toAuthRecords(rows: unknown[], now: Date): UserAuthRecord[] {
+  return toUsers(rows).map((record) => {
+    const expires = record.passwordExpiresAt;
+    return { ...record, passwordExpired: expires !== null && expires.getTime() <= now.getTime() };
+  });
 }
 
 export const newUserSchema = z.strictObject({
@@ -146,7 +168,7 @@ export function createUsersRepository(deps: {
 }): UsersRepository {
   const { db, clock, hasher } = deps;
 
-  async function lockUser(q: Queryable, orgId: string, userId: string): Promise<UserAuthRecord> {
+  async function lockUser(q: Queryable, orgId: string, userId: string): Promise<UserRow> {
     const { rows } = await q.query(
       `SELECT ${USER_COLUMNS} FROM users WHERE org_id = $1 AND id = $2 FOR UPDATE`,
       [orgId, userId],
@@ -204,10 +226,20 @@ export function createUsersRepository(deps: {
       const now = clock();
       try {
         const { rows } = await db.query(
-          `INSERT INTO users (id, org_id, email, name, role, password_hash, must_change_password, created_at, updated_at)
-           SELECT $1, o.id, $3, $4, $5, $6, true, $7, $7 FROM orgs o WHERE o.id = $2
+          `INSERT INTO users (id, org_id, email, name, role, password_hash, must_change_password,
+                              password_expires_at, created_at, updated_at)
+           SELECT $1, o.id, $3, $4, $5, $6, true, $8, $7, $7 FROM orgs o WHERE o.id = $2
            RETURNING ${USER_COLUMNS}`,
-          [newId('user', now), orgId, input.email, input.name ?? null, input.role, passwordHash, now],
+          [
+            newId('user', now),
+            orgId,
+            input.email,
+            input.name ?? null,
+            input.role,
+            passwordHash,
+            now,
+            new Date(now.getTime() + ONE_TIME_PASSWORD_TTL_MS),
+          ],
         );
         const user = toUsers(rows)[0];
         if (user === undefined) throw new ControlPlaneError('not_found', 'org not found');
@@ -237,7 +269,7 @@ export function createUsersRepository(deps: {
 
     async authRecord(userId) {
       const { rows } = await db.query(`SELECT ${USER_COLUMNS} FROM users WHERE id = $1`, [userId]);
-      return toUsers(rows)[0] ?? null;
+      return toAuthRecords(rows, clock())[0] ?? null;
     },
 
     async findForLogin(rawEmail, orgSlug) {
@@ -253,7 +285,7 @@ export function createUsersRepository(deps: {
                 WHERE email = $1 AND org_id = (SELECT id FROM orgs WHERE slug = $2)`,
               [parsed.data, orgSlug],
             );
-      return toUsers(rows);
+      return toAuthRecords(rows, clock());
     },
 
     async list(orgId, page) {
@@ -345,7 +377,8 @@ export function createUsersRepository(deps: {
       const passwordHash = await hasher.hash(password);
       await db.transaction(async (tx) => {
         const { rowCount } = await tx.query(
-          'UPDATE users SET password_hash = $2, must_change_password = false, updated_at = $3 WHERE id = $1',
+          `UPDATE users SET password_hash = $2, must_change_password = false, password_expires_at = NULL,
+                  updated_at = $3 WHERE id = $1`,
           [userId, passwordHash, clock()],
         );
         if (rowCount === 0) throw new ControlPlaneError('not_found', 'user not found');

@@ -12,6 +12,7 @@ import {
   createControlPlane,
   createScryptHasher,
   ensureDemoOrg,
+  ONE_TIME_PASSWORD_TTL_MS,
   PIPELINE_KEY_PATTERN,
 } from '../src/index';
 import type { DbTarget } from './db-targets';
@@ -623,7 +624,12 @@ export function describeControlPlaneSuite(target: DbTarget, skip = false): void 
       it('migration 0002 gives integrations that existed before it an empty pipeline', async () => {
         const db = await target.fresh(controlPlaneMigrations.slice(0, 1));
         const old = createControlPlane({ db, crypto: testCrypto(), hasher: testHasher() });
-        const { org } = await orgWithOwner(old);
+        // The org by hand: today's users repository reads columns later migrations add.
+        const org = { id: `org_${'0'.repeat(12)}${randomBytes(8).toString('hex')}` };
+        await db.query(
+          `INSERT INTO orgs (id, name, slug, created_at, updated_at) VALUES ($1, 'Old', $2, now(), now())`,
+          [org.id, `old-${randomBytes(4).toString('hex')}`],
+        );
         const { pipeline } = await old.pipelines.create(org.id, { name: 'P', type: 'web' });
         await db.query(
           `INSERT INTO integrations (id, pipeline_id, vendor, name, enabled, settings, consent, created_at, updated_at)
@@ -635,6 +641,54 @@ export function describeControlPlaneSuite(target: DbTarget, skip = false): void 
         expect(await cp.listIntegrations(pipeline.id)).toMatchObject([
           { id: 'int_before_0002', pipeline: [] },
         ]);
+      });
+    });
+
+    describe('one-time password expiry', () => {
+      it('an invitation can be used to log in for 72 hours; choosing a password ends the expiry', async () => {
+        let now = Date.now();
+        const { cp } = await fresh({ clock: () => new Date(now) });
+        const { org, owner } = await orgWithOwner(cp);
+        const { user } = await cp.users.invite(org.id, { email: 'new@x.example', role: 'viewer' });
+        const record = await cp.users.authRecord(user.id);
+        expect(record?.passwordExpiresAt?.getTime()).toBe(now + ONE_TIME_PASSWORD_TTL_MS);
+        expect(record?.passwordExpired).toBe(false);
+        expect((await cp.users.authRecord(owner.id))?.passwordExpiresAt).toBeNull();
+        now += ONE_TIME_PASSWORD_TTL_MS;
+        expect((await cp.users.findForLogin('new@x.example'))[0]?.passwordExpired).toBe(true);
+        expect((await cp.users.findForLogin(owner.email))[0]?.passwordExpired).toBe(false);
+        await cp.users.setPassword(user.id, 'a brand new long password');
+        expect(await cp.users.authRecord(user.id)).toMatchObject({
+          passwordExpiresAt: null,
+          passwordExpired: false,
+        });
+      });
+
+      it('migration 0003 gives invitations still open a full 72 hours from the upgrade', async () => {
+        const db = await target.fresh(controlPlaneMigrations.slice(0, 2));
+        const orgId = `org_${'0'.repeat(12)}${randomBytes(8).toString('hex')}`;
+        await db.query(
+          `INSERT INTO orgs (id, name, slug, created_at, updated_at) VALUES ($1, 'Old', $2, now(), now())`,
+          [orgId, `old-${randomBytes(4).toString('hex')}`],
+        );
+        for (const [id, invited] of [
+          ['usr_invited', true],
+          ['usr_chosen', false],
+        ] as const) {
+          await db.query(
+            `INSERT INTO users (id, org_id, email, role, password_hash, must_change_password, created_at, updated_at)
+             VALUES ($1, $2, $3, 'viewer', 'x', $4, now() - interval '30 days', now() - interval '30 days')`,
+            [id, orgId, `${id}@x.example`, invited],
+          );
+        }
+        await migrate(db, controlPlaneMigrations);
+        const cp = createControlPlane({ db, crypto: testCrypto(), hasher: testHasher() });
+        const invited = await cp.users.authRecord('usr_invited');
+        expect(invited?.passwordExpired).toBe(false);
+        expect(invited?.passwordExpiresAt?.getTime()).toBeGreaterThan(
+          Date.now() + ONE_TIME_PASSWORD_TTL_MS - 60_000,
+        );
+        expect((await cp.users.authRecord('usr_chosen'))?.passwordExpiresAt).toBeNull();
       });
     });
 

@@ -4,6 +4,7 @@ import { pgliteTarget } from './db-targets';
 import { describeOperationsSuite } from './operations.suite';
 import { describeRbacSuite } from './rbac.suite';
 import { describeReencryptSuite } from './reencrypt.suite';
+import { describeSecuritySuite } from './security.suite';
 
 // One PGlite instance for the whole file (it takes seconds to start); every test gets its own schema. The
 // file-level hooks hold the instance open across the suites (setup/teardown are reference-counted).
@@ -15,3 +16,4 @@ describeRbacSuite(target);
 describeApiSuite(target);
 describeOperationsSuite(target);
 describeReencryptSuite(target);
+describeSecuritySuite(target);

@@ -6,6 +6,7 @@ import { postgresTarget } from './db-targets';
 import { describeOperationsSuite } from './operations.suite';
 import { describeRbacSuite } from './rbac.suite';
 import { describeReencryptSuite } from './reencrypt.suite';
+import { describeSecuritySuite } from './security.suite';
 
 const target = postgresTarget();
 const skip = !(await postgresAvailable());
@@ -13,6 +14,7 @@ const skip = !(await postgresAvailable());
 describeRbacSuite(target, skip);
 describeApiSuite(target, skip);
 describeOperationsSuite(target, skip);
+describeSecuritySuite(target, skip);
 describeReencryptSuite(target, skip, {
   /** A real crash: the job runs in a child process that is SIGKILLed after it committed `batches` batches. */
   async runAndKill(db, keys, batches) {

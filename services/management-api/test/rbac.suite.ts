@@ -176,6 +176,86 @@ export function describeRbacSuite(target: DbTarget, skip = false): void {
       expect(mismatches).toEqual([]);
     });
 
+    it('records every change a protected route makes in the audit log, with the actor and their org', async () => {
+      const missing: string[] = [];
+      for (const route of ROUTES) {
+        if (route.permission === 'public' || route.method === 'GET') continue;
+        const f = await fixture(t);
+        const c = CASES[route.id](f);
+        const { rows: head } = await t.db.query<{ seq: string | null }>(
+          'SELECT max(seq)::text AS seq FROM audit_log',
+        );
+        const res = await t.call(route.method, `${ADMIN_PREFIX}${c.path}`, {
+          token: await t.tokenFor(f.org.users.owner),
+          ...(c.body === undefined ? {} : { body: c.body }),
+        });
+        expect(res.status, `${route.id}: ${res.text.slice(0, 120)}`).toBe(c.status);
+        const { rows } = await t.db.query<{ action: string; user_id: string | null; org_id: string | null }>(
+          'SELECT action, user_id, org_id FROM audit_log WHERE seq > $1 ORDER BY seq',
+          [head[0]?.seq ?? '0'],
+        );
+        // The identity hub records `identity.erased` itself, without the org (see the report on the hub).
+        const orgRecorded = route.id === 'identity.erase' || rows.some((r) => r.org_id === f.org.orgId);
+        if (!rows.some((r) => r.user_id === f.org.users.owner.id) || !orgRecorded) {
+          missing.push(`${route.id}: ${JSON.stringify(rows)}`);
+        }
+      }
+      expect(missing).toEqual([]);
+    });
+
+    /** Routes whose resources are not scoped to an org yet (open bug in `src/dlq`, see the test below). */
+    const UNSCOPED: ReadonlySet<RouteId> = new Set<RouteId>(['dlq.list', 'dlq.get', 'dlq.replay']);
+
+    it("never lets another org's owner read or change an org's resources by id, on any route", async () => {
+      const victim = await fixture(t);
+      const intruder = await seedOrg(t.cp, t.db);
+      const token = await t.tokenFor(intruder.users.owner);
+      const before = await t.cp.pipelines.listKeys(victim.org.orgId, victim.pipelineId);
+      const leaks: string[] = [];
+      const secrets = [victim.pipelineId, victim.integrationId, victim.victimId, victim.org.orgId];
+      for (const route of ROUTES) {
+        // Session routes act on the caller's own account (and logout would end the intruder's session).
+        if (route.permission === 'public' || route.permission === 'session' || UNSCOPED.has(route.id))
+          continue;
+        const c = CASES[route.id](victim);
+        const res = await t.call(route.method, `${ADMIN_PREFIX}${c.path}`, {
+          token,
+          ...(c.body === undefined ? {} : { body: c.body }),
+        });
+        const addressed = route.path.includes(':');
+        const leaked = secrets.filter((id) => !c.path.includes(id) && res.text.includes(id));
+        if ((addressed && res.status !== 404) || leaked.length > 0) {
+          leaks.push(`${route.id}: ${res.status} ${leaked.join(',')} ${res.text.slice(0, 100)}`);
+        }
+      }
+      expect(leaks).toEqual([]);
+      // Nothing of the victim org changed.
+      expect(await t.cp.pipelines.get(victim.org.orgId, victim.pipelineId)).toMatchObject({ enabled: true });
+      expect(await t.cp.pipelines.listKeys(victim.org.orgId, victim.pipelineId)).toEqual(before);
+      expect(await t.cp.integrations.get(victim.org.orgId, victim.integrationId)).toMatchObject({
+        enabled: true,
+      });
+      expect(await t.cp.users.get(victim.org.orgId, victim.victimId)).toMatchObject({ role: 'editor' });
+      expect((await t.cp.users.get(victim.org.orgId, victim.org.users.owner.id))?.role).toBe('owner');
+    });
+
+    // Open bug, outside the files of this review: `src/dlq` lists, reads and replays every org's dead letters
+    // for any signed-in user (ids are sequential). `it.fails` keeps the reproduction; once the routes are
+    // scoped to the caller's org this starts failing: drop `.fails` and the UNSCOPED set above.
+    it.fails("never shows or replays another org's dead letters", async () => {
+      const victim = await fixture(t);
+      const intruder = await seedOrg(t.cp, t.db);
+      const token = await t.tokenFor(intruder.users.editor);
+      const list = await t.call('GET', `${ADMIN_PREFIX}/dlq?include_replayed=true`, { token });
+      expect(list.text).not.toContain(victim.integrationId);
+      expect((await t.call('GET', `${ADMIN_PREFIX}/dlq/${victim.deadLetterId}`, { token })).status).toBe(404);
+      const replay = await t.call('POST', `${ADMIN_PREFIX}/dlq/replay`, {
+        token,
+        body: { ids: [victim.deadLetterId] },
+      });
+      expect(replay.json).toMatchObject({ replayed: 0 });
+    });
+
     it('answers 401 with a Bearer challenge on every protected route without a token', async () => {
       const f = await fixture(t);
       for (const route of ROUTES) {

@@ -7,7 +7,10 @@ import type { ApiLogger } from '../logger';
 
 const FILTERS = ['action', 'user_id', 'resource_type', 'resource_id', 'from', 'to'] as const;
 
-/** Known filters from the query string; the audit log validates them (400 naming the field otherwise). */
+/**
+ * Known filters from the query string; the audit log validates them (400 naming the field otherwise). The
+ * org is never one of them: it is the caller's.
+ */
 function filtersFrom(query: URLSearchParams): Record<string, string> {
   const filters: Record<string, string> = {};
   for (const name of FILTERS) {
@@ -24,10 +27,15 @@ export function createAuditLogsRoutes(deps: {
 }): Pick<RouteHandlers, 'auditLogs.list' | 'auditLogs.export'> {
   const { audit, trail, logger } = deps;
   return {
-    async 'auditLogs.list'({ res, query }) {
+    /** The caller's org's entries and the deployment-wide ones (key events, purges); never another org's. */
+    async 'auditLogs.list'({ res, query, principal }) {
       const limit = query.get('limit');
       const cursor = query.get('cursor');
-      const page = await audit.list(filtersFrom(query) as AuditListFilters, {
+      const filters: AuditListFilters = {
+        ...(filtersFrom(query) as AuditListFilters),
+        org_id: principal.orgId,
+      };
+      const page = await audit.list(filters, {
         ...(limit === null ? {} : { limit }),
         ...(cursor === null ? {} : { cursor }),
       });
@@ -39,7 +47,10 @@ export function createAuditLogsRoutes(deps: {
      * backpressure; the export itself is recorded (`audit.exported`) before the first byte.
      */
     async 'auditLogs.export'({ res, query, info, principal }) {
-      const filters = filtersFrom(query) as AuditListFilters;
+      const filters: AuditListFilters = {
+        ...(filtersFrom(query) as AuditListFilters),
+        org_id: principal.orgId,
+      };
       const lines = audit.exportNdjson(filters)[Symbol.asyncIterator]();
       // The first read validates the filters, so a bad filter is still a clean 400.
       const first = await lines.next();

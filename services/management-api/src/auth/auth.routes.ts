@@ -3,12 +3,12 @@ import type { ControlPlane, PasswordHasher, UserAuthRecord } from '@signal/contr
 import { passwordSchema } from '@signal/control-plane';
 import { HttpError, sendJson } from '@signal/http';
 import { z } from 'zod';
-import type { AuditTrail } from '../http/audit-trail';
+import type { AuditSubject, AuditTrail } from '../http/audit-trail';
 import { readBody, readOptionalBody } from '../http/request';
 import type { RouteHandlers } from '../http/route-kit';
 import { userJson } from '../http/serialize';
 import type { ApiLogger } from '../logger';
-import type { LoginThrottle } from './login-throttle';
+import type { LoginAttempt, LoginThrottle } from './login-throttle';
 import type { AccessTokens } from './tokens';
 
 const loginSchema = z.strictObject({
@@ -47,6 +47,12 @@ function invalidCredentials(): HttpError {
   return new HttpError('unauthorized', 'invalid email or password');
 }
 
+function subjectOf(user: UserAuthRecord): AuditSubject {
+  return { id: user.id, email: user.email, orgId: user.orgId };
+}
+
+const reason = (why: string) => ({ reason: { old: null, new: why } });
+
 function locked(ms: number): HttpError {
   const seconds = Math.max(1, Math.ceil(ms / 1000));
   return new HttpError('rate_limited', `too many failed logins: retry in ${seconds} s`, {
@@ -80,13 +86,21 @@ export function createAuthRoutes(deps: AuthDeps): AuthRoutes {
     };
   }
 
-  async function lockedFor(email: string, ip: string): Promise<number> {
+  /** Counts the attempt before any password is checked; a throttle that cannot count refuses (fail closed). */
+  async function beginAttempt(email: string, ip: string): Promise<LoginAttempt> {
     try {
-      return await throttle.lockedForMs(email, ip);
+      return await throttle.begin(email, ip);
     } catch (error) {
       logger.error({ err: error }, 'login throttle unavailable; login refused');
       throw new HttpError('unavailable', 'login is temporarily unavailable, retry later');
     }
+  }
+
+  async function failed(attempt: LoginAttempt): Promise<number> {
+    return attempt.failed().catch((error: unknown) => {
+      logger.error({ err: error }, 'login throttle unavailable');
+      return 0;
+    });
   }
 
   return {
@@ -97,38 +111,55 @@ export function createAuthRoutes(deps: AuthDeps): AuthRoutes {
     handlers: {
       async 'auth.login'({ req, res, info }) {
         const body = await readBody(req, loginSchema);
-        const ip = info.ip ?? 'unknown';
-        const lockMs = await lockedFor(body.email, ip);
-        if (lockMs > 0) {
-          await trail.record({
-            action: 'auth.login_failed',
-            principal: null,
-            info,
-            changes: { reason: { old: null, new: 'locked_out' } },
-          });
-          throw locked(lockMs);
-        }
+        const attempt = await beginAttempt(body.email, info.ip ?? 'unknown');
         const candidates = await users.findForLogin(body.email, body.org);
         // Ambiguous (the email exists in several orgs and no org was named) is a failure like any other.
         const user = candidates.length === 1 ? candidates[0] : undefined;
-        const valid = await hasher.verify(body.password, user?.passwordHash ?? (await standIn()));
-        if (user === undefined || !valid) {
-          const nowLocked = await throttle.recordFailure(body.email, ip).catch((error: unknown) => {
-            logger.error({ err: error }, 'login throttle unavailable');
-            return 0;
-          });
+        // Only an email that names a real user is recorded (never what else was typed, never a password), so
+        // the user's org sees attempts on its accounts in its audit log.
+        const subject = user === undefined ? null : subjectOf(user);
+        const resourceId = user?.id ?? null;
+        if (attempt.lockedForMs > 0) {
           await trail.record({
             action: 'auth.login_failed',
             principal: null,
             info,
-            // Only an email that names a real user is recorded (never what else was typed, never a password).
-            subject: user === undefined ? null : { id: user.id, email: user.email },
-            resourceId: user?.id ?? null,
-            changes: { reason: { old: null, new: 'invalid_credentials' } },
+            subject,
+            resourceId,
+            changes: reason('locked_out'),
+          });
+          throw locked(attempt.lockedForMs);
+        }
+        const valid = await hasher.verify(body.password, user?.passwordHash ?? (await standIn()));
+        if (user === undefined || !valid) {
+          const nowLocked = await failed(attempt);
+          await trail.record({
+            action: 'auth.login_failed',
+            principal: null,
+            info,
+            subject,
+            resourceId,
+            changes: reason('invalid_credentials'),
           });
           throw nowLocked > 0 ? locked(nowLocked) : invalidCredentials();
         }
-        await throttle.reset(body.email, ip).catch((error: unknown) => {
+        if (user.passwordExpired) {
+          // Said only to whoever knows the password: it reveals nothing to a guesser.
+          await failed(attempt);
+          await trail.record({
+            action: 'auth.login_failed',
+            principal: null,
+            info,
+            subject,
+            resourceId,
+            changes: reason('one_time_password_expired'),
+          });
+          throw new HttpError(
+            'unauthorized',
+            'the one-time password has expired: ask an admin to invite you again',
+          );
+        }
+        await attempt.succeeded().catch((error: unknown) => {
           logger.warn({ err: error }, 'login throttle reset failed');
         });
         if (hasher.needsRehash(user.passwordHash)) {
@@ -140,7 +171,7 @@ export function createAuthRoutes(deps: AuthDeps): AuthRoutes {
           action: 'auth.login',
           principal: null,
           info,
-          subject: { id: user.id, email: user.email },
+          subject: subjectOf(user),
           resourceId: user.id,
         });
         sendJson(res, 200, pair);
@@ -156,7 +187,7 @@ export function createAuthRoutes(deps: AuthDeps): AuthRoutes {
             action: 'auth.refresh_reuse_detected',
             principal: null,
             info,
-            subject: user === null ? null : { id: user.id, email: user.email },
+            subject: user === null ? null : subjectOf(user),
             resourceId: outcome.userId,
             changes: { sessions: { old: 'active', new: 'revoked' } },
           });
@@ -185,13 +216,25 @@ export function createAuthRoutes(deps: AuthDeps): AuthRoutes {
         const body = await readBody(req, passwordChangeSchema);
         const record = await users.authRecord(principal.userId);
         if (record === null) throw new HttpError('unauthorized', 'the access token is invalid');
-        const ip = info.ip ?? 'unknown';
-        const lockMs = await lockedFor(record.email, ip);
-        if (lockMs > 0) throw locked(lockMs);
+        // The current password is guessable with a stolen access token: throttled and audited like a login.
+        const attempt = await beginAttempt(record.email, info.ip ?? 'unknown');
+        if (attempt.lockedForMs > 0) throw locked(attempt.lockedForMs);
         if (!(await hasher.verify(body.current_password, record.passwordHash))) {
-          await throttle.recordFailure(record.email, ip).catch(() => 0);
-          throw new HttpError('forbidden', 'the current password is wrong');
+          const nowLocked = await failed(attempt);
+          await trail.record({
+            action: 'auth.login_failed',
+            principal,
+            info,
+            resourceId: principal.userId,
+            changes: reason('wrong_current_password'),
+          });
+          throw nowLocked > 0
+            ? locked(nowLocked)
+            : new HttpError('forbidden', 'the current password is wrong');
         }
+        await attempt.succeeded().catch((error: unknown) => {
+          logger.warn({ err: error }, 'login throttle reset failed');
+        });
         await users.setPassword(principal.userId, body.new_password);
         const updated = await users.authRecord(principal.userId);
         if (updated === null) throw new HttpError('unauthorized', 'the access token is invalid');

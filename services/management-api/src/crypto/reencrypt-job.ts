@@ -34,6 +34,8 @@ export type StartOutcome =
 export interface ReencryptionActor {
   readonly userId: string;
   readonly email: string;
+  /** The actor's org, recorded on `crypto.reencrypt_started` (absent: an operator, e.g. `signal-cli`). */
+  readonly orgId?: string;
   readonly ip: string | null;
   readonly userAgent: string | null;
 }
@@ -709,6 +711,7 @@ export function createReencryptionJobs(options: ReencryptionJobsOptions): Reencr
     try {
       await audit.record({
         action: 'crypto.reencrypt_started',
+        org_id: actor?.orgId ?? null,
         user_id: actor?.userId ?? null,
         user_email: actor?.email ?? null,
         resource_type: 'crypto',

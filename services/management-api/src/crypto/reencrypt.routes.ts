@@ -11,6 +11,7 @@ export function createReencryptRoutes(deps: {
       const outcome = await deps.jobs.start({
         userId: principal.userId,
         email: principal.email,
+        orgId: principal.orgId,
         ip: info.ip,
         userAgent: info.userAgent,
       });

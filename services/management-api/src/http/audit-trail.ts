@@ -33,19 +33,28 @@ export interface AuditTrail {
     readonly resourceId?: string | null;
     readonly changes?: FieldChanges;
     /** For events without a principal (failed login): the user the attempt named, when it exists. */
-    readonly subject?: { readonly id: string; readonly email: string } | null;
+    readonly subject?: AuditSubject | null;
   }): Promise<void>;
+}
+
+/** A user an event without a principal is about (a failed login naming them). */
+export interface AuditSubject {
+  readonly id: string;
+  readonly email: string;
+  readonly orgId: string;
 }
 
 export function createAuditTrail(audit: Pick<AuditLog, 'record'>, logger: ApiLogger): AuditTrail {
   return {
     async record(entry) {
       const actor = entry.principal
-        ? { id: entry.principal.userId, email: entry.principal.email }
+        ? { id: entry.principal.userId, email: entry.principal.email, orgId: entry.principal.orgId }
         : (entry.subject ?? null);
       try {
         await audit.record({
           action: entry.action,
+          // The actor's org: each org's admins read only their org's entries (`GET audit-logs`).
+          org_id: actor?.orgId ?? null,
           user_id: actor?.id ?? null,
           user_email: actor?.email ?? null,
           ...(entry.resourceType === undefined ? {} : { resource_type: entry.resourceType }),
