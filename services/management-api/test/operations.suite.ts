@@ -66,10 +66,6 @@ async function readTopic(bus: Bus, topic: string, count: number): Promise<Consum
   return seen;
 }
 
-function integrationId(): string {
-  return `int_${randomBytes(14).toString('hex')}`;
-}
-
 /** A raw event of `orgId`'s visitor, as the identity hub consumes it. */
 function eventOf(orgId: string, fields: Parameters<typeof sampleEvent>[0]): CanonicalEvent {
   return { ...sampleEvent(fields), org: orgId };
@@ -81,6 +77,10 @@ export function describeOperationsSuite(target: DbTarget, skip = false): void {
     let org: SeededOrg;
     let tokens: Record<'owner' | 'admin' | 'editor' | 'viewer', string>;
     let namespace: string;
+    let pipelineId: string;
+    /** A new integration of `org`: the DLQ routes show an org the letters of its own integrations only. */
+    const integrationId = async (): Promise<string> =>
+      (await t.cp.integrations.create(org.orgId, pipelineId, { vendor: 'ga4', name: 'GA4' })).id;
 
     beforeAll(async () => {
       await target.setup();
@@ -93,6 +93,7 @@ export function describeOperationsSuite(target: DbTarget, skip = false): void {
         viewer: await t.tokenFor(org.users.viewer),
       };
       namespace = t.operations?.namespace ?? '';
+      pipelineId = (await t.cp.pipelines.create(org.orgId, { name: 'Shop', type: 'web' })).pipeline.id;
     });
     afterAll(async () => {
       await t?.close();
@@ -109,8 +110,8 @@ export function describeOperationsSuite(target: DbTarget, skip = false): void {
 
     describe('GET /dlq', () => {
       it('lists newest first and filters by integration and by time range [from, to)', async () => {
-        const mine = integrationId();
-        const other = integrationId();
+        const mine = await integrationId();
+        const other = await integrationId();
         const base = Date.parse('2026-03-01T10:00:00Z');
         const at = (minutes: number) => new Date(base + minutes * 60_000);
         const ids = [];
@@ -130,7 +131,7 @@ export function describeOperationsSuite(target: DbTarget, skip = false): void {
       });
 
       it('pages with an opaque cursor, never repeating or skipping an entry', async () => {
-        const mine = integrationId();
+        const mine = await integrationId();
         const planted = [];
         for (let i = 0; i < 5; i++) planted.push(await plantDeadLetter(t.db, namespace, mine));
         const seen: string[] = [];
@@ -150,7 +151,7 @@ export function describeOperationsSuite(target: DbTarget, skip = false): void {
       });
 
       it('defaults to 50 entries and refuses a limit above 100 or a malformed filter', async () => {
-        const mine = integrationId();
+        const mine = await integrationId();
         for (let i = 0; i < 51; i++) await plantDeadLetter(t.db, namespace, mine);
         const page = await list(`?integration_id=${mine}`);
         expect(page.data).toHaveLength(50);
@@ -172,7 +173,7 @@ export function describeOperationsSuite(target: DbTarget, skip = false): void {
       });
 
       it('masks personal data in listed and inspected entries', async () => {
-        const mine = integrationId();
+        const mine = await integrationId();
         const event = sampleEvent({
           userId: 'customer-42@example.com',
           traits: { email: 'jane.doe@example.com', phone: '+44 7700 900123', plan: 'pro' },
@@ -203,7 +204,7 @@ export function describeOperationsSuite(target: DbTarget, skip = false): void {
 
     describe('POST /dlq/replay', () => {
       it('replays the given ids onto their topic as fresh first attempts, once, and audits counts only', async () => {
-        const mine = integrationId();
+        const mine = await integrationId();
         const events = [sampleEvent({}), sampleEvent({})] as const;
         const first = await plantDeadLetter(t.db, namespace, mine, { event: events[0] });
         const second = await plantDeadLetter(t.db, namespace, mine, { event: events[1] });
@@ -254,8 +255,8 @@ export function describeOperationsSuite(target: DbTarget, skip = false): void {
       });
 
       it('replays one integration within a time range, in pages of `limit`, leaving the rest pending', async () => {
-        const mine = integrationId();
-        const other = integrationId();
+        const mine = await integrationId();
+        const other = await integrationId();
         const base = Date.parse('2026-02-01T00:00:00Z');
         const at = (hours: number) => new Date(base + hours * 3600_000);
         const inRange = [];
@@ -275,7 +276,7 @@ export function describeOperationsSuite(target: DbTarget, skip = false): void {
       });
 
       it('skips an entry whose original no longer parses, leaving it pending', async () => {
-        const mine = integrationId();
+        const mine = await integrationId();
         const broken = await plantDeadLetter(t.db, namespace, mine, { original: 'not json at all' });
         const body = replaySchema.parse((await replay({ integration_id: mine })).json);
         expect(body).toEqual({
@@ -287,7 +288,7 @@ export function describeOperationsSuite(target: DbTarget, skip = false): void {
       });
 
       it('refuses ambiguous or malformed selections', async () => {
-        const mine = integrationId();
+        const mine = await integrationId();
         for (const body of [
           {},
           { ids: ['1'], integration_id: mine },
@@ -318,7 +319,7 @@ export function describeOperationsSuite(target: DbTarget, skip = false): void {
         });
         try {
           const ns = failing.operations?.namespace ?? '';
-          const mine = integrationId();
+          const mine = await integrationId();
           const id = await plantDeadLetter(t.db, ns, mine);
           const res = await failing.call('POST', `${A}/dlq/replay`, {
             token: await failing.tokenFor(org.users.editor),

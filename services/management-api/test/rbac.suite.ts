@@ -194,17 +194,13 @@ export function describeRbacSuite(target: DbTarget, skip = false): void {
           'SELECT action, user_id, org_id FROM audit_log WHERE seq > $1 ORDER BY seq',
           [head[0]?.seq ?? '0'],
         );
-        // The identity hub records `identity.erased` itself, without the org (see the report on the hub).
-        const orgRecorded = route.id === 'identity.erase' || rows.some((r) => r.org_id === f.org.orgId);
+        const orgRecorded = rows.some((r) => r.org_id === f.org.orgId);
         if (!rows.some((r) => r.user_id === f.org.users.owner.id) || !orgRecorded) {
           missing.push(`${route.id}: ${JSON.stringify(rows)}`);
         }
       }
       expect(missing).toEqual([]);
     });
-
-    /** Routes whose resources are not scoped to an org yet (open bug in `src/dlq`, see the test below). */
-    const UNSCOPED: ReadonlySet<RouteId> = new Set<RouteId>(['dlq.list', 'dlq.get', 'dlq.replay']);
 
     it("never lets another org's owner read or change an org's resources by id, on any route", async () => {
       const victim = await fixture(t);
@@ -215,8 +211,7 @@ export function describeRbacSuite(target: DbTarget, skip = false): void {
       const secrets = [victim.pipelineId, victim.integrationId, victim.victimId, victim.org.orgId];
       for (const route of ROUTES) {
         // Session routes act on the caller's own account (and logout would end the intruder's session).
-        if (route.permission === 'public' || route.permission === 'session' || UNSCOPED.has(route.id))
-          continue;
+        if (route.permission === 'public' || route.permission === 'session') continue;
         const c = CASES[route.id](victim);
         const res = await t.call(route.method, `${ADMIN_PREFIX}${c.path}`, {
           token,
@@ -239,10 +234,8 @@ export function describeRbacSuite(target: DbTarget, skip = false): void {
       expect((await t.cp.users.get(victim.org.orgId, victim.org.users.owner.id))?.role).toBe('owner');
     });
 
-    // Open bug, outside the files of this review: `src/dlq` lists, reads and replays every org's dead letters
-    // for any signed-in user (ids are sequential). `it.fails` keeps the reproduction; once the routes are
-    // scoped to the caller's org this starts failing: drop `.fails` and the UNSCOPED set above.
-    it.fails("never shows or replays another org's dead letters", async () => {
+    // Dead-letter ids are sequential, so guessable: every DLQ route is scoped to the caller's org.
+    it("never shows or replays another org's dead letters", async () => {
       const victim = await fixture(t);
       const intruder = await seedOrg(t.cp, t.db);
       const token = await t.tokenFor(intruder.users.editor);

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { busMigrations, type OutgoingMessage } from '@signal/bus';
-import { countRecordsByKeyId } from '@signal/control-plane';
+import { controlPlaneMigrations, countRecordsByKeyId } from '@signal/control-plane';
 import { createCryptoService, createKeyring } from '@signal/crypto';
 import { type DlqMessage, deliveryMessageSchema, type JsonValue } from '@signal/events';
 import { createDatabase, type Database, migrate } from '@signal/store';
@@ -134,10 +134,81 @@ describe.each(backends)('DLQ store on $name', (backend) => {
   let close: () => Promise<void>;
   beforeAll(async () => {
     ({ db, close } = await backend.open());
-    await migrate(db, [...busMigrations, ...deliveryWorkerMigrations]);
+    // The control plane's tables too: an org's letters are those of its pipelines' integrations.
+    await migrate(db, [...controlPlaneMigrations, ...busMigrations, ...deliveryWorkerMigrations]);
   });
   afterAll(async () => {
     await close?.();
+  });
+
+  /** An org with one pipeline and one integration, written as the control plane stores them. */
+  async function orgWithIntegration(): Promise<{ orgId: string; integrationId: string }> {
+    const suffix = randomBytes(6).toString('hex');
+    const [orgId, pipelineId, integrationId] = [`org_${suffix}`, `pl_${suffix}`, `int_${suffix}`];
+    await db.query(
+      `INSERT INTO orgs (id, name, slug, created_at, updated_at) VALUES ($1, $1, $1, now(), now())`,
+      [orgId],
+    );
+    await db.query(
+      `INSERT INTO pipelines (id, org_id, name, slug, type, created_at, updated_at)
+       VALUES ($1, $2, $1, $1, 'web', now(), now())`,
+      [pipelineId, orgId],
+    );
+    await db.query(
+      `INSERT INTO integrations (id, pipeline_id, vendor, name, consent, created_at, updated_at)
+       VALUES ($1, $2, 'ga4', $1, '{}', now(), now())`,
+      [integrationId, pipelineId],
+    );
+    return { orgId, integrationId };
+  }
+
+  it("scoped to an org, lists, gets and replays only the letters of that org's integrations", async () => {
+    const a = await orgWithIntegration();
+    const b = await orgWithIntegration();
+    const orphan = `int_${randomBytes(6).toString('hex')}`;
+    const store = createDlqStore(db, crypto);
+    await store.index([
+      { partition: 5, offset: '51', letter: plantedLetter(a.integrationId, 'm-org-a') },
+      { partition: 5, offset: '52', letter: plantedLetter(b.integrationId, 'm-org-b') },
+      { partition: 5, offset: '53', letter: plantedLetter(orphan, 'm-orphan') },
+    ]);
+    const all = await store.list({ includeReplayed: true, limit: 1000 });
+    const idOf = (messageId: string): string => all.find((e) => e.messageId === messageId)?.id ?? '';
+    const [ofA, ofB, ofNobody] = [idOf('m-org-a'), idOf('m-org-b'), idOf('m-orphan')] as const;
+    expect([ofA, ofB, ofNobody]).not.toContain('');
+
+    expect((await store.list({ orgId: b.orgId })).map((e) => e.id)).toEqual([ofB]);
+    expect(await store.list({ orgId: b.orgId, integrationId: a.integrationId })).toEqual([]);
+    expect(await store.get(ofA, { orgId: b.orgId })).toBeNull();
+    expect(await store.get(ofNobody, { orgId: b.orgId })).toBeNull();
+    expect((await store.get(ofB, { orgId: b.orgId }))?.messageId).toBe('m-org-b');
+    // Deployment-wide (the operator's CLI): every letter.
+    expect((await store.get(ofA))?.messageId).toBe('m-org-a');
+
+    const published: OutgoingMessage[] = [];
+    const deps = {
+      db,
+      bus: {
+        publish: async (_topic: string, messages: readonly OutgoingMessage[]) => {
+          published.push(...messages);
+          return [];
+        },
+      },
+      namespace: 'ns',
+      crypto,
+    };
+    expect(await replayDlq(deps, { orgId: b.orgId, ids: [ofA, ofNobody] })).toEqual({
+      replayed: 0,
+      skipped: [],
+    });
+    expect(await replayDlq(deps, { orgId: b.orgId, integrationId: a.integrationId })).toEqual({
+      replayed: 0,
+      skipped: [],
+    });
+    expect(published).toEqual([]);
+    expect(await replayDlq(deps, { orgId: a.orgId, ids: [ofA, ofB] })).toEqual({ replayed: 1, skipped: [] });
+    expect(published).toHaveLength(1);
+    expect((await store.get(ofB))?.replayedAt).toBeNull();
   });
 
   it('stores letters with U+0000 and unpaired surrogates anywhere, losslessly, next to plain ones', async () => {

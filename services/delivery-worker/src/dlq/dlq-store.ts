@@ -26,6 +26,14 @@ export interface DeadLetterEntry {
 }
 
 export interface DeadLetterFilter {
+  /**
+   * Only the letters of this org: those of integrations of its pipelines (the control plane's `integrations`
+   * and `pipelines`, which must be in the same database, as they are where the Management API runs). A letter
+   * of an integration no org has (deleted since) or of no integration (`raw-events`) is nobody's: only the
+   * operator's deployment-wide view (no `orgId`, `signal-cli dlq`) shows it. Dead-letter ids are sequential,
+   * so every caller acting for an org passes it.
+   */
+  readonly orgId?: string;
   readonly integrationId?: string;
   /** Failed at or after. */
   readonly from?: Date;
@@ -263,7 +271,8 @@ export interface DlqStore {
    */
   index(letters: readonly { partition: number; offset: string; letter: DlqMessage }[]): Promise<number>;
   list(filter?: DeadLetterFilter): Promise<DeadLetterEntry[]>;
-  get(id: string): Promise<DeadLetterEntry | null>;
+  /** One letter by id; with `orgId`, null unless it is that org's (`DeadLetterFilter.orgId`). */
+  get(id: string, scope?: { readonly orgId?: string }): Promise<DeadLetterEntry | null>;
   /** Unmasked rows for a replay (never returned to a caller outside the worker). */
   forReplay(filter: DeadLetterFilter & { readonly ids?: readonly string[] }): Promise<DeadLetterRow[]>;
   markReplayed(ids: readonly string[]): Promise<void>;
@@ -287,6 +296,13 @@ function where(filter: DeadLetterFilter & { readonly ids?: readonly string[] }):
     params.push(value);
     clauses.push(sql.replace('?', `$${params.length}`));
   };
+  if (filter.orgId !== undefined) {
+    add(
+      `integration_id IN (SELECT i.id FROM integrations i JOIN pipelines p ON p.id = i.pipeline_id
+                            WHERE p.org_id = ?)`,
+      filter.orgId,
+    );
+  }
   if (filter.integrationId !== undefined) add('integration_id = ?', filter.integrationId);
   if (filter.from !== undefined) add('failed_at >= ?', filter.from);
   if (filter.to !== undefined) add('failed_at < ?', filter.to);
@@ -358,9 +374,17 @@ export function createDlqStore(db: Pick<Queryable, 'query'>, crypto: DlqCrypto):
     async list(filter = {}) {
       return (await select(filter, 'DESC')).map(toEntry);
     },
-    async get(id) {
+    async get(id, scope = {}) {
       if (!/^\d{1,19}$/.test(id)) return null;
-      const rows = await select({ ids: [id], includeReplayed: true, limit: 1 }, 'ASC');
+      const rows = await select(
+        {
+          ids: [id],
+          includeReplayed: true,
+          limit: 1,
+          ...(scope.orgId === undefined ? {} : { orgId: scope.orgId }),
+        },
+        'ASC',
+      );
       return rows[0] === undefined ? null : toEntry(rows[0]);
     },
     forReplay: (filter) => select(filter, 'ASC'),

@@ -63,4 +63,13 @@ describe('identity erasure with crypto-shredding', () => {
     });
     expect(f.recorded[0]?.changes).not.toHaveProperty('destroyed_dek_ids');
   });
+
+  it("records identity.erased in the caller's org, with the actor", async () => {
+    const f = fakes();
+    await createIdentityErasure({ graph: f.graph, audit: f.audit, logger: quiet }).eraseSubject(ORG, 'x', {
+      user_id: 'usr_1',
+    });
+    expect(f.recorded).toHaveLength(1);
+    expect(f.recorded[0]).toMatchObject({ action: 'identity.erased', org_id: ORG, user_id: 'usr_1' });
+  });
 });

@@ -56,6 +56,7 @@ export function createIdentityErasure(deps: IdentityErasureDeps): IdentityErasur
       // Deleted first, then recorded: if recording fails the caller retries, which is idempotent and records.
       await audit.record({
         action: 'identity.erased',
+        org_id: org,
         user_id: actor.user_id,
         user_email: actor.user_email ?? null,
         ip_address: actor.ip_address ?? null,

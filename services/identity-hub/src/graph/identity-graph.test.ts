@@ -372,6 +372,7 @@ describe('erasure', () => {
     const entries = (await audit.list({ action: 'identity.erased' })).data;
     expect(entries[0]).toMatchObject({
       action: 'identity.erased',
+      org_id: ORG,
       user_id: 'usr_admin',
       resource_type: 'identity',
       resource_id: profileId,

@@ -84,6 +84,14 @@ async function rawRows(db: Database, integration: string): Promise<Record<string
   return rows;
 }
 
+/** An org with a pipeline and an integration: dead letters are an org's through their integration. */
+async function orgWithIntegration(t: TestApi) {
+  const org = await seedOrg(t.cp, t.db);
+  const { pipeline } = await t.cp.pipelines.create(org.orgId, { name: 'Shop', type: 'web' });
+  const integration = await t.cp.integrations.create(org.orgId, pipeline.id, { vendor: 'ga4', name: 'GA4' });
+  return { org, integrationId: integration.id };
+}
+
 function expectNothingPlanted(text: string, anonymousId?: string): void {
   for (const value of Object.values(PLANTED)) expect(text).not.toContain(value);
   if (anonymousId !== undefined) expect(text).not.toContain(anonymousId);
@@ -109,11 +117,10 @@ describe.each(targets)(
     it.skipIf(skip)('lists, inspects and replays sealed letters in the same JSON shapes', async () => {
       const t = await startTestApi(await target.fresh(FULL_SCHEMA), { operations: {} });
       open.push(t);
-      const org = await seedOrg(t.cp, t.db);
+      const { org, integrationId: mine } = await orgWithIntegration(t);
       const viewer = await t.tokenFor(org.users.viewer);
       const editor = await t.tokenFor(org.users.editor);
       const namespace = t.operations?.namespace ?? '';
-      const mine = integrationId();
       const event = sampleEvent({
         userId: PLANTED.email,
         traits: { email: PLANTED.email, phone: PLANTED.phone, plan: 'pro' },
@@ -158,6 +165,67 @@ describe.each(targets)(
       expect(value.event).toEqual(event);
       expect(message.key).toBe(event.anonymousId);
     });
+
+    it.skipIf(skip)(
+      "an org never lists, reads or replays another org's dead letters: its id answers as an unknown one",
+      async () => {
+        const t = await startTestApi(await target.fresh(FULL_SCHEMA), { operations: {} });
+        open.push(t);
+        const namespace = t.operations?.namespace ?? '';
+        const a = await orgWithIntegration(t);
+        const b = await orgWithIntegration(t);
+        const theirs = await plantDeadLetter(t.db, namespace, a.integrationId, { crypto: t.crypto });
+        const ours = await plantDeadLetter(t.db, namespace, b.integrationId, { crypto: t.crypto });
+        // A letter of an integration no org has (deleted since, or never known here) is nobody's.
+        const orphan = await plantDeadLetter(t.db, namespace, integrationId(), { crypto: t.crypto });
+        const viewer = await t.tokenFor(b.org.users.viewer);
+        const editor = await t.tokenFor(b.org.users.editor);
+
+        // Listing: only B's own letters, with or without filters naming A's integration.
+        for (const query of ['', '?include_replayed=true', `?integration_id=${a.integrationId}`]) {
+          const listed = await t.call('GET', `${A}/dlq${query}`, { token: viewer });
+          expect(listed.status, listed.text).toBe(200);
+          const ids = pageSchema.parse(listed.json).data.map((e) => e.id);
+          expect(ids).toEqual(query.includes(a.integrationId) ? [] : [ours]);
+          expect(listed.text).not.toContain(a.integrationId);
+        }
+
+        // Reading: A's letter answers exactly like an id nobody has.
+        const unknown = await t.call('GET', `${A}/dlq/${BigInt(orphan) + 1_000_000n}`, { token: viewer });
+        expect(unknown.status).toBe(404);
+        for (const id of [theirs, orphan]) {
+          const res = await t.call('GET', `${A}/dlq/${id}`, { token: viewer });
+          expect(res.status).toBe(404);
+          expect(res.json).toEqual(unknown.json);
+        }
+        expect((await t.call('GET', `${A}/dlq/${ours}`, { token: viewer })).status).toBe(200);
+
+        // Replaying: nothing of A's, by id or by A's integration.
+        const byIds = await t.call('POST', `${A}/dlq/replay`, {
+          token: editor,
+          body: { ids: [theirs, orphan] },
+        });
+        expect(byIds.status, byIds.text).toBe(200);
+        expect(byIds.json).toEqual({ replayed: 0, skipped: [], not_pending: 2, has_more: false });
+        const byIntegration = await t.call('POST', `${A}/dlq/replay`, {
+          token: editor,
+          body: { integration_id: a.integrationId },
+        });
+        expect(byIntegration.status, byIntegration.text).toBe(200);
+        expect(byIntegration.json).toEqual({ replayed: 0, skipped: [], has_more: false });
+        const { rows } = await t.db.query<{ id: string; replayed_at: Date | null }>(
+          'SELECT id::text AS id, replayed_at FROM delivery_dlq WHERE id = ANY($1::bigint[]) ORDER BY id',
+          [[theirs, orphan]],
+        );
+        expect(rows.map((r) => r.replayed_at)).toEqual([null, null]);
+
+        // A itself still sees and replays its letter.
+        const owner = await t.tokenFor(a.org.users.editor);
+        expect((await t.call('GET', `${A}/dlq/${theirs}`, { token: owner })).status).toBe(200);
+        const replayed = await t.call('POST', `${A}/dlq/replay`, { token: owner, body: { ids: [theirs] } });
+        expect(replayed.json).toEqual({ replayed: 1, skipped: [], not_pending: 0, has_more: false });
+      },
+    );
 
     it.skipIf(skip)(
       "the API's re-encryption job re-encrypts dead letters and scheduled retries under the new key and seals plaintext ones",

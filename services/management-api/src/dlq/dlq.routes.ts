@@ -101,7 +101,8 @@ function entryJson(entry: DeadLetterEntry) {
 }
 
 /**
- * `GET /dlq` (newest first, filters, keyset cursor), `GET /dlq/{id}` and `POST /dlq/replay`. Dead letters are
+ * `GET /dlq` (newest first, filters, keyset cursor), `GET /dlq/{id}` and `POST /dlq/replay`, each over the
+ * caller's org's letters only (those of its integrations; ids are sequential, so guessable). Dead letters are
  * only ever shown masked (`maskPersonalData`); a replay re-publishes the stored original to the topic it
  * failed on, where the worker's ledger and stage-2 consent apply again. The audit entry of a replay holds
  * counts and the filter, never event data.
@@ -130,7 +131,7 @@ export function createDlqRoutes(deps: {
   }
 
   return {
-    async 'dlq.list'({ res, query }) {
+    async 'dlq.list'({ res, query, principal }) {
       const { store } = dlq();
       const page = pageQuery(query);
       const limit = page.limit ?? LIST_DEFAULT_LIMIT;
@@ -148,6 +149,7 @@ export function createDlqRoutes(deps: {
           throw new HttpError('bad_request', 'cursor is not a cursor this API issued');
       }
       const filter: DeadLetterFilter = {
+        orgId: principal.orgId,
         ...(parsed.data.integration_id === undefined ? {} : { integrationId: parsed.data.integration_id }),
         ...(parsed.data.from === undefined ? {} : { from: parsed.data.from }),
         ...(parsed.data.to === undefined ? {} : { to: parsed.data.to }),
@@ -166,10 +168,11 @@ export function createDlqRoutes(deps: {
       });
     },
 
-    async 'dlq.get'({ res, params }) {
+    async 'dlq.get'({ res, params, principal }) {
       const { store } = dlq();
       const id = params.id ?? '';
-      const entry = DLQ_ID.test(id) ? await store.get(id) : null;
+      // Another org's letter answers exactly like an id nobody has.
+      const entry = DLQ_ID.test(id) ? await store.get(id, { orgId: principal.orgId }) : null;
       if (entry === null) throw new HttpError('not_found', 'dead letter not found');
       sendJson(res, 200, entryJson(entry));
     },
@@ -180,21 +183,24 @@ export function createDlqRoutes(deps: {
       const parsed = replayBodySchema.safeParse(raw);
       if (!parsed.success) throw new HttpError('validation_failed', validationMessage(parsed.error));
       const body = parsed.data;
-      const filter =
-        body.ids === undefined
+      const filter: DeadLetterFilter = {
+        orgId: principal.orgId,
+        ...(body.ids === undefined
           ? {
               ...(body.integration_id === undefined ? {} : { integrationId: body.integration_id }),
               ...(body.from === undefined ? {} : { from: body.from }),
               ...(body.to === undefined ? {} : { to: body.to }),
             }
-          : {};
+          : {}),
+      };
       const limit = body.ids?.length ?? body.limit ?? REPLAY_DEFAULT_LIMIT;
       const result = await replayDlq(replayDeps, {
         ...filter,
         ...(body.ids === undefined ? {} : { ids: body.ids }),
         limit,
       });
-      // Ids that matched no pending entry: unknown, or replayed already (a replay happens once per request).
+      // Ids that matched no pending entry of the caller's org: unknown, another org's (answered alike), or
+      // replayed already (a replay happens once per request).
       const notPending =
         body.ids === undefined ? undefined : body.ids.length - result.replayed - result.skipped.length;
       // Entries skipped as not replayable stay pending; more is left when anything else still matches.
