@@ -62,6 +62,12 @@ export {
   replayDlq,
   type SkipReason,
 } from './dlq/replay';
+export {
+  createSubjectPurge,
+  type SubjectMatcher,
+  type SubjectPurge,
+  type SubjectPurgeCounts,
+} from './erasure/subject-purge';
 export { createDeliveryLedger, type DeliveryLedger } from './ledger/delivery-ledger';
 export { type WorkerMetrics, workerMetrics } from './metrics';
 export { deliveryWorkerMigrations } from './migrations';

@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { busMigrations, publishTo } from '@signal/bus';
 import { type CanonicalEvent, type DeliveryMessage, topics } from '@signal/events';
 import { createTestPki, type TestCa, type TestPki } from '@signal/http';
-import { createDatabase, type Database, migrate } from '@signal/store';
-import { POSTGRES_URL, postgresAvailable } from '@signal/testkit';
+import { type Database, migrate } from '@signal/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRetryStore, deliveryWorkerMigrations } from '../src/index';
+import { databaseBackends } from './support/database-backends';
 import { createHarness, type Harness, makeEvent, SIGNING_SECRET, waitFor } from './support/harness';
 import { type HttpsSink, startHttpsSink } from './support/https-sink';
 import { metric } from './support/metric';
@@ -16,36 +16,7 @@ import { metric } from './support/metric';
  * (`payload`), and the retry still sends the vendor exactly the event it first refused.
  */
 
-interface Backend {
-  readonly name: string;
-  open(): Promise<{ db: Database; close(): Promise<void> }>;
-}
-
-const backends: Backend[] = [
-  {
-    name: 'PGlite',
-    open: async () => {
-      const db = await createDatabase({ kind: 'pglite' });
-      return { db, close: () => db.close() };
-    },
-  },
-];
-if (await postgresAvailable()) {
-  backends.push({
-    name: 'PostgreSQL',
-    open: async () => {
-      const schema = `dw_retries_${randomBytes(5).toString('hex')}`;
-      const db = await createDatabase({ kind: 'postgres', url: POSTGRES_URL, maxConnections: 8, schema });
-      return {
-        db,
-        close: async () => {
-          await db.exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-          await db.close();
-        },
-      };
-    },
-  });
-}
+const backends = await databaseBackends('dw_retries', 8);
 
 let pki: TestPki;
 let ca: TestCa;

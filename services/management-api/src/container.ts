@@ -16,7 +16,11 @@ import {
   cryptoHealthHandler,
   type Keyring,
 } from '@signal/crypto';
-import { DELIVERY_WORKER_ENCRYPTED_COLUMNS, deliveryWorkerMigrations } from '@signal/delivery-worker';
+import {
+  createSubjectPurge,
+  DELIVERY_WORKER_ENCRYPTED_COLUMNS,
+  deliveryWorkerMigrations,
+} from '@signal/delivery-worker';
 import {
   createRouter,
   createServer,
@@ -211,6 +215,8 @@ export async function buildContainer(config: SignalConfig): Promise<Container> {
             audit,
             logger: logger.child({ component: 'identity-erasure' }),
             ...(cryptoRuntime.shredSubjects === undefined ? {} : { shred: cryptoRuntime.shredSubjects }),
+            // The delivery worker's dead letters and retries in this database hold the person's events too.
+            ...(present.dlqTable ? { deliveries: createSubjectPurge(db, crypto) } : {}),
           }),
         }),
   });

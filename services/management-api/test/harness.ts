@@ -13,7 +13,7 @@ import {
   type User,
 } from '@signal/control-plane';
 import { type CryptoService, createCryptoService, createKeyring } from '@signal/crypto';
-import { deliveryWorkerMigrations } from '@signal/delivery-worker';
+import { createSubjectPurge, deliveryWorkerMigrations } from '@signal/delivery-worker';
 import { createRouter, createServer, type SignalHttpServer } from '@signal/http';
 import {
   createIdentityErasure,
@@ -157,7 +157,12 @@ export async function startTestApi(db: Database, options: TestApiOptions = {}): 
     operations = { bus, namespace, graph };
     wiring = {
       dlq: { db: apiDb, bus: options.operations.bus ?? bus, namespace },
-      identityErasure: createIdentityErasure({ graph, audit, logger: logs }),
+      identityErasure: createIdentityErasure({
+        graph,
+        audit,
+        logger: logs,
+        deliveries: createSubjectPurge(apiDb, crypto),
+      }),
     };
   }
   const api = createManagementApi({

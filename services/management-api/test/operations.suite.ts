@@ -339,7 +339,7 @@ export function describeOperationsSuite(target: DbTarget, skip = false): void {
         const graph = t.operations?.graph;
         if (graph === undefined) throw new Error('operations not wired');
         const userId = `erase-me-${randomBytes(4).toString('hex')}@example.com`;
-        const anonymousIds = [randomUUID(), randomUUID()];
+        const anonymousIds = [randomUUID(), randomUUID()] as const;
         for (const anonymousId of anonymousIds) {
           await graph.ingest(
             eventOf(org.orgId, { anonymousId, userId, traits: { email: userId, plan: 'pro' } }),
@@ -347,6 +347,22 @@ export function describeOperationsSuite(target: DbTarget, skip = false): void {
         }
         expect(await graph.lookup(org.orgId, { userId }, { consent: true, kinds: [] })).not.toBeNull();
         const before = (await t.audit.list({ action: 'identity.erased' })).data.length;
+        // Their events the worker still holds: a dead letter of each device (one sealed, one a pre-0003
+        // plaintext row), and one of someone else that stays.
+        const integration = await integrationId();
+        const theirs = [
+          await plantDeadLetter(t.db, namespace, integration, {
+            event: eventOf(org.orgId, { anonymousId: anonymousIds[0], userId: null }),
+            crypto: t.crypto,
+          }),
+          await plantDeadLetter(t.db, namespace, integration, {
+            event: eventOf(org.orgId, { anonymousId: anonymousIds[1], userId }),
+          }),
+        ];
+        const someoneElse = await plantDeadLetter(t.db, namespace, integration, {
+          event: eventOf(org.orgId, { userId: null }),
+          crypto: t.crypto,
+        });
 
         const res = await t.call('DELETE', `${A}/identity/${encodeURIComponent(userId)}`, {
           token: tokens.admin,
@@ -358,9 +374,20 @@ export function describeOperationsSuite(target: DbTarget, skip = false): void {
           expect(await graph.lookup(org.orgId, { anonymousId }, { consent: true, kinds: [] })).toBeNull();
         }
 
+        const letters = (await list(`?integration_id=${integration}&include_replayed=true`)).data;
+        expect(letters.map((e) => e.id)).toEqual([someoneElse]);
+        for (const id of theirs) {
+          expect((await t.call('GET', `${A}/dlq/${id}`, { token: tokens.viewer })).status).toBe(404);
+        }
+
         const recorded = (await t.audit.list({ action: 'identity.erased' })).data;
         expect(recorded.length - before).toBe(1);
-        expect(recorded[0]).toMatchObject({ user_id: org.users.admin.id, resource_type: 'identity' });
+        expect(recorded[0]).toMatchObject({
+          user_id: org.users.admin.id,
+          org_id: org.orgId,
+          resource_type: 'identity',
+          changes: { dead_letters: { old: 2, new: 0 }, scheduled_retries: { old: 0, new: 0 } },
+        });
         expect(await t.auditDump()).not.toContain(userId);
 
         const again = await t.call('DELETE', `${A}/identity/${encodeURIComponent(userId)}`, {

@@ -14,6 +14,7 @@ import { cryptoHealthHandler } from '@signal/crypto';
 import {
   controlPlaneWorkerSources,
   createDeliveryWorker,
+  createSubjectPurge,
   DELIVERY_WORKER_ENCRYPTED_COLUMNS,
 } from '@signal/delivery-worker';
 import { controlPlaneProcessorSources, createEventProcessor } from '@signal/event-processor';
@@ -193,6 +194,8 @@ export async function buildSignal({ config, logger, onFatal }: SignalDeps) {
       audit,
       logger: log('identity-erasure'),
       ...(cryptoRuntime.shredSubjects === undefined ? {} : { shred: cryptoRuntime.shredSubjects }),
+      // Dead letters and scheduled retries of the erased person go too: no replay delivers them again.
+      deliveries: createSubjectPurge(db, crypto),
     }),
   });
   management.register(router);

@@ -45,6 +45,8 @@ export interface DeadLetterFilter {
   readonly limit?: number;
   /** Entries with an id below this (keyset pagination, newest first). */
   readonly before?: string;
+  /** Entries with an id above this (a walk over every row, oldest first). */
+  readonly after?: string;
 }
 
 const lastResponseSchema = z
@@ -276,6 +278,10 @@ export interface DlqStore {
   /** Unmasked rows for a replay (never returned to a caller outside the worker). */
   forReplay(filter: DeadLetterFilter & { readonly ids?: readonly string[] }): Promise<DeadLetterRow[]>;
   markReplayed(ids: readonly string[]): Promise<void>;
+  /** Every row with an id above `after`, replayed ones too, oldest first, opened (a walk over the table). */
+  scan(after: string, limit: number): Promise<DeadLetterRow[]>;
+  /** Deletes these rows; returns how many were there. */
+  remove(ids: readonly string[]): Promise<number>;
   /** Dead letters not yet replayed (`signal_dlq_depth`). */
   depth(): Promise<number>;
   /**
@@ -307,6 +313,7 @@ function where(filter: DeadLetterFilter & { readonly ids?: readonly string[] }):
   if (filter.from !== undefined) add('failed_at >= ?', filter.from);
   if (filter.to !== undefined) add('failed_at < ?', filter.to);
   if (filter.before !== undefined) add('id < ?::bigint', filter.before);
+  if (filter.after !== undefined) add('id > ?::bigint', filter.after);
   if (filter.ids !== undefined) add('id = ANY(?::bigint[])', [...filter.ids]);
   if (filter.includeReplayed !== true) clauses.push('replayed_at IS NULL');
   return { sql: clauses.length === 0 ? '' : `WHERE ${clauses.join(' AND ')}`, params };
@@ -394,6 +401,14 @@ export function createDlqStore(db: Pick<Queryable, 'query'>, crypto: DlqCrypto):
         'UPDATE delivery_dlq SET replayed_at = now(), replay_count = replay_count + 1 WHERE id = ANY($1::bigint[])',
         [[...ids]],
       );
+    },
+    scan: (after, limit) => select({ after, includeReplayed: true, limit }, 'ASC'),
+    async remove(ids) {
+      if (ids.length === 0) return 0;
+      const { rowCount } = await db.query('DELETE FROM delivery_dlq WHERE id = ANY($1::bigint[])', [
+        [...ids],
+      ]);
+      return rowCount;
     },
     async depth() {
       const { rows } = await db.query<{ n: string }>(

@@ -3,9 +3,9 @@ import { busMigrations } from '@signal/bus';
 import { countRecordsByKeyId } from '@signal/control-plane';
 import { createCryptoService, createKeyring } from '@signal/crypto';
 import type { DeliveryMessage } from '@signal/events';
-import { createDatabase, type Database, migrate } from '@signal/store';
-import { POSTGRES_URL, postgresAvailable } from '@signal/testkit';
+import { type Database, migrate } from '@signal/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { databaseBackends } from '../../test/support/database-backends';
 import { DELIVERY_WORKER_ENCRYPTED_COLUMNS } from '../dlq/encrypted-columns';
 import { deliveryWorkerMigrations } from '../migrations';
 import { RETRY_PAYLOAD_COLUMN } from './encrypted-columns';
@@ -21,36 +21,7 @@ import { createRetryStore, type RetryEntry, type RetryStore } from './retry-stor
 const NUL = 'a\u0000b';
 const LONE = 'x\ud800y';
 
-interface Backend {
-  readonly name: string;
-  open(): Promise<{ db: Database; close(): Promise<void> }>;
-}
-
-const backends: Backend[] = [
-  {
-    name: 'PGlite',
-    open: async () => {
-      const db = await createDatabase({ kind: 'pglite' });
-      return { db, close: () => db.close() };
-    },
-  },
-];
-if (await postgresAvailable()) {
-  backends.push({
-    name: 'PostgreSQL',
-    open: async () => {
-      const schema = `dw_retry_${randomBytes(5).toString('hex')}`;
-      const db = await createDatabase({ kind: 'postgres', url: POSTGRES_URL, maxConnections: 2, schema });
-      return {
-        db,
-        close: async () => {
-          await db.exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-          await db.close();
-        },
-      };
-    },
-  });
-}
+const backends = await databaseBackends('dw_retry');
 
 const crypto = createCryptoService({ keyring: createKeyring({ current: randomBytes(32) }) });
 

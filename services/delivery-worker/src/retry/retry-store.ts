@@ -43,6 +43,8 @@ const claimedRow = z.object({
   payload: z.string(),
 });
 
+const scannedRow = claimedRow.extend({ id_text: z.string() });
+
 /**
  * The plaintext of `delivery_retries.payload`: what a retry carries that may be personal data. JSON text keeps
  * any string (U+0000 and unpaired surrogates in the partition key included) as escapes. `escaped` is only ever
@@ -119,6 +121,21 @@ export interface RetryStore {
     entries: readonly Pick<RetryEntry, 'integrationId' | 'messageId' | 'attempt' | 'dueAt'>[],
   ): Promise<void>;
   pending(): Promise<number>;
+  /**
+   * Every row whose `id_text` (integration + '/' + message id) is above `after`, in that order, opened: the
+   * message to re-publish, or why it does not open (a walk over the table).
+   */
+  scan(
+    after: string,
+    limit: number,
+  ): Promise<
+    readonly ({ readonly idText: string } & (
+      | { readonly integrationId: string; readonly messageId: string; readonly message: string }
+      | UnreadableRetry
+    ))[]
+  >;
+  /** Deletes these rows, whatever their attempt; returns how many were there. */
+  remove(rows: readonly Pick<RetryEntry, 'integrationId' | 'messageId'>[]): Promise<number>;
   /**
    * Seals every row still holding its payload as plaintext (scheduled before `delivery-worker/0004`), in
    * batches with an optimistic check (a row changed meanwhile, rescheduled, completed, or sealed by another
@@ -202,6 +219,35 @@ export function createRetryStore(db: Pick<Queryable, 'query'>, crypto: RetryCryp
           entries.map((e) => e.dueAt.toISOString()),
         ],
       );
+    },
+    async scan(after, limit) {
+      const { rows } = await db.query(
+        `SELECT id_text, integration_id, message_id, attempt, due_at, payload FROM delivery_retries
+          WHERE id_text > $1 ORDER BY id_text LIMIT $2`,
+        [after, limit],
+      );
+      return rows.map((raw) => {
+        const r = scannedRow.parse(raw);
+        const opened = openPayload(crypto, r);
+        return 'reason' in opened
+          ? { idText: r.id_text, ...opened }
+          : {
+              idText: r.id_text,
+              integrationId: r.integration_id,
+              messageId: r.message_id,
+              message: opened.message,
+            };
+      });
+    },
+    async remove(entries) {
+      if (entries.length === 0) return 0;
+      const { rowCount } = await db.query(
+        `DELETE FROM delivery_retries AS r
+         USING unnest($1::text[], $2::text[]) AS c(integration_id, message_id)
+         WHERE r.integration_id = c.integration_id AND r.message_id = c.message_id`,
+        [entries.map((e) => e.integrationId), entries.map((e) => e.messageId)],
+      );
+      return rowCount;
     },
     async pending() {
       const { rows } = await db.query<{ n: string }>('SELECT count(*)::text AS n FROM delivery_retries');

@@ -22,6 +22,7 @@ function fakes() {
           traits: 1,
           profileIds: ['prof_a', 'prof_b'],
           keySubjects: ['prof_a', 'prof_b', 'prof_merged'],
+          isErased: (kind: string, value: string) => kind === 'anonymous_id' && value === 'anon-1',
         };
       },
     },
@@ -71,5 +72,28 @@ describe('identity erasure with crypto-shredding', () => {
     });
     expect(f.recorded).toHaveLength(1);
     expect(f.recorded[0]).toMatchObject({ action: 'identity.erased', org_id: ORG, user_id: 'usr_1' });
+  });
+
+  it("purges the person's dead letters and retries with the graph's matcher, and audits the counts", async () => {
+    const f = fakes();
+    const asked: boolean[] = [];
+    await createIdentityErasure({
+      graph: f.graph,
+      audit: f.audit,
+      logger: quiet,
+      deliveries: {
+        purge: async (org, isSubject) => {
+          expect(org).toBe(ORG);
+          asked.push(isSubject('anonymous_id', 'anon-1'), isSubject('anonymous_id', 'anon-2'));
+          return { deadLetters: 2, retries: 1, unreadable: 0 };
+        },
+      },
+    }).eraseSubject(ORG, 'x', { user_id: 'usr_1' });
+    expect(asked).toEqual([true, false]);
+    expect(f.recorded[0]?.changes).toMatchObject({
+      dead_letters: { old: 2, new: 0 },
+      scheduled_retries: { old: 1, new: 0 },
+    });
+    expect(f.recorded[0]?.changes).not.toHaveProperty('unreadable_delivery_rows');
   });
 });

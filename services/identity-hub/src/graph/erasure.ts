@@ -1,6 +1,6 @@
 import type { AuditEntryInput } from '@signal/audit';
 import type { IdentityHubLogger } from '../ports';
-import type { ErasureCounts, IdentityGraph } from './identity-graph';
+import type { ErasedSubjectMatcher, ErasureCounts, IdentityGraph } from './identity-graph';
 
 /** Who asked for an erasure, as the Management API knows them (admin or owner, after authentication). */
 export interface ErasureActor {
@@ -38,6 +38,18 @@ export interface IdentityErasureDeps {
    * which the audit entry records (ids only).
    */
   readonly shred?: (profileIds: readonly string[]) => Promise<readonly string[]>;
+  /**
+   * The delivery worker's copies of the person's events in this database (`createSubjectPurge`): their dead
+   * letters and scheduled retries are deleted, so no DLQ replay or retry delivers an erased person's event
+   * to a vendor afterwards. Counts go to the audit entry. Absent (the delivery worker's tables live
+   * elsewhere): nothing outside the graph is touched.
+   */
+  readonly deliveries?: {
+    purge(
+      org: string,
+      isSubject: ErasedSubjectMatcher,
+    ): Promise<{ readonly deadLetters: number; readonly retries: number; readonly unreadable: number }>;
+  };
 }
 
 /**
@@ -45,14 +57,17 @@ export interface IdentityErasureDeps {
  * `{"erased":{"profiles","identifiers","traits"}}`; `invalid_subject` → 400; `graph_unavailable` → 503.
  */
 export function createIdentityErasure(deps: IdentityErasureDeps): IdentityErasure {
-  const { graph, audit, logger, shred } = deps;
+  const { graph, audit, logger, shred, deliveries } = deps;
   return {
     async eraseSubject(org, subjectId, actor) {
-      const { profileIds, keySubjects, ...counts } = await graph.erase(org, subjectId);
+      const { profileIds, keySubjects, isErased, ...counts } = await graph.erase(org, subjectId);
       // Destroyed after the rows are gone, merged-away profiles' DEKs too (backups hold what they sealed
       // before the merge). Hazard: if this throws, the rows are gone and a retry finds no profile to name, so
       // the error reaches the operator (no audit entry is written) rather than being retried away.
       const destroyedDeks = shred === undefined ? undefined : await shred(keySubjects);
+      // Same hazard: a failure here reaches the operator; a retry only matches the id it names (the graph no
+      // longer knows the person's other ids).
+      const purged = deliveries === undefined ? undefined : await deliveries.purge(org, isErased);
       // Deleted first, then recorded: if recording fails the caller retries, which is idempotent and records.
       await audit.record({
         action: 'identity.erased',
@@ -72,9 +87,31 @@ export function createIdentityErasure(deps: IdentityErasureDeps): IdentityErasur
           ...(destroyedDeks === undefined
             ? {}
             : { destroyed_dek_ids: { old: [...destroyedDeks], new: null } }),
+          ...(purged === undefined
+            ? {}
+            : {
+                dead_letters: { old: purged.deadLetters, new: 0 },
+                scheduled_retries: { old: purged.retries, new: 0 },
+                ...(purged.unreadable === 0
+                  ? {}
+                  : { unreadable_delivery_rows: { old: purged.unreadable, new: null } }),
+              }),
         },
       });
-      logger.info({ profiles: counts.profiles, identifiers: counts.identifiers }, 'identity erased');
+      if (purged !== undefined && purged.unreadable > 0) {
+        logger.warn(
+          { unreadable: purged.unreadable },
+          'identity erased, but some dead letters or scheduled retries could not be opened to check them',
+        );
+      }
+      logger.info(
+        {
+          profiles: counts.profiles,
+          identifiers: counts.identifiers,
+          ...(purged === undefined ? {} : { deadLetters: purged.deadLetters, retries: purged.retries }),
+        },
+        'identity erased',
+      );
       return counts;
     },
   };

@@ -66,6 +66,14 @@ export interface ErasureCounts {
   readonly traits: number;
 }
 
+/**
+ * Whether an anonymous id or user id of the erasure's org was the erased person's: the named subject (as
+ * both kinds) and every anonymous id and user id their profiles held. Compared by blind-index digest, so the
+ * ids themselves are never kept; for finding the person's data outside the graph (dead letters, scheduled
+ * retries), value by value.
+ */
+export type ErasedSubjectMatcher = (kind: PrimaryKind, value: string) => boolean;
+
 export interface IdentityGraph extends IdentityLookup {
   /**
    * Applies one raw event to the graph of its org (`event.org`): links, vendor ids, traits. Idempotent; safe
@@ -77,13 +85,18 @@ export interface IdentityGraph extends IdentityLookup {
    * `profileIds` are the erased roots; `keySubjects` adds their merged-away profiles: every profile whose
    * DEK may have sealed this person's data (crypto-shredding destroys them all, since backups hold
    * pre-merge ciphertexts). The same id in another org is another person and is not touched: erasing it
-   * from the wrong org answers exactly as an id nobody has (zeros).
+   * from the wrong org answers exactly as an id nobody has (zeros). `isErased` tells the person's ids apart
+   * (`ErasedSubjectMatcher`).
    */
   erase(
     org: string,
     subjectId: string,
   ): Promise<
-    ErasureCounts & { readonly profileIds: readonly string[]; readonly keySubjects: readonly string[] }
+    ErasureCounts & {
+      readonly profileIds: readonly string[];
+      readonly keySubjects: readonly string[];
+      readonly isErased: ErasedSubjectMatcher;
+    }
   >;
   /** Union-find `find`: the live profile of `org` a (possibly merged-away) profile id now belongs to, or null. */
   canonicalProfileId(org: string, profileId: string): Promise<string | null>;
@@ -303,6 +316,12 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
    * enumeration), and not equal to the live `identity_identifiers.digest`, so the records cannot be joined to
    * profiles in the database.
    */
+  function matcherOf(org: string, ids: readonly PrimaryDigest[]): ErasedSubjectMatcher {
+    const digests = new Set(ids.map((id) => `${id.kind}\0${id.digest}`));
+    return (kind, value) =>
+      typeof value === 'string' && value !== '' && digests.has(`${kind}\0${index.digest(org, kind, value)}`);
+  }
+
   function erasureDigest(org: string, id: PrimaryDigest): string {
     return index.erasureDigest(org, id.kind, id.digest);
   }
@@ -835,7 +854,14 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
           // Recorded even when the graph holds nothing yet: the hub may not have consumed this person's
           // events when the erasure runs, and they must not build a profile when it does.
           await recordErasure(tx, org, ids, erasedAt, expiresAt);
-          return { profiles: 0, identifiers: 0, traits: 0, profileIds: [], keySubjects: [] };
+          return {
+            profiles: 0,
+            identifiers: 0,
+            traits: 0,
+            profileIds: [],
+            keySubjects: [],
+            isErased: matcherOf(org, ids),
+          };
         }
         await lockProfiles(tx, org, profileIds);
         const count = async (sql: string) =>
@@ -863,19 +889,14 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
             WHERE org_id = $1 AND profile_id = ANY($2::text[]) AND kind IN ('anonymous_id', 'user_id')`,
           [org, keySubjects],
         );
-        await recordErasure(
-          tx,
-          org,
-          [...ids, ...erasedIds.map((row) => primaryDigestSchema.parse(row))],
-          erasedAt,
-          expiresAt,
-        );
+        const erased = [...ids, ...erasedIds.map((row) => primaryDigestSchema.parse(row))];
+        await recordErasure(tx, org, erased, erasedAt, expiresAt);
         // ON DELETE CASCADE removes identifiers, traits and the merged-away tombstones with each root.
         await tx.query('DELETE FROM identity_profiles WHERE org_id = $1 AND id = ANY($2::text[])', [
           org,
           profileIds,
         ]);
-        return { profiles, identifiers, traits, profileIds, keySubjects };
+        return { profiles, identifiers, traits, profileIds, keySubjects, isErased: matcherOf(org, erased) };
       });
     },
 

@@ -1,0 +1,133 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createCryptoService, createKeyring } from '@signal/crypto';
+import type { DlqMessage, JsonValue } from '@signal/events';
+import { type Database, migrate } from '@signal/store';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { databaseBackends } from '../../test/support/database-backends';
+import { createDlqStore } from '../dlq/dlq-store';
+import { deliveryWorkerMigrations } from '../migrations';
+import { createRetryStore } from '../retry/retry-store';
+import { createSubjectPurge, type SubjectMatcher } from './subject-purge';
+
+/**
+ * An erased person's events must not survive in the delivery worker's own tables: a DLQ replay of their dead
+ * letter, or a scheduled retry, would deliver an erased person's event to the vendor after the erasure.
+ */
+
+const backends = await databaseBackends('dw_purge');
+
+const crypto = createCryptoService({ keyring: createKeyring({ current: randomBytes(32) }) });
+
+function event(org: string, anonymousId: string, userId: string | null): Record<string, JsonValue> {
+  const now = new Date().toISOString();
+  return {
+    type: 'track',
+    event: 'Order Completed',
+    anonymousId,
+    userId,
+    messageId: randomUUID(),
+    properties: { value: 9 },
+    traits: {},
+    context: { consent: {}, provenance: 'pipeline_key' },
+    timestamp: now,
+    receivedAt: now,
+    org,
+    pipelineId: 'pl_1',
+  };
+}
+
+/** A delivery message's dead letter, or (no integration) a raw event's. */
+function letter(e: Record<string, JsonValue>, integrationId: string | null): DlqMessage {
+  return {
+    error: 'vendor_rejected',
+    details: 'refused',
+    original: integrationId === null ? e : { integrationId, event: e, attempt: { number: 1 } },
+    originalKey: String(e.anonymousId),
+    topic: integrationId === null ? 'ns.raw-events' : `ns.delivery-${integrationId}`,
+    ...(integrationId === null ? {} : { integrationId }),
+    attempts: 1,
+    failedAt: new Date().toISOString(),
+  };
+}
+
+describe.each(backends)('erasing a person from dead letters and scheduled retries on $name', (backend) => {
+  let db: Database;
+  let close: () => Promise<void>;
+  beforeAll(async () => {
+    ({ db, close } = await backend.open());
+    await migrate(db, deliveryWorkerMigrations);
+  });
+  afterAll(async () => {
+    await close?.();
+  });
+
+  it("deletes exactly the person's rows of that org, replayed letters too, and counts what it cannot open", async () => {
+    const dlq = createDlqStore(db, crypto);
+    const retries = createRetryStore(db, crypto);
+    const [anonA, anonB, other] = [randomUUID(), randomUUID(), randomUUID()];
+    const email = `jane-${randomBytes(3).toString('hex')}@example.com`;
+    const isSubject: SubjectMatcher = (kind, value) =>
+      (kind === 'anonymous_id' && (value === anonA || value === anonB)) ||
+      (kind === 'user_id' && value === email);
+
+    const theirs = [
+      event('org_a', anonA, null),
+      event('org_a', anonB, email),
+      event('org_a', other, email), // another device, known by the user id only
+    ];
+    const kept = [
+      event('org_a', other, null), // someone else
+      event('org_b', anonA, email), // the same ids in another org: another person
+    ];
+    let offset = 0;
+    const index = (letters: DlqMessage[]) =>
+      dlq.index(letters.map((l) => ({ partition: 0, offset: String(++offset), letter: l })));
+    await index([
+      ...theirs.map((e) => letter(e, 'wh_1')),
+      letter(theirs[0] as Record<string, JsonValue>, null),
+      ...kept.map((e) => letter(e, 'wh_1')),
+    ]);
+    // A replayed letter still holds the event.
+    const listed = await dlq.list({ includeReplayed: true, limit: 1000 });
+    const replayedId = listed.find((e) => e.messageId === theirs[1]?.messageId)?.id;
+    await dlq.markReplayed([replayedId ?? '']);
+    // A letter sealed for another row (copied): cannot be opened, so cannot be told apart.
+    const sealedElsewhere = event('org_a', anonA, null);
+    await index([letter(sealedElsewhere, 'wh_2')]);
+    const copied = await db.query<{ id: string }>(
+      `UPDATE delivery_dlq SET letter = (SELECT letter FROM delivery_dlq WHERE integration_id = 'wh_1' LIMIT 1)
+        WHERE integration_id = 'wh_2' RETURNING id::text AS id`,
+    );
+    expect(copied.rows).toHaveLength(1);
+
+    const retry = (e: Record<string, JsonValue>) => ({
+      integrationId: 'wh_1',
+      messageId: String(e.messageId),
+      attempt: 2,
+      dueAt: new Date(Date.now() + 60_000),
+      key: String(e.anonymousId),
+      message: JSON.stringify({ integrationId: 'wh_1', event: e, attempt: { number: 2 } }),
+      lastError: 'timeout',
+    });
+    await retries.schedule([...theirs, ...kept].map(retry));
+
+    const counts = await createSubjectPurge(db, crypto).purge('org_a', isSubject);
+    expect(counts).toEqual({ deadLetters: 4, retries: 3, unreadable: 1 });
+
+    const left = await dlq.list({ includeReplayed: true, limit: 1000 });
+    expect(left.map((e) => e.messageId).sort()).toEqual(
+      [...kept, sealedElsewhere].map((e) => String(e.messageId)).sort(),
+    );
+    const scheduled = await db.query<{ message_id: string }>('SELECT message_id FROM delivery_retries');
+    expect(scheduled.rows.map((r) => r.message_id).sort()).toEqual(
+      kept.map((e) => String(e.messageId)).sort(),
+    );
+
+    // Idempotent: nothing more of theirs to find.
+    expect(await createSubjectPurge(db, crypto).purge('org_a', isSubject)).toEqual({
+      deadLetters: 0,
+      retries: 0,
+      unreadable: 1,
+    });
+  });
+});

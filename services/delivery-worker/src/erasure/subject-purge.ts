@@ -1,0 +1,106 @@
+import type { Queryable } from '@signal/store';
+import { z } from 'zod';
+import { createDlqStore } from '../dlq/dlq-store';
+import type { DlqCrypto } from '../dlq/encrypted-columns';
+import { createRetryStore } from '../retry/retry-store';
+
+/** Whether an anonymous id or user id (of the org being purged) is the erased person's. */
+export type SubjectMatcher = (kind: 'anonymous_id' | 'user_id', value: string) => boolean;
+
+export interface SubjectPurgeCounts {
+  /** Dead letters (`delivery_dlq`, replayed ones too) of the person, deleted. */
+  readonly deadLetters: number;
+  /** Scheduled retries (`delivery_retries`) of the person, deleted: they are never delivered. */
+  readonly retries: number;
+  /**
+   * Rows whose sealed part does not open here (a key this process does not hold, a damaged ciphertext): they
+   * cannot be told apart and are left as they are. Non-zero means the erasure is incomplete there.
+   */
+  readonly unreadable: number;
+}
+
+export interface SubjectPurge {
+  /**
+   * Deletes the delivery worker's copies of one person's events of `org`: their dead letters (a replay would
+   * otherwise deliver an erased person's event to the vendor again) and their scheduled retries (delivered
+   * later otherwise). A row is the person's when its event is of `org` and its anonymous id or user id
+   * matches. Both tables are walked in id order and each row opened in memory (the ids are sealed, so there
+   * is no index to ask); the cost grows with the backlog, which is bounded by the DLQ's retention.
+   */
+  purge(org: string, isSubject: SubjectMatcher): Promise<SubjectPurgeCounts>;
+}
+
+const BATCH = 500;
+
+/** The ids of an event (a raw event, or the `event` of a delivery message), as loosely as stored. */
+const eventIds = z.object({
+  org: z.string(),
+  anonymousId: z.string().nullish(),
+  userId: z.string().nullish(),
+});
+
+function eventOf(original: unknown): z.infer<typeof eventIds> | null {
+  const direct = eventIds.safeParse(original);
+  if (direct.success) return direct.data;
+  if (original !== null && typeof original === 'object' && 'event' in original) {
+    const nested = eventIds.safeParse(original.event);
+    if (nested.success) return nested.data;
+  }
+  return null;
+}
+
+function isPersons(original: unknown, org: string, isSubject: SubjectMatcher): boolean {
+  const event = eventOf(original);
+  if (event === null || event.org !== org) return false;
+  return (
+    (typeof event.anonymousId === 'string' && isSubject('anonymous_id', event.anonymousId)) ||
+    (typeof event.userId === 'string' && isSubject('user_id', event.userId))
+  );
+}
+
+function parsedOrNull(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
+export function createSubjectPurge(db: Pick<Queryable, 'query'>, crypto: DlqCrypto): SubjectPurge {
+  const dlq = createDlqStore(db, crypto);
+  const retries = createRetryStore(db, crypto);
+  return {
+    async purge(org, isSubject) {
+      let deadLetters = 0;
+      let retried = 0;
+      let unreadable = 0;
+
+      for (let after = '0'; ; ) {
+        const rows = await dlq.scan(after, BATCH);
+        const last = rows.at(-1);
+        if (last === undefined) break;
+        after = last.id;
+        const doomed: string[] = [];
+        for (const row of rows) {
+          if (row.unreadable !== null) unreadable += 1;
+          else if (isPersons(row.original, org, isSubject)) doomed.push(row.id);
+        }
+        deadLetters += await dlq.remove(doomed);
+      }
+
+      for (let after = ''; ; ) {
+        const rows = await retries.scan(after, BATCH);
+        const last = rows.at(-1);
+        if (last === undefined) break;
+        after = last.idText;
+        const doomed: { integrationId: string; messageId: string }[] = [];
+        for (const row of rows) {
+          if ('reason' in row) unreadable += 1;
+          else if (isPersons(parsedOrNull(row.message), org, isSubject)) doomed.push(row);
+        }
+        retried += await retries.remove(doomed);
+      }
+      return { deadLetters, retries: retried, unreadable };
+    },
+  };
+}
