@@ -74,7 +74,7 @@ const SERVICE_ENV: Record<SignalService, readonly SettingName[]> = {
   'event-processor': [],
   'delivery-worker': ['RETRY_MAX_ATTEMPTS', 'RETRY_BACKOFF_BASE', 'RATE_LIMIT_PER_SECOND'],
   'identity-hub': ['COOKIE_DOMAIN', 'IDENTITY_PUBLIC_HOSTS', 'IDENTITY_TOKEN_TTL'],
-  'management-api': ['JWT_SECRET', 'ACCESS_TOKEN_TTL', 'REFRESH_TOKEN_TTL'],
+  'management-api': ['JWT_SECRET', 'ACCESS_TOKEN_TTL', 'REFRESH_TOKEN_TTL', 'SESSION_MAX_AGE'],
 };
 
 function requiredEnv(service: SignalService): readonly string[] {

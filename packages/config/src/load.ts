@@ -113,6 +113,8 @@ export interface SignalConfig {
     readonly jwtSecret: Secret | null;
     readonly accessTokenTtlSeconds: number;
     readonly refreshTokenTtlSeconds: number;
+    /** `SESSION_MAX_AGE`: a login's refresh tokens never outlive its start + this. */
+    readonly sessionMaxAgeSeconds: number;
   };
   readonly bootstrap: { readonly adminEmail: string | null; readonly adminPassword: Secret | null };
 }
@@ -425,6 +427,7 @@ function assemble(v: SettingValues, file: string | null): SignalConfig {
       jwtSecret: v.JWT_SECRET ?? null,
       accessTokenTtlSeconds: v.ACCESS_TOKEN_TTL,
       refreshTokenTtlSeconds: v.REFRESH_TOKEN_TTL,
+      sessionMaxAgeSeconds: v.SESSION_MAX_AGE,
     },
     bootstrap: {
       adminEmail: v.SIGNAL_BOOTSTRAP_ADMIN_EMAIL ?? null,

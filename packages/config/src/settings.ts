@@ -466,7 +466,13 @@ export const SETTINGS = {
     yaml: 'management.refresh_token_ttl',
     schema: int({ min: 300, max: 90 * 86_400, unit: 'seconds' }),
     default: 604_800,
-    doc: 'Refresh token lifetime in seconds',
+    doc: 'Refresh token lifetime in seconds (idle: each refresh issues a new one)',
+  }),
+  SESSION_MAX_AGE: withDefault({
+    yaml: 'management.session_max_age',
+    schema: int({ min: 300, max: 90 * 86_400, unit: 'seconds' }),
+    default: 2_592_000,
+    doc: 'Absolute lifetime of a login in seconds: no refresh extends it; sign in again after',
   }),
 } as const;
 

@@ -79,6 +79,7 @@ export {
 export type {
   IssuedRefreshToken,
   RefreshOutcome,
+  RefreshTokenLifetimes,
   RefreshTokensRepository,
 } from './refresh-tokens.repository';
 export { type ControlPlaneCrypto, isSealedText, openColumn, type SealedColumn, sealColumn } from './sealing';

@@ -141,8 +141,21 @@ ALTER TABLE users ADD COLUMN password_expires_at timestamptz;
 UPDATE users SET password_expires_at = now() + interval '72 hours' WHERE must_change_password;
 `;
 
+/**
+ * A login's absolute end (`SESSION_MAX_AGE`): each rotation used to issue a token living REFRESH_TOKEN_TTL
+ * from then, so a login refreshed within the TTL lasted forever. Tokens issued before this end with their
+ * own expiry: their holders sign in again by then, at the latest.
+ */
+const sessionMaxAge = `
+ALTER TABLE refresh_tokens ADD COLUMN session_expires_at timestamptz;
+UPDATE refresh_tokens SET session_expires_at = expires_at;
+ALTER TABLE refresh_tokens ALTER COLUMN session_expires_at SET NOT NULL;
+ALTER TABLE refresh_tokens ADD CONSTRAINT refresh_tokens_within_session CHECK (expires_at <= session_expires_at);
+`;
+
 export const controlPlaneMigrations: readonly Migration[] = Object.freeze([
   { id: 'control-plane/0001_init', sql: init },
   { id: 'control-plane/0002_integration_pipeline', sql: integrationPipeline },
   { id: 'control-plane/0003_password_expiry', sql: passwordExpiry },
+  { id: 'control-plane/0004_session_max_age', sql: sessionMaxAge },
 ]);

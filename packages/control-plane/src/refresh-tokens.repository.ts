@@ -12,6 +12,15 @@ export interface IssuedRefreshToken {
   readonly id: string;
   readonly familyId: string;
   readonly expiresAt: Date;
+  /** The end of the login it belongs to: no token of its family lives past it. */
+  readonly sessionExpiresAt: Date;
+}
+
+export interface RefreshTokenLifetimes {
+  /** Each token's own lifetime (`REFRESH_TOKEN_TTL`): a login left idle this long ends. */
+  readonly ttlSeconds: number;
+  /** The login's absolute lifetime (`SESSION_MAX_AGE`), from sign-in: refreshing never extends it. */
+  readonly sessionMaxAgeSeconds: number;
 }
 
 export type RefreshOutcome =
@@ -26,8 +35,9 @@ export type RefreshOutcome =
   | { readonly kind: 'invalid' };
 
 export interface RefreshTokensRepository {
-  /** Starts a new family (a login). */
-  issue(userId: string, ttlSeconds: number): Promise<IssuedRefreshToken>;
+  /** Starts a new family (a login), which ends `sessionMaxAgeSeconds` from now whatever happens. */
+  issue(userId: string, lifetimes: RefreshTokenLifetimes): Promise<IssuedRefreshToken>;
+  /** The next token of the family lives `ttlSeconds`, or less: never past the login's end. */
   rotate(token: string, ttlSeconds: number): Promise<RefreshOutcome>;
   /** Logout: revokes the token's whole family if it belongs to `userId`. True when something was revoked. */
   revokeFamily(userId: string, token: string): Promise<boolean>;
@@ -40,6 +50,7 @@ const tokenRowSchema = z.object({
   user_id: z.string(),
   family_id: z.string(),
   expires_at: z.date(),
+  session_expires_at: z.date(),
   used_at: z.date().nullable(),
   revoked_at: z.date().nullable(),
 });
@@ -56,25 +67,30 @@ export function createRefreshTokensRepository(deps: {
 }): RefreshTokensRepository {
   const { db, clock, users } = deps;
 
+  function checkSeconds(seconds: number, what: string): void {
+    if (!Number.isSafeInteger(seconds) || seconds < 1) {
+      throw new RangeError(`${what} must be a positive number of seconds`);
+    }
+  }
+
   async function insert(
     q: Queryable,
     userId: string,
     familyId: string,
     ttlSeconds: number,
+    sessionExpiresAt: Date,
   ): Promise<IssuedRefreshToken> {
-    if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds < 1) {
-      throw new RangeError('refresh token TTL must be a positive number of seconds');
-    }
+    checkSeconds(ttlSeconds, 'refresh token TTL');
     const now = clock();
     const token = newRefreshToken();
     const id = newId('refreshToken', now);
-    const expiresAt = new Date(now.getTime() + ttlSeconds * 1000);
+    const expiresAt = new Date(Math.min(now.getTime() + ttlSeconds * 1000, sessionExpiresAt.getTime()));
     await q.query(
-      `INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, issued_at, expires_at)
-       VALUES ($1, $2, $3, $4, $5, $6)`,
-      [id, userId, familyId, digestSecret(token), now, expiresAt],
+      `INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, issued_at, expires_at, session_expires_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+      [id, userId, familyId, digestSecret(token), now, expiresAt, sessionExpiresAt],
     );
-    return { token, id, familyId, expiresAt };
+    return { token, id, familyId, expiresAt, sessionExpiresAt };
   }
 
   async function revokeAll(q: Queryable, userId: string): Promise<void> {
@@ -88,14 +104,19 @@ export function createRefreshTokensRepository(deps: {
   return {
     revokeAll,
 
-    issue: (userId, ttlSeconds) =>
-      db.transaction((tx) => insert(tx, userId, `fam_${randomBytes(12).toString('hex')}`, ttlSeconds)),
+    issue(userId, { ttlSeconds, sessionMaxAgeSeconds }) {
+      checkSeconds(sessionMaxAgeSeconds, 'session max age');
+      const sessionExpiresAt = new Date(clock().getTime() + sessionMaxAgeSeconds * 1000);
+      return db.transaction((tx) =>
+        insert(tx, userId, `fam_${randomBytes(12).toString('hex')}`, ttlSeconds, sessionExpiresAt),
+      );
+    },
 
     async rotate(token, ttlSeconds) {
       if (!TOKEN_SHAPE.test(token)) return { kind: 'invalid' };
       return db.transaction(async (tx): Promise<RefreshOutcome> => {
         const { rows } = await tx.query(
-          `SELECT id, user_id, family_id, expires_at, used_at, revoked_at
+          `SELECT id, user_id, family_id, expires_at, session_expires_at, used_at, revoked_at
              FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE`,
           [digestSecret(token)],
         );
@@ -106,9 +127,10 @@ export function createRefreshTokensRepository(deps: {
           return { kind: 'reused', userId: row.user_id, familyId: row.family_id };
         }
         const now = clock();
+        // `expires_at` never passes `session_expires_at`, so an expired login fails here too.
         if (row.revoked_at !== null || row.expires_at.getTime() <= now.getTime()) return { kind: 'invalid' };
         await tx.query('UPDATE refresh_tokens SET used_at = $2 WHERE id = $1', [row.id, now]);
-        const next = await insert(tx, row.user_id, row.family_id, ttlSeconds);
+        const next = await insert(tx, row.user_id, row.family_id, ttlSeconds, row.session_expires_at);
         return { kind: 'rotated', userId: row.user_id, next };
       });
     },

@@ -696,8 +696,14 @@ export function describeControlPlaneSuite(target: DbTarget, skip = false): void 
       it('rotates; reusing a rotated token revokes every token of the user', async () => {
         const { cp } = await fresh();
         const { org, owner } = await orgWithOwner(cp);
-        const first = await cp.refreshTokens.issue(owner.id, 3600);
-        const other = await cp.refreshTokens.issue(owner.id, 3600);
+        const first = await cp.refreshTokens.issue(owner.id, {
+          ttlSeconds: 3600,
+          sessionMaxAgeSeconds: 86_400,
+        });
+        const other = await cp.refreshTokens.issue(owner.id, {
+          ttlSeconds: 3600,
+          sessionMaxAgeSeconds: 86_400,
+        });
         const rotated = await cp.refreshTokens.rotate(first.token, 3600);
         expect(rotated.kind).toBe('rotated');
         if (rotated.kind !== 'rotated') return;
@@ -711,16 +717,43 @@ export function describeControlPlaneSuite(target: DbTarget, skip = false): void 
         expect(org.id).toBeTruthy();
       });
 
+      it('ends a login at its absolute lifetime however often it is refreshed', async () => {
+        const clock = manualClock();
+        const { cp } = await fresh({ clock: clock.now });
+        const { owner } = await orgWithOwner(cp);
+        const start = clock.now().getTime();
+        let token = await cp.refreshTokens.issue(owner.id, {
+          ttlSeconds: 3600,
+          sessionMaxAgeSeconds: 4 * 3600,
+        });
+        expect(token.sessionExpiresAt.getTime()).toBe(start + 4 * 3600_000);
+        // Refreshed every 50 minutes, well within the TTL: each token lives an hour, until the login's end.
+        for (let i = 1; i <= 4; i++) {
+          clock.advance(50 * 60_000);
+          const outcome = await cp.refreshTokens.rotate(token.token, 3600);
+          if (outcome.kind !== 'rotated') throw new Error(`refresh ${i} refused: ${outcome.kind}`);
+          token = outcome.next;
+          expect(token.expiresAt.getTime()).toBe(
+            Math.min(clock.now().getTime() + 3600_000, start + 4 * 3600_000),
+          );
+        }
+        clock.advance(40 * 60_000 + 1); // 4 h 0 min 0.001 s after sign-in
+        expect(await cp.refreshTokens.rotate(token.token, 3600)).toEqual({ kind: 'invalid' });
+      });
+
       it('refuses expired and unknown tokens; logout revokes the family', async () => {
         const clock = manualClock();
         const { cp } = await fresh({ clock: clock.now });
         const { owner } = await orgWithOwner(cp);
-        const token = await cp.refreshTokens.issue(owner.id, 60);
+        const token = await cp.refreshTokens.issue(owner.id, {
+          ttlSeconds: 60,
+          sessionMaxAgeSeconds: 86_400,
+        });
         clock.advance(60_001);
         expect(await cp.refreshTokens.rotate(token.token, 60)).toEqual({ kind: 'invalid' });
         expect(await cp.refreshTokens.rotate('x'.repeat(43), 60)).toEqual({ kind: 'invalid' });
         expect(await cp.refreshTokens.rotate('not a token', 60)).toEqual({ kind: 'invalid' });
-        const live = await cp.refreshTokens.issue(owner.id, 60);
+        const live = await cp.refreshTokens.issue(owner.id, { ttlSeconds: 60, sessionMaxAgeSeconds: 86_400 });
         expect(await cp.refreshTokens.revokeFamily('usr_other', live.token)).toBe(false);
         expect(await cp.refreshTokens.revokeFamily(owner.id, live.token)).toBe(true);
         expect(await cp.refreshTokens.rotate(live.token, 60)).toEqual({ kind: 'invalid' });

@@ -2,11 +2,17 @@ import { Secret } from '@signal/config';
 import { describe, expect, it } from 'vitest';
 import { ManagementApiConfigError, managementApiSettings } from './config';
 
-const management = (jwtSecret: string | null, access = 900, refresh = 604_800) => ({
+const management = (
+  jwtSecret: string | null,
+  access = 900,
+  refresh = 604_800,
+  sessionMaxAge = 2_592_000,
+) => ({
   management: {
     jwtSecret: jwtSecret === null ? null : new Secret(jwtSecret),
     accessTokenTtlSeconds: access,
     refreshTokenTtlSeconds: refresh,
+    sessionMaxAgeSeconds: sessionMaxAge,
   },
 });
 
@@ -28,6 +34,9 @@ describe('Management API settings', () => {
   it('checks the token lifetimes', () => {
     expect(() => managementApiSettings(management('k'.repeat(32), 0))).toThrow(/ACCESS_TOKEN_TTL/);
     expect(() => managementApiSettings(management('k'.repeat(32), 900, 900))).toThrow(/REFRESH_TOKEN_TTL/);
+    expect(() => managementApiSettings(management('k'.repeat(32), 900, 604_800, 600))).toThrow(
+      /SESSION_MAX_AGE must be a number of seconds longer than ACCESS_TOKEN_TTL/,
+    );
     const settings = managementApiSettings(management('k'.repeat(32)));
     expect(settings.jwtSecret.byteLength).toBe(32);
     expect(settings.accessTokenTtlSeconds).toBe(900);

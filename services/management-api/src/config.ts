@@ -8,6 +8,8 @@ export interface ManagementApiSettings {
   readonly accessTokenTtlSeconds: number;
   /** `REFRESH_TOKEN_TTL` seconds (604800). */
   readonly refreshTokenTtlSeconds: number;
+  /** `SESSION_MAX_AGE` seconds (2592000): a login's absolute lifetime. */
+  readonly sessionMaxAgeSeconds: number;
 }
 
 export const MIN_JWT_SECRET_BYTES = 32;
@@ -31,7 +33,7 @@ export function managementApiSettings(config: Pick<SignalConfig, 'management'>):
       `JWT_SECRET must be at least ${MIN_JWT_SECRET_BYTES} bytes (got ${jwtSecret.byteLength})`,
     );
   }
-  const { accessTokenTtlSeconds, refreshTokenTtlSeconds } = config.management;
+  const { accessTokenTtlSeconds, refreshTokenTtlSeconds, sessionMaxAgeSeconds } = config.management;
   if (!Number.isSafeInteger(accessTokenTtlSeconds) || accessTokenTtlSeconds < 1) {
     throw new ManagementApiConfigError('ACCESS_TOKEN_TTL must be a positive number of seconds');
   }
@@ -40,5 +42,10 @@ export function managementApiSettings(config: Pick<SignalConfig, 'management'>):
       'REFRESH_TOKEN_TTL must be a number of seconds longer than ACCESS_TOKEN_TTL',
     );
   }
-  return Object.freeze({ jwtSecret, accessTokenTtlSeconds, refreshTokenTtlSeconds });
+  if (!Number.isSafeInteger(sessionMaxAgeSeconds) || sessionMaxAgeSeconds <= accessTokenTtlSeconds) {
+    throw new ManagementApiConfigError(
+      'SESSION_MAX_AGE must be a number of seconds longer than ACCESS_TOKEN_TTL',
+    );
+  }
+  return Object.freeze({ jwtSecret, accessTokenTtlSeconds, refreshTokenTtlSeconds, sessionMaxAgeSeconds });
 }

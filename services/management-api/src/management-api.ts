@@ -127,7 +127,10 @@ export function createManagementApi(options: ManagementApiOptions): ManagementAp
     throttle: new LoginThrottle(cache, clock, options.loginThrottle),
     trail,
     logger,
-    refreshTokenTtlSeconds: settings.refreshTokenTtlSeconds,
+    refreshLifetimes: {
+      ttlSeconds: settings.refreshTokenTtlSeconds,
+      sessionMaxAgeSeconds: settings.sessionMaxAgeSeconds,
+    },
   });
   const handlers = {
     ...auth.handlers,

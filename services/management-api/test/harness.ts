@@ -177,6 +177,7 @@ export async function startTestApi(db: Database, options: TestApiOptions = {}): 
         jwtSecret: new Secret(JWT_SECRET),
         accessTokenTtlSeconds: 900,
         refreshTokenTtlSeconds: 604_800,
+        sessionMaxAgeSeconds: 2_592_000,
       },
     },
     clock,

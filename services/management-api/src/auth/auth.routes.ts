@@ -1,5 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import type { ControlPlane, PasswordHasher, UserAuthRecord } from '@signal/control-plane';
+import type {
+  ControlPlane,
+  PasswordHasher,
+  RefreshTokenLifetimes,
+  UserAuthRecord,
+} from '@signal/control-plane';
 import { passwordSchema } from '@signal/control-plane';
 import { HttpError, sendJson } from '@signal/http';
 import { z } from 'zod';
@@ -31,7 +36,8 @@ export interface AuthDeps {
   readonly throttle: LoginThrottle;
   readonly trail: AuditTrail;
   readonly logger: ApiLogger;
-  readonly refreshTokenTtlSeconds: number;
+  /** REFRESH_TOKEN_TTL and SESSION_MAX_AGE. */
+  readonly refreshLifetimes: RefreshTokenLifetimes;
 }
 
 export interface AuthRoutes {
@@ -165,7 +171,7 @@ export function createAuthRoutes(deps: AuthDeps): AuthRoutes {
         if (hasher.needsRehash(user.passwordHash)) {
           await users.rehash(user.id, user.passwordHash, await hasher.hash(body.password));
         }
-        const refresh = await refreshTokens.issue(user.id, deps.refreshTokenTtlSeconds);
+        const refresh = await refreshTokens.issue(user.id, deps.refreshLifetimes);
         const pair = await tokenPair(user, refresh.token);
         await trail.record({
           action: 'auth.login',
@@ -179,7 +185,7 @@ export function createAuthRoutes(deps: AuthDeps): AuthRoutes {
 
       async 'auth.refresh'({ req, res, info }) {
         const body = await readBody(req, refreshSchema);
-        const outcome = await refreshTokens.rotate(body.refresh_token, deps.refreshTokenTtlSeconds);
+        const outcome = await refreshTokens.rotate(body.refresh_token, deps.refreshLifetimes.ttlSeconds);
         if (outcome.kind === 'invalid') throw new HttpError('unauthorized', 'the refresh token is invalid');
         const user = await users.authRecord(outcome.userId);
         if (outcome.kind === 'reused') {
@@ -238,7 +244,7 @@ export function createAuthRoutes(deps: AuthDeps): AuthRoutes {
         await users.setPassword(principal.userId, body.new_password);
         const updated = await users.authRecord(principal.userId);
         if (updated === null) throw new HttpError('unauthorized', 'the access token is invalid');
-        const refresh = await refreshTokens.issue(updated.id, deps.refreshTokenTtlSeconds);
+        const refresh = await refreshTokens.issue(updated.id, deps.refreshLifetimes);
         await trail.record({
           action: 'auth.login',
           principal,
