@@ -14,6 +14,7 @@ import { createCacheConsentStateStore, resolveLatestConsent } from './state-stor
  * in-process caches over one store), each with its own state store, as two processor/worker replicas have.
  */
 
+const ORG = 'org_1';
 // Skips without Redis locally; throws in CI (SIGNAL_REQUIRE_SERVICES=1).
 const redisUp = await redisAvailable();
 
@@ -70,9 +71,9 @@ describe.each(adapters)('consent state store on the $name cache adapter', (adapt
     const store = createCacheConsentStateStore({ cache, ttlMs: TTL_MS });
     const id = visitor();
     const state = marketing(true, 1_000);
-    expect(await store.set(id, state)).toEqual({ status: 'written' });
-    expect(await store.get(id)).toEqual({ status: 'found', state });
-    expect(await store.get(visitor())).toEqual({ status: 'missing' });
+    expect(await store.set(ORG, id, state)).toEqual({ status: 'written' });
+    expect(await store.get(ORG, id)).toEqual({ status: 'found', state });
+    expect(await store.get(ORG, visitor())).toEqual({ status: 'missing' });
   });
 
   it.skipIf(adapter.skip)(
@@ -82,10 +83,10 @@ describe.each(adapters)('consent state store on the $name cache adapter', (adapt
       const store = createCacheConsentStateStore({ cache, ttlMs: TTL_MS });
       const id = visitor();
       const newer = marketing(false, 2_000);
-      await store.set(id, newer);
-      expect(await store.set(id, marketing(true, 1_000))).toEqual({ status: 'stale', current: newer });
-      expect(await store.set(id, newer)).toEqual({ status: 'stale', current: newer });
-      expect(await store.get(id)).toEqual({ status: 'found', state: newer });
+      await store.set(ORG, id, newer);
+      expect(await store.set(ORG, id, marketing(true, 1_000))).toEqual({ status: 'stale', current: newer });
+      expect(await store.set(ORG, id, newer)).toEqual({ status: 'stale', current: newer });
+      expect(await store.get(ORG, id)).toEqual({ status: 'found', state: newer });
     },
   );
 
@@ -103,10 +104,10 @@ describe.each(adapters)('consent state store on the $name cache adapter', (adapt
         const [first, second] = round % 2 === 0 ? [a, b] : [b, a];
         const writes =
           round % 4 < 2
-            ? [first.set(id, older), second.set(id, newer)]
-            : [second.set(id, newer), first.set(id, older)];
+            ? [first.set(ORG, id, older), second.set(ORG, id, newer)]
+            : [second.set(ORG, id, newer), first.set(ORG, id, older)];
         await Promise.all(writes);
-        expect(await a.get(id), `round ${round}`).toEqual({ status: 'found', state: newer });
+        expect(await a.get(ORG, id), `round ${round}`).toEqual({ status: 'found', state: newer });
       }
     },
   );
@@ -122,20 +123,20 @@ describe.each(adapters)('consent state store on the $name cache adapter', (adapt
       // Stage 1 (processor): the event arrives with marketing granted and is allowed; its state is recorded.
       const atIngestion = marketing(true, 1_000);
       expect(decide(atIngestion, meta, { stage: 1, jurisdiction: de }).outcome).toBe('allow');
-      expect(await processor.set(id, atIngestion)).toEqual({ status: 'written' });
+      expect(await processor.set(ORG, id, atIngestion)).toEqual({ status: 'written' });
 
       // Before delivery the visitor withdraws (a consent event, processed by another replica).
       const revoked = marketing(false, 2_000);
-      expect(await worker.set(id, revoked)).toEqual({ status: 'written' });
+      expect(await worker.set(ORG, id, revoked)).toEqual({ status: 'written' });
 
       // Stage 2 (worker): the latest state decides, not the one the event carried.
-      const latest = await resolveLatestConsent(worker, id, atIngestion);
+      const latest = await resolveLatestConsent(worker, ORG, id, atIngestion);
       expect(latest).toEqual({ state: revoked, source: 'store' });
       expect(decide(latest.state, meta, { stage: 2, jurisdiction: de }).outcome).toBe('drop');
 
       // A redelivered copy of the original event reaches the processor again: it must not re-grant.
-      expect((await processor.set(id, atIngestion)).status).toBe('stale');
-      const again = await resolveLatestConsent(worker, id, atIngestion);
+      expect((await processor.set(ORG, id, atIngestion)).status).toBe('stale');
+      const again = await resolveLatestConsent(worker, ORG, id, atIngestion);
       expect(decide(again.state, meta, { stage: 2, jurisdiction: de }).outcome).toBe('drop');
     },
   );

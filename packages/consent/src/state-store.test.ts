@@ -5,6 +5,7 @@ import { DEFAULT_CONSENT_REQUIREMENTS } from './requirements';
 import type { ConsentState } from './state';
 import {
   type ConsentCache,
+  type ConsentStateStore,
   createCacheConsentStateStore,
   DEFAULT_CONSENT_TTL_MS,
   resolveLatestConsent,
@@ -52,6 +53,7 @@ class TestCache implements ConsentCache {
   }
 }
 
+const ORG = 'org_1';
 const marketing = (granted: boolean, observedAt: number): ConsentState =>
   normaliseConsent(
     { categories: { analytics: true, marketing: granted } },
@@ -61,26 +63,77 @@ const marketing = (granted: boolean, observedAt: number): ConsentState =>
 const meta = DEFAULT_CONSENT_REQUIREMENTS.meta;
 const de = 'DE';
 
+/** The key visitor `a` of ORG is stored under (written once to find it). */
+async function keyOf(cache: TestCache, store: ConsentStateStore): Promise<string> {
+  await store.set(ORG, 'a', marketing(true, 1));
+  const [key] = [...cache.values.keys()];
+  if (key === undefined) throw new Error('nothing was written');
+  return key;
+}
+
 describe('cache-backed ConsentStateStore', () => {
   it('stores a state under a prefixed key with the retention TTL and reads it back', async () => {
     const cache = new TestCache();
     const store = createCacheConsentStateStore({ cache });
     const state = marketing(true, 1_000);
-    expect(await store.set('anon-1', state)).toEqual({ status: 'written' });
-    expect(await store.get('anon-1')).toEqual({ status: 'found', state });
-    expect([...cache.values.keys()]).toEqual(['consent:v1:anon-1']);
-    expect(cache.ttls.get('consent:v1:anon-1')).toBe(DEFAULT_CONSENT_TTL_MS);
-    expect(await store.get('anon-2')).toEqual({ status: 'missing' });
+    expect(await store.set(ORG, 'anon-1', state)).toEqual({ status: 'written' });
+    expect(await store.get(ORG, 'anon-1')).toEqual({ status: 'found', state });
+    const keys = [...cache.values.keys()];
+    expect(keys).toEqual([expect.stringMatching(/^consent:v2:[A-Za-z0-9_-]{43}$/)]);
+    // The key is a digest: no visitor id in the cache's key space.
+    expect(keys[0]).not.toContain('anon-1');
+    expect(cache.ttls.get(keys[0] ?? '')).toBe(DEFAULT_CONSENT_TTL_MS);
+    expect(await store.get(ORG, 'anon-2')).toEqual({ status: 'missing' });
+  });
+
+  it("keeps each org's visitors apart: the same anonymous id in another org is another visitor", async () => {
+    const store = createCacheConsentStateStore({ cache: new TestCache() });
+    const withdrawn = marketing(false, 1_000);
+    expect(await store.set('org_a', 'shared-id', withdrawn)).toEqual({ status: 'written' });
+    // A later grant in org B (another controller) neither overwrites nor shows through A's withdrawal.
+    expect(await store.set('org_b', 'shared-id', marketing(true, 2_000))).toEqual({ status: 'written' });
+    expect(await store.get('org_a', 'shared-id')).toEqual({ status: 'found', state: withdrawn });
+    expect(await resolveLatestConsent(store, 'org_a', 'shared-id', marketing(true, 500))).toEqual({
+      state: withdrawn,
+      source: 'store',
+    });
+    expect(await store.get('org_c', 'shared-id')).toEqual({ status: 'missing' });
+    // Fields are length-delimited: ("org_a", "b") and ("org_", "ab") are different visitors.
+    await store.set('org_a', 'b', marketing(true, 1));
+    expect(await store.get('org_', 'ab')).toEqual({ status: 'missing' });
+  });
+
+  it('honours a state stored before org scoping until the visitor has one of its own', async () => {
+    const cache = new TestCache();
+    const store = createCacheConsentStateStore({ cache });
+    const withdrawnBefore = marketing(false, 5_000);
+    cache.values.set('consent:v1:anon-old', JSON.stringify({ v: 1, state: withdrawnBefore }));
+    expect(await store.get(ORG, 'anon-old')).toEqual({ status: 'found', state: withdrawnBefore });
+    // An older grant (an event ingested before the withdrawal) does not undo it: the withdrawal moves over.
+    expect(await store.set(ORG, 'anon-old', marketing(true, 4_000))).toEqual({
+      status: 'stale',
+      current: withdrawnBefore,
+    });
+    cache.values.delete('consent:v1:anon-old');
+    expect(await store.get(ORG, 'anon-old')).toEqual({ status: 'found', state: withdrawnBefore });
+    // A newer choice wins as usual.
+    const regranted = marketing(true, 6_000);
+    expect(await store.set(ORG, 'anon-old', regranted)).toEqual({ status: 'written' });
+    expect(await store.get(ORG, 'anon-old')).toEqual({ status: 'found', state: regranted });
+    // Turned off: legacy states are ignored.
+    cache.values.set('consent:v1:anon-older', JSON.stringify({ v: 1, state: withdrawnBefore }));
+    const strict = createCacheConsentStateStore({ cache, legacyKeyPrefix: null });
+    expect(await strict.get(ORG, 'anon-older')).toEqual({ status: 'missing' });
   });
 
   it('keeps the newest state: an older update never overwrites, a replay of the same one is a no-op', async () => {
     const store = createCacheConsentStateStore({ cache: new TestCache(), keyPrefix: 't:' });
     const newer = marketing(false, 2_000);
     const older = marketing(true, 1_000);
-    expect(await store.set('a', newer)).toEqual({ status: 'written' });
-    expect(await store.set('a', older)).toEqual({ status: 'stale', current: newer });
-    expect(await store.set('a', marketing(true, 2_000))).toEqual({ status: 'stale', current: newer });
-    expect(await store.get('a')).toEqual({ status: 'found', state: newer });
+    expect(await store.set(ORG, 'a', newer)).toEqual({ status: 'written' });
+    expect(await store.set(ORG, 'a', older)).toEqual({ status: 'stale', current: newer });
+    expect(await store.set(ORG, 'a', marketing(true, 2_000))).toEqual({ status: 'stale', current: newer });
+    expect(await store.get(ORG, 'a')).toEqual({ status: 'found', state: newer });
   });
 
   it('orders concurrent writers for one visitor: the newest wins whatever the arrival order', async () => {
@@ -89,12 +142,12 @@ describe('cache-backed ConsentStateStore', () => {
     const states = [3_000, 1_000, 5_000, 2_000, 4_000].map((t) => marketing(t % 2000 === 0, t));
     // Every write reads first; hold the reads so all five would see "missing" without per-key ordering.
     cache.holdReads();
-    const pending = states.map((state) => store.set('a', state));
+    const pending = states.map((state) => store.set(ORG, 'a', state));
     await new Promise((resolve) => setTimeout(resolve, 0));
     cache.releaseReads();
     const results = await Promise.all(pending);
     expect(results.map((result) => result.status)).toEqual(['written', 'stale', 'written', 'stale', 'stale']);
-    const read = await store.get('a');
+    const read = await store.get(ORG, 'a');
     expect(read.status === 'found' && read.state.updatedAt).toBe(5_000);
   });
 
@@ -105,28 +158,29 @@ describe('cache-backed ConsentStateStore', () => {
       cache,
       logger: { warn: (_obj, msg) => warnings.push(msg) },
     });
-    cache.values.set('consent:v1:a', '{not json');
-    expect(await store.get('a')).toEqual({ status: 'corrupt' });
-    cache.values.set('consent:v1:a', JSON.stringify({ v: 1, state: { v: 1, categories: 'all' } }));
-    expect(await store.get('a')).toEqual({ status: 'corrupt' });
+    const key = await keyOf(cache, store);
+    cache.values.set(key, '{not json');
+    expect(await store.get(ORG, 'a')).toEqual({ status: 'corrupt' });
+    cache.values.set(key, JSON.stringify({ v: 1, state: { v: 1, categories: 'all' } }));
+    expect(await store.get(ORG, 'a')).toEqual({ status: 'corrupt' });
     expect(warnings).toEqual(['stored consent state unreadable', 'stored consent state unreadable']);
-    expect(await store.set('a', marketing(false, 1))).toEqual({ status: 'written' });
-    expect((await store.get('a')).status).toBe('found');
+    expect(await store.set(ORG, 'a', marketing(false, 1))).toEqual({ status: 'written' });
+    expect((await store.get(ORG, 'a')).status).toBe('found');
   });
 
   it('reports an unreachable cache as unavailable instead of throwing', async () => {
     const cache = new TestCache();
     const store = createCacheConsentStateStore({ cache });
     cache.failing = true;
-    expect(await store.get('a')).toEqual({ status: 'unavailable' });
-    expect(await store.set('a', marketing(true, 1))).toEqual({ status: 'unavailable' });
+    expect(await store.get(ORG, 'a')).toEqual({ status: 'unavailable' });
+    expect(await store.set(ORG, 'a', marketing(true, 1))).toEqual({ status: 'unavailable' });
   });
 
   it('refuses something that is not a consent state', async () => {
     const store = createCacheConsentStateStore({ cache: new TestCache() });
     const bogus = { ...marketing(true, 1), updatedAt: -5 };
-    await expect(store.set('a', bogus)).rejects.toMatchObject({ code: 'consent_invalid_argument' });
-    await expect(store.get('')).rejects.toMatchObject({ code: 'consent_invalid_argument' });
+    await expect(store.set(ORG, 'a', bogus)).rejects.toMatchObject({ code: 'consent_invalid_argument' });
+    await expect(store.get(ORG, '')).rejects.toMatchObject({ code: 'consent_invalid_argument' });
   });
 });
 
@@ -134,26 +188,26 @@ describe('resolveLatestConsent', () => {
   it('prefers whichever of the stored and the arrived state is newer', async () => {
     const store = createCacheConsentStateStore({ cache: new TestCache() });
     const stored = marketing(false, 2_000);
-    await store.set('a', stored);
-    expect(await resolveLatestConsent(store, 'a', marketing(true, 1_000))).toEqual({
+    await store.set(ORG, 'a', stored);
+    expect(await resolveLatestConsent(store, ORG, 'a', marketing(true, 1_000))).toEqual({
       state: stored,
       source: 'store',
     });
     const arrived = marketing(true, 3_000);
-    expect(await resolveLatestConsent(store, 'a', arrived)).toEqual({ state: arrived, source: 'event' });
-    expect(await resolveLatestConsent(store, 'b', arrived)).toEqual({ state: arrived, source: 'event' });
-    expect(await resolveLatestConsent(store, 'b', null)).toEqual({ state: null, source: 'none' });
+    expect(await resolveLatestConsent(store, ORG, 'a', arrived)).toEqual({ state: arrived, source: 'event' });
+    expect(await resolveLatestConsent(store, ORG, 'b', arrived)).toEqual({ state: arrived, source: 'event' });
+    expect(await resolveLatestConsent(store, ORG, 'b', null)).toEqual({ state: null, source: 'none' });
   });
 
   it('answers null when the store cannot be read, so stage 2 drops non-essential deliveries', async () => {
     const cache = new TestCache();
     const store = createCacheConsentStateStore({ cache });
     const arrived = marketing(true, 1_000);
-    cache.values.set('consent:v1:a', 'garbage');
-    const corrupt = await resolveLatestConsent(store, 'a', arrived);
+    cache.values.set(await keyOf(cache, store), 'garbage');
+    const corrupt = await resolveLatestConsent(store, ORG, 'a', arrived);
     expect(corrupt).toEqual({ state: null, source: 'none', storeProblem: 'corrupt' });
     cache.failing = true;
-    const down = await resolveLatestConsent(store, 'a', arrived);
+    const down = await resolveLatestConsent(store, ORG, 'a', arrived);
     expect(down).toEqual({ state: null, source: 'none', storeProblem: 'unavailable' });
     expect(decide(down.state, meta, { stage: 2, jurisdiction: de })).toMatchObject({
       outcome: 'drop',
@@ -171,13 +225,13 @@ describe('revocation between ingestion and delivery', () => {
     // Ingestion: the event arrives with marketing granted; the processor allows it and records the state.
     const atIngestion = marketing(true, 1_000);
     expect(decide(atIngestion, meta, { stage: 1, jurisdiction: de })).toMatchObject({ outcome: 'allow' });
-    await store.set(visitor, atIngestion);
+    await store.set(ORG, visitor, atIngestion);
 
     // Before delivery, the visitor withdraws marketing consent (a later consent update event).
-    expect(await store.set(visitor, marketing(false, 2_000))).toEqual({ status: 'written' });
+    expect(await store.set(ORG, visitor, marketing(false, 2_000))).toEqual({ status: 'written' });
 
     // Delivery: stage 2 uses the latest state, not the one the event carried.
-    const latest = await resolveLatestConsent(store, visitor, atIngestion);
+    const latest = await resolveLatestConsent(store, ORG, visitor, atIngestion);
     expect(latest.source).toBe('store');
     expect(decide(latest.state, meta, { stage: 2, jurisdiction: de })).toMatchObject({
       outcome: 'drop',
@@ -194,8 +248,8 @@ describe('revocation between ingestion and delivery', () => {
 
     // An older grant (observed at 1,500) reaches the processor late, out of order: it must not re-grant.
     const lateOlder = marketing(true, 1_500);
-    expect(await store.set(visitor, lateOlder)).toMatchObject({ status: 'stale' });
-    const again = await resolveLatestConsent(store, visitor, lateOlder);
+    expect(await store.set(ORG, visitor, lateOlder)).toMatchObject({ status: 'stale' });
+    const again = await resolveLatestConsent(store, ORG, visitor, lateOlder);
     expect(decide(again.state, meta, { stage: 2, jurisdiction: de })).toMatchObject({ outcome: 'drop' });
   });
 });

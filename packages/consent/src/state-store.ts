@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ConsentError } from './errors';
 import { type ConsentState, consentStateSchema } from './state';
@@ -34,17 +35,32 @@ export type ConsentStateWrite =
   | { readonly status: 'stale'; readonly current: ConsentState }
   | { readonly status: 'unavailable' };
 
-/** Latest consent per anonymous id. Port: the cache-backed implementation below is the production one. */
+/**
+ * Latest consent per visitor of an org (anonymous id within `event.org`): consent is given to one org (the
+ * controller), so the same anonymous id in another org, a coincidence or an id both derive from an e-mail,
+ * is another visitor whose choices never apply here. Port: the cache-backed implementation below is the
+ * production one.
+ */
 export interface ConsentStateStore {
-  get(anonymousId: string): Promise<ConsentStateRead>;
+  get(org: string, anonymousId: string): Promise<ConsentStateRead>;
   /** Keep `state` unless the stored one has an equal or later `updatedAt` (an older update never overwrites). */
-  set(anonymousId: string, state: ConsentState): Promise<ConsentStateWrite>;
+  set(org: string, anonymousId: string, state: ConsentState): Promise<ConsentStateWrite>;
 }
 
 export interface CacheConsentStateStoreOptions {
   readonly cache: ConsentCache;
-  /** Prefix of every key (the namespace is the cache's business); default `consent:v1:`. */
+  /**
+   * Prefix of every key (the namespace is the cache's business); default `consent:v2:`. The rest of the key
+   * is a SHA-256 of the org and the anonymous id, so the cache holds no visitor id in its key space.
+   */
   readonly keyPrefix?: string;
+  /**
+   * Where states written before org scoping live (`<prefix><anonymous id>`, any org); default
+   * `consent:v1:`, null to ignore them. Read only while a visitor has no state of its own yet, so a
+   * withdrawal recorded before the upgrade still holds; a visitor's first write takes the newer of the two.
+   * They expire with their TTL (`ttlMs` after their last write); after that, this can be set to null.
+   */
+  readonly legacyKeyPrefix?: string | null;
   /** How long a visitor's state is kept after its last update; default 395 days (13 months). */
   readonly ttlMs?: number;
   readonly logger?: ConsentLogger;
@@ -63,7 +79,8 @@ const storedSchema = z.object({ v: z.literal(1), state: consentStateSchema });
  */
 export function createCacheConsentStateStore(options: CacheConsentStateStoreOptions): ConsentStateStore {
   const { cache, logger } = options;
-  const keyPrefix = options.keyPrefix ?? 'consent:v1:';
+  const keyPrefix = options.keyPrefix ?? 'consent:v2:';
+  const legacyKeyPrefix = options.legacyKeyPrefix === undefined ? 'consent:v1:' : options.legacyKeyPrefix;
   const ttlMs = options.ttlMs ?? DEFAULT_CONSENT_TTL_MS;
   if (!Number.isInteger(ttlMs) || ttlMs <= 0) {
     throw new ConsentError(
@@ -73,10 +90,24 @@ export function createCacheConsentStateStore(options: CacheConsentStateStoreOpti
   }
   const tails = new Map<string, Promise<void>>();
 
-  const keyOf = (anonymousId: string): string => {
+  const keyOf = (org: string, anonymousId: string): string => {
+    if (org === '') throw new ConsentError('consent_invalid_argument', 'org must not be empty');
     if (anonymousId === '')
       throw new ConsentError('consent_invalid_argument', 'anonymousId must not be empty');
-    return `${keyPrefix}${anonymousId}`;
+    return `${keyPrefix}${subjectDigest(org, anonymousId)}`;
+  };
+
+  /** The visitor's own state, else (none yet) what was stored for the anonymous id before org scoping. */
+  const fetchWithLegacy = async (
+    key: string,
+    anonymousId: string,
+  ): Promise<{ raw: string | null; read: ConsentStateRead; legacy?: ConsentState }> => {
+    const own = await fetch(key);
+    if (own.read.status !== 'missing' || legacyKeyPrefix === null) return own;
+    const legacy = await fetch(`${legacyKeyPrefix}${anonymousId}`);
+    // An unreadable legacy entry is as good as none; an unreachable cache is unreachable.
+    if (legacy.read.status === 'unavailable') return legacy;
+    return legacy.read.status === 'found' ? { ...own, legacy: legacy.read.state } : own;
   };
 
   /** Runs tasks for one key one after another, whatever the previous one's outcome. */
@@ -123,9 +154,12 @@ export function createCacheConsentStateStore(options: CacheConsentStateStoreOpti
   };
 
   return {
-    get: async (anonymousId) => (await fetch(keyOf(anonymousId))).read,
-    set: async (anonymousId, state) => {
-      const key = keyOf(anonymousId);
+    get: async (org, anonymousId) => {
+      const { read, legacy } = await fetchWithLegacy(keyOf(org, anonymousId), anonymousId);
+      return legacy === undefined ? read : { status: 'found', state: legacy };
+    },
+    set: async (org, anonymousId, state) => {
+      const key = keyOf(org, anonymousId);
       const valid = consentStateSchema.safeParse(state);
       if (!valid.success) {
         throw new ConsentError('consent_invalid_argument', 'not a consent state (use normaliseConsent)', {
@@ -135,14 +169,20 @@ export function createCacheConsentStateStore(options: CacheConsentStateStoreOpti
       const value = JSON.stringify({ v: 1, state: valid.data });
       return serialised(key, async (): Promise<ConsentStateWrite> => {
         for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt += 1) {
-          const { raw, read } = await fetch(key);
+          const { raw, read, legacy } = await fetchWithLegacy(key, anonymousId);
           if (read.status === 'unavailable') return read;
           if (read.status === 'found' && read.state.updatedAt >= valid.data.updatedAt) {
             return { status: 'stale', current: read.state };
           }
+          // The first write of a visitor with a newer pre-upgrade state carries that state over instead.
+          const carried =
+            legacy !== undefined && legacy.updatedAt >= valid.data.updatedAt ? legacy : undefined;
+          const next = carried === undefined ? value : JSON.stringify({ v: 1, state: carried });
           // Missing, corrupt or older: replace exactly what was read, or read again if it changed meanwhile.
           try {
-            if (await cache.compareAndSet(key, raw, value, ttlMs)) return { status: 'written' };
+            if (await cache.compareAndSet(key, raw, next, ttlMs)) {
+              return carried === undefined ? { status: 'written' } : { status: 'stale', current: carried };
+            }
           } catch (cause) {
             logger?.warn({ err: errorName(cause) }, 'consent state store unavailable');
             return { status: 'unavailable' };
@@ -156,6 +196,17 @@ export function createCacheConsentStateStore(options: CacheConsentStateStoreOpti
       });
     },
   };
+}
+
+/** SHA-256 (base64url) of u32 length ‖ UTF-8 of the org, then of the anonymous id: no field runs into the next. */
+function subjectDigest(org: string, anonymousId: string): string {
+  const hash = createHash('sha256');
+  const length = Buffer.allocUnsafe(4);
+  for (const field of [org, anonymousId]) {
+    length.writeUInt32BE(Buffer.byteLength(field, 'utf8'));
+    hash.update(length).update(field, 'utf8');
+  }
+  return hash.digest('base64url');
 }
 
 function errorName(cause: unknown): string {
@@ -177,12 +228,13 @@ export interface LatestConsent {
  */
 export async function resolveLatestConsent(
   store: ConsentStateStore,
+  org: string,
   anonymousId: string,
   arrived: ConsentState | null,
 ): Promise<LatestConsent> {
   let read: ConsentStateRead;
   try {
-    read = await store.get(anonymousId);
+    read = await store.get(org, anonymousId);
   } catch {
     read = { status: 'unavailable' };
   }

@@ -134,7 +134,7 @@ export async function openCache(
   return createMemoryCache({
     namespace: config.namespace,
     limits: { claims: limits.claims, values: limits.values, counters: limits.counters },
-    // Key prefixes owned by the event processor (`dedup:v2:…`) and @signal/consent (`consent:v1:…`).
+    // Key prefixes owned by the event processor (`dedup:v2:…`) and @signal/consent (`consent:v2:…`, and `consent:v1:…` written before org scoping).
     evictableFamilies: [
       { keyPrefix: 'dedup:', maxEntries: limits.dedupMarkers },
       { keyPrefix: 'consent:', maxEntries: limits.consentStates },

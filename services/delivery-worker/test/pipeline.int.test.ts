@@ -273,7 +273,7 @@ describe('stage-2 consent', () => {
         }),
       ]);
       await waitFor(async () => {
-        const read = await own.consentStore.get(granted.anonymousId ?? '');
+        const read = await own.consentStore.get(granted.org, granted.anonymousId ?? '');
         return read.status === 'found' && read.state.categories.marketing === false;
       }, 'the revocation in the consent store');
       await own.worker.start();
@@ -327,6 +327,7 @@ describe('stage-2 consent reaches the vendor', () => {
     });
     // Marketing and personalisation withdrawn after the event was ingested.
     await h.consentStore.set(
+      event.org,
       anonymousId,
       normaliseConsent(
         { categories: { analytics: true, marketing: false, personalization: false } },

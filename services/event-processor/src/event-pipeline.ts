@@ -96,7 +96,7 @@ export function createEventPipeline(deps: EventPipelineDeps) {
     // stage 2 in the worker sees a revocation that arrives after this event but before its delivery.
     const consent = eventConsentState(event);
     if (carriesConsent(event) && event.anonymousId !== undefined) {
-      const write = await consentStore.set(event.anonymousId, consent);
+      const write = await consentStore.set(event.org, event.anonymousId, consent);
       if (write.status === 'unavailable') {
         throw new Error('consent state store unavailable');
       }

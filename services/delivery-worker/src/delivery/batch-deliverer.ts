@@ -342,7 +342,7 @@ export function createBatchDeliverer(deps: BatchDelivererDeps) {
           const latest =
             event.anonymousId === undefined
               ? { state: arrived }
-              : await resolveLatestConsent(deps.consentStore, event.anonymousId, arrived);
+              : await resolveLatestConsent(deps.consentStore, event.org, event.anonymousId, arrived);
           await beat();
           if ('storeProblem' in latest && latest.storeProblem === 'unavailable') {
             deferred.push(p);
