@@ -14,6 +14,9 @@ function fakes() {
     shredded,
     erased,
     graph: {
+      // Before the erasure the graph knows the person by anon-0; the erasure itself finds anon-1 too.
+      subjectMatcher: async () => (kind: string, value: string) =>
+        kind === 'anonymous_id' && value === 'anon-0',
       erase: async (org: string, subjectId: string) => {
         erased.push([org, subjectId]);
         return {
@@ -74,9 +77,9 @@ describe('identity erasure with crypto-shredding', () => {
     expect(f.recorded[0]).toMatchObject({ action: 'identity.erased', org_id: ORG, user_id: 'usr_1' });
   });
 
-  it("purges the person's dead letters and retries with the graph's matcher, and audits the counts", async () => {
+  it("purges the person's dead letters and retries before and after the erasure, and audits the counts", async () => {
     const f = fakes();
-    const asked: boolean[] = [];
+    const asked: string[] = [];
     await createIdentityErasure({
       graph: f.graph,
       audit: f.audit,
@@ -84,16 +87,36 @@ describe('identity erasure with crypto-shredding', () => {
       deliveries: {
         purge: async (org, isSubject) => {
           expect(org).toBe(ORG);
-          asked.push(isSubject('anonymous_id', 'anon-1'), isSubject('anonymous_id', 'anon-2'));
+          asked.push(['anon-0', 'anon-1', 'anon-2'].filter((id) => isSubject('anonymous_id', id)).join(','));
           return { deadLetters: 2, retries: 1, unreadable: 0 };
         },
       },
     }).eraseSubject(ORG, 'x', { user_id: 'usr_1' });
-    expect(asked).toEqual([true, false]);
+    expect(asked).toEqual(['anon-0', 'anon-1']);
+    expect(f.erased).toEqual([[ORG, 'x']]);
     expect(f.recorded[0]?.changes).toMatchObject({
-      dead_letters: { old: 2, new: 0 },
-      scheduled_retries: { old: 1, new: 0 },
+      dead_letters: { old: 4, new: 0 },
+      scheduled_retries: { old: 2, new: 0 },
     });
     expect(f.recorded[0]?.changes).not.toHaveProperty('unreadable_delivery_rows');
+  });
+
+  it('erases nothing when the first purge fails, so a retry still knows every id of the person', async () => {
+    const f = fakes();
+    const erasure = createIdentityErasure({
+      graph: f.graph,
+      audit: f.audit,
+      logger: quiet,
+      deliveries: {
+        purge: async () => {
+          throw new Error('database connection lost');
+        },
+      },
+    });
+    await expect(erasure.eraseSubject(ORG, 'x', { user_id: 'usr_1' })).rejects.toThrow(
+      'database connection lost',
+    );
+    expect(f.erased).toEqual([]);
+    expect(f.recorded).toEqual([]);
   });
 });

@@ -25,7 +25,8 @@ export interface IdentityErasure {
 }
 
 export interface IdentityErasureDeps {
-  readonly graph: Pick<IdentityGraph, 'erase'>;
+  /** `subjectMatcher` is only asked when `deliveries` is set. */
+  readonly graph: Pick<IdentityGraph, 'erase' | 'subjectMatcher'>;
   /** The audit log (only `record` is used, and not its result). */
   readonly audit: { record(entry: AuditEntryInput): Promise<unknown> };
   readonly logger: IdentityHubLogger;
@@ -60,14 +61,28 @@ export function createIdentityErasure(deps: IdentityErasureDeps): IdentityErasur
   const { graph, audit, logger, shred, deliveries } = deps;
   return {
     async eraseSubject(org, subjectId, actor) {
+      // The person's dead letters and retries go first, while the graph still knows all their ids: if this
+      // fails nothing is erased yet, and the operator's retry starts over with every id.
+      const before =
+        deliveries === undefined
+          ? undefined
+          : await deliveries.purge(org, await graph.subjectMatcher(org, subjectId));
       const { profileIds, keySubjects, isErased, ...counts } = await graph.erase(org, subjectId);
       // Destroyed after the rows are gone, merged-away profiles' DEKs too (backups hold what they sealed
       // before the merge). Hazard: if this throws, the rows are gone and a retry finds no profile to name, so
       // the error reaches the operator (no audit entry is written) rather than being retried away.
       const destroyedDeks = shred === undefined ? undefined : await shred(keySubjects);
-      // Same hazard: a failure here reaches the operator; a retry only matches the id it names (the graph no
-      // longer knows the person's other ids).
-      const purged = deliveries === undefined ? undefined : await deliveries.purge(org, isErased);
+      // Once more with the ids the erasure itself found: one linked, or a delivery dead-lettered, in between.
+      // A failure here reaches the operator; a retry then only matches the id it names.
+      const after = deliveries === undefined ? undefined : await deliveries.purge(org, isErased);
+      const purged =
+        before === undefined || after === undefined
+          ? undefined
+          : {
+              deadLetters: before.deadLetters + after.deadLetters,
+              retries: before.retries + after.retries,
+              unreadable: Math.max(before.unreadable, after.unreadable),
+            };
       // Deleted first, then recorded: if recording fails the caller retries, which is idempotent and records.
       await audit.record({
         action: 'identity.erased',

@@ -98,6 +98,12 @@ export interface IdentityGraph extends IdentityLookup {
       readonly isErased: ErasedSubjectMatcher;
     }
   >;
+  /**
+   * What `erase` would match now (read only, nothing locked or changed): the named subject as both kinds and
+   * every anonymous id and user id of its profiles in `org`. For clearing the person's data elsewhere before
+   * the graph forgets their other ids.
+   */
+  subjectMatcher(org: string, subjectId: string): Promise<ErasedSubjectMatcher>;
   /** Union-find `find`: the live profile of `org` a (possibly merged-away) profile id now belongs to, or null. */
   canonicalProfileId(org: string, profileId: string): Promise<string | null>;
   /** Deletes erasure records past their retention; returns how many. Run periodically (the hub does, hourly). */
@@ -316,6 +322,12 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
    * enumeration), and not equal to the live `identity_identifiers.digest`, so the records cannot be joined to
    * profiles in the database.
    */
+  function checkSubject(subjectId: string): void {
+    if (typeof subjectId !== 'string' || subjectId === '' || subjectId.length > MAX_SUBJECT_LENGTH) {
+      throw new IdentityHubError('invalid_subject', `the subject must be 1-${MAX_SUBJECT_LENGTH} characters`);
+    }
+  }
+
   function matcherOf(org: string, ids: readonly PrimaryDigest[]): ErasedSubjectMatcher {
     const digests = new Set(ids.map((id) => `${id.kind}\0${id.digest}`));
     return (kind, value) =>
@@ -831,14 +843,27 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
       return { profileId, identifiers, traits };
     },
 
+    async subjectMatcher(orgId, subjectId) {
+      const org = checkOrg(orgId);
+      checkSubject(subjectId);
+      const ids = [primary(org, 'user_id', subjectId), primary(org, 'anonymous_id', subjectId)].filter(
+        (id): id is PrimaryId => id !== null,
+      );
+      const profileIds = [...new Set((await findPrimaries(db, org, ids, false)).map((r) => r.profile_id))];
+      if (profileIds.length === 0) return matcherOf(org, ids);
+      const { rows } = await db.query(
+        `SELECT kind, digest FROM identity_identifiers
+          WHERE org_id = $1 AND kind IN ('anonymous_id', 'user_id')
+            AND profile_id IN (SELECT id FROM identity_profiles
+                                WHERE org_id = $1 AND (id = ANY($2::text[]) OR merged_into = ANY($2::text[])))`,
+        [org, profileIds],
+      );
+      return matcherOf(org, [...ids, ...rows.map((row) => primaryDigestSchema.parse(row))]);
+    },
+
     async erase(orgId, subjectId) {
       const org = checkOrg(orgId);
-      if (typeof subjectId !== 'string' || subjectId === '' || subjectId.length > MAX_SUBJECT_LENGTH) {
-        throw new IdentityHubError(
-          'invalid_subject',
-          `the subject must be 1-${MAX_SUBJECT_LENGTH} characters`,
-        );
-      }
+      checkSubject(subjectId);
       const erasedAt = new Date(clock());
       const expiresAt = new Date(erasedAt.getTime() + erasureRetentionMs);
       return await inTransaction(async (tx) => {
