@@ -242,6 +242,75 @@ describe('consent', () => {
     }
   });
 
+  it('waitForConsent: holds the first page view until the banner is answered, then sends it with that answer', async () => {
+    const df = start({ autoPage: true, waitForConsent: 5_000 });
+    df.track('clicked before the answer');
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(gateway.requests).toHaveLength(0);
+    df.consent({ analytics: true, marketing: true });
+    await df.flush();
+    const events = gateway.events();
+    expect(events.map((e) => e.event ?? e.type)).toEqual([
+      'page',
+      'clicked before the answer',
+      'consent_update',
+    ]);
+    for (const e of events)
+      expect(e.context.consent.categories).toEqual({ analytics: true, marketing: true });
+    // Each keeps the time it happened at.
+    expect(Date.parse(events[0]?.timestamp ?? '')).toBeLessThan(Date.parse(events[2]?.timestamp ?? ''));
+  });
+
+  it('waitForConsent: a CMP cookie that appears ends the wait; without any answer the events go at the limit', async () => {
+    try {
+      const df = start({ waitForConsent: 5_000 });
+      df.track('waits for the CMP');
+      await vi.advanceTimersByTimeAsync(1_000);
+      setCookie('OptanonConsent', 'groups=C0001%3A1%2CC0002%3A1%2CC0004%3A0');
+      await vi.advanceTimersByTimeAsync(200);
+      await df.flush();
+      expect(gateway.events().at(-1)?.context.consent).toMatchObject({
+        categories: { analytics: true, marketing: false },
+        cmp: 'onetrust',
+      });
+      df.shutdown();
+      clearCookies();
+      localStorage.clear();
+      const silent = start({ waitForConsent: 3_000 });
+      silent.track('nobody answers');
+      await vi.advanceTimersByTimeAsync(2_900);
+      expect(gateway.events().map((e) => e.event)).toEqual(['waits for the CMP']);
+      await vi.advanceTimersByTimeAsync(200);
+      await silent.flush();
+      expect(gateway.events().at(-1)).toMatchObject({ event: 'nobody answers' });
+      expect(gateway.events().at(-1)?.context.consent.categories).toBeUndefined();
+    } finally {
+      clearCookies();
+    }
+  });
+
+  it('waitForConsent: a known choice (a returning visitor) sends at once, and leaving the page sends what waits', async () => {
+    const first = start();
+    first.consent({ analytics: true });
+    await first.flush();
+    first.shutdown();
+    const returning = start({ waitForConsent: 5_000 });
+    returning.track('returning');
+    await returning.flush();
+    expect(gateway.events().at(-1)).toMatchObject({ event: 'returning' });
+    returning.shutdown();
+
+    localStorage.clear();
+    const beacons = beaconRecorder();
+    vi.spyOn(navigator, 'sendBeacon').mockImplementation(beacons.sendBeacon);
+    const leaving = start({ waitForConsent: 5_000 });
+    leaving.track('left before answering');
+    window.dispatchEvent(new Event('pagehide'));
+    expect(beacons.calls).toHaveLength(1);
+    const body = JSON.parse((await beacons.calls[0]?.body) ?? '');
+    expect(body.batch.map((e: EventBody) => e.event)).toEqual(['left before answering']);
+  });
+
   it('collects nothing, and stores nothing, under Do Not Track when asked to honour it', async () => {
     vi.spyOn(navigator, 'doNotTrack', 'get').mockReturnValue('1');
     const df = start({ respectDoNotTrack: true, autoPage: true });

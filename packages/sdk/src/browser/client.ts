@@ -9,6 +9,7 @@ import type { KeyValueStore } from './storage';
 import { isRecord, parseJson, webStore } from './storage';
 import { MAX_BATCH } from './transport';
 import type {
+  ConsentCategories,
   CrossDomainContext,
   CrossDomainOptions,
   DataflyApi,
@@ -46,6 +47,7 @@ interface Settings {
   readonly flushInterval: number;
   readonly maxQueueSize: number;
   readonly autoPage: boolean;
+  readonly waitForConsent: number;
   readonly crossDomain: CrossDomainOptions | undefined;
   readonly logger: Logger | undefined;
 }
@@ -93,6 +95,7 @@ function settle(options: DataflyOptions, defaultEndpoint: string | undefined): S
     flushInterval: integer(options.flushInterval, 1_000, 0, 600_000, 'flushInterval'),
     maxQueueSize: integer(options.maxQueueSize, 1_000, 1, 100_000, 'maxQueueSize'),
     autoPage: options.autoPage !== false,
+    waitForConsent: integer(options.waitForConsent, 0, 0, 10_000, 'waitForConsent'),
     crossDomain:
       cross === undefined
         ? undefined
@@ -147,6 +150,10 @@ export function createClient(win: Window, defaults: { endpoint?: string } = {}):
   let arrival: Promise<void> = Promise.resolve();
   let run: Running | undefined;
   let waiting: Call[] = [];
+  /** `consent()` calls applied ahead of the events that waited for them, with the categories they left. */
+  const applied = new Map<readonly unknown[], ConsentCategories>();
+  /** Ends a wait for consent (a `consent()` call came). */
+  let wake = (): void => {};
 
   function warn(obj: object, msg: string): void {
     run?.settings.logger?.warn(obj, msg);
@@ -184,6 +191,24 @@ export function createClient(win: Window, defaults: { endpoint?: string } = {}):
     const clickIds = clickIdContext(r.clickIds);
     if (clickIds !== undefined) body.context.clickIds = clickIds;
     r.queue.push(body);
+  }
+
+  /** Records a `consent()` choice; returns the categories chosen so far. */
+  function applyConsent(r: Running, categories: unknown): ConsentCategories {
+    // Earlier choices the CMP has overruled since are dropped, not re-dated by this call.
+    const seen = r.consent.seen();
+    r.explicitConsent = {
+      c: { ...stillChosen(r.explicitConsent, seen), ...cleanCategories(categories) },
+      s: seen,
+    };
+    r.local.set(CONSENT_KEY, JSON.stringify(r.explicitConsent));
+    return r.explicitConsent.c;
+  }
+
+  /** Whether anything tells the visitor's consent: a choice, a CMP's cookie, a TC or GPP string. */
+  function consentKnown(r: Running): boolean {
+    const c = r.consent.read(r.explicitConsent);
+    return c.categories !== undefined || c.tcf !== undefined || c.gpp !== undefined;
   }
 
   function props(value: unknown): Properties {
@@ -238,14 +263,8 @@ export function createClient(win: Window, defaults: { endpoint?: string } = {}):
         return;
       }
       case 'consent': {
-        // Earlier choices the CMP has overruled since are dropped, not re-dated by this call.
-        const seen = r.consent.seen();
-        r.explicitConsent = {
-          c: { ...stillChosen(r.explicitConsent, seen), ...cleanCategories(a) },
-          s: seen,
-        };
-        r.local.set(CONSENT_KEY, JSON.stringify(r.explicitConsent));
-        enqueue(r, 'track', at, { event: 'consent_update', properties: { categories: r.explicitConsent.c } });
+        const categories = applied.get(args) ?? applyConsent(r, a);
+        enqueue(r, 'track', at, { event: 'consent_update', properties: { categories } });
         return;
       }
       case 'reset':
@@ -262,7 +281,10 @@ export function createClient(win: Window, defaults: { endpoint?: string } = {}):
 
   function call(method: string, args: readonly unknown[]): void {
     if (state === 'running' && run !== undefined) perform(run, method, args, new Date());
-    else if (state === 'waiting' || state === 'arriving') waiting.push([method, args, new Date()]);
+    else if (state === 'waiting' || state === 'arriving') {
+      waiting.push([method, args, new Date()]);
+      if (method === 'consent') wake();
+    }
   }
 
   function listen(
@@ -347,13 +369,20 @@ export function createClient(win: Window, defaults: { endpoint?: string } = {}):
     state = 'arriving';
     if (settings.autoPage) waiting.push(['page', [], new Date()]);
 
+    const holdForConsent = settings.waitForConsent > 0 && !consentKnown(r);
     /** Runs what waited (calls made before `init` and while arriving, then the page view) and goes live. */
     const begin = (): void => {
       if (state !== 'arriving') return;
       state = 'running';
       const replay = waiting;
       waiting = [];
+      // Events held for consent carry the consent decided by their release, `consent()` calls included.
+      if (holdForConsent) {
+        for (const [method, args] of replay)
+          if (method === 'consent') applied.set(args, applyConsent(r, args[0]));
+      }
       for (const [method, args, at] of replay) perform(r, method, args, at);
+      applied.clear();
     };
 
     listen(r, win, 'pagehide', () => {
@@ -394,16 +423,33 @@ export function createClient(win: Window, defaults: { endpoint?: string } = {}):
         warn({ error: String(error) }, 'datafly: onArrival failed');
       }
     }
+    const waits: Promise<unknown>[] = [];
     if (arrived instanceof Promise) {
       // The first events wait for the arriving identity, so they already carry it (at most 3 s; leaving the
       // page earlier sends them at once).
-      arrival = Promise.race([
-        arrived,
-        new Promise((resolve) => setTimeout(resolve, RESOLVE_TIMEOUT_MS)),
-      ]).then(begin, begin);
-    } else {
-      begin();
+      waits.push(
+        Promise.race([arrived, new Promise((resolve) => setTimeout(resolve, RESOLVE_TIMEOUT_MS))]).catch(
+          () => undefined,
+        ),
+      );
     }
+    if (holdForConsent) {
+      // CMPs answer through cookies and callbacks at their own pace: look every 100 ms until one has.
+      waits.push(
+        new Promise<void>((resolve) => {
+          const until = Date.now() + settings.waitForConsent;
+          const timer = setInterval(() => {
+            if (Date.now() >= until || consentKnown(r)) wake();
+          }, 100);
+          wake = () => {
+            clearInterval(timer);
+            resolve();
+          };
+        }),
+      );
+    }
+    if (waits.length > 0) arrival = Promise.all(waits).then(begin);
+    else begin();
   }
 
   const api: DataflyApi = {

@@ -58,6 +58,18 @@ describe('loading from a script tag', () => {
     expect(gateway.events().map((e) => e.event)).toEqual(['x']);
   });
 
+  it('honours data-wait-for-consent: the page view waits for the answer', async () => {
+    const api = load({ 'data-pipeline-key': 'dk_test_abc', 'data-wait-for-consent': '2000' });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(gateway.requests).toHaveLength(0);
+    api.consent({ analytics: true });
+    await api.flush();
+    expect(gateway.events().map((e) => [e.type, e.context.consent.categories])).toEqual([
+      ['page', { analytics: true }],
+      ['track', { analytics: true }],
+    ]);
+  });
+
   it('replays the stub queue in order, with consent and identity applied to the first page view', async () => {
     scope._df = [
       ['consent', { analytics: true }],

@@ -44,6 +44,8 @@ export function boot(win: Window, script: HTMLScriptElement | null): DataflyApi 
   if (dnt !== undefined) options.respectDoNotTrack = dnt;
   const gpc = flag(script, 'data-respect-gpc');
   if (gpc !== undefined) options.respectGpc = gpc;
+  const wait = script?.getAttribute('data-wait-for-consent');
+  if (wait) options.waitForConsent = Number(wait);
 
   let init = key !== null && key !== undefined && key !== '';
   for (const entry of Array.isArray(existing) ? (existing as unknown[]) : []) {

@@ -116,6 +116,13 @@ export interface DataflyOptions {
   maxQueueSize?: number;
   /** Send a page view once `init` has run (default true). */
   autoPage?: boolean;
+  /**
+   * When nothing tells the visitor's consent yet (no `consent()` choice, no CMP cookie, TC or GPP string),
+   * hold events up to this many ms for the CMP's answer or a `consent()` call, then send them with the
+   * consent decided by then (0–10000, default 0: send at once, with what is known). A first visit's page view
+   * then reaches the vendors the visitor accepts in the banner; leaving the page sends what waits at once.
+   */
+  waitForConsent?: number;
   /** Collect nothing when the browser sends Do Not Track (default false). */
   respectDoNotTrack?: boolean;
   /** Collect nothing when the browser sends Global Privacy Control (default false; GPC is always forwarded). */
