@@ -369,7 +369,9 @@ export function createClient(win: Window, defaults: { endpoint?: string } = {}):
     state = 'arriving';
     if (settings.autoPage) waiting.push(['page', [], new Date()]);
 
-    const holdForConsent = settings.waitForConsent > 0 && !consentKnown(r);
+    // A `consent()` call made before `init` (the snippet's stub queue) is an answer already.
+    const holdForConsent =
+      settings.waitForConsent > 0 && !consentKnown(r) && !waiting.some(([method]) => method === 'consent');
     /** Runs what waited (calls made before `init` and while arriving, then the page view) and goes live. */
     const begin = (): void => {
       if (state !== 'arriving') return;

@@ -70,6 +70,16 @@ describe('loading from a script tag', () => {
     ]);
   });
 
+  it('does not wait for consent given in the stub queue', async () => {
+    scope._df = [['consent', { analytics: true }]];
+    const api = load({ 'data-pipeline-key': 'dk_test_abc', 'data-wait-for-consent': '5000' });
+    await api.flush();
+    expect(gateway.events().map((e) => [e.type, e.context.consent.categories])).toEqual([
+      ['track', { analytics: true }],
+      ['page', { analytics: true }],
+    ]);
+  });
+
   it('replays the stub queue in order, with consent and identity applied to the first page view', async () => {
     scope._df = [
       ['consent', { analytics: true }],
