@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { controlPlaneMigrations } from '@signal/control-plane';
 import { createCryptoService, createKeyring } from '@signal/crypto';
 import type { DlqMessage, JsonValue } from '@signal/events';
 import { type Database, migrate } from '@signal/store';
@@ -55,7 +56,31 @@ describe.each(backends)('erasing a person from dead letters and scheduled retrie
   let close: () => Promise<void>;
   beforeAll(async () => {
     ({ db, close } = await backend.open());
-    await migrate(db, deliveryWorkerMigrations);
+    // The control plane's tables too: a row is an org's through its integration's pipeline.
+    await migrate(db, [...controlPlaneMigrations, ...deliveryWorkerMigrations]);
+    for (const org of ['org_a', 'org_b']) {
+      await db.query(
+        `INSERT INTO orgs (id, name, slug, created_at, updated_at) VALUES ($1, $1, $1, now(), now())`,
+        [org],
+      );
+      await db.query(
+        `INSERT INTO pipelines (id, org_id, name, slug, type, created_at, updated_at)
+         VALUES ($1, $2, $1, $1, 'web', now(), now())`,
+        [`pl_${org}`, org],
+      );
+    }
+    // wh_1 and wh_2 are org_a's integrations, wh_b org_b's.
+    for (const [id, org] of [
+      ['wh_1', 'org_a'],
+      ['wh_2', 'org_a'],
+      ['wh_b', 'org_b'],
+    ] as const) {
+      await db.query(
+        `INSERT INTO integrations (id, pipeline_id, vendor, name, consent, created_at, updated_at)
+         VALUES ($1, $2, 'webhook', $1, '{}', now(), now())`,
+        [id, `pl_${org}`],
+      );
+    }
   });
   afterAll(async () => {
     await close?.();
@@ -93,12 +118,16 @@ describe.each(backends)('erasing a person from dead letters and scheduled retrie
     await dlq.markReplayed([replayedId ?? '']);
     // A letter sealed for another row (copied): cannot be opened, so cannot be told apart.
     const sealedElsewhere = event('org_a', anonA, null);
-    await index([letter(sealedElsewhere, 'wh_2')]);
+    const otherOrgsDamaged = event('org_b', randomUUID(), null);
+    await index([letter(sealedElsewhere, 'wh_2'), letter(otherOrgsDamaged, 'wh_b')]);
     const copied = await db.query<{ id: string }>(
       `UPDATE delivery_dlq SET letter = (SELECT letter FROM delivery_dlq WHERE integration_id = 'wh_1' LIMIT 1)
-        WHERE integration_id = 'wh_2' RETURNING id::text AS id`,
+        WHERE integration_id IN ('wh_2', 'wh_b') RETURNING id::text AS id`,
     );
-    expect(copied.rows).toHaveLength(1);
+    expect(copied.rows).toHaveLength(2);
+    // An original kept as its text (it did not parse when it was dead-lettered) still names the person.
+    const asText = event('org_a', anonB, null);
+    await index([{ ...letter(asText, 'wh_1'), original: JSON.stringify(asText) }]);
 
     const retry = (e: Record<string, JsonValue>) => ({
       integrationId: 'wh_1',
@@ -112,11 +141,12 @@ describe.each(backends)('erasing a person from dead letters and scheduled retrie
     await retries.schedule([...theirs, ...kept].map(retry));
 
     const counts = await createSubjectPurge(db, crypto).purge('org_a', isSubject);
-    expect(counts).toEqual({ deadLetters: 4, retries: 3, unreadable: 1 });
+    // Only org_a's damaged letter is counted: org_b's is not this erasure's business (nor its audit log's).
+    expect(counts).toEqual({ deadLetters: 5, retries: 3, unreadable: 1 });
 
     const left = await dlq.list({ includeReplayed: true, limit: 1000 });
     expect(left.map((e) => e.messageId).sort()).toEqual(
-      [...kept, sealedElsewhere].map((e) => String(e.messageId)).sort(),
+      [...kept, sealedElsewhere, otherOrgsDamaged].map((e) => String(e.messageId)).sort(),
     );
     const scheduled = await db.query<{ message_id: string }>('SELECT message_id FROM delivery_retries');
     expect(scheduled.rows.map((r) => r.message_id).sort()).toEqual(

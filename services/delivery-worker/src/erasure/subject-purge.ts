@@ -13,8 +13,10 @@ export interface SubjectPurgeCounts {
   /** Scheduled retries (`delivery_retries`) of the person, deleted: they are never delivered. */
   readonly retries: number;
   /**
-   * Rows whose sealed part does not open here (a key this process does not hold, a damaged ciphertext): they
-   * cannot be told apart and are left as they are. Non-zero means the erasure is incomplete there.
+   * Rows of the org's integrations whose sealed part does not open here (a key this process does not hold, a
+   * damaged ciphertext), or whose original is not an event: they cannot be told apart and are left as they
+   * are. Non-zero means the erasure may be incomplete there. Rows of other orgs' integrations are never
+   * counted (the count goes to this org's audit log).
    */
   readonly unreadable: number;
 }
@@ -25,7 +27,10 @@ export interface SubjectPurge {
    * otherwise deliver an erased person's event to the vendor again) and their scheduled retries (delivered
    * later otherwise). A row is the person's when its event is of `org` and its anonymous id or user id
    * matches. Both tables are walked in id order and each row opened in memory (the ids are sealed, so there
-   * is no index to ask); the cost grows with the backlog, which is bounded by the DLQ's retention.
+   * is no index to ask); the cost grows with the backlog, which is bounded by the DLQ's retention. Every row
+   * is looked at, not only the org's integrations': a letter of an integration deleted since, or of
+   * `raw-events`, may hold the person's event too. Needs the control plane's `integrations` and `pipelines`
+   * in the same database (to tell the org's rows), as where the Management API runs.
    */
   purge(org: string, isSubject: SubjectMatcher): Promise<SubjectPurgeCounts>;
 }
@@ -39,7 +44,9 @@ const eventIds = z.object({
   userId: z.string().nullish(),
 });
 
-function eventOf(original: unknown): z.infer<typeof eventIds> | null {
+function eventOf(stored: unknown): z.infer<typeof eventIds> | null {
+  // An original that did not parse when it was dead-lettered is kept as its text: it may still be JSON.
+  const original = typeof stored === 'string' ? parsedOrNull(stored) : stored;
   const direct = eventIds.safeParse(original);
   if (direct.success) return direct.data;
   if (original !== null && typeof original === 'object' && 'event' in original) {
@@ -49,9 +56,11 @@ function eventOf(original: unknown): z.infer<typeof eventIds> | null {
   return null;
 }
 
-function isPersons(original: unknown, org: string, isSubject: SubjectMatcher): boolean {
+/** Whether a row's original is the person's event; null when it holds no event to tell by. */
+function isPersons(original: unknown, org: string, isSubject: SubjectMatcher): boolean | null {
   const event = eventOf(original);
-  if (event === null || event.org !== org) return false;
+  if (event === null) return null;
+  if (event.org !== org) return false;
   return (
     (typeof event.anonymousId === 'string' && isSubject('anonymous_id', event.anonymousId)) ||
     (typeof event.userId === 'string' && isSubject('user_id', event.userId))
@@ -71,6 +80,11 @@ export function createSubjectPurge(db: Pick<Queryable, 'query'>, crypto: DlqCryp
   const retries = createRetryStore(db, crypto);
   return {
     async purge(org, isSubject) {
+      const { rows: owned } = await db.query<{ id: string }>(
+        'SELECT i.id FROM integrations i JOIN pipelines p ON p.id = i.pipeline_id WHERE p.org_id = $1',
+        [org],
+      );
+      const ours = new Set(owned.map((row) => row.id));
       let deadLetters = 0;
       let retried = 0;
       let unreadable = 0;
@@ -82,8 +96,10 @@ export function createSubjectPurge(db: Pick<Queryable, 'query'>, crypto: DlqCryp
         after = last.id;
         const doomed: string[] = [];
         for (const row of rows) {
-          if (row.unreadable !== null) unreadable += 1;
-          else if (isPersons(row.original, org, isSubject)) doomed.push(row.id);
+          const persons = row.unreadable === null ? isPersons(row.original, org, isSubject) : null;
+          if (persons === true) doomed.push(row.id);
+          else if (persons === null && row.integration_id !== null && ours.has(row.integration_id))
+            unreadable += 1;
         }
         deadLetters += await dlq.remove(doomed);
       }
@@ -95,8 +111,9 @@ export function createSubjectPurge(db: Pick<Queryable, 'query'>, crypto: DlqCryp
         after = last.idText;
         const doomed: { integrationId: string; messageId: string }[] = [];
         for (const row of rows) {
-          if ('reason' in row) unreadable += 1;
-          else if (isPersons(parsedOrNull(row.message), org, isSubject)) doomed.push(row);
+          const persons = 'reason' in row ? null : isPersons(parsedOrNull(row.message), org, isSubject);
+          if (persons === true) doomed.push(row);
+          else if (persons === null && ours.has(row.integrationId)) unreadable += 1;
         }
         retried += await retries.remove(doomed);
       }
