@@ -144,12 +144,15 @@ UPDATE users SET password_expires_at = now() + interval '72 hours' WHERE must_ch
 /**
  * A login's absolute end (`SESSION_MAX_AGE`): each rotation used to issue a token living REFRESH_TOKEN_TTL
  * from then, so a login refreshed within the TTL lasted forever. Tokens issued before this end with their
- * own expiry: their holders sign in again by then, at the latest.
+ * own expiry: their holders sign in again by then, at the latest. The default (the longest REFRESH_TOKEN_TTL
+ * allowed) is for instances of the previous release still running during a rolling upgrade, which insert
+ * without the column: their logins keep working and end within 90 days.
  */
 const sessionMaxAge = `
 ALTER TABLE refresh_tokens ADD COLUMN session_expires_at timestamptz;
 UPDATE refresh_tokens SET session_expires_at = expires_at;
 ALTER TABLE refresh_tokens ALTER COLUMN session_expires_at SET NOT NULL;
+ALTER TABLE refresh_tokens ALTER COLUMN session_expires_at SET DEFAULT now() + interval '90 days';
 ALTER TABLE refresh_tokens ADD CONSTRAINT refresh_tokens_within_session CHECK (expires_at <= session_expires_at);
 `;
 

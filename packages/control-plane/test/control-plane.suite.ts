@@ -741,6 +741,22 @@ export function describeControlPlaneSuite(target: DbTarget, skip = false): void 
         expect(await cp.refreshTokens.rotate(token.token, 3600)).toEqual({ kind: 'invalid' });
       });
 
+      it('accepts tokens written by the previous release during a rolling upgrade (no session end given)', async () => {
+        const { cp, db } = await fresh();
+        const { owner } = await orgWithOwner(cp);
+        // What the previous release inserts: no session_expires_at column, a 90-day token at most.
+        await db.query(
+          `INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, issued_at, expires_at)
+           VALUES ('rt_old', $1, 'fam_old', $2, now(), now() + interval '90 days')`,
+          [owner.id, 'a'.repeat(64)],
+        );
+        const { rows } = await db.query<{ capped: boolean }>(
+          `SELECT session_expires_at <= now() + interval '90 days' + interval '1 minute' AS capped
+             FROM refresh_tokens WHERE id = 'rt_old'`,
+        );
+        expect(rows).toEqual([{ capped: true }]);
+      });
+
       it('refuses expired and unknown tokens; logout revokes the family', async () => {
         const clock = manualClock();
         const { cp } = await fresh({ clock: clock.now });
