@@ -80,6 +80,7 @@ export {
   type ConsentStateWrite,
   createCacheConsentStateStore,
   DEFAULT_CONSENT_TTL_MS,
+  decideLatest,
   type LatestConsent,
   resolveLatestConsent,
 } from './state-store';

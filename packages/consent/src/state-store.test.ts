@@ -8,6 +8,7 @@ import {
   type ConsentStateStore,
   createCacheConsentStateStore,
   DEFAULT_CONSENT_TTL_MS,
+  decideLatest,
   resolveLatestConsent,
 } from './state-store';
 
@@ -103,20 +104,22 @@ describe('cache-backed ConsentStateStore', () => {
     expect(await store.get('org_', 'ab')).toEqual({ status: 'missing' });
   });
 
-  it('honours a state stored before org scoping until the visitor has one of its own', async () => {
+  it('treats a state stored before org scoping as a veto only, until the visitor has a newer one', async () => {
     const cache = new TestCache();
     const store = createCacheConsentStateStore({ cache });
     const withdrawnBefore = marketing(false, 5_000);
     cache.values.set('consent:v1:anon-old', JSON.stringify({ v: 1, state: withdrawnBefore }));
-    expect(await store.get(ORG, 'anon-old')).toEqual({ status: 'found', state: withdrawnBefore });
-    // An older grant (an event ingested before the withdrawal) does not undo it: the withdrawal moves over.
-    expect(await store.set(ORG, 'anon-old', marketing(true, 4_000))).toEqual({
+    expect(await store.get(ORG, 'anon-old')).toEqual({ status: 'missing', legacy: withdrawnBefore });
+    // An event ingested before the withdrawal, delivered after the upgrade: the withdrawal still holds.
+    const grantedEarlier = marketing(true, 4_000);
+    const latest = await resolveLatestConsent(store, ORG, 'anon-old', grantedEarlier);
+    expect(latest).toEqual({ state: grantedEarlier, source: 'event', veto: withdrawnBefore });
+    expect(decideLatest(latest, meta, { stage: 2, jurisdiction: de }).outcome).toBe('drop');
+    // Nothing older is written over it; a newer choice is, and then rules alone.
+    expect(await store.set(ORG, 'anon-old', grantedEarlier)).toEqual({
       status: 'stale',
       current: withdrawnBefore,
     });
-    cache.values.delete('consent:v1:anon-old');
-    expect(await store.get(ORG, 'anon-old')).toEqual({ status: 'found', state: withdrawnBefore });
-    // A newer choice wins as usual.
     const regranted = marketing(true, 6_000);
     expect(await store.set(ORG, 'anon-old', regranted)).toEqual({ status: 'written' });
     expect(await store.get(ORG, 'anon-old')).toEqual({ status: 'found', state: regranted });
@@ -124,6 +127,19 @@ describe('cache-backed ConsentStateStore', () => {
     cache.values.set('consent:v1:anon-older', JSON.stringify({ v: 1, state: withdrawnBefore }));
     const strict = createCacheConsentStateStore({ cache, legacyKeyPrefix: null });
     expect(await strict.get(ORG, 'anon-older')).toEqual({ status: 'missing' });
+  });
+
+  it("never lets a pre-upgrade grant (maybe another org's) grant anything", async () => {
+    const cache = new TestCache();
+    const store = createCacheConsentStateStore({ cache });
+    cache.values.set('consent:v1:shared', JSON.stringify({ v: 1, state: marketing(true, 9_000) }));
+    const deniedHere = marketing(false, 1_000);
+    const latest = await resolveLatestConsent(store, ORG, 'shared', deniedHere);
+    expect(decideLatest(latest, meta, { stage: 2, jurisdiction: de }).outcome).toBe('drop');
+    // And with nothing arrived, the legacy grant does not stand in for consent either.
+    const none = await resolveLatestConsent(store, ORG, 'shared', null);
+    expect(none.state).toBeNull();
+    expect(decideLatest(none, meta, { stage: 2, jurisdiction: de }).outcome).toBe('drop');
   });
 
   it('keeps the newest state: an older update never overwrites, a replay of the same one is a no-op', async () => {

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { type ConsentDecision, type ConsentOutcome, type DecisionContext, decide } from './decide';
 import { ConsentError } from './errors';
+import type { ConsentRequirement } from './requirements';
 import { type ConsentState, consentStateSchema } from './state';
 
 /**
@@ -23,7 +25,14 @@ export interface ConsentLogger {
 
 export type ConsentStateRead =
   | { readonly status: 'found'; readonly state: ConsentState }
-  | { readonly status: 'missing' }
+  | {
+      readonly status: 'missing';
+      /**
+       * What was stored for the anonymous id before org scoping (`consent:v1:`, any org's), while the visitor
+       * has no state of its own: it may only restrict (`LatestConsent.veto`), never grant.
+       */
+      readonly legacy?: ConsentState;
+    }
   /** Present but not a state we can read (bad JSON, failed schema): fail closed, not retryable. */
   | { readonly status: 'corrupt' }
   /** The cache did not answer: fail closed for now; a retry may succeed. */
@@ -55,10 +64,11 @@ export interface CacheConsentStateStoreOptions {
    */
   readonly keyPrefix?: string;
   /**
-   * Where states written before org scoping live (`<prefix><anonymous id>`, any org); default
-   * `consent:v1:`, null to ignore them. Read only while a visitor has no state of its own yet, so a
-   * withdrawal recorded before the upgrade still holds; a visitor's first write takes the newer of the two.
-   * They expire with their TTL (`ttlMs` after their last write); after that, this can be set to null.
+   * Where states written before org scoping live (`<prefix><anonymous id>`, any org's); default
+   * `consent:v1:`, null to ignore them. Read only while a visitor has no state of its own yet, and only ever
+   * as a veto: it may have been another org's, so a withdrawal in it still holds but a grant grants nothing.
+   * A visitor's state is written only once newer than it. They expire with their TTL (`ttlMs` after their
+   * last write); after that, this can be set to null.
    */
   readonly legacyKeyPrefix?: string | null;
   /** How long a visitor's state is kept after its last update; default 395 days (13 months). */
@@ -156,7 +166,7 @@ export function createCacheConsentStateStore(options: CacheConsentStateStoreOpti
   return {
     get: async (org, anonymousId) => {
       const { read, legacy } = await fetchWithLegacy(keyOf(org, anonymousId), anonymousId);
-      return legacy === undefined ? read : { status: 'found', state: legacy };
+      return legacy === undefined ? read : { status: 'missing', legacy };
     },
     set: async (org, anonymousId, state) => {
       const key = keyOf(org, anonymousId);
@@ -174,15 +184,13 @@ export function createCacheConsentStateStore(options: CacheConsentStateStoreOpti
           if (read.status === 'found' && read.state.updatedAt >= valid.data.updatedAt) {
             return { status: 'stale', current: read.state };
           }
-          // The first write of a visitor with a newer pre-upgrade state carries that state over instead.
-          const carried =
-            legacy !== undefined && legacy.updatedAt >= valid.data.updatedAt ? legacy : undefined;
-          const next = carried === undefined ? value : JSON.stringify({ v: 1, state: carried });
+          // A pre-upgrade state as new or newer keeps its veto: nothing older is written over it.
+          if (legacy !== undefined && legacy.updatedAt >= valid.data.updatedAt) {
+            return { status: 'stale', current: legacy };
+          }
           // Missing, corrupt or older: replace exactly what was read, or read again if it changed meanwhile.
           try {
-            if (await cache.compareAndSet(key, raw, next, ttlMs)) {
-              return carried === undefined ? { status: 'written' } : { status: 'stale', current: carried };
-            }
+            if (await cache.compareAndSet(key, raw, value, ttlMs)) return { status: 'written' };
           } catch (cause) {
             logger?.warn({ err: errorName(cause) }, 'consent state store unavailable');
             return { status: 'unavailable' };
@@ -219,6 +227,25 @@ export interface LatestConsent {
   readonly source: 'store' | 'event' | 'none';
   /** Why the store gave no usable answer: `unavailable` is transient (worth a retry), `corrupt` is not. */
   readonly storeProblem?: 'corrupt' | 'unavailable';
+  /**
+   * A newer state stored before org scoping (possibly another org's): it may only restrict. `decideLatest`
+   * takes the stricter of the decisions on `state` and on it.
+   */
+  readonly veto?: ConsentState;
+}
+
+const STRICTNESS: Readonly<Record<ConsentOutcome, number>> = { allow: 0, strip: 1, drop: 2 };
+
+/** Stage 2's decision on `resolveLatestConsent`'s answer: on its state, made stricter by its veto if any. */
+export function decideLatest(
+  latest: LatestConsent,
+  requirement: ConsentRequirement,
+  context: DecisionContext,
+): ConsentDecision {
+  const decision = decide(latest.state, requirement, context);
+  if (latest.veto === undefined) return decision;
+  const vetoed = decide(latest.veto, requirement, context);
+  return STRICTNESS[vetoed.outcome] > STRICTNESS[decision.outcome] ? vetoed : decision;
 }
 
 /**
@@ -243,8 +270,14 @@ export async function resolveLatestConsent(
       return arrived !== null && arrived.updatedAt > read.state.updatedAt
         ? { state: arrived, source: 'event' }
         : { state: read.state, source: 'store' };
-    case 'missing':
-      return arrived === null ? { state: null, source: 'none' } : { state: arrived, source: 'event' };
+    case 'missing': {
+      const latest: LatestConsent =
+        arrived === null ? { state: null, source: 'none' } : { state: arrived, source: 'event' };
+      const { legacy } = read;
+      return legacy !== undefined && (arrived === null || legacy.updatedAt >= arrived.updatedAt)
+        ? { ...latest, veto: legacy }
+        : latest;
+    }
     case 'corrupt':
     case 'unavailable':
       return { state: null, source: 'none', storeProblem: read.status };

@@ -1,5 +1,10 @@
 import { type Bus, type ConsumedMessage, type Decoded, deadLetter, publishTo } from '@signal/bus';
-import { type ConsentStateStore, decide, resolveLatestConsent } from '@signal/consent';
+import {
+  type ConsentStateStore,
+  decideLatest,
+  type LatestConsent,
+  resolveLatestConsent,
+} from '@signal/consent';
 import { eventConsentState, stripPersonalData } from '@signal/event-processor';
 import { type CanonicalEvent, type DeliveryMessage, type DlqMessage, eventKey, topics } from '@signal/events';
 import type { DeliveryOutcome } from '@signal/vendors';
@@ -339,16 +344,16 @@ export function createBatchDeliverer(deps: BatchDelivererDeps) {
           if (accepted.has(p.value.event.messageId)) continue;
           const event = p.value.event;
           const arrived = eventConsentState(event);
-          const latest =
+          const latest: LatestConsent =
             event.anonymousId === undefined
-              ? { state: arrived }
+              ? { state: arrived, source: arrived === null ? 'none' : 'event' }
               : await resolveLatestConsent(deps.consentStore, event.org, event.anonymousId, arrived);
           await beat();
           if ('storeProblem' in latest && latest.storeProblem === 'unavailable') {
             deferred.push(p);
             continue;
           }
-          const decision = decide(latest.state, runtime.consent, { stage: 2 });
+          const decision = decideLatest(latest, runtime.consent, { stage: 2 });
           metrics.consentDecision(decision.outcome);
           const shaped = decision.outcome === 'strip' ? stripPersonalData(event) : event;
           if (decision.outcome === 'drop' || shaped === null) {
