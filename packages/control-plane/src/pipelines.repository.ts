@@ -177,7 +177,10 @@ export interface PipelinesRepository {
   }>;
   /** Gateway read: the pipeline a key belongs to, if the key is active or in grace. */
   findByKey(key: string): Promise<GatewayPipeline | null>;
-  /** Identity hub read: the cross-domain redirect allowlist. Empty for an unknown pipeline. */
+  /**
+   * Identity hub read: the cross-domain redirect allowlist. Empty for an unknown or disabled pipeline, so a
+   * disabled pipeline's tokens are neither minted nor redeemed (not even those minted before it was disabled).
+   */
   linkedDomains(pipelineId: string): Promise<readonly string[]>;
 }
 
@@ -572,7 +575,7 @@ export function createPipelinesRepository(deps: {
 
     async linkedDomains(pipelineId) {
       const { rows } = await db.query<{ linked_domains: unknown }>(
-        'SELECT linked_domains FROM pipelines WHERE id = $1',
+        'SELECT linked_domains FROM pipelines WHERE id = $1 AND enabled',
         [pipelineId],
       );
       if (rows[0] === undefined) return [];

@@ -270,12 +270,16 @@ export function describeControlPlaneSuite(target: DbTarget, skip = false): void 
           type: 'web',
           rate_limit_rps: 50,
           allowed_domains: ['a.example'],
+          linked_domains: ['shop.example'],
         });
+        expect(await cp.linkedDomains(pipeline.id)).toEqual(['shop.example']);
         const { before, after } = await cp.pipelines.update(org.id, pipeline.id, {
           enabled: false,
           rate_limit_rps: null,
         });
         expect(before).toMatchObject({ enabled: true, rateLimitRps: 50 });
+        // A disabled pipeline links no domain: the identity hub neither mints nor redeems its tokens.
+        expect(await cp.linkedDomains(pipeline.id)).toEqual([]);
         expect(after).toMatchObject({ enabled: false, rateLimitRps: null, allowedDomains: ['a.example'] });
         expect(await codeOf(cp.pipelines.update(org.id, pipeline.id, {}))).toBe('invalid_input');
         expect(await codeOf(cp.pipelines.update(other.org.id, pipeline.id, { name: 'x' }))).toBe('not_found');
