@@ -95,13 +95,16 @@ describe.skipIf(!compiler)('the all-in-one when the disk refuses a sync', () => 
       for (let n = 20; n < 200; n++) {
         const s = await sendBatch(signal.baseUrl, key, n);
         afterFailure.push(s);
-        // A request left unanswered means the process froze instead of stopping: fail now, not at the
-        // test's deadline (the assertion below names it).
         if (s.status === 'network error' || s.status === 'timed out') break;
       }
       expect(afterFailure.length).toBeGreaterThan(0);
-      // A refusal is a retryable 503 or a closed connection: never an acknowledgement, never a hang.
-      for (const s of afterFailure) expect([503, 'network error']).toContain(s.status);
+      // A refusal is a retryable 503 or a closed connection, never an acknowledgement. A request that met the
+      // stop may wait in the accept queue until the process is gone (under CI's load once more than the 10 s
+      // a request is given): a frozen process is what the exit check below catches, with the output to tell.
+      const outputTail = () => signal.output().split('\n').slice(-40).join('\n');
+      for (const s of afterFailure) {
+        expect([503, 'network error', 'timed out'], outputTail()).toContain(s.status);
+      }
       sent.push(...afterFailure);
 
       // A graceful stop (in-flight requests answered), not the stop deadline's forced exit.
@@ -113,7 +116,7 @@ describe.skipIf(!compiler)('the all-in-one when the disk refuses a sync', () => 
         }),
       ]);
       clearTimeout(timer);
-      expect(code).toBe(1);
+      expect(code, outputTail()).toBe(1);
       const output = signal.output();
       expect(output).toContain('after a PANIC');
       expect(output).toContain('stopping Signal so that it is restarted and recovers');

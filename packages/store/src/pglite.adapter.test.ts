@@ -188,6 +188,21 @@ describe('PGlite durability on disk', () => {
     );
     expect(JSON.parse(stdout)).toEqual(['unavailable', 'unavailable', 'unavailable', 'unavailable']);
   });
+
+  it('fails a transaction whose statement PANICked without rolling back on the dead backend', {
+    timeout: 60_000,
+  }, async () => {
+    // As above, in a child. A PANIC can come before COMMIT (a WAL segment filling up mid-transaction flushes
+    // the WAL); PGlite's transaction() then issues a ROLLBACK on the dead backend. It must fail, not spin, and
+    // so must the next statement.
+    const fixture = fileURLToPath(new URL('../test/panic-inside-transaction.fixture.ts', import.meta.url));
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', fixture, join(await parent, 'inside')],
+      { timeout: 30_000, killSignal: 'SIGKILL' },
+    );
+    expect(JSON.parse(stdout)).toEqual(['unavailable', 'unavailable']);
+  });
 });
 
 describe('PGlite checkpoints on disk', () => {
