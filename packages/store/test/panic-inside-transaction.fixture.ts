@@ -4,24 +4,15 @@
  * event loop, including any test timeout. Prints one JSON line: how the transaction and a statement issued
  * after it ended.
  */
-import { fsyncSync } from 'node:fs';
-import { createDatabase } from '../src/create-database';
 import { isStoreError } from '../src/errors';
+import { openWithFailableSync } from './failable-sync';
 
 const dataDir = process.argv[2];
 if (dataDir === undefined) throw new Error('usage: panic-inside-transaction.fixture.ts <dataDir>');
 
-let failing = false;
-const db = await createDatabase({
-  kind: 'pglite',
-  dataDir,
-  fileSync: (fd) => {
-    if (failing) throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
-    fsyncSync(fd);
-  },
-});
+const { db, failFromNow } = await openWithFailableSync(dataDir);
 await db.exec('CREATE TABLE t (n integer)');
-failing = true;
+failFromNow();
 const code = (s: PromiseSettledResult<unknown>) =>
   s.status === 'fulfilled' ? 'ok' : isStoreError(s.reason) ? s.reason.code : 'other';
 // A statement inside the transaction flushes the WAL (a WAL segment filled up mid-transaction does the same

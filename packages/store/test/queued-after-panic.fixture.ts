@@ -3,24 +3,15 @@
  * bug is there, a statement spins inside PGlite's synchronous WASM call and blocks the whole event loop,
  * including any test timeout. Prints one JSON line: how each call issued together with the failing one ended.
  */
-import { fsyncSync } from 'node:fs';
-import { createDatabase } from '../src/create-database';
 import { isStoreError } from '../src/errors';
+import { openWithFailableSync } from './failable-sync';
 
 const dataDir = process.argv[2];
 if (dataDir === undefined) throw new Error('usage: queued-after-panic.fixture.ts <dataDir>');
 
-let failing = false;
-const db = await createDatabase({
-  kind: 'pglite',
-  dataDir,
-  fileSync: (fd) => {
-    if (failing) throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
-    fsyncSync(fd);
-  },
-});
+const { db, failFromNow } = await openWithFailableSync(dataDir);
 await db.exec('CREATE TABLE t (n integer)');
-failing = true;
+failFromNow();
 // Issued together, as the bus's flush, a consumer's poll and a lease renewal are: the INSERT's COMMIT
 // fails to sync its WAL and PANICs; the others were already waiting for it.
 const settled = await Promise.allSettled([
