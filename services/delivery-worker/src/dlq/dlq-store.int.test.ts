@@ -6,6 +6,7 @@ import { type DlqMessage, deliveryMessageSchema, type JsonValue } from '@signal/
 import { type Database, migrate } from '@signal/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseBackends } from '../../test/support/database-backends';
+import { seedOrgIntegrations } from '../../test/support/org-integrations';
 import { deliveryWorkerMigrations } from '../migrations';
 import { createDlqStore } from './dlq-store';
 import { DELIVERY_WORKER_ENCRYPTED_COLUMNS } from './encrypted-columns';
@@ -115,21 +116,8 @@ describe.each(backends)('DLQ store on $name', (backend) => {
   /** An org with one pipeline and one integration, written as the control plane stores them. */
   async function orgWithIntegration(): Promise<{ orgId: string; integrationId: string }> {
     const suffix = randomBytes(6).toString('hex');
-    const [orgId, pipelineId, integrationId] = [`org_${suffix}`, `pl_${suffix}`, `int_${suffix}`];
-    await db.query(
-      `INSERT INTO orgs (id, name, slug, created_at, updated_at) VALUES ($1, $1, $1, now(), now())`,
-      [orgId],
-    );
-    await db.query(
-      `INSERT INTO pipelines (id, org_id, name, slug, type, created_at, updated_at)
-       VALUES ($1, $2, $1, $1, 'web', now(), now())`,
-      [pipelineId, orgId],
-    );
-    await db.query(
-      `INSERT INTO integrations (id, pipeline_id, vendor, name, consent, created_at, updated_at)
-       VALUES ($1, $2, 'ga4', $1, '{}', now(), now())`,
-      [integrationId, pipelineId],
-    );
+    const [orgId, integrationId] = [`org_${suffix}`, `int_${suffix}`];
+    await seedOrgIntegrations(db, orgId, [integrationId]);
     return { orgId, integrationId };
   }
 

@@ -292,6 +292,14 @@ export interface DlqStore {
   sealLegacy(options?: { readonly batchSize?: number }): Promise<number>;
 }
 
+/**
+ * The ids of the integrations of an org's pipelines (the control plane's tables, in the same database), with
+ * `param` standing for the org id: what makes a dead letter or a scheduled retry an org's.
+ */
+export function orgIntegrationIdsSql(param: string): string {
+  return `SELECT i.id FROM integrations i JOIN pipelines p ON p.id = i.pipeline_id WHERE p.org_id = ${param}`;
+}
+
 function where(filter: DeadLetterFilter & { readonly ids?: readonly string[] }): {
   sql: string;
   params: unknown[];
@@ -302,13 +310,7 @@ function where(filter: DeadLetterFilter & { readonly ids?: readonly string[] }):
     params.push(value);
     clauses.push(sql.replace('?', `$${params.length}`));
   };
-  if (filter.orgId !== undefined) {
-    add(
-      `integration_id IN (SELECT i.id FROM integrations i JOIN pipelines p ON p.id = i.pipeline_id
-                            WHERE p.org_id = ?)`,
-      filter.orgId,
-    );
-  }
+  if (filter.orgId !== undefined) add(`integration_id IN (${orgIntegrationIdsSql('?')})`, filter.orgId);
   if (filter.integrationId !== undefined) add('integration_id = ?', filter.integrationId);
   if (filter.from !== undefined) add('failed_at >= ?', filter.from);
   if (filter.to !== undefined) add('failed_at < ?', filter.to);

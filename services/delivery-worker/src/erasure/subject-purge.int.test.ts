@@ -5,6 +5,7 @@ import type { DlqMessage, JsonValue } from '@signal/events';
 import { type Database, migrate } from '@signal/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseBackends } from '../../test/support/database-backends';
+import { seedOrgIntegrations } from '../../test/support/org-integrations';
 import { createDlqStore } from '../dlq/dlq-store';
 import { deliveryWorkerMigrations } from '../migrations';
 import { createRetryStore } from '../retry/retry-store';
@@ -58,29 +59,9 @@ describe.each(backends)('erasing a person from dead letters and scheduled retrie
     ({ db, close } = await backend.open());
     // The control plane's tables too: a row is an org's through its integration's pipeline.
     await migrate(db, [...controlPlaneMigrations, ...deliveryWorkerMigrations]);
-    for (const org of ['org_a', 'org_b']) {
-      await db.query(
-        `INSERT INTO orgs (id, name, slug, created_at, updated_at) VALUES ($1, $1, $1, now(), now())`,
-        [org],
-      );
-      await db.query(
-        `INSERT INTO pipelines (id, org_id, name, slug, type, created_at, updated_at)
-         VALUES ($1, $2, $1, $1, 'web', now(), now())`,
-        [`pl_${org}`, org],
-      );
-    }
     // wh_1 and wh_2 are org_a's integrations, wh_b org_b's.
-    for (const [id, org] of [
-      ['wh_1', 'org_a'],
-      ['wh_2', 'org_a'],
-      ['wh_b', 'org_b'],
-    ] as const) {
-      await db.query(
-        `INSERT INTO integrations (id, pipeline_id, vendor, name, consent, created_at, updated_at)
-         VALUES ($1, $2, 'webhook', $1, '{}', now(), now())`,
-        [id, `pl_${org}`],
-      );
-    }
+    await seedOrgIntegrations(db, 'org_a', ['wh_1', 'wh_2']);
+    await seedOrgIntegrations(db, 'org_b', ['wh_b']);
   });
   afterAll(async () => {
     await close?.();

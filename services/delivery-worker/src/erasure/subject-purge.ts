@@ -1,6 +1,6 @@
 import type { Queryable } from '@signal/store';
 import { z } from 'zod';
-import { createDlqStore } from '../dlq/dlq-store';
+import { createDlqStore, orgIntegrationIdsSql } from '../dlq/dlq-store';
 import type { DlqCrypto } from '../dlq/encrypted-columns';
 import { createRetryStore } from '../retry/retry-store';
 
@@ -80,10 +80,7 @@ export function createSubjectPurge(db: Pick<Queryable, 'query'>, crypto: DlqCryp
   const retries = createRetryStore(db, crypto);
   return {
     async purge(org, isSubject) {
-      const { rows: owned } = await db.query<{ id: string }>(
-        'SELECT i.id FROM integrations i JOIN pipelines p ON p.id = i.pipeline_id WHERE p.org_id = $1',
-        [org],
-      );
+      const { rows: owned } = await db.query<{ id: string }>(orgIntegrationIdsSql('$1'), [org]);
       const ours = new Set(owned.map((row) => row.id));
       let deadLetters = 0;
       let retried = 0;

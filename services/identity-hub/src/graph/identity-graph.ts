@@ -322,6 +322,30 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
    * enumeration), and not equal to the live `identity_identifiers.digest`, so the records cannot be joined to
    * profiles in the database.
    */
+  /** The profiles `profileIds` stand for: themselves and the ones merged into them, sorted. */
+  async function membersOf(q: Pick<Queryable, 'query'>, org: string, profileIds: readonly string[]) {
+    const { rows } = await q.query(
+      `SELECT id FROM identity_profiles
+        WHERE org_id = $1 AND (id = ANY($2::text[]) OR merged_into = ANY($2::text[])) ORDER BY id`,
+      [org, profileIds],
+    );
+    return rows.map((row) => z.object({ id: z.string() }).parse(row).id);
+  }
+
+  /** The anonymous ids and user ids (blind-index digests) these profiles hold. */
+  async function primaryDigestsOf(
+    q: Pick<Queryable, 'query'>,
+    org: string,
+    profileIds: readonly string[],
+  ): Promise<PrimaryDigest[]> {
+    const { rows } = await q.query(
+      `SELECT kind, digest FROM identity_identifiers
+        WHERE org_id = $1 AND profile_id = ANY($2::text[]) AND kind IN ('anonymous_id', 'user_id')`,
+      [org, profileIds],
+    );
+    return rows.map((row) => primaryDigestSchema.parse(row));
+  }
+
   function checkSubject(subjectId: string): void {
     if (typeof subjectId !== 'string' || subjectId === '' || subjectId.length > MAX_SUBJECT_LENGTH) {
       throw new IdentityHubError('invalid_subject', `the subject must be 1-${MAX_SUBJECT_LENGTH} characters`);
@@ -851,14 +875,8 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
       );
       const profileIds = [...new Set((await findPrimaries(db, org, ids, false)).map((r) => r.profile_id))];
       if (profileIds.length === 0) return matcherOf(org, ids);
-      const { rows } = await db.query(
-        `SELECT kind, digest FROM identity_identifiers
-          WHERE org_id = $1 AND kind IN ('anonymous_id', 'user_id')
-            AND profile_id IN (SELECT id FROM identity_profiles
-                                WHERE org_id = $1 AND (id = ANY($2::text[]) OR merged_into = ANY($2::text[])))`,
-        [org, profileIds],
-      );
-      return matcherOf(org, [...ids, ...rows.map((row) => primaryDigestSchema.parse(row))]);
+      const members = await membersOf(db, org, profileIds);
+      return matcherOf(org, [...ids, ...(await primaryDigestsOf(db, org, members))]);
     },
 
     async erase(orgId, subjectId) {
@@ -901,20 +919,10 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
           `SELECT count(*) AS n FROM identity_profiles
             WHERE org_id = $1 AND (id = ANY($2::text[]) OR merged_into = ANY($2::text[]))`,
         );
-        const { rows: members } = await tx.query(
-          `SELECT id FROM identity_profiles
-            WHERE org_id = $1 AND (id = ANY($2::text[]) OR merged_into = ANY($2::text[])) ORDER BY id`,
-          [org, profileIds],
-        );
-        const keySubjects = members.map((row) => z.object({ id: z.string() }).parse(row).id);
+        const keySubjects = await membersOf(tx, org, profileIds);
         // Every anonymous id and user id the person had, besides the one the erasure named: their events
         // still on the bus must not rebuild the profile either. Digests only, nothing is opened.
-        const { rows: erasedIds } = await tx.query(
-          `SELECT kind, digest FROM identity_identifiers
-            WHERE org_id = $1 AND profile_id = ANY($2::text[]) AND kind IN ('anonymous_id', 'user_id')`,
-          [org, keySubjects],
-        );
-        const erased = [...ids, ...erasedIds.map((row) => primaryDigestSchema.parse(row))];
+        const erased = [...ids, ...(await primaryDigestsOf(tx, org, keySubjects))];
         await recordErasure(tx, org, erased, erasedAt, expiresAt);
         // ON DELETE CASCADE removes identifiers, traits and the merged-away tombstones with each root.
         await tx.query('DELETE FROM identity_profiles WHERE org_id = $1 AND id = ANY($2::text[])', [
