@@ -341,6 +341,15 @@ describe('deploy/compose', () => {
     }
   });
 
+  it('METRICS_TOKEN from .env reaches every service; empty leaves /metrics open', () => {
+    const token = hex(32);
+    for (const svc of SIGNAL_SERVICES) {
+      const withToken = load(serviceEnvironment(services[svc] ?? {}, { ...filled, METRICS_TOKEN: token }));
+      expect(withToken.metricsToken?.reveal(), svc).toBe(token);
+      expect(load(serviceEnvironment(services[svc] ?? {}, filled)).metricsToken, svc).toBeNull();
+    }
+  });
+
   it('the TLS variant verifies Redis and PostgreSQL against the CA and serves HTTPS', () => {
     const tls = readComposeFile(join(composeDir, 'docker-compose.tls.yml'));
     const merged = mergeCompose(compose, tls) as { services: Record<string, Record<string, unknown>> };
@@ -773,6 +782,38 @@ describe('deploy/helm/signal', () => {
         'signal-management-api.signal.svc',
       ]),
     );
+  });
+
+  it('metrics.tokenSecret: every service requires the token on /metrics and the ServiceMonitor sends it', () => {
+    const token = hex(32);
+    const tokenSecret = { name: 'signal-metrics', key: 'token' };
+    const rendered = renderChart(chartDir, {
+      values: { ...PRODUCTION_VALUES, metrics: { tokenSecret }, serviceMonitor: { enabled: true } },
+    }).manifests;
+    for (const svc of SIGNAL_SERVICES) {
+      const env = containerOf(deploymentFor(svc, rendered)).env;
+      expect(env.find((e) => e.name === 'METRICS_TOKEN')?.valueFrom?.secretKeyRef, svc).toEqual(tokenSecret);
+      const podEnv = resolvePodEnv(
+        env.filter((e) => e.name !== 'METRICS_TOKEN'),
+        rendered,
+      );
+      expect(load({ ...podEnv, METRICS_TOKEN: token }).metricsToken?.reveal(), svc).toBe(token);
+    }
+    const [monitor] = manifestsOf('ServiceMonitor', rendered);
+    expect(monitor?.doc.spec).toMatchObject({
+      endpoints: [{ path: '/metrics', authorization: { type: 'Bearer', credentials: tokenSecret } }],
+    });
+
+    // Default: no token, and the ServiceMonitor sends none.
+    for (const svc of SIGNAL_SERVICES) {
+      const env = resolvePodEnv(containerOf(deploymentFor(svc, manifests)).env, manifests);
+      expect(env.METRICS_TOKEN, svc).toBeUndefined();
+      expect(load(env).metricsToken, svc).toBeNull();
+    }
+    const defaultMonitor = renderChart(chartDir, {
+      values: { ...PRODUCTION_VALUES, serviceMonitor: { enabled: true } },
+    }).manifests.find((m) => m.kind === 'ServiceMonitor');
+    expect(JSON.stringify(defaultMonitor?.doc)).not.toContain('authorization');
   });
 
   it('NetworkPolicy and ServiceMonitor only when enabled', () => {

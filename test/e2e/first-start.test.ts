@@ -98,4 +98,27 @@ describe('the first start of the all-in-one', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 150_000);
+
+  it('with METRICS_TOKEN, /metrics on the public port answers only a scrape that sends it', async () => {
+    const token = `${randomUUID()}${randomUUID()}`;
+    const signal = await startSignal({ METRICS_TOKEN: token });
+    try {
+      expect(signal.output()).toContain('/metrics (Bearer METRICS_TOKEN)');
+      const anonymous = await fetch(`${signal.baseUrl}/metrics`);
+      expect(anonymous.status).toBe(401);
+      expect(await anonymous.json()).toEqual({
+        error: { code: 'unauthorized', message: 'metrics need Authorization: Bearer <METRICS_TOKEN>' },
+      });
+      const scraped = await fetch(`${signal.baseUrl}/metrics`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect(scraped.status).toBe(200);
+      expect(await scraped.text()).toContain('signal_crypto_operations_total');
+      // Health stays open for probes; the token never reaches the output.
+      expect((await fetch(`${signal.baseUrl}/health/live`)).status).toBe(200);
+      expect(signal.output()).not.toContain(token);
+    } finally {
+      expect(await signal.stop()).toBe(0);
+    }
+  }, 150_000);
 });

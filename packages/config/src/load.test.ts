@@ -215,6 +215,16 @@ describe('secrets', () => {
     ]);
   });
 
+  it('METRICS_TOKEN must be at least 32 bytes, is never printed, and is absent (null) by default', () => {
+    expect(problemsOf({ METRICS_TOKEN: 'scrape-me' })).toEqual([
+      'METRICS_TOKEN must be at least 32 bytes long (got 9)',
+    ]);
+    const config = load({ METRICS_TOKEN: 'm'.repeat(32) });
+    expect(config.metricsToken?.reveal()).toBe('m'.repeat(32));
+    expect(JSON.stringify(config)).not.toContain('m'.repeat(32));
+    expect(load({}).metricsToken).toBeNull();
+  });
+
   it('a bad DATABASE_URL is reported without echoing it', () => {
     const problems = problemsOf({ DATABASE_URL: 'mysql://root:topsecret@db/x' });
     expect(problems).toEqual(['DATABASE_URL must be a URL starting with postgres:// or postgresql://']);

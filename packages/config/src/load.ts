@@ -27,6 +27,8 @@ export interface SignalConfig {
   readonly dataDir: string;
   readonly logLevel: LogLevel;
   readonly port: number;
+  /** What `/metrics` requires as a bearer token; null: it is open to whoever reaches the port. */
+  readonly metricsToken: Secret | null;
   readonly tls: {
     readonly certPath: string;
     readonly keyPath: string;
@@ -346,6 +348,7 @@ function assemble(v: SettingValues, file: string | null): SignalConfig {
     dataDir: v.SIGNAL_DATA_DIR,
     logLevel: v.LOG_LEVEL,
     port: v.PORT,
+    metricsToken: v.METRICS_TOKEN ?? null,
     tls:
       v.TLS_CERT_PATH !== undefined && v.TLS_KEY_PATH !== undefined
         ? { certPath: v.TLS_CERT_PATH, keyPath: v.TLS_KEY_PATH, minVersion: v.TLS_MIN_VERSION }

@@ -330,6 +330,12 @@ export const SETTINGS = {
     default: '1.2',
     doc: '1.2 (1.3 preferred) or 1.3 only',
   }),
+  METRICS_TOKEN: setting({
+    yaml: 'metrics_token',
+    schema: secretText({ minBytes: 32 }),
+    secret: true,
+    doc: 'Bearer token that /metrics requires (`Authorization: Bearer …`), at least 32 bytes; unset, /metrics answers anyone who can reach the port',
+  }),
   JWT_SECRET: setting({
     yaml: 'management.jwt_secret',
     schema: secretText({ minBytes: 32 }),

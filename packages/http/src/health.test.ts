@@ -100,4 +100,41 @@ describe('/metrics', () => {
       error: { code: 'internal', message: 'metrics collection failed' },
     });
   });
+
+  describe('with METRICS_TOKEN', () => {
+    const token = 'metrics-token-0123456789-abcdefghijkl';
+    const registry = new Registry();
+    new Counter({ name: 'signal_dlq_depth_probe', help: 'probe', registers: [registry] }).inc();
+    const scrape = async (authorization?: string) => {
+      const base = await serve((router) => router.on('GET', '/metrics', metricsHandler(registry, { token })));
+      return fetch(`${base}/metrics`, authorization === undefined ? {} : { headers: { authorization } });
+    };
+
+    it('answers a scrape with the bearer token', async () => {
+      const response = await scrape(`Bearer ${token}`);
+      expect(response.status).toBe(200);
+      expect(await response.text()).toContain('signal_dlq_depth_probe 1');
+      expect((await scrape(`bearer  ${token}`)).status).toBe(200); // the scheme is case-insensitive
+    });
+
+    it.each([
+      ['no Authorization header', undefined],
+      ['another token', `Bearer ${token.slice(1)}x`],
+      ['a prefix of the token', `Bearer ${token.slice(0, 10)}`],
+      ['the token with a suffix', `Bearer ${token}x`],
+      ['another scheme', `Basic ${Buffer.from(`prometheus:${token}`).toString('base64')}`],
+      ['the bare token', token],
+      ['an empty bearer', 'Bearer '],
+    ])('refuses %s with 401 and no metrics', async (_name, authorization) => {
+      const response = await scrape(authorization);
+      expect(response.status).toBe(401);
+      expect(response.headers.get('www-authenticate')).toBe('Bearer realm="metrics"');
+      const text = await response.text();
+      expect(JSON.parse(text)).toEqual({
+        error: { code: 'unauthorized', message: 'metrics need Authorization: Bearer <METRICS_TOKEN>' },
+      });
+      expect(text).not.toContain(token.slice(0, 10));
+      expect(text).not.toContain('signal_');
+    });
+  });
 });

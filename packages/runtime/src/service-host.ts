@@ -144,7 +144,11 @@ export async function openServiceHost(options: ServiceHostOptions): Promise<Serv
       const certificates = server.certificates;
       if (certificates) registerCertificateMetrics(metrics.registry, [certificates]);
       router.on('GET', '/health/crypto', cryptoHealthHandler(crypto.health));
-      router.on('GET', '/metrics', metricsHandler(metrics, { logger: log('http') }));
+      router.on(
+        'GET',
+        '/metrics',
+        metricsHandler(metrics, { logger: log('http'), token: config.metricsToken?.reveal() ?? null }),
+      );
       registerHealthRoutes(router, {
         logger: log('health'),
         checks: {

@@ -232,7 +232,11 @@ export async function buildContainer(config: SignalConfig): Promise<Container> {
       }),
     ),
   );
-  router.on('GET', '/metrics', metricsHandler(metrics, { logger }));
+  router.on(
+    'GET',
+    '/metrics',
+    metricsHandler(metrics, { logger, token: config.metricsToken?.reveal() ?? null }),
+  );
   registerHealthRoutes(router, {
     logger,
     checks: {

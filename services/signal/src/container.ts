@@ -270,7 +270,7 @@ export async function buildSignal({ config, logger, onFatal }: SignalDeps) {
       },
     },
   });
-  router.on('GET', '/metrics', metricsHandler(metrics));
+  router.on('GET', '/metrics', metricsHandler(metrics, { token: config.metricsToken?.reveal() ?? null }));
   const page = demoPage({ pipelineKey: demo.pipelineKey });
   router.on('GET', '/demo', (_req, res) => {
     res.writeHead(200, {
@@ -344,7 +344,7 @@ export async function buildSignal({ config, logger, onFatal }: SignalDeps) {
         `    demo page       ${base}/demo`,
         `    collection      ${base}/v1/t  /v1/p  /v1/i  /v1/g  /v1/batch  /v1/events  (Datafly.js: ${base}/d.js)`,
         `    admin API       ${base}/v1/admin   (user ${demo.adminEmail})`,
-        `    health          ${base}/health/ready  ${base}/health/crypto   metrics ${base}/metrics`,
+        `    health          ${base}/health/ready  ${base}/health/crypto   metrics ${base}/metrics${config.metricsToken === null ? '' : ' (Bearer METRICS_TOKEN)'}`,
         `    vendor sink     ${sink.url} (local HTTPS, own CA)`,
         `    pipeline key    ${demo.pipelineKey}`,
       ];

@@ -159,6 +159,13 @@ Deployment. It is SHA-256 over 256-bit random key material: it identifies a chan
   value: {{ .Values.logLevel | quote }}
 - name: SIGNAL_NAMESPACE
   value: {{ .Values.signalNamespace | quote }}
+{{- if .Values.metrics.tokenSecret.name }}
+- name: METRICS_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.metrics.tokenSecret.name | quote }}
+      key: {{ .Values.metrics.tokenSecret.key | quote }}
+{{- end }}
 - name: ENCRYPTION_PROVIDER
   value: {{ .Values.encryption.provider | quote }}
 - name: REQUIRE_ENCRYPTION
