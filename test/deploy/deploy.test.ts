@@ -341,6 +341,13 @@ describe('deploy/compose', () => {
     }
   });
 
+  it('TRUSTED_PROXY_HOPS from .env reaches every service that reads a client address', () => {
+    for (const svc of ['ingestion-gateway', 'identity-hub', 'management-api']) {
+      const config = load(serviceEnvironment(services[svc] ?? {}, { ...filled, TRUSTED_PROXY_HOPS: '2' }));
+      expect(config.gateway.trustedProxyHops, svc).toBe(2);
+    }
+  });
+
   it('METRICS_TOKEN from .env reaches every service; empty leaves /metrics open', () => {
     const token = hex(32);
     for (const svc of SIGNAL_SERVICES) {
@@ -782,6 +789,13 @@ describe('deploy/helm/signal', () => {
         'signal-management-api.signal.svc',
       ]),
     );
+  });
+
+  it('every public service trusts the ingress hop for the client address (rate limits, login throttle, audit)', () => {
+    for (const svc of ['ingestion-gateway', 'identity-hub', 'management-api']) {
+      const env = resolvePodEnv(containerOf(deploymentFor(svc, manifests)).env, manifests);
+      expect(load(env).gateway.trustedProxyHops, svc).toBe(1);
+    }
   });
 
   it('metrics.tokenSecret: every service requires the token on /metrics and the ServiceMonitor sends it', () => {

@@ -370,7 +370,7 @@ export const SETTINGS = {
     yaml: 'gateway.trusted_proxy_hops',
     schema: int({ min: 0, max: 10 }),
     default: 0,
-    doc: 'Reverse proxies in front of the gateway whose X-Forwarded-For entry is trusted for the client IP',
+    doc: 'Reverse proxies (load balancer, ingress) in front of the gateway, identity hub and Management API whose X-Forwarded-For entry is trusted for the client IP: context.ip, per-client rate limits, the login throttle and the audit log',
   }),
   MAX_BATCH_SIZE: withDefault({
     yaml: 'gateway.max_batch_size',

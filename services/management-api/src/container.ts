@@ -202,6 +202,7 @@ export async function buildContainer(config: SignalConfig): Promise<Container> {
     logger: logger.child({ component: 'management-api' }),
     metrics,
     config,
+    trustedProxyHops: config.gateway.trustedProxyHops,
     reencryption: {
       columns,
       ...(cryptoRuntime.rewrapKeys === undefined ? {} : { rewrapKeys: cryptoRuntime.rewrapKeys }),

@@ -54,6 +54,13 @@ export interface ManagementApiOptions {
   readonly hasher?: PasswordHasher;
   readonly loginThrottle?: LoginThrottleOptions;
   /**
+   * `TRUSTED_PROXY_HOPS`: reverse proxies in front of the API (ingress, load balancer) whose X-Forwarded-For
+   * entry names the client. Default 0: the connection's peer, X-Forwarded-For ignored (it is client-written
+   * unless a proxy of ours wrote it). Behind a proxy, 0 makes every client one address: one client's login
+   * failures lock the others out and the audit log records only the proxy.
+   */
+  readonly trustedProxyHops?: number;
+  /**
    * Dead letters (`/v1/admin/dlq`): the database holding the delivery worker's `delivery_dlq` table, the bus a
    * replay publishes to and the deployment's namespace (topic names). Absent: those routes answer 503.
    * Letters are opened with `crypto`. When present, the delivery worker's sealed columns (`delivery_dlq.letter`
@@ -152,7 +159,12 @@ export function createManagementApi(options: ManagementApiOptions): ManagementAp
     controlPlane,
     reencryption,
     register(router) {
-      registerRoutes(router, handlers, { authenticate, rateLimiter, logger });
+      registerRoutes(router, handlers, {
+        authenticate,
+        rateLimiter,
+        logger,
+        trustedProxyHops: options.trustedProxyHops ?? 0,
+      });
     },
     async start() {
       await auth.prepare();

@@ -130,6 +130,7 @@ export interface TestApiOptions {
   readonly clock?: () => Date;
   readonly reencryption?: ManagementApiOptions['reencryption'];
   readonly loginThrottle?: ManagementApiOptions['loginThrottle'];
+  readonly trustedProxyHops?: number;
   /** Wraps the database the API sees (fault injection typed against the port). */
   readonly wrapDb?: (db: Database) => Database;
   /**
@@ -185,6 +186,7 @@ export async function startTestApi(db: Database, options: TestApiOptions = {}): 
     hasher,
     ...(options.reencryption ? { reencryption: options.reencryption } : {}),
     ...(options.loginThrottle ? { loginThrottle: options.loginThrottle } : {}),
+    ...(options.trustedProxyHops === undefined ? {} : { trustedProxyHops: options.trustedProxyHops }),
     ...wiring,
   });
   const router = createRouter({ logger: logs });

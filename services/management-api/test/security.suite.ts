@@ -191,6 +191,41 @@ export function describeSecuritySuite(target: DbTarget, skip = false): void {
       });
     });
 
+    describe('behind reverse proxies (TRUSTED_PROXY_HOPS)', () => {
+      const loginVia = (forwardedFor: string, password: string, email = org.users.owner.email) =>
+        t.call('POST', `${A}/auth/login`, {
+          body: { email, password },
+          headers: { 'x-forwarded-for': forwardedFor },
+        });
+
+      it('with one trusted hop, throttles and audits each client by its forwarded address', async () => {
+        await start({ trustedProxyHops: 1, loginThrottle: { maxFailures: 2 } });
+        // The client behind the ingress locks its own (address, account) pair...
+        const attacker = [];
+        for (let i = 0; i < 3; i++) attacker.push((await loginVia('203.0.113.7', `guess ${i}`)).status);
+        expect(attacker).toEqual([401, 429, 429]); // the failure that reaches the limit answers with the lock
+        // ...not another client's, although both reach the API through the same proxy (the socket peer).
+        expect((await loginVia('198.51.100.23', PASSWORD)).status).toBe(200);
+        // A forged entry left of the proxy's is not believed: the proxy's own entry names the client.
+        expect((await loginVia('198.51.100.23, 203.0.113.7', 'guess 4')).status).toBe(429);
+        const logins = await t.audit.list({ action: 'auth.login' });
+        expect(logins.data[0]).toMatchObject({ user_id: org.users.owner.id, ip_address: '198.51.100.23' });
+        const failures = await t.audit.list({ action: 'auth.login_failed' });
+        expect(new Set(failures.data.map((e) => e.ip_address))).toEqual(new Set(['203.0.113.7']));
+      });
+
+      it('with none (the default), X-Forwarded-For is ignored: a client cannot pick its address', async () => {
+        await start({ loginThrottle: { maxFailures: 2 } });
+        const statuses = [];
+        for (let i = 0; i < 3; i++)
+          statuses.push((await loginVia(`203.0.113.${i + 1}`, `guess ${i}`)).status);
+        // Three "different" forwarded addresses, one socket peer: the pair locks at the second failure.
+        expect(statuses).toEqual([401, 429, 429]);
+        const failures = await t.audit.list({ action: 'auth.login_failed' });
+        expect(new Set(failures.data.map((e) => e.ip_address))).toEqual(new Set(['127.0.0.1']));
+      });
+    });
+
     describe('one-time passwords', () => {
       it('expire 72 hours after the invitation', async () => {
         await start({ clock: () => new Date(now) });

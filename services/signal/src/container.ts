@@ -180,6 +180,7 @@ export async function buildSignal({ config, logger, onFatal }: SignalDeps) {
     logger: log('management-api'),
     metrics,
     config: { management: { ...config.management, jwtSecret } },
+    trustedProxyHops: config.gateway.trustedProxyHops,
     controlPlane,
     // Every encrypted column of this deployment: the control plane's, the identity graph's, the delivery
     // worker's (DLQ index and retry schedule).

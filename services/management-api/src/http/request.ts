@@ -1,22 +1,23 @@
 import type { IncomingMessage } from 'node:http';
-import { isIP } from 'node:net';
-import { HttpError, readJsonBody } from '@signal/http';
+import { clientIp, HttpError, readJsonBody } from '@signal/http';
 import type { z } from 'zod';
 
 /** Admin request bodies are small JSON documents. */
 export const BODY_LIMIT_BYTES = 64 * 1024;
 
 export interface RequestInfo {
-  /** The peer address of the connection (a proxy's, behind one); null if unknown. */
+  /**
+   * The client's address: the connection's peer, or behind `trustedProxyHops` reverse proxies the entry that
+   * many hops from the right of X-Forwarded-For (`clientIp`, as the gateway and identity hub read it); null if
+   * unknown. It keys the per-client rate limit and login throttle and is what the audit log records.
+   */
   readonly ip: string | null;
   readonly userAgent: string | null;
 }
 
-export function requestInfo(req: IncomingMessage): RequestInfo {
-  let ip = req.socket.remoteAddress ?? null;
-  if (ip?.startsWith('::ffff:') && isIP(ip.slice(7)) === 4) ip = ip.slice(7);
+export function requestInfo(req: IncomingMessage, trustedProxyHops: number): RequestInfo {
   const ua = req.headers['user-agent'];
-  return { ip: ip !== null && isIP(ip) !== 0 ? ip : null, userAgent: typeof ua === 'string' ? ua : null };
+  return { ip: clientIp(req, trustedProxyHops) ?? null, userAgent: typeof ua === 'string' ? ua : null };
 }
 
 /** Reads and validates a JSON body; failures become `HttpError`s (400/413/415). */

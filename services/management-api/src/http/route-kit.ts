@@ -33,6 +33,8 @@ export interface RouteKitDeps {
   /** 100 requests per minute per user (per client address on the public auth routes). */
   readonly rateLimiter: Pick<RateLimiter, 'check'>;
   readonly logger: ApiLogger;
+  /** `TRUSTED_PROXY_HOPS`: reverse proxies whose X-Forwarded-For entry names the client (`requestInfo`). */
+  readonly trustedProxyHops: number;
 }
 
 async function enforceRateLimit(deps: RouteKitDeps, subject: string): Promise<void> {
@@ -89,7 +91,13 @@ export function registerRoutes(router: Router, handlers: RouteHandlers, deps: Ro
     const handler = handlers[route.id];
     router.on(route.method, `${ADMIN_PREFIX}${route.path}`, async (req, res, { params, query }) => {
       try {
-        await dispatch(route, handler, deps, { req, res, params, query, info: requestInfo(req) });
+        await dispatch(route, handler, deps, {
+          req,
+          res,
+          params,
+          query,
+          info: requestInfo(req, deps.trustedProxyHops),
+        });
       } catch (error) {
         const mapped = toHttpError(error);
         if (mapped === undefined) throw error;
