@@ -12,6 +12,7 @@ import { createBatchDeliverer } from './delivery/batch-deliverer';
 import { createRuntimeDirectory } from './delivery/integration-runtime';
 import { createDlqStore } from './dlq/dlq-store';
 import type { DlqCrypto } from './dlq/encrypted-columns';
+import { REPLAY_HEADER } from './dlq/replay';
 import { createDeliveryLedger } from './ledger/delivery-ledger';
 import { workerMetrics } from './metrics';
 import type { CredentialSource, WorkerIntegrationSource, WorkerLogger } from './ports';
@@ -339,7 +340,12 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
         for (const [name, entries] of byTopic) {
           await bus.publish(
             name,
-            entries.map((e) => ({ key: e.key, value: e.message })),
+            // A replay's retry stays a replay (its age-window refusal is a drop, see batch-deliverer).
+            entries.map((e) =>
+              e.replay === true
+                ? { key: e.key, value: e.message, headers: { [REPLAY_HEADER]: '1' } }
+                : { key: e.key, value: e.message },
+            ),
           );
           await retries.complete(entries);
         }

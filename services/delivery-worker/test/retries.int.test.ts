@@ -4,7 +4,7 @@ import { type CanonicalEvent, type DeliveryMessage, topics } from '@signal/event
 import { createTestPki, type TestCa, type TestPki } from '@signal/http';
 import { type Database, migrate } from '@signal/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRetryStore, deliveryWorkerMigrations } from '../src/index';
+import { createRetryStore, deliveryWorkerMigrations, REPLAY_HEADER } from '../src/index';
 import { databaseBackends } from './support/database-backends';
 import { createHarness, type Harness, makeEvent, SIGNING_SECRET, waitFor } from './support/harness';
 import { type HttpsSink, startHttpsSink } from './support/https-sink';
@@ -138,6 +138,66 @@ describe.each(backends)('the retry schedule on $name', (backend) => {
     });
     await waitFor(async () => (await rawRows(db, integrationId)).length === 0, 'the retry row completed');
   });
+
+  it("the vendor's age window drops a replayed event and dead-letters a first delivery", async () => {
+    const vendor = await sink();
+    vendor.reply(() => ({ status: 200, body: '{}' }));
+    const integrationId = webhook(h, vendor);
+    const outcome = (name: string) =>
+      metric(h, 'signal_deliveries_total', { vendor: 'webhook', outcome: name });
+    const [droppedBefore, deadBefore] = [await outcome('dropped'), await outcome('dead_letter')];
+    const old = () => makeEvent({ timestamp: new Date(Date.now() - 31 * 86_400_000).toISOString() });
+    const topic = topics.delivery(h.namespace, integrationId);
+    await publishTo(h.bus, topic, [{ integrationId, event: old(), attempt: { number: 1 } }], {
+      [REPLAY_HEADER]: '1',
+    });
+    await publishTo(h.bus, topic, [{ integrationId, event: old(), attempt: { number: 1 } }]);
+    await waitFor(
+      async () => (await outcome('dropped')) > droppedBefore && (await outcome('dead_letter')) > deadBefore,
+      'one drop and one dead letter',
+    );
+    expect(await outcome('dropped')).toBe(droppedBefore + 1);
+    expect(await outcome('dead_letter')).toBe(deadBefore + 1);
+    expect(vendor.requests).toHaveLength(0);
+  });
+
+  it('a replayed dead letter whose retry falls out of the vendor age window is dropped, not dead-lettered again', async () => {
+    const vendor = await sink();
+    // Refused once with Retry-After; by the retry the event has passed the integration's one-hour window.
+    vendor.reply(() => ({ status: 503, headers: { 'retry-after': '10' }, body: '{}' }));
+    const integrationId = `wh-${randomBytes(4).toString('hex')}`;
+    h.control.addIntegration({
+      id: integrationId,
+      pipelineId: 'pl_1',
+      vendor: 'webhook',
+      enabled: true,
+      settings: { url: vendor.url, maxEventAgeMs: 3_600_000 },
+      consent: { category: 'marketing' },
+      extraCaPem: ca.certPem,
+      credentials: { signingSecret: SIGNING_SECRET },
+    });
+    const event = makeEvent({ timestamp: new Date(Date.now() - 3_600_000 + 6_000).toISOString() });
+    const dropped = () => metric(h, 'signal_deliveries_total', { vendor: 'webhook', outcome: 'dropped' });
+    const deadLettered = () =>
+      metric(h, 'signal_deliveries_total', { vendor: 'webhook', outcome: 'dead_letter' });
+    const droppedBefore = await dropped();
+    const deadLetteredBefore = await deadLettered();
+    // As `replayDlq` publishes a dead letter back: with the replay header.
+    await publishTo(
+      h.bus,
+      topics.delivery(h.namespace, integrationId),
+      [{ integrationId, event, attempt: { number: 1 } } satisfies DeliveryMessage],
+      { [REPLAY_HEADER]: '1' },
+    );
+    await waitFor(async () => (await rawRows(db, integrationId)).length === 1, 'the scheduled retry');
+    expect(vendor.requests).toHaveLength(1);
+
+    // The retry goes out after Retry-After, meets the age window, and is dropped as a late replay.
+    await waitFor(async () => (await dropped()) > droppedBefore, 'the retry dropped', 20_000);
+    await waitFor(async () => (await rawRows(db, integrationId)).length === 0, 'the retry row completed');
+    expect(vendor.requests).toHaveLength(1);
+    expect(await deadLettered()).toBe(deadLetteredBefore);
+  }, 40_000);
 
   it('a retry whose payload does not open is counted and left scheduled; it holds back no other retry', async () => {
     const vendor = await sink();

@@ -240,6 +240,7 @@ export function createBatchDeliverer(deps: BatchDelivererDeps) {
       key: eventKey(p.value.event),
       message: JSON.stringify(value),
       lastError,
+      replay: p.message.headers[REPLAY_HEADER] === '1',
     };
   }
 

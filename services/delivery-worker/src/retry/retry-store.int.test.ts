@@ -124,11 +124,13 @@ describe.each(backends)('retry store on $name', (backend) => {
       // The anonymous id may hold text PostgreSQL cannot store: kept exactly (the partition depends on it).
       entry(integrationId, 'm-2', { key: `anon-${NUL}-${LONE}` }),
       entry(integrationId, 'm-3', { key: '"anon-quoted"' }),
+      // A DLQ replay's retry: re-published as a replay again (the flag is sealed with the rest).
+      { ...entry(integrationId, 'm-4'), replay: true },
     ];
     await store.schedule(scheduled);
 
     const rows = await rawRows(db, integrationId);
-    expect(rows).toHaveLength(3);
+    expect(rows).toHaveLength(4);
     expectNothingPlanted(JSON.stringify(rows));
     for (const row of rows) {
       expect(row).toMatchObject({

@@ -14,6 +14,11 @@ export interface RetryEntry {
   readonly key: string;
   readonly message: string;
   readonly lastError: string | null;
+  /**
+   * The message was a DLQ replay (`x-signal-replay`): re-published with that header again, so a vendor's
+   * age-window refusal of the retry still drops it as too late instead of dead-lettering it once more.
+   */
+  readonly replay?: boolean;
 }
 
 /**
@@ -56,6 +61,8 @@ const payloadSchema = z.object({
   key: z.string(),
   message: z.string(),
   lastError: z.string().nullable(),
+  /** Absent in rows scheduled before it existed: those were not known to be replays. */
+  replay: z.boolean().optional(),
 });
 
 function keyOf(stored: string, escaped: boolean): string {
@@ -74,7 +81,14 @@ function keyOf(stored: string, escaped: boolean): string {
 function openPayload(
   crypto: RetryCrypto,
   row: z.infer<typeof claimedRow>,
-): { readonly key: string; readonly message: string; readonly lastError: string | null } | UnreadableRetry {
+):
+  | {
+      readonly key: string;
+      readonly message: string;
+      readonly lastError: string | null;
+      readonly replay?: true;
+    }
+  | UnreadableRetry {
   const unreadable = (reason: UnreadableRetry['reason']): UnreadableRetry => ({
     integrationId: row.integration_id,
     messageId: row.message_id,
@@ -90,7 +104,12 @@ function openPayload(
   }
   try {
     const part = payloadSchema.parse(JSON.parse(plaintext.toString('utf8')));
-    return { key: keyOf(part.key, part.escaped === true), message: part.message, lastError: part.lastError };
+    return {
+      key: keyOf(part.key, part.escaped === true),
+      message: part.message,
+      lastError: part.lastError,
+      ...(part.replay === true ? { replay: true as const } : {}),
+    };
   } catch {
     return unreadable('invalid_payload');
   } finally {
@@ -153,7 +172,12 @@ export function createRetryStore(db: Pick<Queryable, 'query'>, crypto: RetryCryp
       const sealed = entries.map((e) =>
         sealColumn(
           crypto,
-          JSON.stringify({ key: e.key, message: e.message, lastError: e.lastError }),
+          JSON.stringify({
+            key: e.key,
+            message: e.message,
+            lastError: e.lastError,
+            ...(e.replay === true ? { replay: true } : {}),
+          }),
           retryPayloadContext(e.integrationId, e.messageId),
         ),
       );
