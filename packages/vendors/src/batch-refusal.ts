@@ -8,8 +8,8 @@ import {
 } from './outcome';
 
 /**
- * Follow-up requests for a batch the vendor refused as a whole because of some of its rows. Meta, TikTok and
- * LinkedIn process none of a batch request when one event in it is invalid (Meta: "we return an error for the
+ * Follow-up requests for a batch the vendor refused as a whole because of some of its rows. Meta, TikTok,
+ * LinkedIn, Pinterest and Snap process none of a batch request when one event in it is invalid (Meta: "we return an error for the
  * entire request and process no events"); without this, one bad event would take every good one in its batch
  * to the DLQ, or cost each of them a delivery attempt. Here:
  *

@@ -110,7 +110,7 @@ export type FinalVerdict = DeliveredVerdict | RetryVerdict | DeadLetterVerdict;
 
 /**
  * What an adapter's `classify` says about one row of a request. Besides a final verdict, a vendor that refused
- * the whole request because of some of its rows (Meta, TikTok, LinkedIn) leaves the other rows unjudged, and
+ * the whole request because of some of its rows (Meta, TikTok, LinkedIn, Pinterest, Snap) leaves the other rows unjudged, and
  * `deliver` goes on with them in follow-up requests (`settleBatch`); these two never become outcomes:
  *
  * - `resend`: the vendor named other rows as the cause; this one goes again without them.

@@ -11,7 +11,7 @@ import {
 } from './vendor-sink';
 
 /**
- * Meta, TikTok and LinkedIn refuse a whole batch request when one of its events is invalid, and process none
+ * Meta, TikTok, LinkedIn, Pinterest and Snap refuse a whole batch request when one of its events is invalid, and process none
  * of it. One bad event must not sink the good ones: the rows the vendor names are dead-lettered and the rest
  * go again in a follow-up request; when it names none, the batch is halved until the bad event is alone
  * (bounded: 2·⌈log2 n⌉ follow-up requests). Every vendor here is a real HTTPS server that validates each
@@ -343,5 +343,109 @@ describe('LinkedIn: 422 naming the rows of a BATCH_CREATE', () => {
     for (const outcome of report.outcomes.slice(1)) {
       expect(outcome).toMatchObject({ kind: 'retry', reason: 'vendor_unavailable', retryAfterMs: 30_000 });
     }
+  });
+});
+
+describe('Pinterest: 422 with every event’s status, or a 400 that names none', () => {
+  const accept = (count: number): Reply => ({
+    status: 200,
+    body: {
+      num_events_received: count,
+      num_events_processed: count,
+      events: Array.from({ length: count }, () => ({ status: 'processed', error_message: '' })),
+    },
+  });
+
+  it('dead-letters the failed events of a 422 and sends the others again at once, without them', async () => {
+    const bad = new Set(['msg-2', 'msg-4']);
+    const vendor = strictVendor(
+      'pinterest',
+      bad,
+      (positions, request) => {
+        const count = rowsOf('pinterest', request.body).length;
+        return {
+          status: 422,
+          body: {
+            num_events_received: count,
+            num_events_processed: 0,
+            events: Array.from({ length: count }, (_, i) =>
+              positions.includes(i)
+                ? { status: 'failed', error_message: 'event_time is more than 7 days old' }
+                : { status: 'processed', error_message: '' },
+            ),
+          },
+        };
+      },
+      accept,
+    );
+
+    const report = await send('pinterest', 6);
+
+    expectIsolated(report, bad, vendor.accepted);
+    expect(report.requests.map((r) => r.events)).toEqual([6, 4]);
+    expect(byId(report).get('msg-2')).toMatchObject({
+      detail: 'event_time is more than 7 days old',
+      lastResponse: { status: 422 },
+    });
+  });
+
+  it('a 400 that names no event: halved until the bad one is alone', async () => {
+    const bad = new Set(['msg-5']);
+    const vendor = strictVendor(
+      'pinterest',
+      bad,
+      () => ({ status: 400, body: { code: 1, message: 'Invalid parameters.' } }),
+      accept,
+    );
+
+    const report = await send('pinterest', 8);
+
+    expectIsolated(report, bad, vendor.accepted);
+    expect(report.requests.length).toBeLessThanOrEqual(1 + Math.ceil(Math.log2(8)) + 1);
+  });
+
+  it('a refusal of the request itself (every request refused) dead-letters the batch within the budget', async () => {
+    sink.reply(() => ({ status: 400, body: { code: 2, message: 'Invalid ad account id.' } }));
+
+    const report = await send('pinterest', 8);
+
+    expect(report.requests.length).toBeLessThanOrEqual(1 + budget(8));
+    for (const outcome of report.outcomes) {
+      expect(outcome).toMatchObject({ kind: 'dead_letter', reason: 'validation_failed' });
+    }
+  });
+});
+
+describe('Snap: status INVALID (or 400) for the whole request, without naming the event', () => {
+  const accept = (): Reply => ({ status: 200, body: { status: 'VALID', reason: '' } });
+
+  it('halves the batch until the bad event is alone; every other event is delivered once', async () => {
+    const bad = new Set(['msg-3']);
+    const vendor = strictVendor(
+      'snapchat',
+      bad,
+      () => ({ status: 200, body: { status: 'INVALID', reason: 'invalid event_time' } }),
+      accept,
+    );
+
+    const report = await send('snapchat', 7);
+
+    expectIsolated(report, bad, vendor.accepted);
+    expect(report.requests.length).toBeLessThanOrEqual(1 + Math.ceil(Math.log2(7)) + 1);
+    expect(byId(report).get('msg-3')).toMatchObject({ detail: 'Snap status INVALID' });
+  });
+
+  it('a 400 for one event: the others are delivered', async () => {
+    const bad = new Set(['msg-0']);
+    const vendor = strictVendor(
+      'snapchat',
+      bad,
+      () => ({ status: 400, body: { status: 'INVALID', reason: 'bad request' } }),
+      accept,
+    );
+
+    const report = await send('snapchat', 5);
+
+    expectIsolated(report, bad, vendor.accepted);
   });
 });

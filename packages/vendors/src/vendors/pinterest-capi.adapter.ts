@@ -9,7 +9,7 @@ import { eventTimeMs, unixSeconds } from '../canonical/time';
 import { classifyNetworkError, classifyStatus, isRecord, parseJson, shared } from '../classify-http';
 import { compact } from '../compact';
 import { checkIp, list, piiValue, refuse } from '../guards';
-import { deadLetter, delivered, type Verdict } from '../outcome';
+import { bisect, deadLetter, delivered, resend, type Verdict } from '../outcome';
 import {
   DAY_MS,
   DEFAULT_FUTURE_SKEW_MS,
@@ -152,6 +152,30 @@ function perEvent(body: string, count: number): Verdict[] {
   return verdicts;
 }
 
+/**
+ * A refused request (400, 422). When the answer lists every event (`events[i].status`, as a 2xx does), the
+ * failed ones are dead-lettered and the others go again without them (`resend`: Pinterest deduplicates by
+ * `event_id` should it have kept them). When it names none, one event may still be at fault: the batch is
+ * halved until it is alone (`bisect`), so one bad event does not take the good ones of its batch to the DLQ.
+ * A refusal of the request itself (no half is ever taken) ends with every event dead-lettered, as before.
+ */
+function refused(body: string, count: number): Verdict[] {
+  const parsed = parseJson(body);
+  const events = isRecord(parsed) && Array.isArray(parsed.events) ? parsed.events : [];
+  const failed = new Map<number, string>();
+  if (events.length === count) {
+    events.forEach((entry: unknown, index) => {
+      if (!isRecord(entry) || entry.status !== 'failed') return;
+      failed.set(index, typeof entry.error_message === 'string' ? entry.error_message : 'failed');
+    });
+  }
+  if (failed.size === 0) return shared(bisect(deadLetter('validation_failed')), count);
+  return Array.from({ length: count }, (_, index) => {
+    const message = failed.get(index);
+    return message === undefined ? resend : deadLetter('validation_failed', message);
+  });
+}
+
 export const pinterestCapi: VendorAdapter<PinterestSettings, PinterestCredentials> = {
   id: 'pinterest',
   displayName: 'Pinterest Conversions API',
@@ -180,8 +204,7 @@ export const pinterestCapi: VendorAdapter<PinterestSettings, PinterestCredential
   classify(result, batch, { now }) {
     if (result.type === 'network_error') return shared(classifyNetworkError(result.error), batch.length);
     if (result.ok) return perEvent(result.body, batch.length);
-    if (result.status === 400 || result.status === 422)
-      return shared(deadLetter('validation_failed'), batch.length);
+    if (result.status === 400 || result.status === 422) return refused(result.body, batch.length);
     return shared(classifyStatus(result, now), batch.length);
   },
 };

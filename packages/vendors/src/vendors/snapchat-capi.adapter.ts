@@ -9,7 +9,7 @@ import { eventTimeMs, unixSeconds } from '../canonical/time';
 import { classifyNetworkError, classifyStatus, isRecord, parseJson, shared } from '../classify-http';
 import { compact } from '../compact';
 import { checkIp, list, piiValue, refuse } from '../guards';
-import { deadLetter } from '../outcome';
+import { bisect, deadLetter } from '../outcome';
 import {
   DAY_MS,
   DEFAULT_FUTURE_SKEW_MS,
@@ -171,13 +171,16 @@ export const snapchatCapi: VendorAdapter<SnapchatSettings, SnapchatCredentials> 
   },
   classify(result, batch, { now }) {
     if (result.type === 'network_error') return shared(classifyNetworkError(result.error), batch.length);
+    // Snap refuses the whole request (status INVALID, or 400) without naming the event at fault: the batch is
+    // halved until it is alone, so one bad event does not take the good ones of its batch to the DLQ. A
+    // refusal of the request itself (no half is ever taken) ends with every event dead-lettered, as before.
     if (result.ok) {
       const parsed = parseJson(result.body);
       if (isRecord(parsed) && parsed.status === 'INVALID') {
-        return shared(deadLetter('validation_failed', 'Snap status INVALID'), batch.length);
+        return shared(bisect(deadLetter('validation_failed', 'Snap status INVALID')), batch.length);
       }
     }
-    if (result.status === 400) return shared(deadLetter('validation_failed'), batch.length);
+    if (result.status === 400) return shared(bisect(deadLetter('validation_failed')), batch.length);
     return shared(classifyStatus(result, now), batch.length);
   },
 };
