@@ -1,4 +1,5 @@
 import { createCacheConsentStateStore } from '@signal/consent';
+import { createErasedSubjects } from '@signal/identity-hub';
 import { openServiceHost, type ServiceContainer, type ServiceMainDeps } from '@signal/runtime';
 import { createDeliveryWorker } from './delivery-worker';
 import { deliveryWorkerMigrations } from './migrations';
@@ -25,6 +26,8 @@ export async function buildContainer(deps: ServiceMainDeps): Promise<ServiceCont
     crypto: host.crypto.crypto,
     logger: host.log('delivery-worker'),
     metrics,
+    // The identity hub's erasure records, in the same database (`signal-cli migrate` creates every table).
+    erasures: createErasedSubjects({ db: host.db, crypto: host.crypto.crypto }),
     settings: {
       retryMaxAttempts: config.delivery.retryMaxAttempts,
       retryBackoffBaseMs: config.delivery.retryBackoffBaseSeconds * 1000,

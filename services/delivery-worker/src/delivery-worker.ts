@@ -15,7 +15,7 @@ import type { DlqCrypto } from './dlq/encrypted-columns';
 import { REPLAY_HEADER } from './dlq/replay';
 import { createDeliveryLedger } from './ledger/delivery-ledger';
 import { workerMetrics } from './metrics';
-import type { CredentialSource, WorkerIntegrationSource, WorkerLogger } from './ports';
+import type { CredentialSource, ErasureView, WorkerIntegrationSource, WorkerLogger } from './ports';
 import { createRetryStore } from './retry/retry-store';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -68,6 +68,11 @@ export const workerSettingsSchema = z.object({
     .default(30 * DAY_MS),
   /** Ledger pruning and gauge refresh. */
   maintenanceIntervalMs: z.int().min(1).default(10_000),
+  /**
+   * How often the erasure records are re-read (`erasures`): an erasure reaches events still on the bus at
+   * most this long after it was recorded (its dead letters and retries are deleted at once).
+   */
+  erasureRefreshMs: z.int().min(1).default(5_000),
 });
 export type WorkerSettings = z.output<typeof workerSettingsSchema>;
 
@@ -90,6 +95,12 @@ export interface DeliveryWorkerDeps {
   readonly logger: WorkerLogger;
   readonly metrics: Metrics;
   readonly settings?: z.input<typeof workerSettingsSchema>;
+  /**
+   * The identity graph's erasure records (`createErasedSubjects`, in the same database): an erased person's
+   * events received before the erasure are dropped instead of sent. Absent: no identity hub shares the
+   * database, and nothing is dropped for erasure.
+   */
+  readonly erasures?: ErasureView;
 }
 
 export interface DeliveryWorker {
@@ -188,6 +199,25 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   let running = false;
   let refreshTimer: NodeJS.Timeout | null = null;
   let maintenanceTimer: NodeJS.Timeout | null = null;
+  let erasureTimer: NodeJS.Timeout | null = null;
+  let erasureFailureLogged = false;
+
+  /** Re-reads the erasure records; on failure the last view stays in force (logged once per outage). */
+  async function refreshErasures(): Promise<void> {
+    if (deps.erasures === undefined) return;
+    try {
+      await deps.erasures.refresh();
+      erasureFailureLogged = false;
+    } catch (err) {
+      if (!erasureFailureLogged) {
+        logger.warn(
+          { err: describe(err) },
+          'could not re-read the erasure records; the last ones read stay in force',
+        );
+        erasureFailureLogged = true;
+      }
+    }
+  }
   let retryLoop: Promise<void> = Promise.resolve();
   let wakeRetryLoop: (() => void) | null = null;
   let refreshing: Promise<void> = Promise.resolve();
@@ -197,6 +227,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     ledger,
     retries,
     consentStore: deps.consentStore,
+    ...(deps.erasures === undefined ? {} : { erasures: deps.erasures }),
     bus,
     namespace,
     policy,
@@ -440,6 +471,12 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
         batchSize: 500,
         handler: indexDeadLetters,
       });
+      // Before consuming: a backlog of an erased person's events must meet the erasure records.
+      await refreshErasures();
+      if (deps.erasures !== undefined) {
+        erasureTimer = setInterval(() => void refreshErasures(), settings.erasureRefreshMs);
+        erasureTimer.unref();
+      }
       await doRefresh();
       refreshTimer = setInterval(() => void refreshTopics(), settings.integrationRefreshMs);
       refreshTimer.unref();
@@ -454,6 +491,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       running = false;
       if (refreshTimer !== null) clearInterval(refreshTimer);
       if (maintenanceTimer !== null) clearInterval(maintenanceTimer);
+      if (erasureTimer !== null) clearInterval(erasureTimer);
       for (const timer of resumeTimers.values()) clearTimeout(timer);
       resumeTimers.clear();
       wakeRetryLoop?.();

@@ -73,6 +73,7 @@ export { type WorkerMetrics, workerMetrics } from './metrics';
 export { deliveryWorkerMigrations } from './migrations';
 export type {
   CredentialSource,
+  ErasureView,
   WorkerIntegrationInput,
   WorkerIntegrationSource,
   WorkerLogger,

@@ -7,7 +7,8 @@ export interface WorkerMetrics {
   requestDuration(vendor: string, seconds: number): void;
   authFailure(vendor: string): void;
   consentDecision(decision: 'allow' | 'drop' | 'strip'): void;
-  skipped(reason: 'already_delivered', count: number): void;
+  /** `already_delivered` (the ledger has it), `erased` (the person was erased after the event arrived). */
+  skipped(reason: 'already_delivered' | 'erased', count: number): void;
   circuit(vendor: string, state: 'open' | 'closed'): void;
   dlqDepth(depth: number): void;
   /** A dead letter the DLQ index could not store (stays on `dlq-events` only; alert). */
@@ -42,7 +43,7 @@ export function workerMetrics(metrics: Metrics): WorkerMetrics {
   );
   const skipped = metrics.counter(
     'signal_delivery_skipped_total',
-    'Events not sent because the ledger shows the vendor already accepted them',
+    'Events not sent: the ledger shows the vendor already accepted them (already_delivered), or their person was erased after they arrived (erased)',
     ['reason'],
   );
   const circuit = metrics.counter(

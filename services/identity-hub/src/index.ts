@@ -6,7 +6,7 @@ export {
   loadIdentityHubSettings,
 } from './config';
 export { IdentityHubError, type IdentityHubErrorCode, isIdentityHubError } from './errors';
-export { type BlindIndex, INDEX_KEY_ID, loadBlindIndex } from './graph/blind-index';
+export { type BlindIndex, INDEX_KEY_ID, loadBlindIndex, readBlindIndex } from './graph/blind-index';
 export {
   type EncryptedColumnEntry,
   IDENTITY_ENCRYPTED_COLUMNS,
@@ -17,6 +17,12 @@ export {
   indexKeyContext,
   traitsContext,
 } from './graph/encrypted-columns';
+export {
+  createErasedSubjects,
+  type ErasableEvent,
+  type ErasedSubjects,
+  type ErasedSubjectsOptions,
+} from './graph/erased-subjects';
 export {
   createIdentityErasure,
   type ErasureActor,

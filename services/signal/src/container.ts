@@ -22,6 +22,7 @@ import { createRouter, createServer, metricsHandler, registerHealthRoutes, sendJ
 import {
   cacheSingleUseStore,
   controlPlaneHubSources,
+  createErasedSubjects,
   createIdentityErasure,
   createIdentityGraph,
   createIdentityHub,
@@ -226,6 +227,7 @@ export async function buildSignal({ config, logger, onFatal }: SignalDeps) {
     crypto,
     logger: log('delivery-worker'),
     metrics,
+    erasures: createErasedSubjects({ db, crypto }),
     settings: {
       retryMaxAttempts: config.delivery.retryMaxAttempts,
       retryBackoffBaseMs: config.delivery.retryBackoffBaseSeconds * 1000,

@@ -12,7 +12,7 @@ import { publishableLetter } from '../dlq/publishable-letter';
 import { REPLAY_HEADER } from '../dlq/replay';
 import type { DeliveryLedger } from '../ledger/delivery-ledger';
 import type { WorkerMetrics } from '../metrics';
-import type { WorkerLogger } from '../ports';
+import type { ErasureView, WorkerLogger } from '../ports';
 import type { RetryEntry, RetryStore } from '../retry/retry-store';
 import { type BackoffPolicy, planRetry } from './backoff';
 import { CircuitBreaker } from './circuit-breaker';
@@ -31,6 +31,8 @@ export interface BatchDelivererDeps {
   readonly ledger: DeliveryLedger;
   readonly retries: RetryStore;
   readonly consentStore: ConsentStateStore;
+  /** Erasure records: an erased person's events received before the erasure are dropped, never sent. */
+  readonly erasures?: Pick<ErasureView, 'erasedBefore'>;
   readonly bus: Bus;
   readonly namespace: string;
   readonly policy: BackoffPolicy;
@@ -344,6 +346,14 @@ export function createBatchDeliverer(deps: BatchDelivererDeps) {
         for (const p of pending) {
           if (accepted.has(p.value.event.messageId)) continue;
           const event = p.value.event;
+          // Erased since it was received (its raw event or delivery message was still on the bus, behind a
+          // slow vendor): the erasure holds, whatever consent said.
+          if (deps.erasures?.erasedBefore(event) === true) {
+            counts.dropped += 1;
+            metrics.outcome(vendor, 'dropped');
+            metrics.skipped('erased', 1);
+            continue;
+          }
           const arrived = eventConsentState(event);
           const latest: LatestConsent =
             event.anonymousId === undefined

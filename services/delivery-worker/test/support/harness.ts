@@ -17,6 +17,7 @@ import {
   type CredentialSource,
   createDeliveryWorker,
   type DeliveryWorker,
+  type DeliveryWorkerDeps,
   deliveryWorkerMigrations,
   type WorkerIntegrationInput,
 } from '../../src/index';
@@ -146,6 +147,8 @@ export interface HarnessOptions {
   readonly db?: Database;
   /** Over `TEST_BUS` (whose 2 s leases make takeovers quick to test). */
   readonly bus?: Partial<PostgresBusSettings>;
+  /** The identity graph's erasure records (`createErasedSubjects` over the same database). */
+  readonly erasures?: DeliveryWorkerDeps['erasures'];
 }
 
 export async function createHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -183,6 +186,7 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     crypto: control.crypto,
     logger: silentLogger,
     metrics,
+    ...(options.erasures === undefined ? {} : { erasures: options.erasures }),
     settings: {
       integrationRefreshMs: 200,
       credentialsTtlMs: 0,

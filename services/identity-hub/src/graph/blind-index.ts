@@ -80,6 +80,23 @@ export async function loadBlindIndex(
   }
   if (sealed === null)
     throw new IdentityHubError('corrupt_record', 'the blind-index key could not be stored');
+  return indexFromSealed(sealed, crypto);
+}
+
+/**
+ * The blind index when its key exists, without creating it (the identity hub creates it at its first start,
+ * before it can record any erasure): for readers of the identity tables in other services.
+ */
+export async function readBlindIndex(
+  db: Pick<Queryable, 'query'>,
+  crypto: Pick<CryptoService, 'openText'>,
+): Promise<BlindIndex | null> {
+  const sealed = await read(db);
+  return sealed === null ? null : indexFromSealed(sealed, crypto);
+}
+
+function indexFromSealed(sealed: string, crypto: Pick<CryptoService, 'openText'>): BlindIndex {
+  const context = indexKeyContext(INDEX_KEY_ID);
   let key: Buffer;
   try {
     key = crypto.openText(sealed, context);

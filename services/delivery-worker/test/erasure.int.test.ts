@@ -1,0 +1,145 @@
+import { randomBytes } from 'node:crypto';
+import { publishTo } from '@signal/bus';
+import { type DeliveryMessage, topics } from '@signal/events';
+import { createTestPki, type TestCa, type TestPki } from '@signal/http';
+import {
+  createErasedSubjects,
+  createIdentityGraph,
+  type ErasedSubjects,
+  identityHubMigrations,
+  loadBlindIndex,
+} from '@signal/identity-hub';
+import { type Database, migrate } from '@signal/store';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { databaseBackends } from './support/database-backends';
+import { createHarness, type Harness, makeEvent, SIGNING_SECRET, waitFor } from './support/harness';
+import { type HttpsSink, startHttpsSink } from './support/https-sink';
+import { metric } from './support/metric';
+
+/**
+ * An erasure (`DELETE /v1/admin/identity/{id}`) deletes the person's graph, dead letters and scheduled
+ * retries at once; their events received before it may still be on the bus (a backlog behind a slow or
+ * failing vendor, raw events not yet processed). The worker reads the graph's erasure records and drops those
+ * events instead of sending them to the vendor. Events received after the erasure are new collection.
+ */
+
+const backends = await databaseBackends('dw_erasure', 4);
+
+let pki: TestPki;
+let ca: TestCa;
+const sinks: HttpsSink[] = [];
+
+beforeAll(async () => {
+  pki = await createTestPki();
+  ca = await pki.createCa({ commonName: 'Signal Erasure Test CA' });
+});
+afterAll(async () => {
+  for (const s of sinks) await s.close();
+  await pki?.cleanup();
+});
+
+describe.each(backends)('erased people on the delivery topics, on $name', (backend) => {
+  let db: Database;
+  let closeDb: () => Promise<void>;
+  let h: Harness;
+  // The view is built once the harness made the process's crypto service; the worker reads it through this.
+  let view: ErasedSubjects | undefined;
+
+  beforeAll(async () => {
+    ({ db, close: closeDb } = await backend.open());
+    await migrate(db, identityHubMigrations);
+    h = await createHarness({
+      db,
+      workerSettings: { topicPartitions: 1, erasureRefreshMs: 100 },
+      erasures: {
+        erasedBefore: (event) => view?.erasedBefore(event) ?? false,
+        refresh: async () => view?.refresh(),
+      },
+    });
+    view = createErasedSubjects({ db, crypto: h.control.crypto });
+    await h.worker.start();
+  });
+  afterAll(async () => {
+    await h?.close();
+    await closeDb?.();
+  });
+
+  it("drops the erased person's backlog, delivers everyone else's and their new visits", async () => {
+    const cert = await ca.issueServerCertificate({ ipAddresses: ['127.0.0.1'] });
+    const vendor = await startHttpsSink({ cert: cert.certPem, key: cert.keyPem });
+    sinks.push(vendor);
+    vendor.reply(() => ({ status: 200, body: '{}' }));
+    const integrationId = `wh-${randomBytes(4).toString('hex')}`;
+    h.control.addIntegration({
+      id: integrationId,
+      pipelineId: 'pl_1',
+      vendor: 'webhook',
+      enabled: true,
+      settings: { url: vendor.url },
+      consent: { category: 'marketing' },
+      extraCaPem: ca.certPem,
+      credentials: { signingSecret: SIGNING_SECRET },
+    });
+
+    // The person, known to the graph by two browsers and an e-mail, erased five minutes ago.
+    const erasedAt = Date.now() - 5 * 60_000;
+    const ago = (ms: number) => new Date(erasedAt - ms).toISOString();
+    const [phone, laptop] = [
+      `anon-${randomBytes(6).toString('hex')}`,
+      `anon-${randomBytes(6).toString('hex')}`,
+    ];
+    const email = `erased.${randomBytes(4).toString('hex')}@example.com`;
+    const graph = createIdentityGraph({
+      db,
+      crypto: h.control.crypto,
+      index: await loadBlindIndex(db, h.control.crypto),
+      now: () => erasedAt,
+    });
+    await graph.ingest(
+      makeEvent({ type: 'identify', anonymousId: phone, userId: email, receivedAt: ago(60_000) }),
+    );
+    await graph.ingest(
+      makeEvent({ type: 'identify', anonymousId: laptop, userId: email, receivedAt: ago(50_000) }),
+    );
+    await graph.erase('org_1', email);
+
+    const backlog = [
+      makeEvent({ anonymousId: phone, receivedAt: ago(40_000) }),
+      makeEvent({ anonymousId: laptop, receivedAt: ago(30_000) }),
+      makeEvent({
+        anonymousId: `anon-server-${randomBytes(3).toString('hex')}`,
+        userId: email,
+        receivedAt: ago(20_000),
+      }),
+    ];
+    const someoneElse = makeEvent({ receivedAt: ago(10_000) });
+    const returning = makeEvent({ anonymousId: phone }); // received now: after the erasure
+    const dropped = () => metric(h, 'signal_delivery_skipped_total', { reason: 'erased' });
+    const before = await dropped();
+
+    await waitFor(() => view?.erasedBefore(backlog[0] ?? someoneElse) === true, 'the erasure records read');
+    await publishTo(
+      h.bus,
+      topics.delivery(h.namespace, integrationId),
+      [...backlog, someoneElse, returning].map(
+        (event) => ({ integrationId, event, attempt: { number: 1 } }) satisfies DeliveryMessage,
+      ),
+    );
+
+    await waitFor(() => vendor.requests.length === 2, 'the deliveries of the others');
+    await waitFor(async () => (await dropped()) === before + backlog.length, 'the backlog dropped');
+    expect(vendor.requests.map((r) => r.messageId).sort()).toEqual(
+      [someoneElse.messageId, returning.messageId].sort(),
+    );
+    // Nothing of the backlog reached the vendor, and nothing went to the DLQ or the retry schedule for it.
+    for (const event of backlog) {
+      expect(vendor.requests.some((r) => r.body.includes(event.messageId))).toBe(false);
+    }
+    const { rows } = await db.query(
+      'SELECT count(*)::int AS n FROM delivery_retries WHERE integration_id = $1',
+      [integrationId],
+    );
+    expect(rows[0]).toEqual({ n: 0 });
+    expect(await metric(h, 'signal_deliveries_total', { outcome: 'dead_letter' })).toBe(0);
+  });
+});

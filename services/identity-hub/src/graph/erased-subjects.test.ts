@@ -1,0 +1,123 @@
+import { randomBytes } from 'node:crypto';
+import { type CryptoService, createCryptoService, createKeyring } from '@signal/crypto';
+import { createDatabase, type Database, migrate, type Queryable } from '@signal/store';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { anonymousId, DEMO_PIPELINE, rawEvent } from '../../test/support';
+import { identityHubMigrations } from '../migrations';
+import { loadBlindIndex } from './blind-index';
+import { createErasedSubjects } from './erased-subjects';
+import { createIdentityGraph, ERASURE_CLOCK_MARGIN_MS, type IdentityGraph } from './identity-graph';
+
+/**
+ * What the delivery worker asks before sending an event on: was its person erased after it arrived? Read from
+ * the graph's own erasure records, written by a real erasure.
+ */
+
+const ORG = DEMO_PIPELINE.orgId;
+/** Recent: the records expire (30 days after the erasure) by the database's clock. */
+const T0 = Date.now() - 3_600_000;
+const at = (ms: number) => new Date(T0 + ms).toISOString();
+
+let db: Database;
+let crypto: CryptoService;
+let graph: IdentityGraph;
+const clock = { now: T0 };
+
+beforeAll(async () => {
+  db = await createDatabase({ kind: 'pglite' });
+  await migrate(db, identityHubMigrations);
+  crypto = createCryptoService({ keyring: createKeyring({ current: randomBytes(32) }) });
+  graph = createIdentityGraph({
+    db,
+    crypto,
+    index: await loadBlindIndex(db, crypto),
+    now: () => clock.now,
+  });
+});
+afterAll(async () => {
+  await db.close();
+});
+
+describe('erased subjects, as the delivery worker sees them', () => {
+  it("drops an erased person's events received before the erasure (all their ids), and nothing else", async () => {
+    const [a1, a2, other] = [anonymousId(), anonymousId(), anonymousId()];
+    const user = `ada.${randomBytes(4).toString('hex')}@example.com`;
+    clock.now = T0;
+    await graph.ingest(rawEvent({ anonymousId: a1, userId: user, receivedAt: at(0) }));
+    await graph.ingest(rawEvent({ anonymousId: a2, userId: user, receivedAt: at(1000) }));
+    await graph.ingest(rawEvent({ anonymousId: other, receivedAt: at(2000) }));
+    const view = createErasedSubjects({ db, crypto });
+    await view.refresh();
+    const before = { org: ORG, anonymousId: a2, receivedAt: at(5000) };
+    expect(view.erasedBefore(before)).toBe(false); // nothing erased yet
+
+    clock.now = T0 + 60_000;
+    await graph.erase(ORG, user);
+    expect(view.erasedBefore(before)).toBe(false); // not re-read yet
+    await view.refresh();
+
+    // Every id the person had: by anonymous id (either browser), by user id, received before the erasure.
+    expect(view.erasedBefore(before)).toBe(true);
+    expect(view.erasedBefore({ org: ORG, anonymousId: a1, receivedAt: at(0) })).toBe(true);
+    expect(view.erasedBefore({ org: ORG, userId: user, receivedAt: at(30_000) })).toBe(true);
+    expect(view.erasedBefore({ org: ORG, anonymousId: other, userId: user, receivedAt: at(0) })).toBe(true);
+    // Within the clock margin after the erasure: still "before" (gateway and eraser read different clocks).
+    expect(
+      view.erasedBefore({ org: ORG, userId: user, receivedAt: at(60_000 + ERASURE_CLOCK_MARGIN_MS - 1) }),
+    ).toBe(true);
+    // An unreadable receipt time cannot prove the event came later.
+    expect(view.erasedBefore({ org: ORG, userId: user, receivedAt: 'yesterday' })).toBe(true);
+
+    // A new visit after the erasure is new collection; another person, and the same id in another org, are
+    // not the erased person.
+    expect(
+      view.erasedBefore({ org: ORG, userId: user, receivedAt: at(60_000 + ERASURE_CLOCK_MARGIN_MS) }),
+    ).toBe(false);
+    expect(view.erasedBefore({ org: ORG, anonymousId: other, receivedAt: at(0) })).toBe(false);
+    expect(view.erasedBefore({ org: 'org_someone_else', userId: user, receivedAt: at(0) })).toBe(false);
+    expect(view.erasedBefore({ org: ORG, receivedAt: at(0) })).toBe(false);
+  });
+
+  it('holds nothing as erased before the identity tables or the blind-index key exist, then catches up', async () => {
+    const empty = await createDatabase({ kind: 'pglite' });
+    try {
+      const view = createErasedSubjects({ db: empty, crypto });
+      await view.refresh(); // no tables at all
+      expect(view.erasedBefore({ org: ORG, userId: 'u', receivedAt: at(0) })).toBe(false);
+      await migrate(empty, identityHubMigrations);
+      await view.refresh(); // tables, but no key yet: nothing can have been erased
+      expect(view.erasedBefore({ org: ORG, userId: 'u', receivedAt: at(0) })).toBe(false);
+
+      const hub = createIdentityGraph({
+        db: empty,
+        crypto,
+        index: await loadBlindIndex(empty, crypto),
+        now: () => T0 + 60_000,
+      });
+      await hub.ingest(rawEvent({ anonymousId: anonymousId(), userId: 'u', receivedAt: at(0) }));
+      await hub.erase(ORG, 'u');
+      await view.refresh();
+      expect(view.erasedBefore({ org: ORG, userId: 'u', receivedAt: at(0) })).toBe(true);
+    } finally {
+      await empty.close();
+    }
+  });
+
+  it('a failed refresh keeps the records already read in force', async () => {
+    const user = `bob.${randomBytes(4).toString('hex')}@example.com`;
+    clock.now = T0;
+    await graph.ingest(rawEvent({ anonymousId: anonymousId(), userId: user, receivedAt: at(0) }));
+    clock.now = T0 + 60_000;
+    await graph.erase(ORG, user);
+    let fail = false;
+    const flaky: Pick<Queryable, 'query'> = {
+      query: <R>(sql: string, params?: readonly unknown[]) =>
+        fail ? Promise.reject(new Error('connection lost')) : db.query<R>(sql, params),
+    };
+    const view = createErasedSubjects({ db: flaky, crypto });
+    await view.refresh();
+    fail = true;
+    await expect(view.refresh()).rejects.toThrow('connection lost');
+    expect(view.erasedBefore({ org: ORG, userId: user, receivedAt: at(0) })).toBe(true);
+  });
+});

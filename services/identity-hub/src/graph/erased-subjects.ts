@@ -1,0 +1,131 @@
+import type { CryptoService } from '@signal/crypto';
+import { isStoreError, type Queryable } from '@signal/store';
+import { z } from 'zod';
+import { type BlindIndex, readBlindIndex } from './blind-index';
+import { ERASURE_CLOCK_MARGIN_MS } from './identity-graph';
+
+/**
+ * The identity graph's erasure records (`identity_erasures`, and the org-blind `identity_erasures_legacy`
+ * until they expire), held in memory for a process that must not send an erased person's events on: the
+ * delivery worker, right before an event would reach a vendor. An erasure (`DELETE /v1/admin/identity/{id}`)
+ * deletes the graph, the person's dead letters and scheduled retries; their events received before it that
+ * are still on the bus (raw events not yet processed, delivery messages behind a slow or failing vendor) are
+ * dropped here, by the same rule the graph uses to keep them from rebuilding the profile: received before
+ * the erasure plus `ERASURE_CLOCK_MARGIN_MS`. Events received later are new collection, governed by consent.
+ *
+ * The records are keyed digests (no id in the clear), so an event's ids are digested with the blind-index key
+ * to look them up; that happens only for events of an org that has records. `refresh` re-reads the whole
+ * table (it holds one row per erased identifier for the record retention, 30 days by default: small); until
+ * the first refresh and while the tables or the key do not exist yet, nothing counts as erased.
+ */
+export interface ErasedSubjects {
+  /** Whether an event of `org` is of an erased person and was received before the erasure. */
+  erasedBefore(event: ErasableEvent): boolean;
+  /** Re-reads the records. Throws when they cannot be read (the last view stays in force). */
+  refresh(): Promise<void>;
+}
+
+/** What `erasedBefore` reads of an event (a `CanonicalEvent` has it). */
+export interface ErasableEvent {
+  readonly org: string;
+  readonly anonymousId?: string | undefined;
+  readonly userId?: string | undefined;
+  /** ISO 8601; an unreadable one cannot prove the event came after the erasure. */
+  readonly receivedAt: string;
+}
+
+export interface ErasedSubjectsOptions {
+  readonly db: Pick<Queryable, 'query'>;
+  /** Opens the blind-index key (`identity_index_keys`); the process's crypto service. */
+  readonly crypto: Pick<CryptoService, 'openText'>;
+}
+
+const recordRow = z.object({
+  org_id: z.string().nullable(),
+  kind: z.string(),
+  digest: z.string(),
+  erased_at: z.date(),
+});
+
+/** SQLSTATE 42P01: the identity tables do not exist in this database (yet). */
+const UNDEFINED_TABLE = '42P01';
+
+interface View {
+  readonly index: BlindIndex;
+  /** Per org: `kind\0erasure digest` → latest erasure (ms). */
+  readonly byOrg: ReadonlyMap<string, ReadonlyMap<string, number>>;
+  /** Org-blind records from before identity-hub/0003: `kind\0legacy digest` → erasure (ms). */
+  readonly legacy: ReadonlyMap<string, number>;
+}
+
+const KINDS = [
+  ['anonymous_id', 'anonymousId'],
+  ['user_id', 'userId'],
+] as const;
+
+export function createErasedSubjects(options: ErasedSubjectsOptions): ErasedSubjects {
+  const { db, crypto } = options;
+  let view: View | null = null;
+
+  async function read(): Promise<View | null> {
+    const index = view?.index ?? (await readBlindIndex(db, crypto));
+    if (index === null) return null;
+    const { rows } = await db.query(
+      `SELECT org_id, kind, digest, erased_at FROM identity_erasures WHERE expires_at > now()
+       UNION ALL
+       SELECT NULL, kind, digest, erased_at FROM identity_erasures_legacy WHERE expires_at > now()`,
+    );
+    const byOrg = new Map<string, Map<string, number>>();
+    const legacy = new Map<string, number>();
+    for (const raw of rows) {
+      const row = recordRow.parse(raw);
+      const key = `${row.kind}\0${row.digest}`;
+      const at = row.erased_at.getTime();
+      const target = row.org_id === null ? legacy : (byOrg.get(row.org_id) ?? new Map<string, number>());
+      if (row.org_id !== null) byOrg.set(row.org_id, target);
+      target.set(key, Math.max(at, target.get(key) ?? at));
+    }
+    return { index, byOrg, legacy };
+  }
+
+  return {
+    async refresh() {
+      try {
+        view = await read();
+      } catch (err) {
+        if (isStoreError(err) && err.sqlState === UNDEFINED_TABLE) {
+          view = null; // no identity tables in this database: nothing can have been erased
+          return;
+        }
+        throw err;
+      }
+    },
+
+    erasedBefore(event) {
+      const current = view;
+      if (current === null) return false;
+      const records = current.byOrg.get(event.org);
+      if (records === undefined && current.legacy.size === 0) return false;
+      let erasedAt = Number.NEGATIVE_INFINITY;
+      for (const [kind, field] of KINDS) {
+        const value = event[field];
+        if (typeof value !== 'string' || value === '') continue;
+        if (records !== undefined) {
+          const digest = current.index.erasureDigest(
+            event.org,
+            kind,
+            current.index.digest(event.org, kind, value),
+          );
+          erasedAt = Math.max(erasedAt, records.get(`${kind}\0${digest}`) ?? erasedAt);
+        }
+        if (current.legacy.size > 0) {
+          const legacyDigest = current.index.legacyErasureDigest(kind, value);
+          erasedAt = Math.max(erasedAt, current.legacy.get(`${kind}\0${legacyDigest}`) ?? erasedAt);
+        }
+      }
+      if (erasedAt === Number.NEGATIVE_INFINITY) return false;
+      const receivedAt = Date.parse(event.receivedAt);
+      return !(receivedAt >= erasedAt + ERASURE_CLOCK_MARGIN_MS);
+    },
+  };
+}
