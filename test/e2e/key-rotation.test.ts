@@ -23,6 +23,8 @@ import {
   integrationCredentialsContext,
 } from '@signal/control-plane';
 import { type CryptoService, createCryptoService, createKeyring } from '@signal/crypto';
+import { createDlqStore, createRetryStore, DELIVERY_WORKER_ENCRYPTED_COLUMNS } from '@signal/delivery-worker';
+import type { DeliveryMessage, DlqMessage } from '@signal/events';
 import { createIdentityGraph, IDENTITY_ENCRYPTED_COLUMNS, loadBlindIndex } from '@signal/identity-hub';
 import { createDatabase, type Database, type Queryable } from '@signal/store';
 import { POSTGRES_URL, postgresAvailable, repoRoot } from '@signal/testkit';
@@ -30,7 +32,11 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { type RunningSignal, startSignal } from '../support/signal-process';
 
-const ALL_COLUMNS = [...ENCRYPTED_COLUMNS, ...IDENTITY_ENCRYPTED_COLUMNS];
+const ALL_COLUMNS = [
+  ...ENCRYPTED_COLUMNS,
+  ...IDENTITY_ENCRYPTED_COLUMNS,
+  ...DELIVERY_WORKER_ENCRYPTED_COLUMNS,
+];
 const ADMIN = { email: 'admin@rotation.example', password: 'a long rotation admin password' };
 const BROWSER_UA =
   'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36';
@@ -308,6 +314,56 @@ describe.skipIf(!available)('key rotation runbook (seed 002) on PostgreSQL', () 
         });
         expect(await signal.stop()).toBe(0);
 
+        // A dead letter and a scheduled retry (a vendor that refused, one that is down), sealed under A as the
+        // worker seals them: the rotation must carry them to B too, or they stop opening when A is dropped.
+        const planted: DeliveryMessage = {
+          integrationId: 'int_rotation_planted',
+          event: {
+            type: 'track',
+            event: 'Order Completed',
+            anonymousId: randomUUID(),
+            messageId: randomUUID(),
+            properties: { value: 42 },
+            traits: { email },
+            context: { consent: FULL_CONSENT, provenance: 'pipeline_key', ip: '203.0.113.7' },
+            timestamp: new Date().toISOString(),
+            receivedAt: new Date().toISOString(),
+            org: orgId,
+            pipelineId: pipeline.id,
+          },
+          attempt: { number: 2, lastError: 'vendor_unavailable' },
+        };
+        const underA = cryptoWith(a);
+        await createDlqStore(db, underA).index([
+          {
+            partition: 0,
+            offset: '900000000',
+            letter: {
+              error: 'vendor_rejected',
+              details: 'the vendor refused the event (HTTP 400)',
+              // The original as the worker keeps it: the delivery message's JSON value.
+              original: JSON.parse(JSON.stringify(planted)) as DlqMessage['original'],
+              originalKey: planted.event.anonymousId ?? '',
+              topic: 'signal.delivery-int_rotation_planted',
+              integrationId: planted.integrationId,
+              attempts: 5,
+              failedAt: new Date().toISOString(),
+            },
+          },
+        ]);
+        await createRetryStore(db, underA).schedule([
+          {
+            integrationId: planted.integrationId,
+            messageId: planted.event.messageId,
+            attempt: 2,
+            // Not due during the test: the worker must not re-publish it meanwhile.
+            dueAt: new Date(Date.now() + 86_400_000),
+            key: planted.event.anonymousId ?? '',
+            message: JSON.stringify(planted),
+            lastError: 'vendor_unavailable',
+          },
+        ]);
+
         // ── Deploy dual-key configuration: ENCRYPTION_KEY=B, ENCRYPTION_KEY_PREVIOUS=A ───────────────────
         signal = await startSignal(
           { ...base, ENCRYPTION_KEY: hex(b), ENCRYPTION_KEY_PREVIOUS: hex(a) },
@@ -361,6 +417,13 @@ describe.skipIf(!available)('key rotation runbook (seed 002) on PostgreSQL', () 
         expect([...(await countRecordsByKeyId(db, ALL_COLUMNS)).keys()]).toEqual([
           onlyB.keyring.currentKeyId,
         ]);
+        // The planted dead letter and retry open with B alone, exactly as written.
+        const letters = await createDlqStore(db, onlyB).list({ integrationId: planted.integrationId });
+        expect(letters.map((l) => l.messageId)).toEqual([planted.event.messageId]);
+        const retries = await createRetryStore(db, onlyB).scan('', 100);
+        expect(retries.find((r) => r.messageId === planted.event.messageId)).toMatchObject({
+          message: JSON.stringify(planted),
+        });
 
         // ── The audit trail of the key operations (metadata only) ───────────────────────────────────
         call = await adminSession(signal.baseUrl);
