@@ -78,13 +78,11 @@ export {
   type ConsentStateRead,
   type ConsentStateStore,
   type ConsentStateWrite,
-  type ConsentSubjectIds,
   createCacheConsentStateStore,
   DEFAULT_CONSENT_TTL_MS,
   decideLatest,
   type LatestConsent,
   resolveLatestConsent,
-  resolveLatestConsentFor,
 } from './state-store';
 export {
   decodeTcString,

@@ -10,7 +10,6 @@ import {
   DEFAULT_CONSENT_TTL_MS,
   decideLatest,
   resolveLatestConsent,
-  resolveLatestConsentFor,
 } from './state-store';
 
 /**
@@ -268,83 +267,5 @@ describe('revocation between ingestion and delivery', () => {
     expect(await store.set(ORG, visitor, lateOlder)).toMatchObject({ status: 'stale' });
     const again = await resolveLatestConsent(store, ORG, visitor, lateOlder);
     expect(decide(again.state, meta, { stage: 2, jurisdiction: de })).toMatchObject({ outcome: 'drop' });
-  });
-});
-
-describe("a signed-in person's consent (by user id)", () => {
-  it('is kept apart from every anonymous id: no visitor id, chosen by a browser, can name it', async () => {
-    const cache = new TestCache();
-    const store = createCacheConsentStateStore({ cache });
-    const withdrawn = marketing(false, 2_000);
-    expect(await store.setForUser(ORG, 'ada@example.com', withdrawn)).toEqual({ status: 'written' });
-    expect(await store.getForUser(ORG, 'ada@example.com')).toEqual({ status: 'found', state: withdrawn });
-    // The same string as an anonymous id (a client sets those) is another subject, both ways.
-    expect(await store.get(ORG, 'ada@example.com')).toEqual({ status: 'missing' });
-    await store.set(ORG, 'ada@example.com', marketing(true, 3_000));
-    expect(await store.getForUser(ORG, 'ada@example.com')).toEqual({ status: 'found', state: withdrawn });
-    const keys = [...cache.values.keys()];
-    expect(keys).toContainEqual(expect.stringMatching(/^consent:v2:u:[A-Za-z0-9_-]{43}$/));
-    expect(keys.join()).not.toContain('ada');
-    // Another org's user of that id is another person; an older update never overwrites.
-    expect(await store.getForUser('org_2', 'ada@example.com')).toEqual({ status: 'missing' });
-    expect(await store.setForUser(ORG, 'ada@example.com', marketing(true, 1_000))).toMatchObject({
-      status: 'stale',
-    });
-    await expect(store.setForUser(ORG, '', withdrawn)).rejects.toMatchObject({
-      code: 'consent_invalid_argument',
-    });
-  });
-
-  it('stage 2 takes the newest of the visitor’s, the person’s and the event’s state', async () => {
-    const store = createCacheConsentStateStore({ cache: new TestCache() });
-    await store.set(ORG, 'laptop', marketing(true, 1_000));
-    await store.setForUser(ORG, 'ada', marketing(false, 2_000));
-    const ids = { anonymousId: 'laptop', userId: 'ada' };
-    // Withdrawn on another device since: the laptop's events of the signed-in person meet it.
-    expect(await resolveLatestConsentFor(store, ORG, ids, marketing(true, 1_500))).toEqual({
-      state: marketing(false, 2_000),
-      source: 'store',
-    });
-    // A server event (user id only) with the consent the customer had on file, older.
-    expect(await resolveLatestConsentFor(store, ORG, { userId: 'ada' }, marketing(true, 500))).toEqual({
-      state: marketing(false, 2_000),
-      source: 'store',
-    });
-    // A later choice, wherever it was made, is the person's latest.
-    expect(await resolveLatestConsentFor(store, ORG, ids, marketing(true, 3_000))).toEqual({
-      state: marketing(true, 3_000),
-      source: 'event',
-    });
-    await store.set(ORG, 'laptop', marketing(true, 4_000));
-    expect(await resolveLatestConsentFor(store, ORG, ids, null)).toEqual({
-      state: marketing(true, 4_000),
-      source: 'store',
-    });
-    // Nothing known for a new person: the event's own state; no ids and no state: unknown.
-    expect(await resolveLatestConsentFor(store, ORG, { userId: 'new' }, marketing(true, 1))).toEqual({
-      state: marketing(true, 1),
-      source: 'event',
-    });
-    expect(await resolveLatestConsentFor(store, ORG, {}, null)).toEqual({ state: null, source: 'none' });
-  });
-
-  it("fails closed when the person's state cannot be read, even if the visitor's can", async () => {
-    const cache = new TestCache();
-    const store = createCacheConsentStateStore({ cache });
-    await store.set(ORG, 'laptop', marketing(true, 1_000));
-    const flaky: ConsentStateStore = {
-      ...store,
-      getForUser: async () => ({ status: 'unavailable' }),
-    };
-    expect(await resolveLatestConsentFor(flaky, ORG, { anonymousId: 'laptop', userId: 'ada' }, null)).toEqual(
-      { state: null, source: 'none', storeProblem: 'unavailable' },
-    );
-    cache.values.set([...cache.values.keys()][0] ?? '', 'not json');
-    const corrupt: ConsentStateStore = { ...store, getForUser: async () => ({ status: 'corrupt' }) };
-    expect(await resolveLatestConsentFor(corrupt, ORG, { userId: 'ada' }, null)).toEqual({
-      state: null,
-      source: 'none',
-      storeProblem: 'corrupt',
-    });
   });
 });

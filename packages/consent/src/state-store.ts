@@ -54,14 +54,6 @@ export interface ConsentStateStore {
   get(org: string, anonymousId: string): Promise<ConsentStateRead>;
   /** Keep `state` unless the stored one has an equal or later `updatedAt` (an older update never overwrites). */
   set(org: string, anonymousId: string, state: ConsentState): Promise<ConsentStateWrite>;
-  /**
-   * The latest state a signed-in person of `org` expressed, on any device (kept by user id, apart from the
-   * anonymous ids: an anonymous id chosen by a client can never name a user's state). Stage 2 applies it to
-   * that person's server events, which carry a user id and no browser.
-   */
-  getForUser(org: string, userId: string): Promise<ConsentStateRead>;
-  /** As `set`, for the user id's state. */
-  setForUser(org: string, userId: string, state: ConsentState): Promise<ConsentStateWrite>;
 }
 
 export interface CacheConsentStateStoreOptions {
@@ -108,23 +100,20 @@ export function createCacheConsentStateStore(options: CacheConsentStateStoreOpti
   }
   const tails = new Map<string, Promise<void>>();
 
-  const keyOf = (org: string, id: string, kind: 'anonymousId' | 'userId'): string => {
+  const keyOf = (org: string, anonymousId: string): string => {
     if (org === '') throw new ConsentError('consent_invalid_argument', 'org must not be empty');
-    if (id === '') throw new ConsentError('consent_invalid_argument', `${kind} must not be empty`);
-    // A user's key has a segment of its own (base64url has no ':'), so no anonymous id can spell it.
-    return `${keyPrefix}${kind === 'userId' ? 'u:' : ''}${subjectDigest(org, id)}`;
+    if (anonymousId === '')
+      throw new ConsentError('consent_invalid_argument', 'anonymousId must not be empty');
+    return `${keyPrefix}${subjectDigest(org, anonymousId)}`;
   };
 
-  /**
-   * The visitor's own state, else (none yet) what was stored for the anonymous id before org scoping.
-   * `anonymousId` null: a user's state, which has no legacy.
-   */
+  /** The visitor's own state, else (none yet) what was stored for the anonymous id before org scoping. */
   const fetchWithLegacy = async (
     key: string,
-    anonymousId: string | null,
+    anonymousId: string,
   ): Promise<{ raw: string | null; read: ConsentStateRead; legacy?: ConsentState }> => {
     const own = await fetch(key);
-    if (own.read.status !== 'missing' || legacyKeyPrefix === null || anonymousId === null) return own;
+    if (own.read.status !== 'missing' || legacyKeyPrefix === null) return own;
     const legacy = await fetch(`${legacyKeyPrefix}${anonymousId}`);
     // An unreadable legacy entry is as good as none; an unreachable cache is unreachable.
     if (legacy.read.status === 'unavailable') return legacy;
@@ -174,53 +163,46 @@ export function createCacheConsentStateStore(options: CacheConsentStateStoreOpti
     return { status: 'found', state: parsed.data.state };
   };
 
-  const readState = async (key: string, anonymousId: string | null): Promise<ConsentStateRead> => {
-    const { read: own, legacy } = await fetchWithLegacy(key, anonymousId);
-    return legacy === undefined ? own : { status: 'missing', legacy };
-  };
-
-  const writeState = async (
-    key: string,
-    anonymousId: string | null,
-    state: ConsentState,
-  ): Promise<ConsentStateWrite> => {
-    const valid = consentStateSchema.safeParse(state);
-    if (!valid.success) {
-      throw new ConsentError('consent_invalid_argument', 'not a consent state (use normaliseConsent)', {
-        cause: valid.error,
-      });
-    }
-    const value = JSON.stringify({ v: 1, state: valid.data });
-    return serialised(key, async (): Promise<ConsentStateWrite> => {
-      for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt += 1) {
-        const { raw, read, legacy } = await fetchWithLegacy(key, anonymousId);
-        if (read.status === 'unavailable') return read;
-        if (read.status === 'found' && read.state.updatedAt >= valid.data.updatedAt) {
-          return { status: 'stale', current: read.state };
-        }
-        // A pre-upgrade state as new or newer keeps its veto: nothing older is written over it.
-        if (legacy !== undefined && legacy.updatedAt >= valid.data.updatedAt) {
-          return { status: 'stale', current: legacy };
-        }
-        // Missing, corrupt or older: replace exactly what was read, or read again if it changed meanwhile.
-        try {
-          if (await cache.compareAndSet(key, raw, value, ttlMs)) return { status: 'written' };
-        } catch (cause) {
-          logger?.warn({ err: errorName(cause) }, 'consent state store unavailable');
-          return { status: 'unavailable' };
-        }
-      }
-      logger?.warn({ attempts: MAX_WRITE_ATTEMPTS }, 'consent state write kept losing to concurrent writers');
-      return { status: 'unavailable' };
-    });
-  };
-
   return {
-    get: async (org, anonymousId) => readState(keyOf(org, anonymousId, 'anonymousId'), anonymousId),
-    set: async (org, anonymousId, state) =>
-      writeState(keyOf(org, anonymousId, 'anonymousId'), anonymousId, state),
-    getForUser: async (org, userId) => readState(keyOf(org, userId, 'userId'), null),
-    setForUser: async (org, userId, state) => writeState(keyOf(org, userId, 'userId'), null, state),
+    get: async (org, anonymousId) => {
+      const { read, legacy } = await fetchWithLegacy(keyOf(org, anonymousId), anonymousId);
+      return legacy === undefined ? read : { status: 'missing', legacy };
+    },
+    set: async (org, anonymousId, state) => {
+      const key = keyOf(org, anonymousId);
+      const valid = consentStateSchema.safeParse(state);
+      if (!valid.success) {
+        throw new ConsentError('consent_invalid_argument', 'not a consent state (use normaliseConsent)', {
+          cause: valid.error,
+        });
+      }
+      const value = JSON.stringify({ v: 1, state: valid.data });
+      return serialised(key, async (): Promise<ConsentStateWrite> => {
+        for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt += 1) {
+          const { raw, read, legacy } = await fetchWithLegacy(key, anonymousId);
+          if (read.status === 'unavailable') return read;
+          if (read.status === 'found' && read.state.updatedAt >= valid.data.updatedAt) {
+            return { status: 'stale', current: read.state };
+          }
+          // A pre-upgrade state as new or newer keeps its veto: nothing older is written over it.
+          if (legacy !== undefined && legacy.updatedAt >= valid.data.updatedAt) {
+            return { status: 'stale', current: legacy };
+          }
+          // Missing, corrupt or older: replace exactly what was read, or read again if it changed meanwhile.
+          try {
+            if (await cache.compareAndSet(key, raw, value, ttlMs)) return { status: 'written' };
+          } catch (cause) {
+            logger?.warn({ err: errorName(cause) }, 'consent state store unavailable');
+            return { status: 'unavailable' };
+          }
+        }
+        logger?.warn(
+          { attempts: MAX_WRITE_ATTEMPTS },
+          'consent state write kept losing to concurrent writers',
+        );
+        return { status: 'unavailable' };
+      });
+    },
   };
 }
 
@@ -299,56 +281,5 @@ export async function resolveLatestConsent(
     case 'corrupt':
     case 'unavailable':
       return { state: null, source: 'none', storeProblem: read.status };
-  }
-}
-
-/** The ids of an event that key stored consent: the visitor's (browser) and the person's (signed in). */
-export interface ConsentSubjectIds {
-  readonly anonymousId?: string | undefined;
-  readonly userId?: string | undefined;
-}
-
-/**
- * Stage-2 input for an event with any of its ids: the newest of the visitor's stored state (anonymous id,
- * `resolveLatestConsent`), the person's (user id: the latest choice they made signed in, on any device) and
- * the state the event carried. A server event of a signed-in person (user id, no browser) thus meets a
- * withdrawal they made in a banner since; a browser event of a signed-in visitor meets one made on another
- * device. Either store read failing fails the whole answer closed, as for one id.
- */
-export async function resolveLatestConsentFor(
-  store: ConsentStateStore,
-  org: string,
-  ids: ConsentSubjectIds,
-  arrived: ConsentState | null,
-): Promise<LatestConsent> {
-  const anonymousId = ids.anonymousId === '' ? undefined : ids.anonymousId;
-  const userId = ids.userId === '' ? undefined : ids.userId;
-  const [visitor, person] = await Promise.all([
-    anonymousId === undefined
-      ? Promise.resolve<LatestConsent>(
-          arrived === null ? { state: null, source: 'none' } : { state: arrived, source: 'event' },
-        )
-      : resolveLatestConsent(store, org, anonymousId, arrived),
-    userId === undefined ? Promise.resolve(null) : readQuietly(() => store.getForUser(org, userId)),
-  ]);
-  if (visitor.storeProblem !== undefined || person === null) return visitor;
-  switch (person.status) {
-    case 'found': {
-      const newer = visitor.state === null || person.state.updatedAt > visitor.state.updatedAt;
-      return newer ? { ...visitor, state: person.state, source: 'store' } : visitor;
-    }
-    case 'missing':
-      return visitor;
-    case 'corrupt':
-    case 'unavailable':
-      return { state: null, source: 'none', storeProblem: person.status };
-  }
-}
-
-async function readQuietly(read: () => Promise<ConsentStateRead>): Promise<ConsentStateRead> {
-  try {
-    return await read();
-  } catch {
-    return { status: 'unavailable' };
   }
 }

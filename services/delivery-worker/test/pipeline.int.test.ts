@@ -289,60 +289,6 @@ describe('stage-2 consent', () => {
   });
 });
 
-describe('stage-2 consent of a signed-in person', () => {
-  it('a withdrawal made in a browser reaches their server events, which carry only the user id', async () => {
-    const own = await createHarness();
-    try {
-      const sink = await goodSink();
-      const pipelineId = id('pl');
-      webhook(own, sink, { pipelineId });
-      await own.processor.start();
-      await own.worker.start();
-      const userId = `${id('user')}@example.com`;
-      // Signed in on the site, the person withdraws in the banner: the store learns it by user id too.
-      const withdrawal = makeEvent({
-        pipelineId,
-        userId,
-        event: 'Consent Updated',
-        context: {
-          ...makeEvent().context,
-          consent: { categories: { analytics: false, marketing: false } },
-        },
-      });
-      await own.publishRaw([withdrawal]);
-      await waitFor(async () => {
-        const read = await own.consentStore.getForUser(withdrawal.org, userId);
-        return read.status === 'found' && read.state.categories.marketing === false;
-      }, "the withdrawal in the person's consent state");
-      // The customer's server then reports an order of that user, with the consent it had on file (older).
-      const { anonymousId: _browser, ...order } = makeEvent({
-        pipelineId,
-        userId,
-        timestamp: new Date(Date.now() - 60_000).toISOString(),
-        context: {
-          ...makeEvent().context,
-          provenance: 'hmac',
-          consent: { categories: { analytics: true, marketing: true } },
-        },
-      });
-      const dropsBefore = await metric(own, 'signal_consent_decisions_total', {
-        stage: '2',
-        decision: 'drop',
-      });
-      await own.publishRaw([order]);
-      await waitFor(
-        async () =>
-          (await metric(own, 'signal_consent_decisions_total', { stage: '2', decision: 'drop' })) >
-          dropsBefore,
-        'the stage-2 drop of the server event',
-      );
-      expect(sink.requests.map((r) => r.messageId)).not.toContain(order.messageId);
-    } finally {
-      await own.close();
-    }
-  });
-});
-
 describe('stage-2 consent reaches the vendor', () => {
   it('a withdrawal after ingestion is what GA4 and a webhook are told, and no hashed e-mail goes with it', async () => {
     const sink = await goodSink();

@@ -95,14 +95,9 @@ export function createEventPipeline(deps: EventPipelineDeps) {
     // Consent, stage 1: the state the event arrived with. The store learns it (last writer wins by time), so
     // stage 2 in the worker sees a revocation that arrives after this event but before its delivery.
     const consent = eventConsentState(event);
-    // A signed-in person's state is kept by user id too, so a choice made on one device (or told by the
-    // customer's server) reaches their events from every other, server events included.
-    if (carriesConsent(event)) {
-      const writes = await Promise.all([
-        event.anonymousId === undefined ? null : consentStore.set(event.org, event.anonymousId, consent),
-        event.userId === undefined ? null : consentStore.setForUser(event.org, event.userId, consent),
-      ]);
-      if (writes.some((write) => write?.status === 'unavailable')) {
+    if (carriesConsent(event) && event.anonymousId !== undefined) {
+      const write = await consentStore.set(event.org, event.anonymousId, consent);
+      if (write.status === 'unavailable') {
         throw new Error('consent state store unavailable');
       }
     }

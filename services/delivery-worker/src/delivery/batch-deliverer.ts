@@ -3,7 +3,7 @@ import {
   type ConsentStateStore,
   decideLatest,
   type LatestConsent,
-  resolveLatestConsentFor,
+  resolveLatestConsent,
 } from '@signal/consent';
 import { eventConsentState, stripPersonalData } from '@signal/event-processor';
 import { type CanonicalEvent, type DeliveryMessage, type DlqMessage, eventKey, topics } from '@signal/events';
@@ -355,13 +355,10 @@ export function createBatchDeliverer(deps: BatchDelivererDeps) {
             continue;
           }
           const arrived = eventConsentState(event);
-          // The visitor's stored state, the person's (signed in, any device) and the event's: the newest.
-          const latest: LatestConsent = await resolveLatestConsentFor(
-            deps.consentStore,
-            event.org,
-            event,
-            arrived,
-          );
+          const latest: LatestConsent =
+            event.anonymousId === undefined
+              ? { state: arrived, source: arrived === null ? 'none' : 'event' }
+              : await resolveLatestConsent(deps.consentStore, event.org, event.anonymousId, arrived);
           await beat();
           if ('storeProblem' in latest && latest.storeProblem === 'unavailable') {
             deferred.push(p);
