@@ -341,11 +341,14 @@ describe('deploy/compose', () => {
     }
   });
 
-  it('TRUSTED_PROXY_HOPS from .env reaches every service that reads a client address', () => {
-    for (const svc of ['ingestion-gateway', 'identity-hub', 'management-api']) {
-      const config = load(serviceEnvironment(services[svc] ?? {}, { ...filled, TRUSTED_PROXY_HOPS: '2' }));
-      expect(config.gateway.trustedProxyHops, svc).toBe(2);
-    }
+  it('TRUSTED_PROXY_HOPS from .env reaches the gateway only: the other public ports are published directly', () => {
+    const hops = (svc: string) =>
+      load(serviceEnvironment(services[svc] ?? {}, { ...filled, TRUSTED_PROXY_HOPS: '2' })).gateway
+        .trustedProxyHops;
+    expect(hops('ingestion-gateway')).toBe(2);
+    // A client reaching 8081/8082 directly could otherwise write its own X-Forwarded-For (audit IPs, throttle).
+    expect(hops('identity-hub')).toBe(0);
+    expect(hops('management-api')).toBe(0);
   });
 
   it('METRICS_TOKEN from .env reaches every service; empty leaves /metrics open', () => {

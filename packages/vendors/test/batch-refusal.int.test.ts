@@ -389,6 +389,37 @@ describe('Pinterest: 422 with every event’s status, or a 400 that names none',
     });
   });
 
+  it('a 422 that says it processed the others: those count as delivered, nothing is sent twice', async () => {
+    const bad = new Set(['msg-1']);
+    let requests = 0;
+    sink.reply((request) => {
+      requests += 1;
+      const ids = idsOf('pinterest', request);
+      return {
+        status: 422,
+        body: {
+          num_events_received: ids.length,
+          num_events_processed: ids.length - 1,
+          events: ids.map((id) =>
+            bad.has(id)
+              ? { status: 'failed', error_message: 'invalid event_time' }
+              : { status: 'processed', error_message: '' },
+          ),
+        },
+      };
+    });
+
+    const report = await send('pinterest', 4);
+
+    expect(requests).toBe(1);
+    expect(report.outcomes.map((o) => [o.messageId, o.kind])).toEqual([
+      ['msg-0', 'delivered'],
+      ['msg-1', 'dead_letter'],
+      ['msg-2', 'delivered'],
+      ['msg-3', 'delivered'],
+    ]);
+  });
+
   it('a 400 that names no event: halved until the bad one is alone', async () => {
     const bad = new Set(['msg-5']);
     const vendor = strictVendor(

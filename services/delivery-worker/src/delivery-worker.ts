@@ -201,14 +201,27 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   let maintenanceTimer: NodeJS.Timeout | null = null;
   let erasureTimer: NodeJS.Timeout | null = null;
   let erasureFailureLogged = false;
+  let erasureStatusLogged: string | null = null;
 
   /** Re-reads the erasure records; on failure the last view stays in force (logged once per outage). */
-  async function refreshErasures(): Promise<void> {
+  async function refreshErasures(options: { readonly throwOnFailure?: boolean } = {}): Promise<void> {
     if (deps.erasures === undefined) return;
     try {
-      await deps.erasures.refresh();
+      const status = await deps.erasures.refresh();
       erasureFailureLogged = false;
+      if (status !== 'loaded' && status !== erasureStatusLogged) {
+        if (status === 'no_tables') {
+          logger.warn(
+            {},
+            "the identity hub's erasure records are not in this database (run signal-cli migrate): an erased person's events still on the bus are sent",
+          );
+        } else {
+          logger.info({}, 'no erasure can have been recorded yet (the identity hub has not started)');
+        }
+      }
+      erasureStatusLogged = status;
     } catch (err) {
+      if (options.throwOnFailure === true) throw err;
       if (!erasureFailureLogged) {
         logger.warn(
           { err: describe(err) },
@@ -471,8 +484,9 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
         batchSize: 500,
         handler: indexDeadLetters,
       });
-      // Before consuming: a backlog of an erased person's events must meet the erasure records.
-      await refreshErasures();
+      // Before consuming: a backlog of an erased person's events must meet the erasure records. A first read
+      // that fails fails the start (as the ledger's would), rather than consume with nothing known as erased.
+      await refreshErasures({ throwOnFailure: true });
       if (deps.erasures !== undefined) {
         erasureTimer = setInterval(() => void refreshErasures(), settings.erasureRefreshMs);
         erasureTimer.unref();

@@ -56,6 +56,9 @@ export interface ErasureView {
     readonly userId?: string | undefined;
     readonly receivedAt: string;
   }): boolean;
-  /** Re-reads the records; throws when it cannot (the last view stays in force). */
-  refresh(): Promise<void>;
+  /**
+   * Re-reads the records; throws when it cannot (the last view stays in force). `no_tables`: this database
+   * has no erasure records to read; `no_key`: none can have been written yet.
+   */
+  refresh(): Promise<'loaded' | 'no_tables' | 'no_key'>;
 }

@@ -11,6 +11,7 @@ import {
 } from '@signal/identity-hub';
 import { type Database, migrate } from '@signal/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDlqStore } from '../src/index';
 import { databaseBackends } from './support/database-backends';
 import { createHarness, type Harness, makeEvent, SIGNING_SECRET, waitFor } from './support/harness';
 import { type HttpsSink, startHttpsSink } from './support/https-sink';
@@ -53,7 +54,7 @@ describe.each(backends)('erased people on the delivery topics, on $name', (backe
       workerSettings: { topicPartitions: 1, erasureRefreshMs: 100 },
       erasures: {
         erasedBefore: (event) => view?.erasedBefore(event) ?? false,
-        refresh: async () => view?.refresh(),
+        refresh: async () => (await view?.refresh()) ?? 'no_key',
       },
     });
     view = createErasedSubjects({ db, crypto: h.control.crypto });
@@ -141,5 +142,52 @@ describe.each(backends)('erased people on the delivery topics, on $name', (backe
     );
     expect(rows[0]).toEqual({ n: 0 });
     expect(await metric(h, 'signal_deliveries_total', { outcome: 'dead_letter' })).toBe(0);
+  });
+
+  it("an erased person's event for a disabled integration is dropped, not dead-lettered", async () => {
+    const integrationId = `wh-off-${randomBytes(4).toString('hex')}`;
+    h.control.addIntegration({
+      id: integrationId,
+      pipelineId: 'pl_1',
+      vendor: 'webhook',
+      enabled: false,
+      settings: { url: 'https://127.0.0.1:9/never' },
+      consent: { category: 'marketing' },
+      credentials: { signingSecret: SIGNING_SECRET },
+    });
+    const erasedAt = Date.now() - 5 * 60_000;
+    const anonymousId = `anon-${randomBytes(6).toString('hex')}`;
+    const email = `erased.${randomBytes(4).toString('hex')}@example.com`;
+    const graph = createIdentityGraph({
+      db,
+      crypto: h.control.crypto,
+      index: await loadBlindIndex(db, h.control.crypto),
+      now: () => erasedAt,
+    });
+    await graph.ingest(
+      makeEvent({
+        type: 'identify',
+        anonymousId,
+        userId: email,
+        receivedAt: new Date(erasedAt - 60_000).toISOString(),
+      }),
+    );
+    await graph.erase('org_1', email);
+    const erased = makeEvent({ anonymousId, receivedAt: new Date(erasedAt - 30_000).toISOString() });
+    const other = makeEvent();
+    await waitFor(() => view?.erasedBefore(erased) === true, 'the erasure records read');
+
+    await publishTo(
+      h.bus,
+      topics.delivery(h.namespace, integrationId),
+      [erased, other].map(
+        (event) => ({ integrationId, event, attempt: { number: 1 } }) satisfies DeliveryMessage,
+      ),
+    );
+
+    // The other event is dead-lettered (integration disabled, replayable once re-enabled); the erased one is not.
+    const dlq = createDlqStore(db, h.control.crypto);
+    await waitFor(async () => (await dlq.list({ integrationId })).length > 0, 'the dead letter of the other');
+    expect((await dlq.list({ integrationId })).map((l) => l.messageId)).toEqual([other.messageId]);
   });
 });

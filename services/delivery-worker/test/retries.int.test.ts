@@ -164,7 +164,7 @@ describe.each(backends)('the retry schedule on $name', (backend) => {
   it('a replayed dead letter whose retry falls out of the vendor age window is dropped, not dead-lettered again', async () => {
     const vendor = await sink();
     // Refused once with Retry-After; by the retry the event has passed the integration's one-hour window.
-    vendor.reply(() => ({ status: 503, headers: { 'retry-after': '10' }, body: '{}' }));
+    vendor.reply(() => ({ status: 503, headers: { 'retry-after': '20' }, body: '{}' }));
     const integrationId = `wh-${randomBytes(4).toString('hex')}`;
     h.control.addIntegration({
       id: integrationId,
@@ -176,7 +176,8 @@ describe.each(backends)('the retry schedule on $name', (backend) => {
       extraCaPem: ca.certPem,
       credentials: { signingSecret: SIGNING_SECRET },
     });
-    const event = makeEvent({ timestamp: new Date(Date.now() - 3_600_000 + 6_000).toISOString() });
+    // 15 s of the window left: room for a slow first delivery on a loaded machine; the retry comes after 20 s.
+    const event = makeEvent({ timestamp: new Date(Date.now() - 3_600_000 + 15_000).toISOString() });
     const dropped = () => metric(h, 'signal_deliveries_total', { vendor: 'webhook', outcome: 'dropped' });
     const deadLettered = () =>
       metric(h, 'signal_deliveries_total', { vendor: 'webhook', outcome: 'dead_letter' });
@@ -193,11 +194,11 @@ describe.each(backends)('the retry schedule on $name', (backend) => {
     expect(vendor.requests).toHaveLength(1);
 
     // The retry goes out after Retry-After, meets the age window, and is dropped as a late replay.
-    await waitFor(async () => (await dropped()) > droppedBefore, 'the retry dropped', 20_000);
+    await waitFor(async () => (await dropped()) > droppedBefore, 'the retry dropped', 40_000);
     await waitFor(async () => (await rawRows(db, integrationId)).length === 0, 'the retry row completed');
     expect(vendor.requests).toHaveLength(1);
     expect(await deadLettered()).toBe(deadLetteredBefore);
-  }, 40_000);
+  }, 60_000);
 
   it('a retry whose payload does not open is counted and left scheduled; it holds back no other retry', async () => {
     const vendor = await sink();

@@ -154,14 +154,17 @@ function perEvent(body: string, count: number): Verdict[] {
 
 /**
  * A refused request (400, 422). When the answer lists every event (`events[i].status`, as a 2xx does), the
- * failed ones are dead-lettered and the others go again without them (`resend`: Pinterest deduplicates by
- * `event_id` should it have kept them). When it names none, one event may still be at fault: the batch is
- * halved until it is alone (`bisect`), so one bad event does not take the good ones of its batch to the DLQ.
- * A refusal of the request itself (no half is ever taken) ends with every event dead-lettered, as before.
+ * failed ones are dead-lettered. The others were kept when the answer says some were processed
+ * (`num_events_processed` > 0: sending them again would count them twice), else they go again without the
+ * failed ones (`resend`). When it names none, one event may still be at fault: the batch is halved until it
+ * is alone (`bisect`), so one bad event does not take the good ones of its batch to the DLQ. A refusal of
+ * the request itself (no half is ever taken) ends with every event dead-lettered, as before.
  */
 function refused(body: string, count: number): Verdict[] {
   const parsed = parseJson(body);
   const events = isRecord(parsed) && Array.isArray(parsed.events) ? parsed.events : [];
+  const processed =
+    isRecord(parsed) && typeof parsed.num_events_processed === 'number' ? parsed.num_events_processed : 0;
   const failed = new Map<number, string>();
   if (events.length === count) {
     events.forEach((entry: unknown, index) => {
@@ -170,9 +173,10 @@ function refused(body: string, count: number): Verdict[] {
     });
   }
   if (failed.size === 0) return shared(bisect(deadLetter('validation_failed')), count);
+  const others = processed > 0 ? delivered : resend;
   return Array.from({ length: count }, (_, index) => {
     const message = failed.get(index);
-    return message === undefined ? resend : deadLetter('validation_failed', message);
+    return message === undefined ? others : deadLetter('validation_failed', message);
   });
 }
 

@@ -286,6 +286,7 @@ export function createBatchDeliverer(deps: BatchDelivererDeps) {
       const pending: Pending[] = [];
       const seen = new Set<string>();
       let invalid = 0;
+      let erased = 0;
       for (const item of items) {
         if (!item.ok) {
           invalid += 1;
@@ -297,6 +298,13 @@ export function createBatchDeliverer(deps: BatchDelivererDeps) {
               failedAt: failedAt(),
             }),
           );
+          continue;
+        }
+        // Erased since it was received (its raw event or delivery message was still on the bus, behind a
+        // slow vendor): the erasure holds, whatever consent said, and nothing of it goes to the DLQ either
+        // (the erasure already cleared the person's dead letters). Counted once the vendor is known.
+        if (deps.erasures?.erasedBefore(item.value.event) === true) {
+          erased += 1;
           continue;
         }
         if (item.value.integrationId !== integrationId) {
@@ -317,7 +325,13 @@ export function createBatchDeliverer(deps: BatchDelivererDeps) {
         pending.push({ message: item.message, value: item.value });
       }
 
-      const lookup = pending.length === 0 ? null : await deps.runtimes.lookup(integrationId);
+      const lookup = pending.length === 0 && erased === 0 ? null : await deps.runtimes.lookup(integrationId);
+      if (erased > 0) {
+        if (lookup !== null) vendor = lookup.ok ? lookup.runtime.vendor : lookup.vendor;
+        counts.dropped += erased;
+        metrics.skipped('erased', erased);
+        metrics.outcome(vendor, 'dropped', erased);
+      }
       if (lookup !== null && !lookup.ok) {
         vendor = lookup.vendor;
         for (const p of pending) {
@@ -346,14 +360,6 @@ export function createBatchDeliverer(deps: BatchDelivererDeps) {
         for (const p of pending) {
           if (accepted.has(p.value.event.messageId)) continue;
           const event = p.value.event;
-          // Erased since it was received (its raw event or delivery message was still on the bus, behind a
-          // slow vendor): the erasure holds, whatever consent said.
-          if (deps.erasures?.erasedBefore(event) === true) {
-            counts.dropped += 1;
-            metrics.outcome(vendor, 'dropped');
-            metrics.skipped('erased', 1);
-            continue;
-          }
           const arrived = eventConsentState(event);
           const latest: LatestConsent =
             event.anonymousId === undefined

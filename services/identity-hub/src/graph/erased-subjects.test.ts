@@ -82,10 +82,11 @@ describe('erased subjects, as the delivery worker sees them', () => {
     const empty = await createDatabase({ kind: 'pglite' });
     try {
       const view = createErasedSubjects({ db: empty, crypto });
-      await view.refresh(); // no tables at all
+      expect(await view.refresh()).toBe('no_tables');
       expect(view.erasedBefore({ org: ORG, userId: 'u', receivedAt: at(0) })).toBe(false);
       await migrate(empty, identityHubMigrations);
-      await view.refresh(); // tables, but no key yet: nothing can have been erased
+      // Tables, but no key yet: nothing can have been erased.
+      expect(await view.refresh()).toBe('no_key');
       expect(view.erasedBefore({ org: ORG, userId: 'u', receivedAt: at(0) })).toBe(false);
 
       const hub = createIdentityGraph({
@@ -96,7 +97,7 @@ describe('erased subjects, as the delivery worker sees them', () => {
       });
       await hub.ingest(rawEvent({ anonymousId: anonymousId(), userId: 'u', receivedAt: at(0) }));
       await hub.erase(ORG, 'u');
-      await view.refresh();
+      expect(await view.refresh()).toBe('loaded');
       expect(view.erasedBefore({ org: ORG, userId: 'u', receivedAt: at(0) })).toBe(true);
     } finally {
       await empty.close();

@@ -21,9 +21,16 @@ import { ERASURE_CLOCK_MARGIN_MS } from './identity-graph';
 export interface ErasedSubjects {
   /** Whether an event of `org` is of an erased person and was received before the erasure. */
   erasedBefore(event: ErasableEvent): boolean;
-  /** Re-reads the records. Throws when they cannot be read (the last view stays in force). */
-  refresh(): Promise<void>;
+  /**
+   * Re-reads the records. Throws when they cannot be read (the last view stays in force). Resolves with what
+   * it found: `loaded`; `no_tables` (the identity migrations are not in this database: nothing can be
+   * checked, which the caller should say loudly); `no_key` (no blind-index key yet: the identity hub has not
+   * started, so nothing can have been erased).
+   */
+  refresh(): Promise<ErasureViewStatus>;
 }
+
+export type ErasureViewStatus = 'loaded' | 'no_tables' | 'no_key';
 
 /** What `erasedBefore` reads of an event (a `CanonicalEvent` has it). */
 export interface ErasableEvent {
@@ -67,9 +74,9 @@ export function createErasedSubjects(options: ErasedSubjectsOptions): ErasedSubj
   const { db, crypto } = options;
   let view: View | null = null;
 
-  async function read(): Promise<View | null> {
+  async function read(): Promise<View | 'no_key'> {
     const index = view?.index ?? (await readBlindIndex(db, crypto));
-    if (index === null) return null;
+    if (index === null) return 'no_key';
     const { rows } = await db.query(
       `SELECT org_id, kind, digest, erased_at FROM identity_erasures WHERE expires_at > now()
        UNION ALL
@@ -91,12 +98,12 @@ export function createErasedSubjects(options: ErasedSubjectsOptions): ErasedSubj
   return {
     async refresh() {
       try {
-        view = await read();
+        const next = await read();
+        if (next === 'no_key') return 'no_key';
+        view = next;
+        return 'loaded';
       } catch (err) {
-        if (isStoreError(err) && err.sqlState === UNDEFINED_TABLE) {
-          view = null; // no identity tables in this database: nothing can have been erased
-          return;
-        }
+        if (isStoreError(err) && err.sqlState === UNDEFINED_TABLE) return 'no_tables';
         throw err;
       }
     },
