@@ -190,4 +190,50 @@ describe.each(backends)('erased people on the delivery topics, on $name', (backe
     await waitFor(async () => (await dlq.list({ integrationId })).length > 0, 'the dead letter of the other');
     expect((await dlq.list({ integrationId })).map((l) => l.messageId)).toEqual([other.messageId]);
   });
+
+  it("the processor drops an erased person's raw events before any rule runs; the others go on", async () => {
+    const cert = await ca.issueServerCertificate({ ipAddresses: ['127.0.0.1'] });
+    const vendor = await startHttpsSink({ cert: cert.certPem, key: cert.keyPem });
+    sinks.push(vendor);
+    vendor.reply(() => ({ status: 200, body: '{}' }));
+    const pipelineId = `pl_${randomBytes(4).toString('hex')}`;
+    h.control.addIntegration({
+      id: `wh-raw-${randomBytes(4).toString('hex')}`,
+      pipelineId,
+      vendor: 'webhook',
+      enabled: true,
+      settings: { url: vendor.url },
+      consent: { category: 'marketing' },
+      extraCaPem: ca.certPem,
+      credentials: { signingSecret: SIGNING_SECRET },
+    });
+    const erasedAt = Date.now() - 5 * 60_000;
+    const email = `erased.${randomBytes(4).toString('hex')}@example.com`;
+    const graph = createIdentityGraph({
+      db,
+      crypto: h.control.crypto,
+      index: await loadBlindIndex(db, h.control.crypto),
+      now: () => erasedAt,
+    });
+    await graph.erase('org_1', email);
+    const erased = makeEvent({
+      pipelineId,
+      userId: email,
+      receivedAt: new Date(erasedAt - 30_000).toISOString(),
+    });
+    const other = makeEvent({ pipelineId });
+    await waitFor(() => view?.erasedBefore(erased) === true, 'the erasure records read');
+    const droppedHere = () => metric(h, 'signal_processor_events_dropped_total', { reason: 'erased' });
+    const before = await droppedHere();
+
+    await h.processor.start();
+    await h.publishRaw([erased, other]);
+
+    await waitFor(() => vendor.requests.length === 1, 'the other event delivered');
+    await waitFor(
+      async () => (await droppedHere()) === before + 1,
+      'the erased one dropped by the processor',
+    );
+    expect(vendor.requests[0]?.messageId).toBe(other.messageId);
+  });
 });

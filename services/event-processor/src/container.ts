@@ -1,5 +1,6 @@
 import { createCacheConsentStateStore } from '@signal/consent';
 import { topics } from '@signal/events';
+import { createErasedSubjects } from '@signal/identity-hub';
 import { openServiceHost, type ServiceContainer, type ServiceMainDeps } from '@signal/runtime';
 import { createEventProcessor } from './event-processor';
 import { controlPlaneProcessorSources } from './sources/control-plane-sources.adapter';
@@ -30,6 +31,8 @@ export async function buildContainer(deps: ServiceMainDeps): Promise<ServiceCont
     ...controlPlaneProcessorSources(host.controlPlane),
     namespace: config.namespace,
     logger: host.log('event-processor'),
+    // The identity hub's erasure records, in the same database (`signal-cli migrate` creates every table).
+    erasures: createErasedSubjects({ db: host.db, crypto: host.crypto.crypto }),
     metrics,
     // Partition counts of the topics it creates (KAFKA_*_PARTITIONS; an existing topic keeps its own).
     settings: { deliveryPartitions: partitions.delivery },

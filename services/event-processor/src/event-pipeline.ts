@@ -6,7 +6,7 @@ import { checkChangedEvent } from './delivery-event-check';
 import type { EventDropReason, IntegrationSkipReason, ProcessorMetrics } from './metrics';
 import type { CompiledIntegration, DataLayerDirectory } from './org-data-layer/directory';
 import { stripPersonalData } from './org-data-layer/strip';
-import type { ProcessorLogger } from './ports';
+import type { ProcessorErasureView, ProcessorLogger } from './ports';
 
 /** The dedup slice of the cache port. */
 export interface DedupCache {
@@ -22,6 +22,8 @@ export interface EventPipelineDeps {
   readonly dedupWindowMs: number;
   readonly metrics: ProcessorMetrics;
   readonly logger: ProcessorLogger;
+  /** Erasure records: an erased person's raw events received before the erasure are dropped here. */
+  readonly erasures?: Pick<ProcessorErasureView, 'erasedBefore'>;
 }
 
 /** One decoded raw event and where it sits on the bus (a redelivery has the same position). */
@@ -87,6 +89,9 @@ export function createEventPipeline(deps: EventPipelineDeps) {
   }
 
   async function processOne({ event, position }: PositionedEvent): Promise<EventOutcome> {
+    // Erased since it was received (still on raw-events behind the erasure): nothing is made of it, not even
+    // its consent state. Checked on the ids as received, before any rule or pipeline could hash or drop them.
+    if (deps.erasures?.erasedBefore(event) === true) return { kind: 'dropped', reason: 'erased' };
     const [layer, integrations] = await Promise.all([
       directory.dataLayer(event.org),
       directory.integrations(event.pipelineId),

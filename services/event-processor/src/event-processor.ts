@@ -13,7 +13,7 @@ import { z } from 'zod';
 import { createEventPipeline, type DedupCache, type PositionedEvent } from './event-pipeline';
 import { processorMetrics } from './metrics';
 import { createDataLayerDirectory } from './org-data-layer/directory';
-import type { IntegrationSource, OrgDataLayerSource, ProcessorLogger } from './ports';
+import type { IntegrationSource, OrgDataLayerSource, ProcessorErasureView, ProcessorLogger } from './ports';
 
 export const processorSettingsSchema = z.object({
   /** Consumer group name (namespaced with `consumerGroup`). */
@@ -29,6 +29,8 @@ export const processorSettingsSchema = z.object({
   configRefreshMs: z.int().min(0).default(5_000),
   /** Partitions of a delivery topic created by the processor (Kafka; the postgres bus uses its default). */
   deliveryPartitions: z.int().min(1).max(4096).default(8),
+  /** How often the erasure records are re-read (`erasures`). */
+  erasureRefreshMs: z.int().min(1).default(5_000),
 });
 export type ProcessorSettings = z.output<typeof processorSettingsSchema>;
 
@@ -46,6 +48,12 @@ export interface EventProcessorDeps {
   readonly settings?: z.input<typeof processorSettingsSchema>;
   /** Key for `pii_rules.hash_algorithm: hmac-sha256` (≥ 32 bytes; derive it from ENCRYPTION_KEY). */
   readonly piiHmacKey?: Uint8Array;
+  /**
+   * The identity graph's erasure records (`createErasedSubjects`, same database): raw events of a person
+   * erased after they were received are dropped before any rule runs. Absent: nothing is dropped for erasure
+   * here (the delivery worker checks too).
+   */
+  readonly erasures?: ProcessorErasureView;
 }
 
 export interface EventProcessor {
@@ -82,9 +90,11 @@ export function createEventProcessor(deps: EventProcessorDeps): EventProcessor {
     dedupWindowMs: settings.dedupWindowMs,
     metrics,
     logger,
+    ...(deps.erasures === undefined ? {} : { erasures: deps.erasures }),
   });
   const knownTopics = new Set<string>();
   let subscription: Subscription | null = null;
+  let erasureTimer: NodeJS.Timeout | null = null;
 
   async function ensureTopics(names: readonly string[]): Promise<void> {
     const missing = names.filter((n) => !knownTopics.has(n));
@@ -147,6 +157,35 @@ export function createEventProcessor(deps: EventProcessorDeps): EventProcessor {
   return {
     async start() {
       if (subscription !== null) return;
+      // Read once before consuming: a failure fails the start rather than process a backlog unfiltered.
+      if (deps.erasures !== undefined) {
+        const erasures = deps.erasures;
+        const status = await erasures.refresh();
+        if (status === 'no_tables') {
+          logger.warn(
+            {},
+            "the identity hub's erasure records are not in this database (run signal-cli migrate): an erased person's raw events are processed",
+          );
+        }
+        let failing = false;
+        erasureTimer = setInterval(() => {
+          erasures.refresh().then(
+            () => {
+              failing = false;
+            },
+            (err: unknown) => {
+              if (!failing) {
+                logger.warn(
+                  { err: err instanceof Error ? err.name : typeof err },
+                  'could not re-read the erasure records; the last ones read stay in force',
+                );
+              }
+              failing = true;
+            },
+          );
+        }, settings.erasureRefreshMs);
+        erasureTimer.unref();
+      }
       subscription = await subscribeTo(bus, {
         groupId: consumerGroup(deps.namespace, settings.groupName),
         topics: [raw],
@@ -156,6 +195,8 @@ export function createEventProcessor(deps: EventProcessorDeps): EventProcessor {
       logger.info({ topic: raw.name }, 'event processor started');
     },
     async stop(deadlineMs) {
+      if (erasureTimer !== null) clearInterval(erasureTimer);
+      erasureTimer = null;
       const current = subscription;
       subscription = null;
       if (current !== null) await current.stop({ deadlineMs });

@@ -53,6 +53,7 @@ export { stripPersonalData } from './org-data-layer/strip';
 export type {
   IntegrationSource,
   OrgDataLayerSource,
+  ProcessorErasureView,
   ProcessorIntegrationInput,
   ProcessorLogger,
 } from './ports';

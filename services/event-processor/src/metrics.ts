@@ -1,7 +1,14 @@
 import type { Metrics } from '@signal/telemetry';
 
 /** Bounded label values only (STYLE §9): reasons are closed lists, never ids. */
-export const EVENT_DROP_REASONS = ['consent', 'bot', 'duplicate', 'no_integrations', 'not_routed'] as const;
+export const EVENT_DROP_REASONS = [
+  'consent',
+  'bot',
+  'duplicate',
+  'no_integrations',
+  'not_routed',
+  'erased',
+] as const;
 export type EventDropReason = (typeof EVENT_DROP_REASONS)[number];
 
 export const INTEGRATION_SKIP_REASONS = [

@@ -203,6 +203,8 @@ export async function buildSignal({ config, logger, onFatal }: SignalDeps) {
   management.register(router);
   lifecycle.add({ name: 'management-api', start: () => management.start(), stop: () => management.stop() });
 
+  // The identity graph's erasure records, read by the processor (raw events) and the worker (deliveries).
+  const erasures = createErasedSubjects({ db, crypto });
   const processor = createEventProcessor({
     bus,
     dedup: cache,
@@ -211,6 +213,7 @@ export async function buildSignal({ config, logger, onFatal }: SignalDeps) {
     namespace: config.namespace,
     logger: log('event-processor'),
     metrics,
+    erasures,
   });
   lifecycle.add({
     name: 'event-processor',
@@ -227,7 +230,7 @@ export async function buildSignal({ config, logger, onFatal }: SignalDeps) {
     crypto,
     logger: log('delivery-worker'),
     metrics,
-    erasures: createErasedSubjects({ db, crypto }),
+    erasures,
     settings: {
       retryMaxAttempts: config.delivery.retryMaxAttempts,
       retryBackoffBaseMs: config.delivery.retryBackoffBaseSeconds * 1000,

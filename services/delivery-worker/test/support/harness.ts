@@ -174,6 +174,7 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     namespace,
     logger: silentLogger,
     metrics,
+    ...(options.erasures === undefined ? {} : { erasures: options.erasures }),
     settings: { configRefreshMs: 0, batchSize: 200 },
   });
   const worker = createDeliveryWorker({
