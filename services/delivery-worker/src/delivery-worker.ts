@@ -3,6 +3,7 @@ import { type Bus, type Subscription, subscribeTo, type TypedBatch } from '@sign
 import type { ConsentStateStore } from '@signal/consent';
 import { consumerGroup, type DeliveryMessage, type DlqMessage, topics } from '@signal/events';
 import { createVendorDispatcherRegistry, type VendorDispatcherRegistry } from '@signal/http';
+import { type ErasedSubjects, keepErasedSubjectsFresh } from '@signal/identity-hub';
 import { type Database, isStoreError } from '@signal/store';
 import type { Metrics } from '@signal/telemetry';
 import { z } from 'zod';
@@ -15,7 +16,7 @@ import type { DlqCrypto } from './dlq/encrypted-columns';
 import { REPLAY_HEADER } from './dlq/replay';
 import { createDeliveryLedger } from './ledger/delivery-ledger';
 import { workerMetrics } from './metrics';
-import type { CredentialSource, ErasureView, WorkerIntegrationSource, WorkerLogger } from './ports';
+import type { CredentialSource, WorkerIntegrationSource, WorkerLogger } from './ports';
 import { createRetryStore } from './retry/retry-store';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -100,7 +101,7 @@ export interface DeliveryWorkerDeps {
    * events received before the erasure are dropped instead of sent. Absent: no identity hub shares the
    * database, and nothing is dropped for erasure.
    */
-  readonly erasures?: ErasureView;
+  readonly erasures?: Pick<ErasedSubjects, 'erasedBefore' | 'refresh'>;
 }
 
 export interface DeliveryWorker {
@@ -199,38 +200,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   let running = false;
   let refreshTimer: NodeJS.Timeout | null = null;
   let maintenanceTimer: NodeJS.Timeout | null = null;
-  let erasureTimer: NodeJS.Timeout | null = null;
-  let erasureFailureLogged = false;
-  let erasureStatusLogged: string | null = null;
-
-  /** Re-reads the erasure records; on failure the last view stays in force (logged once per outage). */
-  async function refreshErasures(options: { readonly throwOnFailure?: boolean } = {}): Promise<void> {
-    if (deps.erasures === undefined) return;
-    try {
-      const status = await deps.erasures.refresh();
-      erasureFailureLogged = false;
-      if (status !== 'loaded' && status !== erasureStatusLogged) {
-        if (status === 'no_tables') {
-          logger.warn(
-            {},
-            "the identity hub's erasure records are not in this database (run signal-cli migrate): an erased person's events still on the bus are sent",
-          );
-        } else {
-          logger.info({}, 'no erasure can have been recorded yet (the identity hub has not started)');
-        }
-      }
-      erasureStatusLogged = status;
-    } catch (err) {
-      if (options.throwOnFailure === true) throw err;
-      if (!erasureFailureLogged) {
-        logger.warn(
-          { err: describe(err) },
-          'could not re-read the erasure records; the last ones read stay in force',
-        );
-        erasureFailureLogged = true;
-      }
-    }
-  }
+  let stopErasureRefresh: (() => void) | null = null;
   let retryLoop: Promise<void> = Promise.resolve();
   let wakeRetryLoop: (() => void) | null = null;
   let refreshing: Promise<void> = Promise.resolve();
@@ -486,10 +456,11 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       });
       // Before consuming: a backlog of an erased person's events must meet the erasure records. A first read
       // that fails fails the start (as the ledger's would), rather than consume with nothing known as erased.
-      await refreshErasures({ throwOnFailure: true });
       if (deps.erasures !== undefined) {
-        erasureTimer = setInterval(() => void refreshErasures(), settings.erasureRefreshMs);
-        erasureTimer.unref();
+        stopErasureRefresh = await keepErasedSubjectsFresh(deps.erasures, {
+          everyMs: settings.erasureRefreshMs,
+          logger,
+        });
       }
       await doRefresh();
       refreshTimer = setInterval(() => void refreshTopics(), settings.integrationRefreshMs);
@@ -505,7 +476,8 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       running = false;
       if (refreshTimer !== null) clearInterval(refreshTimer);
       if (maintenanceTimer !== null) clearInterval(maintenanceTimer);
-      if (erasureTimer !== null) clearInterval(erasureTimer);
+      stopErasureRefresh?.();
+      stopErasureRefresh = null;
       for (const timer of resumeTimers.values()) clearTimeout(timer);
       resumeTimers.clear();
       wakeRetryLoop?.();

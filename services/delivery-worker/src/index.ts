@@ -73,7 +73,6 @@ export { type WorkerMetrics, workerMetrics } from './metrics';
 export { deliveryWorkerMigrations } from './migrations';
 export type {
   CredentialSource,
-  ErasureView,
   WorkerIntegrationInput,
   WorkerIntegrationSource,
   WorkerLogger,

@@ -43,22 +43,3 @@ export interface WorkerLogger {
   warn(obj: object, msg: string): void;
   error(obj: object, msg: string): void;
 }
-
-/**
- * The identity graph's erasure records, as the worker needs them (`createErasedSubjects` of the identity hub
- * implements it): an event of a person erased after it was received is dropped before it reaches a vendor.
- */
-export interface ErasureView {
-  /** Whether the event is of an erased person and was received before the erasure. Synchronous: in memory. */
-  erasedBefore(event: {
-    readonly org: string;
-    readonly anonymousId?: string | undefined;
-    readonly userId?: string | undefined;
-    readonly receivedAt: string;
-  }): boolean;
-  /**
-   * Re-reads the records; throws when it cannot (the last view stays in force). `no_tables`: this database
-   * has no erasure records to read; `no_key`: none can have been written yet.
-   */
-  refresh(): Promise<'loaded' | 'no_tables' | 'no_key'>;
-}

@@ -65,7 +65,8 @@ describe.each(backends)('erased people on the delivery topics, on $name', (backe
     await closeDb?.();
   });
 
-  it("drops the erased person's backlog, delivers everyone else's and their new visits", async () => {
+  /** A webhook integration of `pipelineId` to a fresh HTTPS vendor that accepts everything. */
+  async function acceptingWebhook(pipelineId = 'pl_1') {
     const cert = await ca.issueServerCertificate({ ipAddresses: ['127.0.0.1'] });
     const vendor = await startHttpsSink({ cert: cert.certPem, key: cert.keyPem });
     sinks.push(vendor);
@@ -73,7 +74,7 @@ describe.each(backends)('erased people on the delivery topics, on $name', (backe
     const integrationId = `wh-${randomBytes(4).toString('hex')}`;
     h.control.addIntegration({
       id: integrationId,
-      pipelineId: 'pl_1',
+      pipelineId,
       vendor: 'webhook',
       enabled: true,
       settings: { url: vendor.url },
@@ -81,6 +82,21 @@ describe.each(backends)('erased people on the delivery topics, on $name', (backe
       extraCaPem: ca.certPem,
       credentials: { signingSecret: SIGNING_SECRET },
     });
+    return { vendor, integrationId };
+  }
+
+  /** The identity graph, as the identity hub erasing at `erasedAt` (org_1) would run it. */
+  async function graphAt(erasedAt: number) {
+    return createIdentityGraph({
+      db,
+      crypto: h.control.crypto,
+      index: await loadBlindIndex(db, h.control.crypto),
+      now: () => erasedAt,
+    });
+  }
+
+  it("drops the erased person's backlog, delivers everyone else's and their new visits", async () => {
+    const { vendor, integrationId } = await acceptingWebhook();
 
     // The person, known to the graph by two browsers and an e-mail, erased five minutes ago.
     const erasedAt = Date.now() - 5 * 60_000;
@@ -90,12 +106,7 @@ describe.each(backends)('erased people on the delivery topics, on $name', (backe
       `anon-${randomBytes(6).toString('hex')}`,
     ];
     const email = `erased.${randomBytes(4).toString('hex')}@example.com`;
-    const graph = createIdentityGraph({
-      db,
-      crypto: h.control.crypto,
-      index: await loadBlindIndex(db, h.control.crypto),
-      now: () => erasedAt,
-    });
+    const graph = await graphAt(erasedAt);
     await graph.ingest(
       makeEvent({ type: 'identify', anonymousId: phone, userId: email, receivedAt: ago(60_000) }),
     );
@@ -158,12 +169,7 @@ describe.each(backends)('erased people on the delivery topics, on $name', (backe
     const erasedAt = Date.now() - 5 * 60_000;
     const anonymousId = `anon-${randomBytes(6).toString('hex')}`;
     const email = `erased.${randomBytes(4).toString('hex')}@example.com`;
-    const graph = createIdentityGraph({
-      db,
-      crypto: h.control.crypto,
-      index: await loadBlindIndex(db, h.control.crypto),
-      now: () => erasedAt,
-    });
+    const graph = await graphAt(erasedAt);
     await graph.ingest(
       makeEvent({
         type: 'identify',
@@ -192,29 +198,11 @@ describe.each(backends)('erased people on the delivery topics, on $name', (backe
   });
 
   it("the processor drops an erased person's raw events before any rule runs; the others go on", async () => {
-    const cert = await ca.issueServerCertificate({ ipAddresses: ['127.0.0.1'] });
-    const vendor = await startHttpsSink({ cert: cert.certPem, key: cert.keyPem });
-    sinks.push(vendor);
-    vendor.reply(() => ({ status: 200, body: '{}' }));
     const pipelineId = `pl_${randomBytes(4).toString('hex')}`;
-    h.control.addIntegration({
-      id: `wh-raw-${randomBytes(4).toString('hex')}`,
-      pipelineId,
-      vendor: 'webhook',
-      enabled: true,
-      settings: { url: vendor.url },
-      consent: { category: 'marketing' },
-      extraCaPem: ca.certPem,
-      credentials: { signingSecret: SIGNING_SECRET },
-    });
+    const { vendor } = await acceptingWebhook(pipelineId);
     const erasedAt = Date.now() - 5 * 60_000;
     const email = `erased.${randomBytes(4).toString('hex')}@example.com`;
-    const graph = createIdentityGraph({
-      db,
-      crypto: h.control.crypto,
-      index: await loadBlindIndex(db, h.control.crypto),
-      now: () => erasedAt,
-    });
+    const graph = await graphAt(erasedAt);
     await graph.erase('org_1', email);
     const erased = makeEvent({
       pipelineId,

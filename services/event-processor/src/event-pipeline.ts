@@ -1,12 +1,13 @@
 import type { OutgoingMessage } from '@signal/bus';
 import { type ConsentStateStore, decide } from '@signal/consent';
 import { type CanonicalEvent, deliveryMessageSchema, eventKey, topics } from '@signal/events';
+import type { ErasedSubjects } from '@signal/identity-hub';
 import { carriesConsent, eventConsentState } from './consent/event-consent';
 import { checkChangedEvent } from './delivery-event-check';
 import type { EventDropReason, IntegrationSkipReason, ProcessorMetrics } from './metrics';
 import type { CompiledIntegration, DataLayerDirectory } from './org-data-layer/directory';
 import { stripPersonalData } from './org-data-layer/strip';
-import type { ProcessorErasureView, ProcessorLogger } from './ports';
+import type { ProcessorLogger } from './ports';
 
 /** The dedup slice of the cache port. */
 export interface DedupCache {
@@ -23,7 +24,7 @@ export interface EventPipelineDeps {
   readonly metrics: ProcessorMetrics;
   readonly logger: ProcessorLogger;
   /** Erasure records: an erased person's raw events received before the erasure are dropped here. */
-  readonly erasures?: Pick<ProcessorErasureView, 'erasedBefore'>;
+  readonly erasures?: Pick<ErasedSubjects, 'erasedBefore'>;
 }
 
 /** One decoded raw event and where it sits on the bus (a redelivery has the same position). */

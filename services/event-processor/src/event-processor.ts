@@ -8,12 +8,13 @@ import {
 } from '@signal/bus';
 import type { ConsentStateStore } from '@signal/consent';
 import { type CanonicalEvent, consumerGroup, type DlqMessage, topics } from '@signal/events';
+import { type ErasedSubjects, keepErasedSubjectsFresh } from '@signal/identity-hub';
 import type { Metrics } from '@signal/telemetry';
 import { z } from 'zod';
 import { createEventPipeline, type DedupCache, type PositionedEvent } from './event-pipeline';
 import { processorMetrics } from './metrics';
 import { createDataLayerDirectory } from './org-data-layer/directory';
-import type { IntegrationSource, OrgDataLayerSource, ProcessorErasureView, ProcessorLogger } from './ports';
+import type { IntegrationSource, OrgDataLayerSource, ProcessorLogger } from './ports';
 
 export const processorSettingsSchema = z.object({
   /** Consumer group name (namespaced with `consumerGroup`). */
@@ -53,7 +54,7 @@ export interface EventProcessorDeps {
    * erased after they were received are dropped before any rule runs. Absent: nothing is dropped for erasure
    * here (the delivery worker checks too).
    */
-  readonly erasures?: ProcessorErasureView;
+  readonly erasures?: Pick<ErasedSubjects, 'erasedBefore' | 'refresh'>;
 }
 
 export interface EventProcessor {
@@ -94,7 +95,7 @@ export function createEventProcessor(deps: EventProcessorDeps): EventProcessor {
   });
   const knownTopics = new Set<string>();
   let subscription: Subscription | null = null;
-  let erasureTimer: NodeJS.Timeout | null = null;
+  let stopErasureRefresh: (() => void) | null = null;
 
   async function ensureTopics(names: readonly string[]): Promise<void> {
     const missing = names.filter((n) => !knownTopics.has(n));
@@ -159,32 +160,10 @@ export function createEventProcessor(deps: EventProcessorDeps): EventProcessor {
       if (subscription !== null) return;
       // Read once before consuming: a failure fails the start rather than process a backlog unfiltered.
       if (deps.erasures !== undefined) {
-        const erasures = deps.erasures;
-        const status = await erasures.refresh();
-        if (status === 'no_tables') {
-          logger.warn(
-            {},
-            "the identity hub's erasure records are not in this database (run signal-cli migrate): an erased person's raw events are processed",
-          );
-        }
-        let failing = false;
-        erasureTimer = setInterval(() => {
-          erasures.refresh().then(
-            () => {
-              failing = false;
-            },
-            (err: unknown) => {
-              if (!failing) {
-                logger.warn(
-                  { err: err instanceof Error ? err.name : typeof err },
-                  'could not re-read the erasure records; the last ones read stay in force',
-                );
-              }
-              failing = true;
-            },
-          );
-        }, settings.erasureRefreshMs);
-        erasureTimer.unref();
+        stopErasureRefresh = await keepErasedSubjectsFresh(deps.erasures, {
+          everyMs: settings.erasureRefreshMs,
+          logger,
+        });
       }
       subscription = await subscribeTo(bus, {
         groupId: consumerGroup(deps.namespace, settings.groupName),
@@ -195,8 +174,8 @@ export function createEventProcessor(deps: EventProcessorDeps): EventProcessor {
       logger.info({ topic: raw.name }, 'event processor started');
     },
     async stop(deadlineMs) {
-      if (erasureTimer !== null) clearInterval(erasureTimer);
-      erasureTimer = null;
+      stopErasureRefresh?.();
+      stopErasureRefresh = null;
       const current = subscription;
       subscription = null;
       if (current !== null) await current.stop({ deadlineMs });

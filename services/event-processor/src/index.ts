@@ -53,7 +53,6 @@ export { stripPersonalData } from './org-data-layer/strip';
 export type {
   IntegrationSource,
   OrgDataLayerSource,
-  ProcessorErasureView,
   ProcessorIntegrationInput,
   ProcessorLogger,
 } from './ports';

@@ -33,19 +33,3 @@ export interface ProcessorLogger {
   warn(obj: object, msg: string): void;
   error(obj: object, msg: string): void;
 }
-
-/**
- * The identity graph's erasure records (`createErasedSubjects` of the identity hub implements it): a raw
- * event of a person erased after it was received is dropped before anything is made of it.
- */
-export interface ProcessorErasureView {
-  /** Whether the event is of an erased person and was received before the erasure. In memory. */
-  erasedBefore(event: {
-    readonly org: string;
-    readonly anonymousId?: string | undefined;
-    readonly userId?: string | undefined;
-    readonly receivedAt: string;
-  }): boolean;
-  /** Re-reads the records; throws when it cannot (the last view stays in force). */
-  refresh(): Promise<'loaded' | 'no_tables' | 'no_key'>;
-}

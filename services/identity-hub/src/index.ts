@@ -22,6 +22,9 @@ export {
   type ErasableEvent,
   type ErasedSubjects,
   type ErasedSubjectsOptions,
+  type ErasureRefreshLogger,
+  type ErasureViewStatus,
+  keepErasedSubjectsFresh,
 } from './graph/erased-subjects';
 export {
   createIdentityErasure,

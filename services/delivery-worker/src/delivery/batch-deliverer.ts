@@ -7,12 +7,13 @@ import {
 } from '@signal/consent';
 import { eventConsentState, stripPersonalData } from '@signal/event-processor';
 import { type CanonicalEvent, type DeliveryMessage, type DlqMessage, eventKey, topics } from '@signal/events';
+import type { ErasedSubjects } from '@signal/identity-hub';
 import type { DeliveryOutcome } from '@signal/vendors';
 import { publishableLetter } from '../dlq/publishable-letter';
 import { REPLAY_HEADER } from '../dlq/replay';
 import type { DeliveryLedger } from '../ledger/delivery-ledger';
 import type { WorkerMetrics } from '../metrics';
-import type { ErasureView, WorkerLogger } from '../ports';
+import type { WorkerLogger } from '../ports';
 import type { RetryEntry, RetryStore } from '../retry/retry-store';
 import { type BackoffPolicy, planRetry } from './backoff';
 import { CircuitBreaker } from './circuit-breaker';
@@ -32,7 +33,7 @@ export interface BatchDelivererDeps {
   readonly retries: RetryStore;
   readonly consentStore: ConsentStateStore;
   /** Erasure records: an erased person's events received before the erasure are dropped, never sent. */
-  readonly erasures?: Pick<ErasureView, 'erasedBefore'>;
+  readonly erasures?: Pick<ErasedSubjects, 'erasedBefore'>;
   readonly bus: Bus;
   readonly namespace: string;
   readonly policy: BackoffPolicy;

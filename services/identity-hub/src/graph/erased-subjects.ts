@@ -136,3 +136,51 @@ export function createErasedSubjects(options: ErasedSubjectsOptions): ErasedSubj
     },
   };
 }
+
+/** What `keepErasedSubjectsFresh` logs through (pino's slice). */
+export interface ErasureRefreshLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+/**
+ * Reads the records once, then every `everyMs` until the returned stop is called: for a consumer that checks
+ * events against them (the event processor, the delivery worker). The first read's failure is thrown, so the
+ * consumer does not start with nothing known as erased; a later one keeps the last view and is logged once per
+ * outage. A database without the identity tables is said loudly (nothing is filtered there), once per change.
+ */
+export async function keepErasedSubjectsFresh(
+  view: Pick<ErasedSubjects, 'refresh'>,
+  options: { readonly everyMs: number; readonly logger: ErasureRefreshLogger },
+): Promise<() => void> {
+  const { logger } = options;
+  let reported: ErasureViewStatus = 'loaded';
+  let failing = false;
+  const report = (status: ErasureViewStatus): void => {
+    failing = false;
+    if (status === reported) return;
+    reported = status;
+    if (status === 'no_tables') {
+      logger.warn(
+        {},
+        "the identity hub's erasure records are not in this database (run signal-cli migrate): an erased person's events still on the bus are not filtered",
+      );
+    } else if (status === 'no_key') {
+      logger.info({}, 'no erasure can have been recorded yet (the identity hub has not started)');
+    }
+  };
+  report(await view.refresh());
+  const timer = setInterval(() => {
+    view.refresh().then(report, (err: unknown) => {
+      if (!failing) {
+        logger.warn(
+          { err: err instanceof Error ? err.name : typeof err },
+          'could not re-read the erasure records; the last ones read stay in force',
+        );
+      }
+      failing = true;
+    });
+  }, options.everyMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
