@@ -45,6 +45,8 @@ export {
   type DlqMessage,
   deliveryMessageSchema,
   dlqMessageSchema,
+  type ErasureDigests,
+  erasureDigestsSchema,
   integrationIdSchema,
   namespaced,
   type ParsedTopicName,

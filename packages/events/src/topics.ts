@@ -78,6 +78,15 @@ export interface TopicDef<T> {
   readonly dlq: TopicDef<DlqMessage> | null;
 }
 
+const erasureDigestSchema = z
+  .string()
+  .regex(/^[0-9a-f]{64}$/, 'an erasure digest is 64 lower-case hex digits');
+export const erasureDigestsSchema = z.object({
+  anonymousId: erasureDigestSchema.optional(),
+  userId: erasureDigestSchema.optional(),
+});
+export type ErasureDigests = z.infer<typeof erasureDigestsSchema>;
+
 /**
  * The value on `delivery-{integration_id}`: an event after the Org Data Layer (consent, bot filter, PII
  * hashing/redaction, routing), addressed to one integration, with the delivery worker's attempt bookkeeping.
@@ -95,6 +104,13 @@ export const deliveryMessageSchema = z.object({
     /** Stable error code of the previous try, e.g. `vendor_5xx`; never a response body. */
     lastError: z.string().max(128).optional(),
   }),
+  /**
+   * The identity graph's erasure digests (`identity_erasures.digest`) of the ids the event arrived with, set
+   * by the processor when a rule or pipeline changed them (a hashed `userId`, a stripped one): the delivery
+   * worker matches an erasure made while the message waited on these, since the event's own ids no longer
+   * name the person. Keyed digests, never an id; absent when the ids are unchanged or no erasure can exist yet.
+   */
+  erasureDigests: erasureDigestsSchema.optional(),
 });
 export type DeliveryMessage = z.infer<typeof deliveryMessageSchema>;
 

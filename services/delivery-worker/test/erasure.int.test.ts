@@ -51,14 +51,22 @@ describe.each(backends)('erased people on the delivery topics, on $name', (backe
     await migrate(db, identityHubMigrations);
     h = await createHarness({
       db,
-      workerSettings: { topicPartitions: 1, erasureRefreshMs: 100 },
+      // A short backoff: a refused delivery's retry is due after the vendor's Retry-After.
+      workerSettings: {
+        topicPartitions: 1,
+        erasureRefreshMs: 100,
+        retryMaxAttempts: 3,
+        retryBackoffBaseMs: 100,
+      },
       erasures: {
-        erasedBefore: (event) => view?.erasedBefore(event) ?? false,
+        erasedBefore: (event, digests) => view?.erasedBefore(event, digests) ?? false,
+        erasureDigestsOf: (event) => view?.erasureDigestsOf(event),
         refresh: async () => (await view?.refresh()) ?? 'no_key',
       },
     });
     view = createErasedSubjects({ db, crypto: h.control.crypto });
     await h.worker.start();
+    await h.processor.start();
   });
   afterAll(async () => {
     await h?.close();
@@ -214,7 +222,6 @@ describe.each(backends)('erased people on the delivery topics, on $name', (backe
     const droppedHere = () => metric(h, 'signal_processor_events_dropped_total', { reason: 'erased' });
     const before = await droppedHere();
 
-    await h.processor.start();
     await h.publishRaw([erased, other]);
 
     await waitFor(() => vendor.requests.length === 1, 'the other event delivered');
@@ -223,5 +230,41 @@ describe.each(backends)('erased people on the delivery topics, on $name', (backe
       'the erased one dropped by the processor',
     );
     expect(vendor.requests[0]?.messageId).toBe(other.messageId);
+  });
+
+  it('a person erased while their event waits for a retry is not delivered, though a PII rule hashed their id', async () => {
+    // The org hashes user ids before they leave: the delivery message no longer holds the e-mail the
+    // erasure names, and the event came from a server, on a device id the graph never saw.
+    const org = `org_${randomBytes(4).toString('hex')}`;
+    const pipelineId = `pl_${randomBytes(4).toString('hex')}`;
+    h.control.dataLayers.set(org, { version: 1, pii_rules: { hash_fields: ['userId'] } });
+    const { vendor, integrationId } = await acceptingWebhook(pipelineId);
+    vendor.reply(() =>
+      vendor.requests.length === 1
+        ? { status: 503, headers: { 'retry-after': '3' }, body: '{}' }
+        : { status: 200, body: '{}' },
+    );
+    const email = `erased.${randomBytes(4).toString('hex')}@example.com`;
+    const event = makeEvent({ org, pipelineId, userId: email });
+    const dropped = () => metric(h, 'signal_delivery_skipped_total', { reason: 'erased' });
+    const before = await dropped();
+
+    await h.publishRaw([event]);
+    await waitFor(() => vendor.requests.length === 1, 'the first, refused delivery');
+    expect(vendor.requests[0]?.body).not.toContain(email);
+    const retries = () =>
+      db.query('SELECT 1 FROM delivery_retries WHERE integration_id = $1', [integrationId]);
+    await waitFor(async () => (await retries()).rows.length === 1, 'the scheduled retry');
+
+    // The erasure, while the retry waits (the graph's part only: the retry row is left for the worker).
+    await (await graphAt(Date.now())).erase(org, email);
+    await waitFor(
+      () => view?.erasedBefore({ org, userId: email, receivedAt: event.receivedAt }) === true,
+      'the erasure records read',
+    );
+
+    await waitFor(async () => (await dropped()) === before + 1, 'the retry dropped', 15_000);
+    await waitFor(async () => (await retries()).rows.length === 0, 'the retry row done');
+    expect(vendor.requests).toHaveLength(1);
   });
 });

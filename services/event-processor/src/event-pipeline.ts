@@ -23,8 +23,12 @@ export interface EventPipelineDeps {
   readonly dedupWindowMs: number;
   readonly metrics: ProcessorMetrics;
   readonly logger: ProcessorLogger;
-  /** Erasure records: an erased person's raw events received before the erasure are dropped here. */
-  readonly erasures?: Pick<ErasedSubjects, 'erasedBefore'>;
+  /**
+   * Erasure records: an erased person's raw events received before the erasure are dropped here, and a
+   * delivery message whose ids a rule or pipeline changed carries the erasure digests of the ids it arrived
+   * with, so the delivery worker still recognises the person if they are erased while it waits.
+   */
+  readonly erasures?: Pick<ErasedSubjects, 'erasedBefore' | 'erasureDigestsOf'>;
 }
 
 /** One decoded raw event and where it sits on the bus (a redelivery has the same position). */
@@ -133,6 +137,19 @@ export function createEventPipeline(deps: EventPipelineDeps) {
     if (await isDuplicate(current, position)) return { kind: 'dropped', reason: 'duplicate' };
 
     const messages: { topic: string; message: OutgoingMessage }[] = [];
+    // `,"erasureDigests":{…}` for messages whose ids changed, computed once per event (two HMACs per id).
+    let digestsMember: string | undefined;
+    const erasureMember = (shaped: CanonicalEvent): string => {
+      if (shaped.anonymousId === event.anonymousId && shaped.userId === event.userId) return '';
+      if (digestsMember === undefined) {
+        const digests = deps.erasures?.erasureDigestsOf(event);
+        digestsMember =
+          digests === undefined || Object.keys(digests).length === 0
+            ? ''
+            : `,"erasureDigests":${JSON.stringify(digests)}`;
+      }
+      return digestsMember;
+    };
     // Integrations that receive the same processed event (no strip, no pipeline) share one check and one
     // serialisation.
     const serialisedFor = new Map<CanonicalEvent, { key: string; json: string }>();
@@ -178,7 +195,7 @@ export function createEventPipeline(deps: EventPipelineDeps) {
         // Byte for byte what JSON.stringify of the parsed DeliveryMessage gives (same key order).
         message: {
           key: serialised.key,
-          value: `{"integrationId":${JSON.stringify(integration.id)},"event":${serialised.json},"attempt":{"number":1}}`,
+          value: `{"integrationId":${JSON.stringify(integration.id)},"event":${serialised.json},"attempt":{"number":1}${erasureMember(shaped)}}`,
         },
       });
     }

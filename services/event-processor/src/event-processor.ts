@@ -54,7 +54,7 @@ export interface EventProcessorDeps {
    * erased after they were received are dropped before any rule runs. Absent: nothing is dropped for erasure
    * here (the delivery worker checks too).
    */
-  readonly erasures?: Pick<ErasedSubjects, 'erasedBefore' | 'refresh'>;
+  readonly erasures?: Pick<ErasedSubjects, 'erasedBefore' | 'erasureDigestsOf' | 'refresh'>;
 }
 
 export interface EventProcessor {

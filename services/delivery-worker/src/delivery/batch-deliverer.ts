@@ -303,8 +303,10 @@ export function createBatchDeliverer(deps: BatchDelivererDeps) {
         }
         // Erased since it was received (its raw event or delivery message was still on the bus, behind a
         // slow vendor): the erasure holds, whatever consent said, and nothing of it goes to the DLQ either
-        // (the erasure already cleared the person's dead letters). Counted once the vendor is known.
-        if (deps.erasures?.erasedBefore(item.value.event) === true) {
+        // (the erasure already cleared the person's dead letters). Counted once the vendor is known. Matched
+        // on the event's ids and, where the processor changed them (hashed, stripped), on the digests of the
+        // ids it arrived with.
+        if (deps.erasures?.erasedBefore(item.value.event, item.value.erasureDigests) === true) {
           erased += 1;
           continue;
         }

@@ -18,6 +18,11 @@ const ALWAYS_MASKED: ReadonlySet<string> = new Set([
   'traits',
   'client_ip_address',
 ]);
+/**
+ * Replaced whole, digests included: a delivery message's `erasureDigests` are keyed pseudonyms of the ids the
+ * event arrived with, for matching an erasure; they are never sent and tell a human nothing.
+ */
+const HIDDEN: ReadonlySet<string> = new Set(['erasureDigests']);
 const DIGEST = /^[0-9a-f]{64}$/i;
 const EMAIL = /[^\s@"'<>]{1,64}@[^\s@"'<>]{1,253}\.[a-z]{2,24}/gi;
 const MAX_DEPTH = 16;
@@ -41,8 +46,9 @@ function walk(value: JsonValue, depth: number): JsonValue {
   if (value === null || typeof value !== 'object') return value;
   const out: Record<string, JsonValue> = {};
   for (const [key, child] of Object.entries(value)) {
-    out[key] =
-      ALWAYS_MASKED.has(key) || inferFieldType([key]) !== 'generic'
+    out[key] = HIDDEN.has(key)
+      ? MASK
+      : ALWAYS_MASKED.has(key) || inferFieldType([key]) !== 'generic'
         ? maskAll(child, depth + 1)
         : walk(child, depth + 1);
   }

@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { controlPlaneMigrations } from '@signal/control-plane';
 import { createCryptoService, createKeyring } from '@signal/crypto';
 import type { DlqMessage, JsonValue } from '@signal/events';
@@ -38,12 +38,27 @@ function event(org: string, anonymousId: string, userId: string | null): Record<
   };
 }
 
+/** The processor's erasure digests of the ids an event arrived with, on messages whose ids it changed. */
+type Digests = { anonymousId?: string; userId?: string };
+const digestsOf = new Map<Record<string, JsonValue>, Digests>();
+
+/** A delivery message (with the event's erasure digests, if it has some). */
+function message(e: Record<string, JsonValue>, integrationId: string, attempt: number) {
+  const digests = digestsOf.get(e);
+  return {
+    integrationId,
+    event: e,
+    attempt: { number: attempt },
+    ...(digests ? { erasureDigests: digests } : {}),
+  };
+}
+
 /** A delivery message's dead letter, or (no integration) a raw event's. */
 function letter(e: Record<string, JsonValue>, integrationId: string | null): DlqMessage {
   return {
     error: 'vendor_rejected',
     details: 'refused',
-    original: integrationId === null ? e : { integrationId, event: e, attempt: { number: 1 } },
+    original: integrationId === null ? e : message(e, integrationId, 1),
     originalKey: String(e.anonymousId),
     topic: integrationId === null ? 'ns.raw-events' : `ns.delivery-${integrationId}`,
     ...(integrationId === null ? {} : { integrationId }),
@@ -72,18 +87,31 @@ describe.each(backends)('erasing a person from dead letters and scheduled retrie
     const retries = createRetryStore(db, crypto);
     const [anonA, anonB, other] = [randomUUID(), randomUUID(), randomUUID()];
     const email = `jane-${randomBytes(3).toString('hex')}@example.com`;
-    const isSubject: SubjectMatcher = (kind, value) =>
-      (kind === 'anonymous_id' && (value === anonA || value === anonB)) ||
-      (kind === 'user_id' && value === email);
+    // The erasure digest of the person's user id, and of someone else's.
+    const [emailDigest, otherDigest] = [randomBytes(32).toString('hex'), randomBytes(32).toString('hex')];
+    const isSubject: SubjectMatcher = {
+      id: (kind, value) =>
+        (kind === 'anonymous_id' && (value === anonA || value === anonB)) ||
+        (kind === 'user_id' && value === email),
+      erasureDigest: (kind, digest) => kind === 'user_id' && digest === emailDigest,
+    };
+    const hashed = (value: string) => createHash('sha256').update(value).digest('hex');
 
+    // A server event whose user id a PII rule hashed: only its erasure digests name the person.
+    const hashedTheirs = event('org_a', randomUUID(), hashed(email));
+    digestsOf.set(hashedTheirs, { userId: emailDigest });
+    const hashedOthers = event('org_a', randomUUID(), hashed('someone@example.com'));
+    digestsOf.set(hashedOthers, { userId: otherDigest });
     const theirs = [
       event('org_a', anonA, null),
       event('org_a', anonB, email),
       event('org_a', other, email), // another device, known by the user id only
+      hashedTheirs,
     ];
     const kept = [
       event('org_a', other, null), // someone else
       event('org_b', anonA, email), // the same ids in another org: another person
+      hashedOthers,
     ];
     let offset = 0;
     const index = (letters: DlqMessage[]) =>
@@ -116,14 +144,14 @@ describe.each(backends)('erasing a person from dead letters and scheduled retrie
       attempt: 2,
       dueAt: new Date(Date.now() + 60_000),
       key: String(e.anonymousId),
-      message: JSON.stringify({ integrationId: 'wh_1', event: e, attempt: { number: 2 } }),
+      message: JSON.stringify(message(e, 'wh_1', 2)),
       lastError: 'timeout',
     });
     await retries.schedule([...theirs, ...kept].map(retry));
 
     const counts = await createSubjectPurge(db, crypto).purge('org_a', isSubject);
     // Only org_a's damaged letter is counted: org_b's is not this erasure's business (nor its audit log's).
-    expect(counts).toEqual({ deadLetters: 5, retries: 3, unreadable: 1 });
+    expect(counts).toEqual({ deadLetters: 6, retries: 4, unreadable: 1 });
 
     const left = await dlq.list({ includeReplayed: true, limit: 1000 });
     expect(left.map((e) => e.messageId).sort()).toEqual(

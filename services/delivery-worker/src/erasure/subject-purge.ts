@@ -4,8 +4,15 @@ import { createDlqStore, orgIntegrationIdsSql } from '../dlq/dlq-store';
 import type { DlqCrypto } from '../dlq/encrypted-columns';
 import { createRetryStore } from '../retry/retry-store';
 
-/** Whether an anonymous id or user id (of the org being purged) is the erased person's. */
-export type SubjectMatcher = (kind: 'anonymous_id' | 'user_id', value: string) => boolean;
+type SubjectKind = 'anonymous_id' | 'user_id';
+
+/** Whether an id (of the org being purged), or the erasure digest of one, is the erased person's. */
+export interface SubjectMatcher {
+  /** An anonymous id or user id as an event holds it. */
+  id(kind: SubjectKind, value: string): boolean;
+  /** A delivery message's `erasureDigests` entry (the ids the event arrived with, before a rule changed them). */
+  erasureDigest(kind: SubjectKind, digest: string): boolean;
+}
 
 export interface SubjectPurgeCounts {
   /** Dead letters (`delivery_dlq`, replayed ones too) of the person, deleted. */
@@ -43,27 +50,44 @@ const eventIds = z.object({
   anonymousId: z.string().nullish(),
   userId: z.string().nullish(),
 });
+/** A delivery message's erasure digests of the ids its event arrived with, as loosely as stored. */
+const carriedDigests = z.object({
+  erasureDigests: z.object({ anonymousId: z.string().optional(), userId: z.string().optional() }),
+});
 
-function eventOf(stored: unknown): z.infer<typeof eventIds> | null {
+interface StoredEvent {
+  readonly ids: z.infer<typeof eventIds>;
+  readonly digests?: z.infer<typeof carriedDigests>['erasureDigests'];
+}
+
+function eventOf(stored: unknown): StoredEvent | null {
   // An original that did not parse when it was dead-lettered is kept as its text: it may still be JSON.
   const original = typeof stored === 'string' ? parsedOrNull(stored) : stored;
   const direct = eventIds.safeParse(original);
-  if (direct.success) return direct.data;
+  if (direct.success) return { ids: direct.data };
   if (original !== null && typeof original === 'object' && 'event' in original) {
     const nested = eventIds.safeParse(original.event);
-    if (nested.success) return nested.data;
+    if (nested.success) {
+      const digests = carriedDigests.safeParse(original);
+      return digests.success
+        ? { ids: nested.data, digests: digests.data.erasureDigests }
+        : { ids: nested.data };
+    }
   }
   return null;
 }
 
 /** Whether a row's original is the person's event; null when it holds no event to tell by. */
 function isPersons(original: unknown, org: string, isSubject: SubjectMatcher): boolean | null {
-  const event = eventOf(original);
-  if (event === null) return null;
-  if (event.org !== org) return false;
+  const stored = eventOf(original);
+  if (stored === null) return null;
+  const { ids, digests } = stored;
+  if (ids.org !== org) return false;
   return (
-    (typeof event.anonymousId === 'string' && isSubject('anonymous_id', event.anonymousId)) ||
-    (typeof event.userId === 'string' && isSubject('user_id', event.userId))
+    (typeof ids.anonymousId === 'string' && isSubject.id('anonymous_id', ids.anonymousId)) ||
+    (typeof ids.userId === 'string' && isSubject.id('user_id', ids.userId)) ||
+    (digests?.anonymousId !== undefined && isSubject.erasureDigest('anonymous_id', digests.anonymousId)) ||
+    (digests?.userId !== undefined && isSubject.erasureDigest('user_id', digests.userId))
   );
 }
 

@@ -8,7 +8,7 @@ import {
   createKeyring,
   type EncryptionContext,
 } from '@signal/crypto';
-import { createEventProcessor, type EventProcessor } from '@signal/event-processor';
+import { createEventProcessor, type EventProcessor, type EventProcessorDeps } from '@signal/event-processor';
 import { type CanonicalEvent, topics } from '@signal/events';
 import type { OrgDataLayerConfigInput, PipelineStepInput } from '@signal/org-data-layer';
 import { createDatabase, type Database, migrate } from '@signal/store';
@@ -148,7 +148,7 @@ export interface HarnessOptions {
   /** Over `TEST_BUS` (whose 2 s leases make takeovers quick to test). */
   readonly bus?: Partial<PostgresBusSettings>;
   /** The identity graph's erasure records (`createErasedSubjects` over the same database). */
-  readonly erasures?: DeliveryWorkerDeps['erasures'];
+  readonly erasures?: NonNullable<EventProcessorDeps['erasures'] & DeliveryWorkerDeps['erasures']>;
 }
 
 export async function createHarness(options: HarnessOptions = {}): Promise<Harness> {

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { type CryptoService, createCryptoService, createKeyring } from '@signal/crypto';
 import { createDatabase, type Database, migrate, type Queryable } from '@signal/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -78,6 +78,39 @@ describe('erased subjects, as the delivery worker sees them', () => {
     expect(view.erasedBefore({ org: ORG, receivedAt: at(0) })).toBe(false);
   });
 
+  it('recognises a message whose ids a rule changed by the erasure digests of the ids it arrived with', async () => {
+    const user = `carol.${randomBytes(4).toString('hex')}@example.com`;
+    const [device, otherDevice] = [anonymousId(), anonymousId()];
+    const view = createErasedSubjects({ db, crypto });
+    await view.refresh();
+    // Made by the processor while nothing was erased: the person's ids as received, digested.
+    clock.now = T0;
+    const arrived = { org: ORG, anonymousId: device, userId: user, receivedAt: at(0) };
+    const digests = view.erasureDigestsOf(arrived);
+    expect(digests).toEqual({
+      anonymousId: expect.stringMatching(/^[0-9a-f]{64}$/),
+      userId: expect.any(String),
+    });
+    // Keyed per org: the same ids in another org digest differently; and no id appears in them.
+    expect(view.erasureDigestsOf({ ...arrived, org: 'org_someone_else' })).not.toEqual(digests);
+    expect(JSON.stringify(digests)).not.toContain(user);
+
+    // The delivery message goes on with its user id hashed by a PII rule and a device the graph never saw.
+    const hashed = createHash('sha256').update(user).digest('hex');
+    const delivered = { org: ORG, anonymousId: otherDevice, userId: hashed, receivedAt: at(0) };
+    clock.now = T0 + 60_000;
+    await graph.erase(ORG, user);
+    await view.refresh();
+    expect(view.erasedBefore(delivered)).toBe(false); // its own ids no longer name the person
+    expect(view.erasedBefore(delivered, digests)).toBe(true);
+    expect(view.erasedBefore(delivered, { userId: digests?.userId })).toBe(true);
+    // Someone else's digests, and the person's on a visit after the erasure, are not dropped.
+    const others = view.erasureDigestsOf({ org: ORG, userId: `dan.${user}`, receivedAt: at(0) });
+    expect(view.erasedBefore(delivered, others)).toBe(false);
+    const later = { ...delivered, receivedAt: at(60_000 + ERASURE_CLOCK_MARGIN_MS) };
+    expect(view.erasedBefore(later, digests)).toBe(false);
+  });
+
   it('holds nothing as erased before the identity tables or the blind-index key exist, then catches up', async () => {
     const empty = await createDatabase({ kind: 'pglite' });
     try {
@@ -88,6 +121,8 @@ describe('erased subjects, as the delivery worker sees them', () => {
       // Tables, but no key yet: nothing can have been erased.
       expect(await view.refresh()).toBe('no_key');
       expect(view.erasedBefore({ org: ORG, userId: 'u', receivedAt: at(0) })).toBe(false);
+      // No key, no digests: a message made now is matched on its own ids only.
+      expect(view.erasureDigestsOf({ org: ORG, userId: 'u', receivedAt: at(0) })).toBeUndefined();
 
       const hub = createIdentityGraph({
         db: empty,

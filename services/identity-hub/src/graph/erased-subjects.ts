@@ -1,4 +1,5 @@
 import type { CryptoService } from '@signal/crypto';
+import type { ErasureDigests } from '@signal/events';
 import { isStoreError, type Queryable } from '@signal/store';
 import { z } from 'zod';
 import { type BlindIndex, readBlindIndex } from './blind-index';
@@ -19,8 +20,18 @@ import { ERASURE_CLOCK_MARGIN_MS } from './identity-graph';
  * the first refresh and while the tables or the key do not exist yet, nothing counts as erased.
  */
 export interface ErasedSubjects {
-  /** Whether an event of `org` is of an erased person and was received before the erasure. */
-  erasedBefore(event: ErasableEvent): boolean;
+  /**
+   * Whether an event of `org` is of an erased person and was received before the erasure: by its own ids, or
+   * by `digests` (`erasureDigestsOf` of the ids it arrived with, carried by a delivery message whose ids a
+   * rule or pipeline changed).
+   */
+  erasedBefore(event: ErasableEvent, digests?: ErasureDigests): boolean;
+  /**
+   * The erasure digests of an event's ids, for a message that goes on without them (hashed, stripped):
+   * what an erasure of that person would record, so a later `erasedBefore` matches it. Undefined until the
+   * blind-index key has been read (none yet: the identity hub has not started, nothing has been erased).
+   */
+  erasureDigestsOf(event: ErasableEvent): ErasureDigests | undefined;
   /**
    * Re-reads the records. Throws when they cannot be read (the last view stays in force). Resolves with what
    * it found: `loaded`; `no_tables` (the identity migrations are not in this database: nothing can be
@@ -108,13 +119,17 @@ export function createErasedSubjects(options: ErasedSubjectsOptions): ErasedSubj
       }
     },
 
-    erasedBefore(event) {
+    erasedBefore(event, digests) {
       const current = view;
       if (current === null) return false;
       const records = current.byOrg.get(event.org);
       if (records === undefined && current.legacy.size === 0) return false;
       let erasedAt = Number.NEGATIVE_INFINITY;
       for (const [kind, field] of KINDS) {
+        const carried = digests?.[field];
+        if (records !== undefined && carried !== undefined) {
+          erasedAt = Math.max(erasedAt, records.get(`${kind}\0${carried}`) ?? erasedAt);
+        }
         const value = event[field];
         if (typeof value !== 'string' || value === '') continue;
         if (records !== undefined) {
@@ -133,6 +148,18 @@ export function createErasedSubjects(options: ErasedSubjectsOptions): ErasedSubj
       if (erasedAt === Number.NEGATIVE_INFINITY) return false;
       const receivedAt = Date.parse(event.receivedAt);
       return !(receivedAt >= erasedAt + ERASURE_CLOCK_MARGIN_MS);
+    },
+
+    erasureDigestsOf(event) {
+      const index = view?.index;
+      if (index === undefined) return undefined;
+      const digests: { anonymousId?: string; userId?: string } = {};
+      for (const [kind, field] of KINDS) {
+        const value = event[field];
+        if (typeof value !== 'string' || value === '') continue;
+        digests[field] = index.erasureDigest(event.org, kind, index.digest(event.org, kind, value));
+      }
+      return digests;
     },
   };
 }

@@ -15,8 +15,10 @@ function fakes() {
     erased,
     graph: {
       // Before the erasure the graph knows the person by anon-0; the erasure itself finds anon-1 too.
-      subjectMatcher: async () => (kind: string, value: string) =>
-        kind === 'anonymous_id' && value === 'anon-0',
+      subjectMatcher: async () => ({
+        id: (kind: string, value: string) => kind === 'anonymous_id' && value === 'anon-0',
+        erasureDigest: () => false,
+      }),
       erase: async (org: string, subjectId: string) => {
         erased.push([org, subjectId]);
         return {
@@ -25,7 +27,10 @@ function fakes() {
           traits: 1,
           profileIds: ['prof_a', 'prof_b'],
           keySubjects: ['prof_a', 'prof_b', 'prof_merged'],
-          isErased: (kind: string, value: string) => kind === 'anonymous_id' && value === 'anon-1',
+          isErased: {
+            id: (kind: string, value: string) => kind === 'anonymous_id' && value === 'anon-1',
+            erasureDigest: () => false,
+          },
         };
       },
     },
@@ -87,7 +92,9 @@ describe('identity erasure with crypto-shredding', () => {
       deliveries: {
         purge: async (org, isSubject) => {
           expect(org).toBe(ORG);
-          asked.push(['anon-0', 'anon-1', 'anon-2'].filter((id) => isSubject('anonymous_id', id)).join(','));
+          asked.push(
+            ['anon-0', 'anon-1', 'anon-2'].filter((id) => isSubject.id('anonymous_id', id)).join(','),
+          );
           return { deadLetters: 2, retries: 1, unreadable: 0 };
         },
       },

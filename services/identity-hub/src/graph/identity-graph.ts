@@ -72,7 +72,15 @@ export interface ErasureCounts {
  * ids themselves are never kept; for finding the person's data outside the graph (dead letters, scheduled
  * retries), value by value.
  */
-export type ErasedSubjectMatcher = (kind: PrimaryKind, value: string) => boolean;
+export interface ErasedSubjectMatcher {
+  /** Whether an anonymous id or user id of the org is the person's. */
+  id(kind: PrimaryKind, value: string): boolean;
+  /**
+   * Whether an erasure digest (a delivery message's `erasureDigests`, made by the processor for ids a rule or
+   * pipeline changed) is of one of the person's ids.
+   */
+  erasureDigest(kind: PrimaryKind, digest: string): boolean;
+}
 
 export interface IdentityGraph extends IdentityLookup {
   /**
@@ -354,8 +362,14 @@ export function createIdentityGraph(options: IdentityGraphOptions): IdentityGrap
 
   function matcherOf(org: string, ids: readonly PrimaryDigest[]): ErasedSubjectMatcher {
     const digests = new Set(ids.map((id) => `${id.kind}\0${id.digest}`));
-    return (kind, value) =>
-      typeof value === 'string' && value !== '' && digests.has(`${kind}\0${index.digest(org, kind, value)}`);
+    const erasureDigests = new Set(ids.map((id) => `${id.kind}\0${erasureDigest(org, id)}`));
+    return {
+      id: (kind, value) =>
+        typeof value === 'string' &&
+        value !== '' &&
+        digests.has(`${kind}\0${index.digest(org, kind, value)}`),
+      erasureDigest: (kind, digest) => erasureDigests.has(`${kind}\0${digest}`),
+    };
   }
 
   function erasureDigest(org: string, id: PrimaryDigest): string {
