@@ -139,6 +139,43 @@ describe('erased subjects, as the delivery worker sees them', () => {
     }
   });
 
+  it('re-reads the records only when they changed: a new erasure, a re-erasure, an expiry', async () => {
+    const user = `erin.${randomBytes(4).toString('hex')}@example.com`;
+    const fullReads: string[] = [];
+    const counting: Pick<Queryable, 'query'> = {
+      query: <R>(sql: string, params?: readonly unknown[]) => {
+        if (sql.includes('SELECT org_id, kind, digest')) fullReads.push(sql);
+        return db.query<R>(sql, params);
+      },
+    };
+    const view = createErasedSubjects({ db: counting, crypto });
+    await view.refresh();
+    expect(fullReads).toHaveLength(1);
+    await view.refresh();
+    await view.refresh();
+    expect(fullReads).toHaveLength(1); // nothing changed: the summary alone
+
+    clock.now = T0 + 120_000;
+    await graph.erase(ORG, user);
+    await view.refresh();
+    expect(fullReads).toHaveLength(2);
+    const between = { org: ORG, userId: user, receivedAt: at(120_000 + ERASURE_CLOCK_MARGIN_MS + 1000) };
+    expect(view.erasedBefore(between)).toBe(false);
+
+    // Erased again later, same ids, same number of records: only the erasure time moved.
+    clock.now = T0 + 120_000 + ERASURE_CLOCK_MARGIN_MS + 60_000;
+    await graph.erase(ORG, user);
+    await view.refresh();
+    expect(fullReads).toHaveLength(3);
+    expect(view.erasedBefore(between)).toBe(true);
+
+    // Expired records stop counting once the database says so.
+    await db.query(`UPDATE identity_erasures SET expires_at = now() - interval '1 second'`);
+    await view.refresh();
+    expect(fullReads).toHaveLength(4);
+    expect(view.erasedBefore(between)).toBe(false);
+  });
+
   it('a failed refresh keeps the records already read in force', async () => {
     const user = `bob.${randomBytes(4).toString('hex')}@example.com`;
     clock.now = T0;

@@ -15,9 +15,10 @@ import { ERASURE_CLOCK_MARGIN_MS } from './identity-graph';
  * the erasure plus `ERASURE_CLOCK_MARGIN_MS`. Events received later are new collection, governed by consent.
  *
  * The records are keyed digests (no id in the clear), so an event's ids are digested with the blind-index key
- * to look them up; that happens only for events of an org that has records. `refresh` re-reads the whole
- * table (it holds one row per erased identifier for the record retention, 30 days by default: small); until
- * the first refresh and while the tables or the key do not exist yet, nothing counts as erased.
+ * to look them up; that happens only for events of an org that has records. `refresh` asks for the records'
+ * count and the sum of their erasure times, and re-reads the whole table (one row per erased identifier for
+ * the record retention, 30 days by default) only when they changed: a new erasure, a re-erasure, an expiry.
+ * Until the first refresh and while the tables or the key do not exist yet, nothing counts as erased.
  */
 export interface ErasedSubjects {
   /**
@@ -65,6 +66,8 @@ const recordRow = z.object({
   erased_at: z.date(),
 });
 
+const fingerprintRow = z.object({ fingerprint: z.string() });
+
 /** SQLSTATE 42P01: the identity tables do not exist in this database (yet). */
 const UNDEFINED_TABLE = '42P01';
 
@@ -85,9 +88,22 @@ export function createErasedSubjects(options: ErasedSubjectsOptions): ErasedSubj
   const { db, crypto } = options;
   let view: View | null = null;
 
-  async function read(): Promise<View | 'no_key'> {
+  /** `count:sum of erased_at` of the records in force at the last full read. */
+  let readAt: string | null = null;
+
+  async function read(): Promise<View | 'no_key' | 'unchanged'> {
     const index = view?.index ?? (await readBlindIndex(db, crypto));
     if (index === null) return 'no_key';
+    // Most refreshes find nothing new: one aggregate row instead of every record. Inserts and expiries
+    // change the count; a re-erasure moves a row's erased_at forward, which changes the sum.
+    const { rows: summary } = await db.query(
+      `SELECT count(*)::text || ':' || coalesce(sum(extract(epoch FROM erased_at)), 0)::text AS fingerprint
+         FROM (SELECT erased_at FROM identity_erasures WHERE expires_at > now()
+               UNION ALL
+               SELECT erased_at FROM identity_erasures_legacy WHERE expires_at > now()) AS records`,
+    );
+    const fingerprint = fingerprintRow.parse(summary[0]).fingerprint;
+    if (view !== null && fingerprint === readAt) return 'unchanged';
     const { rows } = await db.query(
       `SELECT org_id, kind, digest, erased_at FROM identity_erasures WHERE expires_at > now()
        UNION ALL
@@ -103,6 +119,7 @@ export function createErasedSubjects(options: ErasedSubjectsOptions): ErasedSubj
       if (row.org_id !== null) byOrg.set(row.org_id, target);
       target.set(key, Math.max(at, target.get(key) ?? at));
     }
+    readAt = fingerprint;
     return { index, byOrg, legacy };
   }
 
@@ -111,7 +128,7 @@ export function createErasedSubjects(options: ErasedSubjectsOptions): ErasedSubj
       try {
         const next = await read();
         if (next === 'no_key') return 'no_key';
-        view = next;
+        if (next !== 'unchanged') view = next;
         return 'loaded';
       } catch (err) {
         if (isStoreError(err) && err.sqlState === UNDEFINED_TABLE) return 'no_tables';
