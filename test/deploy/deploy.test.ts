@@ -798,6 +798,18 @@ describe('deploy/helm/signal', () => {
     for (const svc of ['ingestion-gateway', 'identity-hub', 'management-api']) {
       const env = resolvePodEnv(containerOf(deploymentFor(svc, manifests)).env, manifests);
       expect(load(env).gateway.trustedProxyHops, svc).toBe(1);
+      expect(load(env).gateway.trustedProxyCidrs, svc).toEqual([]);
+    }
+    // The ingress pods' network, set per service, is what each one then believes X-Forwarded-For from.
+    const withIngressNetwork = renderChart(chartDir, {
+      values: PRODUCTION_VALUES,
+      set: ['ingestion-gateway', 'identity-hub', 'management-api'].map(
+        (svc) => `services.${svc}.env.TRUSTED_PROXY_CIDRS=10.0.0.0/8`,
+      ),
+    }).manifests;
+    for (const svc of ['ingestion-gateway', 'identity-hub', 'management-api']) {
+      const env = resolvePodEnv(containerOf(deploymentFor(svc, withIngressNetwork)).env, withIngressNetwork);
+      expect(load(env).gateway.trustedProxyCidrs, svc).toEqual(['10.0.0.0/8']);
     }
   });
 

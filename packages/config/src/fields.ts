@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { Secret } from './secret';
 
@@ -177,6 +178,17 @@ export function originItem(value: string): string | undefined {
   } catch {
     return `${JSON.stringify(value)} is not an origin like https://www.example.com`;
   }
+}
+
+/** An IP address or a CIDR range (`10.0.0.0/8`, `2001:db8::/32`, `192.0.2.10`). */
+export function ipOrCidrItem(value: string): string | undefined {
+  const [address = '', prefix, extra] = value.split('/');
+  const family = isIP(address);
+  const bits = prefix === undefined ? 0 : /^\d{1,3}$/.test(prefix) ? Number(prefix) : Number.NaN;
+  if (family === 0 || extra !== undefined || !(bits <= (family === 4 ? 32 : 128))) {
+    return `${JSON.stringify(value.slice(0, 64))} is not an IP address or CIDR range such as 10.0.0.0/8`;
+  }
+  return undefined;
 }
 
 export function brokerItem(value: string): string | undefined {

@@ -1,3 +1,4 @@
+export { ipOrCidrItem } from './fields';
 export { deepFreeze } from './freeze';
 export {
   type BusKind,

@@ -45,6 +45,7 @@ describe('defaults', () => {
       cookieDomain: null,
       corsOrigins: [],
       trustedProxyHops: 0,
+      trustedProxyCidrs: [],
       maxBatchSize: 500,
       maxPayloadSize: 524288,
       rateLimitRps: 1000,
@@ -252,6 +253,26 @@ describe('numbers, lists and cross-field rules', () => {
       'https://b.example',
     ]);
     expect(problemsOf({ CORS_ORIGINS: '*' })[0]).toMatch(/^CORS_ORIGINS must be .*wildcard/);
+  });
+
+  it('parses TRUSTED_PROXY_CIDRS, names a bad entry, and wants hops to go with it', () => {
+    const hopsAndList = {
+      TRUSTED_PROXY_HOPS: '1',
+      TRUSTED_PROXY_CIDRS: '10.0.0.0/8, 2001:db8::/32,192.0.2.10',
+    };
+    expect(load(hopsAndList).gateway.trustedProxyCidrs).toEqual([
+      '10.0.0.0/8',
+      '2001:db8::/32',
+      '192.0.2.10',
+    ]);
+    expect(load({}).gateway.trustedProxyCidrs).toEqual([]);
+    expect(problemsOf({ TRUSTED_PROXY_HOPS: '1', TRUSTED_PROXY_CIDRS: '10.0.0.0/33' })[0]).toMatch(
+      /^TRUSTED_PROXY_CIDRS must be a comma-separated list of IP addresses or CIDR ranges \("10\.0\.0\.0\/33" is not/,
+    );
+    expect(problemsOf({ TRUSTED_PROXY_HOPS: '1', TRUSTED_PROXY_CIDRS: 'ingress.local' })).toHaveLength(1);
+    expect(problemsOf({ TRUSTED_PROXY_CIDRS: '10.0.0.0/8' })).toEqual([
+      'TRUSTED_PROXY_HOPS must be at least 1 when TRUSTED_PROXY_CIDRS is set (with 0 hops X-Forwarded-For is ignored and the list would do nothing)',
+    ]);
   });
 
   it('BUS=kafka needs brokers; brokers must be host:port', () => {

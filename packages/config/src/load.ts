@@ -93,6 +93,8 @@ export interface SignalConfig {
     readonly cookieDomain: string | null;
     readonly corsOrigins: readonly string[];
     readonly trustedProxyHops: number;
+    /** IPs and CIDR ranges of those proxies; empty: hops are counted, not checked. */
+    readonly trustedProxyCidrs: readonly string[];
     readonly maxBatchSize: number;
     readonly maxPayloadSize: number;
     readonly rateLimitRps: number;
@@ -266,6 +268,11 @@ function crossChecks(v: SettingValues, problems: string[]): void {
       'TLS_CERT_PATH and TLS_KEY_PATH must be set together (or neither, behind a TLS-terminating proxy)',
     );
   }
+  if (v.TRUSTED_PROXY_CIDRS.length > 0 && v.TRUSTED_PROXY_HOPS === 0) {
+    problems.push(
+      'TRUSTED_PROXY_HOPS must be at least 1 when TRUSTED_PROXY_CIDRS is set (with 0 hops X-Forwarded-For is ignored and the list would do nothing)',
+    );
+  }
   if (v.BUS === 'kafka' && (v.KAFKA_BROKERS === undefined || v.KAFKA_BROKERS.length === 0)) {
     problems.push('KAFKA_BROKERS must list at least one host:port when BUS is kafka');
   }
@@ -408,6 +415,7 @@ function assemble(v: SettingValues, file: string | null): SignalConfig {
       cookieDomain: v.COOKIE_DOMAIN ?? null,
       corsOrigins: v.CORS_ORIGINS,
       trustedProxyHops: v.TRUSTED_PROXY_HOPS,
+      trustedProxyCidrs: v.TRUSTED_PROXY_CIDRS,
       maxBatchSize: v.MAX_BATCH_SIZE,
       maxPayloadSize: v.MAX_PAYLOAD_SIZE,
       rateLimitRps: v.RATE_LIMIT_RPS,

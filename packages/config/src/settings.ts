@@ -6,6 +6,7 @@ import {
   hexKey,
   hostItem,
   int,
+  ipOrCidrItem,
   list,
   oneOf,
   originItem,
@@ -371,6 +372,15 @@ export const SETTINGS = {
     schema: int({ min: 0, max: 10 }),
     default: 0,
     doc: 'Reverse proxies (load balancer, ingress) in front of the gateway, identity hub and Management API whose X-Forwarded-For entry is trusted for the client IP: context.ip, per-client rate limits, the login throttle and the audit log',
+  }),
+  TRUSTED_PROXY_CIDRS: withDefault({
+    yaml: 'gateway.trusted_proxy_cidrs',
+    schema: list({
+      item: ipOrCidrItem,
+      itemDescription: 'a comma-separated list of IP addresses or CIDR ranges',
+    }),
+    default: [],
+    doc: 'Addresses of those proxies (IPs or CIDR ranges, e.g. the ingress pods’ network): with it, X-Forwarded-For counts only from a peer in the list and only through listed hops, so a client that reaches a pod directly cannot choose its address. Empty: hops are counted, not checked',
   }),
   MAX_BATCH_SIZE: withDefault({
     yaml: 'gateway.max_batch_size',

@@ -1,21 +1,83 @@
 import type { IncomingMessage } from 'node:http';
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
+
+/**
+ * The proxies whose X-Forwarded-For entries are believed (`TRUSTED_PROXY_CIDRS`), compiled once: addresses
+ * and CIDR ranges, IPv4 and IPv6. `clientIp` asks with IPv4-mapped IPv6 addresses unmapped.
+ */
+export interface TrustedProxies {
+  has(address: string): boolean;
+}
+
+/** What `trustedProxies` refuses: an entry that is neither an IP address nor a CIDR range. */
+export class TrustedProxiesError extends Error {
+  readonly code = 'invalid_trusted_proxies';
+}
+
+/**
+ * Compiles `TRUSTED_PROXY_CIDRS` entries (`10.0.0.0/8`, `2001:db8::/32`, `192.0.2.10`), as @signal/config
+ * validated them; an entry that is not one throws `TrustedProxiesError`. None: undefined (hops are counted,
+ * not checked).
+ */
+export function trustedProxies(entries: readonly string[] | undefined): TrustedProxies | undefined {
+  if (entries === undefined || entries.length === 0) return undefined;
+  const list = new BlockList();
+  for (const entry of entries) {
+    const [address = '', prefix, extra] = entry.split('/');
+    const family = isIP(address) === 4 ? 'ipv4' : 'ipv6';
+    try {
+      if (isIP(address) === 0 || extra !== undefined) throw new Error('not an address');
+      if (prefix === undefined) list.addAddress(address, family);
+      else if (/^\d{1,3}$/.test(prefix)) list.addSubnet(address, Number(prefix), family);
+      else throw new Error('not a prefix length');
+    } catch {
+      throw new TrustedProxiesError(`"${entry}" is not an IP address or CIDR range`);
+    }
+  }
+  return {
+    has(address) {
+      const family = isIP(address);
+      return family !== 0 && list.check(address, family === 4 ? 'ipv4' : 'ipv6');
+    },
+  };
+}
 
 /**
  * The visitor's address. With `trustedHops` reverse proxies in front of the service (load balancer, ingress),
  * the address is the entry that many hops from the right of X-Forwarded-For: entries further left were
  * written by the client and can be forged. With 0, the socket address is used and X-Forwarded-For ignored.
- * Shared by the gateway (`context.ip`) and the Identity Hub (per-client rate limits): one reading of
- * TRUSTED_PROXY_HOPS everywhere.
+ *
+ * With `proxies` (`TRUSTED_PROXY_CIDRS`), a hop counts only when it is a known proxy: the connection's peer
+ * first (a client that reaches the service directly, past the ingress, gets its own address however it fills
+ * the header), then each proxy's entry from the right. The first address that is not a known proxy is the
+ * client, even before `trustedHops` are used up.
+ *
+ * Shared by the gateway (`context.ip`), the Identity Hub (per-client rate limits) and the Management API
+ * (login throttle, audit log): one reading of TRUSTED_PROXY_HOPS and TRUSTED_PROXY_CIDRS everywhere.
  */
-export function clientIp(req: IncomingMessage, trustedHops: number): string | undefined {
+export function clientIp(
+  req: IncomingMessage,
+  trustedHops: number,
+  proxies?: TrustedProxies,
+): string | undefined {
   const socketAddress = normalise(req.socket.remoteAddress);
   if (trustedHops <= 0) return socketAddress;
+  if (proxies !== undefined && (socketAddress === undefined || !proxies.has(socketAddress))) {
+    return socketAddress;
+  }
   const header = req.headers['x-forwarded-for'];
   const list = (Array.isArray(header) ? header.join(',') : (header ?? ''))
     .split(',')
     .map((entry) => entry.trim())
     .filter((entry) => entry.length > 0);
+  if (proxies !== undefined) {
+    // Entries right of the client's were written by proxies in front of the last one: each must be known.
+    for (let hop = 1; hop < trustedHops; hop++) {
+      const entry = normalise(list[list.length - hop]);
+      if (entry === undefined) return socketAddress;
+      if (!proxies.has(entry)) return entry;
+    }
+  }
   const candidate = normalise(list[list.length - trustedHops]);
   return candidate ?? socketAddress;
 }

@@ -25,7 +25,7 @@ export {
   type SecureContextMaterial,
 } from './certificate-manager';
 export { type CertificateMetricsRegistry, registerCertificateMetrics } from './certificate-metrics';
-export { clientIp } from './client-ip';
+export { clientIp, type TrustedProxies, TrustedProxiesError, trustedProxies } from './client-ip';
 export {
   HTTP_ERROR_CODES,
   HttpError,

@@ -16,6 +16,7 @@ describe('loadIdentityHubSettings', () => {
       rateLimitRps: 100,
       ipRateLimitRps: 20,
       trustedProxyHops: 0,
+      trustedProxyCidrs: [],
     });
   });
 
@@ -25,8 +26,14 @@ describe('loadIdentityHubSettings', () => {
         IDENTITY_RATE_LIMIT_RPS: '250',
         IDENTITY_RATE_LIMIT_PER_IP_RPS: ' 5 ',
         TRUSTED_PROXY_HOPS: '2',
+        TRUSTED_PROXY_CIDRS: '10.0.0.0/8,2001:db8::/32',
       }),
-    ).toMatchObject({ rateLimitRps: 250, ipRateLimitRps: 5, trustedProxyHops: 2 });
+    ).toMatchObject({
+      rateLimitRps: 250,
+      ipRateLimitRps: 5,
+      trustedProxyHops: 2,
+      trustedProxyCidrs: ['10.0.0.0/8', '2001:db8::/32'],
+    });
   });
 
   it('reads the hub variables and adds COOKIE_DOMAIN to the cookie domains', () => {

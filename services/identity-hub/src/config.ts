@@ -1,4 +1,4 @@
-import type { SignalConfig } from '@signal/config';
+import { ipOrCidrItem, type SignalConfig } from '@signal/config';
 import { z } from 'zod';
 import { IdentityHubError } from './errors';
 import { MAX_TOKEN_TTL_SECONDS } from './tokens/claims';
@@ -29,6 +29,8 @@ export interface IdentityHubSettings {
   readonly ipRateLimitRps: number;
   /** TRUSTED_PROXY_HOPS (the gateway's): proxies whose X-Forwarded-For entry names the client (default 0). */
   readonly trustedProxyHops: number;
+  /** TRUSTED_PROXY_CIDRS (the gateway's): those proxies' addresses; empty: hops are counted, not checked. */
+  readonly trustedProxyCidrs: readonly string[];
 }
 
 /** Defaults of the hub's rate limits (IDENTITY_RATE_LIMIT_RPS, IDENTITY_RATE_LIMIT_PER_IP_RPS). */
@@ -47,6 +49,12 @@ export const identityHubSettingsSchema = z.strictObject({
   rateLimitRps: z.int().min(1).max(MAX_RPS).default(DEFAULT_RATE_LIMIT_RPS),
   ipRateLimitRps: z.int().min(1).max(MAX_RPS).default(DEFAULT_IP_RATE_LIMIT_RPS),
   trustedProxyHops: z.int().min(0).max(10).default(0),
+  trustedProxyCidrs: z
+    .array(
+      z.string().refine((entry) => ipOrCidrItem(entry) === undefined, 'must be an IP address or CIDR range'),
+    )
+    .max(1000)
+    .default([]),
 });
 
 export type IdentityHubSettingsInput = z.input<typeof identityHubSettingsSchema>;
@@ -75,7 +83,10 @@ export function identityHubSettings(input: IdentityHubSettingsInput): IdentityHu
  */
 export function loadIdentityHubSettings(
   config: Pick<SignalConfig, 'namespace' | 'identity'> & {
-    readonly gateway: Pick<SignalConfig['gateway'], 'cookieDomain' | 'trustedProxyHops'>;
+    readonly gateway: Pick<
+      SignalConfig['gateway'],
+      'cookieDomain' | 'trustedProxyHops' | 'trustedProxyCidrs'
+    >;
   },
 ): IdentityHubSettings {
   const cookieDomains = [...config.identity.cookieDomains];
@@ -90,5 +101,6 @@ export function loadIdentityHubSettings(
     rateLimitRps: config.identity.rateLimitRps,
     ipRateLimitRps: config.identity.ipRateLimitRps,
     trustedProxyHops: config.gateway.trustedProxyHops,
+    trustedProxyCidrs: [...config.gateway.trustedProxyCidrs],
   });
 }

@@ -635,9 +635,13 @@ describe('hostile input: the right 4xx JSON error, nothing on the bus, the proce
 
 describe('rate limiting', () => {
   /** A gateway of its own, on its own port, with this directory and a fresh rate-limit cache. */
-  async function gatewayServer(directory: PipelineDirectory, cacheSuffix: string) {
+  async function gatewayServer(
+    directory: PipelineDirectory,
+    cacheSuffix: string,
+    overrides: Partial<GatewayConfig> = {},
+  ) {
     const gateway = createGateway({
-      config,
+      config: { ...config, ...overrides },
       directory,
       bus: recorder,
       cache: createMemoryCache({ namespace: `${NAMESPACE}${cacheSuffix}` }),
@@ -651,6 +655,35 @@ describe('rate limiting', () => {
     const { port } = await server.listen(0, '127.0.0.1');
     return { server, port };
   }
+
+  it("context.ip: a proxy's X-Forwarded-For entry, believed only from TRUSTED_PROXY_CIDRS", async () => {
+    const ipOf = async (overrides: Partial<GatewayConfig>) => {
+      const { server: proxied, port } = await gatewayServer(directory, 'ip', overrides);
+      try {
+        recorder.published.length = 0;
+        const res = await fetch(`http://127.0.0.1:${port}/v1/t`, {
+          method: 'POST',
+          body: JSON.stringify(track),
+          headers: {
+            'content-type': 'application/json',
+            origin: ORIGIN,
+            'x-pipeline-key': KEY,
+            'x-forwarded-for': '1.1.1.1, 198.51.100.9',
+          },
+        });
+        expect(res.status).toBe(202);
+        return canonicalEventSchema.parse(JSON.parse(recorder.published[0]?.value ?? '{}')).context.ip;
+      } finally {
+        await proxied.close(1000);
+      }
+    };
+    // The test client (127.0.0.1) as the ingress: its entry names the visitor.
+    expect(await ipOf({ trustedProxyHops: 1, trustedProxyCidrs: ['127.0.0.1'] })).toBe('198.51.100.9');
+    // The same request from outside the ingress network: the header is the client's own writing.
+    expect(await ipOf({ trustedProxyHops: 1, trustedProxyCidrs: ['10.0.0.0/8'] })).toBe('127.0.0.1');
+    // Hops counted, not checked (no list): believed from anyone.
+    expect(await ipOf({ trustedProxyHops: 1 })).toBe('198.51.100.9');
+  });
 
   it('answers 429 with Retry-After above the per-pipeline limit', async () => {
     const limited: PipelineDirectory = {

@@ -32,7 +32,7 @@ import type { z } from 'zod';
 import { HMAC_MAX_SKEW_MS, verifyHmac } from './auth/hmac';
 import { extractClickIds } from './collect/click-ids';
 import { isOriginAllowed } from './collect/origin';
-import { clientIp } from './http/client-ip';
+import { clientIp, trustedProxies } from './http/client-ip';
 import {
   PIPELINE_KEY_PATTERN,
   type PipelineAuth,
@@ -48,6 +48,8 @@ export interface GatewayConfig {
   readonly rateLimitRps: number;
   /** Reverse proxies in front of the gateway whose X-Forwarded-For entries are trusted (0 = none). */
   readonly trustedProxyHops: number;
+  /** `TRUSTED_PROXY_CIDRS`: those proxies' addresses; a hop from elsewhere is the client. Absent: not checked. */
+  readonly trustedProxyCidrs?: readonly string[];
 }
 
 export interface GatewayLogger {
@@ -99,6 +101,7 @@ export function createGateway(deps: GatewayDeps) {
   const { config, directory, bus, cache, logger, metrics } = deps;
   const now = deps.now ?? Date.now;
   const rawTopic = topics.rawEvents(config.namespace);
+  const proxies = trustedProxies(config.trustedProxyCidrs);
 
   const received = metrics.counter('signal_events_received_total', 'Events accepted onto the bus', [
     'endpoint',
@@ -259,7 +262,7 @@ export function createGateway(deps: GatewayDeps) {
     const browser = caller.provenance !== 'hmac';
     const cookieId = browser ? readAnonymousIdCookie(req.headers.cookie) : undefined;
     const gpc = req.headers['sec-gpc'] === '1';
-    const ip = browser ? clientIp(req, config.trustedProxyHops) : undefined;
+    const ip = browser ? clientIp(req, config.trustedProxyHops, proxies) : undefined;
     const userAgent = browser ? headerValue(req.headers['user-agent'])?.slice(0, 1024) : undefined;
     const skewMs = clockSkew(extra.sentAt, receivedAtMs);
 

@@ -203,6 +203,7 @@ export async function buildContainer(config: SignalConfig): Promise<Container> {
     metrics,
     config,
     trustedProxyHops: config.gateway.trustedProxyHops,
+    trustedProxyCidrs: config.gateway.trustedProxyCidrs,
     reencryption: {
       columns,
       ...(cryptoRuntime.rewrapKeys === undefined ? {} : { rewrapKeys: cryptoRuntime.rewrapKeys }),

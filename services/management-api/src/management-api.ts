@@ -9,7 +9,7 @@ import {
 } from '@signal/control-plane';
 import type { CryptoService } from '@signal/crypto';
 import { DELIVERY_WORKER_ENCRYPTED_COLUMNS } from '@signal/delivery-worker';
-import type { Router } from '@signal/http';
+import { type Router, trustedProxies } from '@signal/http';
 import type { IdentityErasure } from '@signal/identity-hub';
 import type { Database } from '@signal/store';
 import type { Metrics } from '@signal/telemetry';
@@ -60,6 +60,12 @@ export interface ManagementApiOptions {
    * failures lock the others out and the audit log records only the proxy.
    */
   readonly trustedProxyHops?: number;
+  /**
+   * `TRUSTED_PROXY_CIDRS`: the addresses of those proxies. With it, X-Forwarded-For counts only when the peer
+   * and each hop are listed, so a client that reaches the API directly cannot choose the address its login
+   * failures and audit entries are recorded under.
+   */
+  readonly trustedProxyCidrs?: readonly string[];
   /**
    * Dead letters (`/v1/admin/dlq`): the database holding the delivery worker's `delivery_dlq` table, the bus a
    * replay publishes to and the deployment's namespace (topic names). Absent: those routes answer 503.
@@ -152,6 +158,7 @@ export function createManagementApi(options: ManagementApiOptions): ManagementAp
   };
   const rateLimiter = new RateLimiter(cache, { ...ADMIN_RATE_LIMIT, name: 'admin-api' });
   const authenticate = createAuthenticator({ tokens, users: controlPlane.users });
+  const proxies = trustedProxies(options.trustedProxyCidrs);
   const watchEveryMs = watchIntervalMs ?? jobOptions.leaseMs ?? 30_000;
   let watcher: NodeJS.Timeout | undefined;
 
@@ -164,6 +171,7 @@ export function createManagementApi(options: ManagementApiOptions): ManagementAp
         rateLimiter,
         logger,
         trustedProxyHops: options.trustedProxyHops ?? 0,
+        trustedProxies: proxies,
       });
     },
     async start() {

@@ -131,6 +131,7 @@ export interface TestApiOptions {
   readonly reencryption?: ManagementApiOptions['reencryption'];
   readonly loginThrottle?: ManagementApiOptions['loginThrottle'];
   readonly trustedProxyHops?: number;
+  readonly trustedProxyCidrs?: readonly string[];
   /** Wraps the database the API sees (fault injection typed against the port). */
   readonly wrapDb?: (db: Database) => Database;
   /**
@@ -187,6 +188,7 @@ export async function startTestApi(db: Database, options: TestApiOptions = {}): 
     ...(options.reencryption ? { reencryption: options.reencryption } : {}),
     ...(options.loginThrottle ? { loginThrottle: options.loginThrottle } : {}),
     ...(options.trustedProxyHops === undefined ? {} : { trustedProxyHops: options.trustedProxyHops }),
+    ...(options.trustedProxyCidrs === undefined ? {} : { trustedProxyCidrs: options.trustedProxyCidrs }),
     ...wiring,
   });
   const router = createRouter({ logger: logs });

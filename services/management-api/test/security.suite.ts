@@ -191,7 +191,7 @@ export function describeSecuritySuite(target: DbTarget, skip = false): void {
       });
     });
 
-    describe('behind reverse proxies (TRUSTED_PROXY_HOPS)', () => {
+    describe('behind reverse proxies (TRUSTED_PROXY_HOPS, TRUSTED_PROXY_CIDRS)', () => {
       const loginVia = (forwardedFor: string, password: string, email = org.users.owner.email) =>
         t.call('POST', `${A}/auth/login`, {
           body: { email, password },
@@ -214,8 +214,16 @@ export function describeSecuritySuite(target: DbTarget, skip = false): void {
         expect(new Set(failures.data.map((e) => e.ip_address))).toEqual(new Set(['203.0.113.7']));
       });
 
-      it('with none (the default), X-Forwarded-For is ignored: a client cannot pick its address', async () => {
-        await start({ loginThrottle: { maxFailures: 2 } });
+      // The test client is 127.0.0.1: with no trusted hop, and outside TRUSTED_PROXY_CIDRS (a client that
+      // reaches the pod directly, past the ingress), X-Forwarded-For is its own writing and is ignored.
+      it.each([
+        ['with none (the default)', {}],
+        [
+          'with TRUSTED_PROXY_CIDRS, from outside the list',
+          { trustedProxyHops: 1, trustedProxyCidrs: ['10.0.0.0/8'] },
+        ],
+      ])('%s, X-Forwarded-For is ignored: a client cannot pick its address', async (_case, proxies) => {
+        await start({ ...proxies, loginThrottle: { maxFailures: 2 } });
         const statuses = [];
         for (let i = 0; i < 3; i++)
           statuses.push((await loginVia(`203.0.113.${i + 1}`, `guess ${i}`)).status);

@@ -182,6 +182,7 @@ export async function buildSignal({ config, logger, onFatal }: SignalDeps) {
     metrics,
     config: { management: { ...config.management, jwtSecret } },
     trustedProxyHops: config.gateway.trustedProxyHops,
+    trustedProxyCidrs: config.gateway.trustedProxyCidrs,
     controlPlane,
     // Every encrypted column of this deployment: the control plane's, the identity graph's, the delivery
     // worker's (DLQ index and retry schedule).

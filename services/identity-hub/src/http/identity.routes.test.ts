@@ -70,6 +70,7 @@ async function harness(
     rateLimitRps?: number;
     ipRateLimitRps?: number;
     trustedProxyHops?: number;
+    trustedProxyCidrs?: string[];
   } = {},
   options: {
     /** `clocked`: real counters on the harness clock (the limits apply); default: never limited. */
@@ -736,7 +737,7 @@ describe('rate limits', () => {
     expect((await resolveOn(h, 'site-b.localhost', token)).status).toBe(200);
   });
 
-  it('tells clients apart by X-Forwarded-For only behind trusted proxies (TRUSTED_PROXY_HOPS)', async () => {
+  it('tells clients apart by X-Forwarded-For only behind trusted proxies (TRUSTED_PROXY_HOPS, _CIDRS)', async () => {
     const behindProxy = await harness({ ipRateLimitRps: 1, trustedProxyHops: 1 }, { limits: 'clocked' });
     const from = (ip: string) => ({ 'x-forwarded-for': `198.51.100.250, ${ip}` });
     expect((await mintAndRedeem(behindProxy, randomUUID(), from('203.0.113.1'))).resolved.status).toBe(200);
@@ -747,6 +748,23 @@ describe('rate limits', () => {
     const direct = await harness({ ipRateLimitRps: 1 }, { limits: 'clocked' });
     expect((await mintAndRedeem(direct, randomUUID(), from('203.0.113.1'))).resolved.status).toBe(200);
     expect((await mintAndRedeem(direct, randomUUID(), from('203.0.113.2'))).minted.status).toBe(429);
+
+    // TRUSTED_PROXY_CIDRS: the header counts only from a listed proxy. The test client (127.0.0.1) is one in
+    // the first hub, and a client that reached the pod past the ingress in the second.
+    const listed = await harness(
+      { ipRateLimitRps: 1, trustedProxyHops: 1, trustedProxyCidrs: ['127.0.0.0/8'] },
+      { limits: 'clocked' },
+    );
+    expect((await mintAndRedeem(listed, randomUUID(), from('203.0.113.1'))).resolved.status).toBe(200);
+    expect((await mintAndRedeem(listed, randomUUID(), from('203.0.113.2'))).resolved.status).toBe(200);
+    const pastTheIngress = await harness(
+      { ipRateLimitRps: 1, trustedProxyHops: 1, trustedProxyCidrs: ['10.0.0.0/8'] },
+      { limits: 'clocked' },
+    );
+    expect((await mintAndRedeem(pastTheIngress, randomUUID(), from('203.0.113.1'))).resolved.status).toBe(
+      200,
+    );
+    expect((await mintAndRedeem(pastTheIngress, randomUUID(), from('203.0.113.2'))).minted.status).toBe(429);
   });
 
   it('limits each pipeline across all clients, with CORS so the page can read the 429', async () => {

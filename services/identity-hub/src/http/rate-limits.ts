@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
 import { type Cache, RateLimiter } from '@signal/cache';
-import { clientIp } from '@signal/http';
+import { clientIp, trustedProxies } from '@signal/http';
 import type { Metrics } from '@signal/telemetry';
 import type { IdentityHubSettings } from '../config';
 import type { IdentityHubLogger } from '../ports';
@@ -35,7 +35,10 @@ const ALLOWED: RateVerdict = Object.freeze({ allowed: true });
  */
 export function createIdentityRateLimits(deps: {
   readonly counters: Pick<Cache, 'incrementWindow'>;
-  readonly settings: Pick<IdentityHubSettings, 'rateLimitRps' | 'ipRateLimitRps' | 'trustedProxyHops'>;
+  readonly settings: Pick<
+    IdentityHubSettings,
+    'rateLimitRps' | 'ipRateLimitRps' | 'trustedProxyHops' | 'trustedProxyCidrs'
+  >;
   readonly logger: IdentityHubLogger;
   readonly metrics: Metrics;
 }): IdentityRateLimits {
@@ -82,9 +85,10 @@ export function createIdentityRateLimits(deps: {
     }
   }
 
+  const proxies = trustedProxies(settings.trustedProxyCidrs);
   return {
     byClient: (req, endpoint) =>
-      check(client, 'client', clientBucket(clientIp(req, settings.trustedProxyHops)), endpoint),
+      check(client, 'client', clientBucket(clientIp(req, settings.trustedProxyHops, proxies)), endpoint),
     byPipeline: (pipelineId, endpoint) => check(pipeline, 'pipeline', pipelineId, endpoint),
   };
 }

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { clientIp, HttpError, readJsonBody } from '@signal/http';
+import { clientIp, HttpError, readJsonBody, type TrustedProxies } from '@signal/http';
 import type { z } from 'zod';
 
 /** Admin request bodies are small JSON documents. */
@@ -8,16 +8,23 @@ export const BODY_LIMIT_BYTES = 64 * 1024;
 export interface RequestInfo {
   /**
    * The client's address: the connection's peer, or behind `trustedProxyHops` reverse proxies the entry that
-   * many hops from the right of X-Forwarded-For (`clientIp`, as the gateway and identity hub read it); null if
-   * unknown. It keys the per-client rate limit and login throttle and is what the audit log records.
+   * many hops from the right of X-Forwarded-For, each hop checked against `proxies` when given (`clientIp`, as
+   * the gateway and identity hub read it); null if unknown. It keys the per-client rate limit and login throttle and is what the audit log records.
    */
   readonly ip: string | null;
   readonly userAgent: string | null;
 }
 
-export function requestInfo(req: IncomingMessage, trustedProxyHops: number): RequestInfo {
+export function requestInfo(
+  req: IncomingMessage,
+  trustedProxyHops: number,
+  proxies?: TrustedProxies,
+): RequestInfo {
   const ua = req.headers['user-agent'];
-  return { ip: clientIp(req, trustedProxyHops) ?? null, userAgent: typeof ua === 'string' ? ua : null };
+  return {
+    ip: clientIp(req, trustedProxyHops, proxies) ?? null,
+    userAgent: typeof ua === 'string' ? ua : null,
+  };
 }
 
 /** Reads and validates a JSON body; failures become `HttpError`s (400/413/415). */

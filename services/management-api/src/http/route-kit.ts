@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RateLimiter } from '@signal/cache';
-import { HttpError, type Router, sendHttpError } from '@signal/http';
+import { HttpError, type Router, sendHttpError, type TrustedProxies } from '@signal/http';
 import type { Principal } from '../auth/authenticate';
 import type { ApiLogger } from '../logger';
 import { roleAllows } from '../rbac/permissions';
@@ -35,6 +35,8 @@ export interface RouteKitDeps {
   readonly logger: ApiLogger;
   /** `TRUSTED_PROXY_HOPS`: reverse proxies whose X-Forwarded-For entry names the client (`requestInfo`). */
   readonly trustedProxyHops: number;
+  /** `TRUSTED_PROXY_CIDRS`, compiled: those proxies' addresses. Absent: hops are counted, not checked. */
+  readonly trustedProxies?: TrustedProxies | undefined;
 }
 
 async function enforceRateLimit(deps: RouteKitDeps, subject: string): Promise<void> {
@@ -96,7 +98,7 @@ export function registerRoutes(router: Router, handlers: RouteHandlers, deps: Ro
           res,
           params,
           query,
-          info: requestInfo(req, deps.trustedProxyHops),
+          info: requestInfo(req, deps.trustedProxyHops, deps.trustedProxies),
         });
       } catch (error) {
         const mapped = toHttpError(error);
