@@ -93,3 +93,15 @@ export {
   type TcfPublisherRestriction,
 } from './tcf';
 export { parseUsPrivacy, type UsPrivacy, type UsPrivacyError, type UsPrivacyFlag } from './us-privacy';
+export {
+  applyUserConsent,
+  type CacheUserConsentStoreOptions,
+  createCacheUserConsentStore,
+  type UserChoice,
+  type UserConsentRead,
+  type UserConsentRecord,
+  type UserConsentStore,
+  type UserConsentWrite,
+  type WithdrawableCategory,
+  withdrawnCategories,
+} from './user-consent';

@@ -78,12 +78,11 @@ export interface TopicDef<T> {
   readonly dlq: TopicDef<DlqMessage> | null;
 }
 
-const erasureDigestSchema = z
-  .string()
-  .regex(/^[0-9a-f]{64}$/, 'an erasure digest is 64 lower-case hex digits');
+/** A keyed digest (HMAC-SHA-256, hex) standing for an id: erasure digests, the consent subject. */
+const keyedDigestSchema = z.string().regex(/^[0-9a-f]{64}$/, 'a keyed digest is 64 lower-case hex digits');
 export const erasureDigestsSchema = z.object({
-  anonymousId: erasureDigestSchema.optional(),
-  userId: erasureDigestSchema.optional(),
+  anonymousId: keyedDigestSchema.optional(),
+  userId: keyedDigestSchema.optional(),
 });
 export type ErasureDigests = z.infer<typeof erasureDigestsSchema>;
 
@@ -111,6 +110,12 @@ export const deliveryMessageSchema = z.object({
    * name the person. Keyed digests, never an id; absent when the ids are unchanged or no erasure can exist yet.
    */
   erasureDigests: erasureDigestsSchema.optional(),
+  /**
+   * The key of the person's consent of record (`@signal/consent` user consent store), set by the processor
+   * for an event that arrived with a user id: stage 2 applies the person's withdrawals of record by it, since
+   * the event's own `userId` may have been hashed by then. A keyed pseudonym, never the id.
+   */
+  consentSubject: keyedDigestSchema.optional(),
 });
 export type DeliveryMessage = z.infer<typeof deliveryMessageSchema>;
 

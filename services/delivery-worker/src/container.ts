@@ -1,4 +1,4 @@
-import { createCacheConsentStateStore } from '@signal/consent';
+import { createCacheConsentStateStore, createCacheUserConsentStore } from '@signal/consent';
 import { createErasedSubjects } from '@signal/identity-hub';
 import { openServiceHost, type ServiceContainer, type ServiceMainDeps } from '@signal/runtime';
 import { createDeliveryWorker } from './delivery-worker';
@@ -21,6 +21,7 @@ export async function buildContainer(deps: ServiceMainDeps): Promise<ServiceCont
     bus: host.bus,
     db: host.db,
     consentStore: createCacheConsentStateStore({ cache: host.cache, logger: host.log('consent') }),
+    userConsent: createCacheUserConsentStore({ cache: host.cache, logger: host.log('consent') }),
     ...controlPlaneWorkerSources(host.controlPlane),
     namespace: config.namespace,
     crypto: host.crypto.crypto,

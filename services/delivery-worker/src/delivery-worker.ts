@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { type Bus, type Subscription, subscribeTo, type TypedBatch } from '@signal/bus';
-import type { ConsentStateStore } from '@signal/consent';
+import type { ConsentStateStore, UserConsentStore } from '@signal/consent';
 import { consumerGroup, type DeliveryMessage, type DlqMessage, topics } from '@signal/events';
 import { createVendorDispatcherRegistry, type VendorDispatcherRegistry } from '@signal/http';
 import { type ErasedSubjects, keepErasedSubjectsFresh } from '@signal/identity-hub';
@@ -82,6 +82,11 @@ export interface DeliveryWorkerDeps {
   /** Holds the ledger, retry schedule and DLQ index (`deliveryWorkerMigrations`). */
   readonly db: Database;
   readonly consentStore: ConsentStateStore;
+  /**
+   * Consents of record, written by the event processor from signed `consent_update` events: withdrawals of
+   * record veto their categories for every event of the person (`DeliveryMessage.consentSubject`).
+   */
+  readonly userConsent?: UserConsentStore;
   readonly integrations: WorkerIntegrationSource;
   readonly credentials: CredentialSource;
   /** Strict-TLS dispatchers; one is created (and closed on stop) when absent. */
@@ -210,6 +215,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     ledger,
     retries,
     consentStore: deps.consentStore,
+    ...(deps.userConsent === undefined ? {} : { userConsent: deps.userConsent }),
     ...(deps.erasures === undefined ? {} : { erasures: deps.erasures }),
     bus,
     namespace,

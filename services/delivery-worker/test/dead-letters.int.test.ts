@@ -5,7 +5,7 @@ import { createTestPki, type TestCa, type TestPki } from '@signal/http';
 import { createDatabase, type Database, migrate, StoreError } from '@signal/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDlqStore, deliveryWorkerMigrations, replayDlq } from '../src/index';
-import { createHarness, type Harness, makeEvent, SIGNING_SECRET, waitFor } from './support/harness';
+import { createHarness, type Harness, makeEvent, waitFor } from './support/harness';
 import { type HttpsSink, startHttpsSink } from './support/https-sink';
 import { metric } from './support/metric';
 
@@ -31,18 +31,7 @@ async function sink(): Promise<HttpsSink> {
 }
 
 function webhook(s: HttpsSink, harness: Harness = h): string {
-  const integrationId = `wh-${randomBytes(4).toString('hex')}`;
-  harness.control.addIntegration({
-    id: integrationId,
-    pipelineId: 'pl_1',
-    vendor: 'webhook',
-    enabled: true,
-    settings: { url: s.url },
-    consent: { category: 'marketing' },
-    extraCaPem: ca.certPem,
-    credentials: { signingSecret: SIGNING_SECRET },
-  });
-  return integrationId;
+  return harness.control.addWebhook({ pipelineId: 'pl_1', url: s.url, caPem: ca.certPem });
 }
 
 async function deliver(

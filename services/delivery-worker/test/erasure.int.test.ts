@@ -61,6 +61,7 @@ describe.each(backends)('erased people on the delivery topics, on $name', (backe
       erasures: {
         erasedBefore: (event, digests) => view?.erasedBefore(event, digests) ?? false,
         erasureDigestsOf: (event) => view?.erasureDigestsOf(event),
+        consentSubjectOf: (org, userId) => view?.consentSubjectOf(org, userId),
         refresh: async () => (await view?.refresh()) ?? 'no_key',
       },
     });
@@ -79,17 +80,7 @@ describe.each(backends)('erased people on the delivery topics, on $name', (backe
     const vendor = await startHttpsSink({ cert: cert.certPem, key: cert.keyPem });
     sinks.push(vendor);
     vendor.reply(() => ({ status: 200, body: '{}' }));
-    const integrationId = `wh-${randomBytes(4).toString('hex')}`;
-    h.control.addIntegration({
-      id: integrationId,
-      pipelineId,
-      vendor: 'webhook',
-      enabled: true,
-      settings: { url: vendor.url },
-      consent: { category: 'marketing' },
-      extraCaPem: ca.certPem,
-      credentials: { signingSecret: SIGNING_SECRET },
-    });
+    const integrationId = h.control.addWebhook({ pipelineId, url: vendor.url, caPem: ca.certPem });
     return { vendor, integrationId };
   }
 

@@ -3,14 +3,7 @@ import { publishTo } from '@signal/bus';
 import { type DeliveryMessage, topics } from '@signal/events';
 import { createTestPki, type TestCa, type TestPki } from '@signal/http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createHarness,
-  type Harness,
-  type HarnessOptions,
-  makeEvent,
-  SIGNING_SECRET,
-  waitFor,
-} from './support/harness';
+import { createHarness, type Harness, type HarnessOptions, makeEvent, waitFor } from './support/harness';
 import { type HttpsSink, startHttpsSink } from './support/https-sink';
 import { metric } from './support/metric';
 
@@ -43,18 +36,7 @@ async function sink(delayMs: number): Promise<HttpsSink> {
 }
 
 function webhook(h: Harness, s: HttpsSink): string {
-  const integrationId = `wh-${randomBytes(4).toString('hex')}`;
-  h.control.addIntegration({
-    id: integrationId,
-    pipelineId: 'pl_1',
-    vendor: 'webhook',
-    enabled: true,
-    settings: { url: s.url },
-    consent: { category: 'marketing' },
-    extraCaPem: ca.certPem,
-    credentials: { signingSecret: SIGNING_SECRET },
-  });
-  return integrationId;
+  return h.control.addWebhook({ pipelineId: 'pl_1', url: s.url, caPem: ca.certPem });
 }
 
 /** `count` events of one visitor (one partition, one batch) for the integration. */

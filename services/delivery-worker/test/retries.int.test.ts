@@ -39,17 +39,7 @@ async function sink(): Promise<HttpsSink> {
 }
 
 function webhook(h: Harness, s: HttpsSink, integrationId = `wh-${randomBytes(4).toString('hex')}`): string {
-  h.control.addIntegration({
-    id: integrationId,
-    pipelineId: 'pl_1',
-    vendor: 'webhook',
-    enabled: true,
-    settings: { url: s.url },
-    consent: { category: 'marketing' },
-    extraCaPem: ca.certPem,
-    credentials: { signingSecret: SIGNING_SECRET },
-  });
-  return integrationId;
+  return h.control.addWebhook({ id: integrationId, pipelineId: 'pl_1', url: s.url, caPem: ca.certPem });
 }
 
 async function rawRows(db: Database, integrationId: string): Promise<Record<string, unknown>[]> {

@@ -1,4 +1,4 @@
-import { createCacheConsentStateStore } from '@signal/consent';
+import { createCacheConsentStateStore, createCacheUserConsentStore } from '@signal/consent';
 import { topics } from '@signal/events';
 import { createErasedSubjects } from '@signal/identity-hub';
 import { openServiceHost, type ServiceContainer, type ServiceMainDeps } from '@signal/runtime';
@@ -28,6 +28,8 @@ export async function buildContainer(deps: ServiceMainDeps): Promise<ServiceCont
     bus: host.bus,
     dedup: host.cache,
     consentStore: createCacheConsentStateStore({ cache: host.cache, logger: host.log('consent') }),
+    // Consents of record from signed consent_update events; needs `erasures` (its key names the person).
+    userConsent: createCacheUserConsentStore({ cache: host.cache, logger: host.log('consent') }),
     ...controlPlaneProcessorSources(host.controlPlane),
     namespace: config.namespace,
     logger: host.log('event-processor'),

@@ -1,5 +1,11 @@
 import type { OutgoingMessage } from '@signal/bus';
-import { type ConsentStateStore, decide } from '@signal/consent';
+import {
+  CONSENT_CATEGORIES,
+  type ConsentCategory,
+  type ConsentStateStore,
+  decide,
+  type UserConsentStore,
+} from '@signal/consent';
 import { type CanonicalEvent, deliveryMessageSchema, eventKey, topics } from '@signal/events';
 import type { ErasedSubjects } from '@signal/identity-hub';
 import { carriesConsent, eventConsentState } from './consent/event-consent';
@@ -28,7 +34,34 @@ export interface EventPipelineDeps {
    * delivery message whose ids a rule or pipeline changed carries the erasure digests of the ids it arrived
    * with, so the delivery worker still recognises the person if they are erased while it waits.
    */
-  readonly erasures?: Pick<ErasedSubjects, 'erasedBefore' | 'erasureDigestsOf'>;
+  readonly erasures?: Pick<ErasedSubjects, 'erasedBefore' | 'erasureDigestsOf' | 'consentSubjectOf'>;
+  /**
+   * Consents of record (`createCacheUserConsentStore`): a signed `consent_update` with a user id is recorded
+   * for that person, and every delivery message of an event with a user id names the person's record
+   * (`consentSubject`, a pseudonym from `erasures`), which the delivery worker applies at stage 2.
+   */
+  readonly userConsent?: Pick<UserConsentStore, 'record'>;
+}
+
+/** The event name Datafly.js and server sources send a consent choice with (`properties.categories`). */
+export const CONSENT_UPDATE_EVENT = 'consent_update';
+
+/**
+ * The choices of a consent of record: a `consent_update` the customer's server signed (HMAC), naming a user
+ * id, with `properties.categories` of booleans. Null for anything else. A browser's own (pipeline key, user id
+ * set by the page) never is: anyone can send one for anyone, and a forged grant must not lift a withdrawal.
+ */
+function choicesOfRecord(event: CanonicalEvent): Partial<Record<ConsentCategory, boolean>> | null {
+  if (event.type !== 'track' || event.event !== CONSENT_UPDATE_EVENT) return null;
+  if (event.context.provenance !== 'hmac' || event.userId === undefined) return null;
+  const categories = event.properties?.categories;
+  if (categories === null || typeof categories !== 'object' || Array.isArray(categories)) return null;
+  const choices: Partial<Record<ConsentCategory, boolean>> = {};
+  for (const category of CONSENT_CATEGORIES) {
+    const value = (categories as Record<string, unknown>)[category];
+    if (category !== 'essential' && typeof value === 'boolean') choices[category] = value;
+  }
+  return Object.keys(choices).length === 0 ? null : choices;
 }
 
 /** One decoded raw event and where it sits on the bus (a redelivery has the same position). */
@@ -97,6 +130,19 @@ export function createEventPipeline(deps: EventPipelineDeps) {
     // Erased since it was received (still on raw-events behind the erasure): nothing is made of it, not even
     // its consent state. Checked on the ids as received, before any rule or pipeline could hash or drop them.
     if (deps.erasures?.erasedBefore(event) === true) return { kind: 'dropped', reason: 'erased' };
+    // The person's consent of record: written from a signed choice, named on every message of theirs.
+    const consentSubject =
+      event.userId === undefined ? undefined : deps.erasures?.consentSubjectOf(event.org, event.userId);
+    const ofRecord = consentSubject === undefined ? null : choicesOfRecord(event);
+    if (consentSubject !== undefined && ofRecord !== null && deps.userConsent !== undefined) {
+      const write = await deps.userConsent.record(
+        event.org,
+        consentSubject,
+        ofRecord,
+        Date.parse(event.receivedAt),
+      );
+      if (write.status === 'unavailable') throw new Error('user consent store unavailable');
+    }
     const [layer, integrations] = await Promise.all([
       directory.dataLayer(event.org),
       directory.integrations(event.pipelineId),
@@ -137,6 +183,7 @@ export function createEventPipeline(deps: EventPipelineDeps) {
     if (await isDuplicate(current, position)) return { kind: 'dropped', reason: 'duplicate' };
 
     const messages: { topic: string; message: OutgoingMessage }[] = [];
+    const consentMember = consentSubject === undefined ? '' : `,"consentSubject":"${consentSubject}"`;
     // `,"erasureDigests":{…}` for messages whose ids changed, computed once per event (two HMACs per id).
     let digestsMember: string | undefined;
     const erasureMember = (shaped: CanonicalEvent): string => {
@@ -195,7 +242,7 @@ export function createEventPipeline(deps: EventPipelineDeps) {
         // Byte for byte what JSON.stringify of the parsed DeliveryMessage gives (same key order).
         message: {
           key: serialised.key,
-          value: `{"integrationId":${JSON.stringify(integration.id)},"event":${serialised.json},"attempt":{"number":1}${erasureMember(shaped)}}`,
+          value: `{"integrationId":${JSON.stringify(integration.id)},"event":${serialised.json},"attempt":{"number":1}${erasureMember(shaped)}${consentMember}}`,
         },
       });
     }

@@ -6,7 +6,7 @@ import {
   subscribeTo,
   type TypedBatch,
 } from '@signal/bus';
-import type { ConsentStateStore } from '@signal/consent';
+import type { ConsentStateStore, UserConsentStore } from '@signal/consent';
 import { type CanonicalEvent, consumerGroup, type DlqMessage, topics } from '@signal/events';
 import { type ErasedSubjects, keepErasedSubjectsFresh } from '@signal/identity-hub';
 import type { Metrics } from '@signal/telemetry';
@@ -54,7 +54,16 @@ export interface EventProcessorDeps {
    * erased after they were received are dropped before any rule runs. Absent: nothing is dropped for erasure
    * here (the delivery worker checks too).
    */
-  readonly erasures?: Pick<ErasedSubjects, 'erasedBefore' | 'erasureDigestsOf' | 'refresh'>;
+  readonly erasures?: Pick<
+    ErasedSubjects,
+    'erasedBefore' | 'erasureDigestsOf' | 'consentSubjectOf' | 'refresh'
+  >;
+  /**
+   * Consents of record (`createCacheUserConsentStore`, the same cache as `consentStore`): signed
+   * `consent_update` events with a user id are recorded here; the delivery worker applies them at stage 2.
+   * Needs `erasures` (the blind-index key names the person); absent: nothing is recorded.
+   */
+  readonly userConsent?: UserConsentStore;
 }
 
 export interface EventProcessor {
@@ -92,6 +101,7 @@ export function createEventProcessor(deps: EventProcessorDeps): EventProcessor {
     metrics,
     logger,
     ...(deps.erasures === undefined ? {} : { erasures: deps.erasures }),
+    ...(deps.userConsent === undefined ? {} : { userConsent: deps.userConsent }),
   });
   const knownTopics = new Set<string>();
   let subscription: Subscription | null = null;

@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createAuditLog, cryptoAuditSink } from '@signal/audit';
 import { Secret, type SignalConfig } from '@signal/config';
-import { createCacheConsentStateStore } from '@signal/consent';
+import { createCacheConsentStateStore, createCacheUserConsentStore } from '@signal/consent';
 import {
   countRecordsByKeyId,
   countRecordsUnderKey,
@@ -119,6 +119,7 @@ export async function buildSignal({ config, logger, onFatal }: SignalDeps) {
   lifecycle.add({ name: 'bus', stop: () => bus.close() });
   const controlPlane = createControlPlane({ db, crypto });
   const consentStore = createCacheConsentStateStore({ cache, logger: log('consent') });
+  const userConsent = createCacheUserConsentStore({ cache, logger: log('consent') });
 
   // ── Demo: a local HTTPS "vendor", the seeded org/pipeline/integrations ─────────────────────────────
   const sinkSecret = demoWebhookSecret(config.dataDir, () => randomBytes(32).toString('base64url'));
@@ -210,6 +211,7 @@ export async function buildSignal({ config, logger, onFatal }: SignalDeps) {
     bus,
     dedup: cache,
     consentStore,
+    userConsent,
     ...controlPlaneProcessorSources(controlPlane),
     namespace: config.namespace,
     logger: log('event-processor'),
@@ -226,6 +228,7 @@ export async function buildSignal({ config, logger, onFatal }: SignalDeps) {
     bus,
     db,
     consentStore,
+    userConsent,
     ...controlPlaneWorkerSources(controlPlane),
     namespace: config.namespace,
     crypto,

@@ -1,9 +1,14 @@
 import { type Bus, type ConsumedMessage, type Decoded, deadLetter, publishTo } from '@signal/bus';
 import {
+  applyUserConsent,
   type ConsentStateStore,
   decideLatest,
   type LatestConsent,
   resolveLatestConsent,
+  type UserConsentRead,
+  type UserConsentStore,
+  type WithdrawableCategory,
+  withdrawnCategories,
 } from '@signal/consent';
 import { eventConsentState, stripPersonalData } from '@signal/event-processor';
 import { type CanonicalEvent, type DeliveryMessage, type DlqMessage, eventKey, topics } from '@signal/events';
@@ -32,6 +37,11 @@ export interface BatchDelivererDeps {
   readonly ledger: DeliveryLedger;
   readonly retries: RetryStore;
   readonly consentStore: ConsentStateStore;
+  /**
+   * Consents of record (`createCacheUserConsentStore`): a person's withdrawals of record, named by a delivery
+   * message's `consentSubject`, veto those categories for every event of theirs at stage 2.
+   */
+  readonly userConsent?: Pick<UserConsentStore, 'get'>;
   /** Erasure records: an erased person's events received before the erasure are dropped, never sent. */
   readonly erasures?: Pick<ErasedSubjects, 'erasedBefore'>;
   readonly bus: Bus;
@@ -223,6 +233,24 @@ export function createBatchDeliverer(deps: BatchDelivererDeps) {
     return { outcomes, deferred: work.slice(next).map((w) => w.pending), deferMs: deps.deferMs };
   }
 
+  /**
+   * The categories the message's person withdrew of record (none without a `consentSubject` or a store);
+   * `unavailable` when the store did not answer: stage 2 cannot tell, so the event waits like for the
+   * visitor's state.
+   */
+  async function userConsentOf(
+    value: DeliveryMessage,
+  ): Promise<readonly WithdrawableCategory[] | 'unavailable'> {
+    if (value.consentSubject === undefined || deps.userConsent === undefined) return [];
+    let read: UserConsentRead;
+    try {
+      read = await deps.userConsent.get(value.event.org, value.consentSubject);
+    } catch {
+      read = { status: 'unavailable' };
+    }
+    return read.status === 'unavailable' ? 'unavailable' : withdrawnCategories(read);
+  }
+
   function retryEntry(p: Pending, attempt: number, delayMs: number, lastError: string): RetryEntry {
     const dueAt = new Date(now() + delayMs);
     const value: DeliveryMessage = {
@@ -373,7 +401,14 @@ export function createBatchDeliverer(deps: BatchDelivererDeps) {
             deferred.push(p);
             continue;
           }
-          const decision = decideLatest(latest, runtime.consent, { stage: 2 });
+          const ofRecord = await userConsentOf(p.value);
+          if (ofRecord === 'unavailable') {
+            deferred.push(p);
+            continue;
+          }
+          const decided =
+            ofRecord.length === 0 ? latest : { ...latest, state: applyUserConsent(latest.state, ofRecord) };
+          const decision = decideLatest(decided, runtime.consent, { stage: 2 });
           metrics.consentDecision(decision.outcome);
           const shaped = decision.outcome === 'strip' ? stripPersonalData(event) : event;
           if (decision.outcome === 'drop' || shaped === null) {
@@ -384,7 +419,7 @@ export function createBatchDeliverer(deps: BatchDelivererDeps) {
           // The vendor sees the consent stage 2 decided on, not the one the event arrived with.
           work.push({
             pending: p,
-            event: withStageTwoConsent(shaped, latest.state, decision, runtime.consent),
+            event: withStageTwoConsent(shaped, decided.state, decision, runtime.consent),
           });
         }
 

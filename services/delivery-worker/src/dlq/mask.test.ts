@@ -26,18 +26,20 @@ describe('dead-letter masking', () => {
     });
   });
 
-  it("hides a delivery message's erasure digests whole: keyed pseudonyms, not what was sent", () => {
+  it("hides a delivery message's erasure digests and consent subject whole: keyed pseudonyms, not what was sent", () => {
     const masked = maskPersonalData({
       integrationId: 'i1',
       event: { event: 'Order Completed', userId: 'b'.repeat(64) },
       attempt: { number: 1 },
       erasureDigests: { anonymousId: 'c'.repeat(64), userId: 'd'.repeat(64) },
+      consentSubject: 'e'.repeat(64),
     });
     expect(masked).toEqual({
       integrationId: 'i1',
       event: { event: 'Order Completed', userId: 'b'.repeat(64) },
       attempt: { number: 1 },
       erasureDigests: MASK,
+      consentSubject: MASK,
     });
   });
 });

@@ -19,10 +19,11 @@ const ALWAYS_MASKED: ReadonlySet<string> = new Set([
   'client_ip_address',
 ]);
 /**
- * Replaced whole, digests included: a delivery message's `erasureDigests` are keyed pseudonyms of the ids the
- * event arrived with, for matching an erasure; they are never sent and tell a human nothing.
+ * Replaced whole, digests included: a delivery message's `erasureDigests` and `consentSubject` are keyed
+ * pseudonyms of the person's ids, for matching an erasure or a consent of record; they are never sent and
+ * tell a human nothing.
  */
-const HIDDEN: ReadonlySet<string> = new Set(['erasureDigests']);
+const HIDDEN: ReadonlySet<string> = new Set(['erasureDigests', 'consentSubject']);
 const DIGEST = /^[0-9a-f]{64}$/i;
 const EMAIL = /[^\s@"'<>]{1,64}@[^\s@"'<>]{1,253}\.[a-z]{2,24}/gi;
 const MAX_DEPTH = 16;

@@ -1,7 +1,11 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { type Bus, busMigrations, createPostgresBus, type PostgresBusSettings, publishTo } from '@signal/bus';
 import { createMemoryCache } from '@signal/cache';
-import { type ConsentRequirement, createCacheConsentStateStore } from '@signal/consent';
+import {
+  type ConsentRequirement,
+  createCacheConsentStateStore,
+  createCacheUserConsentStore,
+} from '@signal/consent';
 import {
   type CryptoService,
   createCryptoService,
@@ -81,6 +85,22 @@ export class MemoryControlPlane {
     };
     this.integrations.set(stored.id, stored);
     return stored;
+  }
+
+  /** A signed webhook of `pipelineId` to `url` (a test vendor whose CA is `caPem`), marketing consent. */
+  addWebhook(options: { pipelineId: string; url: string; caPem: string; id?: string }): string {
+    const id = options.id ?? `wh-${randomBytes(4).toString('hex')}`;
+    this.addIntegration({
+      id,
+      pipelineId: options.pipelineId,
+      vendor: 'webhook',
+      enabled: true,
+      settings: { url: options.url },
+      consent: { category: 'marketing' },
+      extraCaPem: options.caPem,
+      credentials: { signingSecret: SIGNING_SECRET },
+    });
+    return id;
   }
 
   readonly processorSources = {
@@ -165,11 +185,14 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
   });
   const cache = createMemoryCache({ namespace });
   const consentStore = createCacheConsentStateStore({ cache });
+  // Consents of record: written and named only when `erasures` knows the blind-index key.
+  const userConsent = createCacheUserConsentStore({ cache });
   const metrics = createMetrics({ processMetrics: false });
   const processor = createEventProcessor({
     bus,
     dedup: cache,
     consentStore,
+    userConsent,
     ...control.processorSources,
     namespace,
     logger: silentLogger,
@@ -181,6 +204,7 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     bus,
     db,
     consentStore,
+    userConsent,
     integrations: control.workerIntegrations,
     credentials: control.credentialSource,
     namespace,

@@ -36,12 +36,20 @@ export interface BlindIndex {
    * until they expire; nothing new is written with it.
    */
   legacyErasureDigest(kind: string, value: string): string;
+  /**
+   * The key of a signed-in person's consent of record (`@signal/consent`'s user consent store) for a user id
+   * of `org`: a stable pseudonym, so the consent cache never holds the user id (often an e-mail), computed
+   * by the event processor, which alone sees user ids before PII rules. Under a sub-key of its own, so it is
+   * unrelated to the identity graph's digests.
+   */
+  consentSubject(org: string, userId: string): string;
 }
 
 /** HKDF salt of the blind index's sub-keys (a version of its own, like `signal/crypto/keyring/v1`). */
 const SUB_KEY_SALT = Buffer.from('signal/identity-hub/blind-index/v2', 'latin1');
 const IDENTIFIER_DIGEST_LABEL = 'identifier-digest';
 const ERASURE_DIGEST_LABEL = 'erasure-digest';
+const CONSENT_SUBJECT_LABEL = 'consent-subject';
 
 function subKey(indexKey: Buffer, label: string): Buffer {
   return Buffer.from(hkdfSync('sha512', indexKey, SUB_KEY_SALT, Buffer.from(label, 'latin1'), KEY_BYTES));
@@ -114,6 +122,7 @@ function indexFromSealed(sealed: string, crypto: Pick<CryptoService, 'openText'>
   }
   const identifierKey = subKey(key, IDENTIFIER_DIGEST_LABEL);
   const erasureKey = subKey(key, ERASURE_DIGEST_LABEL);
+  const consentKey = subKey(key, CONSENT_SUBJECT_LABEL);
   const legacy = (kind: string, value: string) =>
     createHmac('sha256', key).update(kind, 'utf8').update('\0').update(value, 'utf8').digest('hex');
   return Object.freeze({
@@ -125,6 +134,9 @@ function indexFromSealed(sealed: string, crypto: Pick<CryptoService, 'openText'>
     },
     legacyErasureDigest(kind: string, value: string): string {
       return legacy(`erased:${kind}`, legacy(kind, value));
+    },
+    consentSubject(org: string, userId: string): string {
+      return keyedDigest(consentKey, [org, userId]);
     },
   });
 }

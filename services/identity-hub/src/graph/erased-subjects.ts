@@ -34,6 +34,12 @@ export interface ErasedSubjects {
    */
   erasureDigestsOf(event: ErasableEvent): ErasureDigests | undefined;
   /**
+   * The key of the person's consent of record (`BlindIndex.consentSubject`) for a user id of `org`, for the
+   * processor to write it and to put on the person's delivery messages (the worker never sees the user id
+   * before PII rules). Undefined until the blind-index key has been read, as `erasureDigestsOf`.
+   */
+  consentSubjectOf(org: string, userId: string): string | undefined;
+  /**
    * Re-reads the records. Throws when they cannot be read (the last view stays in force). Resolves with what
    * it found: `loaded`; `no_tables` (the identity migrations are not in this database: nothing can be
    * checked, which the caller should say loudly); `no_key` (no blind-index key yet: the identity hub has not
@@ -165,6 +171,10 @@ export function createErasedSubjects(options: ErasedSubjectsOptions): ErasedSubj
       if (erasedAt === Number.NEGATIVE_INFINITY) return false;
       const receivedAt = Date.parse(event.receivedAt);
       return !(receivedAt >= erasedAt + ERASURE_CLOCK_MARGIN_MS);
+    },
+
+    consentSubjectOf(org, userId) {
+      return view?.index.consentSubject(org, userId);
     },
 
     erasureDigestsOf(event) {
