@@ -97,6 +97,7 @@ export {
   applyUserConsent,
   type CacheUserConsentStoreOptions,
   createCacheUserConsentStore,
+  DEFAULT_WITHDRAWAL_TTL_MS,
   type UserChoice,
   type UserConsentRead,
   type UserConsentRecord,

@@ -3,7 +3,13 @@ import { describe, expect, it } from 'vitest';
 import { decide } from './decide';
 import { normaliseConsent } from './normalise';
 import { DEFAULT_CONSENT_REQUIREMENTS } from './requirements';
-import { applyUserConsent, createCacheUserConsentStore, withdrawnCategories } from './user-consent';
+import { DEFAULT_CONSENT_TTL_MS } from './state-store';
+import {
+  applyUserConsent,
+  createCacheUserConsentStore,
+  DEFAULT_WITHDRAWAL_TTL_MS,
+  withdrawnCategories,
+} from './user-consent';
 
 /** A person's consent of record, kept by a pseudonym of their user id, merged per category by time. */
 
@@ -39,6 +45,30 @@ describe('the user consent store', () => {
     });
     // Another org's person of the same subject is someone else.
     expect(await users.get('org_2', SUBJECT)).toEqual({ status: 'missing' });
+  });
+
+  it('keeps a withdrawal far longer than grants, and lets it win a tie', async () => {
+    const ttls: number[] = [];
+    let stored: string | null = null;
+    const users = createCacheUserConsentStore({
+      cache: {
+        get: async () => stored,
+        compareAndSet: async (_key, expected, value, ttlMs) => {
+          if (expected !== stored) return false;
+          stored = value;
+          ttls.push(ttlMs);
+          return true;
+        },
+      },
+    });
+    await users.record(ORG, SUBJECT, { analytics: true, marketing: true }, 1_000);
+    // The same instant, a conflicting withdrawal (two sources at once): the stricter choice stands.
+    await users.record(ORG, SUBJECT, { marketing: false }, 1_000);
+    expect(await users.record(ORG, SUBJECT, { marketing: true }, 1_000)).toEqual({ status: 'stale' });
+    expect(withdrawnCategories(await users.get(ORG, SUBJECT))).toEqual(['marketing']);
+    // An objection does not lapse with the 13 months of a visitor's state: 10 years after its last choice.
+    expect(ttls).toEqual([DEFAULT_CONSENT_TTL_MS, DEFAULT_WITHDRAWAL_TTL_MS]);
+    expect(DEFAULT_WITHDRAWAL_TTL_MS).toBeGreaterThanOrEqual(10 * 365 * 86_400_000);
   });
 
   it('fails closed on an unreadable record, says so when the cache is down, and refuses bad arguments', async () => {

@@ -58,8 +58,18 @@ export interface CacheUserConsentStoreOptions {
   readonly cache: ConsentCache;
   /** Default `consent:v2:u:`; the rest of the key is a SHA-256 of the org and the subject. */
   readonly keyPrefix?: string;
-  /** Kept this long after the last choice of record; default 395 days (13 months), like visitors' states. */
+  /**
+   * A record of grants only is kept this long after its last choice; default 395 days (13 months), like
+   * visitors' states. A record holding a withdrawal is kept at least `withdrawalTtlMs`.
+   */
   readonly ttlMs?: number;
+  /**
+   * How long a record holding a withdrawal is kept after its last choice; default 10 years. An objection to
+   * direct marketing does not lapse by itself: it must not silently end with a cache TTL. (The customer's
+   * server remains its source of truth and can send it again; the cache must keep data, e.g. Redis with
+   * persistence and no eviction of these keys.)
+   */
+  readonly withdrawalTtlMs?: number;
   readonly logger?: ConsentLogger;
 }
 
@@ -69,6 +79,9 @@ const storedSchema = z.object({
   categories: z.partialRecord(z.enum(CONSENT_CATEGORIES), choiceSchema),
 });
 
+/** A record holding a withdrawal is kept this long after its last choice (10 years). */
+export const DEFAULT_WITHDRAWAL_TTL_MS = 10 * 365 * 24 * 60 * 60 * 1000;
+
 /** Lost compare-and-set rounds before a write gives up as `unavailable` (the caller retries later). */
 const MAX_WRITE_ATTEMPTS = 8;
 
@@ -76,7 +89,8 @@ export function createCacheUserConsentStore(options: CacheUserConsentStoreOption
   const { cache, logger } = options;
   const keyPrefix = options.keyPrefix ?? 'consent:v2:u:';
   const ttlMs = options.ttlMs ?? DEFAULT_CONSENT_TTL_MS;
-  if (!Number.isInteger(ttlMs) || ttlMs <= 0) {
+  const withdrawalTtlMs = Math.max(ttlMs, options.withdrawalTtlMs ?? DEFAULT_WITHDRAWAL_TTL_MS);
+  if (!Number.isInteger(ttlMs) || ttlMs <= 0 || !Number.isInteger(withdrawalTtlMs)) {
     throw new ConsentError(
       'consent_invalid_argument',
       'ttlMs must be a positive integer number of milliseconds',
@@ -141,14 +155,19 @@ export function createCacheUserConsentStore(options: CacheUserConsentStoreOption
           const granted = choices[category];
           if (granted === undefined) continue;
           const held = merged[category];
-          if (held !== undefined && held.at >= at) continue;
+          // Later wins; at the same instant a withdrawal wins (two conflicting choices: the stricter).
+          if (held !== undefined && (held.at > at || (held.at === at && (!held.granted || granted))))
+            continue;
           merged[category] = { granted, at };
           changed = true;
         }
         if (!changed) return { status: 'stale' };
         const value = JSON.stringify({ v: 1, categories: merged });
+        const withdraws = Object.values(merged).some((choice) => choice?.granted === false);
         try {
-          if (await cache.compareAndSet(key, current.raw, value, ttlMs)) return { status: 'written' };
+          if (await cache.compareAndSet(key, current.raw, value, withdraws ? withdrawalTtlMs : ttlMs)) {
+            return { status: 'written' };
+          }
         } catch (cause) {
           logger?.warn(
             { err: cause instanceof Error ? cause.name : 'unknown' },

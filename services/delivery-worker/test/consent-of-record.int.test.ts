@@ -117,7 +117,7 @@ describe('a consent of record', () => {
     await waitFor(() => received(lifted), 'the order after the signed grant');
 
     expect([vetoed, stillVetoed].map(received)).toEqual([false, false]);
-    // What the vendor got never held the user id, nor does the consent cache key.
+    // What the vendor got never held the user id (the org hashes it; the record is named by a pseudonym).
     expect(vendor.requests.some((r) => r.body.includes(user))).toBe(false);
   });
 });

@@ -133,14 +133,16 @@ export function createEventPipeline(deps: EventPipelineDeps) {
     // The person's consent of record: written from a signed choice, named on every message of theirs.
     const consentSubject =
       event.userId === undefined ? undefined : deps.erasures?.consentSubjectOf(event.org, event.userId);
-    const ofRecord = consentSubject === undefined ? null : choicesOfRecord(event);
-    if (consentSubject !== undefined && ofRecord !== null && deps.userConsent !== undefined) {
-      const write = await deps.userConsent.record(
-        event.org,
-        consentSubject,
-        ofRecord,
-        Date.parse(event.receivedAt),
+    const ofRecord = deps.userConsent === undefined ? null : choicesOfRecord(event);
+    if (ofRecord !== null && consentSubject === undefined) {
+      // No blind-index key to name the person by (no identity tables here): said, never silent.
+      logger.warn(
+        { org: event.org },
+        'a signed consent_update could not be recorded: the identity tables or their blind-index key are missing',
       );
+    } else if (ofRecord !== null && consentSubject !== undefined && deps.userConsent !== undefined) {
+      const at = Date.parse(event.receivedAt);
+      const write = await deps.userConsent.record(event.org, consentSubject, ofRecord, at);
       if (write.status === 'unavailable') throw new Error('user consent store unavailable');
     }
     const [layer, integrations] = await Promise.all([

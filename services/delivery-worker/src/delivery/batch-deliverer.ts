@@ -236,19 +236,26 @@ export function createBatchDeliverer(deps: BatchDelivererDeps) {
   /**
    * The categories the message's person withdrew of record (none without a `consentSubject` or a store);
    * `unavailable` when the store did not answer: stage 2 cannot tell, so the event waits like for the
-   * visitor's state.
+   * visitor's state. `seen` holds this batch's lookups: a person's events of one batch ask once.
    */
-  async function userConsentOf(
+  function userConsentOf(
     value: DeliveryMessage,
+    seen: Map<string, Promise<readonly WithdrawableCategory[] | 'unavailable'>>,
   ): Promise<readonly WithdrawableCategory[] | 'unavailable'> {
-    if (value.consentSubject === undefined || deps.userConsent === undefined) return [];
-    let read: UserConsentRead;
-    try {
-      read = await deps.userConsent.get(value.event.org, value.consentSubject);
-    } catch {
-      read = { status: 'unavailable' };
+    const { consentSubject } = value;
+    const store = deps.userConsent;
+    if (consentSubject === undefined || store === undefined) return Promise.resolve([]);
+    const key = `${value.event.org}\0${consentSubject}`;
+    let lookup = seen.get(key);
+    if (lookup === undefined) {
+      lookup = store.get(value.event.org, consentSubject).then(
+        (read: UserConsentRead) =>
+          read.status === 'unavailable' ? 'unavailable' : withdrawnCategories(read),
+        () => 'unavailable' as const,
+      );
+      seen.set(key, lookup);
     }
-    return read.status === 'unavailable' ? 'unavailable' : withdrawnCategories(read);
+    return lookup;
   }
 
   function retryEntry(p: Pending, attempt: number, delayMs: number, lastError: string): RetryEntry {
@@ -388,6 +395,7 @@ export function createBatchDeliverer(deps: BatchDelivererDeps) {
 
         const work: { pending: Pending; event: CanonicalEvent }[] = [];
         const deferred: Pending[] = [];
+        const ofRecordSeen = new Map<string, Promise<readonly WithdrawableCategory[] | 'unavailable'>>();
         for (const p of pending) {
           if (accepted.has(p.value.event.messageId)) continue;
           const event = p.value.event;
@@ -401,7 +409,8 @@ export function createBatchDeliverer(deps: BatchDelivererDeps) {
             deferred.push(p);
             continue;
           }
-          const ofRecord = await userConsentOf(p.value);
+          const ofRecord = await userConsentOf(p.value, ofRecordSeen);
+          if (p.value.consentSubject !== undefined) await beat();
           if (ofRecord === 'unavailable') {
             deferred.push(p);
             continue;

@@ -144,7 +144,7 @@ describe('erased subjects, as the delivery worker sees them', () => {
     const fullReads: string[] = [];
     const counting: Pick<Queryable, 'query'> = {
       query: <R>(sql: string, params?: readonly unknown[]) => {
-        if (sql.includes('SELECT org_id, kind, digest')) fullReads.push(sql);
+        if (sql.includes('SELECT NULL, kind, digest')) fullReads.push(sql);
         return db.query<R>(sql, params);
       },
     };

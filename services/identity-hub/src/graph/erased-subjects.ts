@@ -101,12 +101,17 @@ export function createErasedSubjects(options: ErasedSubjectsOptions): ErasedSubj
     const index = view?.index ?? (await readBlindIndex(db, crypto));
     if (index === null) return 'no_key';
     // Most refreshes find nothing new: one aggregate row instead of every record. Inserts and expiries
-    // change the count; a re-erasure moves a row's erased_at forward, which changes the sum.
+    // change the count and the sum of the records' hashes (which also tells one record swapped for another
+    // in the same window); a re-erasure moves a row's erased_at forward, which changes the other sum.
     const { rows: summary } = await db.query(
-      `SELECT count(*)::text || ':' || coalesce(sum(extract(epoch FROM erased_at)), 0)::text AS fingerprint
-         FROM (SELECT erased_at FROM identity_erasures WHERE expires_at > now()
+      `SELECT count(*)::text
+              || ':' || coalesce(sum(extract(epoch FROM erased_at)), 0)::text
+              || ':' || coalesce(sum(hashtextextended(org_id || ':' || kind || ':' || digest, 0)), 0)::text
+                AS fingerprint
+         FROM (SELECT org_id, kind, digest, erased_at FROM identity_erasures WHERE expires_at > now()
                UNION ALL
-               SELECT erased_at FROM identity_erasures_legacy WHERE expires_at > now()) AS records`,
+               SELECT '', kind, digest, erased_at FROM identity_erasures_legacy WHERE expires_at > now())
+              AS records`,
     );
     const fingerprint = fingerprintRow.parse(summary[0]).fingerprint;
     if (view !== null && fingerprint === readAt) return 'unchanged';
