@@ -107,20 +107,28 @@ describe.skipIf(!compiler)('the all-in-one when the disk refuses a sync', () => 
       }
       sent.push(...afterFailure);
 
-      // A graceful stop (in-flight requests answered), not the stop deadline's forced exit.
+      // A graceful stop (in-flight requests answered) with exit code 1, not the stop deadline's forced exit.
+      // If the call that met the failure spun inside PGlite instead (seen under heavy load), the main thread
+      // stops turning and the stall watchdog ends the process 30 s later: a restartable exit either way.
       let timer: NodeJS.Timeout | undefined;
-      const code = await Promise.race([
-        exited.then(([exitCode]) => exitCode),
-        new Promise<string>((resolve) => {
-          timer = setTimeout(() => resolve('still running 15 s later'), 15_000);
+      const ended = await Promise.race([
+        exited,
+        new Promise<'still running'>((resolve) => {
+          timer = setTimeout(() => resolve('still running'), 45_000);
         }),
       ]);
       clearTimeout(timer);
-      expect(code, outputTail()).toBe(1);
       const output = signal.output();
-      expect(output).toContain('after a PANIC');
-      expect(output).toContain('stopping Signal so that it is restarted and recovers');
-      expect(output).not.toContain('graceful stop overran');
+      expect(ended, outputTail()).not.toBe('still running');
+      const [code, killedBy] = ended as [number | null, NodeJS.Signals | null];
+      if (killedBy === 'SIGKILL') {
+        expect(output, outputTail()).toContain('the main thread has not turned for 30 s');
+      } else {
+        expect(code, outputTail()).toBe(1);
+        expect(output).toContain('after a PANIC');
+        expect(output).toContain('stopping Signal so that it is restarted and recovers');
+        expect(output).not.toContain('graceful stop overran');
+      }
 
       // Restarted on a healthy disk (no shim), it recovers from the WAL and serves again.
       const restarted = await startSignal({ SIGNAL_NAMESPACE: NAMESPACE }, { dataDir, timeoutMs: 45_000 });

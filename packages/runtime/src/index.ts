@@ -41,3 +41,4 @@ export {
   standaloneSchema,
 } from './service-host';
 export { runService, type ServiceMainDeps } from './service-main';
+export { armStallWatchdog, type StallWatchdogOptions } from './stall-watchdog';

@@ -3,7 +3,7 @@
  * Configuration comes only from env and signal.yaml; a bad value stops here with a message naming it.
  */
 import { ConfigError, loadConfig } from '@signal/config';
-import { exitOnSignals, type Shutdown } from '@signal/runtime';
+import { armStallWatchdog, exitOnSignals, type Shutdown } from '@signal/runtime';
 import { createLogger } from '@signal/telemetry';
 import { buildSignal } from './container';
 
@@ -21,6 +21,18 @@ try {
 const logger = createLogger({ level: config.logLevel, name: 'signal' });
 let shutdown: Shutdown | undefined;
 const FATAL = { reason: 'embedded database stopped', exitCode: 1 } as const;
+/**
+ * The embedded database runs on this thread, inside synchronous WASM calls. Should one never return (seen once
+ * in a while under heavy load when the disk refused a sync: the call that met the failure spun instead of
+ * reporting the PANIC), the process would neither serve nor exit, and a supervisor without a liveness probe
+ * would never restart it. The watchdog ends it (SIGKILL) once the main thread has not turned for 30 s, far
+ * above any pause of a live process (a checkpoint blocks it for well under a second).
+ */
+armStallWatchdog({
+  stallMs: 30_000,
+  message:
+    'the main thread has not turned for 30 s (a call stuck inside the embedded database?): ending the process so that it is restarted and recovers',
+});
 let fatal = false;
 try {
   const signal = await buildSignal({
