@@ -206,8 +206,11 @@ export function createCacheConsentStateStore(options: CacheConsentStateStoreOpti
   };
 }
 
-/** SHA-256 (base64url) of u32 length ‖ UTF-8 of the org, then of the anonymous id: no field runs into the next. */
-function subjectDigest(org: string, anonymousId: string): string {
+/**
+ * SHA-256 (base64url) of u32 length ‖ UTF-8 of the org, then of the subject (an anonymous id, or a person's
+ * consent subject): no field runs into the next. Shared by both consent stores' keys.
+ */
+export function subjectDigest(org: string, anonymousId: string): string {
   const hash = createHash('sha256');
   const length = Buffer.allocUnsafe(4);
   for (const field of [org, anonymousId]) {
@@ -217,7 +220,7 @@ function subjectDigest(org: string, anonymousId: string): string {
   return hash.digest('base64url');
 }
 
-function errorName(cause: unknown): string {
+export function errorName(cause: unknown): string {
   return cause instanceof Error ? cause.name : 'unknown';
 }
 

@@ -1,8 +1,13 @@
-import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ConsentError } from './errors';
 import { CONSENT_CATEGORIES, type ConsentCategory, type ConsentState } from './state';
-import { type ConsentCache, type ConsentLogger, DEFAULT_CONSENT_TTL_MS } from './state-store';
+import {
+  type ConsentCache,
+  type ConsentLogger,
+  DEFAULT_CONSENT_TTL_MS,
+  errorName,
+  subjectDigest,
+} from './state-store';
 
 /**
  * A signed-in person's consent of record: the choices the customer's own server declared for them with a
@@ -101,13 +106,7 @@ export function createCacheUserConsentStore(options: CacheUserConsentStoreOption
     if (org === '' || subject === '') {
       throw new ConsentError('consent_invalid_argument', 'org and subject must not be empty');
     }
-    const hash = createHash('sha256');
-    const length = Buffer.allocUnsafe(4);
-    for (const field of [org, subject]) {
-      length.writeUInt32BE(Buffer.byteLength(field, 'utf8'));
-      hash.update(length).update(field, 'utf8');
-    }
-    return `${keyPrefix}${hash.digest('base64url')}`;
+    return `${keyPrefix}${subjectDigest(org, subject)}`;
   };
 
   const read = async (key: string): Promise<{ raw: string | null; read: UserConsentRead }> => {
@@ -115,10 +114,7 @@ export function createCacheUserConsentStore(options: CacheUserConsentStoreOption
     try {
       raw = await cache.get(key);
     } catch (cause) {
-      logger?.warn(
-        { err: cause instanceof Error ? cause.name : 'unknown' },
-        'user consent store unavailable',
-      );
+      logger?.warn({ err: errorName(cause) }, 'user consent store unavailable');
       return { raw: null, read: { status: 'unavailable' } };
     }
     if (raw === null) return { raw, read: { status: 'missing' } };
@@ -169,10 +165,7 @@ export function createCacheUserConsentStore(options: CacheUserConsentStoreOption
             return { status: 'written' };
           }
         } catch (cause) {
-          logger?.warn(
-            { err: cause instanceof Error ? cause.name : 'unknown' },
-            'user consent store unavailable',
-          );
+          logger?.warn({ err: errorName(cause) }, 'user consent store unavailable');
           return { status: 'unavailable' };
         }
       }

@@ -1,13 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { CanonicalEvent } from '@signal/events';
 import { createTestPki, type TestCa, type TestPki } from '@signal/http';
-import {
-  createErasedSubjects,
-  type ErasedSubjects,
-  identityHubMigrations,
-  loadBlindIndex,
-} from '@signal/identity-hub';
-import { createDatabase, type Database, migrate } from '@signal/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHarness, type Harness, makeEvent, waitFor } from './support/harness';
 import { type HttpsSink, startHttpsSink } from './support/https-sink';
@@ -22,9 +15,7 @@ import { metric } from './support/metric';
 
 let pki: TestPki;
 let ca: TestCa;
-let db: Database;
 let h: Harness;
-let view: ErasedSubjects | undefined;
 let vendor: HttpsSink;
 const ORG = `org_${randomBytes(4).toString('hex')}`;
 const PIPELINE = `pl_${randomBytes(4).toString('hex')}`;
@@ -32,22 +23,10 @@ const PIPELINE = `pl_${randomBytes(4).toString('hex')}`;
 beforeAll(async () => {
   pki = await createTestPki();
   ca = await pki.createCa({ commonName: 'Signal Consent Test CA' });
-  db = await createDatabase({ kind: 'pglite' });
-  await migrate(db, identityHubMigrations);
   h = await createHarness({
-    db,
     workerSettings: { topicPartitions: 1, erasureRefreshMs: 100 },
-    erasures: {
-      erasedBefore: (event, digests) => view?.erasedBefore(event, digests) ?? false,
-      erasureDigestsOf: (event) => view?.erasureDigestsOf(event),
-      consentSubjectOf: (org, userId) => view?.consentSubjectOf(org, userId),
-      refresh: async () => (await view?.refresh()) ?? 'no_key',
-    },
+    identityGraph: true,
   });
-  // The identity hub's key, as its first start makes it; the processor reads it through the view.
-  await loadBlindIndex(db, h.control.crypto);
-  view = createErasedSubjects({ db, crypto: h.control.crypto });
-  await view.refresh();
   // The org hashes user ids before they leave: the worker never sees the one the record is of.
   h.control.dataLayers.set(ORG, { version: 1, pii_rules: { hash_fields: ['userId'] } });
   const cert = await ca.issueServerCertificate({ ipAddresses: ['127.0.0.1'] });
@@ -60,7 +39,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await h?.close();
   await vendor?.close();
-  await db?.close();
   await pki?.cleanup();
 });
 

@@ -2,14 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { publishTo } from '@signal/bus';
 import { type DeliveryMessage, topics } from '@signal/events';
 import { createTestPki, type TestCa, type TestPki } from '@signal/http';
-import {
-  createErasedSubjects,
-  createIdentityGraph,
-  type ErasedSubjects,
-  identityHubMigrations,
-  loadBlindIndex,
-} from '@signal/identity-hub';
-import { type Database, migrate } from '@signal/store';
+import { createIdentityGraph, loadBlindIndex } from '@signal/identity-hub';
+import type { Database } from '@signal/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDlqStore } from '../src/index';
 import { databaseBackends } from './support/database-backends';
@@ -43,12 +37,9 @@ describe.each(backends)('erased people on the delivery topics, on $name', (backe
   let db: Database;
   let closeDb: () => Promise<void>;
   let h: Harness;
-  // The view is built once the harness made the process's crypto service; the worker reads it through this.
-  let view: ErasedSubjects | undefined;
 
   beforeAll(async () => {
     ({ db, close: closeDb } = await backend.open());
-    await migrate(db, identityHubMigrations);
     h = await createHarness({
       db,
       // A short backoff: a refused delivery's retry is due after the vendor's Retry-After.
@@ -58,16 +49,8 @@ describe.each(backends)('erased people on the delivery topics, on $name', (backe
         retryMaxAttempts: 3,
         retryBackoffBaseMs: 100,
       },
-      erasures: {
-        erasedBefore: (event, digests) => view?.erasedBefore(event, digests) ?? false,
-        erasureDigestsOf: (event) => view?.erasureDigestsOf(event),
-        consentSubjectOf: (org, userId) => view?.consentSubjectOf(org, userId),
-        refresh: async () => (await view?.refresh()) ?? 'no_key',
-      },
+      identityGraph: true,
     });
-    // The identity hub's key, as its first start makes it: each test can then run on its own.
-    await loadBlindIndex(db, h.control.crypto);
-    view = createErasedSubjects({ db, crypto: h.control.crypto });
     await h.worker.start();
     await h.processor.start();
   });
@@ -130,7 +113,10 @@ describe.each(backends)('erased people on the delivery topics, on $name', (backe
     const dropped = () => metric(h, 'signal_delivery_skipped_total', { reason: 'erased' });
     const before = await dropped();
 
-    await waitFor(() => view?.erasedBefore(backlog[0] ?? someoneElse) === true, 'the erasure records read');
+    await waitFor(
+      () => h.erasures?.erasedBefore(backlog[0] ?? someoneElse) === true,
+      'the erasure records read',
+    );
     await publishTo(
       h.bus,
       topics.delivery(h.namespace, integrationId),
@@ -182,7 +168,7 @@ describe.each(backends)('erased people on the delivery topics, on $name', (backe
     await graph.erase('org_1', email);
     const erased = makeEvent({ anonymousId, receivedAt: new Date(erasedAt - 30_000).toISOString() });
     const other = makeEvent();
-    await waitFor(() => view?.erasedBefore(erased) === true, 'the erasure records read');
+    await waitFor(() => h.erasures?.erasedBefore(erased) === true, 'the erasure records read');
 
     await publishTo(
       h.bus,
@@ -211,7 +197,7 @@ describe.each(backends)('erased people on the delivery topics, on $name', (backe
       receivedAt: new Date(erasedAt - 30_000).toISOString(),
     });
     const other = makeEvent({ pipelineId });
-    await waitFor(() => view?.erasedBefore(erased) === true, 'the erasure records read');
+    await waitFor(() => h.erasures?.erasedBefore(erased) === true, 'the erasure records read');
     const droppedHere = () => metric(h, 'signal_processor_events_dropped_total', { reason: 'erased' });
     const before = await droppedHere();
 
@@ -252,7 +238,7 @@ describe.each(backends)('erased people on the delivery topics, on $name', (backe
     // The erasure, while the retry waits (the graph's part only: the retry row is left for the worker).
     await (await graphAt(Date.now())).erase(org, email);
     await waitFor(
-      () => view?.erasedBefore({ org, userId: email, receivedAt: event.receivedAt }) === true,
+      () => h.erasures?.erasedBefore({ org, userId: email, receivedAt: event.receivedAt }) === true,
       'the erasure records read',
     );
 

@@ -1,14 +1,11 @@
 import { createCacheConsentStateStore, createCacheUserConsentStore } from '@signal/consent';
 import { topics } from '@signal/events';
-import { createErasedSubjects, loadBlindIndex } from '@signal/identity-hub';
+import { createErasedSubjects, ensureBlindIndexKey } from '@signal/identity-hub';
 import { openServiceHost, type ServiceContainer, type ServiceMainDeps } from '@signal/runtime';
-import { isStoreError } from '@signal/store';
 import { createEventProcessor } from './event-processor';
 import { controlPlaneProcessorSources } from './sources/control-plane-sources.adapter';
 
 const SERVICE = 'event-processor';
-/** SQLSTATE 42P01: the identity tables are not in this database (`signal-cli migrate` was not run). */
-const UNDEFINED_TABLE = '42P01';
 
 /**
  * The standalone Event Processor (STYLE §2): the service host (database, cache, bus, crypto), then the
@@ -30,9 +27,7 @@ export async function buildContainer(deps: ServiceMainDeps): Promise<ServiceCont
   // The blind-index key names a person's consent of record. The identity hub makes it at its first start; a
   // processor that starts first makes it here (the same race-safe insert), so no signed consent_update that
   // arrives before the hub is ever up goes unrecorded. Without the identity tables there is nothing to make.
-  await loadBlindIndex(host.db, host.crypto.crypto).catch((err: unknown) => {
-    if (!(isStoreError(err) && err.sqlState === UNDEFINED_TABLE)) throw err;
-  });
+  await ensureBlindIndexKey(host.db, host.crypto.crypto);
 
   const processor = createEventProcessor({
     bus: host.bus,

@@ -24,6 +24,7 @@ export {
   type ErasedSubjectsOptions,
   type ErasureRefreshLogger,
   type ErasureViewStatus,
+  ensureBlindIndexKey,
   keepErasedSubjectsFresh,
 } from './graph/erased-subjects';
 export {

@@ -12,8 +12,14 @@ import {
   createKeyring,
   type EncryptionContext,
 } from '@signal/crypto';
-import { createEventProcessor, type EventProcessor, type EventProcessorDeps } from '@signal/event-processor';
+import { createEventProcessor, type EventProcessor } from '@signal/event-processor';
 import { type CanonicalEvent, topics } from '@signal/events';
+import {
+  createErasedSubjects,
+  type ErasedSubjects,
+  identityHubMigrations,
+  loadBlindIndex,
+} from '@signal/identity-hub';
 import type { OrgDataLayerConfigInput, PipelineStepInput } from '@signal/org-data-layer';
 import { createDatabase, type Database, migrate } from '@signal/store';
 import { createMetrics, type Metrics } from '@signal/telemetry';
@@ -21,7 +27,6 @@ import {
   type CredentialSource,
   createDeliveryWorker,
   type DeliveryWorker,
-  type DeliveryWorkerDeps,
   deliveryWorkerMigrations,
   type WorkerIntegrationInput,
 } from '../../src/index';
@@ -158,6 +163,8 @@ export interface Harness {
   readonly consentStore: ReturnType<typeof createCacheConsentStateStore>;
   readonly processor: EventProcessor;
   readonly worker: DeliveryWorker;
+  /** The erasure records both read (`HarnessOptions.identityGraph`). */
+  readonly erasures: ErasedSubjects | undefined;
   publishRaw(events: readonly CanonicalEvent[]): Promise<void>;
   close(): Promise<void>;
 }
@@ -167,8 +174,12 @@ export interface HarnessOptions {
   readonly db?: Database;
   /** Over `TEST_BUS` (whose 2 s leases make takeovers quick to test). */
   readonly bus?: Partial<PostgresBusSettings>;
-  /** The identity graph's erasure records (`createErasedSubjects` over the same database). */
-  readonly erasures?: NonNullable<EventProcessorDeps['erasures'] & DeliveryWorkerDeps['erasures']>;
+  /**
+   * The identity graph in the same database, as the all-in-one has it: its tables and blind-index key are
+   * made, and the processor and worker read its erasure records (`Harness.erasures`), which also name
+   * consents of record.
+   */
+  readonly identityGraph?: boolean;
 }
 
 export async function createHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -184,6 +195,13 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     ...options.bus,
   });
   const cache = createMemoryCache({ namespace });
+  let erasures: ErasedSubjects | undefined;
+  if (options.identityGraph === true) {
+    await migrate(db, identityHubMigrations);
+    // The identity hub's key, as its first start makes it.
+    await loadBlindIndex(db, control.crypto);
+    erasures = createErasedSubjects({ db, crypto: control.crypto });
+  }
   const consentStore = createCacheConsentStateStore({ cache });
   // Consents of record: written and named only when `erasures` knows the blind-index key.
   const userConsent = createCacheUserConsentStore({ cache });
@@ -197,7 +215,7 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     namespace,
     logger: silentLogger,
     metrics,
-    ...(options.erasures === undefined ? {} : { erasures: options.erasures }),
+    ...(erasures === undefined ? {} : { erasures }),
     settings: { configRefreshMs: 0, batchSize: 200 },
   });
   const worker = createDeliveryWorker({
@@ -211,7 +229,7 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     crypto: control.crypto,
     logger: silentLogger,
     metrics,
-    ...(options.erasures === undefined ? {} : { erasures: options.erasures }),
+    ...(erasures === undefined ? {} : { erasures }),
     settings: {
       integrationRefreshMs: 200,
       credentialsTtlMs: 0,
@@ -230,6 +248,7 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     consentStore,
     processor,
     worker,
+    erasures,
     async publishRaw(events) {
       await publishTo(bus, topics.rawEvents(namespace), events);
     },

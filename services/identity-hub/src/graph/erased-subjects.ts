@@ -2,7 +2,7 @@ import type { CryptoService } from '@signal/crypto';
 import type { ErasureDigests } from '@signal/events';
 import { isStoreError, type Queryable } from '@signal/store';
 import { z } from 'zod';
-import { type BlindIndex, readBlindIndex } from './blind-index';
+import { type BlindIndex, loadBlindIndex, readBlindIndex } from './blind-index';
 import { ERASURE_CLOCK_MARGIN_MS } from './identity-graph';
 
 /**
@@ -194,6 +194,25 @@ export function createErasedSubjects(options: ErasedSubjectsOptions): ErasedSubj
       return digests;
     },
   };
+}
+
+/**
+ * Makes the blind-index key if the identity tables exist and it does not yet (the identity hub's own
+ * race-safe insert), for a process that must name people by it before the hub's first start: the event
+ * processor, whose consents of record are keyed by it. `no_tables` when the identity migrations are not in
+ * this database.
+ */
+export async function ensureBlindIndexKey(
+  db: Queryable,
+  crypto: Pick<CryptoService, 'sealText' | 'openText' | 'keyIdOf'>,
+): Promise<'ready' | 'no_tables'> {
+  try {
+    await loadBlindIndex(db, crypto);
+    return 'ready';
+  } catch (err) {
+    if (isStoreError(err) && err.sqlState === UNDEFINED_TABLE) return 'no_tables';
+    throw err;
+  }
 }
 
 /** What `keepErasedSubjectsFresh` logs through (pino's slice). */
