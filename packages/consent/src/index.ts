@@ -83,6 +83,7 @@ export {
   decideLatest,
   type LatestConsent,
   resolveLatestConsent,
+  subjectDigest,
 } from './state-store';
 export {
   decodeTcString,
@@ -95,9 +96,13 @@ export {
 export { parseUsPrivacy, type UsPrivacy, type UsPrivacyError, type UsPrivacyFlag } from './us-privacy';
 export {
   applyUserConsent,
-  type CacheUserConsentStoreOptions,
-  createCacheUserConsentStore,
+  DEFAULT_USER_CONSENT_TTL_MS,
   DEFAULT_WITHDRAWAL_TTL_MS,
+  type MergedChoices,
+  mergeChoices,
+  mergeRecords,
+  recordWithdraws,
+  storedUserConsentSchema,
   type UserChoice,
   type UserConsentRead,
   type UserConsentRecord,

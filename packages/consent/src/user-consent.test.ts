@@ -1,105 +1,88 @@
-import { createMemoryCache } from '@signal/cache';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decide } from './decide';
 import { normaliseConsent } from './normalise';
 import { DEFAULT_CONSENT_REQUIREMENTS } from './requirements';
-import { DEFAULT_CONSENT_TTL_MS } from './state-store';
+import { CONSENT_CATEGORIES, type ConsentCategory } from './state';
 import {
   applyUserConsent,
-  createCacheUserConsentStore,
-  DEFAULT_WITHDRAWAL_TTL_MS,
+  mergeChoices,
+  mergeRecords,
+  recordWithdraws,
+  type UserChoice,
   withdrawnCategories,
 } from './user-consent';
 
-/** A person's consent of record, kept by a pseudonym of their user id, merged per category by time. */
+/** A person's consent of record, merged per category by time (the store is the identity hub's). */
 
-const ORG = 'org_1';
-const SUBJECT = 'a'.repeat(64);
+type Categories = Partial<Record<ConsentCategory, UserChoice>>;
 
-function store() {
-  const cache = createMemoryCache({ namespace: `t${Math.random().toString(36).slice(2)}` });
-  return { users: createCacheUserConsentStore({ cache, ttlMs: 60_000 }) };
-}
-
-describe('the user consent store', () => {
-  it('keeps the latest choice per category, whatever order the choices arrive in', async () => {
-    const { users } = store();
-    expect(await users.get(ORG, SUBJECT)).toEqual({ status: 'missing' });
-    expect(await users.record(ORG, SUBJECT, { marketing: false, analytics: true }, 2_000)).toEqual({
-      status: 'written',
-    });
+describe('merging choices of record', () => {
+  it('keeps the latest choice per category, whatever order the choices arrive in', () => {
+    let record: Categories = {};
+    const first = mergeChoices(record, { marketing: false, analytics: true }, 2_000);
+    expect(first.changed).toBe(true);
+    record = { ...first.categories };
     // Older (a redelivery, another replica's late write): changes nothing it is older than.
-    expect(await users.record(ORG, SUBJECT, { marketing: true }, 1_000)).toEqual({ status: 'stale' });
-    expect(await users.record(ORG, SUBJECT, { marketing: true, personalization: false }, 1_500)).toEqual({
-      status: 'written',
-    });
-    expect(await users.get(ORG, SUBJECT)).toEqual({
-      status: 'found',
-      record: {
-        categories: {
-          marketing: { granted: false, at: 2_000 },
-          analytics: { granted: true, at: 2_000 },
-          personalization: { granted: false, at: 1_500 },
-        },
+    expect(mergeChoices(record, { marketing: true }, 1_000)).toEqual({ categories: record, changed: false });
+    const third = mergeChoices(record, { marketing: true, personalization: false }, 1_500);
+    expect(third).toEqual({
+      changed: true,
+      categories: {
+        marketing: { granted: false, at: 2_000 },
+        analytics: { granted: true, at: 2_000 },
+        personalization: { granted: false, at: 1_500 },
       },
     });
-    // Another org's person of the same subject is someone else.
-    expect(await users.get('org_2', SUBJECT)).toEqual({ status: 'missing' });
   });
 
-  it('keeps a withdrawal far longer than grants, and lets it win a tie', async () => {
-    const ttls: number[] = [];
-    let stored: string | null = null;
-    const users = createCacheUserConsentStore({
-      cache: {
-        get: async () => stored,
-        compareAndSet: async (_key, expected, value, ttlMs) => {
-          if (expected !== stored) return false;
-          stored = value;
-          ttls.push(ttlMs);
-          return true;
-        },
-      },
-    });
-    await users.record(ORG, SUBJECT, { analytics: true, marketing: true }, 1_000);
+  it('lets a withdrawal win a tie, and says whether a record withdraws anything', () => {
+    const granted = mergeChoices({}, { analytics: true, marketing: true }, 1_000).categories;
+    expect(recordWithdraws(granted)).toBe(false);
     // The same instant, a conflicting withdrawal (two sources at once): the stricter choice stands.
-    await users.record(ORG, SUBJECT, { marketing: false }, 1_000);
-    expect(await users.record(ORG, SUBJECT, { marketing: true }, 1_000)).toEqual({ status: 'stale' });
-    expect(withdrawnCategories(await users.get(ORG, SUBJECT))).toEqual(['marketing']);
-    // An objection does not lapse with the 13 months of a visitor's state: 10 years after its last choice.
-    expect(ttls).toEqual([DEFAULT_CONSENT_TTL_MS, DEFAULT_WITHDRAWAL_TTL_MS]);
-    expect(DEFAULT_WITHDRAWAL_TTL_MS).toBeGreaterThanOrEqual(10 * 365 * 86_400_000);
+    const withdrawn = mergeChoices(granted, { marketing: false }, 1_000);
+    expect(withdrawn.changed).toBe(true);
+    expect(mergeChoices(withdrawn.categories, { marketing: true }, 1_000).changed).toBe(false);
+    expect(recordWithdraws(withdrawn.categories)).toBe(true);
+    expect(withdrawnCategories({ status: 'found', record: withdrawn })).toEqual(['marketing']);
   });
 
-  it('fails closed on an unreadable record, says so when the cache is down, and refuses bad arguments', async () => {
-    const { users } = store();
-    const corrupt = createCacheUserConsentStore({
-      cache: { get: async () => 'not json', compareAndSet: async () => true },
+  it('gives one record whatever order, and however often, copies and choices are merged', () => {
+    const choice = fc.record({
+      category: fc.constantFrom(...CONSENT_CATEGORIES),
+      granted: fc.boolean(),
+      at: fc.integer({ min: 0, max: 20 }),
     });
-    expect(await corrupt.get(ORG, SUBJECT)).toEqual({ status: 'corrupt' });
+    const apply = (choices: readonly { category: ConsentCategory; granted: boolean; at: number }[]) =>
+      choices.reduce<Categories>(
+        (record, c) => ({ ...mergeChoices(record, { [c.category]: c.granted }, c.at).categories }),
+        {},
+      );
+    fc.assert(
+      fc.property(fc.array(choice, { maxLength: 12 }), fc.array(choice, { maxLength: 12 }), (a, b) => {
+        const all = apply([...a, ...b]);
+        expect(apply([...b, ...a])).toEqual(all);
+        expect(apply([...a, ...b, ...a])).toEqual(all);
+        // Two stores that each saw part of the choices merge into what one store seeing all would hold.
+        expect(mergeRecords(apply(a), apply(b)).categories).toEqual(all);
+        expect(mergeRecords(all, apply(a)).changed).toBe(false);
+      }),
+    );
+  });
+
+  it('fails closed on an unreadable record and refuses a time that is not whole milliseconds', () => {
     expect(withdrawnCategories({ status: 'corrupt' })).toEqual([
       'functional',
       'analytics',
       'marketing',
       'personalization',
     ]);
-    // A write over an unreadable record replaces it: these choices are the only ones known to be theirs.
-    expect(await corrupt.record(ORG, SUBJECT, { marketing: false }, 5)).toEqual({ status: 'written' });
-
-    const down = createCacheUserConsentStore({
-      cache: {
-        get: () => Promise.reject(new Error('connection refused')),
-        compareAndSet: () => Promise.reject(new Error('connection refused')),
-      },
-    });
-    expect(await down.get(ORG, SUBJECT)).toEqual({ status: 'unavailable' });
-    expect(await down.record(ORG, SUBJECT, { marketing: false }, 5)).toEqual({ status: 'unavailable' });
-    await expect(users.record(ORG, '', { marketing: false }, 5)).rejects.toMatchObject({
-      code: 'consent_invalid_argument',
-    });
-    await expect(users.record(ORG, SUBJECT, { marketing: false }, -1)).rejects.toMatchObject({
-      code: 'consent_invalid_argument',
-    });
+    expect(withdrawnCategories({ status: 'unavailable' })).toEqual([]);
+    for (const at of [-1, 1.5, Number.NaN]) {
+      expect(() => mergeChoices({}, { marketing: false }, at)).toThrow(
+        expect.objectContaining({ code: 'consent_invalid_argument' }),
+      );
+    }
   });
 });
 

@@ -1,13 +1,7 @@
 import { z } from 'zod';
 import { ConsentError } from './errors';
 import { CONSENT_CATEGORIES, type ConsentCategory, type ConsentState } from './state';
-import {
-  type ConsentCache,
-  type ConsentLogger,
-  DEFAULT_CONSENT_TTL_MS,
-  errorName,
-  subjectDigest,
-} from './state-store';
+import { DEFAULT_CONSENT_TTL_MS } from './state-store';
 
 /**
  * A signed-in person's consent of record: the choices the customer's own server declared for them with a
@@ -36,7 +30,7 @@ export type UserConsentRead =
   | { readonly status: 'missing' }
   /** Present but unreadable: fail closed (every non-essential category withdrawn), not retryable. */
   | { readonly status: 'corrupt' }
-  /** The cache did not answer: a retry may succeed. */
+  /** The store did not answer: a retry may succeed. */
   | { readonly status: 'unavailable' };
 
 export type UserConsentWrite =
@@ -59,120 +53,71 @@ export interface UserConsentStore {
   ): Promise<UserConsentWrite>;
 }
 
-export interface CacheUserConsentStoreOptions {
-  readonly cache: ConsentCache;
-  /** Default `consent:v2:u:`; the rest of the key is a SHA-256 of the org and the subject. */
-  readonly keyPrefix?: string;
-  /**
-   * A record of grants only is kept this long after its last choice; default 395 days (13 months), like
-   * visitors' states. A record holding a withdrawal is kept at least `withdrawalTtlMs`.
-   */
-  readonly ttlMs?: number;
-  /**
-   * How long a record holding a withdrawal is kept after its last choice; default 10 years. An objection to
-   * direct marketing does not lapse by itself: it must not silently end with a cache TTL. (The customer's
-   * server remains its source of truth and can send it again; the cache must keep data, e.g. Redis with
-   * persistence and no eviction of these keys.)
-   */
-  readonly withdrawalTtlMs?: number;
-  readonly logger?: ConsentLogger;
-}
-
 const choiceSchema = z.object({ granted: z.boolean(), at: z.number().int().nonnegative() });
-const storedSchema = z.object({
+/** A record as stored (a database row's JSON, a cached copy): validated wherever it is read. */
+export const storedUserConsentSchema = z.object({
   v: z.literal(1),
   categories: z.partialRecord(z.enum(CONSENT_CATEGORIES), choiceSchema),
 });
 
+/** A record of grants only is kept this long after its last choice: 395 days, like a visitor's state. */
+export const DEFAULT_USER_CONSENT_TTL_MS = DEFAULT_CONSENT_TTL_MS;
 /** A record holding a withdrawal is kept this long after its last choice (10 years). */
 export const DEFAULT_WITHDRAWAL_TTL_MS = 10 * 365 * 24 * 60 * 60 * 1000;
 
-/** Lost compare-and-set rounds before a write gives up as `unavailable` (the caller retries later). */
-const MAX_WRITE_ATTEMPTS = 8;
+type Categories = Readonly<Partial<Record<ConsentCategory, UserChoice>>>;
 
-export function createCacheUserConsentStore(options: CacheUserConsentStoreOptions): UserConsentStore {
-  const { cache, logger } = options;
-  const keyPrefix = options.keyPrefix ?? 'consent:v2:u:';
-  const ttlMs = options.ttlMs ?? DEFAULT_CONSENT_TTL_MS;
-  const withdrawalTtlMs = Math.max(ttlMs, options.withdrawalTtlMs ?? DEFAULT_WITHDRAWAL_TTL_MS);
-  if (!Number.isInteger(ttlMs) || ttlMs <= 0 || !Number.isInteger(withdrawalTtlMs)) {
-    throw new ConsentError(
-      'consent_invalid_argument',
-      'ttlMs must be a positive integer number of milliseconds',
-    );
+/** What `mergeChoices` made of a record and new choices. */
+export interface MergedChoices {
+  readonly categories: Categories;
+  /** False when every category given already held a choice at least as recent (nothing to write). */
+  readonly changed: boolean;
+}
+
+/**
+ * Merges `choices`, made at `at` (ms since the epoch), into a record's categories: per category the later
+ * choice wins, and at the same instant a withdrawal wins (two conflicting choices at once: the stricter). A
+ * redelivered or late choice never overwrites a newer one, and merging the same choices again, or in another
+ * order, gives the same record, so two copies of a record can always be merged into one (`mergeRecords`).
+ */
+export function mergeChoices(
+  current: Categories,
+  choices: Readonly<Partial<Record<ConsentCategory, boolean>>>,
+  at: number,
+): MergedChoices {
+  if (!Number.isSafeInteger(at) || at < 0) {
+    throw new ConsentError('consent_invalid_argument', 'at must be a time in whole milliseconds');
   }
+  const merged: Partial<Record<ConsentCategory, UserChoice>> = { ...current };
+  let changed = false;
+  for (const category of CONSENT_CATEGORIES) {
+    const granted = choices[category];
+    if (granted === undefined) continue;
+    const held = merged[category];
+    if (held !== undefined && (held.at > at || (held.at === at && (!held.granted || granted)))) continue;
+    merged[category] = { granted, at };
+    changed = true;
+  }
+  return { categories: merged, changed };
+}
 
-  const keyOf = (org: string, subject: string): string => {
-    if (org === '' || subject === '') {
-      throw new ConsentError('consent_invalid_argument', 'org and subject must not be empty');
-    }
-    return `${keyPrefix}${subjectDigest(org, subject)}`;
-  };
+/** Merges two copies of a record: per category the later choice, a withdrawal winning a tie. */
+export function mergeRecords(a: Categories, b: Categories): MergedChoices {
+  let categories = a;
+  let changed = false;
+  for (const category of CONSENT_CATEGORIES) {
+    const choice = b[category];
+    if (choice === undefined) continue;
+    const merged = mergeChoices(categories, { [category]: choice.granted }, choice.at);
+    categories = merged.categories;
+    changed ||= merged.changed;
+  }
+  return { categories, changed };
+}
 
-  const read = async (key: string): Promise<{ raw: string | null; read: UserConsentRead }> => {
-    let raw: string | null;
-    try {
-      raw = await cache.get(key);
-    } catch (cause) {
-      logger?.warn({ err: errorName(cause) }, 'user consent store unavailable');
-      return { raw: null, read: { status: 'unavailable' } };
-    }
-    if (raw === null) return { raw, read: { status: 'missing' } };
-    let json: unknown;
-    try {
-      json = JSON.parse(raw);
-    } catch {
-      json = undefined;
-    }
-    const parsed = storedSchema.safeParse(json);
-    if (!parsed.success) {
-      logger?.warn({ problem: 'schema' }, 'stored user consent unreadable');
-      return { raw, read: { status: 'corrupt' } };
-    }
-    return { raw, read: { status: 'found', record: { categories: parsed.data.categories } } };
-  };
-
-  return {
-    get: async (org, subject) => (await read(keyOf(org, subject))).read,
-
-    async record(org, subject, choices, at) {
-      const key = keyOf(org, subject);
-      if (!Number.isInteger(at) || at < 0) {
-        throw new ConsentError('consent_invalid_argument', 'at must be a time in whole milliseconds');
-      }
-      for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt += 1) {
-        const current = await read(key);
-        if (current.read.status === 'unavailable') return current.read;
-        // An unreadable record is replaced: these choices are the only ones known to be the person's.
-        const merged: Partial<Record<ConsentCategory, UserChoice>> =
-          current.read.status === 'found' ? { ...current.read.record.categories } : {};
-        let changed = false;
-        for (const category of CONSENT_CATEGORIES) {
-          const granted = choices[category];
-          if (granted === undefined) continue;
-          const held = merged[category];
-          // Later wins; at the same instant a withdrawal wins (two conflicting choices: the stricter).
-          if (held !== undefined && (held.at > at || (held.at === at && (!held.granted || granted))))
-            continue;
-          merged[category] = { granted, at };
-          changed = true;
-        }
-        if (!changed) return { status: 'stale' };
-        const value = JSON.stringify({ v: 1, categories: merged });
-        const withdraws = Object.values(merged).some((choice) => choice?.granted === false);
-        try {
-          if (await cache.compareAndSet(key, current.raw, value, withdraws ? withdrawalTtlMs : ttlMs)) {
-            return { status: 'written' };
-          }
-        } catch (cause) {
-          logger?.warn({ err: errorName(cause) }, 'user consent store unavailable');
-          return { status: 'unavailable' };
-        }
-      }
-      logger?.warn({ attempts: MAX_WRITE_ATTEMPTS }, 'user consent write kept losing to concurrent writers');
-      return { status: 'unavailable' };
-    },
-  };
+/** Whether a record holds a withdrawal: it is then kept `DEFAULT_WITHDRAWAL_TTL_MS`, not 13 months. */
+export function recordWithdraws(categories: Categories): boolean {
+  return Object.values(categories).some((choice) => choice?.granted === false);
 }
 
 /** A category consent can be withdrawn from (essential is never asked for). */

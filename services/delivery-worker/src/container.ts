@@ -1,5 +1,5 @@
-import { createCacheConsentStateStore, createCacheUserConsentStore } from '@signal/consent';
-import { createErasedSubjects } from '@signal/identity-hub';
+import { createCacheConsentStateStore } from '@signal/consent';
+import { createConsentOfRecord, createErasedSubjects } from '@signal/identity-hub';
 import { openServiceHost, type ServiceContainer, type ServiceMainDeps } from '@signal/runtime';
 import { createDeliveryWorker } from './delivery-worker';
 import { deliveryWorkerMigrations } from './migrations';
@@ -21,7 +21,7 @@ export async function buildContainer(deps: ServiceMainDeps): Promise<ServiceCont
     bus: host.bus,
     db: host.db,
     consentStore: createCacheConsentStateStore({ cache: host.cache, logger: host.log('consent') }),
-    userConsent: createCacheUserConsentStore({ cache: host.cache, logger: host.log('consent') }),
+    userConsent: createConsentOfRecord({ db: host.db, cache: host.cache, logger: host.log('consent') }),
     ...controlPlaneWorkerSources(host.controlPlane),
     namespace: config.namespace,
     crypto: host.crypto.crypto,

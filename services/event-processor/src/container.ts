@@ -1,6 +1,6 @@
-import { createCacheConsentStateStore, createCacheUserConsentStore } from '@signal/consent';
+import { createCacheConsentStateStore } from '@signal/consent';
 import { topics } from '@signal/events';
-import { createErasedSubjects, ensureBlindIndexKey } from '@signal/identity-hub';
+import { createConsentOfRecord, createErasedSubjects, ensureBlindIndexKey } from '@signal/identity-hub';
 import { openServiceHost, type ServiceContainer, type ServiceMainDeps } from '@signal/runtime';
 import { createEventProcessor } from './event-processor';
 import { controlPlaneProcessorSources } from './sources/control-plane-sources.adapter';
@@ -34,7 +34,7 @@ export async function buildContainer(deps: ServiceMainDeps): Promise<ServiceCont
     dedup: host.cache,
     consentStore: createCacheConsentStateStore({ cache: host.cache, logger: host.log('consent') }),
     // Consents of record from signed consent_update events; needs `erasures` (its key names the person).
-    userConsent: createCacheUserConsentStore({ cache: host.cache, logger: host.log('consent') }),
+    userConsent: createConsentOfRecord({ db: host.db, cache: host.cache, logger: host.log('consent') }),
     ...controlPlaneProcessorSources(host.controlPlane),
     namespace: config.namespace,
     logger: host.log('event-processor'),

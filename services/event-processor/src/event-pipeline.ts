@@ -36,7 +36,7 @@ export interface EventPipelineDeps {
    */
   readonly erasures?: Pick<ErasedSubjects, 'erasedBefore' | 'erasureDigestsOf' | 'consentSubjectOf'>;
   /**
-   * Consents of record (`createCacheUserConsentStore`): a signed `consent_update` with a user id is recorded
+   * Consents of record (the identity hub's `createConsentOfRecord`): a signed `consent_update` with a user id is recorded
    * for that person, and every delivery message of an event with a user id names the person's record
    * (`consentSubject`, a pseudonym from `erasures`), which the delivery worker applies at stage 2.
    */

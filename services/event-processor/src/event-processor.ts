@@ -59,7 +59,7 @@ export interface EventProcessorDeps {
     'erasedBefore' | 'erasureDigestsOf' | 'consentSubjectOf' | 'refresh'
   >;
   /**
-   * Consents of record (`createCacheUserConsentStore`, the same cache as `consentStore`): signed
+   * Consents of record (the identity hub's `createConsentOfRecord`, in the database): signed
    * `consent_update` events with a user id are recorded here; the delivery worker applies them at stage 2.
    * Needs `erasures` (the blind-index key names the person); absent: nothing is recorded.
    */

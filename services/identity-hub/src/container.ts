@@ -2,6 +2,7 @@ import { topics } from '@signal/events';
 import { openServiceHost, type ServiceContainer, type ServiceMainDeps } from '@signal/runtime';
 import { loadIdentityHubSettings } from './config';
 import { loadBlindIndex } from './graph/blind-index';
+import { createConsentOfRecord } from './graph/consent-of-record';
 import { createIdentityGraph } from './graph/identity-graph';
 import { createIdentityHub } from './identity-hub';
 import { identityHubMigrations } from './migrations';
@@ -43,6 +44,8 @@ export async function buildContainer(deps: ServiceMainDeps): Promise<ServiceCont
     logger: host.log('identity-hub'),
     metrics,
     graph: { graph, bus: host.bus },
+    // Purges expired consents of record (the event processors write them, the delivery workers read them).
+    consentOfRecord: createConsentOfRecord({ db: host.db }),
   });
   host.lifecycle.add({
     name: 'identity-hub',

@@ -4,6 +4,7 @@ import type { CryptoService } from '@signal/crypto';
 import type { Router } from '@signal/http';
 import type { Metrics } from '@signal/telemetry';
 import type { IdentityHubSettings } from './config';
+import type { ConsentOfRecord } from './graph/consent-of-record';
 import { createGraphConsumer, type GraphConsumer } from './graph/graph-consumer';
 import type { IdentityGraph } from './graph/identity-graph';
 import { registerIdentityRoutes } from './http/identity.routes';
@@ -34,7 +35,13 @@ export interface IdentityHubDeps {
   readonly now?: () => number;
   /** How often `singleUse.purgeExpired` runs (default 60 s). */
   readonly purgeIntervalMs?: number;
-  /** How often the graph's expired erasure records are purged (default 1 h; also once at start). */
+  /**
+   * Consents of record (`createConsentOfRecord`): their expired rows are purged with the erasure records.
+   */
+  readonly consentOfRecord?: Pick<ConsentOfRecord, 'purgeExpired'>;
+  /**
+   * How often expired erasure records and consents of record are purged (default 1 h; also once at start).
+   */
   readonly erasurePurgeIntervalMs?: number;
 }
 
@@ -92,12 +99,18 @@ export function createIdentityHub(deps: IdentityHubDeps): IdentityHub {
     }
   }
 
-  async function purgeErasureRecords(graph: IdentityGraph): Promise<void> {
+  async function purgeRecords(graph: IdentityGraph | undefined): Promise<void> {
     try {
-      const purged = await graph.purgeErasureRecords();
+      const purged = (await graph?.purgeErasureRecords()) ?? 0;
       if (purged > 0) logger.info({ purged }, 'expired identity erasure records purged');
     } catch (err) {
       logger.warn({ err }, 'purging expired identity erasure records failed; will retry');
+    }
+    try {
+      const purged = (await deps.consentOfRecord?.purgeExpired()) ?? 0;
+      if (purged > 0) logger.info({ purged }, 'expired consents of record purged');
+    } catch (err) {
+      logger.warn({ err }, 'purging expired consents of record failed; will retry');
     }
   }
 
@@ -120,10 +133,10 @@ export function createIdentityHub(deps: IdentityHubDeps): IdentityHub {
         purgeTimer.unref();
       }
       const graph = deps.graph?.graph;
-      if (graph !== undefined && erasurePurgeTimer === undefined) {
-        void purgeErasureRecords(graph);
+      if ((graph !== undefined || deps.consentOfRecord !== undefined) && erasurePurgeTimer === undefined) {
+        void purgeRecords(graph);
         erasurePurgeTimer = setInterval(
-          () => void purgeErasureRecords(graph),
+          () => void purgeRecords(graph),
           deps.erasurePurgeIntervalMs ?? 3_600_000,
         );
         erasurePurgeTimer.unref();

@@ -8,6 +8,11 @@ export {
 export { IdentityHubError, type IdentityHubErrorCode, isIdentityHubError } from './errors';
 export { type BlindIndex, INDEX_KEY_ID, loadBlindIndex, readBlindIndex } from './graph/blind-index';
 export {
+  type ConsentOfRecord,
+  type ConsentOfRecordOptions,
+  createConsentOfRecord,
+} from './graph/consent-of-record';
+export {
   type EncryptedColumnEntry,
   IDENTITY_ENCRYPTED_COLUMNS,
   IDENTITY_IDENTIFIERS_COLUMN,

@@ -136,4 +136,25 @@ ALTER TABLE identity_traits
     REFERENCES identity_profiles (org_id, id) ON DELETE CASCADE;
 `,
   },
+  {
+    // Consents of record: a signed-in person's choices, declared by the customer's server with a signed
+    // consent_update and applied as a veto to all their events. Kept here, not in the cache alone: an
+    // objection to direct marketing is a record that must survive a restart (the embedded cache lives in
+    // memory), an eviction, and a Redis without persistence. `subject_digest` is a SHA-256 of the org and a
+    // keyed pseudonym of the user id (the blind-index key), never the id; `categories` holds one choice and
+    // its time per category (no personal data). Purged at `expires_at` (13 months after the last choice, or
+    // 10 years when the record holds a withdrawal).
+    id: 'identity-hub/0004_consent_of_record',
+    sql: `
+CREATE TABLE identity_consent_of_record (
+  org_id         text NOT NULL,
+  subject_digest text NOT NULL,
+  categories     jsonb NOT NULL,
+  updated_at     timestamptz NOT NULL,
+  expires_at     timestamptz NOT NULL,
+  PRIMARY KEY (org_id, subject_digest)
+);
+CREATE INDEX identity_consent_of_record_expires_at ON identity_consent_of_record (expires_at);
+`,
+  },
 ]);

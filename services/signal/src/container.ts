@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createAuditLog, cryptoAuditSink } from '@signal/audit';
 import { Secret, type SignalConfig } from '@signal/config';
-import { createCacheConsentStateStore, createCacheUserConsentStore } from '@signal/consent';
+import { createCacheConsentStateStore } from '@signal/consent';
 import {
   countRecordsByKeyId,
   countRecordsUnderKey,
@@ -22,6 +22,7 @@ import { createRouter, createServer, metricsHandler, registerHealthRoutes, sendJ
 import {
   cacheSingleUseStore,
   controlPlaneHubSources,
+  createConsentOfRecord,
   createErasedSubjects,
   createIdentityErasure,
   createIdentityGraph,
@@ -119,7 +120,8 @@ export async function buildSignal({ config, logger, onFatal }: SignalDeps) {
   lifecycle.add({ name: 'bus', stop: () => bus.close() });
   const controlPlane = createControlPlane({ db, crypto });
   const consentStore = createCacheConsentStateStore({ cache, logger: log('consent') });
-  const userConsent = createCacheUserConsentStore({ cache, logger: log('consent') });
+  // A person's consents of record: rows in the database (they outlive a restart), copies in the cache.
+  const userConsent = createConsentOfRecord({ db, cache, logger: log('consent') });
 
   // ── Demo: a local HTTPS "vendor", the seeded org/pipeline/integrations ─────────────────────────────
   const sinkSecret = demoWebhookSecret(config.dataDir, () => randomBytes(32).toString('base64url'));
@@ -251,6 +253,7 @@ export async function buildSignal({ config, logger, onFatal }: SignalDeps) {
     logger: log('identity-hub'),
     metrics,
     graph: { graph: identityGraph, bus },
+    consentOfRecord: userConsent,
   });
   identityHub.register(router);
   lifecycle.add({

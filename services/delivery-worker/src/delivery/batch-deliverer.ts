@@ -38,7 +38,7 @@ export interface BatchDelivererDeps {
   readonly retries: RetryStore;
   readonly consentStore: ConsentStateStore;
   /**
-   * Consents of record (`createCacheUserConsentStore`): a person's withdrawals of record, named by a delivery
+   * Consents of record (the identity hub's `createConsentOfRecord`): withdrawals of record, named by a delivery
    * message's `consentSubject`, veto those categories for every event of theirs at stage 2.
    */
   readonly userConsent?: Pick<UserConsentStore, 'get'>;

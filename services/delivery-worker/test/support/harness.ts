@@ -1,11 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { type Bus, busMigrations, createPostgresBus, type PostgresBusSettings, publishTo } from '@signal/bus';
 import { createMemoryCache } from '@signal/cache';
-import {
-  type ConsentRequirement,
-  createCacheConsentStateStore,
-  createCacheUserConsentStore,
-} from '@signal/consent';
+import { type ConsentRequirement, createCacheConsentStateStore } from '@signal/consent';
 import {
   type CryptoService,
   createCryptoService,
@@ -15,6 +11,8 @@ import {
 import { createEventProcessor, type EventProcessor } from '@signal/event-processor';
 import { type CanonicalEvent, topics } from '@signal/events';
 import {
+  type ConsentOfRecord,
+  createConsentOfRecord,
   createErasedSubjects,
   type ErasedSubjects,
   identityHubMigrations,
@@ -196,21 +194,22 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
   });
   const cache = createMemoryCache({ namespace });
   let erasures: ErasedSubjects | undefined;
+  // Consents of record: in the identity tables, named only when `erasures` knows the blind-index key.
+  let userConsent: ConsentOfRecord | undefined;
   if (options.identityGraph === true) {
     await migrate(db, identityHubMigrations);
     // The identity hub's key, as its first start makes it.
     await loadBlindIndex(db, control.crypto);
     erasures = createErasedSubjects({ db, crypto: control.crypto });
+    userConsent = createConsentOfRecord({ db, cache });
   }
   const consentStore = createCacheConsentStateStore({ cache });
-  // Consents of record: written and named only when `erasures` knows the blind-index key.
-  const userConsent = createCacheUserConsentStore({ cache });
   const metrics = createMetrics({ processMetrics: false });
   const processor = createEventProcessor({
     bus,
     dedup: cache,
     consentStore,
-    userConsent,
+    ...(userConsent === undefined ? {} : { userConsent }),
     ...control.processorSources,
     namespace,
     logger: silentLogger,
@@ -222,7 +221,7 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     bus,
     db,
     consentStore,
-    userConsent,
+    ...(userConsent === undefined ? {} : { userConsent }),
     integrations: control.workerIntegrations,
     credentials: control.credentialSource,
     namespace,
