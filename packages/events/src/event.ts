@@ -27,7 +27,17 @@ export const resourceIdSchema = z
   .string()
   .regex(RESOURCE_ID, 'must be 1-128 characters of A-Z a-z 0-9 _ . : -');
 
-const identifierSchema = z.string().min(1).max(EVENT_LIMITS.identifier);
+/**
+ * A user, anonymous or group id. Well-formed Unicode only: an unpaired UTF-16 surrogate (a JSON `"\ud800"`
+ * escape) encodes to UTF-8 as U+FFFD, so the identity graph's keyed digests, the consent store's keys and
+ * every vendor's hash of two different ids (`"a\ud800"`, `"a\udbff"`, and a real `"a\ufffd"`) would be
+ * one: one person's profile, erasure or consent of record would reach another's events.
+ */
+const identifierSchema = z
+  .string()
+  .min(1)
+  .max(EVENT_LIMITS.identifier)
+  .refine((s) => s.isWellFormed(), 'must be well-formed Unicode (no unpaired UTF-16 surrogate)');
 export const messageIdSchema = z
   .string()
   .min(1)
@@ -349,7 +359,10 @@ interface Candidate {
 }
 
 function isIdentifier(value: string | undefined): boolean {
-  return value === undefined || (value.length >= 1 && value.length <= EVENT_LIMITS.identifier);
+  return (
+    value === undefined ||
+    (value.length >= 1 && value.length <= EVENT_LIMITS.identifier && value.isWellFormed())
+  );
 }
 
 function isClickIds(ids: Record<string, string> | undefined): boolean {

@@ -19,7 +19,15 @@ const long = (n: number) => 'x'.repeat(n);
 const field = <T>(valid: fc.Arbitrary<T>, invalid: readonly unknown[]) =>
   fc.oneof({ arbitrary: valid, weight: 12 }, { arbitrary: fc.constantFrom(...invalid), weight: 1 });
 
-const identifier = field(text(['anon-1', 'u', long(256)]), [long(257), '', 5, {}, []]);
+const identifier = field(text(['anon-1', 'u', long(256), 'a\ud83d\ude00']), [
+  long(257),
+  '',
+  5,
+  {},
+  [],
+  'a\ud800',
+  '\udc00b',
+]);
 const nullable = <T>(arb: fc.Arbitrary<T>) => fc.oneof(arb, fc.constant(null));
 const payload = fc.oneof(
   { arbitrary: fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 3 })), weight: 10 },

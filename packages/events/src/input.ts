@@ -33,6 +33,15 @@ function isNullishText(value: unknown, max: number): boolean {
   return value === undefined || value === null || isText(value, 1, max);
 }
 
+/** `.nullish()` of an identifier: as `isNullishText`, and well-formed Unicode (event.ts, `identifierSchema`). */
+function isNullishIdentifier(value: unknown): boolean {
+  return (
+    value === undefined ||
+    value === null ||
+    (isText(value, 1, EVENT_LIMITS.identifier) && value.isWellFormed())
+  );
+}
+
 /** The schema's output for a valid input; undefined when anything fails or is not mirrored here. */
 export function checkedInput(raw: unknown): EventInput | undefined {
   if (!isPlainObject(raw)) return undefined;
@@ -40,9 +49,9 @@ export function checkedInput(raw: unknown): EventInput | undefined {
     raw;
   if (!EVENT_TYPES_SET.has(type)) return undefined;
   if (!isNullishText(event, EVENT_LIMITS.eventName)) return undefined;
-  if (!isNullishText(userId, EVENT_LIMITS.identifier)) return undefined;
-  if (!isNullishText(anonymousId, EVENT_LIMITS.identifier)) return undefined;
-  if (!isNullishText(groupId, EVENT_LIMITS.identifier)) return undefined;
+  if (!isNullishIdentifier(userId)) return undefined;
+  if (!isNullishIdentifier(anonymousId)) return undefined;
+  if (!isNullishIdentifier(groupId)) return undefined;
   if (type === 'track' && (event === undefined || event === null)) return undefined;
   if (type === 'group' && (groupId === undefined || groupId === null)) return undefined;
   if (

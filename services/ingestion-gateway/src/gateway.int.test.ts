@@ -447,6 +447,19 @@ describe('hostile input: the right 4xx JSON error, nothing on the bus, the proce
     ],
     ['a body that is not an object', () => post('/v1/t', '[1,2,3]'), 400, 'validation_failed'],
     [
+      // Would digest (UTF-8: U+FFFD) like another id: one person's profile, erasure or consent for another's.
+      'an id with an unpaired surrogate',
+      () => post('/v1/t', '{"type":"track","event":"x","anonymousId":"a\\ud800"}'),
+      400,
+      'validation_failed',
+    ],
+    [
+      'a user id with an unpaired surrogate in a batch',
+      () => post('/v1/batch', JSON.stringify({ batch: [{ type: 'identify', userId: '\udc00' }] })),
+      400,
+      'validation_failed',
+    ],
+    [
       'missing key',
       () => post('/v1/t', JSON.stringify(track), { 'x-pipeline-key': '' }),
       401,
