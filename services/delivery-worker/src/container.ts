@@ -1,5 +1,5 @@
 import { createCacheConsentStateStore } from '@signal/consent';
-import { createConsentOfRecord, createErasedSubjects } from '@signal/identity-hub';
+import { createConsentOfRecord, createErasedSubjects, requireIdentityMigrations } from '@signal/identity-hub';
 import { openServiceHost, type ServiceContainer, type ServiceMainDeps } from '@signal/runtime';
 import { createDeliveryWorker } from './delivery-worker';
 import { deliveryWorkerMigrations } from './migrations';
@@ -16,6 +16,9 @@ const SERVICE = 'delivery-worker';
 export async function buildContainer(deps: ServiceMainDeps): Promise<ServiceContainer> {
   const { config, metrics } = deps;
   const host = await openServiceHost({ ...deps, name: SERVICE, ownMigrations: deliveryWorkerMigrations });
+
+  // Where the identity tables exist, all of them must (a consent of record needs identity-hub/0004).
+  await requireIdentityMigrations(host.db, SERVICE);
 
   const worker = createDeliveryWorker({
     bus: host.bus,

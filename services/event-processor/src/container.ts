@@ -1,6 +1,11 @@
 import { createCacheConsentStateStore } from '@signal/consent';
 import { topics } from '@signal/events';
-import { createConsentOfRecord, createErasedSubjects, ensureBlindIndexKey } from '@signal/identity-hub';
+import {
+  createConsentOfRecord,
+  createErasedSubjects,
+  ensureBlindIndexKey,
+  requireIdentityMigrations,
+} from '@signal/identity-hub';
 import { openServiceHost, type ServiceContainer, type ServiceMainDeps } from '@signal/runtime';
 import { createEventProcessor } from './event-processor';
 import { controlPlaneProcessorSources } from './sources/control-plane-sources.adapter';
@@ -27,6 +32,8 @@ export async function buildContainer(deps: ServiceMainDeps): Promise<ServiceCont
   // The blind-index key names a person's consent of record. The identity hub makes it at its first start; a
   // processor that starts first makes it here (the same race-safe insert), so no signed consent_update that
   // arrives before the hub is ever up goes unrecorded. Without the identity tables there is nothing to make.
+  // Where the identity tables exist, all of them must (a consent of record needs identity-hub/0004).
+  await requireIdentityMigrations(host.db, SERVICE);
   await ensureBlindIndexKey(host.db, host.crypto.crypto);
 
   const processor = createEventProcessor({

@@ -63,7 +63,7 @@ export {
 export { MAX_TRAITS } from './graph/traits';
 export { INVALID_TOKEN_BODY } from './http/identity.routes';
 export { createIdentityHub, type IdentityHub, type IdentityHubDeps } from './identity-hub';
-export { identityHubMigrations } from './migrations';
+export { identityHubMigrations, requireIdentityMigrations } from './migrations';
 export type {
   IdentityHubLogger,
   LinkedDomainSource,

@@ -1,4 +1,4 @@
-import type { Migration } from '@signal/store';
+import { type Migration, type Queryable, requireMigrations } from '@signal/store';
 
 /**
  * Tables of the Identity Hub. Released ids never change; new changes get new migrations.
@@ -158,3 +158,21 @@ CREATE INDEX identity_consent_of_record_expires_at ON identity_consent_of_record
 `,
   },
 ]);
+
+/**
+ * For a service that uses the identity tables where they exist (the event processor and the delivery worker:
+ * erasure records, consents of record): `no_tables` when this database has none of them; otherwise start-up
+ * fails, naming what is missing, unless every identity migration is applied. Code upgraded before
+ * `signal-cli migrate` would otherwise fail every signed consent_update and hold back its whole partition.
+ */
+export async function requireIdentityMigrations(
+  db: Queryable,
+  service: string,
+): Promise<'ready' | 'no_tables'> {
+  const { rows } = await db.query<{ present: unknown }>(
+    `SELECT to_regclass('identity_index_keys') IS NOT NULL AS present`,
+  );
+  if (rows[0]?.present !== true) return 'no_tables';
+  await requireMigrations(db, identityHubMigrations, service);
+  return 'ready';
+}

@@ -144,27 +144,30 @@ export function describeConsentOfRecord(target: GraphDbTarget, skip = false): vo
       expect(await expiry(withdrew)).toBe(T0 + DEFAULT_WITHDRAWAL_TTL_MS);
       expect(await expiry(granted)).toBe(T0 + DEFAULT_USER_CONSENT_TTL_MS);
 
-      clock.now = T0 + DEFAULT_USER_CONSENT_TTL_MS;
-      expect(await store.get(org, granted)).toEqual({ status: 'missing' });
-      expect(withdrawnCategories(await store.get(org, withdrew))).toEqual(['marketing']);
-      // An expired record holds nothing: a choice after it starts a new one.
-      expect(await store.record(org, granted, { analytics: false }, clock.now)).toEqual({
-        status: 'written',
-      });
-      expect(await store.get(org, granted)).toEqual({
-        status: 'found',
-        record: { categories: { analytics: { granted: false, at: clock.now } } },
-      });
+      try {
+        clock.now = T0 + DEFAULT_USER_CONSENT_TTL_MS;
+        expect(await store.get(org, granted)).toEqual({ status: 'missing' });
+        expect(withdrawnCategories(await store.get(org, withdrew))).toEqual(['marketing']);
+        // An expired record holds nothing: a choice after it starts a new one.
+        expect(await store.record(org, granted, { analytics: false }, clock.now)).toEqual({
+          status: 'written',
+        });
+        expect(await store.get(org, granted)).toEqual({
+          status: 'found',
+          record: { categories: { analytics: { granted: false, at: clock.now } } },
+        });
 
-      clock.now = T0 + DEFAULT_WITHDRAWAL_TTL_MS;
-      expect(await store.get(org, withdrew)).toEqual({ status: 'missing' });
-      expect(await store.purgeExpired()).toBeGreaterThanOrEqual(1);
-      const { rows } = await db.query(
-        'SELECT count(*)::int AS n FROM identity_consent_of_record WHERE org_id = $1 AND subject_digest = $2',
-        [org, subjectDigest(org, withdrew)],
-      );
-      expect(rows[0]).toEqual({ n: 0 });
-      clock.now = T0;
+        clock.now = T0 + DEFAULT_WITHDRAWAL_TTL_MS;
+        expect(await store.get(org, withdrew)).toEqual({ status: 'missing' });
+        expect(await store.purgeExpired()).toBeGreaterThanOrEqual(1);
+        const { rows } = await db.query(
+          'SELECT count(*)::int AS n FROM identity_consent_of_record WHERE org_id = $1 AND subject_digest = $2',
+          [org, subjectDigest(org, withdrew)],
+        );
+        expect(rows[0]).toEqual({ n: 0 });
+      } finally {
+        clock.now = T0;
+      }
     });
 
     it('fails closed on an unreadable row, and a signed choice replaces it', async () => {
@@ -240,6 +243,103 @@ export function describeConsentOfRecord(target: GraphDbTarget, skip = false): vo
       expect(await createConsentOfRecord({ db, now }).get(org, person)).toEqual({
         status: 'found',
         record: { categories: expected },
+      });
+    });
+
+    it('two writers of one person leave the later record in the cache, whatever order their caches answer', async () => {
+      const [org, person] = [orgId(), subject()];
+      const cache = cacheOf();
+      // The first writer's cache call hangs until the second writer has had every chance to finish.
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      let calls = 0;
+      const slowFirst: Pick<Cache, 'get' | 'set' | 'setIfAbsent' | 'delete'> = {
+        get: (key) => cache.get(key),
+        setIfAbsent: (key, value, ttl) => cache.setIfAbsent(key, value, ttl),
+        delete: (key) => cache.delete(key),
+        set: async (key, value, options) => {
+          calls += 1;
+          if (calls === 1) await held;
+          await cache.set(key, value, options);
+        },
+      };
+      const first = createConsentOfRecord({ db, cache: slowFirst, now });
+      const second = createConsentOfRecord({ db, cache: slowFirst, now });
+      const one = first.record(org, person, { analytics: false }, T0);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const two = second.record(org, person, { analytics: false, marketing: false }, T0 + 1);
+      await Promise.race([two, new Promise((resolve) => setTimeout(resolve, 300))]);
+      release();
+      await Promise.all([one, two]);
+      const worker = createConsentOfRecord({ db, cache, now });
+      expect(withdrawnCategories(await worker.get(org, person))).toEqual(['analytics', 'marketing']);
+    });
+
+    it("a worker's fill never replaces the copy a write made after the worker read the row", async () => {
+      const [org, person] = [orgId(), subject()];
+      const cache = cacheOf();
+      const processor = createConsentOfRecord({ db, cache, now });
+      // The worker reads the row before the withdrawal commits, and fills the cache only after it.
+      let written: Promise<unknown> | undefined;
+      const slowReader: Pick<Database, 'query' | 'transaction'> = {
+        transaction: (fn, options) => db.transaction(fn, options),
+        query: async (sql, params) => {
+          const result = await db.query(sql, params);
+          if (sql.includes('SELECT categories') && written === undefined) {
+            written = processor.record(org, person, { marketing: false }, T0);
+            await written;
+          }
+          return result as never;
+        },
+      };
+      const worker = createConsentOfRecord({ db: slowReader, cache, now });
+      expect(await worker.get(org, person)).toEqual({ status: 'missing' });
+      expect(withdrawnCategories(await worker.get(org, person))).toEqual(['marketing']);
+    });
+
+    it('asks the database once per person and copy lifetime, record or not', async () => {
+      const [org, person] = [orgId(), subject()];
+      let queries = 0;
+      const counting: Pick<Database, 'query' | 'transaction'> = {
+        transaction: (fn, options) => db.transaction(fn, options),
+        query: (sql, params) => {
+          queries += 1;
+          return db.query(sql, params);
+        },
+      };
+      const store = createConsentOfRecord({ db: counting, cache: cacheOf(), now });
+      for (let i = 0; i < 5; i += 1) expect(await store.get(org, person)).toEqual({ status: 'missing' });
+      expect(queries).toBe(1);
+    });
+
+    it('drops the copy when the cache refuses the new one, so the next read sees the withdrawal', async () => {
+      const [org, person] = [orgId(), subject()];
+      const cache = cacheOf();
+      const refusesSet: Pick<Cache, 'get' | 'set' | 'setIfAbsent' | 'delete'> = {
+        get: (key) => cache.get(key),
+        setIfAbsent: (key, value, ttl) => cache.setIfAbsent(key, value, ttl),
+        delete: (key) => cache.delete(key),
+        set: () => Promise.reject(new Error('OOM command not allowed')),
+      };
+      const store = createConsentOfRecord({ db, cache: refusesSet, now });
+      expect(await store.get(org, person)).toEqual({ status: 'missing' });
+      expect(await store.record(org, person, { marketing: false }, T0)).toEqual({ status: 'written' });
+      expect(withdrawnCategories(await store.get(org, person))).toEqual(['marketing']);
+    });
+
+    it('fails closed on an unreadable cache-only record of a person without a row', async () => {
+      const [org, person] = [orgId(), subject()];
+      const cache = cacheOf();
+      await cache.set(`consent:v2:u:${subjectDigest(org, person)}`, 'not json', { ttlMs: DAY });
+      const store = createConsentOfRecord({ db, cache, now });
+      expect(await store.get(org, person)).toEqual({ status: 'corrupt' });
+      // A signed choice writes the row; from then on the row decides.
+      expect(await store.record(org, person, { analytics: true }, T0)).toEqual({ status: 'written' });
+      expect(await createConsentOfRecord({ db, cache: cacheOf(), now }).get(org, person)).toEqual({
+        status: 'found',
+        record: { categories: { analytics: { granted: true, at: T0 } } },
       });
     });
 

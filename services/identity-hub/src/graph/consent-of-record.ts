@@ -29,18 +29,22 @@ import { z } from 'zod';
  *
  * - **Write** (the event processor, per signed `consent_update`): one transaction that locks the person's row,
  *   merges the choices into it (per category the later wins, a withdrawal wins a tie: `mergeChoices`), and
- *   sets its expiry from the result (`ttlMs` after this change, `withdrawalTtlMs` if it holds a withdrawal). Then the cached copy is replaced by the new record.
+ *   sets its expiry from the result (`ttlMs` after this change, `withdrawalTtlMs` if it holds a withdrawal).
+ *   The cached copy is replaced while the row is still locked, so two writers of one person replace it in the
+ *   order they committed (replaced after the commit, the earlier writer's copy could land last and hide the
+ *   later withdrawal); if the commit then fails, the copy is deleted.
  * - **Read** (the delivery worker, once per person and batch): the cached copy if there is one, else the row,
  *   which is then cached for `cacheTtlMs` (also when there is none: most people have no record, and their
  *   events must not each cost a query). A fill only adds a copy where none is (`setIfAbsent`), so it never
- *   replaces the newer copy a write put there meanwhile. If a write could not replace the copy (the cache
- *   failed right then), a copy older than the write is served for at most `cacheTtlMs` (a minute by default).
- *   A cache that fails is skipped: the database answers alone.
+ *   replaces the newer copy a write put there meanwhile. Only if the cache fails during a write (neither
+ *   replaced nor deleted) is a copy older than the write served, for at most `cacheTtlMs` (a minute by
+ *   default). A cache that fails is skipped: the database answers alone.
  * - **Upgrade**: before this table, records were kept in the cache only (`consent:v2:u:…`, also where a
  *   processor not yet upgraded writes them). Such a copy is merged into the row whenever the person's row is
- *   written or read from the database and it adds anything, so nothing recorded before or during a rolling
- *   upgrade is lost (merging is idempotent: `mergeRecords`). `legacyKeyPrefix: null` stops looking once
- *   every processor is upgraded and the old copies have expired.
+ *   written or read from the database and it adds anything (merging is idempotent: `mergeRecords`), so
+ *   nothing recorded before the upgrade is lost, nor during a rolling upgrade in the documented order
+ *   (workers first: an old processor's choice then reaches the new workers at their next read of the row,
+ *   within `cacheTtlMs`). An unreadable old copy of a person without a row reads `corrupt`, as it did.
  * - **Unreadable** (a row or copy that fails validation): a row reads `corrupt` (stage 2 then withdraws every
  *   non-essential category for the person); a write replaces it, as its choices are the only ones known to be
  *   theirs. A copy that fails validation is ignored and the row read instead.
@@ -77,6 +81,9 @@ const UNDEFINED_TABLE = '42P01';
 type Categories = Readonly<Partial<Record<ConsentCategory, UserChoice>>>;
 
 const rowSchema = z.object({ categories: z.unknown(), expires_at: z.date() });
+
+/** An old cache-only record that is there but does not parse. */
+const UNREADABLE = 'unreadable';
 
 /** A record's JSON, as stored in the row and in a copy. */
 function serialise(categories: Categories): string {
@@ -132,12 +139,14 @@ export function createConsentOfRecord(options: ConsentOfRecordOptions): ConsentO
     }
   }
 
-  /** The cache-only record of before 0004, if any (unreadable: none, it was never the only copy of much). */
-  async function legacyRecord(digest: string): Promise<Categories | undefined> {
+  /** The cache-only record of before 0004: none, its categories, or `UNREADABLE`. */
+  async function legacyRecord(digest: string): Promise<Categories | typeof UNREADABLE | undefined> {
     if (legacyPrefix === null || cache === undefined) return undefined;
     const text = await cached(() => cache.get(`${legacyPrefix}${digest}`), null);
-    const categories = text === null ? undefined : parseText(text);
-    return categories === undefined || Object.keys(categories).length === 0 ? undefined : categories;
+    if (text === null) return undefined;
+    const categories = parseText(text);
+    if (categories === undefined) return UNREADABLE;
+    return Object.keys(categories).length === 0 ? undefined : categories;
   }
 
   function unavailable(err: unknown, op: string): { readonly status: 'unavailable' } {
@@ -145,10 +154,27 @@ export function createConsentOfRecord(options: ConsentOfRecordOptions): ConsentO
     logger?.warn(
       missingTable
         ? { op, problem: 'the table identity_consent_of_record is missing: run `signal-cli migrate`' }
-        : { op, err: err instanceof Error ? err.name : 'unknown' },
+        : {
+            op,
+            err: err instanceof Error ? err.name : 'unknown',
+            ...(isStoreError(err) ? { code: err.code } : {}),
+          },
       'consent of record: database unavailable',
     );
     return { status: 'unavailable' };
+  }
+
+  /**
+   * Replaces the person's copy (inside the write's transaction, the row locked); deletes it when that fails.
+   * Returns false if neither worked: an older copy may then be served until it lapses.
+   */
+  async function replaceCopy(key: string, categories: Categories): Promise<boolean> {
+    if (cache === undefined) return true;
+    const replaced = await cached(async () => {
+      await cache.set(key, serialise(categories), { ttlMs: cacheTtlMs });
+      return true;
+    }, false);
+    return replaced || (await cached(() => cache.delete(key).then(() => true), false));
   }
 
   /**
@@ -164,38 +190,52 @@ export function createConsentOfRecord(options: ConsentOfRecordOptions): ConsentO
     } | null,
     legacy: Categories | undefined,
   ): Promise<{ status: 'written' | 'stale'; categories: Categories }> {
-    return db.transaction(async (tx) => {
-      const at = now();
-      // The row exists from here on (an empty one, expired at once, if it is new), so `FOR UPDATE` locks it
-      // even for the first choice of a person that two processors record at the same time.
-      await tx.query(
-        `INSERT INTO identity_consent_of_record (org_id, subject_digest, categories, updated_at, expires_at)
-         VALUES ($1, $2, '{"v":1,"categories":{}}', $3, $3) ON CONFLICT DO NOTHING`,
-        [org, digest, new Date(at)],
-      );
-      const { rows } = await tx.query(
-        `SELECT categories, expires_at FROM identity_consent_of_record
-          WHERE org_id = $1 AND subject_digest = $2 FOR UPDATE`,
-        [org, digest],
-      );
-      const row = rowSchema.parse(rows[0]);
-      const live = row.expires_at.getTime() > at;
-      // Expired: nothing of it holds any more. Unreadable: replaced, these choices are all that is known.
-      const held = (live ? parseRecord(row.categories) : undefined) ?? {};
-      let merged = legacy === undefined ? { categories: held, changed: false } : mergeRecords(held, legacy);
-      if (change !== null) {
-        const next = mergeChoices(merged.categories, change.choices, change.at);
-        merged = { categories: next.categories, changed: merged.changed || next.changed };
-      }
-      if (!merged.changed && live) return { status: 'stale', categories: merged.categories };
-      const expiresAt = at + (recordWithdraws(merged.categories) ? withdrawalTtlMs : ttlMs);
-      await tx.query(
-        `UPDATE identity_consent_of_record SET categories = $3::jsonb, updated_at = $4, expires_at = $5
-          WHERE org_id = $1 AND subject_digest = $2`,
-        [org, digest, serialise(merged.categories), new Date(at), new Date(expiresAt)],
-      );
-      return { status: merged.changed ? 'written' : 'stale', categories: merged.categories };
-    });
+    const key = `${CACHE_PREFIX}${digest}`;
+    let copyTouched = false;
+    try {
+      return await db.transaction(async (tx) => {
+        const at = now();
+        // One statement that makes the row if it is new (empty, expired at once) and locks it either way,
+        // returning what it held: two processors recording a new person's first choices queue here, and no
+        // purge can take the row away between a check and a lock.
+        const { rows } = await tx.query(
+          `INSERT INTO identity_consent_of_record AS r (org_id, subject_digest, categories, updated_at, expires_at)
+           VALUES ($1, $2, '{"v":1,"categories":{}}', $3, $3)
+           ON CONFLICT (org_id, subject_digest) DO UPDATE SET org_id = r.org_id
+           RETURNING r.categories, r.expires_at`,
+          [org, digest, new Date(at)],
+        );
+        const row = rowSchema.parse(rows[0]);
+        const live = row.expires_at.getTime() > at;
+        // Expired: nothing of it holds any more. Unreadable: replaced, these choices are all that is known.
+        const held = (live ? parseRecord(row.categories) : undefined) ?? {};
+        let merged = legacy === undefined ? { categories: held, changed: false } : mergeRecords(held, legacy);
+        if (change !== null) {
+          const next = mergeChoices(merged.categories, change.choices, change.at);
+          merged = { categories: next.categories, changed: merged.changed || next.changed };
+        }
+        if (!merged.changed && live) return { status: 'stale', categories: merged.categories };
+        const expiresAt = at + (recordWithdraws(merged.categories) ? withdrawalTtlMs : ttlMs);
+        await tx.query(
+          `UPDATE identity_consent_of_record SET categories = $3::jsonb, updated_at = $4, expires_at = $5
+            WHERE org_id = $1 AND subject_digest = $2`,
+          [org, digest, serialise(merged.categories), new Date(at), new Date(expiresAt)],
+        );
+        // Still locked: a later writer of this person replaces the copy only after this one did.
+        copyTouched = true;
+        if (!(await replaceCopy(key, merged.categories))) {
+          logger?.warn(
+            {},
+            'consent of record: cached copy neither replaced nor deleted; it lapses with its TTL',
+          );
+        }
+        return { status: merged.changed ? 'written' : 'stale', categories: merged.categories };
+      });
+    } catch (err) {
+      // The copy may hold what did not commit: gone, so the next read asks the database.
+      if (copyTouched) await cached(() => cache?.delete(key) ?? Promise.resolve(false), false);
+      throw err;
+    }
   }
 
   async function readRow(org: string, digest: string): Promise<UserConsentRead> {
@@ -232,7 +272,10 @@ export function createConsentOfRecord(options: ConsentOfRecordOptions): ConsentO
         // A cache-only copy of before 0004 (or of a processor not yet upgraded): merged in when it adds anything.
         const legacy = await legacyRecord(digest);
         const held = read.status === 'found' ? read.record.categories : {};
-        if (legacy !== undefined && read.status !== 'corrupt' && mergeRecords(held, legacy).changed) {
+        if (legacy === UNREADABLE) {
+          // As the cache-only store read it: fail closed, until a signed choice writes the row.
+          if (read.status === 'missing') return { status: 'corrupt' };
+        } else if (legacy !== undefined && read.status !== 'corrupt' && mergeRecords(held, legacy).changed) {
           const moved = await write(org, digest, null, legacy);
           read = { status: 'found', record: { categories: moved.categories } };
         }
@@ -253,23 +296,14 @@ export function createConsentOfRecord(options: ConsentOfRecordOptions): ConsentO
       const digest = digestOf(org, subject);
       // Checked before anything is written (mergeChoices checks it too, inside the transaction).
       mergeChoices({}, {}, at);
+      // An unreadable old copy is replaced: these choices are the only ones known to be the person's.
       const legacy = await legacyRecord(digest);
-      let result: { status: 'written' | 'stale'; categories: Categories };
       try {
-        result = await write(org, digest, { choices, at }, legacy);
+        const result = await write(org, digest, { choices, at }, legacy === UNREADABLE ? undefined : legacy);
+        return { status: result.status };
       } catch (err) {
         return unavailable(err, 'write');
       }
-      if (result.status === 'written') {
-        const key = `${CACHE_PREFIX}${digest}`;
-        const replaced = await cached(async () => {
-          await cache?.set(key, serialise(result.categories), { ttlMs: cacheTtlMs });
-          return true;
-        }, false);
-        // Not replaced: drop the old copy if the cache lets us; else it lapses within cacheTtlMs.
-        if (!replaced) await cached(() => cache?.delete(key) ?? Promise.resolve(false), false);
-      }
-      return { status: result.status };
     },
 
     async purgeExpired() {
