@@ -27,17 +27,19 @@ export const resourceIdSchema = z
   .string()
   .regex(RESOURCE_ID, 'must be 1-128 characters of A-Z a-z 0-9 _ . : -');
 
+/** A user, anonymous or group id, as the event carries it on the bus. */
+const identifierSchema = z.string().min(1).max(EVENT_LIMITS.identifier);
 /**
- * A user, anonymous or group id. Well-formed Unicode only: an unpaired UTF-16 surrogate (a JSON `"\ud800"`
+ * An id as a client may send it: well-formed Unicode only. An unpaired UTF-16 surrogate (a JSON `"\ud800"`
  * escape) encodes to UTF-8 as U+FFFD, so the identity graph's keyed digests, the consent store's keys and
  * every vendor's hash of two different ids (`"a\ud800"`, `"a\udbff"`, and a real `"a\ufffd"`) would be
- * one: one person's profile, erasure or consent of record would reach another's events.
+ * one: one person's profile, erasure or consent of record would reach another's events. Refused at the
+ * gateway; consumers still take such an id from the bus (an event accepted before this rule is delivered).
  */
-const identifierSchema = z
-  .string()
-  .min(1)
-  .max(EVENT_LIMITS.identifier)
-  .refine((s) => s.isWellFormed(), 'must be well-formed Unicode (no unpaired UTF-16 surrogate)');
+const inputIdentifierSchema = identifierSchema.refine(
+  (s) => s.isWellFormed(),
+  'must be well-formed Unicode (no unpaired UTF-16 surrogate)',
+);
 export const messageIdSchema = z
   .string()
   .min(1)
@@ -128,10 +130,10 @@ export const eventInputSchema = z
   .object({
     type: z.enum(EVENT_TYPES),
     event: z.string().min(1).max(EVENT_LIMITS.eventName).nullish(),
-    userId: identifierSchema.nullish(),
-    anonymousId: identifierSchema.nullish(),
+    userId: inputIdentifierSchema.nullish(),
+    anonymousId: inputIdentifierSchema.nullish(),
     /** The account a `group` call ties the user to. */
-    groupId: identifierSchema.nullish(),
+    groupId: inputIdentifierSchema.nullish(),
     messageId: messageIdSchema.optional(),
     properties: payloadSchema.optional(),
     traits: payloadSchema.optional(),
@@ -359,10 +361,7 @@ interface Candidate {
 }
 
 function isIdentifier(value: string | undefined): boolean {
-  return (
-    value === undefined ||
-    (value.length >= 1 && value.length <= EVENT_LIMITS.identifier && value.isWellFormed())
-  );
+  return value === undefined || (value.length >= 1 && value.length <= EVENT_LIMITS.identifier);
 }
 
 function isClickIds(ids: Record<string, string> | undefined): boolean {
