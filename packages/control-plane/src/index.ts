@@ -31,6 +31,8 @@ export { ControlPlaneError, type ControlPlaneErrorCode, isControlPlaneError } fr
 export { ID_PATTERN, ID_PREFIXES, type IdKind, newId } from './ids';
 export {
   credentialsSchema,
+  DESTINATION_SETTINGS,
+  destinationChanged,
   type Integration,
   type IntegrationCredentials,
   type IntegrationPatch,

@@ -46,6 +46,25 @@ const SECRET_LOOKING_KEY = /secret|token|password|passwd|credential|api_?key|pri
 
 const jsonSchema = z.json() as unknown as z.ZodType<JsonValue>;
 
+/**
+ * Settings that decide where an integration's requests, and so its credentials, go: a vendor's endpoint
+ * override (`endpoint`), the webhook's `url`, and the trust anchors its TLS accepts (`extraCaPem`). Every
+ * setting a vendor adapter reads a host or a CA from belongs here (@signal/vendors, settings.ts).
+ */
+export const DESTINATION_SETTINGS: readonly string[] = Object.freeze(['endpoint', 'url', 'extraCaPem']);
+
+/**
+ * Whether `next` settings send requests somewhere else than `previous` did. Credentials are write-only:
+ * whoever may edit settings but not see the credentials must not be able to point them at a host of their
+ * own (an editor setting `endpoint` to theirs would receive the Meta access token with the next event).
+ */
+export function destinationChanged(
+  previous: Readonly<Record<string, JsonValue>>,
+  next: Readonly<Record<string, JsonValue>>,
+): boolean {
+  return DESTINATION_SETTINGS.some((key) => JSON.stringify(previous[key]) !== JSON.stringify(next[key]));
+}
+
 const settingsSchema = z.record(z.string().min(1).max(100), jsonSchema).superRefine((settings, ctx) => {
   for (const key of Object.keys(settings)) {
     if (SECRET_LOOKING_KEY.test(key)) {
@@ -258,6 +277,17 @@ export function createIntegrationsRepository(deps: {
       return db.transaction(async (tx) => {
         const before = await select(tx, orgId, integrationId, true);
         if (before === null) throw new ControlPlaneError('not_found', 'integration not found');
+        if (
+          patch.settings !== undefined &&
+          patch.credentials === undefined &&
+          before.credentialsMasked !== null &&
+          destinationChanged(before.settings, patch.settings)
+        ) {
+          throw new ControlPlaneError(
+            'invalid_input',
+            `settings: changing ${DESTINATION_SETTINGS.join(', ')} changes where this integration's credentials are sent; send credentials in the same request (or credentials: null to remove them)`,
+          );
+        }
         const credentialsChange = patch.credentials !== undefined;
         const sealed =
           patch.credentials === undefined || patch.credentials === null

@@ -391,6 +391,67 @@ export function describeApiSuite(target: DbTarget, skip = false): void {
         expect(secretLike.text).not.toContain(SECRET);
       });
 
+      it('will not point stored credentials at another host unless they are sent again', async () => {
+        const SECRET = 'EAAB-stored-token-an-editor-never-sees-4b2a';
+        const { id: pipelineId } = createdPipelineSchema.parse(
+          (await t.call('POST', `${A}/pipelines`, { token: tokens.editor, body: { name: 'P', type: 'web' } }))
+            .json,
+        );
+        const created = await t.call('POST', `${A}/pipelines/${pipelineId}/integrations`, {
+          token: tokens.admin,
+          body: {
+            vendor: 'meta',
+            name: 'Meta CAPI',
+            settings: { pixelId: '42' },
+            credentials: { accessToken: SECRET },
+          },
+        });
+        const id = z.object({ id: z.string() }).parse(created.json).id;
+        // An editor redirects the integration to a host of theirs: the next event would carry the token there.
+        for (const settings of [
+          { pixelId: '42', endpoint: 'https://collector.attacker.example' },
+          { pixelId: '42', extraCaPem: '-----BEGIN CERTIFICATE-----' },
+          { url: 'https://collector.attacker.example/hook' },
+        ]) {
+          const redirect = await t.call('PATCH', `${A}/integrations/${id}`, {
+            token: tokens.editor,
+            body: { settings },
+          });
+          expect(redirect.status).toBe(400);
+          expect(redirect.text).toContain('credentials');
+        }
+        expect(await t.cp.getIntegrationCredentials(id)).toEqual({ accessToken: SECRET });
+        // Other settings change as before, and the credentials stay.
+        const renamed = await t.call('PATCH', `${A}/integrations/${id}`, {
+          token: tokens.editor,
+          body: { settings: { pixelId: '43' } },
+        });
+        expect(renamed.status).toBe(200);
+        expect(await t.cp.getIntegrationCredentials(id)).toEqual({ accessToken: SECRET });
+        // A new destination with credentials of the sender's own: allowed, and the old ones are gone.
+        const moved = await t.call('PATCH', `${A}/integrations/${id}`, {
+          token: tokens.editor,
+          body: {
+            settings: { pixelId: '43', endpoint: 'https://eu.collector.example' },
+            credentials: { accessToken: 'EAAB-the-editors-own-token-77aa' },
+          },
+        });
+        expect(moved.status).toBe(200);
+        expect(await t.cp.getIntegrationCredentials(id)).toEqual({
+          accessToken: 'EAAB-the-editors-own-token-77aa',
+        });
+        // Without stored credentials there is nothing to redirect.
+        await t.call('PATCH', `${A}/integrations/${id}`, {
+          token: tokens.admin,
+          body: { credentials: null },
+        });
+        const bare = await t.call('PATCH', `${A}/integrations/${id}`, {
+          token: tokens.editor,
+          body: { settings: { pixelId: '43', endpoint: 'https://other.collector.example' } },
+        });
+        expect(bare.status).toBe(200);
+      });
+
       it('pages lists with opaque cursors: limit default 50, max 100', async () => {
         for (let i = 0; i < 5; i++) {
           await t.cp.pipelines.create(org.orgId, { name: `Pipeline ${i}`, type: 'web' });

@@ -86,13 +86,12 @@ export async function setUpDemo(options: {
   for (const spec of wanted) {
     const found = existing.find((i) => i.name === spec.name);
     if (found) {
-      // Settings change every start (the sink's port and CA); credentials only when this data directory's
-      // copy changed (a lost webhook secret is generated again and must reach the integration too).
-      const stored = await controlPlane.integrations.credentials(found.id);
-      const stale = Object.entries(spec.credentials).some(([field, value]) => stored?.[field] !== value);
+      // Settings change every start (the sink's port and CA). A new destination takes its credentials in
+      // the same write (the control plane refuses to point stored ones elsewhere), and a lost webhook secret,
+      // generated again, must reach the integration too.
       await controlPlane.integrations.update(orgId, found.id, {
         settings: { ...spec.settings },
-        ...(stale ? { credentials: { ...spec.credentials } } : {}),
+        credentials: { ...spec.credentials },
       });
     } else {
       await controlPlane.integrations.create(orgId, pipelineId, {
