@@ -72,7 +72,12 @@ const SERVICE_ENV: Record<SignalService, readonly SettingName[]> = {
     'PIPELINE_KEY_CACHE_TTL',
   ],
   'event-processor': [],
-  'delivery-worker': ['RETRY_MAX_ATTEMPTS', 'RETRY_BACKOFF_BASE', 'RATE_LIMIT_PER_SECOND'],
+  'delivery-worker': [
+    'RETRY_MAX_ATTEMPTS',
+    'RETRY_BACKOFF_BASE',
+    'RATE_LIMIT_PER_SECOND',
+    'DELIVERY_ALLOWED_PRIVATE_CIDRS',
+  ],
   'identity-hub': ['COOKIE_DOMAIN', 'IDENTITY_PUBLIC_HOSTS', 'IDENTITY_TOKEN_TTL'],
   'management-api': ['JWT_SECRET', 'ACCESS_TOKEN_TTL', 'REFRESH_TOKEN_TTL', 'SESSION_MAX_AGE'],
 };

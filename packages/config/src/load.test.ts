@@ -53,6 +53,7 @@ describe('defaults', () => {
     });
     expect(config.delivery).toEqual({
       retryMaxAttempts: 5,
+      allowedPrivateCidrs: [],
       retryBackoffBaseSeconds: 60,
       rateLimitPerSecond: 100,
     });
@@ -273,6 +274,15 @@ describe('numbers, lists and cross-field rules', () => {
     expect(problemsOf({ TRUSTED_PROXY_CIDRS: '10.0.0.0/8' })).toEqual([
       'TRUSTED_PROXY_HOPS must be at least 1 when TRUSTED_PROXY_CIDRS is set (with 0 hops X-Forwarded-For is ignored and the list would do nothing)',
     ]);
+  });
+
+  it('parses DELIVERY_ALLOWED_PRIVATE_CIDRS and names a bad entry', () => {
+    expect(
+      load({ DELIVERY_ALLOWED_PRIVATE_CIDRS: '10.20.0.0/16,fd00::/8' }).delivery.allowedPrivateCidrs,
+    ).toEqual(['10.20.0.0/16', 'fd00::/8']);
+    expect(problemsOf({ DELIVERY_ALLOWED_PRIVATE_CIDRS: 'internal.example' })[0]).toMatch(
+      /^DELIVERY_ALLOWED_PRIVATE_CIDRS must be a comma-separated list of IP addresses or CIDR ranges/,
+    );
   });
 
   it('BUS=kafka needs brokers; brokers must be host:port', () => {

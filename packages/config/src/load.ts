@@ -110,6 +110,8 @@ export interface SignalConfig {
   };
   readonly delivery: {
     readonly retryMaxAttempts: number;
+    /** DELIVERY_ALLOWED_PRIVATE_CIDRS: private or reserved addresses deliveries may reach (none by default). */
+    readonly allowedPrivateCidrs: readonly string[];
     readonly retryBackoffBaseSeconds: number;
     readonly rateLimitPerSecond: number;
   };
@@ -431,6 +433,7 @@ function assemble(v: SettingValues, file: string | null): SignalConfig {
     },
     delivery: {
       retryMaxAttempts: v.RETRY_MAX_ATTEMPTS,
+      allowedPrivateCidrs: v.DELIVERY_ALLOWED_PRIVATE_CIDRS,
       retryBackoffBaseSeconds: v.RETRY_BACKOFF_BASE,
       rateLimitPerSecond: v.RATE_LIMIT_PER_SECOND,
     },

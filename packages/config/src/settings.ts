@@ -458,6 +458,15 @@ export const SETTINGS = {
     default: 5,
     doc: 'Delivery attempts before the DLQ',
   }),
+  DELIVERY_ALLOWED_PRIVATE_CIDRS: withDefault({
+    yaml: 'delivery.allowed_private_cidrs',
+    schema: list({
+      item: ipOrCidrItem,
+      itemDescription: 'a comma-separated list of IP addresses or CIDR ranges',
+    }),
+    default: [],
+    doc: 'Private or reserved addresses (IPs or CIDR ranges) that deliveries may reach. Every other such address (RFC 1918, loopback, link-local with the cloud metadata service, unique local, …) is refused, whether an integration names it or a host name resolves to it, so that no one who may edit an integration can make the worker call the deployment’s own network. List an internal webhook receiver’s range here',
+  }),
   RETRY_BACKOFF_BASE: withDefault({
     yaml: 'delivery.retry_backoff_base',
     schema: int({ min: 1, max: 86_400, unit: 'seconds' }),

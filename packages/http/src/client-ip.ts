@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
-import { BlockList, isIP } from 'node:net';
+import { type BlockList, isIP } from 'node:net';
+import { addressList } from './destination-guard';
 
 /**
  * The proxies whose X-Forwarded-For entries are believed (`TRUSTED_PROXY_CIDRS`), compiled once: addresses
@@ -21,18 +22,11 @@ export class TrustedProxiesError extends Error {
  */
 export function trustedProxies(entries: readonly string[] | undefined): TrustedProxies | undefined {
   if (entries === undefined || entries.length === 0) return undefined;
-  const list = new BlockList();
-  for (const entry of entries) {
-    const [address = '', prefix, extra] = entry.split('/');
-    const family = isIP(address) === 4 ? 'ipv4' : 'ipv6';
-    try {
-      if (isIP(address) === 0 || extra !== undefined) throw new Error('not an address');
-      if (prefix === undefined) list.addAddress(address, family);
-      else if (/^\d{1,3}$/.test(prefix)) list.addSubnet(address, Number(prefix), family);
-      else throw new Error('not a prefix length');
-    } catch {
-      throw new TrustedProxiesError(`"${entry}" is not an IP address or CIDR range`);
-    }
+  let list: BlockList;
+  try {
+    list = addressList(entries);
+  } catch (err) {
+    throw new TrustedProxiesError(err instanceof Error ? err.message : 'invalid entry');
   }
   return {
     has(address) {

@@ -27,6 +27,13 @@ export {
 export { type CertificateMetricsRegistry, registerCertificateMetrics } from './certificate-metrics';
 export { clientIp, type TrustedProxies, TrustedProxiesError, trustedProxies } from './client-ip';
 export {
+  AddressListError,
+  DESTINATION_NOT_ALLOWED,
+  type DestinationGuard,
+  DestinationNotAllowedError,
+  destinationGuard,
+} from './destination-guard';
+export {
   HTTP_ERROR_CODES,
   HttpError,
   type HttpErrorCode,

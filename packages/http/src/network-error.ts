@@ -131,6 +131,8 @@ function classifyCode(code: string): Classification | undefined {
     case 'ERR_INVALID_URL':
     case 'ERR_INSECURE_URL':
     case 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH':
+    // A private or reserved destination the deployment does not allow (destination-guard.ts).
+    case 'ERR_DESTINATION_NOT_ALLOWED':
       return { kind: 'invalid_request', retryable: false };
     default:
       return code.startsWith('HPE_') ? { kind: 'protocol_error', retryable: true } : undefined;

@@ -1,7 +1,8 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { rootCertificates } from 'node:tls';
-import { Agent, type Dispatcher } from 'undici';
+import { Agent, buildConnector, type Dispatcher } from 'undici';
 import { z } from 'zod';
+import { type DestinationGuard, destinationGuard, refusedLiteral } from './destination-guard';
 
 /**
  * Strict-TLS undici Agents for calls to vendors (ARCHITECTURE §6). TLS 1.2 is the floor, the certificate
@@ -39,6 +40,11 @@ export interface VendorDispatcherOptions {
   readonly maxResponseBytes?: number;
   /** Present a client certificate (mTLS to private endpoints). Kept in memory only. */
   readonly clientCertificate?: ClientCertificate;
+  /**
+   * Refuse connections to private and special-purpose addresses (destination-guard.ts), except `allow`
+   * (IPs or CIDR ranges): for destinations that tenants configure (the delivery worker). Absent: any address.
+   */
+  readonly privateDestinations?: { readonly allow: readonly string[] };
 }
 
 export const DEFAULT_VENDOR_DISPATCHER_OPTIONS = Object.freeze({
@@ -67,6 +73,7 @@ const OptionsSchema = z.strictObject({
   connections: z.number().int().positive().max(1024).optional(),
   maxResponseBytes: z.number().int().positive().optional(),
   clientCertificate: z.strictObject({ certPem: z.string().min(1), keyPem: z.string().min(1) }).optional(),
+  privateDestinations: z.strictObject({ allow: z.array(z.string()) }).optional(),
 });
 
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
@@ -106,23 +113,36 @@ function validate(options: VendorDispatcherOptions): void {
 export function createVendorDispatcher(options: VendorDispatcherOptions = {}): Agent {
   validate(options);
   const extraCa = options.extraCaPem === undefined ? undefined : parseExtraCa(options.extraCaPem);
-  return buildAgent(options, extraCa);
+  return buildAgent(options, extraCa, guardOf(options));
+}
+
+function guardOf(
+  options: Pick<VendorDispatcherOptions, 'privateDestinations'>,
+): DestinationGuard | undefined {
+  if (options.privateDestinations === undefined) return undefined;
+  try {
+    return destinationGuard(options.privateDestinations.allow);
+  } catch (cause) {
+    throw new VendorTlsConfigError(cause instanceof Error ? cause.message : 'invalid allowlist', { cause });
+  }
 }
 
 function buildAgent(
   options: Omit<VendorDispatcherOptions, 'extraCaPem'>,
   extraCa: ExtraCa | undefined,
+  guard: DestinationGuard | undefined,
 ): Agent {
   const settings = { ...DEFAULT_VENDOR_DISPATCHER_OPTIONS, ...options };
+  const tls = {
+    minVersion: 'TLSv1.2',
+    rejectUnauthorized: true,
+    ...(extraCa === undefined ? {} : { ca: [...rootCertificates, ...extraCa.pems] }),
+    ...(options.clientCertificate === undefined
+      ? {}
+      : { cert: options.clientCertificate.certPem, key: options.clientCertificate.keyPem }),
+  } as const;
   return new Agent({
-    connect: {
-      minVersion: 'TLSv1.2',
-      rejectUnauthorized: true,
-      ...(extraCa === undefined ? {} : { ca: [...rootCertificates, ...extraCa.pems] }),
-      ...(options.clientCertificate === undefined
-        ? {}
-        : { cert: options.clientCertificate.certPem, key: options.clientCertificate.keyPem }),
-    },
+    connect: guard === undefined ? tls : guardedConnector(tls, guard, settings.connectTimeoutMs),
     connectTimeout: settings.connectTimeoutMs,
     headersTimeout: settings.headersTimeoutMs,
     bodyTimeout: settings.bodyTimeoutMs,
@@ -131,6 +151,26 @@ function buildAgent(
     connections: settings.connections,
     maxResponseSize: settings.maxResponseBytes,
   });
+}
+
+/**
+ * undici's connector with the guard in front: a literal IP host is checked here (`net.connect` does not look
+ * it up), a host name by the guard's `lookup` on every connection, after resolution.
+ */
+function guardedConnector(
+  tls: Record<string, unknown>,
+  guard: DestinationGuard,
+  timeout: number,
+): buildConnector.connector {
+  const connect = buildConnector({ ...tls, lookup: guard.lookup, timeout } as buildConnector.BuildOptions);
+  return (options, callback) => {
+    const refused = refusedLiteral(guard, options.hostname);
+    if (refused !== undefined) {
+      callback(refused, null);
+      return;
+    }
+    connect(options, callback);
+  };
 }
 
 export interface VendorDispatcherRegistry {
@@ -148,6 +188,7 @@ export function createVendorDispatcherRegistry(
   defaults: Omit<VendorDispatcherOptions, 'extraCaPem'> = {},
 ): VendorDispatcherRegistry {
   validate(defaults);
+  const guard = guardOf(defaults);
   const agents = new Map<string, Agent>();
   return {
     forOrigin(url, options = {}) {
@@ -162,7 +203,7 @@ export function createVendorDispatcherRegistry(
       const key = `${origin.origin}#${extraCa?.fingerprint ?? 'system-roots'}`;
       let agent = agents.get(key);
       if (agent === undefined) {
-        agent = buildAgent(defaults, extraCa);
+        agent = buildAgent(defaults, extraCa, guard);
         agents.set(key, agent);
       }
       return agent;

@@ -36,6 +36,7 @@ export async function buildContainer(deps: ServiceMainDeps): Promise<ServiceCont
       retryMaxAttempts: config.delivery.retryMaxAttempts,
       retryBackoffBaseMs: config.delivery.retryBackoffBaseSeconds * 1000,
       rateLimitPerSecond: config.delivery.rateLimitPerSecond,
+      allowedPrivateDestinations: config.delivery.allowedPrivateCidrs,
       // Partitions of a delivery-* topic it has to create (KAFKA_DELIVERY_PARTITIONS).
       topicPartitions: config.bus.kafka.partitions.delivery,
     },

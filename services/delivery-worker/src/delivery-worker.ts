@@ -44,6 +44,13 @@ export const workerSettingsSchema = z.object({
   breakerMaxOpenMs: z.int().min(1).default(300_000),
   requestTimeoutMs: z.int().min(1).default(10_000),
   /**
+   * DELIVERY_ALLOWED_PRIVATE_CIDRS: private or reserved addresses deliveries may connect to. Every other one
+   * is refused (@signal/http destination-guard.ts): integrations are edited by tenants' editors, whose
+   * endpoint must not reach the deployment's own network. A refused delivery is dead-lettered
+   * (`ERR_DESTINATION_NOT_ALLOWED`), never retried.
+   */
+  allowedPrivateDestinations: z.array(z.string()).readonly().default([]),
+  /**
    * Longest a batch handler goes without `Batch.heartbeat()` while it waits (for a batch slot, on the rate
    * limiter); it also beats after every vendor request. Keep it well under the bus session timeout.
    */
@@ -179,7 +186,11 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   const metrics = workerMetrics(deps.metrics);
   const ownDispatchers = deps.dispatchers === undefined;
   const dispatchers =
-    deps.dispatchers ?? createVendorDispatcherRegistry({ headersTimeoutMs: settings.requestTimeoutMs });
+    deps.dispatchers ??
+    createVendorDispatcherRegistry({
+      headersTimeoutMs: settings.requestTimeoutMs,
+      privateDestinations: { allow: settings.allowedPrivateDestinations },
+    });
   const credentials = cachedCredentialSource(deps.credentials, { ttlMs: settings.credentialsTtlMs });
   const runtimes = createRuntimeDirectory({
     integrations: deps.integrations,

@@ -202,6 +202,31 @@ function refusingDlqRowsWith(db: Database, marker: string): Database {
   };
 }
 
+describe("a destination in the deployment's own network", () => {
+  it('is never connected to unless allowed: the event is dead-lettered at once, nothing reaches it', async () => {
+    // A worker as deployed: no private address allowed (DELIVERY_ALLOWED_PRIVATE_CIDRS empty).
+    const own = await createHarness({
+      workerSettings: { topicPartitions: 1, allowedPrivateDestinations: [] },
+    });
+    try {
+      await own.worker.start();
+      // An editor pointed the integration at an internal HTTPS service (here, on loopback).
+      const internal = await sink();
+      const integrationId = webhook(internal, own);
+      const event = makeEvent();
+      await deliver(integrationId, event, own);
+      const dlq = createDlqStore(own.db, own.control.crypto);
+      await waitFor(async () => (await dlq.list({ integrationId })).length === 1, 'the dead letter', 15_000);
+      const [entry] = await dlq.list({ integrationId });
+      expect(JSON.stringify(entry)).toContain('ERR_DESTINATION_NOT_ALLOWED');
+      expect(entry?.attempts).toBe(1);
+      expect(internal.requests).toHaveLength(0);
+    } finally {
+      await own.close();
+    }
+  });
+});
+
 describe('the DLQ indexer', () => {
   it('skips (logs and counts) a letter the database refuses, so it cannot hold back the later ones', async () => {
     const marker = `refused-${randomBytes(4).toString('hex')}`;

@@ -77,6 +77,12 @@ function developmentJwtSecret(dataDir: string): string {
 }
 
 /**
+ * Loopback, where the demo's HTTPS vendor sink listens: deliveries may reach it (the delivery worker refuses
+ * private and reserved addresses otherwise, DELIVERY_ALLOWED_PRIVATE_CIDRS).
+ */
+const LOOPBACK: readonly string[] = ['127.0.0.1/32', '::1/128'];
+
+/**
  * The composition root of the embedded all-in-one (STYLE §2): adapters, then services, then the one HTTP
  * transport. Components join the lifecycle in start order and stop in reverse: the HTTP server stops
  * taking requests first, consumers drain, the bus and database close last.
@@ -241,6 +247,8 @@ export async function buildSignal({ config, logger, onFatal }: SignalDeps) {
       retryMaxAttempts: config.delivery.retryMaxAttempts,
       retryBackoffBaseMs: config.delivery.retryBackoffBaseSeconds * 1000,
       rateLimitPerSecond: config.delivery.rateLimitPerSecond,
+      // The demo's vendor sink listens on loopback; everything else private only as configured.
+      allowedPrivateDestinations: [...config.delivery.allowedPrivateCidrs, ...LOOPBACK],
     },
   });
   lifecycle.add({ name: 'delivery-worker', start: () => worker.start(), stop: (ms) => worker.stop(ms) });

@@ -65,7 +65,14 @@ const worker = createDeliveryWorker({
   crypto,
   logger: silent,
   metrics: createMetrics({ processMetrics: false }),
-  settings: { consumersPerIntegration: 4, batchSize: 50, rateLimitPerSecond: 100_000, retryPollMs: 50 },
+  settings: {
+    consumersPerIntegration: 4,
+    batchSize: 50,
+    rateLimitPerSecond: 100_000,
+    retryPollMs: 50,
+    // The vendor sink listens on loopback.
+    allowedPrivateDestinations: ['127.0.0.1/32', '::1/128'],
+  },
 });
 await worker.start();
 process.stdout.write('worker ready\n');

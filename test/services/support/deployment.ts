@@ -109,6 +109,8 @@ export async function createTestDeployment(options: { migrate: boolean }): Promi
         SIGNAL_NAMESPACE: namespace,
         ENCRYPTION_KEY: encryptionKey,
         BUS: 'postgres',
+        // The tests' vendor sinks listen on loopback, which deliveries may not reach otherwise.
+        DELIVERY_ALLOWED_PRIVATE_CIDRS: '127.0.0.1/32,::1/128',
         ...extra,
       };
     },

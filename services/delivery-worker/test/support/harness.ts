@@ -31,6 +31,8 @@ import {
 
 export const silentLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
+/** Where the tests' vendors listen: loopback, which the worker refuses unless allowed. */
+export const LOOPBACK: readonly string[] = ['127.0.0.1/32', '::1/128'];
 /** Fast bus timings so tests take seconds. */
 export const TEST_BUS: PostgresBusSettings = {
   sessionTimeoutMs: 2000,
@@ -235,6 +237,8 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
       retryPollMs: 20,
       maintenanceIntervalMs: 200,
       requestTimeoutMs: 2000,
+      // The vendors here are HTTPS servers on loopback (destination-guard.ts refuses them otherwise).
+      allowedPrivateDestinations: LOOPBACK,
       ...options.workerSettings,
     },
   });
