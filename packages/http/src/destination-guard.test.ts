@@ -27,6 +27,7 @@ describe('the destination guard', () => {
     ['fe80::1', 'link-local'],
     ['::ffff:10.0.0.1', 'an IPv4-mapped private address'],
     ['::ffff:127.0.0.1', 'IPv4-mapped loopback'],
+    ['::ffff:a9fe:a9fe', 'IPv4-mapped 169.254.169.254 in hex'],
     ['64:ff9b::a00:1', 'NAT64 of 10.0.0.1'],
     ['2002:a00:1::1', '6to4 of 10.0.0.1'],
     ['not-an-ip', 'not an address'],
@@ -34,12 +35,16 @@ describe('the destination guard', () => {
     expect(guard.allows(address)).toBe(false);
   });
 
-  it.each(['8.8.8.8', '157.240.0.35', '172.32.0.1', '2606:4700:4700::1111', '::ffff:8.8.8.8'])(
-    'allows the public address %s',
-    (address) => {
-      expect(guard.allows(address)).toBe(true);
-    },
-  );
+  it.each([
+    '8.8.8.8',
+    '157.240.0.35',
+    '172.32.0.1',
+    '2606:4700:4700::1111',
+    '::ffff:8.8.8.8',
+    '::ffff:808:808',
+  ])('allows the public address %s', (address) => {
+    expect(guard.allows(address)).toBe(true);
+  });
 
   it('allows what the deployment lists, and nothing next to it', () => {
     const listed = destinationGuard(['10.20.0.0/16', '::1']);
@@ -84,7 +89,12 @@ describe('a dispatcher that refuses private destinations', () => {
   it('never connects to a private address, by IP or by a name that resolves to one, and says why', async () => {
     const registry = createVendorDispatcherRegistry({ privateDestinations: { allow: [] } });
     try {
-      for (const url of [`https://127.0.0.1:${port}/hook`, `https://localhost:${port}/hook`]) {
+      for (const url of [
+        `https://127.0.0.1:${port}/hook`,
+        `https://localhost:${port}/hook`,
+        `https://[::1]:${port}/hook`,
+        `https://[::ffff:127.0.0.1]:${port}/hook`,
+      ]) {
         const result = await request(registry.forOrigin(url, { extraCaPem: ca.certPem }), {
           url,
           method: 'POST',

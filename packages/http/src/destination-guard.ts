@@ -88,11 +88,24 @@ export function addressList(entries: readonly string[]): BlockList {
 }
 
 const reserved = addressList(RESERVED);
-const MAPPED_V4 = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i;
+const MAPPED_DOTTED = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i;
+const MAPPED_HEX = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i;
 
+/** The IPv4 address an IPv4-mapped IPv6 address carries (`::ffff:10.0.0.1`, `::ffff:a00:1`), else undefined. */
+function mappedV4(address: string): string | undefined {
+  const dotted = MAPPED_DOTTED.exec(address)?.[1];
+  if (dotted !== undefined) return dotted;
+  const hex = MAPPED_HEX.exec(address);
+  if (hex === null) return undefined;
+  const high = Number.parseInt(hex[1] ?? '0', 16);
+  const low = Number.parseInt(hex[2] ?? '0', 16);
+  return `${high >> 8}.${high & 0xff}.${low >> 8}.${low & 0xff}`;
+}
+
+/** Whether `list` holds the address (a mapped IPv6 address as the IPv4 address it carries). */
 function inList(list: BlockList, address: string): boolean {
-  const mapped = MAPPED_V4.exec(address)?.[1];
-  if (mapped !== undefined) return list.check(mapped, 'ipv4');
+  const v4 = mappedV4(address);
+  if (v4 !== undefined) return list.check(v4, 'ipv4');
   const family = isIP(address);
   return family !== 0 && list.check(address, family === 4 ? 'ipv4' : 'ipv6');
 }
@@ -105,7 +118,7 @@ function inList(list: BlockList, address: string): boolean {
 export function destinationGuard(allowPrivate: readonly string[] = []): DestinationGuard {
   const allowed = addressList(allowPrivate);
   const allows = (address: string): boolean =>
-    isIP(address.replace(/^::ffff:/i, '')) !== 0 && (!inList(reserved, address) || inList(allowed, address));
+    isIP(address) !== 0 && (!inList(reserved, address) || inList(allowed, address));
 
   const refusal = (hostname: string, address: string) =>
     new DestinationNotAllowedError(
