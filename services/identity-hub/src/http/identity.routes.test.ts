@@ -440,6 +440,24 @@ describe('POST /v1/identity/resolve', () => {
     expect(reply.headers['set-cookie']).toBeUndefined();
   });
 
+  it('issues tokens only to pages: a request without Origin cannot choose the identity a visitor adopts', async () => {
+    const h = await harness();
+    // Outside a browser anyone can send any _dfid: a token for it would plant that id on whoever opens the link.
+    const planted = await h.server.send({
+      method: 'POST',
+      path: '/v1/identity/token',
+      host: h.host('site-a.localhost'),
+      headers: { cookie: '_dfid=attackerattackerattacker01', 'x-pipeline-key': PIPELINE_KEY },
+      body: { to: 'https://site-b.localhost/landing' },
+    });
+    expect(planted.status).toBe(403);
+    expect(planted.json()).toMatchObject({
+      error: { code: 'forbidden', message: expect.stringContaining('Origin') },
+    });
+    expect(planted.headers['access-control-allow-origin']).toBeUndefined();
+    expect((await issue(h, 'https://site-b.localhost/landing')).status).toBe(200);
+  });
+
   it('behind a proxy, answers only for the configured public hosts', async () => {
     const h = await harness({ publicHosts: ['site-b.localhost'] });
     const token = await tokenFor(h, 'https://site-b.localhost/').catch(() => '');
@@ -448,7 +466,11 @@ describe('POST /v1/identity/resolve', () => {
       method: 'POST',
       path: '/v1/identity/token',
       host: h.host('site-b.localhost'),
-      headers: { cookie: `_dfid=${ANONYMOUS_ID}`, 'x-pipeline-key': PIPELINE_KEY },
+      headers: {
+        cookie: `_dfid=${ANONYMOUS_ID}`,
+        'x-pipeline-key': PIPELINE_KEY,
+        origin: 'http://site-b.localhost',
+      },
       body: { to: 'https://site-b.localhost/' },
     });
     expect(issuedOnB.status).toBe(200);
@@ -567,8 +589,15 @@ describe('binding to the pipeline and the host (cross-pipeline and cross-tenant 
     const ownCrossSite = await redirectOnSiteA(h, 'https://site-b.localhost/', PIPELINE_KEY, crossSite);
     expect(ownCrossSite.headers.location).toBe('https://site-b.localhost/');
     expect(await refusalCount(h, 'cross_site')).toBe(2);
-    // A link on site A (same site as its data host), or a typed/bookmarked URL, carries it as before.
-    for (const site of ['same-origin', 'same-site', 'none']) {
+    // Nor one no page started (an emailed, pasted or QR-coded link naming org B's key): Datafly.js sends
+    // visitors through only from a click on a linked page.
+    const mailed = await redirectOnSiteA(h, 'https://evil.example/c', OTHER_PIPELINE_KEY, {
+      'sec-fetch-site': 'none',
+    });
+    expect(mailed.headers.location).toBe('https://evil.example/c');
+    expect(await refusalCount(h, 'no_initiator')).toBe(1);
+    // A link on site A (same site as its data host) carries it as before.
+    for (const site of ['same-origin', 'same-site']) {
       const reply = await redirectOnSiteA(h, 'https://site-b.localhost/', PIPELINE_KEY, {
         'sec-fetch-site': site,
       });
@@ -577,6 +606,29 @@ describe('binding to the pipeline and the host (cross-pipeline and cross-tenant 
         carried: true,
       });
     }
+  });
+
+  it('junk with the public key cannot use up the redirect limit, and one over it still reaches its page', async () => {
+    const h = await harness({ rateLimitRps: 2, ipRateLimitRps: 1000 }, { limits: 'clocked' });
+    // Requests that would mint nothing (a refused destination, no cookie) do not count against the pipeline.
+    for (let i = 0; i < 5; i += 1) {
+      expect((await redirectOnSiteA(h, 'https://not-linked.example/', PIPELINE_KEY)).status).toBe(400);
+      const bare = await h.server.send({
+        method: 'GET',
+        path: `/v1/identity/redirect?${new URLSearchParams({ to: 'https://site-b.localhost/', pipelineKey: PIPELINE_KEY })}`,
+        host: h.host('site-a.localhost'),
+      });
+      expect(bare.headers.location).toBe('https://site-b.localhost/');
+    }
+    const carried = (reply: { headers: Record<string, unknown> }) =>
+      /[?&]_dftk=v1\./.test(String(reply.headers.location));
+    expect(carried(await redirectOnSiteA(h, 'https://site-b.localhost/', PIPELINE_KEY))).toBe(true);
+    expect(carried(await redirectOnSiteA(h, 'https://site-b.localhost/', PIPELINE_KEY))).toBe(true);
+    // Over the limit: the visitor still gets where the link pointed, only without a token.
+    const over = await redirectOnSiteA(h, 'https://site-b.localhost/', PIPELINE_KEY);
+    expect(over.status).toBe(302);
+    expect(over.headers.location).toBe('https://site-b.localhost/');
+    expect(await refusalCount(h, 'rate_limited_pipeline')).toBe(1);
   });
 
   it('a token opens only under the pipeline it was issued for: another pipeline linking the site does not help', async () => {

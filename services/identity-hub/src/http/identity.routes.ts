@@ -157,18 +157,23 @@ export function registerIdentityRoutes(router: Router, deps: IdentityRoutesDeps)
    * (`host_not_linked`); otherwise any pipeline (another org's included) could mint a token for the visitor
    * of site A to a domain it lists and redeem it there. Linked domains are each pipeline's own say, so a
    * navigation the browser reports as started by another site (`Sec-Fetch-Site: cross-site`) carries nothing
-   * either (`cross_site`): a link on the customer's site to its own data host is same-site, a typed or
-   * bookmarked URL `none`. Browsers that send no Fetch Metadata get the host check alone.
+   * either (`cross_site`): a link on the customer's site to its own data host is same-site. Nor does one no
+   * page started (`Sec-Fetch-Site: none`, `no_initiator`): a typed, bookmarked or pasted URL, a link in an
+   * email or a chat, a QR code. Datafly.js only ever sends the visitor through from a click on a linked
+   * page, so such a navigation is someone else's link, which would otherwise hand the visitor's id to
+   * whatever pipeline it names. Browsers that send no Fetch Metadata get the host check alone.
    */
   function identityWithheld(
     req: IncomingMessage,
     arrival: string,
     domains: readonly LinkedDomain[],
-  ): 'host_not_linked' | 'cross_site' | null {
+  ): 'host_not_linked' | 'cross_site' | 'no_initiator' | null {
     if (!domains.some((d) => servesAudience(arrival, d.host, settings.cookieDomains))) {
       return 'host_not_linked';
     }
-    return header(req, 'sec-fetch-site')?.toLowerCase() === 'cross-site' ? 'cross_site' : null;
+    const site = header(req, 'sec-fetch-site')?.toLowerCase();
+    if (site === 'cross-site') return 'cross_site';
+    return site === 'none' ? 'no_initiator' : null;
   }
 
   function destinationError(reason: DestinationRefusal, headers: Record<string, string>): HttpError {
@@ -210,21 +215,27 @@ export function registerIdentityRoutes(router: Router, deps: IdentityRoutesDeps)
     }
     const found = await pipelineFor(res, 'token', header(req, 'x-pipeline-key') ?? body.value.pipelineKey);
     if (found === undefined) return;
+    // Only pages ask for a token (a credentialed fetch, which always carries Origin). Without one the caller is
+    // not a browser, and the `_dfid` it sends is whatever it chose: a token for it would make a visitor who
+    // follows the link adopt that id (identity injection).
     const origin = header(req, 'origin');
     const page = origin === undefined ? null : parseOrigin(origin);
-    if (origin !== undefined && (page === null || !isLinkedOrigin(page, found.domains))) {
+    if (page === null || !isLinkedOrigin(page, found.domains)) {
       // No CORS headers: the page must not be able to read even the refusal.
       refuse(
         res,
         'token',
         'origin',
-        new HttpError('forbidden', 'this origin is not a linked domain of the pipeline'),
+        new HttpError(
+          'forbidden',
+          origin === undefined
+            ? 'an Origin is required: tokens are issued to pages of a linked domain'
+            : 'this origin is not a linked domain of the pipeline',
+        ),
       );
       return;
     }
-    const cors = origin === undefined ? {} : corsHeaders(origin);
-    const perPipeline = await rateLimits.byPipeline(found.pipeline.pipelineId, 'token');
-    if (!within(res, 'token', 'pipeline', perPipeline, cors)) return;
+    const cors = corsHeaders(page.origin);
     const destination = checkDestination(body.value.to, found.domains);
     if (!destination.ok) {
       refuse(res, 'token', destination.reason, destinationError(destination.reason, cors));
@@ -246,11 +257,14 @@ export function registerIdentityRoutes(router: Router, deps: IdentityRoutesDeps)
       sendError(res, 409, 'no_identity', 'no _dfid cookie: there is no identity to carry', cors);
       return;
     }
+    // Counted only for a request that would mint, so junk requests with the public key cannot use it up.
+    const perPipeline = await rateLimits.byPipeline(found.pipeline.pipelineId, 'token');
+    if (!within(res, 'token', 'pipeline', perPipeline, cors)) return;
     const { token, claims } = tokens.issue({
       anonymousId,
       org: found.pipeline.orgId,
       pipeline: found.pipeline.pipelineId,
-      from: page?.hostname ?? arrival,
+      from: page.hostname,
       aud: destination.host,
     });
     issued.inc({ endpoint: 'token' });
@@ -266,8 +280,6 @@ export function registerIdentityRoutes(router: Router, deps: IdentityRoutesDeps)
     if (!within(res, 'redirect', 'client', await rateLimits.byClient(req, 'redirect'))) return;
     const found = await pipelineFor(res, 'redirect', query.get('pipelineKey') ?? undefined);
     if (found === undefined) return;
-    const perPipeline = await rateLimits.byPipeline(found.pipeline.pipelineId, 'redirect');
-    if (!within(res, 'redirect', 'pipeline', perPipeline)) return;
     const destination = checkDestination(query.get('to') ?? undefined, found.domains);
     if (!destination.ok) {
       refuse(res, 'redirect', destination.reason, destinationError(destination.reason, {}));
@@ -280,8 +292,14 @@ export function registerIdentityRoutes(router: Router, deps: IdentityRoutesDeps)
     }
     const anonymousId = readAnonymousIdCookie(header(req, 'cookie'));
     let location = destination.url.href;
-    const withheld =
+    let withheld: string | null =
       anonymousId === undefined ? 'no_identity' : identityWithheld(req, arrival, found.domains);
+    // The per-pipeline limit counts only navigations that would carry an identity, and one over it still
+    // gets where it was going (without a token): anyone holding the public key could otherwise use the
+    // limit up with junk and break every visitor's links to the customer's other sites.
+    if (withheld === null && !(await rateLimits.byPipeline(found.pipeline.pipelineId, 'redirect')).allowed) {
+      withheld = 'rate_limited_pipeline';
+    }
     if (anonymousId === undefined || withheld !== null) {
       // Nothing to carry, or not this pipeline's to carry: the visitor still gets where the link pointed
       // (an allowlisted destination), without a token.
