@@ -54,13 +54,37 @@ const directory: PipelineDirectory = {
 function recording(bus: Bus) {
   const published: OutgoingMessage[] = [];
   let failing: false | 'before' | 'after' = false;
+  let gate: { entered: () => void; opened: Promise<void> } | undefined;
   return {
     published,
+    /**
+     * Holds the next publish until `open` is called; `entered` settles once a publish is waiting there.
+     */
+    hold() {
+      let open!: () => void;
+      let entered!: () => void;
+      const waiting = new Promise<void>((resolve) => {
+        entered = resolve;
+      });
+      gate = {
+        entered,
+        opened: new Promise<void>((resolve) => {
+          open = resolve;
+        }),
+      };
+      return { entered: waiting, open };
+    },
     /** `after`: the write is stored, then reported as failed (a COMMIT whose outcome was lost). */
     fail(on: boolean | 'after') {
       failing = on === true ? 'before' : on;
     },
     async publish(topic: string, messages: readonly OutgoingMessage[]) {
+      const held = gate;
+      if (held !== undefined) {
+        gate = undefined;
+        held.entered();
+        await held.opened;
+      }
       if (failing === 'before') throw new Error('bus down');
       const receipt = await bus.publish(topic, messages);
       published.push(...messages);
@@ -73,6 +97,8 @@ function recording(bus: Bus) {
 let db: Database;
 let bus: Bus;
 let recorder: ReturnType<typeof recording>;
+/** The gateway's cache (replay claims, rate limits). */
+const gatewayCache = createMemoryCache({ namespace: NAMESPACE });
 let server: SignalHttpServer;
 let base: string;
 const config: GatewayConfig = {
@@ -99,7 +125,7 @@ beforeAll(async () => {
     config,
     directory,
     bus: recorder,
-    cache: createMemoryCache({ namespace: NAMESPACE }),
+    cache: gatewayCache,
     sdk,
     logger: { debug() {}, info() {}, warn() {}, error() {} },
     metrics: createMetrics({ processMetrics: false }),
@@ -389,6 +415,34 @@ describe('server sources (HMAC)', () => {
     const other = signed(body, { timestamp: Date.now() + 1 });
     expect((await fetch(`${base}/v1/events`, { method: 'POST', body, headers: other })).status).toBe(202);
     expect(JSON.parse(recorder.published[2]?.value ?? '{}').messageId).not.toBe(ids[0]);
+  });
+
+  it('a copy sent while the first is still being published gets 503, not a final 409: nothing is lost', async () => {
+    const headers = signed(body);
+    const held = recorder.hold();
+    const first = fetch(`${base}/v1/events`, { method: 'POST', body, headers });
+    await held.entered;
+    // The sender timed out waiting and retried: the first copy may still fail, so this must invite a retry.
+    const impatient = await fetch(`${base}/v1/events`, { method: 'POST', body, headers });
+    expect(impatient.status).toBe(503);
+    expect(impatient.headers.get('retry-after')).toBe('1');
+    // The first publish fails after all: had the retry been told 409, the event would be gone.
+    recorder.fail(true);
+    held.open();
+    expect((await first).status).toBe(503);
+    recorder.fail(false);
+    expect((await fetch(`${base}/v1/events`, { method: 'POST', body, headers })).status).toBe(202);
+    expect(recorder.published).toHaveLength(1);
+    expect((await fetch(`${base}/v1/events`, { method: 'POST', body, headers })).status).toBe(409);
+  });
+
+  it('a claim left pending by a process that died mid-publish is taken over after 30 s, not refused forever', async () => {
+    const headers = signed(body);
+    const signature = headers['x-signature'].slice('sha256='.length);
+    await gatewayCache.set(`hmac-seen:${signature}`, `pending:${Date.now() - 31_000}`, { ttlMs: 600_000 });
+    expect((await fetch(`${base}/v1/events`, { method: 'POST', body, headers })).status).toBe(202);
+    expect(recorder.published).toHaveLength(1);
+    expect((await fetch(`${base}/v1/events`, { method: 'POST', body, headers })).status).toBe(409);
   });
 
   it('a retry of the same signed request after a 503 is accepted, not refused as a replay', async () => {

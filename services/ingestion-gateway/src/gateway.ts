@@ -63,7 +63,7 @@ export interface GatewayDeps {
   readonly config: GatewayConfig;
   readonly directory: PipelineDirectory;
   readonly bus: Pick<Bus, 'publish'>;
-  readonly cache: Pick<Cache, 'setIfAbsent' | 'delete' | 'incrementWindow'>;
+  readonly cache: Pick<Cache, 'setIfAbsent' | 'get' | 'compareAndSet' | 'delete' | 'incrementWindow'>;
   /** Datafly.js, built once at start-up. */
   readonly sdk: { readonly code: string; readonly integrity: string };
   readonly logger: GatewayLogger;
@@ -81,6 +81,13 @@ const ALLOWED_HEADERS = 'Content-Type, X-Pipeline-Key, X-Signature, X-Timestamp'
 const PREFLIGHT_MAX_AGE_SECONDS = 7200;
 /** A signature is remembered a little longer than it can be valid, so a replay is refused for its whole life. */
 const SIGNATURE_MEMORY_MS = 2 * HMAC_MAX_SKEW_MS + 60_000;
+/**
+ * A signature's claim (`hmac-seen:`) holds `pending:<ms>` from the moment its request is accepted; once the
+ * bus took it, a second key (`hmac-done:`) says so. Both are written with set-if-absent, which the embedded
+ * cache never evicts before they expire. A pending claim older than this, with no done marker, was left by
+ * a process that died mid-publish: a retry may take it over.
+ */
+const IN_FLIGHT_MS = 30_000;
 /** Transparent 1×1 GIF. */
 const PIXEL_GIF = Buffer.from('R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7', 'base64');
 
@@ -466,13 +473,13 @@ export function createGateway(deps: GatewayDeps) {
     // The signature is claimed before anything else can refuse the request, so a replay is told 409 at once
     // and costs the pipeline nothing (a replay loop must not spend the sender's rate limit). The claim is
     // given back when nothing was published: a sender retrying after a 429 or 503 (both invite a retry)
-    // must not be refused as a replay of a request that put nothing on the bus.
+    // must not be refused as a replay of a request that put nothing on the bus. While the first copy is
+    // still being published the claim is pending, and a retry (a sender that timed out waiting) gets 503,
+    // not 409: a 409 is final, and if that publish then failed the event would be lost.
     const seenKey = `hmac-seen:${verdict.signatureHex}`;
+    let claimed: 'claimed' | 'in_flight' | 'replay';
     try {
-      if (!(await cache.setIfAbsent(seenKey, '1', SIGNATURE_MEMORY_MS))) {
-        reject(res, new HttpError('conflict', 'this signature was already used (replay)'), 'hmac_replay');
-        return;
-      }
+      claimed = await claimSignature(seenKey);
     } catch (cause) {
       // Fail closed: without the replay store a captured request could be replayed at will.
       cacheErrors.inc({ operation: 'replay_check_fail_closed' });
@@ -483,11 +490,57 @@ export function createGateway(deps: GatewayDeps) {
       reject(res, unavailable('replay protection is unavailable, retry shortly'), 'replay_store_unavailable');
       return;
     }
+    if (claimed === 'replay') {
+      reject(res, new HttpError('conflict', 'this signature was already used (replay)'), 'hmac_replay');
+      return;
+    }
+    if (claimed === 'in_flight') {
+      reject(
+        res,
+        unavailable('this signed request is still being accepted; retry shortly'),
+        'hmac_in_flight',
+      );
+      return;
+    }
     let published = false;
     try {
       published = await acceptSigned(req, res, endpoint, pipeline, bytes, verdict.signatureHex);
     } finally {
-      if (!published) await releaseSignature(seenKey);
+      if (published) await markSignatureDone(seenKey);
+      else await releaseSignature(seenKey);
+    }
+  }
+
+  /**
+   * Claims a signature for this request: `claimed` (new, or a pending claim abandoned for IN_FLIGHT_MS by a
+   * process that died mid-publish), `in_flight` (another copy is being accepted right now) or `replay` (the
+   * bus already took it). Cache failures throw.
+   */
+  async function claimSignature(seenKey: string): Promise<'claimed' | 'in_flight' | 'replay'> {
+    const claim = `pending:${now()}`;
+    if (await cache.setIfAbsent(seenKey, claim, SIGNATURE_MEMORY_MS)) return 'claimed';
+    if ((await cache.get(doneKey(seenKey))) !== null) return 'replay';
+    const held = await cache.get(seenKey);
+    if (held === null) return 'in_flight'; // released or expired this instant: the sender's retry will know
+    if (!held.startsWith('pending:')) return 'replay';
+    const since = Number(held.slice('pending:'.length));
+    if (Number.isFinite(since) && now() - since < IN_FLIGHT_MS) return 'in_flight';
+    return (await cache.compareAndSet(seenKey, held, claim, SIGNATURE_MEMORY_MS)) ? 'claimed' : 'in_flight';
+  }
+
+  function doneKey(seenKey: string): string {
+    return `hmac-done:${seenKey.slice('hmac-seen:'.length)}`;
+  }
+
+  /** The bus took the request: from now on a copy of it is a replay. */
+  async function markSignatureDone(seenKey: string): Promise<void> {
+    try {
+      await cache.setIfAbsent(doneKey(seenKey), '1', SIGNATURE_MEMORY_MS);
+    } catch (cause) {
+      // Still pending: a copy gets 503 until IN_FLIGHT_MS, then is accepted again with the same message ids
+      // (derived from the signature), which consumers deduplicate.
+      cacheErrors.inc({ operation: 'replay_mark_failed' });
+      logger.warn({ err: cause }, 'could not mark a published signature as used');
     }
   }
 
