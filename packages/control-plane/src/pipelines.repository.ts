@@ -85,6 +85,11 @@ export interface GatewayPipeline {
    * by the crypto service), so requests signed with it are refused: fail closed.
    */
   readonly hmacSecrets: readonly Buffer[];
+  /**
+   * When this answer stops being true (ms since the epoch): the earliest end of a grace window in it (the
+   * key's, or a rotated secret's); null when nothing in it expires. Caches keep it no longer than that.
+   */
+  readonly validUntil: number | null;
 }
 
 const graceSchema = z.number().int().min(0).max(MAX_GRACE_SECONDS);
@@ -245,7 +250,11 @@ const gatewayRowSchema = z.object({
   grace_ends_at: z.date().nullable(),
 });
 
-const secretValueRowSchema = z.object({ id: z.string(), secret: z.string() });
+const secretValueRowSchema = z.object({
+  id: z.string(),
+  secret: z.string(),
+  grace_ends_at: z.date().nullable(),
+});
 
 function statusOf(graceEndsAt: Date | null, now: Date): CredentialStatus {
   if (graceEndsAt === null) return 'active';
@@ -547,14 +556,16 @@ export function createPipelinesRepository(deps: {
       if (rows[0] === undefined) return null;
       const row = parseRow(gatewayRowSchema, rows[0], 'pipeline_keys');
       const secrets = await db.query(
-        `SELECT id, secret FROM pipeline_secrets
+        `SELECT id, secret, grace_ends_at FROM pipeline_secrets
           WHERE pipeline_id = $1 AND (grace_ends_at IS NULL OR grace_ends_at > $2)
           ORDER BY (grace_ends_at IS NULL) DESC, id DESC`,
         [row.pipeline_id, now],
       );
       const hmacSecrets: Buffer[] = [];
+      const graceEnds: number[] = row.grace_ends_at === null ? [] : [row.grace_ends_at.getTime()];
       for (const raw of secrets.rows) {
         const secret = parseRow(secretValueRowSchema, raw, 'pipeline_secrets');
+        if (secret.grace_ends_at !== null) graceEnds.push(secret.grace_ends_at.getTime());
         try {
           hmacSecrets.push(openColumn(crypto, secret.secret, pipelineSecretContext(secret.id)));
         } catch {
@@ -570,6 +581,7 @@ export function createPipelinesRepository(deps: {
         allowedDomains: row.allowed_domains,
         rateLimitRps: row.rate_limit_rps,
         hmacSecrets,
+        validUntil: graceEnds.length === 0 ? null : Math.min(...graceEnds),
       };
     },
 

@@ -226,6 +226,7 @@ export function describeControlPlaneSuite(target: DbTarget, skip = false): void 
           allowedDomains: ['shop.example.com', '*.example.com'],
           rateLimitRps: null,
           hmacSecrets: [Buffer.from(made.hmacSecret, 'utf8')],
+          validUntil: null,
         });
         // Change the last character to one it is not (a key ending in 'x' once made `…x` the same key).
         const tampered = `${made.key.slice(0, -1)}${made.key.endsWith('x') ? 'y' : 'x'}`;
@@ -300,6 +301,9 @@ export function describeControlPlaneSuite(target: DbTarget, skip = false): void 
         expect(first.previous).toMatchObject({ id: made.keyInfo.id, status: 'grace' });
         expect((await cp.findPipelineByKey(made.key))?.keyStatus).toBe('grace');
         expect((await cp.findPipelineByKey(first.key))?.keyStatus).toBe('active');
+        // Caches keep the answer for the old key no longer than its grace (the new key's never expires).
+        expect((await cp.findPipelineByKey(made.key))?.validUntil).toBe(clock.now().getTime() + 3600_000);
+        expect((await cp.findPipelineByKey(first.key))?.validUntil).toBeNull();
 
         clock.advance(3600_001);
         expect(await cp.findPipelineByKey(made.key)).toBeNull();

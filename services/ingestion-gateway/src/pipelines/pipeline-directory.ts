@@ -15,6 +15,11 @@ export interface PipelineAuth {
   readonly rateLimitRps: number | null;
   /** Decrypted HMAC secrets for server sources: the current one first, then a rotated one in its grace. */
   readonly hmacSecrets: readonly Buffer[];
+  /**
+   * When this answer stops being true (ms since the epoch): the earliest end of a grace window in it (the
+   * key's or a secret's); null or absent when nothing in it expires. The cache keeps it no longer.
+   */
+  readonly validUntil?: number | null;
 }
 
 export interface PipelineDirectory {
@@ -41,7 +46,8 @@ interface Entry {
 /**
  * An in-process cache in front of the directory: the lookup runs on every request, so hits must cost a Map
  * read. Concurrent misses for one key share one lookup (single flight). A revoked key keeps working on a
- * gateway for at most `ttlMs` (PIPELINE_KEY_CACHE_TTL, 300 s by default): the documented trade-off.
+ * gateway for at most `ttlMs` (PIPELINE_KEY_CACHE_TTL, 300 s by default): the documented trade-off. A
+ * rotated key or secret stops at the end of its grace window exactly (`validUntil`), not up to a TTL later.
  */
 export function cachedPipelineDirectory(
   directory: PipelineDirectory,
@@ -59,7 +65,9 @@ export function cachedPipelineDirectory(
       const oldest = entries.keys().next();
       if (!oldest.done) entries.delete(oldest.value);
     }
-    entries.set(key, { value, expiresAt: now() + (value ? options.ttlMs : negativeTtlMs) });
+    // A key or secret in its grace window is reused only until the window ends, however long the TTL.
+    const until = now() + (value ? options.ttlMs : negativeTtlMs);
+    entries.set(key, { value, expiresAt: Math.min(until, value?.validUntil ?? Number.POSITIVE_INFINITY) });
   }
 
   return {
