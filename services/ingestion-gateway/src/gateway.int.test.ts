@@ -342,6 +342,34 @@ describe('browser collection endpoints', () => {
       context: { provenance: 'pixel' },
     });
   });
+
+  it('a pixel opened as a page (a link someone sent) neither plants nor reads the visitor cookie', async () => {
+    const navigate = {
+      'sec-fetch-mode': 'navigate',
+      'sec-fetch-dest': 'document',
+      'sec-fetch-site': 'cross-site',
+    };
+    // No cookie yet: the sender's anonymousId must not become the visitor's _dfid.
+    const planted = await fetch(`${base}/v1/pixel/p?pipelineKey=${KEY}&anonymousId=ATTACKERchosen0001`, {
+      headers: navigate,
+    });
+    expect(planted.status).toBe(200);
+    expect(planted.headers.get('set-cookie')).toBeNull();
+    // The visitor's cookie: not tied to the sender's user id.
+    const victim = 'victim-visitor-id-0000001';
+    const linked = await fetch(`${base}/v1/pixel/i?pipelineKey=${KEY}&userId=attacker-account`, {
+      headers: { ...navigate, cookie: `_dfid=${victim}` },
+    });
+    expect(linked.status).toBe(200);
+    expect(linked.headers.get('set-cookie')).toBeNull();
+    expect(recorder.published.map((m) => JSON.parse(m.value).anonymousId)).not.toContain(victim);
+    // As an image on the customer's own pages, the pixel keeps the visitor's id as before.
+    const image = await fetch(`${base}/v1/pixel/p?pipelineKey=${KEY}`, {
+      headers: { 'sec-fetch-mode': 'no-cors', 'sec-fetch-dest': 'image', cookie: `_dfid=${victim}` },
+    });
+    expect(image.headers.get('set-cookie')).toContain(`_dfid=${victim}`);
+    expect(JSON.parse(recorder.published.at(-1)?.value ?? '{}').anonymousId).toBe(victim);
+  });
 });
 
 describe('server sources (HMAC)', () => {

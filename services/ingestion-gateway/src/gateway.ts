@@ -262,12 +262,15 @@ export function createGateway(deps: GatewayDeps) {
       forcedType?: EventInput['type'];
       /** A signed request's signature: its events' default messageIds derive from it (see `signedMessageId`). */
       signatureHex?: string;
+      /** Neither read the visitor's `_dfid` nor set it (a pixel opened as a page: see `pixel`). */
+      leaveCookie?: boolean;
     },
   ): Promise<boolean> {
     const receivedAtMs = now();
     const receivedAt = new Date(receivedAtMs).toISOString();
     const browser = caller.provenance !== 'hmac';
-    const cookieId = browser ? readAnonymousIdCookie(req.headers.cookie) : undefined;
+    const useCookie = browser && extra.leaveCookie !== true;
+    const cookieId = useCookie ? readAnonymousIdCookie(req.headers.cookie) : undefined;
     const gpc = req.headers['sec-gpc'] === '1';
     const ip = browser ? clientIp(req, config.trustedProxyHops, proxies) : undefined;
     const userAgent = browser ? headerValue(req.headers['user-agent'])?.slice(0, 1024) : undefined;
@@ -340,7 +343,7 @@ export function createGateway(deps: GatewayDeps) {
     received.inc({ endpoint }, events.length);
 
     const headers: Record<string, string> = { ...extra.cors };
-    if (browser && anonymousId !== undefined) {
+    if (useCookie && anonymousId !== undefined) {
       headers['set-cookie'] = anonymousIdSetCookie(anonymousId, config.cookieDomain);
     }
     if (endpoint === 'pixel') {
@@ -611,7 +614,18 @@ export function createGateway(deps: GatewayDeps) {
       reject(res, input.error, input.error.code === 'validation_failed' ? 'validation' : 'malformed_body');
       return;
     }
-    await accept(req, res, 'pixel', { pipeline, provenance: 'pixel' }, [input.value], { cors: {} });
+    // A pixel is an image. Opened as a page instead (a link someone sent: the browser reports a navigation),
+    // it is the one request another site can make carry the visitor's SameSite=Lax `_dfid` and set it: its
+    // query could then plant an id of the sender's choosing (`anonymousId`) or tie the visitor's id to the
+    // sender's account (`userId`). Such a request is counted, but the visitor's cookie is neither read nor
+    // set. (A cross-site image carries no Lax cookie and cannot set one.)
+    const navigation =
+      headerValue(req.headers['sec-fetch-mode']) === 'navigate' ||
+      headerValue(req.headers['sec-fetch-dest']) === 'document';
+    await accept(req, res, 'pixel', { pipeline, provenance: 'pixel' }, [input.value], {
+      cors: {},
+      ...(navigation ? { leaveCookie: true } : {}),
+    });
   }
 
   /**
