@@ -81,3 +81,30 @@ function normalise(address: string | undefined): string | undefined {
   const unmapped = address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
   return isIP(unmapped) ? unmapped : undefined;
 }
+
+/**
+ * The rate-limit subject of a client address: an IPv4 address as is; an IPv6 address by its /64, the
+ * smallest block a network hands one subscriber (counting single IPv6 addresses would give one client 2^64
+ * budgets). `unknown` when there is no usable address (the socket is gone).
+ */
+export function clientBucket(address: string | undefined): string {
+  if (address === undefined) return 'unknown';
+  if (isIP(address) !== 6) return address;
+  const bare = address.split('%')[0] ?? address; // a zone index names the interface, not the client
+  const halves = bare.split('::');
+  const groups = (part: string | undefined): string[] =>
+    part === undefined || part === '' ? [] : part.split(':');
+  const head = groups(halves[0]);
+  const tail = groups(halves[1]);
+  // A trailing dotted IPv4 part fills the last two groups; it never reaches the first four.
+  const width = (list: string[]) => list.reduce((n, g) => n + (g.includes('.') ? 2 : 1), 0);
+  const full =
+    halves.length === 1
+      ? head
+      : [...head, ...Array<string>(8 - width(head) - width(tail)).fill('0'), ...tail];
+  const prefix = full
+    .slice(0, 4)
+    .map((g) => (g.includes('.') ? '0' : Number.parseInt(g, 16).toString(16)))
+    .join(':');
+  return `${prefix}::/64`;
+}

@@ -25,7 +25,13 @@ export {
   type SecureContextMaterial,
 } from './certificate-manager';
 export { type CertificateMetricsRegistry, registerCertificateMetrics } from './certificate-metrics';
-export { clientIp, type TrustedProxies, TrustedProxiesError, trustedProxies } from './client-ip';
+export {
+  clientBucket,
+  clientIp,
+  type TrustedProxies,
+  TrustedProxiesError,
+  trustedProxies,
+} from './client-ip';
 export {
   AddressListError,
   DESTINATION_NOT_ALLOWED,

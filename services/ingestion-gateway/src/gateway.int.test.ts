@@ -12,7 +12,11 @@ import { createMetrics } from '@signal/telemetry';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { signBody } from './auth/hmac';
 import { createGateway, type GatewayConfig } from './gateway';
-import type { PipelineAuth, PipelineDirectory } from './pipelines/pipeline-directory';
+import {
+  cachedPipelineDirectory,
+  type PipelineAuth,
+  type PipelineDirectory,
+} from './pipelines/pipeline-directory';
 
 const NAMESPACE = `gw${randomBytes(3).toString('hex')}`;
 const KEY = `dk_test_${'a1B2c3D4e5F6g7H8'.repeat(2)}`;
@@ -778,6 +782,43 @@ describe('rate limiting', () => {
     expect(await ipOf({ trustedProxyHops: 1, trustedProxyCidrs: ['10.0.0.0/8'] })).toBe('127.0.0.1');
     // Hops counted, not checked (no list): believed from anyone.
     expect(await ipOf({ trustedProxyHops: 1 })).toBe('198.51.100.9');
+  });
+
+  it('a client trying made-up keys is refused before the database, and real keys stay served', async () => {
+    let lookups = 0;
+    const counted = cachedPipelineDirectory(
+      {
+        findPipelineByKey: async (key) => {
+          lookups += 1;
+          return directory.findPipelineByKey(key);
+        },
+      },
+      { ttlMs: 300_000, maxEntries: 10 },
+    );
+    const { server: guarded, port } = await gatewayServer(counted, 'keys');
+    const send = (key: string) =>
+      fetch(`http://127.0.0.1:${port}/v1/t`, {
+        method: 'POST',
+        body: JSON.stringify(track),
+        headers: { 'content-type': 'application/json', origin: ORIGIN, 'x-pipeline-key': key },
+      });
+    try {
+      expect((await send(KEY)).status).toBe(202);
+      const statuses: number[] = [];
+      for (let i = 0; i < 40; i += 1) {
+        statuses.push((await send(`dk_live_${randomBytes(12).toString('hex')}`)).status);
+      }
+      // 20 lookups a second from one address, then 429 without asking the database.
+      expect(statuses.filter((s) => s === 401).length).toBeLessThanOrEqual(20);
+      expect(statuses).toContain(429);
+      expect(lookups).toBeLessThanOrEqual(21);
+      // Made-up keys evict only each other: the real one is still known, no lookup, still accepted.
+      const before = lookups;
+      expect((await send(KEY)).status).toBe(202);
+      expect(lookups).toBe(before);
+    } finally {
+      await guarded.close(1000);
+    }
   });
 
   it('answers 429 with Retry-After above the per-pipeline limit', async () => {

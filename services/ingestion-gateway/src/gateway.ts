@@ -13,6 +13,7 @@ import {
 } from '@signal/events';
 import {
   anonymousIdSetCookie,
+  clientBucket,
   err,
   HttpError,
   isValidAnonymousId,
@@ -82,6 +83,12 @@ const PREFLIGHT_MAX_AGE_SECONDS = 7200;
 /** A signature is remembered a little longer than it can be valid, so a replay is refused for its whole life. */
 const SIGNATURE_MEMORY_MS = 2 * HMAC_MAX_SKEW_MS + 60_000;
 /**
+ * Lookups of keys the gateway's cache does not know, per client address and second. Real senders use a
+ * handful of keys, each looked up once per PIPELINE_KEY_CACHE_TTL; a client trying made-up keys is refused
+ * (429) after this many, before the database is asked.
+ */
+const KEY_LOOKUPS_PER_CLIENT_RPS = 20;
+/**
  * A signature's claim (`hmac-seen:`) holds `pending:<ms>` from the moment its request is accepted; once the
  * bus took it, a second key (`hmac-done:`) says so. Both are written with set-if-absent, which the embedded
  * cache never evicts before they expire. A pending claim older than this, with no done marker, was left by
@@ -127,6 +134,25 @@ export function createGateway(deps: GatewayDeps) {
   );
 
   const limiters = new Map<number, RateLimiter>();
+  // Lookups that reach the database (a key no gateway cache knows) are limited per client address: the key
+  // format is public, and each made-up key would otherwise cost the database a query.
+  const lookupLimiter = new RateLimiter(cache, {
+    name: 'gateway-key-lookups',
+    limit: KEY_LOOKUPS_PER_CLIENT_RPS,
+    windowMs: 1000,
+  });
+
+  async function lookupAllowed(req: IncomingMessage): Promise<boolean> {
+    const client = clientBucket(clientIp(req, config.trustedProxyHops, proxies));
+    try {
+      return (await lookupLimiter.check(client)).allowed;
+    } catch {
+      // Fail open like the pipeline limit: the counter store being down must not refuse real senders.
+      cacheErrors.inc({ operation: 'rate_limit_fail_open' });
+      return true;
+    }
+  }
+
   function limiterFor(limit: number): RateLimiter {
     let limiter = limiters.get(limit);
     if (!limiter) {
@@ -162,6 +188,7 @@ export function createGateway(deps: GatewayDeps) {
    * an unsigned /v1/batch).
    */
   async function authenticateKey(
+    req: IncomingMessage,
     res: ServerResponse,
     key: string | undefined,
     origin: string | undefined,
@@ -179,6 +206,17 @@ export function createGateway(deps: GatewayDeps) {
     }
     if (!PIPELINE_KEY_PATTERN.test(key)) {
       reject(res, new HttpError('unauthorized', 'the pipeline key is not valid'), 'invalid_key', cors);
+      return undefined;
+    }
+    if (directory.knows?.(key) === false && !(await lookupAllowed(req))) {
+      reject(
+        res,
+        new HttpError('rate_limited', 'too many lookups of unknown pipeline keys from this address', {
+          headers: { 'retry-after': '1' },
+        }),
+        'key_lookups_limited',
+        cors,
+      );
       return undefined;
     }
     let pipeline: PipelineAuth | null;
@@ -409,7 +447,7 @@ export function createGateway(deps: GatewayDeps) {
     const body = parseBody(res, bytes, provisionalCors) as Record<string, unknown> | undefined;
     if (!body) return;
     const key = headerValue(req.headers['x-pipeline-key']) ?? stringField(body, 'pipelineKey');
-    const pipeline = await authenticateKey(res, key, origin, false, provisionalCors);
+    const pipeline = await authenticateKey(req, res, key, origin, false, provisionalCors);
     if (!pipeline) return;
     if (!(await withinRateLimit(res, pipeline, provisionalCors))) return;
     const caller: Caller = { pipeline, provenance: 'pipeline_key' };
@@ -456,7 +494,7 @@ export function createGateway(deps: GatewayDeps) {
     const bytes = await readBody(req, res, {});
     if (!bytes) return;
     const key = headerValue(req.headers['x-pipeline-key']);
-    const pipeline = await authenticateKey(res, key, undefined, true, {});
+    const pipeline = await authenticateKey(req, res, key, undefined, true, {});
     if (!pipeline) return;
     const verdict = verifyHmac({
       signature: headerValue(req.headers['x-signature']),
@@ -589,7 +627,12 @@ export function createGateway(deps: GatewayDeps) {
   }
 
   /** The pixel's checks, short of publishing; `undefined` means a response was sent. */
-  async function pixelRequest(res: ServerResponse, type: string, query: URLSearchParams) {
+  async function pixelRequest(
+    req: IncomingMessage,
+    res: ServerResponse,
+    type: string,
+    query: URLSearchParams,
+  ) {
     const eventType = PIXEL_TYPES[type];
     if (!eventType) {
       reject(
@@ -599,13 +642,20 @@ export function createGateway(deps: GatewayDeps) {
       );
       return undefined;
     }
-    const pipeline = await authenticateKey(res, query.get('pipelineKey') ?? undefined, undefined, false, {});
+    const pipeline = await authenticateKey(
+      req,
+      res,
+      query.get('pipelineKey') ?? undefined,
+      undefined,
+      false,
+      {},
+    );
     if (!pipeline) return undefined;
     return { eventType, pipeline };
   }
 
   async function pixel(req: IncomingMessage, res: ServerResponse, type: string, query: URLSearchParams) {
-    const checked = await pixelRequest(res, type, query);
+    const checked = await pixelRequest(req, res, type, query);
     if (!checked) return;
     const { eventType, pipeline } = checked;
     if (!(await withinRateLimit(res, pipeline, {}))) return;
@@ -632,8 +682,8 @@ export function createGateway(deps: GatewayDeps) {
    * HEAD is safe by definition: link scanners and mail proxies send it to probe a pixel, and it must not
    * count as an open. Same checks and headers as GET, nothing published, no cookie.
    */
-  async function pixelHead(res: ServerResponse, type: string, query: URLSearchParams) {
-    if (!(await pixelRequest(res, type, query))) return;
+  async function pixelHead(req: IncomingMessage, res: ServerResponse, type: string, query: URLSearchParams) {
+    if (!(await pixelRequest(req, res, type, query))) return;
     res.writeHead(200, {
       'content-type': 'image/gif',
       'content-length': String(PIXEL_GIF.length),
@@ -675,8 +725,8 @@ export function createGateway(deps: GatewayDeps) {
       );
       router.on('POST', '/v1/events', (req, res) => serverRequest(req, res, 'events'));
       // HEAD first: a GET route answers HEAD too unless HEAD is routed already.
-      router.on('HEAD', '/v1/pixel/:type', (_req, res, ctx) =>
-        pixelHead(res, ctx.params.type ?? '', ctx.query),
+      router.on('HEAD', '/v1/pixel/:type', (req, res, ctx) =>
+        pixelHead(req, res, ctx.params.type ?? '', ctx.query),
       );
       router.on('GET', '/v1/pixel/:type', (req, res, ctx) =>
         pixel(req, res, ctx.params.type ?? '', ctx.query),

@@ -1,7 +1,6 @@
 import type { IncomingMessage } from 'node:http';
-import { isIP } from 'node:net';
 import { type Cache, RateLimiter } from '@signal/cache';
-import { clientIp, trustedProxies } from '@signal/http';
+import { clientBucket, clientIp, trustedProxies } from '@signal/http';
 import type { Metrics } from '@signal/telemetry';
 import type { IdentityHubSettings } from '../config';
 import type { IdentityHubLogger } from '../ports';
@@ -91,31 +90,4 @@ export function createIdentityRateLimits(deps: {
       check(client, 'client', clientBucket(clientIp(req, settings.trustedProxyHops, proxies)), endpoint),
     byPipeline: (pipelineId, endpoint) => check(pipeline, 'pipeline', pipelineId, endpoint),
   };
-}
-
-/**
- * The rate-limit subject of a client address: an IPv4 address as is; an IPv6 address by its /64, the
- * smallest block a network hands one subscriber (counting single IPv6 addresses would give one client 2^64
- * budgets). `unknown` when there is no usable address (the socket is gone).
- */
-export function clientBucket(address: string | undefined): string {
-  if (address === undefined) return 'unknown';
-  if (isIP(address) !== 6) return address;
-  const bare = address.split('%')[0] ?? address; // a zone index names the interface, not the client
-  const halves = bare.split('::');
-  const groups = (part: string | undefined): string[] =>
-    part === undefined || part === '' ? [] : part.split(':');
-  const head = groups(halves[0]);
-  const tail = groups(halves[1]);
-  // A trailing dotted IPv4 part fills the last two groups; it never reaches the first four.
-  const width = (list: string[]) => list.reduce((n, g) => n + (g.includes('.') ? 2 : 1), 0);
-  const full =
-    halves.length === 1
-      ? head
-      : [...head, ...Array<string>(8 - width(head) - width(tail)).fill('0'), ...tail];
-  const prefix = full
-    .slice(0, 4)
-    .map((g) => (g.includes('.') ? '0' : Number.parseInt(g, 16).toString(16)))
-    .join(':');
-  return `${prefix}::/64`;
 }

@@ -24,6 +24,11 @@ export interface PipelineAuth {
 
 export interface PipelineDirectory {
   findPipelineByKey(key: string): Promise<PipelineAuth | null>;
+  /**
+   * Whether `findPipelineByKey(key)` would be answered without asking the database (a cache that knows it,
+   * found or not). Absent: every lookup may reach the database.
+   */
+  knows?(key: string): boolean;
 }
 
 /** `dk_live_…` / `dk_test_…` followed by the key body; anything else is refused before any lookup. */
@@ -52,29 +57,41 @@ interface Entry {
 export function cachedPipelineDirectory(
   directory: PipelineDirectory,
   options: CachedDirectoryOptions,
-): PipelineDirectory & { invalidate(key?: string): void } {
+): PipelineDirectory & { invalidate(key?: string): void; knows(key: string): boolean } {
   const now = options.now ?? Date.now;
   const negativeTtlMs = options.negativeTtlMs ?? Math.min(options.ttlMs, 5_000);
   const maxEntries = options.maxEntries ?? 10_000;
+  // Found keys and unknown ones in budgets of their own: a flood of made-up keys evicts only other
+  // made-up keys, never the real ones every visitor's request needs.
   const entries = new Map<string, Entry>();
+  const unknown = new Map<string, Entry>();
   const inFlight = new Map<string, Promise<PipelineAuth | null>>();
 
+  function live(key: string): Entry | undefined {
+    const hit = entries.get(key) ?? unknown.get(key);
+    if (hit === undefined) return undefined;
+    if (hit.expiresAt > now()) return hit;
+    entries.delete(key);
+    unknown.delete(key);
+    return undefined;
+  }
+
   function remember(key: string, value: PipelineAuth | null): void {
-    if (entries.size >= maxEntries) {
-      // Maps iterate in insertion order: drop the oldest entry.
-      const oldest = entries.keys().next();
-      if (!oldest.done) entries.delete(oldest.value);
+    const into = value === null ? unknown : entries;
+    if (into.size >= maxEntries) {
+      // Maps iterate in insertion order: drop the oldest entry of the same kind.
+      const oldest = into.keys().next();
+      if (!oldest.done) into.delete(oldest.value);
     }
     // A key or secret in its grace window is reused only until the window ends, however long the TTL.
     const until = now() + (value ? options.ttlMs : negativeTtlMs);
-    entries.set(key, { value, expiresAt: Math.min(until, value?.validUntil ?? Number.POSITIVE_INFINITY) });
+    into.set(key, { value, expiresAt: Math.min(until, value?.validUntil ?? Number.POSITIVE_INFINITY) });
   }
 
   return {
     async findPipelineByKey(key) {
-      const hit = entries.get(key);
-      if (hit && hit.expiresAt > now()) return hit.value;
-      if (hit) entries.delete(key);
+      const hit = live(key);
+      if (hit !== undefined) return hit.value;
       const pending = inFlight.get(key);
       if (pending) return pending;
       const lookup = directory
@@ -87,9 +104,15 @@ export function cachedPipelineDirectory(
       inFlight.set(key, lookup);
       return lookup;
     },
+    knows: (key) => live(key) !== undefined || inFlight.has(key),
     invalidate(key) {
-      if (key === undefined) entries.clear();
-      else entries.delete(key);
+      if (key === undefined) {
+        entries.clear();
+        unknown.clear();
+      } else {
+        entries.delete(key);
+        unknown.delete(key);
+      }
     },
   };
 }

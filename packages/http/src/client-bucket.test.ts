@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { clientBucket } from './rate-limits';
+import { clientBucket } from './client-ip';
 
 describe('clientBucket', () => {
   it('counts an IPv4 address as itself', () => {
