@@ -98,6 +98,8 @@ describe.skipIf(!available)('each service runs as its own process (PostgreSQL, R
             'x-pipeline-key': seeded.pipelineKey,
             cookie: `_dfid=${anonymousId}`,
             host: 'site-a.localhost',
+            // Tokens go only to pages of a linked origin (a credentialed fetch always carries Origin).
+            origin: 'https://site-a.localhost',
           },
           body: JSON.stringify({ to: 'https://site-b.localhost/landing' }),
         });

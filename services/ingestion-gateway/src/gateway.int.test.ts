@@ -803,7 +803,9 @@ describe('rate limiting', () => {
         headers: { 'content-type': 'application/json', origin: ORIGIN, 'x-pipeline-key': key },
       });
     try {
-      expect((await send(KEY)).status).toBe(202);
+      // A busy site's first burst: every request asks for the same key before it is cached. None is refused.
+      const burst = await Promise.all(Array.from({ length: 40 }, () => send(KEY)));
+      expect(burst.map((r) => r.status)).toEqual(burst.map(() => 202));
       const statuses: number[] = [];
       for (let i = 0; i < 40; i += 1) {
         statuses.push((await send(`dk_live_${randomBytes(12).toString('hex')}`)).status);

@@ -83,11 +83,13 @@ const PREFLIGHT_MAX_AGE_SECONDS = 7200;
 /** A signature is remembered a little longer than it can be valid, so a replay is refused for its whole life. */
 const SIGNATURE_MEMORY_MS = 2 * HMAC_MAX_SKEW_MS + 60_000;
 /**
- * Lookups of keys the gateway's cache does not know, per client address and second. Real senders use a
- * handful of keys, each looked up once per PIPELINE_KEY_CACHE_TTL; a client trying made-up keys is refused
- * (429) after this many, before the database is asked.
+ * Lookups of unknown keys (the database found none) per client address and second. Real senders use keys
+ * that exist; a client that has tried this many made-up keys within a second is refused (429) for the rest
+ * of it, before the database is asked again. Lookups that find a pipeline never count: the first burst of
+ * a busy site's visitors, all asking for the same key before it is cached, is never refused.
  */
-const KEY_LOOKUPS_PER_CLIENT_RPS = 20;
+const UNKNOWN_KEY_LOOKUPS_PER_CLIENT = 20;
+const UNKNOWN_KEY_WINDOW_MS = 1000;
 /**
  * A signature's claim (`hmac-seen:`) holds `pending:<ms>` from the moment its request is accepted; once the
  * bus took it, a second key (`hmac-done:`) says so. Both are written with set-if-absent, which the embedded
@@ -134,22 +136,26 @@ export function createGateway(deps: GatewayDeps) {
   );
 
   const limiters = new Map<number, RateLimiter>();
-  // Lookups that reach the database (a key no gateway cache knows) are limited per client address: the key
-  // format is public, and each made-up key would otherwise cost the database a query.
-  const lookupLimiter = new RateLimiter(cache, {
-    name: 'gateway-key-lookups',
-    limit: KEY_LOOKUPS_PER_CLIENT_RPS,
-    windowMs: 1000,
-  });
+  // Lookups of made-up keys are limited per client address: the key format is public, and each new one would
+  // otherwise cost the database a query. Counted when a lookup finds nothing, checked before the next one.
+  const unknownKeysOf = (req: IncomingMessage): string =>
+    `gateway-unknown-keys:${clientBucket(clientIp(req, config.trustedProxyHops, proxies))}`;
 
-  async function lookupAllowed(req: IncomingMessage): Promise<boolean> {
-    const client = clientBucket(clientIp(req, config.trustedProxyHops, proxies));
+  async function unknownKeysExceeded(counter: string): Promise<boolean> {
     try {
-      return (await lookupLimiter.check(client)).allowed;
+      return Number((await cache.get(counter)) ?? 0) >= UNKNOWN_KEY_LOOKUPS_PER_CLIENT;
     } catch {
       // Fail open like the pipeline limit: the counter store being down must not refuse real senders.
       cacheErrors.inc({ operation: 'rate_limit_fail_open' });
-      return true;
+      return false;
+    }
+  }
+
+  async function countUnknownKey(counter: string): Promise<void> {
+    try {
+      await cache.incrementWindow(counter, UNKNOWN_KEY_WINDOW_MS);
+    } catch {
+      cacheErrors.inc({ operation: 'rate_limit_fail_open' });
     }
   }
 
@@ -208,7 +214,8 @@ export function createGateway(deps: GatewayDeps) {
       reject(res, new HttpError('unauthorized', 'the pipeline key is not valid'), 'invalid_key', cors);
       return undefined;
     }
-    if (directory.knows?.(key) === false && !(await lookupAllowed(req))) {
+    const counter = directory.knows?.(key) === false ? unknownKeysOf(req) : undefined;
+    if (counter !== undefined && (await unknownKeysExceeded(counter))) {
       reject(
         res,
         new HttpError('rate_limited', 'too many lookups of unknown pipeline keys from this address', {
@@ -232,6 +239,7 @@ export function createGateway(deps: GatewayDeps) {
       );
       return undefined;
     }
+    if (pipeline === null && counter !== undefined) await countUnknownKey(counter);
     if (!pipeline?.enabled) {
       reject(res, new HttpError('unauthorized', 'the pipeline key is not valid'), 'invalid_key', cors);
       return undefined;
