@@ -202,16 +202,7 @@ describe('a flaky vendor: 30 % 500, 429 with Retry-After, stalls', () => {
       const vendor = await sink();
       const pipelineId = 'pl_flaky';
       const integrationId = 'wh-flaky';
-      h.control.addIntegration({
-        id: integrationId,
-        pipelineId,
-        vendor: 'webhook',
-        enabled: true,
-        settings: { url: vendor.url },
-        consent: { category: 'marketing' },
-        extraCaPem: ca.certPem,
-        credentials: { signingSecret: SIGNING_SECRET },
-      });
+      h.control.addWebhook({ id: integrationId, pipelineId, url: vendor.url, caPem: ca.certPem });
       const answers = new Map<number, string>();
       let n = 0;
       vendor.reply(() => {

@@ -97,6 +97,8 @@ const UNKNOWN_KEY_WINDOW_MS = 1000;
  * a process that died mid-publish: a retry may take it over.
  */
 const IN_FLIGHT_MS = 30_000;
+const seenKeyOf = (signatureHex: string) => `hmac-seen:${signatureHex}`;
+const doneKeyOf = (signatureHex: string) => `hmac-done:${signatureHex}`;
 /** Transparent 1×1 GIF. */
 const PIXEL_GIF = Buffer.from('R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7', 'base64');
 
@@ -525,10 +527,10 @@ export function createGateway(deps: GatewayDeps) {
     // must not be refused as a replay of a request that put nothing on the bus. While the first copy is
     // still being published the claim is pending, and a retry (a sender that timed out waiting) gets 503,
     // not 409: a 409 is final, and if that publish then failed the event would be lost.
-    const seenKey = `hmac-seen:${verdict.signatureHex}`;
+    const signature = verdict.signatureHex;
     let claimed: 'claimed' | 'in_flight' | 'replay';
     try {
-      claimed = await claimSignature(seenKey);
+      claimed = await claimSignature(signature);
     } catch (cause) {
       // Fail closed: without the replay store a captured request could be replayed at will.
       cacheErrors.inc({ operation: 'replay_check_fail_closed' });
@@ -555,8 +557,8 @@ export function createGateway(deps: GatewayDeps) {
     try {
       published = await acceptSigned(req, res, endpoint, pipeline, bytes, verdict.signatureHex);
     } finally {
-      if (published) await markSignatureDone(seenKey);
-      else await releaseSignature(seenKey);
+      if (published) await markSignatureDone(signature);
+      else await releaseSignature(signature);
     }
   }
 
@@ -565,10 +567,11 @@ export function createGateway(deps: GatewayDeps) {
    * process that died mid-publish), `in_flight` (another copy is being accepted right now) or `replay` (the
    * bus already took it). Cache failures throw.
    */
-  async function claimSignature(seenKey: string): Promise<'claimed' | 'in_flight' | 'replay'> {
+  async function claimSignature(signature: string): Promise<'claimed' | 'in_flight' | 'replay'> {
+    const seenKey = seenKeyOf(signature);
     const claim = `pending:${now()}`;
     if (await cache.setIfAbsent(seenKey, claim, SIGNATURE_MEMORY_MS)) return 'claimed';
-    if ((await cache.get(doneKey(seenKey))) !== null) return 'replay';
+    if ((await cache.get(doneKeyOf(signature))) !== null) return 'replay';
     const held = await cache.get(seenKey);
     if (held === null) return 'in_flight'; // released or expired this instant: the sender's retry will know
     if (!held.startsWith('pending:')) return 'replay';
@@ -577,14 +580,10 @@ export function createGateway(deps: GatewayDeps) {
     return (await cache.compareAndSet(seenKey, held, claim, SIGNATURE_MEMORY_MS)) ? 'claimed' : 'in_flight';
   }
 
-  function doneKey(seenKey: string): string {
-    return `hmac-done:${seenKey.slice('hmac-seen:'.length)}`;
-  }
-
   /** The bus took the request: from now on a copy of it is a replay. */
-  async function markSignatureDone(seenKey: string): Promise<void> {
+  async function markSignatureDone(signature: string): Promise<void> {
     try {
-      await cache.setIfAbsent(doneKey(seenKey), '1', SIGNATURE_MEMORY_MS);
+      await cache.setIfAbsent(doneKeyOf(signature), '1', SIGNATURE_MEMORY_MS);
     } catch (cause) {
       // Still pending: a copy gets 503 until IN_FLIGHT_MS, then is accepted again with the same message ids
       // (derived from the signature), which consumers deduplicate.
@@ -610,9 +609,9 @@ export function createGateway(deps: GatewayDeps) {
     return accept(req, res, endpoint, { pipeline, provenance: 'hmac' }, inputs, { cors: {}, signatureHex });
   }
 
-  async function releaseSignature(seenKey: string): Promise<void> {
+  async function releaseSignature(signature: string): Promise<void> {
     try {
-      await cache.delete(seenKey);
+      await cache.delete(seenKeyOf(signature));
     } catch (cause) {
       // The sender's retry will be refused as a replay until the claim expires; say so, it cannot be undone.
       cacheErrors.inc({ operation: 'replay_release_failed' });

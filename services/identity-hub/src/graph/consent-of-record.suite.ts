@@ -13,7 +13,7 @@ import { z } from 'zod';
 import { orgId, recordingLogger } from '../../test/support';
 import { identityHubMigrations } from '../migrations';
 import { createConsentOfRecord } from './consent-of-record';
-import type { GraphDbTarget } from './org-isolation.suite';
+import type { GraphDbTarget } from './db-targets';
 
 const T0 = Date.parse('2026-03-01T12:00:00Z');
 const DAY = 86_400_000;

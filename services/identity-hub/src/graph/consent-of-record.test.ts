@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { createMemoryCache } from '@signal/cache';
 import { withdrawnCategories } from '@signal/consent';
 import { createCryptoService, createKeyring } from '@signal/crypto';
-import { createDatabase, type Database, migrate } from '@signal/store';
+import { createDatabase, migrate } from '@signal/store';
 import { createMetrics } from '@signal/telemetry';
 import { afterAll, describe, expect, it } from 'vitest';
 import { inMemoryPipelines, recordingLogger } from '../../test/support';
@@ -15,21 +15,9 @@ import { identityHubMigrations, requireIdentityMigrations } from '../migrations'
 import { cacheSingleUseStore } from '../tokens/single-use';
 import { createConsentOfRecord } from './consent-of-record';
 import { describeConsentOfRecord } from './consent-of-record.suite';
+import { pgliteTarget } from './db-targets';
 
-/** PGlite in process: one instance per database. */
-const open: Database[] = [];
-describeConsentOfRecord({
-  name: 'PGlite',
-  async fresh(migrations) {
-    const db = await createDatabase({ kind: 'pglite' });
-    open.push(db);
-    await migrate(db, migrations);
-    return db;
-  },
-  async close() {
-    await Promise.all(open.splice(0).map((db) => db.close()));
-  },
-});
+describeConsentOfRecord(pgliteTarget());
 
 describe('a consent of record in the embedded database', () => {
   const dir = mkdtempSync(join(tmpdir(), 'signal-consent-of-record-'));

@@ -1,25 +1,17 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { auditMigrations, createAuditLog } from '@signal/audit';
 import { type CryptoService, createCryptoService, createKeyring } from '@signal/crypto';
-import type { Database, Migration } from '@signal/store';
+import type { Database } from '@signal/store';
 import { migrate } from '@signal/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { anonymousId, orgId, rawEvent, recordingLogger } from '../../test/support';
 import { identityHubMigrations } from '../migrations';
 import { INDEX_KEY_ID, loadBlindIndex } from './blind-index';
+import type { GraphDbTarget } from './db-targets';
 import { identifierContext, indexKeyContext, traitsContext } from './encrypted-columns';
 import { createIdentityErasure } from './erasure';
 import { createIdentityGraph, ERASURE_CLOCK_MARGIN_MS, type IdentityGraph } from './identity-graph';
-
-/** Where the suite runs: PGlite in process, or PostgreSQL (a random schema per database). */
-export interface GraphDbTarget {
-  readonly name: string;
-  /** A database of its own with these migrations applied. */
-  fresh(migrations: readonly Migration[]): Promise<Database>;
-  /** Closes (and drops) every database `fresh` made. */
-  close(): Promise<void>;
-}
 
 const T0 = Date.parse('2026-03-01T12:00:00Z');
 const minutes = (n: number) => new Date(T0 + n * 60_000).toISOString();
