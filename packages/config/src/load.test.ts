@@ -48,6 +48,7 @@ describe('defaults', () => {
       trustedProxyCidrs: [],
       maxBatchSize: 500,
       maxPayloadSize: 524288,
+      maxBufferedBodyBytes: 33554432,
       rateLimitRps: 1000,
       pipelineKeyCacheTtlSeconds: 300,
     });
@@ -274,6 +275,17 @@ describe('numbers, lists and cross-field rules', () => {
     expect(problemsOf({ TRUSTED_PROXY_CIDRS: '10.0.0.0/8' })).toEqual([
       'TRUSTED_PROXY_HOPS must be at least 1 when TRUSTED_PROXY_CIDRS is set (with 0 hops X-Forwarded-For is ignored and the list would do nothing)',
     ]);
+  });
+
+  it('refuses a body budget smaller than one body, naming both variables', () => {
+    expect(load({ MAX_BUFFERED_BODY_BYTES: '1048576', MAX_PAYLOAD_SIZE: '1048576' }).gateway).toMatchObject({
+      maxBufferedBodyBytes: 1048576,
+      maxPayloadSize: 1048576,
+    });
+    expect(problemsOf({ MAX_BUFFERED_BODY_BYTES: '1048576', MAX_PAYLOAD_SIZE: '2097152' })).toEqual([
+      'MAX_BUFFERED_BODY_BYTES (1048576) must be at least MAX_PAYLOAD_SIZE (2097152): otherwise a body of the allowed size could never be read',
+    ]);
+    expect(problemsOf({ MAX_BUFFERED_BODY_BYTES: '1000' })[0]).toMatch(/^MAX_BUFFERED_BODY_BYTES must be/);
   });
 
   it('parses DELIVERY_ALLOWED_PRIVATE_CIDRS and names a bad entry', () => {

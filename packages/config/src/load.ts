@@ -97,6 +97,8 @@ export interface SignalConfig {
     readonly trustedProxyCidrs: readonly string[];
     readonly maxBatchSize: number;
     readonly maxPayloadSize: number;
+    /** At least `maxPayloadSize` (checked at load). */
+    readonly maxBufferedBodyBytes: number;
     readonly rateLimitRps: number;
     readonly pipelineKeyCacheTtlSeconds: number;
   };
@@ -275,6 +277,11 @@ function crossChecks(v: SettingValues, problems: string[]): void {
       'TRUSTED_PROXY_HOPS must be at least 1 when TRUSTED_PROXY_CIDRS is set (with 0 hops X-Forwarded-For is ignored and the list would do nothing)',
     );
   }
+  if (v.MAX_BUFFERED_BODY_BYTES < v.MAX_PAYLOAD_SIZE) {
+    problems.push(
+      `MAX_BUFFERED_BODY_BYTES (${v.MAX_BUFFERED_BODY_BYTES}) must be at least MAX_PAYLOAD_SIZE (${v.MAX_PAYLOAD_SIZE}): otherwise a body of the allowed size could never be read`,
+    );
+  }
   if (v.BUS === 'kafka' && (v.KAFKA_BROKERS === undefined || v.KAFKA_BROKERS.length === 0)) {
     problems.push('KAFKA_BROKERS must list at least one host:port when BUS is kafka');
   }
@@ -420,6 +427,7 @@ function assemble(v: SettingValues, file: string | null): SignalConfig {
       trustedProxyCidrs: v.TRUSTED_PROXY_CIDRS,
       maxBatchSize: v.MAX_BATCH_SIZE,
       maxPayloadSize: v.MAX_PAYLOAD_SIZE,
+      maxBufferedBodyBytes: v.MAX_BUFFERED_BODY_BYTES,
       rateLimitRps: v.RATE_LIMIT_RPS,
       pipelineKeyCacheTtlSeconds: v.PIPELINE_KEY_CACHE_TTL,
     },

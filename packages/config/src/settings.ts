@@ -394,6 +394,12 @@ export const SETTINGS = {
     default: 524_288,
     doc: 'Largest request body in bytes (413 above)',
   }),
+  MAX_BUFFERED_BODY_BYTES: withDefault({
+    yaml: 'gateway.max_buffered_body_bytes',
+    schema: int({ min: 1024 * 1024, max: 16 * 1024 * 1024 * 1024, unit: 'bytes' }),
+    default: 33_554_432,
+    doc: 'Request bodies the gateway holds in memory at once, all connections together (503 above)',
+  }),
   RATE_LIMIT_RPS: withDefault({
     yaml: 'gateway.rate_limit_rps',
     schema: int({ min: 1, max: 10_000_000 }),

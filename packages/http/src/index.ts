@@ -7,6 +7,7 @@ export {
   newAnonymousId,
   readAnonymousIdCookie,
 } from './anonymous-id-cookie';
+export { BodyBudget, type BudgetHold } from './body-budget';
 export {
   CERTIFICATE_REJECT_REASONS,
   CertificateError,

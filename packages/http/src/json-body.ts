@@ -3,6 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import { parse as parseContentType } from 'fast-content-type-parse';
 import { scan as scanForbiddenKeys } from 'secure-json-parse';
 import type { z } from 'zod';
+import type { BudgetHold } from './body-budget';
 import { HttpError } from './errors';
 import { err, ok, type Result } from './result';
 
@@ -23,6 +24,11 @@ export interface ReadJsonBodyOptions {
   readonly contentTypes?: readonly string[];
   /** `reject` (default) answers 400; `remove` deletes the keys and accepts the rest. */
   readonly forbiddenKeys?: 'reject' | 'remove';
+  /**
+   * Holds the body's bytes in a process-wide budget (body-budget.ts) until the response closes; a body that
+   * does not fit is refused with 503 `unavailable` and `Retry-After`.
+   */
+  readonly budget?: BudgetHold;
 }
 
 export interface ReadJsonBodyWithSchemaOptions<T> extends ReadJsonBodyOptions {
@@ -60,7 +66,7 @@ export async function readJsonBodyBytes(
 ): Promise<Result<Buffer, HttpError>> {
   const headerProblem = checkHeaders(req, options);
   if (headerProblem !== undefined) return err(headerProblem);
-  return readLimited(req, options.limitBytes);
+  return readLimited(req, options.limitBytes, options.budget);
 }
 
 export function parseJsonBytes<T>(
@@ -132,10 +138,32 @@ function tooLarge(limitBytes: number): HttpError {
   });
 }
 
-/** Collects the body, giving up as soon as it passes the limit. */
-function readLimited(req: IncomingMessage, limitBytes: number): Promise<Result<Buffer, HttpError>> {
+/**
+ * Collects the body, giving up as soon as it passes the limit, or as soon as it does not fit in the budget.
+ * Like an oversized body, a refused one is not read further (`Connection: close`).
+ */
+function readLimited(
+  req: IncomingMessage,
+  limitBytes: number,
+  hold?: BudgetHold,
+): Promise<Result<Buffer, HttpError>> {
   if (req.readableEnded) {
     return Promise.resolve(err(new HttpError('bad_request', 'the request body was already read')));
+  }
+  let reserved = 0;
+  /** Reserves `bytes` more of the budget; false if they do not fit. */
+  const reserve = (bytes: number): boolean => {
+    if (hold === undefined || bytes === 0) return true;
+    if (!hold.budget.tryReserve(bytes)) return false;
+    reserved += bytes;
+    return true;
+  };
+  // A declared length is reserved whole, before a byte is read; chunks beyond it (a lying client) are
+  // reserved as they come.
+  const declared = Number(req.headers['content-length']);
+  if (Number.isSafeInteger(declared) && declared > 0 && !reserve(Math.min(declared, limitBytes))) {
+    req.pause();
+    return Promise.resolve(err(budgetExceeded()));
   }
   return new Promise((resolveResult) => {
     const chunks: Buffer[] = [];
@@ -145,6 +173,12 @@ function readLimited(req: IncomingMessage, limitBytes: number): Promise<Result<B
       req.off('end', onEnd);
       req.off('error', onAbort);
       req.off('close', onClose);
+      if (hold !== undefined && reserved > 0) {
+        const held = reserved;
+        const release = (): void => hold.budget.release(held);
+        if (!result.ok || hold.until.closed) release();
+        else hold.until.once('close', release);
+      }
       resolveResult(result);
     };
     const onData = (chunk: Buffer): void => {
@@ -152,6 +186,11 @@ function readLimited(req: IncomingMessage, limitBytes: number): Promise<Result<B
       if (size > limitBytes) {
         req.pause();
         finish(err(tooLarge(limitBytes)));
+        return;
+      }
+      if (size > reserved && !reserve(size - reserved)) {
+        req.pause();
+        finish(err(budgetExceeded()));
         return;
       }
       chunks.push(chunk);
@@ -166,6 +205,12 @@ function readLimited(req: IncomingMessage, limitBytes: number): Promise<Result<B
     req.on('end', onEnd);
     req.on('error', onAbort);
     req.on('close', onClose);
+  });
+}
+
+function budgetExceeded(): HttpError {
+  return new HttpError('unavailable', 'the server is holding too many request bodies; retry shortly', {
+    headers: { 'retry-after': '1', connection: 'close' },
   });
 }
 
