@@ -68,6 +68,7 @@ const SERVICE_ENV: Record<SignalService, readonly SettingName[]> = {
     'TRUSTED_PROXY_HOPS',
     'MAX_BATCH_SIZE',
     'MAX_PAYLOAD_SIZE',
+    'MAX_BUFFERED_BODY_BYTES',
     'RATE_LIMIT_RPS',
     'PIPELINE_KEY_CACHE_TTL',
   ],

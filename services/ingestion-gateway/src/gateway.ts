@@ -13,6 +13,7 @@ import {
 } from '@signal/events';
 import {
   anonymousIdSetCookie,
+  BodyBudget,
   clientBucket,
   err,
   HttpError,
@@ -51,7 +52,14 @@ export interface GatewayConfig {
   readonly trustedProxyHops: number;
   /** `TRUSTED_PROXY_CIDRS`: those proxies' addresses; a hop from elsewhere is the client. Absent: not checked. */
   readonly trustedProxyCidrs?: readonly string[];
+  /**
+   * `MAX_BUFFERED_BODY_BYTES`: request bodies held in memory at once, all connections together (503 with
+   * Retry-After above; `BodyBudget`). Default `DEFAULT_MAX_BUFFERED_BODY_BYTES`, never below one body's limit.
+   */
+  readonly maxBufferedBodyBytes?: number;
 }
+
+export const DEFAULT_MAX_BUFFERED_BODY_BYTES = 32 * 1024 * 1024;
 
 export interface GatewayLogger {
   debug(obj: object, msg: string): void;
@@ -120,6 +128,9 @@ export function createGateway(deps: GatewayDeps) {
   const now = deps.now ?? Date.now;
   const rawTopic = topics.rawEvents(config.namespace);
   const proxies = trustedProxies(config.trustedProxyCidrs);
+  const bodies = new BodyBudget(
+    Math.max(config.maxPayloadSize, config.maxBufferedBodyBytes ?? DEFAULT_MAX_BUFFERED_BODY_BYTES),
+  );
 
   const received = metrics.counter('signal_events_received_total', 'Events accepted onto the bus', [
     'endpoint',
@@ -417,6 +428,7 @@ export function createGateway(deps: GatewayDeps) {
     const bytes = await readJsonBodyBytes(req, {
       limitBytes: config.maxPayloadSize,
       contentTypes: BODY_CONTENT_TYPES,
+      budget: { budget: bodies, until: res },
     });
     if (!bytes.ok) {
       reject(res, withHeaders(bytes.error, cors), bodyReason(bytes.error));
@@ -443,7 +455,12 @@ export function createGateway(deps: GatewayDeps) {
     return parsed.value;
   }
 
-  /** Browser endpoints: pipeline key in X-Pipeline-Key or the body's `pipelineKey`. */
+  /**
+   * Browser endpoints: pipeline key in X-Pipeline-Key or the body's `pipelineKey` (sendBeacon cannot set
+   * headers). A key in the header is checked, and the pipeline's rate limit taken, before the body is read:
+   * a refused request then holds no body in memory (`bodies`), so a flood with bad keys cannot crowd out
+   * senders with good ones.
+   */
   async function browserRequest(
     req: IncomingMessage,
     res: ServerResponse,
@@ -452,14 +469,19 @@ export function createGateway(deps: GatewayDeps) {
   ) {
     const origin = headerValue(req.headers.origin);
     const provisionalCors = corsHeaders(origin);
+    const admit = async (key: string | undefined): Promise<PipelineAuth | undefined> => {
+      const found = await authenticateKey(req, res, key, origin, false, provisionalCors);
+      return found && (await withinRateLimit(res, found, provisionalCors)) ? found : undefined;
+    };
+    const headerKey = headerValue(req.headers['x-pipeline-key']);
+    let pipeline = headerKey === undefined ? undefined : await admit(headerKey);
+    if (headerKey !== undefined && pipeline === undefined) return;
     const bytes = await readBody(req, res, provisionalCors);
     if (!bytes) return;
     const body = parseBody(res, bytes, provisionalCors) as Record<string, unknown> | undefined;
     if (!body) return;
-    const key = headerValue(req.headers['x-pipeline-key']) ?? stringField(body, 'pipelineKey');
-    const pipeline = await authenticateKey(req, res, key, origin, false, provisionalCors);
+    pipeline ??= await admit(stringField(body, 'pipelineKey'));
     if (!pipeline) return;
-    if (!(await withinRateLimit(res, pipeline, provisionalCors))) return;
     const caller: Caller = { pipeline, provenance: 'pipeline_key' };
     if (endpoint === 'batch') {
       const batch = batchOf(res, body, provisionalCors);
@@ -501,11 +523,12 @@ export function createGateway(deps: GatewayDeps) {
 
   /** Server sources: pipeline key in X-Pipeline-Key plus an HMAC over the raw body. */
   async function serverRequest(req: IncomingMessage, res: ServerResponse, endpoint: 'events' | 'batch') {
-    const bytes = await readBody(req, res, {});
-    if (!bytes) return;
+    // The key (always a header here) is checked before the body is read, as on the browser endpoints.
     const key = headerValue(req.headers['x-pipeline-key']);
     const pipeline = await authenticateKey(req, res, key, undefined, true, {});
     if (!pipeline) return;
+    const bytes = await readBody(req, res, {});
+    if (!bytes) return;
     const verdict = verifyHmac({
       signature: headerValue(req.headers['x-signature']),
       timestamp: headerValue(req.headers['x-timestamp']),
@@ -851,6 +874,8 @@ function bodyReason(error: HttpError): string {
       return 'payload_too_large';
     case 'unsupported_media_type':
       return 'content_type';
+    case 'unavailable':
+      return 'server_busy';
     default:
       return 'malformed_body';
   }
