@@ -12,10 +12,24 @@
  */
 export class BodyBudget {
   #used = 0;
+  /** Bytes each holder (a client address) has reserved; only holders with a reservation are kept. */
+  readonly #byHolder = new Map<string, number>();
 
-  constructor(readonly limitBytes: number) {
-    if (!Number.isSafeInteger(limitBytes) || limitBytes < 1) {
-      throw new RangeError(`body budget must be a positive integer of bytes, got ${limitBytes}`);
+  /**
+   * `perHolderBytes`: the most one holder (`tryReserve`'s second argument, e.g. a client's address) may
+   * hold at once, so that one sender with slow bodies cannot take the whole budget. Default: no share.
+   */
+  constructor(
+    readonly limitBytes: number,
+    readonly perHolderBytes: number = limitBytes,
+  ) {
+    for (const [name, value] of [
+      ['body budget', limitBytes],
+      ['per-holder share', perHolderBytes],
+    ] as const) {
+      if (!Number.isSafeInteger(value) || value < 1) {
+        throw new RangeError(`${name} must be a positive integer of bytes, got ${value}`);
+      }
     }
   }
 
@@ -24,21 +38,37 @@ export class BodyBudget {
     return this.#used;
   }
 
-  /** Reserves `bytes` if they fit; false (and nothing reserved) if not. */
-  tryReserve(bytes: number): boolean {
+  /** Bytes `holder` has reserved right now. */
+  heldBy(holder: string): number {
+    return this.#byHolder.get(holder) ?? 0;
+  }
+
+  /** Reserves `bytes` if they fit, in the budget and in `holder`'s share; false (nothing reserved) if not. */
+  tryReserve(bytes: number, holder?: string): boolean {
     if (this.#used + bytes > this.limitBytes) return false;
+    if (holder !== undefined) {
+      const held = this.heldBy(holder) + bytes;
+      if (held > this.perHolderBytes) return false;
+      this.#byHolder.set(holder, held);
+    }
     this.#used += bytes;
     return true;
   }
 
-  release(bytes: number): void {
+  release(bytes: number, holder?: string): void {
     this.#used = Math.max(0, this.#used - bytes);
+    if (holder === undefined) return;
+    const held = this.heldBy(holder) - bytes;
+    if (held > 0) this.#byHolder.set(holder, held);
+    else this.#byHolder.delete(holder);
   }
 }
 
 /** What a body read with a budget holds its bytes until: the response (its `close` event). */
 export interface BudgetHold {
   readonly budget: BodyBudget;
+  /** Whose share the bytes count against (`BodyBudget.perHolderBytes`), e.g. the client's address. */
+  readonly holder?: string;
   /** The request's response: the reservation is released when it closes (sent, or the connection dropped). */
   readonly until: {
     readonly closed: boolean;

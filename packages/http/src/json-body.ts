@@ -154,7 +154,7 @@ function readLimited(
   /** Reserves `bytes` more of the budget; false if they do not fit. */
   const reserve = (bytes: number): boolean => {
     if (hold === undefined || bytes === 0) return true;
-    if (!hold.budget.tryReserve(bytes)) return false;
+    if (!hold.budget.tryReserve(bytes, hold.holder)) return false;
     reserved += bytes;
     return true;
   };
@@ -175,7 +175,7 @@ function readLimited(
       req.off('close', onClose);
       if (hold !== undefined && reserved > 0) {
         const held = reserved;
-        const release = (): void => hold.budget.release(held);
+        const release = (): void => hold.budget.release(held, hold.holder);
         if (!result.ok || hold.until.closed) release();
         else hold.until.once('close', release);
       }

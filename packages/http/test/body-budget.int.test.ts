@@ -142,8 +142,24 @@ describe('BodyBudget', () => {
 });
 
 describe('BodyBudget limits', () => {
-  it('refuses a budget that is not a positive whole number of bytes', () => {
+  it('refuses a budget or share that is not a positive whole number of bytes', () => {
     expect(() => new BodyBudget(0)).toThrow(RangeError);
     expect(() => new BodyBudget(1.5)).toThrow(RangeError);
+    expect(() => new BodyBudget(100, 0)).toThrow(RangeError);
+  });
+
+  it('keeps each holder within its share, and forgets a holder once it holds nothing', () => {
+    const shared = new BodyBudget(100, 40);
+    expect(shared.tryReserve(30, 'a')).toBe(true);
+    expect(shared.tryReserve(20, 'a')).toBe(false); // over a's share, though the budget has room
+    expect(shared.heldBy('a')).toBe(30);
+    expect(shared.tryReserve(40, 'b')).toBe(true);
+    expect(shared.tryReserve(40, 'c')).toBe(false); // over the budget, though within c's share
+    expect(shared.tryReserve(30, 'c')).toBe(true);
+    expect(shared.usedBytes).toBe(100);
+    shared.release(30, 'a');
+    expect(shared.heldBy('a')).toBe(0);
+    expect(shared.usedBytes).toBe(70);
+    expect(shared.tryReserve(30)).toBe(true); // no holder: only the budget counts
   });
 });

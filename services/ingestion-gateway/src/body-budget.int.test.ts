@@ -58,10 +58,11 @@ beforeAll(async () => {
       corsOrigins: [],
       maxBatchSize: 10,
       maxPayloadSize: BODY_LIMIT,
-      // One body's worth: a sender holding 10 KB leaves no room for another 10 KB.
-      maxBufferedBodyBytes: BODY_LIMIT,
+      // Four bodies' worth; one client address may hold a quarter (one body).
+      maxBufferedBodyBytes: 4 * BODY_LIMIT,
       rateLimitRps: 1000,
-      trustedProxyHops: 0,
+      // The client is told by X-Forwarded-For, so that one test can be several clients.
+      trustedProxyHops: 1,
     },
     directory: { findPipelineByKey: async (key) => (key === KEY ? pipeline : null) },
     bus: {
@@ -113,7 +114,7 @@ function send(req: ClientRequest): Promise<Answer> {
   });
 }
 
-function open(body: string, key = KEY): { req: ClientRequest; answer: Promise<Answer> } {
+function open(body: string, client: string, key = KEY): { req: ClientRequest; answer: Promise<Answer> } {
   const req = rawRequest({
     host: '127.0.0.1',
     port,
@@ -124,13 +125,14 @@ function open(body: string, key = KEY): { req: ClientRequest; answer: Promise<An
       'content-length': String(Buffer.byteLength(body)),
       origin: ORIGIN,
       'x-pipeline-key': key,
+      'x-forwarded-for': client,
     },
   });
   return { req, answer: send(req) };
 }
 
-function post(body: string, key = KEY): Promise<Answer> {
-  const { req, answer } = open(body, key);
+function post(body: string, client: string, key = KEY): Promise<Answer> {
+  const { req, answer } = open(body, client, key);
   req.end(body);
   return answer;
 }
@@ -148,45 +150,76 @@ async function serverBusyRefusals(): Promise<number> {
   return rejected?.values.find((v) => v.labels.reason === 'server_busy')?.value ?? 0;
 }
 
+/** A sender that declares `body`, sends its first bytes and holds the rest back until `finish`. */
+function slowSender(body: string, client: string) {
+  const { req, answer } = open(body, client);
+  req.write(body.slice(0, 10));
+  return {
+    finish: () => {
+      req.end(body.slice(10));
+      return answer;
+    },
+  };
+}
+
+/**
+ * Sends malformed bodies from `client` with a good key until one is refused for want of room: they publish
+ * nothing either way (400 once read, 503 while no room is left).
+ */
+async function untilRefused(client: string, size: number): Promise<Answer | undefined> {
+  let probe: Answer | undefined;
+  for (let i = 0; i < 200 && probe?.status !== 503; i++) {
+    probe = await post(`{${'x'.repeat(size)}`, client);
+    if (probe.status !== 503) await sleep(10);
+  }
+  return probe;
+}
+
+const messageIds = () => published.map((m) => (JSON.parse(m.value) as { messageId: string }).messageId);
+
 describe('gateway body budget (MAX_BUFFERED_BODY_BYTES)', () => {
   it('refuses bodies that do not fit with 503 and publishes nothing of them, then accepts again', async () => {
-    // A slow sender: 10 KB declared, a few bytes sent, the rest held back.
-    const slowBody = event('slow-1', 10_000);
-    const slow = open(slowBody);
-    slow.req.write(slowBody.slice(0, 10));
+    // Four slow senders from four addresses, 15 KB each declared: 60 of the 64 KB budget.
+    const slow = Array.from({ length: 4 }, (_, i) =>
+      slowSender(event(`slow-${i}`, 15_000), `198.51.100.${i + 1}`),
+    );
+    expect((await untilRefused('198.51.100.9', 9000))?.status).toBe(503);
 
-    // Malformed bodies from a good key probe the budget without publishing anything: 400 once read, 503
-    // while the slow sender's reservation leaves no room.
-    let probe: Answer | undefined;
-    for (let i = 0; i < 200 && probe?.status !== 503; i++) {
-      probe = await post(`{${'x'.repeat(9000)}`);
-      if (probe.status !== 503) await sleep(10);
-    }
-    expect(probe?.status).toBe(503);
-
-    const busy = await post(event('busy-1', 9000));
+    const busy = await post(event('busy-1', 9000), '198.51.100.10');
     expect(busy.status).toBe(503);
     expect(busy.body.error?.code).toBe('unavailable');
     expect(busy.headers['retry-after']).toBe('1');
     expect(busy.headers['access-control-allow-origin']).toBe(ORIGIN);
     expect(await serverBusyRefusals()).toBeGreaterThanOrEqual(2);
+    // A small body still fits.
+    expect((await post(event('small-1'), '198.51.100.10')).status).toBe(202);
 
     // A bad key is refused before its body would be read: 401, not 503, even now.
-    expect((await post(event('bad-key', 9000), UNKNOWN_KEY)).status).toBe(401);
+    expect((await post(event('bad-key', 9000), '198.51.100.10', UNKNOWN_KEY)).status).toBe(401);
 
-    slow.req.end(slowBody.slice(10));
-    expect((await slow.answer).status).toBe(202);
-    // Released when the slow sender's response closed.
+    for (const sender of slow) expect((await sender.finish()).status).toBe(202);
+    // Released when the slow senders' responses closed.
     let after: Answer | undefined;
     for (let i = 0; i < 100 && after?.status !== 202; i++) {
-      after = await post(event(`after-${i}`, 9000));
+      after = await post(event(`after-${i}`, 9000), '198.51.100.10');
       if (after.status !== 202) await sleep(10);
     }
     expect(after?.status).toBe(202);
 
-    const ids = published.map((m) => (JSON.parse(m.value) as { messageId: string }).messageId);
-    expect(ids).toContain('slow-1');
-    expect(ids).not.toContain('busy-1');
-    expect(ids).not.toContain('bad-key');
+    expect(messageIds()).toEqual(expect.arrayContaining(['slow-0', 'slow-3', 'small-1']));
+    expect(messageIds()).not.toContain('busy-1');
+    expect(messageIds()).not.toContain('bad-key');
+  });
+
+  it('lets one client address hold only a quarter of the budget, so it cannot crowd out the others', async () => {
+    const slow = slowSender(event('hog-slow', 10_000), '203.0.113.5');
+    // The same address, a second 10 KB body: over its share although the budget has room.
+    expect((await untilRefused('203.0.113.5', 9000))?.status).toBe(503);
+    expect((await post(event('hog-second', 9000), '203.0.113.5')).status).toBe(503);
+    // Another client is not affected.
+    expect((await post(event('neighbour', 9000), '203.0.113.77')).status).toBe(202);
+    expect((await slow.finish()).status).toBe(202);
+    expect(messageIds()).toEqual(expect.arrayContaining(['hog-slow', 'neighbour']));
+    expect(messageIds()).not.toContain('hog-second');
   });
 });

@@ -128,8 +128,16 @@ export function createGateway(deps: GatewayDeps) {
   const now = deps.now ?? Date.now;
   const rawTopic = topics.rawEvents(config.namespace);
   const proxies = trustedProxies(config.trustedProxyCidrs);
+  // One client address (an IPv6 client by its /64) may hold a quarter of it: a sender trickling slow bodies
+  // cannot take it all. Behind a proxy that TRUSTED_PROXY_HOPS does not name, every client is the proxy and
+  // shares that quarter: set it.
+  const bodyBudgetBytes = Math.max(
+    config.maxPayloadSize,
+    config.maxBufferedBodyBytes ?? DEFAULT_MAX_BUFFERED_BODY_BYTES,
+  );
   const bodies = new BodyBudget(
-    Math.max(config.maxPayloadSize, config.maxBufferedBodyBytes ?? DEFAULT_MAX_BUFFERED_BODY_BYTES),
+    bodyBudgetBytes,
+    Math.max(config.maxPayloadSize, Math.floor(bodyBudgetBytes / 4)),
   );
 
   const received = metrics.counter('signal_events_received_total', 'Events accepted onto the bus', [
@@ -428,7 +436,11 @@ export function createGateway(deps: GatewayDeps) {
     const bytes = await readJsonBodyBytes(req, {
       limitBytes: config.maxPayloadSize,
       contentTypes: BODY_CONTENT_TYPES,
-      budget: { budget: bodies, until: res },
+      budget: {
+        budget: bodies,
+        holder: clientBucket(clientIp(req, config.trustedProxyHops, proxies)),
+        until: res,
+      },
     });
     if (!bytes.ok) {
       reject(res, withHeaders(bytes.error, cors), bodyReason(bytes.error));
