@@ -80,7 +80,13 @@ const SERVICE_ENV: Record<SignalService, readonly SettingName[]> = {
     'DELIVERY_ALLOWED_PRIVATE_CIDRS',
   ],
   'identity-hub': ['COOKIE_DOMAIN', 'IDENTITY_PUBLIC_HOSTS', 'IDENTITY_TOKEN_TTL'],
-  'management-api': ['JWT_SECRET', 'ACCESS_TOKEN_TTL', 'REFRESH_TOKEN_TTL', 'SESSION_MAX_AGE'],
+  'management-api': [
+    'JWT_SECRET',
+    'ACCESS_TOKEN_TTL',
+    'REFRESH_TOKEN_TTL',
+    'SESSION_MAX_AGE',
+    'SIGNAL_OPERATOR_ORG',
+  ],
 };
 
 function requiredEnv(service: SignalService): readonly string[] {

@@ -51,8 +51,8 @@ export type CryptoAuditAction = (typeof CRYPTO_AUDIT_ACTIONS)[number];
 
 /**
  * Actions about the deployment as a whole rather than one org: its encryption keys (every org's data is
- * sealed with them) and the log's own retention. Recorded without an org, they are part of every org's view
- * of the log (`org_id` filter); recorded with one (a re-encryption an org's admin started), only of that org's.
+ * sealed with them) and the log's own retention. Recorded without an org, they are shown only to whoever runs
+ * the deployment (`with_deployment_entries` beside `org_id`); recorded with one, in that org's view.
  */
 export const DEPLOYMENT_AUDIT_ACTIONS = [
   ...CRYPTO_AUDIT_ACTIONS,

@@ -11,11 +11,18 @@ const instant = z.union([z.date(), z.iso.datetime({ offset: true })]).transform(
 export const auditListFiltersSchema = z
   .strictObject({
     /**
-     * One org's view of the log: the entries recorded for that org, plus the deployment-wide entries recorded
-     * without an org (`DEPLOYMENT_AUDIT_ACTIONS`: key events, purges). Entries of other orgs, and org-less
-     * entries of any other action (a failed login naming no user), are left out.
+     * One org's view of the log: the entries recorded for that org. Entries of other orgs, and org-less
+     * entries (a failed login naming no user, a deployment's key events), are left out, unless
+     * `with_deployment_entries`.
      */
     org_id: z.string().min(1).max(200).optional(),
+    /**
+     * With `org_id`: also the deployment-wide entries recorded without an org (`DEPLOYMENT_AUDIT_ACTIONS`: key
+     * events, decrypt failures, purges). They are about every org's data and name rows of any org (a
+     * `crypto.decrypt_failed` names the table and row that did not open), so they are for whoever runs the
+     * deployment, not for every org's readers. Default false.
+     */
+    with_deployment_entries: z.boolean().optional(),
     action: auditActionSchema.optional(),
     user_id: z.string().min(1).max(200).optional(),
     resource_type: auditResourceTypeSchema.optional(),
@@ -72,11 +79,13 @@ export function whereClause(filters: ParsedFilters): WhereClause {
     params.push(value);
     conditions.push(sql(`$${params.length}`));
   };
-  if (filters.org_id !== undefined) {
+  if (filters.org_id !== undefined && filters.with_deployment_entries === true) {
     params.push(filters.org_id, [...DEPLOYMENT_AUDIT_ACTIONS]);
     const org = `$${params.length - 1}`;
     const deploymentActions = `$${params.length}`;
     conditions.push(`(org_id = ${org} OR (org_id IS NULL AND action = ANY(${deploymentActions}::text[])))`);
+  } else if (filters.org_id !== undefined) {
+    add((p) => `org_id = ${p}`, filters.org_id);
   }
   if (filters.action !== undefined) add((p) => `action = ${p}`, filters.action);
   if (filters.user_id !== undefined) add((p) => `user_id = ${p}`, filters.user_id);

@@ -277,6 +277,14 @@ describe('numbers, lists and cross-field rules', () => {
     ]);
   });
 
+  it('takes the operator org as a slug, default demo', () => {
+    expect(load({}).management.operatorOrg).toBe('demo');
+    expect(load({ SIGNAL_OPERATOR_ORG: 'ops-team' }).management.operatorOrg).toBe('ops-team');
+    expect(problemsOf({ SIGNAL_OPERATOR_ORG: 'Ops Team' })[0]).toMatch(
+      /^SIGNAL_OPERATOR_ORG must be an org slug \(lowercase letters, digits and inner hyphens, 1–64 characters\)/,
+    );
+  });
+
   it('refuses a body budget smaller than one body, naming both variables', () => {
     expect(load({ MAX_BUFFERED_BODY_BYTES: '1048576', MAX_PAYLOAD_SIZE: '1048576' }).gateway).toMatchObject({
       maxBufferedBodyBytes: 1048576,

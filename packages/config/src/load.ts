@@ -123,6 +123,8 @@ export interface SignalConfig {
     readonly refreshTokenTtlSeconds: number;
     /** `SESSION_MAX_AGE`: a login's refresh tokens never outlive its start + this. */
     readonly sessionMaxAgeSeconds: number;
+    /** `SIGNAL_OPERATOR_ORG`: slug of the org whose admins and owner hold the deployment authority. */
+    readonly operatorOrg: string;
   };
   readonly bootstrap: { readonly adminEmail: string | null; readonly adminPassword: Secret | null };
 }
@@ -450,6 +452,7 @@ function assemble(v: SettingValues, file: string | null): SignalConfig {
       accessTokenTtlSeconds: v.ACCESS_TOKEN_TTL,
       refreshTokenTtlSeconds: v.REFRESH_TOKEN_TTL,
       sessionMaxAgeSeconds: v.SESSION_MAX_AGE,
+      operatorOrg: v.SIGNAL_OPERATOR_ORG,
     },
     bootstrap: {
       adminEmail: v.SIGNAL_BOOTSTRAP_ADMIN_EMAIL ?? null,

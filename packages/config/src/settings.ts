@@ -499,6 +499,16 @@ export const SETTINGS = {
     default: 604_800,
     doc: 'Refresh token lifetime in seconds (idle: each refresh issues a new one)',
   }),
+  SIGNAL_OPERATOR_ORG: withDefault({
+    yaml: 'management.operator_org',
+    schema: text({
+      maxLength: 64,
+      pattern: /^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/,
+      patternDescription: 'an org slug (lowercase letters, digits and inner hyphens, 1–64 characters)',
+    }),
+    default: 'demo',
+    doc: "Slug of the org whose admins and owner act for the whole deployment (re-encryption job, org-less audit entries); the all-in-one's first start creates `demo`",
+  }),
   SESSION_MAX_AGE: withDefault({
     yaml: 'management.session_max_age',
     schema: int({ min: 300, max: 90 * 86_400, unit: 'seconds' }),

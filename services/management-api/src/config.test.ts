@@ -13,6 +13,7 @@ const management = (
     accessTokenTtlSeconds: access,
     refreshTokenTtlSeconds: refresh,
     sessionMaxAgeSeconds: sessionMaxAge,
+    operatorOrg: 'demo',
   },
 });
 

@@ -204,6 +204,7 @@ export async function buildContainer(config: SignalConfig): Promise<Container> {
     config,
     trustedProxyHops: config.gateway.trustedProxyHops,
     trustedProxyCidrs: config.gateway.trustedProxyCidrs,
+    operatorOrg: config.management.operatorOrg,
     reencryption: {
       columns,
       ...(cryptoRuntime.rewrapKeys === undefined ? {} : { rewrapKeys: cryptoRuntime.rewrapKeys }),

@@ -34,5 +34,11 @@ export {
   type ManagementApi,
   type ManagementApiOptions,
 } from './management-api';
+export {
+  createDeploymentAuthority,
+  DEFAULT_OPERATOR_ORG_SLUG,
+  type DeploymentAuthority,
+  OPERATOR_MIN_ROLE,
+} from './rbac/deployment-authority';
 export { PERMISSIONS, type Permission, ROLE_RANK, roleAllows } from './rbac/permissions';
 export { ADMIN_PREFIX, ROUTES, type RouteId, type RouteSpec } from './rbac/route-table';

@@ -33,6 +33,7 @@ import { createIdentityRoutes } from './identity/identity.routes';
 import { createIntegrationsRoutes } from './integrations/integrations.routes';
 import type { ApiLogger } from './logger';
 import { createPipelinesRoutes } from './pipelines/pipelines.routes';
+import { createDeploymentAuthority, DEFAULT_OPERATOR_ORG_SLUG } from './rbac/deployment-authority';
 import { createUsersRoutes } from './users/users.routes';
 
 /** Management API rate limit: 100 requests per minute per user (per client address on login/refresh). */
@@ -66,6 +67,13 @@ export interface ManagementApiOptions {
    * failures and audit entries are recorded under.
    */
   readonly trustedProxyCidrs?: readonly string[];
+  /**
+   * Slug of the deployment's operator org, whose admins and owner hold the deployment authority: starting the
+   * re-encryption job and reading its deployment-wide status, and the audit entries recorded without an org.
+   * Default `DEFAULT_OPERATOR_ORG_SLUG` ("demo"): the org the all-in-one seeds for its bootstrap admin.
+   * `null`: nobody over HTTP (those routes answer 403; `signal-cli crypto-reencrypt` still works).
+   */
+  readonly operatorOrg?: string | null;
   /**
    * Dead letters (`/v1/admin/dlq`): the database holding the delivery worker's `delivery_dlq` table, the bus a
    * replay publishes to and the deployment's namespace (topic names). Absent: those routes answer 503.
@@ -115,6 +123,10 @@ export function createManagementApi(options: ManagementApiOptions): ManagementAp
     clock,
   });
   const trail = createAuditTrail(audit, logger);
+  const deploymentAuthority = createDeploymentAuthority({
+    orgs: controlPlane.orgs,
+    operatorOrgSlug: options.operatorOrg === undefined ? DEFAULT_OPERATOR_ORG_SLUG : options.operatorOrg,
+  });
   const { watchIntervalMs, ...jobOptions } = options.reencryption ?? {};
   const jobColumns = jobOptions.columns ?? ENCRYPTED_COLUMNS;
   const reencryption = createReencryptionJobs({
@@ -151,7 +163,7 @@ export function createManagementApi(options: ManagementApiOptions): ManagementAp
     ...createPipelinesRoutes({ controlPlane, trail }),
     ...createIntegrationsRoutes({ controlPlane, trail }),
     ...createDataLayerRoutes({ controlPlane, trail }),
-    ...createAuditLogsRoutes({ audit, trail, logger }),
+    ...createAuditLogsRoutes({ audit, trail, logger, deploymentAuthority }),
     ...createReencryptRoutes({ jobs: reencryption }),
     ...createDlqRoutes({ dlq: options.dlq, crypto, trail }),
     ...createIdentityRoutes({ identityErasure: options.identityErasure }),
@@ -168,6 +180,7 @@ export function createManagementApi(options: ManagementApiOptions): ManagementAp
     register(router) {
       registerRoutes(router, handlers, {
         authenticate,
+        deploymentAuthority,
         rateLimiter,
         logger,
         trustedProxyHops: options.trustedProxyHops ?? 0,

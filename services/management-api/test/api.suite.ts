@@ -102,6 +102,68 @@ export function describeApiSuite(target: DbTarget, skip = false): void {
         expect((await login(org.users.editor.email, PASSWORD)).status).toBe(200);
       });
 
+      // Users are per org: an email invited into a second org has a second account (its own password).
+      it('signs a user of several orgs in predictably: without "org" a clear 409 (to the password holder only), with "org" each account', async () => {
+        const email = org.users.editor.email;
+        const second = await seedOrg(t.cp, t.db);
+        const invited = await t.call('POST', `${A}/users`, {
+          token: await t.tokenFor(second.users.admin),
+          body: { email, role: 'viewer' },
+        });
+        expect(invited.status).toBe(201);
+        const otp = z.object({ one_time_password: z.string() }).parse(invited.json).one_time_password;
+        const logins = async () => (await t.audit.list({ action: 'auth.login' })).data.length;
+        const loginsBefore = await logins();
+
+        // The right password of the first account, no org: 409 asking for the slug, naming no org. Repeated
+        // (more often than the lockout allows failures), it never locks the user out.
+        for (let i = 0; i < 4; i++) {
+          t.hasher.verify.mockClear();
+          const ambiguous = await login(email, PASSWORD);
+          expect(ambiguous.status).toBe(409);
+          const { error } = errorSchema.parse(ambiguous.json);
+          expect(error.code).toBe('conflict');
+          expect(error.message).toMatch(/several orgs.*"org".*slug/);
+          for (const secret of [org.slug, second.slug, org.orgId, second.orgId]) {
+            expect(ambiguous.text).not.toContain(secret);
+          }
+          // One password check, as for any other attempt (no timing difference by number of orgs).
+          expect(t.hasher.verify).toHaveBeenCalledTimes(1);
+        }
+        expect(await logins()).toBe(loginsBefore);
+
+        // A wrong password, or the other account's, without org: the plain answer an unknown email gets.
+        for (const password of ['not the password', otp]) {
+          t.hasher.verify.mockClear();
+          const wrong = await login(email, password);
+          expect(wrong.status).toBe(401);
+          expect(wrong.json).toEqual({
+            error: { code: 'unauthorized', message: 'invalid email or password' },
+          });
+          expect(t.hasher.verify).toHaveBeenCalledTimes(1);
+        }
+        const unknown = await login('nobody@nowhere.example', 'whatever password');
+        expect(unknown.json).toEqual({
+          error: { code: 'unauthorized', message: 'invalid email or password' },
+        });
+
+        // With org, each account signs in to its own org.
+        const first = await login(email, PASSWORD, { org: org.slug });
+        expect(first.status).toBe(200);
+        const firstMe = await t.call('GET', `${A}/auth/me`, {
+          token: tokenPairSchema.parse(first.json).access_token,
+        });
+        expect(firstMe.json).toMatchObject({ id: org.users.editor.id, org_id: org.orgId, role: 'editor' });
+        const other = await login(email, otp, { org: second.slug });
+        expect(other.status).toBe(200);
+        const pair = tokenPairSchema.parse(other.json);
+        expect(pair.password_change_required).toBe(true);
+        const otherMe = await t.call('GET', `${A}/auth/me`, { token: pair.access_token });
+        expect(otherMe.json).toMatchObject({ org_id: second.orgId, role: 'viewer' });
+        // The first org's password does not open the second org's account.
+        expect((await login(email, PASSWORD, { org: second.slug })).status).toBe(401);
+      });
+
       it('refuses malformed bodies with 400/415', async () => {
         expect((await t.call('POST', `${A}/auth/login`, { body: { email: 'a@b.example' } })).status).toBe(
           400,

@@ -14,6 +14,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { ManagementApiConfigError } from '../src/config';
 import { buildContainer, type Container, MANAGEMENT_API_SCHEMA } from '../src/container';
+import { DEFAULT_OPERATOR_ORG_SLUG } from '../src/rbac/deployment-authority';
 import { captureLogger, FULL_SCHEMA } from './harness';
 import { sampleEvent } from './operations.support';
 
@@ -84,8 +85,10 @@ describe('standalone container (PGlite on disk)', () => {
     await migrateEmbedded(baseEnv.SIGNAL_DATA_DIR, MANAGEMENT_API_SCHEMA);
     const first = await buildContainer(config({ ENCRYPTION_KEY: keyA }));
     await first.start();
+    // The operator org (as the all-in-one seeds it): its owner may run the deployment's re-encryption job.
     const { org } = await first.api.controlPlane.orgs.createWithOwner({
       name: 'Acme',
+      slug: DEFAULT_OPERATOR_ORG_SLUG,
       owner: { email: 'owner@acme.example', password: 'a long enough password' },
     });
     await first.api.controlPlane.pipelines.create(org.id, { name: 'Shop', type: 'server' });
@@ -146,8 +149,10 @@ describe('standalone container on a deployment migrated by signal-cli (PGlite on
 
     const first = await buildContainer(config({ ...env, ENCRYPTION_KEY: keyA }));
     await first.start();
+    // The operator org (as the all-in-one seeds it): its owner may run the deployment's re-encryption job.
     const { org } = await first.api.controlPlane.orgs.createWithOwner({
       name: 'Full',
+      slug: DEFAULT_OPERATOR_ORG_SLUG,
       owner: { email: 'owner@full.example', password: 'a long enough password' },
     });
     await first.api.controlPlane.pipelines.create(org.id, { name: 'Shop', type: 'server' });

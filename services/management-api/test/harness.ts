@@ -29,6 +29,7 @@ import { createAccessTokens } from '../src/auth/tokens';
 import { MANAGEMENT_API_SCHEMA } from '../src/container';
 import type { ApiLogger } from '../src/logger';
 import { createManagementApi, type ManagementApi, type ManagementApiOptions } from '../src/management-api';
+import { DEFAULT_OPERATOR_ORG_SLUG } from '../src/rbac/deployment-authority';
 
 /**
  * The Management API's tables plus the ones its optional dependencies read: the bus, the delivery worker's
@@ -132,6 +133,8 @@ export interface TestApiOptions {
   readonly loginThrottle?: ManagementApiOptions['loginThrottle'];
   readonly trustedProxyHops?: number;
   readonly trustedProxyCidrs?: readonly string[];
+  /** The operator org's slug (default: the API's default, `DEFAULT_OPERATOR_ORG_SLUG`; see `seedOperatorOrg`). */
+  readonly operatorOrg?: string | null;
   /** Wraps the database the API sees (fault injection typed against the port). */
   readonly wrapDb?: (db: Database) => Database;
   /**
@@ -180,6 +183,7 @@ export async function startTestApi(db: Database, options: TestApiOptions = {}): 
         accessTokenTtlSeconds: 900,
         refreshTokenTtlSeconds: 604_800,
         sessionMaxAgeSeconds: 2_592_000,
+        operatorOrg: 'demo',
       },
     },
     clock,
@@ -189,6 +193,7 @@ export async function startTestApi(db: Database, options: TestApiOptions = {}): 
     ...(options.loginThrottle ? { loginThrottle: options.loginThrottle } : {}),
     ...(options.trustedProxyHops === undefined ? {} : { trustedProxyHops: options.trustedProxyHops }),
     ...(options.trustedProxyCidrs === undefined ? {} : { trustedProxyCidrs: options.trustedProxyCidrs }),
+    ...(options.operatorOrg === undefined ? {} : { operatorOrg: options.operatorOrg }),
     ...wiring,
   });
   const router = createRouter({ logger: logs });
@@ -251,6 +256,7 @@ export async function startTestApi(db: Database, options: TestApiOptions = {}): 
 
 export interface SeededOrg {
   readonly orgId: string;
+  readonly slug: string;
   readonly users: Readonly<Record<Role, User>>;
 }
 
@@ -260,10 +266,11 @@ export async function seedOrg(
   db: Database,
   // 64 bits: the RBAC matrix seeds ~100 orgs in one schema, and slugs are unique (24 bits collided ~1 in 4,000).
   label = randomBytes(8).toString('hex'),
+  slug = `org-${label}`,
 ): Promise<SeededOrg> {
   const { org, owner } = await cp.orgs.createWithOwner({
     name: `Org ${label}`,
-    slug: `org-${label}`,
+    slug,
     owner: { email: `owner@${label}.example`, password: PASSWORD },
   });
   const add = (role: 'admin' | 'editor' | 'viewer') =>
@@ -273,5 +280,13 @@ export async function seedOrg(
   const admin = await add('admin');
   const editor = await add('editor');
   const viewer = await add('viewer');
-  return { orgId: org.id, users: { owner, admin, editor, viewer } };
+  return { orgId: org.id, slug: org.slug, users: { owner, admin, editor, viewer } };
+}
+
+/**
+ * The deployment's operator org (slug `DEFAULT_OPERATOR_ORG_SLUG`, as the all-in-one seeds it), one user per
+ * role: its admin and owner hold the deployment authority. One per database (slugs are unique).
+ */
+export function seedOperatorOrg(cp: ControlPlane, db: Database): Promise<SeededOrg> {
+  return seedOrg(cp, db, randomBytes(8).toString('hex'), DEFAULT_OPERATOR_ORG_SLUG);
 }

@@ -5,13 +5,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createAccessTokens, TOKEN_AUDIENCE, TOKEN_ISSUER } from '../src/auth/tokens';
 import { roleAllows } from '../src/rbac/permissions';
-import { ADMIN_PREFIX, ROUTES, type RouteId } from '../src/rbac/route-table';
+import { ADMIN_PREFIX, ROUTES, type RouteId, type RouteSpec } from '../src/rbac/route-table';
 import type { DbTarget } from './db-targets';
 import {
   FULL_SCHEMA,
   JWT_SECRET,
   PASSWORD,
   type SeededOrg,
+  seedOperatorOrg,
   seedOrg,
   startTestApi,
   type TestApi,
@@ -32,8 +33,11 @@ interface Fixture {
   readonly identitySubject: string;
 }
 
-async function fixture(t: TestApi): Promise<Fixture> {
-  const org = await seedOrg(t.cp, t.db);
+/** Routes that act on the whole deployment: only the operator org's admins and owner pass. */
+const deploymentScoped = (route: RouteSpec): boolean => route.scope === 'deployment';
+
+async function fixture(t: TestApi, seeded?: SeededOrg): Promise<Fixture> {
+  const org = seeded ?? (await seedOrg(t.cp, t.db));
   const made = await t.cp.pipelines.create(org.orgId, { name: 'Fixture', type: 'web' });
   const rotated = await t.cp.pipelines.rotateKey(org.orgId, made.pipeline.id);
   const integration = await t.cp.integrations.create(org.orgId, made.pipeline.id, {
@@ -137,9 +141,12 @@ function b64(value: unknown): string {
 export function describeRbacSuite(target: DbTarget, skip = false): void {
   describe.skipIf(skip)(`Management API security on ${target.name}`, () => {
     let t: TestApi;
+    /** The operator org's fixture (one per database: its slug is fixed). */
+    let operator: Fixture;
     beforeAll(async () => {
       await target.setup();
       t = await startTestApi(await target.fresh(FULL_SCHEMA), { operations: {} });
+      operator = await fixture(t, await seedOperatorOrg(t.cp, t.db));
     });
     afterAll(async () => {
       await t?.close();
@@ -163,7 +170,8 @@ export function describeRbacSuite(target: DbTarget, skip = false): void {
             token: await t.tokenFor(f.org.users[role]),
             ...(c.body === undefined ? {} : { body: c.body }),
           });
-          const allowed = roleAllows(role, route.permission);
+          // An ordinary org's role never reaches a deployment-scoped route, whatever it is.
+          const allowed = roleAllows(role, route.permission) && !deploymentScoped(route);
           const expected = allowed ? c.status : 403;
           const denialShape = allowed || errorSchema.safeParse(res.json).success;
           if (res.status !== expected || !denialShape) {
@@ -176,11 +184,36 @@ export function describeRbacSuite(target: DbTarget, skip = false): void {
       expect(mismatches).toEqual([]);
     });
 
+    it("allows the deployment-scoped routes to the operator org's roles exactly as the RBAC table says", async () => {
+      const mismatches: string[] = [];
+      for (const route of ROUTES) {
+        if (route.permission === 'public' || !deploymentScoped(route)) continue;
+        for (const role of ROLES) {
+          const c = CASES[route.id](operator);
+          const res = await t.call(route.method, `${ADMIN_PREFIX}${c.path}`, {
+            token: await t.tokenFor(operator.org.users[role]),
+            ...(c.body === undefined ? {} : { body: c.body }),
+          });
+          // A started job finishes before the next role starts one (409 while it runs).
+          await t.api.reencryption.idle();
+          const allowed = roleAllows(role, route.permission);
+          const expected = allowed ? c.status : 403;
+          const denialShape = allowed || errorSchema.safeParse(res.json).success;
+          if (res.status !== expected || !denialShape) {
+            mismatches.push(
+              `${route.id} as the operator org's ${role}: ${res.status} (expected ${expected}) ${res.text.slice(0, 120)}`,
+            );
+          }
+        }
+      }
+      expect(mismatches).toEqual([]);
+    });
+
     it('records every change a protected route makes in the audit log, with the actor and their org', async () => {
       const missing: string[] = [];
       for (const route of ROUTES) {
         if (route.permission === 'public' || route.method === 'GET') continue;
-        const f = await fixture(t);
+        const f = deploymentScoped(route) ? operator : await fixture(t);
         const c = CASES[route.id](f);
         const { rows: head } = await t.db.query<{ seq: string | null }>(
           'SELECT max(seq)::text AS seq FROM audit_log',
@@ -190,6 +223,7 @@ export function describeRbacSuite(target: DbTarget, skip = false): void {
           ...(c.body === undefined ? {} : { body: c.body }),
         });
         expect(res.status, `${route.id}: ${res.text.slice(0, 120)}`).toBe(c.status);
+        await t.api.reencryption.idle();
         const { rows } = await t.db.query<{ action: string; user_id: string | null; org_id: string | null }>(
           'SELECT action, user_id, org_id FROM audit_log WHERE seq > $1 ORDER BY seq',
           [head[0]?.seq ?? '0'],

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import {
   countRecordsUnderKey,
+  ensureDemoOrg,
   integrationCredentialsContext,
   pipelineSecretContext,
 } from '@signal/control-plane';
@@ -11,9 +12,10 @@ import { z } from 'zod';
 import { MANAGEMENT_API_SCHEMA } from '../src/container';
 import type { ReencryptionJobs } from '../src/crypto/reencrypt-job';
 import type { DbTarget } from './db-targets';
-import { seedOrg, startTestApi, type TestApi, type TestApiOptions } from './harness';
+import { seedOperatorOrg, seedOrg, startTestApi, type TestApi, type TestApiOptions } from './harness';
 
 const PATH = '/v1/admin/crypto/re-encrypt';
+const errorSchema = z.strictObject({ error: z.strictObject({ code: z.string(), message: z.string() }) });
 const ISO_SECONDS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/;
 const statusSchema = z.strictObject({
   status: z.enum(['running', 'completed', 'failed']),
@@ -33,9 +35,12 @@ interface Seeded {
   readonly credentials: Map<string, Record<string, string>>;
 }
 
-/** Records under key A: 4 pipelines (one rotated: 5 secrets), 4 integrations with credentials, 1 legacy plaintext. */
+/**
+ * Records under key A: 4 pipelines (one rotated: 5 secrets), 4 integrations with credentials, 1 legacy
+ * plaintext; in the operator org, whose admin may run the job.
+ */
 async function seedUnderOldKey(t: TestApi): Promise<Seeded> {
-  const org = await seedOrg(t.cp, t.db);
+  const org = await seedOperatorOrg(t.cp, t.db);
   const secrets = new Map<string, string>();
   const credentials = new Map<string, Record<string, string>>();
   const secretIdOf = async (pipelineId: string) => {
@@ -559,14 +564,81 @@ export function describeReencryptSuite(target: DbTarget, skip = false, crashTarg
       }
     });
 
-    it('answers 404 before any job ran, and only admins and owners may start one', async () => {
+    it("answers 404 before any job ran, and only the operator org's admins and owner may start one", async () => {
       const database = await target.fresh(MANAGEMENT_API_SCHEMA);
       const t = await startTestApi(database);
       try {
-        const org = await seedOrg(t.cp, t.db);
+        const org = await seedOperatorOrg(t.cp, t.db);
         expect((await t.call('GET', PATH, { token: await t.tokenFor(org.users.admin) })).status).toBe(404);
         expect((await t.call('POST', PATH, { token: await t.tokenFor(org.users.editor) })).status).toBe(403);
         expect((await t.call('POST', PATH, { token: await t.tokenFor(org.users.owner) })).status).toBe(202);
+      } finally {
+        await t.close();
+      }
+    });
+
+    // The job re-seals every org's records and its status counts them all: an org's admin is not enough.
+    it("refuses an ordinary org's admin and owner with 403 (start and status): the deployment's operator org only", async () => {
+      const a = keyA();
+      const database = await target.fresh(MANAGEMENT_API_SCHEMA);
+      const before = await startTestApi(database, { keys: { current: a } });
+      const seeded = await seedUnderOldKey(before);
+      // Another org's records are under the old key too: the job re-seals them and counts them.
+      const tenant = await seedOrg(before.cp, before.db);
+      await before.cp.pipelines.create(tenant.orgId, { name: 'Tenant', type: 'server' });
+      await before.close();
+      const after = await startTestApi(database, { keys: { current: randomBytes(32), previous: a } });
+      try {
+        for (const role of ['admin', 'owner'] as const) {
+          const token = await after.tokenFor(tenant.users[role]);
+          for (const method of ['POST', 'GET']) {
+            const res = await after.call(method, PATH, { token });
+            expect(res.status, `${method} as the tenant's ${role}`).toBe(403);
+            const { error } = errorSchema.parse(res.json);
+            expect(error.code).toBe('forbidden');
+            expect(error.message).toMatch(/whole deployment.*operator org/);
+            expect(res.text).not.toMatch(/total_records|processed_records/);
+          }
+        }
+        expect(await after.api.reencryption.status()).toBeNull();
+
+        // The operator org's admin starts it and sees the deployment-wide figures (both orgs' records).
+        const operator = await seeded.adminToken(after);
+        expect((await after.call('POST', PATH, { token: operator })).status).toBe(202);
+        await after.api.reencryption.idle();
+        const status = await after.call('GET', PATH, { token: operator });
+        expect(statusSchema.parse(status.json)).toMatchObject({
+          status: 'completed',
+          total_records: TOTAL + 1,
+          failed_records: 0,
+        });
+        // Once a job ran, the tenant still gets 403, not its figures.
+        const peek = await after.call('GET', PATH, { token: await after.tokenFor(tenant.users.admin) });
+        expect(peek.status).toBe(403);
+      } finally {
+        await after.close();
+      }
+    });
+
+    it('the org the all-in-one seeds for its bootstrap admin is the operator org by default', async () => {
+      const t = await startTestApi(await target.fresh(MANAGEMENT_API_SCHEMA));
+      try {
+        const demo = await ensureDemoOrg(t.cp, t.db, { adminEmail: 'bootstrap@operator.example' });
+        const token = await t.tokenFor(demo.admin);
+        expect((await t.call('POST', PATH, { token })).status).toBe(202);
+        expect((await t.call('GET', PATH, { token })).status).toBe(200);
+      } finally {
+        await t.close();
+      }
+    });
+
+    it('with operatorOrg null nobody may use the endpoint over HTTP (signal-cli still can)', async () => {
+      const t = await startTestApi(await target.fresh(MANAGEMENT_API_SCHEMA), { operatorOrg: null });
+      try {
+        const org = await seedOperatorOrg(t.cp, t.db);
+        const res = await t.call('POST', PATH, { token: await t.tokenFor(org.users.owner) });
+        expect(res.status).toBe(403);
+        expect(errorSchema.parse(res.json).error.code).toBe('forbidden');
       } finally {
         await t.close();
       }

@@ -1,13 +1,15 @@
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { cryptoEventEntry } from '@signal/audit';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { MANAGEMENT_API_SCHEMA } from '../src/container';
 import type { DbTarget } from './db-targets';
 import {
   PASSWORD,
   type SeededOrg,
+  seedOperatorOrg,
   seedOrg,
   startTestApi,
   type TestApi,
@@ -261,7 +263,7 @@ export function describeSecuritySuite(target: DbTarget, skip = false): void {
     });
 
     describe('audit log tenancy', () => {
-      it("an org's admins see their org's entries and deployment-wide ones, never another org's", async () => {
+      it("an org's admins see their org's entries, never another org's", async () => {
         await start();
         const other = await seedOrg(t.cp, t.db);
         const editorA = await t.tokenFor(org.users.editor);
@@ -293,8 +295,8 @@ export function describeSecuritySuite(target: DbTarget, skip = false): void {
         expect(theirs.text).not.toContain(pipelineId);
         expect(theirs.text).not.toContain(org.users.editor.id);
         expect(theirs.text).not.toContain(org.users.editor.email);
-        // Deployment-wide events (the key every org's data is sealed with) are every org's business.
-        expect(seen.some((e) => e.action === 'crypto.key_loaded' && e.org_id === null)).toBe(true);
+        // Nor the deployment's own entries (recorded without an org): those are the operator org's to read.
+        expect(seen.filter((e) => e.org_id !== other.orgId)).toEqual([]);
         for (const query of [`user_id=${org.users.editor.id}`, `resource_id=${pipelineId}`]) {
           const filtered = auditPageSchema.parse(
             (await t.call('GET', `${A}/audit-logs?${query}`, { token: adminB })).json,
@@ -305,12 +307,126 @@ export function describeSecuritySuite(target: DbTarget, skip = false): void {
         expect(exported.status).toBe(200);
         expect(exported.text).not.toContain(pipelineId);
         expect(exported.text).not.toContain(org.users.editor.email);
-        expect(exported.text).toContain('crypto.key_loaded');
+        expect(exported.text).not.toContain('crypto.key_loaded');
         // The export is recorded in the exporting org's log only.
         const exports = auditPageSchema.parse(
           (await t.call('GET', `${A}/audit-logs?action=audit.exported`, { token: adminA })).json,
         );
         expect(exports.data).toEqual([]);
+      });
+
+      // Deployment-wide code paths (the delivery worker, the re-encryption job, the gateway's key lookup) open
+      // any org's ciphertexts; a failure is recorded without an org and names the table and row id.
+      it("never shows an org-less decrypt failure (another org's row id) to an ordinary org; the operator org sees it", async () => {
+        await start();
+        const victim = await seedOrg(t.cp, t.db);
+        const operator = await seedOperatorOrg(t.cp, t.db);
+        const made = await t.cp.pipelines.create(victim.orgId, { name: 'Victim', type: 'server' });
+        const integration = await t.cp.integrations.create(victim.orgId, made.pipeline.id, {
+          vendor: 'meta',
+          name: 'Victim Meta',
+          credentials: { access_token: 'victim-access-token-value' },
+        });
+        // Modified outside Signal, then opened by a deployment-wide reader: crypto.decrypt_failed, no org.
+        const { rows } = await t.db.query<{ credentials: string }>(
+          'SELECT credentials FROM integrations WHERE id = $1',
+          [integration.id],
+        );
+        const original = rows[0]?.credentials ?? '';
+        const at = original.length - 10;
+        const corrupted = `${original.slice(0, at)}${original[at] === 'A' ? 'B' : 'A'}${original.slice(at + 1)}`;
+        await t.db.query('UPDATE integrations SET credentials = $2 WHERE id = $1', [
+          integration.id,
+          corrupted,
+        ]);
+        await expect(t.cp.getIntegrationCredentials(integration.id)).rejects.toThrow();
+        await vi.waitFor(
+          async () => {
+            const failures = await t.audit.list({ action: 'crypto.decrypt_failed' });
+            expect(failures.data.some((e) => e.org_id === null && e.changes.row_id !== undefined)).toBe(true);
+          },
+          { timeout: 5000 },
+        );
+        // Entries of the reader's own org, each followed by more org-less failures, to page through.
+        const editorA = await t.tokenFor(org.users.editor);
+        for (let i = 0; i < 3; i++) {
+          const res = await t.call('POST', `${A}/pipelines`, {
+            token: editorA,
+            body: { name: `Mine ${i}`, type: 'web' },
+          });
+          expect(res.status).toBe(201);
+          for (let j = 0; j < 3; j++) {
+            await t.audit.record(
+              cryptoEventEntry({
+                action: 'crypto.decrypt_failed',
+                code: 'authentication_failed',
+                keyId: null,
+                purpose: 'integration-credentials',
+                dataClass: 'credentials',
+                table: 'integrations',
+                column: 'credentials',
+                rowId: integration.id,
+              }),
+            );
+          }
+        }
+
+        for (const reader of [org, victim]) {
+          const token = await t.tokenFor(reader.users.admin);
+          for (const query of ['limit=100', 'action=crypto.decrypt_failed', 'resource_type=crypto']) {
+            const res = await t.call('GET', `${A}/audit-logs?${query}`, { token });
+            expect(res.status, query).toBe(200);
+            const entries = auditPageSchema.parse(res.json).data;
+            expect(
+              entries.filter((e) => e.org_id !== reader.orgId),
+              query,
+            ).toEqual([]);
+            expect(res.text, query).not.toContain(integration.id);
+            expect(res.text, query).not.toContain('crypto.decrypt_failed');
+          }
+          const exported = await t.call('GET', `${A}/audit-logs/export`, { token });
+          expect(exported.status).toBe(200);
+          expect(exported.text).not.toContain(integration.id);
+          expect(exported.text).not.toContain('crypto.decrypt_failed');
+          for (const line of exported.text.split('\n').filter((l) => l !== '')) {
+            expect(z.object({ org_id: z.string() }).parse(JSON.parse(line)).org_id).toBe(reader.orgId);
+          }
+        }
+
+        // Small pages skip past the hidden entries without losing or repeating any of the reader's own.
+        const adminA = await t.tokenFor(org.users.admin);
+        const expected = (await t.audit.list({ org_id: org.orgId }, { limit: 100 })).data
+          .filter((e) => e.org_id === org.orgId)
+          .map((e) => e.id);
+        const paged: string[] = [];
+        let cursor: string | null = null;
+        do {
+          const res = await t.call(
+            'GET',
+            `${A}/audit-logs?limit=2${cursor === null ? '' : `&cursor=${cursor}`}`,
+            { token: adminA },
+          );
+          const page = z
+            .object({
+              data: z.array(z.object({ id: z.string(), org_id: z.string().nullable() })),
+              next_cursor: z.string().nullable(),
+              has_more: z.boolean(),
+            })
+            .parse(res.json);
+          expect(page.data.length).toBeLessThanOrEqual(2);
+          paged.push(...page.data.map((e) => e.id));
+          cursor = page.has_more ? page.next_cursor : null;
+        } while (cursor !== null);
+        expect(paged).toEqual(expected);
+
+        // The deployment's operator org sees the deployment-wide entries, the decrypt failure included.
+        const deployment = await t.call('GET', `${A}/audit-logs?action=crypto.decrypt_failed`, {
+          token: await t.tokenFor(operator.users.admin),
+        });
+        const failures = auditPageSchema.parse(deployment.json).data;
+        expect(
+          failures.some((e) => e.org_id === null && JSON.stringify(e.changes).includes(integration.id)),
+        ).toBe(true);
       });
     });
   });

@@ -192,6 +192,7 @@ export async function buildSignal({ config, logger, onFatal }: SignalDeps) {
     config: { management: { ...config.management, jwtSecret } },
     trustedProxyHops: config.gateway.trustedProxyHops,
     trustedProxyCidrs: config.gateway.trustedProxyCidrs,
+    operatorOrg: config.management.operatorOrg,
     controlPlane,
     // Every encrypted column of this deployment: the control plane's, the identity graph's, the delivery
     // worker's (DLQ index and retry schedule).

@@ -1,9 +1,10 @@
 import { once } from 'node:events';
-import type { AuditListFilters, AuditLog } from '@signal/audit';
+import type { AuditListFilters, AuditLog, AuditPageOptions } from '@signal/audit';
 import { HttpError, sendJson } from '@signal/http';
 import type { AuditTrail } from '../http/audit-trail';
 import type { RouteHandlers } from '../http/route-kit';
 import type { ApiLogger } from '../logger';
+import type { DeploymentAuthority } from '../rbac/deployment-authority';
 
 const FILTERS = ['action', 'user_id', 'resource_type', 'resource_id', 'from', 'to'] as const;
 
@@ -24,22 +25,27 @@ export function createAuditLogsRoutes(deps: {
   readonly audit: Pick<AuditLog, 'list' | 'exportNdjson'>;
   readonly trail: AuditTrail;
   readonly logger: ApiLogger;
+  readonly deploymentAuthority: Pick<DeploymentAuthority, 'holds'>;
 }): Pick<RouteHandlers, 'auditLogs.list' | 'auditLogs.export'> {
-  const { audit, trail, logger } = deps;
+  const { audit, trail, logger, deploymentAuthority } = deps;
   return {
-    /** The caller's org's entries and the deployment-wide ones (key events, purges); never another org's. */
+    /**
+     * The caller's org's entries, never another org's; for the deployment authority also the deployment-wide
+     * ones recorded without an org (key events, decrypt failures, purges).
+     */
     async 'auditLogs.list'({ res, query, principal }) {
       const limit = query.get('limit');
       const cursor = query.get('cursor');
       const filters: AuditListFilters = {
         ...(filtersFrom(query) as AuditListFilters),
         org_id: principal.orgId,
+        with_deployment_entries: await deploymentAuthority.holds(principal),
       };
-      const page = await audit.list(filters, {
+      const page: AuditPageOptions = {
         ...(limit === null ? {} : { limit }),
         ...(cursor === null ? {} : { cursor }),
-      });
-      sendJson(res, 200, page);
+      };
+      sendJson(res, 200, await audit.list(filters, page));
     },
 
     /**
@@ -50,6 +56,7 @@ export function createAuditLogsRoutes(deps: {
       const filters: AuditListFilters = {
         ...(filtersFrom(query) as AuditListFilters),
         org_id: principal.orgId,
+        with_deployment_entries: await deploymentAuthority.holds(principal),
       };
       const lines = audit.exportNdjson(filters)[Symbol.asyncIterator]();
       // The first read validates the filters, so a bad filter is still a clean 400.

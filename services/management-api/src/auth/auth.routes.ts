@@ -19,7 +19,10 @@ import type { AccessTokens } from './tokens';
 const loginSchema = z.strictObject({
   email: z.string().min(1).max(320),
   password: z.string().min(1).max(1024),
-  /** Org slug, needed only when the email belongs to users in several orgs. */
+  /**
+   * Org slug, needed only when the email belongs to users in several orgs (without it such a login answers
+   * 409 once the password of the oldest of them is right).
+   */
   org: z.string().min(1).max(64).optional(),
 });
 const refreshSchema = z.strictObject({ refresh_token: z.string().min(1).max(200) });
@@ -118,9 +121,14 @@ export function createAuthRoutes(deps: AuthDeps): AuthRoutes {
       async 'auth.login'({ req, res, info }) {
         const body = await readBody(req, loginSchema);
         const attempt = await beginAttempt(body.email, info.ip ?? 'unknown');
+        // One user per org at most, oldest first. With `org`, that org's; without, every org's.
         const candidates = await users.findForLogin(body.email, body.org);
-        // Ambiguous (the email exists in several orgs and no org was named) is a failure like any other.
-        const user = candidates.length === 1 ? candidates[0] : undefined;
+        // Without `org`, an email in several orgs is checked against its oldest account only: one password
+        // check per attempt whatever the email (the same work as an unknown email, so timing says nothing
+        // about how many orgs it is in), and only someone who knows that password learns that the email is
+        // in several orgs (409 below), exactly as only they would have been let in.
+        const user = candidates[0];
+        const orgRequired = body.org === undefined && candidates.length > 1;
         // Only an email that names a real user is recorded (never what else was typed, never a password), so
         // the user's org sees attempts on its accounts in its audit log.
         const subject = user === undefined ? null : subjectOf(user);
@@ -148,6 +156,18 @@ export function createAuthRoutes(deps: AuthDeps): AuthRoutes {
             changes: reason('invalid_credentials'),
           });
           throw nowLocked > 0 ? locked(nowLocked) : invalidCredentials();
+        }
+        if (orgRequired) {
+          // The password is right: nothing for the lockout to count against (a login to that org would
+          // clear the counts as well). Not audited: no org was signed in to, and an entry in one org's log
+          // would tell its admins that the user belongs to other orgs. The answer names no org.
+          await attempt.succeeded().catch((error: unknown) => {
+            logger.warn({ err: error }, 'login throttle reset failed');
+          });
+          throw new HttpError(
+            'conflict',
+            'this email belongs to users in several orgs: sign in again with "org" set to the slug of the org to sign in to',
+          );
         }
         if (user.passwordExpired) {
           // Said only to whoever knows the password: it reveals nothing to a guesser.

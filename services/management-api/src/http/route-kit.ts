@@ -3,6 +3,7 @@ import type { RateLimiter } from '@signal/cache';
 import { HttpError, type Router, sendHttpError, type TrustedProxies } from '@signal/http';
 import type { Principal } from '../auth/authenticate';
 import type { ApiLogger } from '../logger';
+import type { DeploymentAuthority } from '../rbac/deployment-authority';
 import { roleAllows } from '../rbac/permissions';
 import { ADMIN_PREFIX, ALLOWED_WITH_ONE_TIME_PASSWORD, ROUTES, type RouteSpec } from '../rbac/route-table';
 import { toHttpError } from './errors';
@@ -30,6 +31,8 @@ export type RouteHandlers = { readonly [R in Route as R['id']]: HandlerFor<R> };
 
 export interface RouteKitDeps {
   readonly authenticate: (req: IncomingMessage) => Promise<Principal>;
+  /** Checked on the routes the table scopes to the deployment (`scope: 'deployment'`). */
+  readonly deploymentAuthority: Pick<DeploymentAuthority, 'holds'>;
   /** 100 requests per minute per user (per client address on the public auth routes). */
   readonly rateLimiter: Pick<RateLimiter, 'check'>;
   readonly logger: ApiLogger;
@@ -71,6 +74,12 @@ async function dispatch(
   await enforceRateLimit(deps, `user:${principal.userId}`);
   if (!roleAllows(principal.role, route.permission)) {
     throw new HttpError('forbidden', `the ${principal.role} role may not do this`);
+  }
+  if (route.scope === 'deployment' && !(await deps.deploymentAuthority.holds(principal))) {
+    throw new HttpError(
+      'forbidden',
+      "this acts on the whole deployment (every org's data): only an admin or owner of the deployment's operator org may use it",
+    );
   }
   if (
     principal.mustChangePassword &&

@@ -32,6 +32,10 @@ export const PERMISSIONS = Object.freeze({
   'users:manage': 'admin',
   'org:transfer-ownership': 'owner',
   'audit-logs:read': 'admin',
+  /**
+   * Its routes are also scoped to the deployment (`scope: 'deployment'` in the route table): the job re-seals
+   * every org's data, so only the operator org's admins and owner pass (`deployment-authority.ts`).
+   */
   'crypto:manage': 'admin',
   /**
    * Dead letters: listing and inspecting them is debugging (the product's "viewer: read + debugger"); the

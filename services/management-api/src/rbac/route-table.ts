@@ -11,6 +11,12 @@ export interface RouteSpec {
   readonly path: string;
   /** `public`: no token (login, refresh); otherwise the permission the caller's role must hold. */
   readonly permission: Permission | 'public';
+  /**
+   * `deployment`: the route acts on the whole deployment (every org's data), so on top of the permission the
+   * caller must hold the deployment authority: an admin or owner of the operator org
+   * (`deployment-authority.ts`). Anyone else gets 403, whatever their role in their own org.
+   */
+  readonly scope?: 'deployment';
 }
 
 /**
@@ -89,8 +95,21 @@ export const ROUTES = [
   { id: 'auditLogs.list', method: 'GET', path: '/audit-logs', permission: 'audit-logs:read' },
   { id: 'auditLogs.export', method: 'GET', path: '/audit-logs/export', permission: 'audit-logs:read' },
 
-  { id: 'crypto.reencryptStart', method: 'POST', path: '/crypto/re-encrypt', permission: 'crypto:manage' },
-  { id: 'crypto.reencryptStatus', method: 'GET', path: '/crypto/re-encrypt', permission: 'crypto:manage' },
+  // The job re-seals every org's records and its status counts them all: the deployment's, not an org's.
+  {
+    id: 'crypto.reencryptStart',
+    method: 'POST',
+    path: '/crypto/re-encrypt',
+    permission: 'crypto:manage',
+    scope: 'deployment',
+  },
+  {
+    id: 'crypto.reencryptStatus',
+    method: 'GET',
+    path: '/crypto/re-encrypt',
+    permission: 'crypto:manage',
+    scope: 'deployment',
+  },
 
   { id: 'dlq.list', method: 'GET', path: '/dlq', permission: 'dlq:read' },
   { id: 'dlq.get', method: 'GET', path: '/dlq/:id', permission: 'dlq:read' },
