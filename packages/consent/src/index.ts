@@ -84,6 +84,7 @@ export {
   type LatestConsent,
   resolveLatestConsent,
   subjectDigest,
+  visitorKey,
 } from './state-store';
 export {
   decodeTcString,

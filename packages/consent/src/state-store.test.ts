@@ -10,6 +10,7 @@ import {
   DEFAULT_CONSENT_TTL_MS,
   decideLatest,
   resolveLatestConsent,
+  visitorKey,
 } from './state-store';
 
 /**
@@ -85,6 +86,22 @@ describe('cache-backed ConsentStateStore', () => {
     expect(keys[0]).not.toContain('anon-1');
     expect(cache.ttls.get(keys[0] ?? '')).toBe(DEFAULT_CONSENT_TTL_MS);
     expect(await store.get(ORG, 'anon-2')).toEqual({ status: 'missing' });
+  });
+
+  it('finds a visitor by its visitor key, for an event whose anonymous id a rule changed since', async () => {
+    const store = createCacheConsentStateStore({ cache: new TestCache() });
+    const withdrawn = marketing(false, 2_000);
+    await store.set(ORG, 'anon-1', withdrawn);
+    const key = visitorKey(ORG, 'anon-1');
+    expect(key).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(await store.getByVisitorKey(key)).toEqual({ status: 'found', state: withdrawn });
+    expect(await store.getByVisitorKey(visitorKey('org_other', 'anon-1'))).toEqual({ status: 'missing' });
+    // The event carries a hashed id now; the withdrawal made after it was received still wins.
+    expect(await resolveLatestConsent(store, ORG, { visitorKey: key }, marketing(true, 1_000))).toEqual({
+      state: withdrawn,
+      source: 'store',
+    });
+    await expect(store.getByVisitorKey('anon-1')).rejects.toThrow(/not a visitor key/);
   });
 
   it("keeps each org's visitors apart: the same anonymous id in another org is another visitor", async () => {

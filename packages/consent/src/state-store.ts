@@ -52,6 +52,12 @@ export type ConsentStateWrite =
  */
 export interface ConsentStateStore {
   get(org: string, anonymousId: string): Promise<ConsentStateRead>;
+  /**
+   * The state stored for the visitor whose `visitorKey(org, anonymousId)` this is: for an event whose
+   * anonymous id a rule hashed or removed after the state was stored under the original. Pre-scoping
+   * (`consent:v1:`) states are keyed by the raw id and cannot be found this way.
+   */
+  getByVisitorKey(visitorKey: string): Promise<ConsentStateRead>;
   /** Keep `state` unless the stored one has an equal or later `updatedAt` (an older update never overwrites). */
   set(org: string, anonymousId: string, state: ConsentState): Promise<ConsentStateWrite>;
 }
@@ -168,6 +174,12 @@ export function createCacheConsentStateStore(options: CacheConsentStateStoreOpti
       const { read, legacy } = await fetchWithLegacy(keyOf(org, anonymousId), anonymousId);
       return legacy === undefined ? read : { status: 'missing', legacy };
     },
+    getByVisitorKey: async (visitorKey) => {
+      if (!VISITOR_KEY.test(visitorKey)) {
+        throw new ConsentError('consent_invalid_argument', 'not a visitor key (use visitorKey)');
+      }
+      return (await fetch(`${keyPrefix}${visitorKey}`)).read;
+    },
     set: async (org, anonymousId, state) => {
       const key = keyOf(org, anonymousId);
       const valid = consentStateSchema.safeParse(state);
@@ -220,6 +232,17 @@ export function subjectDigest(org: string, anonymousId: string): string {
   return hash.digest('base64url');
 }
 
+/**
+ * The key a visitor's consent state is stored under: `subjectDigest` of the org and the anonymous id. The
+ * processor puts it on a delivery message (`consentVisitor`) whose anonymous id a rule changed, so stage 2
+ * still finds the visitor (`ConsentStateStore.getByVisitorKey`).
+ */
+export function visitorKey(org: string, anonymousId: string): string {
+  return subjectDigest(org, anonymousId);
+}
+
+const VISITOR_KEY = /^[A-Za-z0-9_-]{43}$/;
+
 export function errorName(cause: unknown): string {
   return cause instanceof Error ? cause.name : 'unknown';
 }
@@ -259,12 +282,16 @@ export function decideLatest(
 export async function resolveLatestConsent(
   store: ConsentStateStore,
   org: string,
-  anonymousId: string,
+  /** The anonymous id the state was stored for, or its `visitorKey` when the event's id was changed since. */
+  visitor: string | { readonly visitorKey: string },
   arrived: ConsentState | null,
 ): Promise<LatestConsent> {
   let read: ConsentStateRead;
   try {
-    read = await store.get(org, anonymousId);
+    read =
+      typeof visitor === 'string'
+        ? await store.get(org, visitor)
+        : await store.getByVisitorKey(visitor.visitorKey);
   } catch {
     read = { status: 'unavailable' };
   }

@@ -50,6 +50,7 @@ export {
   integrationIdSchema,
   namespaced,
   type ParsedTopicName,
+  REPLAY_HEADER,
   TOPIC_KINDS,
   type TopicDef,
   type TopicKind,

@@ -61,6 +61,13 @@ export function consumerGroup(namespace: string, name: string): string {
   return namespaced(namespace, name);
 }
 
+/**
+ * Header of a message an operator re-published from the dead-letter queue (`replayDlq`): the processor lets
+ * a replayed raw event past its dedup marker, the worker treats a vendor's age-window refusal of a replay as a
+ * drop. Only Signal's own replay sets it (the gateway publishes no headers).
+ */
+export const REPLAY_HEADER = 'x-signal-replay';
+
 export const TOPIC_KINDS = ['raw-events', 'delivery', 'dlq-events'] as const;
 export type TopicKind = (typeof TOPIC_KINDS)[number];
 
@@ -116,6 +123,16 @@ export const deliveryMessageSchema = z.object({
    * the event's own `userId` may have been hashed by then. A keyed pseudonym, never the id.
    */
   consentSubject: keyedDigestSchema.optional(),
+  /**
+   * The key of the visitor's consent state (`@signal/consent` `visitorKey`: SHA-256 of the org and the
+   * anonymous id the event arrived with), set by the processor when a rule or pipeline changed or removed the
+   * anonymous id: stage 2 looks the visitor's latest consent up by it, since the event's own `anonymousId` no
+   * longer names the visitor the state was stored for. Absent when the anonymous id is unchanged.
+   */
+  consentVisitor: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{43}$/, 'a visitor key is a base64url SHA-256 (43 characters)')
+    .optional(),
 });
 export type DeliveryMessage = z.infer<typeof deliveryMessageSchema>;
 

@@ -293,3 +293,53 @@ describe('the worker on a database indexed before encryption at rest', () => {
     }
   });
 });
+
+describe("an integration's pipeline that makes the event invalid", () => {
+  it('dead-letters it for that integration only, and a replay after the fix reaches it (not taken for a duplicate)', async () => {
+    const own = await createHarness({ workerSettings: { topicPartitions: 1 } });
+    try {
+      const pipelineId = `pl_${randomBytes(4).toString('hex')}`;
+      const good = await sink();
+      const broken = await sink();
+      const goodId = own.control.addWebhook({ pipelineId, url: good.url, caPem: ca.certPem });
+      const brokenId = own.control.addWebhook({ pipelineId, url: broken.url, caPem: ca.certPem });
+      const stored = own.control.integrations.get(brokenId);
+      if (stored === undefined) throw new Error('no integration');
+      // A track call without its name is not a valid event.
+      own.control.integrations.set(brokenId, { ...stored, pipeline: [{ type: 'map', remove: ['event'] }] });
+      await own.processor.start();
+      await own.worker.start();
+
+      const event = makeEvent({ pipelineId });
+      await own.publishRaw([event]);
+      await waitFor(() => good.requests.length === 1, 'the delivery to the healthy integration');
+      const dlq = createDlqStore(own.db, own.control.crypto);
+      await waitFor(async () => (await dlq.list({})).length === 1, 'the dead letter');
+      const [letter] = await dlq.list({});
+      expect(letter).toMatchObject({
+        error: 'pipeline_invalid_event',
+        topic: topics.rawEvents(own.namespace).name,
+      });
+      expect(letter?.details).toContain(brokenId);
+      expect(letter?.details).not.toContain(goodId);
+      expect(broken.requests).toHaveLength(0);
+
+      // The editor fixes the pipeline; the operator replays the letter well inside the dedup window.
+      own.control.integrations.set(brokenId, { ...stored, pipeline: [] });
+      const deps = { db: own.db, bus: own.bus, namespace: own.namespace, crypto: own.control.crypto };
+      expect(await replayDlq(deps, {})).toEqual({ replayed: 1, skipped: [] });
+      await waitFor(() => broken.requests.length === 1, 'the replayed delivery to the fixed integration');
+      expect(broken.requests[0]?.messageId).toBe(event.messageId);
+      // The healthy integration had it already: the worker's ledger skips it.
+      await waitFor(
+        async () =>
+          (await metric(own, 'signal_delivery_skipped_total', { reason: 'already_delivered' })) === 1,
+        'the ledger skip',
+      );
+      expect(good.requests).toHaveLength(1);
+      expect(await metric(own, 'signal_processor_events_dropped_total', { reason: 'duplicate' })).toBe(0);
+    } finally {
+      await own.close();
+    }
+  });
+});

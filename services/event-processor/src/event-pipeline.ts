@@ -5,6 +5,7 @@ import {
   type ConsentStateStore,
   decide,
   type UserConsentStore,
+  visitorKey,
 } from '@signal/consent';
 import { type CanonicalEvent, deliveryMessageSchema, eventKey, topics } from '@signal/events';
 import type { ErasedSubjects } from '@signal/identity-hub';
@@ -19,6 +20,7 @@ import type { ProcessorLogger } from './ports';
 export interface DedupCache {
   setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean>;
   get(key: string): Promise<string | null>;
+  set(key: string, value: string, options: { readonly ttlMs: number }): Promise<void>;
 }
 
 export interface EventPipelineDeps {
@@ -73,6 +75,12 @@ export interface PositionedEvent {
   readonly event: CanonicalEvent;
   /** `topic:partition:offset`; marks the dedup entry so a redelivered batch is not taken for duplicates. */
   readonly position: string;
+  /**
+   * Re-published from the dead-letter queue by an operator (`x-signal-replay`): processed again although its
+   * dedup marker says it was seen (it was, and then dead-lettered). Integrations that already accepted it
+   * skip it in the worker (the delivery ledger).
+   */
+  readonly replayed?: boolean;
 }
 
 /** Why an event could not be processed, for the DLQ (`error` is a stable code). */
@@ -89,7 +97,12 @@ export interface PipelineResult {
 }
 
 type EventOutcome =
-  | { readonly kind: 'routed'; readonly messages: readonly { topic: string; message: OutgoingMessage }[] }
+  | {
+      readonly kind: 'routed';
+      readonly messages: readonly { topic: string; message: OutgoingMessage }[];
+      /** Integrations whose pipeline made the event invalid: dead-lettered, the others still get it. */
+      readonly invalid: readonly string[];
+    }
   | { readonly kind: 'dropped'; readonly reason: EventDropReason }
   | { readonly kind: 'rejected'; readonly details: string };
 
@@ -118,15 +131,21 @@ export function createEventPipeline(deps: EventPipelineDeps) {
     return name;
   };
 
-  async function isDuplicate(event: CanonicalEvent, position: string): Promise<boolean> {
+  async function isDuplicate(event: CanonicalEvent, position: string, replayed: boolean): Promise<boolean> {
     const key = dedupKey(event);
+    if (replayed) {
+      // Seen before, and dead-lettered: the replay is processed, and from now on it owns the marker (a
+      // redelivery of the replay is recognised by its position like any other).
+      await dedup.set(key, position, { ttlMs: deps.dedupWindowMs });
+      return false;
+    }
     if (await dedup.setIfAbsent(key, position, deps.dedupWindowMs)) return false;
     // The marker names the bus position that set it: the same position means this is our own batch coming
     // back after a crash or a failed publish, which must go through again (downstream is idempotent).
     return (await dedup.get(key)) !== position;
   }
 
-  async function processOne({ event, position }: PositionedEvent): Promise<EventOutcome> {
+  async function processOne({ event, position, replayed }: PositionedEvent): Promise<EventOutcome> {
     // Erased since it was received (still on raw-events behind the erasure): nothing is made of it, not even
     // its consent state. Checked on the ids as received, before any rule or pipeline could hash or drop them.
     if (deps.erasures?.erasedBefore(event) === true) return { kind: 'dropped', reason: 'erased' };
@@ -182,10 +201,21 @@ export function createEventPipeline(deps: EventPipelineDeps) {
 
     current = layer.applyPii(current);
 
-    if (await isDuplicate(current, position)) return { kind: 'dropped', reason: 'duplicate' };
+    if (await isDuplicate(current, position, replayed === true)) {
+      return { kind: 'dropped', reason: 'duplicate' };
+    }
 
     const messages: { topic: string; message: OutgoingMessage }[] = [];
     const consentMember = consentSubject === undefined ? '' : `,"consentSubject":"${consentSubject}"`;
+    // The visitor the consent state was stored for (stage 1 above, by the anonymous id as received), named on
+    // a message whose anonymous id a PII rule or a pipeline changed or removed: stage 2 would otherwise look
+    // up the changed id, find nothing, and fall back to the consent the event arrived with (missing a
+    // withdrawal made since).
+    const { anonymousId } = event;
+    const visitorMember = (shaped: CanonicalEvent): string =>
+      anonymousId === undefined || shaped.anonymousId === anonymousId
+        ? ''
+        : `,"consentVisitor":"${visitorKey(event.org, anonymousId)}"`;
     // `,"erasureDigests":{…}` for messages whose ids changed, computed once per event (two HMACs per id).
     let digestsMember: string | undefined;
     const erasureMember = (shaped: CanonicalEvent): string => {
@@ -203,6 +233,7 @@ export function createEventPipeline(deps: EventPipelineDeps) {
     // serialisation.
     const serialisedFor = new Map<CanonicalEvent, { key: string; json: string }>();
     const skip = (reason: IntegrationSkipReason): void => metrics.skipped(reason);
+    const invalid: string[] = [];
     for (const { integration, strip } of targets) {
       if (!layer.route(current, integration).route) {
         skip('routing');
@@ -230,11 +261,14 @@ export function createEventPipeline(deps: EventPipelineDeps) {
             event: shaped,
             attempt: { number: 1 },
           });
+          // Only this integration's copy is refused; the others still get the event. The raw event is
+          // dead-lettered naming it, so that after the pipeline is fixed a replay reaches it (and the
+          // integrations that already have it skip it in the worker).
           skip('invalid_result');
-          return {
-            kind: 'rejected',
-            details: `integration ${integration.id}: the processed event is not a valid delivery message: ${full.success ? summarise(checked.error.issues) : summarise(full.error.issues)}`,
-          };
+          invalid.push(
+            `integration ${integration.id}: the processed event is not a valid delivery message: ${full.success ? summarise(checked.error.issues) : summarise(full.error.issues)}`,
+          );
+          continue;
         }
         serialised = { key: eventKey(checked.data), json: JSON.stringify(checked.data) };
         serialisedFor.set(shaped, serialised);
@@ -244,12 +278,16 @@ export function createEventPipeline(deps: EventPipelineDeps) {
         // Byte for byte what JSON.stringify of the parsed DeliveryMessage gives (same key order).
         message: {
           key: serialised.key,
-          value: `{"integrationId":${JSON.stringify(integration.id)},"event":${serialised.json},"attempt":{"number":1}${erasureMember(shaped)}${consentMember}}`,
+          value: `{"integrationId":${JSON.stringify(integration.id)},"event":${serialised.json},"attempt":{"number":1}${erasureMember(shaped)}${consentMember}${visitorMember(shaped)}}`,
         },
       });
     }
-    if (messages.length === 0) return { kind: 'dropped', reason: 'not_routed' };
-    return { kind: 'routed', messages };
+    if (messages.length === 0) {
+      return invalid.length === 0
+        ? { kind: 'dropped', reason: 'not_routed' }
+        : { kind: 'rejected', details: invalid.join('; ') };
+    }
+    return { kind: 'routed', messages, invalid };
   }
 
   return {
@@ -266,6 +304,11 @@ export function createEventPipeline(deps: EventPipelineDeps) {
               const list = deliveries.get(topic);
               if (list === undefined) deliveries.set(topic, [message]);
               else list.push(message);
+            }
+            if (outcome.invalid.length > 0) {
+              const details = outcome.invalid.join('; ');
+              logger.warn({ details }, 'processed event is invalid for some integrations; dead-lettered');
+              rejections.push({ index, error: 'pipeline_invalid_event', details });
             }
             break;
           case 'dropped':

@@ -7,7 +7,7 @@ import {
   type TypedBatch,
 } from '@signal/bus';
 import type { ConsentStateStore, UserConsentStore } from '@signal/consent';
-import { type CanonicalEvent, consumerGroup, type DlqMessage, topics } from '@signal/events';
+import { type CanonicalEvent, consumerGroup, type DlqMessage, REPLAY_HEADER, topics } from '@signal/events';
 import { type ErasedSubjects, keepErasedSubjectsFresh } from '@signal/identity-hub';
 import type { Metrics } from '@signal/telemetry';
 import { z } from 'zod';
@@ -124,6 +124,7 @@ export function createEventProcessor(deps: EventProcessorDeps): EventProcessor {
         events.push({
           event: item.value,
           position: `${item.message.topic}:${item.message.partition}:${item.message.offset}`,
+          replayed: item.message.headers?.[REPLAY_HEADER] === '1',
         });
         origin.push(index);
       } else {

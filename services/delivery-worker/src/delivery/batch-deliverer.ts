@@ -400,10 +400,13 @@ export function createBatchDeliverer(deps: BatchDelivererDeps) {
           if (accepted.has(p.value.event.messageId)) continue;
           const event = p.value.event;
           const arrived = eventConsentState(event);
+          // By the visitor the state was stored for: the processor names it when a rule changed the event's id.
+          const visitor =
+            p.value.consentVisitor !== undefined ? { visitorKey: p.value.consentVisitor } : event.anonymousId;
           const latest: LatestConsent =
-            event.anonymousId === undefined
+            visitor === undefined
               ? { state: arrived, source: arrived === null ? 'none' : 'event' }
-              : await resolveLatestConsent(deps.consentStore, event.org, event.anonymousId, arrived);
+              : await resolveLatestConsent(deps.consentStore, event.org, visitor, arrived);
           await beat();
           if ('storeProblem' in latest && latest.storeProblem === 'unavailable') {
             deferred.push(p);

@@ -23,7 +23,7 @@ const ALWAYS_MASKED: ReadonlySet<string> = new Set([
  * pseudonyms of the person's ids, for matching an erasure or a consent of record; they are never sent and
  * tell a human nothing.
  */
-const HIDDEN: ReadonlySet<string> = new Set(['erasureDigests', 'consentSubject']);
+const HIDDEN: ReadonlySet<string> = new Set(['erasureDigests', 'consentSubject', 'consentVisitor']);
 const DIGEST = /^[0-9a-f]{64}$/i;
 const EMAIL = /[^\s@"'<>]{1,64}@[^\s@"'<>]{1,253}\.[a-z]{2,24}/gi;
 const MAX_DEPTH = 16;

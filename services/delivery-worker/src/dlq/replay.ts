@@ -4,14 +4,15 @@ import {
   type DeliveryMessage,
   deliveryMessageSchema,
   eventKey,
+  REPLAY_HEADER,
   topics,
 } from '@signal/events';
 import type { Queryable } from '@signal/store';
 import { createDlqStore, type DeadLetterFilter } from './dlq-store';
 import type { DlqCrypto } from './encrypted-columns';
 
-/** Header on a replayed message: the worker treats vendor age-window refusals of replays as drops. */
-export const REPLAY_HEADER = 'x-signal-replay';
+/** Header on a replayed message (defined with the topics, `@signal/events`). */
+export { REPLAY_HEADER };
 
 export interface ReplayDeps {
   readonly db: Pick<Queryable, 'query'>;
