@@ -196,7 +196,8 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     integrations: deps.integrations,
     credentials,
     dispatchers,
-    refreshMs: settings.integrationRefreshMs,
+    // A runtime holds the decrypted credentials: kept no longer than they may be (credentialsTtlMs).
+    refreshMs: Math.max(1, Math.min(settings.integrationRefreshMs, settings.credentialsTtlMs)),
     logger,
   });
   const ledger = createDeliveryLedger(db);
@@ -329,6 +330,8 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       if (ids.has(id)) continue;
       subscriptions.delete(id);
       await Promise.all(subs.map((s) => s.stop()));
+      // Its runtime and decrypted credentials go with it.
+      runtimes.invalidate(id);
       logger.info({ integrationId: id }, 'stopped consuming delivery topic of a removed integration');
     }
   }
@@ -400,6 +403,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   }
 
   async function maintain(): Promise<void> {
+    runtimes.sweep();
     try {
       metrics.dlqDepth(await dlqStore.depth());
       metrics.retriesPending(await retries.pending());
@@ -504,7 +508,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       if (dlqSubscription !== null) all.push(dlqSubscription);
       dlqSubscription = null;
       await Promise.all([...all.map((s) => s.stop({ deadlineMs })), retryLoop]);
-      credentials.clear();
+      runtimes.clear();
       if (ownDispatchers) await dispatchers.close();
       logger.info({}, 'delivery worker stopped');
     },

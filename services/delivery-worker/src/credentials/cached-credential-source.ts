@@ -9,6 +9,10 @@ export interface CachedCredentialSourceOptions {
 export interface CachedCredentialSource extends CredentialSource {
   /** Forgets one integration's credentials (after an auth failure, so the next try reads fresh ones). */
   invalidate(integrationId: string): void;
+  /** Forgets the credentials whose TTL has passed (an idle integration's would otherwise stay). */
+  sweep(): void;
+  /** How many integrations' decrypted credentials are held right now. */
+  readonly size: number;
   /** Forgets everything (shutdown). */
   clear(): void;
 }
@@ -16,7 +20,8 @@ export interface CachedCredentialSource extends CredentialSource {
 /**
  * A short in-memory TTL cache in front of a `CredentialSource`, with one load at a time per integration.
  * Decrypted credentials live only in this Map: never written anywhere, never logged, and failures are not
- * cached (the next call tries again).
+ * cached (the next call tries again). An expired entry is dropped when next asked for or by `sweep` (the
+ * worker sweeps on its maintenance timer), so an integration that goes idle does not keep its plaintext.
  */
 export function cachedCredentialSource(
   source: CredentialSource,
@@ -55,6 +60,15 @@ export function cachedCredentialSource(
       generations.set(integrationId, (generations.get(integrationId) ?? 0) + 1);
       entries.delete(integrationId);
       loading.delete(integrationId);
+    },
+    get size() {
+      return entries.size;
+    },
+    sweep() {
+      const at = now();
+      for (const [integrationId, entry] of entries) {
+        if (entry.expiresAt <= at) entries.delete(integrationId);
+      }
     },
     clear() {
       entries.clear();

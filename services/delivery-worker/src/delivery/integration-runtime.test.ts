@@ -46,6 +46,37 @@ describe('runtime directory', () => {
     expect(reads).toEqual(['whsec_old_0123456789abcdefghijklmnop', 'whsec_new_0123456789abcdefghijklmnop']);
   });
 
+  it('sweep drops the runtimes and decrypted credentials of integrations idle past their time; clear drops all', async () => {
+    let clock = 0;
+    const now = () => clock;
+    const credentials = cachedCredentialSource(
+      { getCredentials: async () => ({ signingSecret: 'whsec_0123456789abcdefghijklmnopqrstuv' }) },
+      { ttlMs: 60_000, now },
+    );
+    const directory = createRuntimeDirectory({
+      integrations,
+      credentials,
+      dispatchers,
+      refreshMs: 30_000,
+      logger: silent,
+      now,
+    });
+    await directory.lookup('wh-idle');
+    clock = 20_000;
+    await directory.lookup('wh-busy');
+    expect([directory.size, credentials.size]).toEqual([2, 2]);
+    // wh-idle's runtime is past its 30 s; its credentials are not yet past 60 s.
+    clock = 31_000;
+    directory.sweep();
+    expect([directory.size, credentials.size]).toEqual([1, 2]);
+    clock = 61_000;
+    directory.sweep();
+    expect([directory.size, credentials.size]).toEqual([0, 1]);
+    await directory.lookup('wh-busy');
+    directory.clear();
+    expect([directory.size, credentials.size]).toEqual([0, 0]);
+  });
+
   it('still works with a plain, uncached credential source', async () => {
     let reads = 0;
     const directory = createRuntimeDirectory({

@@ -42,7 +42,10 @@ export interface RuntimeDirectoryOptions {
   /** A caching source (`cachedCredentialSource`) also forgets an integration's credentials on `invalidate`. */
   readonly credentials: CredentialSource | CachedCredentialSource;
   readonly dispatchers: VendorDispatcherRegistry;
-  /** How long a built runtime is reused before the integration is read again. */
+  /**
+   * How long a built runtime is reused before the integration is read again. A runtime holds the decrypted
+   * credentials, so the worker passes at most the credentials TTL.
+   */
   readonly refreshMs: number;
   readonly logger: WorkerLogger;
   readonly now?: () => number;
@@ -57,6 +60,15 @@ export interface RuntimeDirectory {
    * at once instead of after the credentials TTL.
    */
   invalidate(integrationId: string): void;
+  /**
+   * Drops the runtimes (each holds its integration's decrypted credentials) whose time has passed, and the
+   * expired credentials of a caching source: an idle or deleted integration's plaintext does not stay.
+   */
+  sweep(): void;
+  /** Drops every runtime and cached credential (shutdown). */
+  clear(): void;
+  /** How many runtimes (each with its decrypted credentials) are held right now. */
+  readonly size: number;
 }
 
 function isRetryable(err: unknown): boolean {
@@ -175,6 +187,20 @@ export function createRuntimeDirectory(options: RuntimeDirectoryOptions): Runtim
       generations.set(integrationId, (generations.get(integrationId) ?? 0) + 1);
       cache.delete(integrationId);
       if ('invalidate' in options.credentials) options.credentials.invalidate(integrationId);
+    },
+    get size() {
+      return cache.size;
+    },
+    sweep() {
+      const at = now();
+      for (const [integrationId, entry] of cache) {
+        if (entry.expiresAt <= at) cache.delete(integrationId);
+      }
+      if ('sweep' in options.credentials) options.credentials.sweep();
+    },
+    clear() {
+      cache.clear();
+      if ('clear' in options.credentials) options.credentials.clear();
     },
   };
 }
