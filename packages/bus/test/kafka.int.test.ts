@@ -110,3 +110,39 @@ describe.skipIf(source === null)(`ensureKafkaTopics (signal-cli kafka topics cre
     ]);
   }, 120_000);
 });
+
+describe.skipIf(source === null)(`kafka publish larger than one produce request ${SKIP_REASON}`, () => {
+  it('sends it in chunks under the broker limit, in order, and every message can be consumed', async () => {
+    const settings = {
+      brokers: await brokers(),
+      clientId: 'signal-chunks-test',
+      defaultReplicationFactor: 1,
+      sessionTimeoutMs: 6000,
+      heartbeatIntervalMs: 500,
+    };
+    const bus = createKafkaBus(settings, { logger: recordingLogger(), crypto: testCrypto() });
+    try {
+      const topic = `t${randomBytes(4).toString('hex')}.delivery-big`;
+      await bus.createTopics([{ name: topic, partitions: 1, replicationFactor: 1 }]);
+      // Three ~500 KB messages of one key: over the broker's default 1 MiB batch limit as one request.
+      const messages = ['a', 'b', 'c'].map((tag) => ({ key: 'one-visitor', value: tag.repeat(500_000) }));
+      const receipts = await bus.publish(topic, messages);
+      expect(receipts.reduce((n, r) => n + r.count, 0)).toBe(3);
+      const seen: string[] = [];
+      const subscription = await bus.subscribe({
+        groupId: `g-${randomBytes(4).toString('hex')}`,
+        topics: [topic],
+        fromBeginning: true,
+        handler: async (batch) => {
+          for (const m of batch.messages) seen.push(m.value.slice(0, 1));
+        },
+      });
+      const deadline = Date.now() + 60_000;
+      while (seen.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      await subscription.stop();
+      expect(seen).toEqual(['a', 'b', 'c']);
+    } finally {
+      await bus.close();
+    }
+  }, 120_000);
+});

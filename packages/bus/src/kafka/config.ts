@@ -43,6 +43,16 @@ export const kafkaBusConfigSchema = z
     requestTimeoutMs: z.int().min(100).max(600_000).default(30_000),
     /** A publish waits this long for all in-sync replicas (acks=all) before failing. */
     publishTimeoutMs: z.int().min(100).max(600_000).default(30_000),
+    /**
+     * Most bytes of sealed records in one produce request: a publish is sent in chunks of at most this
+     * (chunks.ts). Keep it under the brokers' `message.max.bytes` (and the topics' `max.message.bytes`);
+     * the default fits Kafka's default of 1 MiB with room for framing.
+     */
+    maxRequestBytes: z
+      .int()
+      .min(16_384)
+      .max(256 * 1024 * 1024)
+      .default(1_000_000),
     /** Kafka's consumer session timeout (the broker's group.min/max.session.timeout.ms bound it). */
     sessionTimeoutMs: z.int().min(1_000).max(3_600_000).default(30_000),
     heartbeatIntervalMs: z.int().min(100).max(600_000).default(3_000),

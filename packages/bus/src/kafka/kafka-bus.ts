@@ -11,6 +11,7 @@ import type {
   TopicSpec,
 } from '../port';
 import { type BusCrypto, messageContext, type UnreadableListener } from '../sealing';
+import { chunkRecords, mergeReceipts, type SealedRecord } from './chunks';
 import {
   type KafkaBusConfig,
   type KafkaBusConfigInput,
@@ -169,25 +170,35 @@ export function createKafkaBus(input: KafkaBusConfigInput, deps: KafkaBusDeps): 
       try {
         const partitions = await partitionsOf(topic);
         await connectProducer();
-        const routed = messages.map((m) => ({ ...m, partition: partitionFor(m.key, partitions) }));
-        const metadata = await producer.send({
-          topic,
-          acks: -1,
-          timeout: config.publishTimeoutMs,
-          messages: routed.map((m) => ({
+        const records: SealedRecord[] = messages.map((m) => {
+          const partition = partitionFor(m.key, partitions);
+          return {
             key: m.key,
             // Brokers keep their log on disk: the value is sealed, bound to where it goes.
-            value: crypto.sealText(m.value, messageContext({ topic, partition: m.partition })),
-            partition: m.partition,
+            value: crypto.sealText(m.value, messageContext({ topic, partition })),
+            partition,
             ...(m.headers === undefined ? {} : { headers: { ...m.headers } }),
-          })),
+          };
         });
-        return metadata.map((r) => ({
-          topic: r.topicName,
-          partition: r.partition,
-          baseOffset: r.baseOffset ?? r.offset ?? '0',
-          count: routed.filter((m) => m.partition === r.partition).length,
-        }));
+        // One produce request per chunk, each acknowledged before the next (every key keeps its order).
+        const receipts: PublishReceipt[][] = [];
+        for (const chunk of chunkRecords(records, config.maxRequestBytes)) {
+          const metadata = await producer.send({
+            topic,
+            acks: -1,
+            timeout: config.publishTimeoutMs,
+            messages: chunk.map((r) => ({ ...r })),
+          });
+          receipts.push(
+            metadata.map((r) => ({
+              topic: r.topicName,
+              partition: r.partition,
+              baseOffset: r.baseOffset ?? r.offset ?? '0',
+              count: chunk.filter((m) => m.partition === r.partition).length,
+            })),
+          );
+        }
+        return mergeReceipts(receipts);
       } catch (err) {
         if (err instanceof BusError) throw err;
         logger.error({ err: describeError(err), topic }, 'kafka publish failed');
