@@ -1,5 +1,10 @@
 import { createCacheConsentStateStore } from '@signal/consent';
-import { createConsentOfRecord, createErasedSubjects, requireIdentityMigrations } from '@signal/identity-hub';
+import {
+  createConsentOfRecord,
+  createErasedSubjects,
+  createVisitorConsentStore,
+  requireIdentityMigrations,
+} from '@signal/identity-hub';
 import { openServiceHost, type ServiceContainer, type ServiceMainDeps } from '@signal/runtime';
 import { createDeliveryWorker } from './delivery-worker';
 import { deliveryWorkerMigrations } from './migrations';
@@ -18,12 +23,18 @@ export async function buildContainer(deps: ServiceMainDeps): Promise<ServiceCont
   const host = await openServiceHost({ ...deps, name: SERVICE, ownMigrations: deliveryWorkerMigrations });
 
   // Where the identity tables exist, all of them must (a consent of record needs identity-hub/0004).
-  await requireIdentityMigrations(host.db, SERVICE);
+  const identityTables = await requireIdentityMigrations(host.db, SERVICE);
+  // Visitors' consent states in the database beside the cache where the identity tables are (identity-hub/0005).
+  const consentLogger = host.log('consent');
+  const consentStore =
+    identityTables === 'ready'
+      ? createVisitorConsentStore({ db: host.db, cache: host.cache, logger: consentLogger })
+      : createCacheConsentStateStore({ cache: host.cache, logger: consentLogger });
 
   const worker = createDeliveryWorker({
     bus: host.bus,
     db: host.db,
-    consentStore: createCacheConsentStateStore({ cache: host.cache, logger: host.log('consent') }),
+    consentStore,
     userConsent: createConsentOfRecord({ db: host.db, cache: host.cache, logger: host.log('consent') }),
     ...controlPlaneWorkerSources(host.controlPlane),
     namespace: config.namespace,

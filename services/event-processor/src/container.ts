@@ -3,6 +3,7 @@ import { topics } from '@signal/events';
 import {
   createConsentOfRecord,
   createErasedSubjects,
+  createVisitorConsentStore,
   ensureBlindIndexKey,
   requireIdentityMigrations,
 } from '@signal/identity-hub';
@@ -33,13 +34,19 @@ export async function buildContainer(deps: ServiceMainDeps): Promise<ServiceCont
   // processor that starts first makes it here (the same race-safe insert), so no signed consent_update that
   // arrives before the hub is ever up goes unrecorded. Without the identity tables there is nothing to make.
   // Where the identity tables exist, all of them must (a consent of record needs identity-hub/0004).
-  await requireIdentityMigrations(host.db, SERVICE);
+  const identityTables = await requireIdentityMigrations(host.db, SERVICE);
   await ensureBlindIndexKey(host.db, host.crypto.crypto);
+  // Visitors' consent states in the database beside the cache where the identity tables are (identity-hub/0005).
+  const consentLogger = host.log('consent');
+  const consentStore =
+    identityTables === 'ready'
+      ? createVisitorConsentStore({ db: host.db, cache: host.cache, logger: consentLogger })
+      : createCacheConsentStateStore({ cache: host.cache, logger: consentLogger });
 
   const processor = createEventProcessor({
     bus: host.bus,
     dedup: host.cache,
-    consentStore: createCacheConsentStateStore({ cache: host.cache, logger: host.log('consent') }),
+    consentStore,
     // Consents of record from signed consent_update events; needs `erasures` (its key names the person).
     userConsent: createConsentOfRecord({ db: host.db, cache: host.cache, logger: host.log('consent') }),
     ...controlPlaneProcessorSources(host.controlPlane),

@@ -7,6 +7,7 @@ import type { IdentityHubSettings } from './config';
 import type { ConsentOfRecord } from './graph/consent-of-record';
 import { createGraphConsumer, type GraphConsumer } from './graph/graph-consumer';
 import type { IdentityGraph } from './graph/identity-graph';
+import type { VisitorConsentStore } from './graph/visitor-consent';
 import { registerIdentityRoutes } from './http/identity.routes';
 import { createIdentityRateLimits } from './http/rate-limits';
 import type { IdentityHubLogger, LinkedDomainSource, PipelineResolver } from './ports';
@@ -39,8 +40,11 @@ export interface IdentityHubDeps {
    * Consents of record (`createConsentOfRecord`): their expired rows are purged with the erasure records.
    */
   readonly consentOfRecord?: Pick<ConsentOfRecord, 'purgeExpired'>;
+  /** Visitors' consent states in the database (`createVisitorConsentStore`): purged with them. */
+  readonly visitorConsent?: Pick<VisitorConsentStore, 'purgeExpired'>;
   /**
-   * How often expired erasure records and consents of record are purged (default 1 h; also once at start).
+   * How often expired erasure records, consents of record and visitor consent states are purged (default
+   * 1 h; also once at start).
    */
   readonly erasurePurgeIntervalMs?: number;
 }
@@ -112,6 +116,12 @@ export function createIdentityHub(deps: IdentityHubDeps): IdentityHub {
     } catch (err) {
       logger.warn({ err }, 'purging expired consents of record failed; will retry');
     }
+    try {
+      const purged = (await deps.visitorConsent?.purgeExpired()) ?? 0;
+      if (purged > 0) logger.info({ purged }, 'expired visitor consent states purged');
+    } catch (err) {
+      logger.warn({ err }, 'purging expired visitor consent states failed; will retry');
+    }
   }
 
   return {
@@ -133,7 +143,9 @@ export function createIdentityHub(deps: IdentityHubDeps): IdentityHub {
         purgeTimer.unref();
       }
       const graph = deps.graph?.graph;
-      if ((graph !== undefined || deps.consentOfRecord !== undefined) && erasurePurgeTimer === undefined) {
+      const purges =
+        graph !== undefined || deps.consentOfRecord !== undefined || deps.visitorConsent !== undefined;
+      if (purges && erasurePurgeTimer === undefined) {
         void purgeRecords(graph);
         erasurePurgeTimer = setInterval(
           () => void purgeRecords(graph),

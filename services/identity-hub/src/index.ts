@@ -61,6 +61,11 @@ export {
   type Subject,
 } from './graph/identity-graph';
 export { MAX_TRAITS } from './graph/traits';
+export {
+  createVisitorConsentStore,
+  type VisitorConsentOptions,
+  type VisitorConsentStore,
+} from './graph/visitor-consent';
 export { INVALID_TOKEN_BODY } from './http/identity.routes';
 export { createIdentityHub, type IdentityHub, type IdentityHubDeps } from './identity-hub';
 export { identityHubMigrations, requireIdentityMigrations } from './migrations';

@@ -157,6 +157,24 @@ CREATE TABLE identity_consent_of_record (
 CREATE INDEX identity_consent_of_record_expires_at ON identity_consent_of_record (expires_at);
 `,
   },
+  {
+    // Visitors' consent states (`@signal/consent` state store), kept beside their cache copies: a withdrawal
+    // must survive a restart of the embedded pipeline (whose cache lives in memory), an eviction, and a Redis
+    // without persistence, or an event that waited (a retry, a backlog, a replay) goes out on the consent it
+    // arrived with. Written when a visitor's choices change, not on every event. `visitor_key` is the store's
+    // SHA-256 of the org and the anonymous id, never the id; `state` holds choices and signal strings (no
+    // personal data). Purged at `expires_at` (13 months after the last change).
+    id: 'identity-hub/0005_visitor_consent',
+    sql: `
+CREATE TABLE consent_visitor_states (
+  visitor_key text PRIMARY KEY,
+  state       jsonb NOT NULL,
+  updated_at  bigint NOT NULL,
+  expires_at  timestamptz NOT NULL
+);
+CREATE INDEX consent_visitor_states_expires_at ON consent_visitor_states (expires_at);
+`,
+  },
 ]);
 
 /**

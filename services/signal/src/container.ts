@@ -3,7 +3,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createAuditLog, cryptoAuditSink } from '@signal/audit';
 import { Secret, type SignalConfig } from '@signal/config';
-import { createCacheConsentStateStore } from '@signal/consent';
 import {
   countRecordsByKeyId,
   countRecordsUnderKey,
@@ -27,6 +26,7 @@ import {
   createIdentityErasure,
   createIdentityGraph,
   createIdentityHub,
+  createVisitorConsentStore,
   IDENTITY_ENCRYPTED_COLUMNS,
   loadBlindIndex,
   loadIdentityHubSettings,
@@ -125,7 +125,9 @@ export async function buildSignal({ config, logger, onFatal }: SignalDeps) {
   const bus = openBus(config, db, log('bus'), 'signal', { crypto, metrics });
   lifecycle.add({ name: 'bus', stop: () => bus.close() });
   const controlPlane = createControlPlane({ db, crypto });
-  const consentStore = createCacheConsentStateStore({ cache, logger: log('consent') });
+  // Visitors' consent states: rows in the database (a withdrawal outlives a restart and an eviction of the
+  // in-process cache), copies in the cache.
+  const consentStore = createVisitorConsentStore({ db, cache, logger: log('consent') });
   // A person's consents of record: rows in the database (they outlive a restart), copies in the cache.
   const userConsent = createConsentOfRecord({ db, cache, logger: log('consent') });
 
@@ -263,6 +265,7 @@ export async function buildSignal({ config, logger, onFatal }: SignalDeps) {
     metrics,
     graph: { graph: identityGraph, bus },
     consentOfRecord: userConsent,
+    visitorConsent: consentStore,
   });
   identityHub.register(router);
   lifecycle.add({

@@ -1,7 +1,11 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { type Bus, busMigrations, createPostgresBus, type PostgresBusSettings, publishTo } from '@signal/bus';
 import { createMemoryCache } from '@signal/cache';
-import { type ConsentRequirement, createCacheConsentStateStore } from '@signal/consent';
+import {
+  type ConsentRequirement,
+  type ConsentStateStore,
+  createCacheConsentStateStore,
+} from '@signal/consent';
 import {
   type CryptoService,
   createCryptoService,
@@ -14,6 +18,7 @@ import {
   type ConsentOfRecord,
   createConsentOfRecord,
   createErasedSubjects,
+  createVisitorConsentStore,
   type ErasedSubjects,
   identityHubMigrations,
   loadBlindIndex,
@@ -160,7 +165,7 @@ export interface Harness {
   readonly namespace: string;
   readonly control: MemoryControlPlane;
   readonly metrics: Metrics;
-  readonly consentStore: ReturnType<typeof createCacheConsentStateStore>;
+  readonly consentStore: ConsentStateStore;
   readonly processor: EventProcessor;
   readonly worker: DeliveryWorker;
   /** The erasure records both read (`HarnessOptions.identityGraph`). */
@@ -205,7 +210,11 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     erasures = createErasedSubjects({ db, crypto: control.crypto });
     userConsent = createConsentOfRecord({ db, cache });
   }
-  const consentStore = createCacheConsentStateStore({ cache });
+  // Visitors' consent states: in the identity tables too where they are, as in the all-in-one.
+  const consentStore: ConsentStateStore =
+    options.identityGraph === true
+      ? createVisitorConsentStore({ db, cache })
+      : createCacheConsentStateStore({ cache });
   const metrics = createMetrics({ processMetrics: false });
   const processor = createEventProcessor({
     bus,

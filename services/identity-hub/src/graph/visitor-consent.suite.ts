@@ -1,0 +1,129 @@
+import { createMemoryCache } from '@signal/cache';
+import { type ConsentState, normaliseConsent, resolveLatestConsent, visitorKey } from '@signal/consent';
+import type { Database } from '@signal/store';
+import { afterAll, describe, expect, it } from 'vitest';
+import { identityHubMigrations } from '../migrations';
+import type { GraphDbTarget } from './db-targets';
+import { createVisitorConsentStore } from './visitor-consent';
+
+const ORG = 'org_visitors';
+
+const marketing = (granted: boolean, observedAt: number): ConsentState =>
+  normaliseConsent({ categories: { analytics: true, marketing: granted } }, { observedAt });
+
+/**
+ * Visitors' consent states kept in the database beside the cache: what a restart (a new, empty in-process
+ * cache), an eviction or a Redis without persistence used to forget.
+ */
+export function describeVisitorConsent(target: GraphDbTarget, skip = false): void {
+  describe.skipIf(skip)(`visitor consent states in the database (${target.name})`, () => {
+    afterAll(() => target.close());
+
+    /** A store over `db` with a cache of its own: a new one is what a restarted process has. */
+    const storeOn = (db: Database, now?: () => number) =>
+      createVisitorConsentStore({ db, cache: createMemoryCache(), ...(now ? { now } : {}) });
+
+    const rowOf = async (db: Database, anonymousId: string) =>
+      (
+        await db.query<{ updated_at: string }>(
+          'SELECT updated_at::text AS updated_at FROM consent_visitor_states WHERE visitor_key = $1',
+          [visitorKey(ORG, anonymousId)],
+        )
+      ).rows[0];
+
+    it('a withdrawal survives a restart: an event that waited is judged by it, not by what it arrived with', async () => {
+      const db = await target.fresh(identityHubMigrations);
+      const before = storeOn(db);
+      await before.set(ORG, 'anon-1', marketing(true, 1_000));
+      const withdrawn = marketing(false, 2_000);
+      expect(await before.set(ORG, 'anon-1', withdrawn)).toEqual({ status: 'written' });
+
+      const after = storeOn(db);
+      expect(await after.get(ORG, 'anon-1')).toEqual({ status: 'found', state: withdrawn });
+      // A retry of an event ingested while marketing was granted.
+      const latest = await resolveLatestConsent(after, ORG, 'anon-1', marketing(true, 1_500));
+      expect(latest).toEqual({ state: withdrawn, source: 'store' });
+      // By visitor key too (an event whose anonymous id a rule hashed).
+      const byKey = await resolveLatestConsent(
+        storeOn(db),
+        ORG,
+        { visitorKey: visitorKey(ORG, 'anon-1') },
+        marketing(true, 1_500),
+      );
+      expect(byKey).toEqual({ state: withdrawn, source: 'store' });
+      expect(await after.get(ORG, 'anon-unknown')).toEqual({ status: 'missing' });
+    });
+
+    it('a late, older state cannot slip into a cache that lost the newer one', async () => {
+      const db = await target.fresh(identityHubMigrations);
+      const withdrawn = marketing(false, 2_000);
+      await storeOn(db).set(ORG, 'anon-2', withdrawn);
+      const restarted = storeOn(db);
+      expect(await restarted.set(ORG, 'anon-2', marketing(true, 1_000))).toEqual({
+        status: 'stale',
+        current: withdrawn,
+      });
+      expect(await restarted.get(ORG, 'anon-2')).toEqual({ status: 'found', state: withdrawn });
+      // A newer grant is written through.
+      const regranted = marketing(true, 3_000);
+      expect(await restarted.set(ORG, 'anon-2', regranted)).toEqual({ status: 'written' });
+      expect(await storeOn(db).get(ORG, 'anon-2')).toEqual({ status: 'found', state: regranted });
+    });
+
+    it('writes the table when the choices change, not for every event that repeats them', async () => {
+      const db = await target.fresh(identityHubMigrations);
+      const store = storeOn(db);
+      await store.set(ORG, 'anon-3', marketing(true, 1_000));
+      expect(await rowOf(db, 'anon-3')).toEqual({ updated_at: '1000' });
+      for (const at of [1_100, 1_200, 1_300]) {
+        expect(await store.set(ORG, 'anon-3', marketing(true, at))).toEqual({ status: 'written' });
+      }
+      expect(await rowOf(db, 'anon-3')).toEqual({ updated_at: '1000' });
+      await store.set(ORG, 'anon-3', marketing(false, 1_400));
+      expect(await rowOf(db, 'anon-3')).toEqual({ updated_at: '1400' });
+      // Two stores (processes) with stale caches: the older change never overwrites the newer row.
+      await storeOn(db).set(ORG, 'anon-3', marketing(true, 1_350));
+      expect(await rowOf(db, 'anon-3')).toEqual({ updated_at: '1400' });
+    });
+
+    it('is unavailable, not guessing, when the table cannot be read or written', async () => {
+      const db = await target.fresh(identityHubMigrations);
+      const failing = {
+        query: async () => {
+          throw new Error('connection refused');
+        },
+      } as unknown as Database;
+      const cache = createMemoryCache();
+      const store = createVisitorConsentStore({ db: failing, cache });
+      expect(await store.set(ORG, 'anon-4', marketing(false, 1_000))).toEqual({ status: 'unavailable' });
+      expect(await store.get(ORG, 'anon-4')).toEqual({ status: 'unavailable' });
+      // Nothing reached the cache either: a retry writes both.
+      expect(
+        await createVisitorConsentStore({ db, cache }).set(ORG, 'anon-4', marketing(false, 1_000)),
+      ).toEqual({
+        status: 'written',
+      });
+    });
+
+    it('purges rows past their expiry (13 months after the last change)', async () => {
+      const db = await target.fresh(identityHubMigrations);
+      let clock = Date.UTC(2026, 0, 1);
+      const now = () => clock;
+      const store = createVisitorConsentStore({ db, cache: createMemoryCache(), now, ttlMs: 60_000 });
+      await store.set(ORG, 'anon-5', marketing(false, clock));
+      clock += 30_000;
+      await store.set(ORG, 'anon-6', marketing(false, clock));
+      clock += 31_000;
+      expect(await store.purgeExpired()).toBe(1);
+      expect(await rowOf(db, 'anon-5')).toBeUndefined();
+      expect(await rowOf(db, 'anon-6')).toBeDefined();
+      // An expired row is not read even before it is purged.
+      clock += 60_000;
+      expect(
+        await createVisitorConsentStore({ db, cache: createMemoryCache(), now }).get(ORG, 'anon-6'),
+      ).toEqual({
+        status: 'missing',
+      });
+    });
+  });
+}
