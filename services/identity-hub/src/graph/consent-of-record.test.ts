@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createMemoryCache } from '@signal/cache';
-import { withdrawnCategories } from '@signal/consent';
+import { normaliseConsent, withdrawnCategories } from '@signal/consent';
 import { createCryptoService, createKeyring } from '@signal/crypto';
 import { createDatabase, migrate } from '@signal/store';
 import { createMetrics } from '@signal/telemetry';
@@ -16,6 +16,7 @@ import { cacheSingleUseStore } from '../tokens/single-use';
 import { createConsentOfRecord } from './consent-of-record';
 import { describeConsentOfRecord } from './consent-of-record.suite';
 import { pgliteTarget } from './db-targets';
+import { createVisitorConsentStore } from './visitor-consent';
 
 describeConsentOfRecord(pgliteTarget());
 
@@ -60,7 +61,7 @@ describe('a processor or worker started on a database migrated by an older relea
 });
 
 describe('the identity hub', () => {
-  it('purges expired consents of record when it starts (and hourly after)', async () => {
+  it("purges expired consents of record and visitors' consent states when it starts (and hourly after)", async () => {
     const db = await createDatabase({ kind: 'pglite' });
     try {
       await migrate(db, identityHubMigrations);
@@ -68,7 +69,23 @@ describe('the identity hub', () => {
       const records = createConsentOfRecord({ db, now: () => clock, ttlMs: 60_000 });
       await records.record('org_1', 'granted-only', { analytics: true }, clock);
       await records.record('org_1', 'withdrew', { marketing: false }, clock);
+      const visitors = createVisitorConsentStore({
+        db,
+        cache: createMemoryCache(),
+        now: () => clock,
+        ttlMs: 60_000,
+      });
+      await visitors.set(
+        'org_1',
+        'anon-old',
+        normaliseConsent({ categories: { marketing: false } }, { observedAt: clock }),
+      );
       clock += 120_000;
+      await visitors.set(
+        'org_1',
+        'anon-new',
+        normaliseConsent({ categories: { marketing: false } }, { observedAt: clock }),
+      );
       const pipelines = inMemoryPipelines([]);
       const hub = createIdentityHub({
         settings: identityHubSettings({ namespace: 'purge' }),
@@ -79,6 +96,7 @@ describe('the identity hub', () => {
         logger: recordingLogger(),
         metrics: createMetrics({ processMetrics: false }),
         consentOfRecord: records,
+        visitorConsent: visitors,
       });
       await hub.start();
       try {
@@ -89,6 +107,11 @@ describe('the identity hub', () => {
         // The grants lapsed; the withdrawal is kept 10 years.
         expect(await left()).toBe(1);
         expect(withdrawnCategories(await records.get('org_1', 'withdrew'))).toEqual(['marketing']);
+        const visitorRows = async () =>
+          (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM consent_visitor_states')).rows[0]?.n;
+        for (let i = 0; i < 50 && (await visitorRows()) !== 1; i += 1)
+          await new Promise((r) => setTimeout(r, 20));
+        expect(await visitorRows()).toBe(1);
       } finally {
         await hub.stop();
       }
