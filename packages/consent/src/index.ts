@@ -72,6 +72,7 @@ export {
   type UsSectionView,
 } from './state';
 export {
+  type CacheConsentStateStore,
   type CacheConsentStateStoreOptions,
   type ConsentCache,
   type ConsentLogger,

@@ -104,6 +104,20 @@ describe('cache-backed ConsentStateStore', () => {
     await expect(store.getByVisitorKey('anon-1')).rejects.toThrow(/not a visitor key/);
   });
 
+  it('a "no state" copy reads as missing, never replaces a state, and is replaced by the next state', async () => {
+    const cache = new TestCache();
+    const store = createCacheConsentStateStore({ cache });
+    const key = visitorKey(ORG, 'anon-quiet');
+    await store.markAbsent(key);
+    expect(await store.isKnownAbsent(key)).toBe(true);
+    expect(await store.get(ORG, 'anon-quiet')).toEqual({ status: 'missing' });
+    const state = marketing(false, 1_000);
+    expect(await store.set(ORG, 'anon-quiet', state)).toEqual({ status: 'written' });
+    expect(await store.isKnownAbsent(key)).toBe(false);
+    await store.markAbsent(key);
+    expect(await store.get(ORG, 'anon-quiet')).toEqual({ status: 'found', state });
+  });
+
   it("keeps each org's visitors apart: the same anonymous id in another org is another visitor", async () => {
     const store = createCacheConsentStateStore({ cache: new TestCache() });
     const withdrawn = marketing(false, 1_000);

@@ -85,6 +85,15 @@ export interface CacheConsentStateStoreOptions {
 export const DEFAULT_CONSENT_TTL_MS = 395 * 24 * 60 * 60 * 1000;
 
 const storedSchema = z.object({ v: z.literal(1), state: consentStateSchema });
+/**
+ * "Known to have no state": a short-lived copy a store backed by a database leaves after finding no row, so
+ * that a visitor without a state (events that never carry consent) does not cost a query per event. Read as
+ * `missing`; a `set` replaces it like any other text (the compare-and-set expects exactly it).
+ */
+const ABSENT = '{"v":1,"absent":true}';
+/** How long an `ABSENT` copy is trusted: a state written meanwhile replaces it at once, so this only bounds
+ * how long a row written behind the cache's back (another deployment, a restore) stays unseen. */
+const ABSENT_TTL_MS = 60_000;
 
 /**
  * A `ConsentStateStore` over the cache. `set` is a read-compare-write made atomic by the cache's
@@ -93,7 +102,18 @@ const storedSchema = z.object({ v: z.literal(1), state: consentStateSchema });
  * loser reads again and finds either a newer state (`stale`) or retries. Within one instance writes to a key
  * are also queued, so they do not contend with each other.
  */
-export function createCacheConsentStateStore(options: CacheConsentStateStoreOptions): ConsentStateStore {
+/**
+ * The cache-backed store, with what a store backed by a database beside it needs: a short-lived "no state"
+ * copy, so that a visitor without a state costs the database one query a minute, not one per event.
+ */
+export interface CacheConsentStateStore extends ConsentStateStore {
+  /** Whether the cache holds the "no state" copy for this visitor (false when it holds a state or nothing). */
+  isKnownAbsent(visitorKey: string): Promise<boolean>;
+  /** Leaves the "no state" copy for a minute where the cache holds nothing for this visitor. */
+  markAbsent(visitorKey: string): Promise<void>;
+}
+
+export function createCacheConsentStateStore(options: CacheConsentStateStoreOptions): CacheConsentStateStore {
   const { cache, logger } = options;
   const keyPrefix = options.keyPrefix ?? 'consent:v2:';
   const legacyKeyPrefix = options.legacyKeyPrefix === undefined ? 'consent:v1:' : options.legacyKeyPrefix;
@@ -153,7 +173,7 @@ export function createCacheConsentStateStore(options: CacheConsentStateStoreOpti
   };
 
   const decode = (value: string | null): ConsentStateRead => {
-    if (value === null) return { status: 'missing' };
+    if (value === null || value === ABSENT) return { status: 'missing' };
     let json: unknown;
     try {
       json = JSON.parse(value);
@@ -179,6 +199,21 @@ export function createCacheConsentStateStore(options: CacheConsentStateStoreOpti
         throw new ConsentError('consent_invalid_argument', 'not a visitor key (use visitorKey)');
       }
       return (await fetch(`${keyPrefix}${visitorKey}`)).read;
+    },
+    isKnownAbsent: async (visitorKey) => {
+      try {
+        return (await cache.get(`${keyPrefix}${visitorKey}`)) === ABSENT;
+      } catch {
+        return false;
+      }
+    },
+    markAbsent: async (visitorKey) => {
+      try {
+        // Only where the cache holds nothing: a state written meanwhile is never replaced.
+        await cache.compareAndSet(`${keyPrefix}${visitorKey}`, null, ABSENT, ABSENT_TTL_MS);
+      } catch (cause) {
+        logger?.warn({ err: errorName(cause) }, 'consent state store unavailable');
+      }
     },
     set: async (org, anonymousId, state) => {
       const key = keyOf(org, anonymousId);

@@ -86,6 +86,30 @@ export function describeVisitorConsent(target: GraphDbTarget, skip = false): voi
       expect(await rowOf(db, 'anon-3')).toEqual({ updated_at: '1400' });
     });
 
+    it('a visitor without a state costs the database one query a minute, not one per event', async () => {
+      const db = await target.fresh(identityHubMigrations);
+      let queries = 0;
+      const counting = {
+        query: (sql: string, params?: readonly unknown[]) => {
+          queries += 1;
+          return db.query(sql, params);
+        },
+      } as unknown as Database;
+      const store = createVisitorConsentStore({ db: counting, cache: createMemoryCache() });
+      for (let i = 0; i < 5; i += 1) {
+        expect(await store.get(ORG, 'anon-silent')).toEqual({ status: 'missing' });
+        expect(await store.getByVisitorKey(visitorKey(ORG, 'anon-silent'))).toEqual({ status: 'missing' });
+      }
+      expect(queries).toBe(1);
+      // A state written later replaces the "no state" copy at once, in the table and in the cache.
+      const withdrawn = marketing(false, 5_000);
+      expect(await store.set(ORG, 'anon-silent', withdrawn)).toEqual({ status: 'written' });
+      expect(queries).toBe(2);
+      expect(await store.get(ORG, 'anon-silent')).toEqual({ status: 'found', state: withdrawn });
+      expect(await storeOn(db).get(ORG, 'anon-silent')).toEqual({ status: 'found', state: withdrawn });
+      expect(queries).toBe(2);
+    });
+
     it('is unavailable, not guessing, when the table cannot be read or written', async () => {
       const db = await target.fresh(identityHubMigrations);
       const failing = {

@@ -21,7 +21,9 @@ import { z } from 'zod';
  * with, so an event that waited (a retry, a backlog, a dead letter replayed) went out after its visitor had
  * withdrawn. Here:
  * - **Reads** ask the cache (its copy is the store's `consent:v2:` entry, as before) and, only when it has
- *   nothing, the table (`consent_visitor_states`, migration `identity-hub/0005`); a row found refills the copy.
+ *   nothing, the table (`consent_visitor_states`, migration `identity-hub/0005`); a row found refills the copy,
+ *   and no row leaves a one-minute "no state" copy, so a visitor without a state (events that never carry
+ *   consent) costs one query a minute, not one per event.
  * - **Writes** go to the table first, then to the cache, and only when the visitor's **choices** changed
  *   (every event carries its consent with a newer time; a changed time alone is not written, so the table
  *   takes one write per change, not per event). The table keeps the newest change: an older one arriving late
@@ -111,7 +113,10 @@ export function createVisitorConsentStore(options: VisitorConsentOptions): Visit
     async get(org, anonymousId) {
       const cached = await copies.get(org, anonymousId);
       if (cached.status !== 'missing') return cached;
-      const stored = await fromTable(visitorKey(org, anonymousId));
+      const key = visitorKey(org, anonymousId);
+      if (await copies.isKnownAbsent(key)) return cached;
+      const stored = await fromTable(key);
+      if (stored.status === 'missing') await copies.markAbsent(key);
       if (stored.status !== 'found') return stored.status === 'missing' ? cached : stored;
       // Refill the copy; a newer state written meanwhile is kept (`stale`).
       await copies.set(org, anonymousId, stored.state);
@@ -120,14 +125,17 @@ export function createVisitorConsentStore(options: VisitorConsentOptions): Visit
 
     async getByVisitorKey(key) {
       const cached = await copies.getByVisitorKey(key);
-      return cached.status === 'missing' ? fromTable(key) : cached;
+      if (cached.status !== 'missing' || (await copies.isKnownAbsent(key))) return cached;
+      const stored = await fromTable(key);
+      if (stored.status === 'missing') await copies.markAbsent(key);
+      return stored;
     },
 
     async set(org, anonymousId, state) {
       const key = visitorKey(org, anonymousId);
       let previous = await copies.get(org, anonymousId);
       if (previous.status === 'unavailable') return previous;
-      if (previous.status === 'missing') {
+      if (previous.status === 'missing' && !(await copies.isKnownAbsent(key))) {
         const stored = await fromTable(key);
         if (stored.status === 'unavailable') return { status: 'unavailable' };
         if (stored.status === 'found' && stored.state.updatedAt >= state.updatedAt) {
