@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { decide } from './decide';
 import { normaliseConsent } from './normalise';
 import { DEFAULT_CONSENT_REQUIREMENTS } from './requirements';
-import type { ConsentState } from './state';
+import { type ConsentState, consentStateSchema } from './state';
 import {
   type ConsentCache,
   type ConsentStateStore,
@@ -116,6 +117,18 @@ describe('cache-backed ConsentStateStore', () => {
     expect(await store.isKnownAbsent(key)).toBe(false);
     await store.markAbsent(key);
     expect(await store.get(ORG, 'anon-quiet')).toEqual({ status: 'found', state });
+  });
+
+  it('the "no state" copy decides, for a release that does not know it, exactly as a missing state', async () => {
+    const cache = new TestCache();
+    const store = createCacheConsentStateStore({ cache });
+    await store.markAbsent(visitorKey(ORG, 'anon-old-reader'));
+    const [raw] = [...cache.values.values()];
+    // What the previous release parses a stored value with.
+    const previous = z.object({ v: z.literal(1), state: consentStateSchema }).parse(JSON.parse(raw ?? ''));
+    expect(previous.state.updatedAt).toBe(0);
+    // Any consent an event carries is newer; an event without any is judged on nothing granted.
+    expect(decide(previous.state, meta, { stage: 2 }).outcome).toBe(decide(null, meta, { stage: 2 }).outcome);
   });
 
   it("keeps each org's visitors apart: the same anonymous id in another org is another visitor", async () => {

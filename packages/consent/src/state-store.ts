@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { type ConsentDecision, type ConsentOutcome, type DecisionContext, decide } from './decide';
 import { ConsentError } from './errors';
+import { normaliseConsent } from './normalise';
 import type { ConsentRequirement } from './requirements';
 import { type ConsentState, consentStateSchema } from './state';
 
@@ -88,9 +89,12 @@ const storedSchema = z.object({ v: z.literal(1), state: consentStateSchema });
 /**
  * "Known to have no state": a short-lived copy a store backed by a database leaves after finding no row, so
  * that a visitor without a state (events that never carry consent) does not cost a query per event. Read as
- * `missing`; a `set` replaces it like any other text (the compare-and-set expects exactly it).
+ * `missing`; a `set` replaces it like any other text (the compare-and-set expects exactly it). A release
+ * before this one reads it as a valid state with nothing granted, observed at time 0: any consent an event
+ * carries is newer and wins, and an event without any is judged on nothing granted, exactly as for a missing
+ * state, so a rolling upgrade changes no decision.
  */
-const ABSENT = '{"v":1,"absent":true}';
+const ABSENT = JSON.stringify({ v: 1, state: normaliseConsent({}, { observedAt: 0 }), absent: true });
 /** How long an `ABSENT` copy is trusted: a state written meanwhile replaces it at once, so this only bounds
  * how long a row written behind the cache's back (another deployment, a restore) stays unseen. */
 const ABSENT_TTL_MS = 60_000;
