@@ -245,88 +245,67 @@ describe('strict TLS towards vendors', () => {
   }
 });
 
+/**
+ * A granted event reaches its delivery topic, then the visitor withdraws (a later event the processor records
+ * in the consent store), then the worker starts: `prepare` may set the org's data layer first. Returns the
+ * vendor's sink and the harness (closed by the caller).
+ */
+async function withdrawnBeforeDelivery(prepare: (own: Harness, org: string) => void = () => {}) {
+  const own = await createHarness();
+  const sink = await goodSink();
+  const pipelineId = id('pl');
+  const integrationId = webhook(own, sink, { pipelineId });
+  const granted = makeEvent({ pipelineId, timestamp: new Date(Date.now() - 1000).toISOString() });
+  prepare(own, granted.org);
+  await own.processor.start();
+  await own.publishRaw([granted]);
+  const topic = topics.delivery(own.namespace, integrationId).name;
+  await waitFor(async () => {
+    const { rows } = await own.db.query<{ n: string }>(
+      'SELECT COALESCE(sum(next_offset), 0)::text AS n FROM bus_partitions WHERE topic = $1',
+      [topic],
+    );
+    return Number(rows[0]?.n ?? 0) === 1;
+  }, 'the delivery message');
+  // The visitor withdraws consent before the worker gets to the event.
+  await own.publishRaw([
+    makeEvent({
+      pipelineId,
+      anonymousId: granted.anonymousId,
+      event: 'Consent Updated',
+      context: { ...granted.context, consent: { categories: { analytics: false, marketing: false } } },
+    }),
+  ]);
+  await waitFor(async () => {
+    const read = await own.consentStore.get(granted.org, granted.anonymousId ?? '');
+    return read.status === 'found' && read.state.categories.marketing === false;
+  }, 'the revocation in the consent store');
+  await own.worker.start();
+  await waitFor(
+    async () => (await metric(own, 'signal_deliveries_total', { outcome: 'dropped' })) === 1,
+    'the stage-2 drop',
+  );
+  return { own, sink };
+}
+
 describe('stage-2 consent', () => {
   it('a revocation that arrives between ingestion and delivery wins', async () => {
-    const own = await createHarness();
+    const { own, sink } = await withdrawnBeforeDelivery();
     try {
-      const sink = await goodSink();
-      const pipelineId = id('pl');
-      const integrationId = webhook(own, sink, { pipelineId });
-      const granted = makeEvent({ pipelineId, timestamp: new Date(Date.now() - 1000).toISOString() });
-      await own.processor.start();
-      await own.publishRaw([granted]);
-      const topic = topics.delivery(own.namespace, integrationId).name;
-      await waitFor(async () => {
-        const { rows } = await own.db.query<{ n: string }>(
-          'SELECT COALESCE(sum(next_offset), 0)::text AS n FROM bus_partitions WHERE topic = $1',
-          [topic],
-        );
-        return Number(rows[0]?.n ?? 0) === 1;
-      }, 'the delivery message');
-      // The visitor withdraws consent before the worker gets to the event.
-      await own.publishRaw([
-        makeEvent({
-          pipelineId,
-          anonymousId: granted.anonymousId,
-          event: 'Consent Updated',
-          context: { ...granted.context, consent: { categories: { analytics: false, marketing: false } } },
-        }),
-      ]);
-      await waitFor(async () => {
-        const read = await own.consentStore.get(granted.org, granted.anonymousId ?? '');
-        return read.status === 'found' && read.state.categories.marketing === false;
-      }, 'the revocation in the consent store');
-      await own.worker.start();
-      await waitFor(
-        async () => (await metric(own, 'signal_deliveries_total', { outcome: 'dropped' })) === 1,
-        'the stage-2 drop',
-      );
       expect(sink.requests).toHaveLength(0);
       expect(await metric(own, 'signal_consent_decisions_total', { stage: '2', decision: 'drop' })).toBe(1);
     } finally {
       await own.close();
     }
   });
-});
 
-describe('stage-2 consent when a rule changed the anonymous id', () => {
-  it('finds the visitor by the id the event arrived with: a later withdrawal still wins', async () => {
-    const own = await createHarness();
+  it('finds the visitor by the id the event arrived with when a rule changed it: a later withdrawal still wins', async () => {
+    // The org hashes anonymous ids before they leave: the delivery message holds the hash, not the id the
+    // visitor's consent state is stored under.
+    const { own, sink } = await withdrawnBeforeDelivery((harness, org) => {
+      harness.control.dataLayers.set(org, { version: 1, pii_rules: { hash_fields: ['anonymousId'] } });
+    });
     try {
-      const sink = await goodSink();
-      const pipelineId = id('pl');
-      const integrationId = webhook(own, sink, { pipelineId });
-      const granted = makeEvent({ pipelineId, timestamp: new Date(Date.now() - 1000).toISOString() });
-      // The org hashes anonymous ids before they leave: the delivery message holds the hash, not the id the
-      // visitor's consent state is stored under.
-      own.control.dataLayers.set(granted.org, { version: 1, pii_rules: { hash_fields: ['anonymousId'] } });
-      await own.processor.start();
-      await own.publishRaw([granted]);
-      const topic = topics.delivery(own.namespace, integrationId).name;
-      await waitFor(async () => {
-        const { rows } = await own.db.query<{ n: string }>(
-          'SELECT COALESCE(sum(next_offset), 0)::text AS n FROM bus_partitions WHERE topic = $1',
-          [topic],
-        );
-        return Number(rows[0]?.n ?? 0) === 1;
-      }, 'the delivery message');
-      await own.publishRaw([
-        makeEvent({
-          pipelineId,
-          anonymousId: granted.anonymousId,
-          event: 'Consent Updated',
-          context: { ...granted.context, consent: { categories: { analytics: false, marketing: false } } },
-        }),
-      ]);
-      await waitFor(async () => {
-        const read = await own.consentStore.get(granted.org, granted.anonymousId ?? '');
-        return read.status === 'found' && read.state.categories.marketing === false;
-      }, 'the withdrawal in the consent store');
-      await own.worker.start();
-      await waitFor(
-        async () => (await metric(own, 'signal_deliveries_total', { outcome: 'dropped' })) === 1,
-        'the stage-2 drop',
-      );
       expect(sink.requests).toHaveLength(0);
       expect(await metric(own, 'signal_consent_decisions_total', { stage: '2', decision: 'drop' })).toBe(1);
     } finally {

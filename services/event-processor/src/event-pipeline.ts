@@ -211,11 +211,14 @@ export function createEventPipeline(deps: EventPipelineDeps) {
     // a message whose anonymous id a PII rule or a pipeline changed or removed: stage 2 would otherwise look
     // up the changed id, find nothing, and fall back to the consent the event arrived with (missing a
     // withdrawal made since).
+    // Computed once per event (a SHA-256), for the first message that needs it.
     const { anonymousId } = event;
-    const visitorMember = (shaped: CanonicalEvent): string =>
-      anonymousId === undefined || shaped.anonymousId === anonymousId
-        ? ''
-        : `,"consentVisitor":"${visitorKey(event.org, anonymousId)}"`;
+    let visitorKeyMember: string | undefined;
+    const visitorMember = (shaped: CanonicalEvent): string => {
+      if (anonymousId === undefined || shaped.anonymousId === anonymousId) return '';
+      visitorKeyMember ??= `,"consentVisitor":"${visitorKey(event.org, anonymousId)}"`;
+      return visitorKeyMember;
+    };
     // `,"erasureDigests":{…}` for messages whose ids changed, computed once per event (two HMACs per id).
     let digestsMember: string | undefined;
     const erasureMember = (shaped: CanonicalEvent): string => {
