@@ -8,6 +8,7 @@
  *   pnpm bench processor
  */
 import { createHash, randomUUID } from 'node:crypto';
+import { POSTGRES_MAX_MESSAGE_BYTES } from '../../packages/bus/src/index';
 import { createMemoryCache } from '../../packages/cache/src/index';
 import { createCacheConsentStateStore } from '../../packages/consent/src/index';
 import { canonicalEventSchema } from '../../packages/events/src/index';
@@ -94,6 +95,7 @@ async function orgDataLayer(values: readonly string[]): Promise<Rate> {
     consentStore: createCacheConsentStateStore({ cache }),
     namespace: 'bench',
     dedupWindowMs: 3_600_000,
+    maxMessageBytes: POSTGRES_MAX_MESSAGE_BYTES,
     metrics,
     logger: silent,
   });

@@ -7,6 +7,13 @@ export {
 } from './kafka/config';
 export { createKafkaBus, ensureKafkaTopics, type KafkaBus, type KafkaBusDeps } from './kafka/kafka-bus';
 export { reconcileTopics, type TopicOutcome } from './kafka/topics';
+export {
+  DEAD_LETTER_RESERVE_BYTES,
+  fitsBus,
+  kafkaMaxMessageBytes,
+  messageBytes,
+  POSTGRES_MAX_MESSAGE_BYTES,
+} from './message-size';
 export { murmur2, partitionFor } from './partitioner';
 export type {
   Batch,

@@ -118,6 +118,12 @@ export interface PublishOptions {
 
 export interface Bus {
   readonly kind: 'postgres' | 'kafka';
+  /**
+   * The largest message (`messageBytes`: key, value and headers in UTF-8) one publish can carry; a publish
+   * holding a larger one is refused whole with `bus_invalid_message`. Producers check before publishing
+   * (`fitsBus`), keeping room for a dead letter (message-size.ts).
+   */
+  readonly maxMessageBytes: number;
   /** Creates missing topics; existing ones are left as they are (partition counts never change). */
   createTopics(specs: readonly TopicSpec[]): Promise<void>;
   publish(

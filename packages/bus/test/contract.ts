@@ -139,6 +139,24 @@ export function describeBusContract(
       }
     });
 
+    it('refuses a publish holding a message over maxMessageBytes before writing any of it', async () => {
+      const bus = await harness.connect();
+      const t = await topic(bus);
+      const fits = { key: 'k-1', value: JSON.stringify({ seq: 1 }) };
+      const over = { key: 'k-2', value: `person@example.com${'x'.repeat(bus.maxMessageBytes)}` };
+      await expect(bus.publish(t, [fits, over])).rejects.toMatchObject({
+        code: 'bus_invalid_message',
+        retryable: false,
+        message: expect.not.stringContaining('person@example.com'),
+      });
+      await bus.publish(t, [{ key: 'k-1', value: JSON.stringify({ seq: 2 }) }]);
+      const seen: Seen[] = [];
+      await consume(bus, { groupId: randomId('g'), topics: [t] }, seen);
+      await waitForCount(seen, 1, 'the publish after the refused one');
+      await new Promise((resolve) => setTimeout(resolve, 5 * harness.pollIntervalMs));
+      expect(seen.map((s) => s.seq)).toEqual([2]);
+    });
+
     it('keeps per-key order across many interleaved keys and publish calls', async () => {
       const bus = await harness.connect();
       const t = await topic(bus);

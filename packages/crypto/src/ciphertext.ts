@@ -80,6 +80,19 @@ export function openV1(
 }
 
 /** Text form for storage and URLs: `v1.` + unpadded base64url. */
+/** Bytes of the binary v1 ciphertext of a plaintext of `plaintextBytes` bytes (the format is length-exact). */
+export function sealedV1Length(plaintextBytes: number): number {
+  return V1_HEADER_LENGTH + sealedLength(plaintextBytes);
+}
+
+/**
+ * Characters (and bytes: the form is ASCII) of the text form of a plaintext of `plaintextBytes` bytes, known
+ * before sealing: a producer can tell whether a message fits a transport's limit without encrypting it.
+ */
+export function sealedTextLength(plaintextBytes: number): number {
+  return TEXT_PREFIX.length + Math.ceil((sealedV1Length(plaintextBytes) * 4) / 3);
+}
+
 export function encodeText(ciphertext: Uint8Array): string {
   return TEXT_PREFIX + asBuffer(ciphertext).toString('base64url');
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { V1_MIN_LENGTH } from './ciphertext';
+import { sealedTextLength, sealedV1Length, V1_MIN_LENGTH } from './ciphertext';
 import { HEADER_LENGTH } from './cobblestone';
 import type { EncryptionContext } from './context';
 import { type CryptoService, createCryptoService } from './crypto-service';
@@ -187,6 +187,18 @@ describe('v1 text form', () => {
     const binary = Buffer.from(text.slice(3), 'base64url');
     expect(`v1.${binary.toString('base64url')}`).toBe(text);
     expect(service.open(binary, CONTEXT).toString()).toBe('secret');
+  });
+
+  it('has the length sealedTextLength predicts, for every size around the base64 and chunk boundaries', () => {
+    const sizes = [0, 1, 2, 3, 4, 100, 16_383, 16_384, 16_385, 32_767, 32_768, 32_769, 100_000];
+    for (const size of sizes) {
+      const plaintext = randomBytes(size);
+      expect(service.seal(plaintext, CONTEXT).length, `binary, ${size} bytes`).toBe(sealedV1Length(size));
+      expect(service.sealText(plaintext, CONTEXT).length, `text, ${size} bytes`).toBe(sealedTextLength(size));
+    }
+    // A string is measured in UTF-8 bytes.
+    const text = 'päßwörd ✓'.repeat(500);
+    expect(service.sealText(text, CONTEXT).length).toBe(sealedTextLength(Buffer.byteLength(text)));
   });
 
   it('is parsed strictly', () => {

@@ -1,6 +1,12 @@
 export type { AuditLogger, CryptoAuditAction, CryptoAuditEvent, CryptoAuditSink } from './audit';
 export { loggingAuditSink } from './audit';
-export { DEFAULT_MAX_PLAINTEXT_BYTES, FORMAT_VERSION, TEXT_PREFIX } from './ciphertext';
+export {
+  DEFAULT_MAX_PLAINTEXT_BYTES,
+  FORMAT_VERSION,
+  sealedTextLength,
+  sealedV1Length,
+  TEXT_PREFIX,
+} from './ciphertext';
 export type { DataClass, EncryptionContext } from './context';
 export { DATA_CLASSES } from './context';
 export type {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { busMigrations, publishTo } from '@signal/bus';
+import { busMigrations, DEAD_LETTER_RESERVE_BYTES, publishTo } from '@signal/bus';
 import { type DeliveryMessage, topics } from '@signal/events';
 import { createTestPki, type TestCa, type TestPki } from '@signal/http';
 import { createDatabase, type Database, migrate, StoreError } from '@signal/store';
@@ -338,6 +338,57 @@ describe("an integration's pipeline that makes the event invalid", () => {
       );
       expect(good.requests).toHaveLength(1);
       expect(await metric(own, 'signal_processor_events_dropped_total', { reason: 'duplicate' })).toBe(0);
+    } finally {
+      await own.close();
+    }
+  });
+});
+
+describe("an integration's pipeline that makes the event larger than the bus carries", () => {
+  it('dead-letters it for that integration only instead of stopping the partition on it', async () => {
+    // A bus that carries 16 KiB beyond a dead letter's reserve: the event as sent fits, one pipeline's
+    // additions (4 × 8 KiB) do not.
+    const own = await createHarness({
+      workerSettings: { topicPartitions: 1 },
+      bus: { maxMessageBytes: DEAD_LETTER_RESERVE_BYTES + 16 * 1024 },
+    });
+    try {
+      const pipelineId = `pl_${randomBytes(4).toString('hex')}`;
+      const good = await sink();
+      const bloating = await sink();
+      const goodId = own.control.addWebhook({ pipelineId, url: good.url, caPem: ca.certPem });
+      const bloatingId = own.control.addWebhook({ pipelineId, url: bloating.url, caPem: ca.certPem });
+      const stored = own.control.integrations.get(bloatingId);
+      if (stored === undefined) throw new Error('no integration');
+      const set = Object.fromEntries(['a', 'b', 'c', 'd'].map((k) => [`properties.${k}`, k.repeat(8192)]));
+      own.control.integrations.set(bloatingId, { ...stored, pipeline: [{ type: 'map', set }] });
+      await own.processor.start();
+      await own.worker.start();
+
+      const first = makeEvent({ pipelineId });
+      const second = makeEvent({ pipelineId, anonymousId: first.anonymousId });
+      await own.publishRaw([first]);
+      await own.publishRaw([second]);
+      // The partition goes on past the first event: the second reaches the healthy integration too.
+      await waitFor(() => good.requests.length === 2, 'both deliveries to the healthy integration');
+      const dlq = createDlqStore(own.db, own.control.crypto);
+      await waitFor(async () => (await dlq.list({})).length === 2, 'the two dead letters');
+      for (const letter of await dlq.list({})) {
+        expect(letter).toMatchObject({
+          error: 'pipeline_invalid_event',
+          topic: topics.rawEvents(own.namespace).name,
+        });
+        expect(letter.details).toMatch(
+          new RegExp(
+            `^integration ${bloatingId}: the delivery message is \\d+ bytes; the event bus carries at most 16384$`,
+          ),
+        );
+        expect(letter.details).not.toContain(goodId);
+      }
+      expect(bloating.requests).toHaveLength(0);
+      expect(
+        await metric(own, 'signal_processor_integration_skips_total', { reason: 'invalid_result' }),
+      ).toBe(2);
     } finally {
       await own.close();
     }

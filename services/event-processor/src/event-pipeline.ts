@@ -1,4 +1,4 @@
-import type { OutgoingMessage } from '@signal/bus';
+import { DEAD_LETTER_RESERVE_BYTES, fitsBus, messageBytes, type OutgoingMessage } from '@signal/bus';
 import {
   CONSENT_CATEGORIES,
   type ConsentCategory,
@@ -31,6 +31,11 @@ export interface EventPipelineDeps {
   readonly dedupWindowMs: number;
   readonly metrics: ProcessorMetrics;
   readonly logger: ProcessorLogger;
+  /**
+   * The bus's `maxMessageBytes`: a delivery message must fit it with room for its dead letter
+   * (`DEAD_LETTER_RESERVE_BYTES`).
+   */
+  readonly maxMessageBytes: number;
   /**
    * Erasure records: an erased person's raw events received before the erasure are dropped here, and a
    * delivery message whose ids a rule or pipeline changed carries the erasure digests of the ids it arrived
@@ -276,14 +281,22 @@ export function createEventPipeline(deps: EventPipelineDeps) {
         serialised = { key: eventKey(checked.data), json: JSON.stringify(checked.data) };
         serialisedFor.set(shaped, serialised);
       }
-      messages.push({
-        topic: topicOf(integration.id),
+      const message = {
+        key: serialised.key,
         // Byte for byte what JSON.stringify of the parsed DeliveryMessage gives (same key order).
-        message: {
-          key: serialised.key,
-          value: `{"integrationId":${JSON.stringify(integration.id)},"event":${serialised.json},"attempt":{"number":1}${erasureMember(shaped)}${consentMember}${visitorMember(shaped)}}`,
-        },
-      });
+        value: `{"integrationId":${JSON.stringify(integration.id)},"event":${serialised.json},"attempt":{"number":1}${erasureMember(shaped)}${consentMember}${visitorMember(shaped)}}`,
+      };
+      // A message the bus cannot carry would fail the batch's publish every time and stop this partition
+      // (rules and pipelines can make an event larger than the gateway let in). Refused like an invalid
+      // result: this integration's copy only, the raw event dead-lettered naming it.
+      if (!fitsBus(message, deps.maxMessageBytes)) {
+        skip('invalid_result');
+        invalid.push(
+          `integration ${integration.id}: the delivery message is ${messageBytes(message)} bytes; the event bus carries at most ${deps.maxMessageBytes - DEAD_LETTER_RESERVE_BYTES}`,
+        );
+        continue;
+      }
+      messages.push({ topic: topicOf(integration.id), message });
     }
     if (messages.length === 0) {
       return invalid.length === 0

@@ -98,6 +98,7 @@ export function createEventProcessor(deps: EventProcessorDeps): EventProcessor {
     consentStore: deps.consentStore,
     namespace: deps.namespace,
     dedupWindowMs: settings.dedupWindowMs,
+    maxMessageBytes: bus.maxMessageBytes,
     metrics,
     logger,
     ...(deps.erasures === undefined ? {} : { erasures: deps.erasures }),

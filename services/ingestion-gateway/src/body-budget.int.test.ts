@@ -66,6 +66,7 @@ beforeAll(async () => {
     },
     directory: { findPipelineByKey: async (key) => (key === KEY ? pipeline : null) },
     bus: {
+      maxMessageBytes: bus.maxMessageBytes,
       async publish(topic, messages, options) {
         const receipts = await bus.publish(topic, messages, options);
         published.push(...messages);

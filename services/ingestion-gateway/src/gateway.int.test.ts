@@ -1,7 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { request as rawRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type Bus, busMigrations, createPostgresBus, type OutgoingMessage } from '@signal/bus';
+import {
+  type Bus,
+  busMigrations,
+  createPostgresBus,
+  DEAD_LETTER_RESERVE_BYTES,
+  type OutgoingMessage,
+} from '@signal/bus';
 import { createMemoryCache } from '@signal/cache';
 import { createCryptoService, createKeyring } from '@signal/crypto';
 import { canonicalEventSchema, topics } from '@signal/events';
@@ -81,6 +87,9 @@ function recording(bus: Bus) {
     /** `after`: the write is stored, then reported as failed (a COMMIT whose outcome was lost). */
     fail(on: boolean | 'after') {
       failing = on === true ? 'before' : on;
+    },
+    get maxMessageBytes() {
+      return bus.maxMessageBytes;
     },
     async publish(topic: string, messages: readonly OutgoingMessage[]) {
       const held = gate;
@@ -729,6 +738,113 @@ describe('hostile input: the right 4xx JSON error, nothing on the bus, the proce
     });
     expect(recorder.published).toHaveLength(0);
     expect((await post('/v1/t', JSON.stringify(track))).status).toBe(202);
+  });
+});
+
+describe('an event the bus cannot carry', () => {
+  // A bus that carries 4 KiB beyond a dead letter's reserve, behind a gateway that reads bodies up to 64 KiB.
+  const room = 4096;
+  async function smallBusGateway() {
+    const small = createPostgresBus({
+      db,
+      logger: { debug() {}, info() {}, warn() {}, error() {} },
+      crypto: createCryptoService({ keyring: createKeyring({ current: randomBytes(32) }) }),
+      maxMessageBytes: DEAD_LETTER_RESERVE_BYTES + room,
+    });
+    const published: OutgoingMessage[] = [];
+    const metrics = createMetrics({ processMetrics: false });
+    const gateway = createGateway({
+      config: { ...config, maxPayloadSize: 64 * 1024 },
+      directory,
+      bus: {
+        maxMessageBytes: small.maxMessageBytes,
+        async publish(topic, messages, options) {
+          const receipts = await small.publish(topic, messages, options);
+          published.push(...messages);
+          return receipts;
+        },
+      },
+      cache: createMemoryCache({ namespace: `${NAMESPACE}small` }),
+      sdk: { code: '', integrity: 'x' },
+      logger: { debug() {}, info() {}, warn() {}, error() {} },
+      metrics,
+    });
+    const router = createRouter();
+    gateway.register(router);
+    const server = createServer({ handler: (req, res) => router.handle(req, res) });
+    const { port } = await server.listen(0, '127.0.0.1');
+    const send = (path: string, body: unknown) =>
+      fetch(`http://127.0.0.1:${port}${path}`, {
+        method: 'POST',
+        body: JSON.stringify(body),
+        headers: { 'content-type': 'application/json', origin: ORIGIN, 'x-pipeline-key': KEY },
+      });
+    const rejectedAsTooLarge = async () => {
+      const family = (await metrics.registry.getMetricsAsJSON()).find(
+        (m) => m.name === 'signal_events_rejected_total',
+      );
+      return family?.values.find((v) => v.labels.reason === 'payload_too_large')?.value ?? 0;
+    };
+    return {
+      send,
+      published,
+      rejectedAsTooLarge,
+      close: async () => {
+        await server.close(1000);
+        await small.close();
+      },
+    };
+  }
+  // Within every bound of the event schema (strings of 8 KiB at most), but 3 × 2 KiB over the room.
+  const large = {
+    ...track,
+    properties: { a: 'x'.repeat(2048), b: 'y'.repeat(2048), c: 'z'.repeat(2048) },
+  };
+
+  it('is refused with 413 naming its size, and nothing of it reaches the bus', async () => {
+    const g = await smallBusGateway();
+    try {
+      const res = await g.send('/v1/t', large);
+      expect(res.status).toBe(413);
+      const body = (await res.json()) as { error: { code: string; message: string } };
+      expect(body.error.code).toBe('payload_too_large');
+      expect(body.error.message).toMatch(
+        /^the event is \d+ bytes once stamped; the event bus carries at most 4096$/,
+      );
+      expect(body.error.message).not.toContain('xxxx');
+      expect(g.published).toEqual([]);
+      expect(await g.rejectedAsTooLarge()).toBe(1);
+      // An event that fits is accepted by the same gateway.
+      expect((await g.send('/v1/t', track)).status).toBe(202);
+      expect(g.published).toHaveLength(1);
+    } finally {
+      await g.close();
+    }
+  });
+
+  it('in a batch, is rejected on its own while the rest is accepted', async () => {
+    const g = await smallBusGateway();
+    try {
+      const res = await g.send('/v1/batch', {
+        batch: [
+          { ...track, type: 'track', messageId: 'fits-1' },
+          { ...large, type: 'track', messageId: 'too-large' },
+          { ...track, type: 'track', messageId: 'fits-2' },
+        ],
+      });
+      expect(res.status).toBe(202);
+      const body = (await res.json()) as {
+        accepted: number;
+        messageIds: string[];
+        rejected: { index: number; code: string }[];
+      };
+      expect(body.accepted).toBe(2);
+      expect(body.messageIds).toEqual(['fits-1', 'fits-2']);
+      expect(body.rejected).toEqual([expect.objectContaining({ index: 1, code: 'payload_too_large' })]);
+      expect(g.published.map((m) => JSON.parse(m.value).messageId)).toEqual(['fits-1', 'fits-2']);
+    } finally {
+      await g.close();
+    }
   });
 });
 

@@ -1,6 +1,12 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Bus } from '@signal/bus';
+import {
+  type Bus,
+  DEAD_LETTER_RESERVE_BYTES,
+  fitsBus,
+  messageBytes,
+  type OutgoingMessage,
+} from '@signal/bus';
 import { type Cache, isCacheError, RateLimiter } from '@signal/cache';
 import {
   type CanonicalEvent,
@@ -71,7 +77,7 @@ export interface GatewayLogger {
 export interface GatewayDeps {
   readonly config: GatewayConfig;
   readonly directory: PipelineDirectory;
-  readonly bus: Pick<Bus, 'publish'>;
+  readonly bus: Pick<Bus, 'publish' | 'maxMessageBytes'>;
   readonly cache: Pick<Cache, 'setIfAbsent' | 'get' | 'compareAndSet' | 'delete' | 'incrementWindow'>;
   /** Datafly.js, built once at start-up. */
   readonly sdk: { readonly code: string; readonly integrity: string };
@@ -344,6 +350,7 @@ export function createGateway(deps: GatewayDeps) {
     const skewMs = clockSkew(extra.sentAt, receivedAtMs);
 
     const events: CanonicalEvent[] = [];
+    const messages: OutgoingMessage[] = [];
     const rejections: Rejection[] = [];
     let anonymousId = cookieId;
 
@@ -377,16 +384,31 @@ export function createGateway(deps: GatewayDeps) {
         rejections.push({ index, code: 'validation_failed', message: firstIssue(stamped.error) });
         return;
       }
+      const message = { key: rawTopic.key(stamped.data), value: JSON.stringify(stamped.data) };
+      // What the bus cannot carry is refused here, as the sender's error: accepted, it would stop the
+      // processor on it (a publish holding it fails the same way every time). Room is kept for its dead letter.
+      if (!fitsBus(message, bus.maxMessageBytes)) {
+        rejections.push({
+          index,
+          code: 'payload_too_large',
+          message: `the event is ${messageBytes(message)} bytes once stamped; the event bus carries at most ${bus.maxMessageBytes - DEAD_LETTER_RESERVE_BYTES}`,
+        });
+        return;
+      }
       events.push(stamped.data);
+      messages.push(message);
     });
 
-    for (const _ of rejections) rejected.inc({ reason: 'validation' });
+    for (const r of rejections) {
+      rejected.inc({ reason: r.code === 'payload_too_large' ? 'payload_too_large' : 'validation' });
+    }
     if (events.length === 0) {
       const first = rejections[0];
       const message = first
         ? `${inputs.length > 1 ? `event ${first.index}: ` : ''}${first.message}`
         : 'no events';
-      sendHttpError(res, withHeaders(new HttpError('validation_failed', message), extra.cors));
+      const code = first?.code === 'payload_too_large' ? 'payload_too_large' : 'validation_failed';
+      sendHttpError(res, withHeaders(new HttpError(code, message), extra.cors));
       return false;
     }
 
@@ -395,11 +417,7 @@ export function createGateway(deps: GatewayDeps) {
       // Durable before 2xx: publish resolves after the bus committed the write (PostgreSQL COMMIT of the
       // group-commit segment, or Kafka acks=all). Answering earlier would let a crash lose accepted events.
       // One request's events: a visitor's batch may be compressed inside its sealed segment (ADR 0011).
-      await bus.publish(
-        rawTopic.name,
-        events.map((event) => ({ key: rawTopic.key(event), value: JSON.stringify(event) })),
-        { compressible: true },
-      );
+      await bus.publish(rawTopic.name, messages, { compressible: true });
     } catch (cause) {
       logger.error({ err: cause, count: events.length }, 'publishing to raw-events failed');
       reject(res, unavailable('the event bus is unavailable, retry shortly'), 'bus_unavailable', extra.cors);

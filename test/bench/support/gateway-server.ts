@@ -86,7 +86,10 @@ if (mode === 'bare') {
         hmacSecrets: [],
       }),
     },
-    bus: process.env.BENCH_NOOP_BUS === '1' ? { publish: async () => [] } : bus,
+    bus:
+      process.env.BENCH_NOOP_BUS === '1'
+        ? { maxMessageBytes: bus.maxMessageBytes, publish: async () => [] }
+        : bus,
     cache: createMemoryCache({ namespace: 'bench' }),
     sdk: await buildSdk(),
     logger: quiet,

@@ -1,4 +1,5 @@
 import { BusError } from '../errors';
+import { KAFKA_RECORD_OVERHEAD_BYTES } from '../message-size';
 import type { PublishReceipt } from '../port';
 
 /** One sealed record as kafkajs sends it. */
@@ -9,14 +10,8 @@ export interface SealedRecord {
   readonly headers?: Record<string, string>;
 }
 
-/**
- * What a record adds to a produce request beyond its key, value and headers (record and batch framing,
- * varints, attributes), rounded up: the chunks stay under the broker's limit with room to spare.
- */
-const RECORD_OVERHEAD_BYTES = 64;
-
 export function recordBytes(record: SealedRecord): number {
-  let bytes = RECORD_OVERHEAD_BYTES + Buffer.byteLength(record.key) + Buffer.byteLength(record.value);
+  let bytes = KAFKA_RECORD_OVERHEAD_BYTES + Buffer.byteLength(record.key) + Buffer.byteLength(record.value);
   for (const name in record.headers) {
     bytes += Buffer.byteLength(name) + Buffer.byteLength(record.headers[name] ?? '') + 8;
   }

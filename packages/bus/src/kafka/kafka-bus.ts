@@ -1,5 +1,6 @@
 import { type Admin, Kafka, type logCreator, logLevel, type Producer } from 'kafkajs';
 import { BusError, describeError } from '../errors';
+import { kafkaMaxMessageBytes, refuseOversized } from '../message-size';
 import { partitionFor } from '../partitioner';
 import type {
   Bus,
@@ -154,8 +155,11 @@ export function createKafkaBus(input: KafkaBusConfigInput, deps: KafkaBusDeps): 
     if (closed) throw new BusError('bus_closed', 'the bus is closed');
   }
 
+  const maxMessageBytes = kafkaMaxMessageBytes(config.maxRequestBytes);
+
   return {
     kind: 'kafka',
+    maxMessageBytes,
 
     async createTopics(specs: readonly TopicSpec[]): Promise<void> {
       assertOpen();
@@ -167,6 +171,7 @@ export function createKafkaBus(input: KafkaBusConfigInput, deps: KafkaBusDeps): 
     async publish(topic: string, messages: readonly OutgoingMessage[]): Promise<PublishReceipt[]> {
       assertOpen();
       if (messages.length === 0) return [];
+      refuseOversized(messages, maxMessageBytes);
       try {
         const partitions = await partitionsOf(topic);
         await connectProducer();

@@ -1,6 +1,7 @@
 import type { Database } from '@signal/store';
 import { z } from 'zod';
 import { BusError, describeError } from '../errors';
+import { POSTGRES_MAX_MESSAGE_BYTES, refuseOversized } from '../message-size';
 import { partitionFor } from '../partitioner';
 import type {
   Bus,
@@ -46,6 +47,11 @@ const optionsSchema = z
      * Reading handles both either way.
      */
     compressRuns: z.boolean().default(true),
+    /**
+     * Largest message one publish may carry (`Bus.maxMessageBytes`). The default is the most a segment can
+     * seal; a deployment that moves to Kafka later may set Kafka's (`kafkaMaxMessageBytes`) to find out early.
+     */
+    maxMessageBytes: z.int().min(1024).max(POSTGRES_MAX_MESSAGE_BYTES).default(POSTGRES_MAX_MESSAGE_BYTES),
   })
   .refine((o) => o.heartbeatIntervalMs === undefined || o.heartbeatIntervalMs * 2 <= o.sessionTimeoutMs, {
     message: 'heartbeatIntervalMs must be at most half of sessionTimeoutMs',
@@ -131,6 +137,7 @@ export function createPostgresBus(options: PostgresBusOptions): PostgresBus {
 
   return {
     kind: 'postgres',
+    maxMessageBytes: settings.maxMessageBytes,
 
     async createTopics(specs: readonly TopicSpec[]): Promise<void> {
       assertOpen();
@@ -173,6 +180,7 @@ export function createPostgresBus(options: PostgresBusOptions): PostgresBus {
         if (list === undefined) byPartition.set(p, [message]);
         else list.push(message);
       }
+      refuseOversized(messages, settings.maxMessageBytes);
       return writer.submit({
         topic,
         byPartition,
