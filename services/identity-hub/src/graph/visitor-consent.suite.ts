@@ -110,6 +110,48 @@ export function describeVisitorConsent(target: GraphDbTarget, skip = false): voi
       expect(queries).toBe(2);
     });
 
+    it('a batch of events costs one read and one write, whatever its number of visitors', async () => {
+      const db = await target.fresh(identityHubMigrations);
+      let queries = 0;
+      const counting = {
+        query: (sql: string, params?: readonly unknown[]) => {
+          queries += 1;
+          return db.query(sql, params);
+        },
+      } as unknown as Database;
+      const store = createVisitorConsentStore({ db: counting, cache: createMemoryCache() });
+      // What the processor does with a batch: every event at once, first a read, then its visitor's choice.
+      const visitors = Array.from({ length: 200 }, (_, i) => `anon-batch-${i}`);
+      const reads = await Promise.all(visitors.map((v) => store.get(ORG, v)));
+      expect(reads.every((r) => r.status === 'missing')).toBe(true);
+      expect(queries).toBe(1);
+      // Two events of one visitor in the batch, the later one withdrawing: the table keeps the later choice
+      // (one row per visitor in the statement; PostgreSQL refuses to update a row twice in one).
+      const writes = await Promise.all([
+        ...visitors.map((v, i) => store.set(ORG, v, marketing(true, 1_000 + i))),
+        store.set(ORG, 'anon-batch-0', marketing(false, 5_000)),
+      ]);
+      expect(writes.every((w) => w.status === 'written' || w.status === 'stale')).toBe(true);
+      expect(queries).toBe(2);
+      expect(await rowOf(db, 'anon-batch-0')).toEqual({ updated_at: '5000' });
+      expect(await rowOf(db, 'anon-batch-199')).toEqual({ updated_at: '1199' });
+      expect(await storeOn(db).get(ORG, 'anon-batch-0')).toEqual({
+        status: 'found',
+        state: marketing(false, 5_000),
+      });
+    });
+
+    it('a state read back from the table (keys reordered by jsonb) with the same choices is not written again', async () => {
+      const db = await target.fresh(identityHubMigrations);
+      await storeOn(db).set(ORG, 'anon-order', marketing(false, 1_000));
+      const restarted = storeOn(db);
+      expect(await restarted.get(ORG, 'anon-order')).toMatchObject({ status: 'found' });
+      expect(await restarted.set(ORG, 'anon-order', marketing(false, 2_000))).toEqual({ status: 'written' });
+      expect(await rowOf(db, 'anon-order')).toEqual({ updated_at: '1000' });
+      expect(await restarted.set(ORG, 'anon-order', marketing(true, 3_000))).toEqual({ status: 'written' });
+      expect(await rowOf(db, 'anon-order')).toEqual({ updated_at: '3000' });
+    });
+
     it('is unavailable, not guessing, when the table cannot be read or written', async () => {
       const db = await target.fresh(identityHubMigrations);
       const failing = {

@@ -50,7 +50,7 @@ export interface VisitorConsentStore extends ConsentStateStore {
   purgeExpired(): Promise<number>;
 }
 
-const rowSchema = z.object({ state: z.unknown() });
+const rowSchema = z.object({ visitor_key: z.string(), state: z.unknown() });
 
 export function createVisitorConsentStore(options: VisitorConsentOptions): VisitorConsentStore {
   const { db, logger } = options;
@@ -73,41 +73,67 @@ export function createVisitorConsentStore(options: VisitorConsentOptions): Visit
     return { status: 'unavailable' };
   };
 
-  async function fromTable(key: string): Promise<ConsentStateRead> {
+  // Table reads and writes of one event-loop turn go to the database together (`perTurn`): the processor
+  // handles a batch of events at once, and one query per new visitor plus one commit (with its fsync) per
+  // new state cost about 1 ms per visitor on PGlite: `pnpm bench processor` fell from ~10,800 to ~3,000
+  // events/s with 5,000 new visitors in 20,000 events.
+  const fromTable = perTurn(async (keys: readonly string[]): Promise<ConsentStateRead[]> => {
     let rows: unknown[];
     try {
       ({ rows } = await db.query(
-        'SELECT state FROM consent_visitor_states WHERE visitor_key = $1 AND expires_at > $2',
-        [key, new Date(now())],
+        'SELECT visitor_key, state FROM consent_visitor_states WHERE visitor_key = ANY($1::text[]) AND expires_at > $2',
+        [[...new Set(keys)], new Date(now())],
       ));
     } catch (err) {
-      return failed(err);
+      const failure = failed(err);
+      return keys.map(() => failure);
     }
-    const row = rows[0];
-    if (row === undefined) return { status: 'missing' };
-    const state = consentStateSchema.safeParse(rowSchema.parse(row).state);
-    if (!state.success) {
-      logger?.warn({ problem: 'schema' }, 'stored visitor consent unreadable');
-      return { status: 'corrupt' };
-    }
-    return { status: 'found', state: state.data };
-  }
-
-  async function toTable(key: string, state: ConsentState): Promise<ConsentStateWrite | undefined> {
-    try {
-      await db.query(
-        `INSERT INTO consent_visitor_states (visitor_key, state, updated_at, expires_at)
-         VALUES ($1, $2::jsonb, $3, $4)
-         ON CONFLICT (visitor_key) DO UPDATE
-           SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at
-           WHERE consent_visitor_states.updated_at < EXCLUDED.updated_at`,
-        [key, JSON.stringify(state), state.updatedAt, new Date(now() + ttlMs)],
+    const found = new Map<string, ConsentStateRead>();
+    for (const raw of rows) {
+      const row = rowSchema.parse(raw);
+      const state = consentStateSchema.safeParse(row.state);
+      if (!state.success) logger?.warn({ problem: 'schema' }, 'stored visitor consent unreadable');
+      found.set(
+        row.visitor_key,
+        state.success ? { status: 'found', state: state.data } : { status: 'corrupt' },
       );
-      return undefined;
-    } catch (err) {
-      return failed(err);
     }
-  }
+    return keys.map((key) => found.get(key) ?? { status: 'missing' });
+  });
+
+  /** `undefined` once the table holds the state (or a newer one); the failure otherwise. */
+  const toTable = perTurn(
+    async (
+      writes: readonly { key: string; state: ConsentState }[],
+    ): Promise<(ConsentStateWrite | undefined)[]> => {
+      // One row per visitor in a statement (ON CONFLICT cannot touch a row twice): the newest state, which
+      // is what the updated_at guard would have kept of them one by one.
+      const newest = new Map<string, ConsentState>();
+      for (const { key, state } of writes) {
+        const seen = newest.get(key);
+        if (seen === undefined || seen.updatedAt < state.updatedAt) newest.set(key, state);
+      }
+      try {
+        await db.query(
+          `INSERT INTO consent_visitor_states (visitor_key, state, updated_at, expires_at)
+           SELECT k, s::jsonb, u, $4 FROM unnest($1::text[], $2::text[], $3::bigint[]) AS w(k, s, u)
+           ON CONFLICT (visitor_key) DO UPDATE
+             SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at
+             WHERE consent_visitor_states.updated_at < EXCLUDED.updated_at`,
+          [
+            [...newest.keys()],
+            [...newest.values()].map((state) => JSON.stringify(state)),
+            [...newest.values()].map((state) => String(state.updatedAt)),
+            new Date(now() + ttlMs),
+          ],
+        );
+        return writes.map(() => undefined);
+      } catch (err) {
+        const failure = failed(err);
+        return writes.map(() => failure);
+      }
+    },
+  );
 
   return {
     async get(org, anonymousId) {
@@ -145,7 +171,7 @@ export function createVisitorConsentStore(options: VisitorConsentOptions): Visit
         previous = stored;
       }
       if (previous.status !== 'found' || !sameChoices(previous.state, state)) {
-        const refused = await toTable(key, state);
+        const refused = await toTable({ key, state });
         if (refused !== undefined) return refused;
       }
       return copies.set(org, anonymousId, state);
@@ -160,20 +186,59 @@ export function createVisitorConsentStore(options: VisitorConsentOptions): Visit
   };
 }
 
-/** Whether two states say the same, whatever their times (keys compared in sorted order: jsonb reorders). */
+/**
+ * Whether two states say the same, whatever their times: a deep comparison in which key order (jsonb reorders
+ * keys) and keys holding `undefined` (JSON drops them) do not count. Called for every event that carries
+ * consent, so it builds no strings (a sorted serialisation of both was ~10% of the processor's CPU).
+ */
 function sameChoices(a: ConsentState, b: ConsentState): boolean {
-  return canonical({ ...a, updatedAt: 0 }) === canonical({ ...b, updatedAt: 0 });
+  return sameJson(a, b, 'updatedAt');
 }
 
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const record = value as Record<string, unknown>;
-    return `{${Object.keys(record)
-      .filter((k) => record[k] !== undefined)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonical(record[k])}`)
-      .join(',')}}`;
+function sameJson(a: unknown, b: unknown, ignoredKey?: string): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) || Array.isArray(b)) {
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+    return a.every((item, i) => sameJson(item, b[i]));
   }
-  return JSON.stringify(value);
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  let keys = 0;
+  for (const key in x) {
+    if (key === ignoredKey || x[key] === undefined) continue;
+    if (!sameJson(x[key], y[key])) return false;
+    keys += 1;
+  }
+  for (const key in y) if (key !== ignoredKey && y[key] !== undefined) keys -= 1;
+  return keys === 0;
+}
+
+/**
+ * Calls of one event-loop turn, answered by one call of `run` with all their inputs (in order; `run` returns
+ * one output per input). The first call of a turn schedules the run after the turn (`setImmediate`), by
+ * which time every caller whose work was only promise steps has made its call too. `run` must not throw:
+ * failures are outputs, which is how the store reports an unreachable database.
+ */
+function perTurn<I, O>(run: (inputs: readonly I[]) => Promise<O[]>): (input: I) => Promise<O> {
+  let pending: { input: I; resolve: (output: O) => void; reject: (err: unknown) => void }[] = [];
+  return (input) =>
+    new Promise<O>((resolve, reject) => {
+      pending.push({ input, resolve, reject });
+      if (pending.length > 1) return;
+      setImmediate(() => {
+        const batch = pending;
+        pending = [];
+        run(batch.map((p) => p.input)).then(
+          (outputs) => {
+            batch.forEach((p, i) => {
+              p.resolve(outputs[i] as O);
+            });
+          },
+          (err: unknown) => {
+            for (const p of batch) p.reject(err);
+          },
+        );
+      });
+    });
 }
