@@ -25,6 +25,12 @@ export interface SignalConfig {
   readonly configFile: string | null;
   readonly namespace: string;
   readonly dataDir: string;
+  /** Entry budgets of the in-process cache (no REDIS_URL); see `EMBEDDED_CACHE_LIMITS` in @signal/runtime. */
+  readonly embeddedCache: {
+    readonly dedupMarkers: number;
+    readonly consentStates: number;
+    readonly claims: number;
+  };
   readonly logLevel: LogLevel;
   readonly port: number;
   /** What `/metrics` requires as a bearer token; null: it is open to whoever reaches the port. */
@@ -364,6 +370,11 @@ function assemble(v: SettingValues, file: string | null): SignalConfig {
     configFile: file,
     namespace: v.SIGNAL_NAMESPACE,
     dataDir: v.SIGNAL_DATA_DIR,
+    embeddedCache: {
+      dedupMarkers: v.EMBEDDED_DEDUP_MARKERS,
+      consentStates: v.EMBEDDED_CONSENT_STATES,
+      claims: v.EMBEDDED_CLAIMS,
+    },
     logLevel: v.LOG_LEVEL,
     port: v.PORT,
     metricsToken: v.METRICS_TOKEN ?? null,

@@ -305,6 +305,24 @@ export const SETTINGS = {
     default: './.signal',
     doc: 'Embedded mode: where PGlite keeps its data',
   }),
+  EMBEDDED_DEDUP_MARKERS: withDefault({
+    yaml: 'embedded.dedup_markers',
+    schema: int({ min: 1_000, max: 100_000_000 }),
+    default: 200_000,
+    doc: 'Embedded cache (no REDIS_URL): events whose ids are kept for deduplication (~400 bytes each); past it the oldest go and the dedup window shortens',
+  }),
+  EMBEDDED_CONSENT_STATES: withDefault({
+    yaml: 'embedded.consent_states',
+    schema: int({ min: 1_000, max: 100_000_000 }),
+    default: 100_000,
+    doc: 'Embedded cache (no REDIS_URL): visitors whose consent state is kept in memory (~400 bytes each); the rest are read back from the database',
+  }),
+  EMBEDDED_CLAIMS: withDefault({
+    yaml: 'embedded.claims',
+    schema: int({ min: 1_000, max: 100_000_000 }),
+    default: 100_000,
+    doc: 'Embedded cache (no REDIS_URL): single-use token ids and HMAC replay markers held at once (~250 bytes each); when full, such requests are refused',
+  }),
 
   // ── Service ──────────────────────────────────────────────────────────────────────────────────────
   LOG_LEVEL: withDefault({

@@ -29,9 +29,9 @@ describe('openCache, embedded (the all-in-one, no REDIS_URL)', () => {
     cache = undefined;
   });
 
-  async function embedded(embeddedLimits?: Partial<EmbeddedCacheLimits>) {
+  async function embedded(embeddedLimits?: Partial<EmbeddedCacheLimits>, env: Record<string, string> = {}) {
     const { warnings, logger } = recordingLogger();
-    const config = loadConfig({ env: { SIGNAL_NAMESPACE: 'signal' }, cwd: '/nonexistent' });
+    const config = loadConfig({ env: { SIGNAL_NAMESPACE: 'signal', ...env }, cwd: '/nonexistent' });
     cache = await openCache(config, logger, {
       allowEmbedded: true,
       ...(embeddedLimits === undefined ? {} : { embeddedLimits }),
@@ -107,5 +107,28 @@ describe('openCache, embedded (the all-in-one, no REDIS_URL)', () => {
     expect(await cache.compareAndSet('consent:v1:anon-new', null, CONSENT, 395 * DAY_MS)).toBe(true);
     expect((await limiter.check('someone-else')).allowed).toBe(true);
     expect(await cache.setIfAbsent('dedup:v2:org-1:pl-1:evt-1000', 'p', DAY_MS)).toBe(true);
+  });
+
+  it('takes its budgets from EMBEDDED_DEDUP_MARKERS, EMBEDDED_CONSENT_STATES and EMBEDDED_CLAIMS', async () => {
+    const { cache, warnings } = await embedded(undefined, {
+      EMBEDDED_DEDUP_MARKERS: '1000',
+      EMBEDDED_CONSENT_STATES: '1000',
+      EMBEDDED_CLAIMS: '1000',
+    });
+    await markEvents(cache, 1_500);
+    // The dedup window is the last 1,000 events.
+    expect(await cache.setIfAbsent('dedup:v2:org-1:pl-1:evt-1499', 'x', DAY_MS)).toBe(false);
+    expect(await cache.setIfAbsent('dedup:v2:org-1:pl-1:evt-500', 'x', DAY_MS)).toBe(false);
+    expect(await cache.setIfAbsent('dedup:v2:org-1:pl-1:evt-0', 'x', DAY_MS)).toBe(true);
+    expect(warnings).toContainEqual({ pool: 'dedup:', maxEntries: 1_000, times: 1 });
+    for (let i = 0; i < 1_000; i++)
+      expect(await cache.setIfAbsent(`hmac-seen:${i}`, '1', 660_000)).toBe(true);
+    expect(await failure(cache.setIfAbsent('hmac-seen:one-too-many', '1', 660_000))).toBe('capacity');
+  });
+
+  it('refuses a budget out of range at start-up, naming the setting', () => {
+    expect(() =>
+      loadConfig({ env: { SIGNAL_NAMESPACE: 'signal', EMBEDDED_DEDUP_MARKERS: '10' }, cwd: '/nonexistent' }),
+    ).toThrow(/EMBEDDED_DEDUP_MARKERS/);
   });
 });

@@ -103,8 +103,9 @@ export const EMBEDDED_CACHE_LIMITS: EmbeddedCacheLimits = Object.freeze({
 });
 
 /**
- * Redis when REDIS_URL is set (TLS per REDIS_TLS_ENABLED / rediss://), else the in-process cache, with
- * `embeddedLimits` (default EMBEDDED_CACHE_LIMITS).
+ * Redis when REDIS_URL is set (TLS per REDIS_TLS_ENABLED / rediss://), else the in-process cache, with the
+ * configured budgets (EMBEDDED_DEDUP_MARKERS, EMBEDDED_CONSENT_STATES, EMBEDDED_CLAIMS; EMBEDDED_CACHE_LIMITS
+ * for the rest), `embeddedLimits` over them.
  */
 export async function openCache(
   config: SignalConfig,
@@ -130,7 +131,7 @@ export async function openCache(
   if (!options.allowEmbedded) {
     throw new Error('REDIS_URL must be set: this service shares state with its replicas through Redis');
   }
-  const limits = { ...EMBEDDED_CACHE_LIMITS, ...options.embeddedLimits };
+  const limits = { ...EMBEDDED_CACHE_LIMITS, ...config.embeddedCache, ...options.embeddedLimits };
   return createMemoryCache({
     namespace: config.namespace,
     limits: { claims: limits.claims, values: limits.values, counters: limits.counters },
