@@ -2,7 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { createCryptoService, createKeyring } from '@signal/crypto';
 import { describe, expect, it } from 'vitest';
 import { recordBytes } from './kafka/chunks';
-import { fitsBus, kafkaMaxMessageBytes, messageBytes, refuseOversized } from './message-size';
+import {
+  fitsBus,
+  kafkaMaxMessageBytes,
+  messageBytes,
+  POSTGRES_MAX_MESSAGE_BYTES,
+  refuseOversized,
+} from './message-size';
 import { messageContext } from './sealing';
 
 describe('messageBytes and fitsBus', () => {
@@ -42,6 +48,10 @@ describe('messageBytes and fitsBus', () => {
 describe('kafkaMaxMessageBytes', () => {
   const crypto = createCryptoService({ keyring: createKeyring({ current: randomBytes(32) }) });
   const context = messageContext({ topic: 't', partition: 0 });
+
+  it('never exceeds what one seal accepts', () => {
+    expect(kafkaMaxMessageBytes(256 * 1024 * 1024)).toBe(POSTGRES_MAX_MESSAGE_BYTES);
+  });
 
   it.each([16_384, 100_000, 1_000_000])(
     'is the largest message whose sealed record fits a %i-byte produce request',

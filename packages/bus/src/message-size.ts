@@ -84,5 +84,6 @@ export function kafkaMaxMessageBytes(maxRequestBytes: number): number {
     if (fits(mid)) low = mid;
     else high = mid - 1;
   }
-  return low;
+  // Never above what one seal accepts, however large the produce requests.
+  return Math.min(low, POSTGRES_MAX_MESSAGE_BYTES);
 }

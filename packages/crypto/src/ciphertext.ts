@@ -79,7 +79,6 @@ export function openV1(
   return open(key, contextBytes, ciphertext, V1_HEADER_LENGTH, maxPlaintextBytes);
 }
 
-/** Text form for storage and URLs: `v1.` + unpadded base64url. */
 /** Bytes of the binary v1 ciphertext of a plaintext of `plaintextBytes` bytes (the format is length-exact). */
 export function sealedV1Length(plaintextBytes: number): number {
   return V1_HEADER_LENGTH + sealedLength(plaintextBytes);
@@ -93,6 +92,7 @@ export function sealedTextLength(plaintextBytes: number): number {
   return TEXT_PREFIX.length + Math.ceil((sealedV1Length(plaintextBytes) * 4) / 3);
 }
 
+/** Text form for storage and URLs: `v1.` + unpadded base64url. */
 export function encodeText(ciphertext: Uint8Array): string {
   return TEXT_PREFIX + asBuffer(ciphertext).toString('base64url');
 }

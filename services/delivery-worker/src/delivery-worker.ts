@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type Bus, type Subscription, subscribeTo, type TypedBatch } from '@signal/bus';
+import { type Bus, fitsBus, type Subscription, subscribeTo, type TypedBatch } from '@signal/bus';
 import type { ConsentStateStore, UserConsentStore } from '@signal/consent';
 import { consumerGroup, type DeliveryMessage, type DlqMessage, topics } from '@signal/events';
 import { createVendorDispatcherRegistry, type VendorDispatcherRegistry } from '@signal/http';
@@ -371,17 +371,32 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
           if (list === undefined) byTopic.set(name, [entry]);
           else list.push(entry);
         }
-        for (const [name, entries] of byTopic) {
-          await bus.publish(
-            name,
-            // A replay's retry stays a replay (its age-window refusal is a drop, see batch-deliverer).
-            entries.map((e) =>
+        for (const [name, claimedEntries] of byTopic) {
+          // A replay's retry stays a replay (its age-window refusal is a drop, see batch-deliverer).
+          const outgoing = claimedEntries.map((e) => ({
+            entry: e,
+            message:
               e.replay === true
                 ? { key: e.key, value: e.message, headers: { [REPLAY_HEADER]: '1' } }
                 : { key: e.key, value: e.message },
-            ),
+          }));
+          // A retry over the bus's limit (scheduled on a bus that allowed more) would fail this topic's
+          // publish on every pass: it stays scheduled, never dropped, and says so, for the operator to raise
+          // the limit or move it.
+          const sendable = outgoing.filter(({ entry, message }) => {
+            if (fitsBus(message, bus.maxMessageBytes, 0)) return true;
+            logger.error(
+              { integrationId: entry.integrationId, messageId: entry.messageId, attempt: entry.attempt },
+              "a scheduled retry is over the bus's message size limit; it stays scheduled",
+            );
+            return false;
+          });
+          if (sendable.length === 0) continue;
+          await bus.publish(
+            name,
+            sendable.map((o) => o.message),
           );
-          await retries.complete(entries);
+          await retries.complete(sendable.map((o) => o.entry));
         }
       } catch (err) {
         logger.warn(

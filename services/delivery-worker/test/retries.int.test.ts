@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { busMigrations, publishTo } from '@signal/bus';
+import { busMigrations, DEAD_LETTER_RESERVE_BYTES, publishTo } from '@signal/bus';
 import { type CanonicalEvent, type DeliveryMessage, topics } from '@signal/events';
 import { createTestPki, type TestCa, type TestPki } from '@signal/http';
 import { type Database, migrate } from '@signal/store';
@@ -237,6 +237,58 @@ describe.each(backends)('the retry schedule on $name', (backend) => {
     expect((await rawRows(db, integrationId)).map((r) => r.message_id)).toEqual([event.messageId]);
     expect(vendor.requests).toHaveLength(1);
     await db.query('DELETE FROM delivery_retries WHERE integration_id = $1', [integrationId]);
+  });
+});
+
+describe.each(backends)('a retry over the bus limit, on $name', (backend) => {
+  it('stays scheduled, and does not hold back the other retries of its integration', async () => {
+    const { db, close } = await backend.open();
+    // A bus carrying 1 KiB beyond a dead letter's reserve, as after a move to a bus with a lower limit than
+    // the one the retry was scheduled on.
+    const h = await createHarness({
+      db,
+      workerSettings: { topicPartitions: 1 },
+      bus: { maxMessageBytes: DEAD_LETTER_RESERVE_BYTES + 1024 },
+    });
+    try {
+      await h.worker.start();
+      const vendor = await sink();
+      vendor.reply(() => ({ status: 200, body: '{}' }));
+      const integrationId = webhook(h, vendor);
+      const large = makeEvent({
+        properties: Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`p${i}`, 'x'.repeat(8192)])),
+      });
+      const small = makeEvent();
+      await createRetryStore(db, h.control.crypto).schedule(
+        [large, small].map((e) => ({
+          integrationId,
+          messageId: e.messageId,
+          attempt: 2,
+          dueAt: new Date(Date.now() + 60_000),
+          key: e.anonymousId ?? '',
+          message: JSON.stringify({
+            integrationId,
+            event: e,
+            attempt: { number: 2 },
+          } satisfies DeliveryMessage),
+          lastError: 'vendor_unavailable',
+        })),
+      );
+      await db.query(
+        `UPDATE delivery_retries SET due_at = date_trunc('milliseconds', now()) WHERE integration_id = $1`,
+        [integrationId],
+      );
+      await waitFor(() => vendor.requests.length === 1, 'the retry that fits');
+      expect(vendor.requests[0]?.messageId).toBe(small.messageId);
+      await waitFor(
+        async () => (await rawRows(db, integrationId)).length === 1,
+        'the retry that fits completed',
+      );
+      expect((await rawRows(db, integrationId)).map((r) => r.message_id)).toEqual([large.messageId]);
+    } finally {
+      await h.close();
+      await close();
+    }
   });
 });
 

@@ -141,7 +141,7 @@ export interface TestApiOptions {
    * Wire the optional dependencies (DLQ over a real PostgreSQL bus on the same database, identity erasure
    * over a real identity graph). The database must have `FULL_SCHEMA`. `bus` replaces the bus replays use.
    */
-  readonly operations?: { readonly bus?: Pick<Bus, 'publish'> };
+  readonly operations?: { readonly bus?: Pick<Bus, 'publish' | 'maxMessageBytes'> };
 }
 
 export async function startTestApi(db: Database, options: TestApiOptions = {}): Promise<TestApi> {

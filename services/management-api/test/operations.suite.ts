@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { type Bus, BusError, type ConsumedMessage } from '@signal/bus';
+import { type Bus, BusError, type ConsumedMessage, POSTGRES_MAX_MESSAGE_BYTES } from '@signal/bus';
 import { type CanonicalEvent, deliveryMessageSchema, topics } from '@signal/events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -311,6 +311,7 @@ export function describeOperationsSuite(target: DbTarget, skip = false): void {
           keys: t.keys,
           operations: {
             bus: {
+              maxMessageBytes: POSTGRES_MAX_MESSAGE_BYTES,
               async publish() {
                 throw new BusError('bus_publish_failed', 'the bus is unavailable');
               },

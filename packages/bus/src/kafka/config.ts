@@ -50,7 +50,9 @@ export const kafkaBusConfigSchema = z
      */
     maxRequestBytes: z
       .int()
-      .min(16_384)
+      // 128 KiB at least: a message (about 3/4 of a request once sealed) must have room beyond the 64 KiB
+      // producers keep for a dead letter (message-size.ts).
+      .min(131_072)
       .max(256 * 1024 * 1024)
       .default(1_000_000),
     /** Kafka's consumer session timeout (the broker's group.min/max.session.timeout.ms bound it). */

@@ -1,7 +1,7 @@
 import type { Database } from '@signal/store';
 import { z } from 'zod';
 import { BusError, describeError } from '../errors';
-import { POSTGRES_MAX_MESSAGE_BYTES, refuseOversized } from '../message-size';
+import { DEAD_LETTER_RESERVE_BYTES, POSTGRES_MAX_MESSAGE_BYTES, refuseOversized } from '../message-size';
 import { partitionFor } from '../partitioner';
 import type {
   Bus,
@@ -51,7 +51,12 @@ const optionsSchema = z
      * Largest message one publish may carry (`Bus.maxMessageBytes`). The default is the most a segment can
      * seal; a deployment that moves to Kafka later may set Kafka's (`kafkaMaxMessageBytes`) to find out early.
      */
-    maxMessageBytes: z.int().min(1024).max(POSTGRES_MAX_MESSAGE_BYTES).default(POSTGRES_MAX_MESSAGE_BYTES),
+    maxMessageBytes: z
+      .int()
+      // Above the room producers keep for a dead letter, or nothing at all could be published.
+      .min(DEAD_LETTER_RESERVE_BYTES + 1024)
+      .max(POSTGRES_MAX_MESSAGE_BYTES)
+      .default(POSTGRES_MAX_MESSAGE_BYTES),
   })
   .refine((o) => o.heartbeatIntervalMs === undefined || o.heartbeatIntervalMs * 2 <= o.sessionTimeoutMs, {
     message: 'heartbeatIntervalMs must be at most half of sessionTimeoutMs',

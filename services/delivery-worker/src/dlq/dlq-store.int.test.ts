@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { busMigrations, type OutgoingMessage } from '@signal/bus';
+import { busMigrations, type OutgoingMessage, POSTGRES_MAX_MESSAGE_BYTES } from '@signal/bus';
 import { controlPlaneMigrations, countRecordsByKeyId } from '@signal/control-plane';
 import { createCryptoService, createKeyring } from '@signal/crypto';
 import { type DlqMessage, deliveryMessageSchema, type JsonValue } from '@signal/events';
@@ -148,6 +148,7 @@ describe.each(backends)('DLQ store on $name', (backend) => {
     const deps = {
       db,
       bus: {
+        maxMessageBytes: POSTGRES_MAX_MESSAGE_BYTES,
         publish: async (_topic: string, messages: readonly OutgoingMessage[]) => {
           published.push(...messages);
           return [];
@@ -292,6 +293,7 @@ describe.each(backends)('DLQ store on $name', (backend) => {
       {
         db,
         bus: {
+          maxMessageBytes: POSTGRES_MAX_MESSAGE_BYTES,
           publish: async (_topic, messages) => {
             published.push(...messages);
             return [];
@@ -310,6 +312,44 @@ describe.each(backends)('DLQ store on $name', (backend) => {
       ],
     });
     expect(published).toHaveLength(1);
+  });
+
+  it('a letter over the bus limit is skipped as too_large, and does not hold back the rest of its topic', async () => {
+    const integrationId = `wh-${randomBytes(4).toString('hex')}`;
+    const store = createDlqStore(db, crypto);
+    const small = plantedLetter(integrationId, 'm-small');
+    const large = plantedLetter(integrationId, 'm-large');
+    const original = large.original as { event: { properties: Record<string, unknown> } };
+    original.event.properties = { ...original.event.properties, note: 'n'.repeat(5000) };
+    await store.index([
+      { partition: 5, offset: '50', letter: small },
+      { partition: 5, offset: '51', letter: large },
+    ]);
+    const published: OutgoingMessage[] = [];
+    // A bus that carries less than the large letter's message (one moved to after the letter was written).
+    const limit = 4000;
+    const result = await replayDlq(
+      {
+        db,
+        bus: {
+          maxMessageBytes: limit,
+          publish: async (_topic, messages) => {
+            if (messages.some((m) => m.value.length > limit)) throw new Error('refused whole');
+            published.push(...messages);
+            return [];
+          },
+        },
+        namespace: 'ns',
+        crypto,
+      },
+      { integrationId },
+    );
+    const largeId = (await store.list({ integrationId })).find((e) => e.messageId === 'm-large')?.id;
+    expect(largeId).toBeDefined();
+    expect(result).toEqual({ replayed: 1, skipped: [{ id: largeId, reason: 'too_large' }] });
+    expect(published.map((m) => JSON.parse(m.value).event.messageId)).toEqual(['m-small']);
+    // Still pending, for a bus that can carry it.
+    expect((await store.get(largeId ?? ''))?.replayedAt).toBeNull();
   });
 
   it('a letter sealed under the previous key opens in dual-key mode', async () => {
@@ -342,6 +382,7 @@ describe.each(backends)('DLQ store on $name', (backend) => {
       {
         db,
         bus: {
+          maxMessageBytes: POSTGRES_MAX_MESSAGE_BYTES,
           publish: async (topic, messages) => {
             published.push({ topic, messages });
             return [];

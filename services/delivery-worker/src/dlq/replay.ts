@@ -1,4 +1,4 @@
-import type { Bus, OutgoingMessage } from '@signal/bus';
+import { type Bus, fitsBus, type OutgoingMessage } from '@signal/bus';
 import {
   canonicalEventSchema,
   type DeliveryMessage,
@@ -16,7 +16,7 @@ export { REPLAY_HEADER };
 
 export interface ReplayDeps {
   readonly db: Pick<Queryable, 'query'>;
-  readonly bus: Pick<Bus, 'publish'>;
+  readonly bus: Pick<Bus, 'publish' | 'maxMessageBytes'>;
   readonly namespace: string;
   /** Opens the sealed letters (`delivery_dlq.letter`): the deployment's crypto service. */
   readonly crypto: DlqCrypto;
@@ -27,14 +27,15 @@ export interface ReplayOptions extends Omit<DeadLetterFilter, 'includeReplayed' 
   readonly ids?: readonly string[];
 }
 
-export type SkipReason = 'not_replayable' | 'unreadable';
+export type SkipReason = 'not_replayable' | 'unreadable' | 'too_large';
 
 export interface ReplayResult {
   readonly replayed: number;
   /**
    * Entries left as they were, with why: `not_replayable`, its original no longer parses for its topic;
    * `unreadable`, its sealed letter does not open here (a key this process does not hold, a ciphertext copied
-   * from another row).
+   * from another row); `too_large`, it is over the bus's `maxMessageBytes` (a bus with a lower limit than the
+   * one it was written on, e.g. after a move to Kafka): published, it would fail its whole topic's replay.
    */
   readonly skipped: readonly { readonly id: string; readonly reason: SkipReason }[];
 }
@@ -77,6 +78,10 @@ export async function replayDlq(deps: ReplayDeps, options: ReplayOptions = {}): 
     }
     if (message === null) {
       skipped.push({ id: row.id, reason: 'not_replayable' });
+      continue;
+    }
+    if (!fitsBus(message, deps.bus.maxMessageBytes, 0)) {
+      skipped.push({ id: row.id, reason: 'too_large' });
       continue;
     }
     let group = byTopic.get(row.topic);
