@@ -321,9 +321,10 @@ describe.each(backends)('DLQ store on $name', (backend) => {
     const large = plantedLetter(integrationId, 'm-large');
     const original = large.original as { event: { properties: Record<string, unknown> } };
     original.event.properties = { ...original.event.properties, note: 'n'.repeat(5000) };
+    // Positions of their own: the index keeps one letter per (partition, offset).
     await store.index([
-      { partition: 5, offset: '50', letter: small },
-      { partition: 5, offset: '51', letter: large },
+      { partition: 9, offset: '900', letter: small },
+      { partition: 9, offset: '901', letter: large },
     ]);
     const published: OutgoingMessage[] = [];
     // A bus that carries less than the large letter's message (one moved to after the letter was written).
