@@ -12,6 +12,7 @@ export {
   fitsBus,
   kafkaMaxMessageBytes,
   messageBytes,
+  oversize,
   POSTGRES_MAX_MESSAGE_BYTES,
 } from './message-size';
 export { murmur2, partitionFor } from './partitioner';

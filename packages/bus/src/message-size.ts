@@ -26,10 +26,11 @@ export function messageBytes(message: OutgoingMessage): number {
  */
 export function refuseOversized(messages: readonly OutgoingMessage[], limit: number): void {
   messages.forEach((message, index) => {
-    if (fitsBus(message, limit, 0)) return;
+    const over = oversize(message, limit, 0);
+    if (over === undefined) return;
     throw new BusError(
       'bus_invalid_message',
-      `message ${index} is ${messageBytes(message)} bytes, over this bus's limit of ${limit} bytes per message`,
+      `message ${index} is ${over.bytes} bytes, over this bus's limit of ${limit} bytes per message`,
     );
   });
 }
@@ -44,18 +45,30 @@ export function refuseOversized(messages: readonly OutgoingMessage[], limit: num
 export const DEAD_LETTER_RESERVE_BYTES = 64 * 1024;
 
 /**
- * Whether `message` fits `limit` (a bus's `maxMessageBytes`) with `reserve` bytes to spare. Cheap for the
- * usual message: a string of n UTF-16 code units has at most 3n UTF-8 bytes, so only a value within a third
- * of the limit is measured.
+ * Undefined when `message` fits `limit` (a bus's `maxMessageBytes`) with `reserve` bytes to spare; else its
+ * size and the room it had, for the refusal's message. Cheap for the usual message: a string of n UTF-16
+ * code units has at most 3n UTF-8 bytes, so only a value within a third of the room is measured.
  */
+export function oversize(
+  message: OutgoingMessage,
+  limit: number,
+  reserve = DEAD_LETTER_RESERVE_BYTES,
+): { readonly bytes: number; readonly room: number } | undefined {
+  const room = limit - reserve;
+  if (message.headers === undefined && (message.key.length + message.value.length) * 3 <= room) {
+    return undefined;
+  }
+  const bytes = messageBytes(message);
+  return bytes <= room ? undefined : { bytes, room };
+}
+
+/** Whether `message` fits `limit` with `reserve` bytes to spare (`oversize` is undefined). */
 export function fitsBus(
   message: OutgoingMessage,
   limit: number,
   reserve = DEAD_LETTER_RESERVE_BYTES,
 ): boolean {
-  const room = limit - reserve;
-  if (message.headers === undefined && (message.key.length + message.value.length) * 3 <= room) return true;
-  return messageBytes(message) <= room;
+  return oversize(message, limit, reserve) === undefined;
 }
 
 /**

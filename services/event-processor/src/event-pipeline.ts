@@ -1,4 +1,4 @@
-import { DEAD_LETTER_RESERVE_BYTES, fitsBus, messageBytes, type OutgoingMessage } from '@signal/bus';
+import { type OutgoingMessage, oversize } from '@signal/bus';
 import {
   CONSENT_CATEGORIES,
   type ConsentCategory,
@@ -289,10 +289,11 @@ export function createEventPipeline(deps: EventPipelineDeps) {
       // A message the bus cannot carry would fail the batch's publish every time and stop this partition
       // (rules and pipelines can make an event larger than the gateway let in). Refused like an invalid
       // result: this integration's copy only, the raw event dead-lettered naming it.
-      if (!fitsBus(message, deps.maxMessageBytes)) {
+      const over = oversize(message, deps.maxMessageBytes);
+      if (over !== undefined) {
         skip('invalid_result');
         invalid.push(
-          `integration ${integration.id}: the delivery message is ${messageBytes(message)} bytes; the event bus carries at most ${deps.maxMessageBytes - DEAD_LETTER_RESERVE_BYTES}`,
+          `integration ${integration.id}: the delivery message is ${over.bytes} bytes; the event bus carries at most ${over.room}`,
         );
         continue;
       }

@@ -1,12 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import {
-  type Bus,
-  DEAD_LETTER_RESERVE_BYTES,
-  fitsBus,
-  messageBytes,
-  type OutgoingMessage,
-} from '@signal/bus';
+import { type Bus, type OutgoingMessage, oversize } from '@signal/bus';
 import { type Cache, isCacheError, RateLimiter } from '@signal/cache';
 import {
   type CanonicalEvent,
@@ -387,11 +381,12 @@ export function createGateway(deps: GatewayDeps) {
       const message = { key: rawTopic.key(stamped.data), value: JSON.stringify(stamped.data) };
       // What the bus cannot carry is refused here, as the sender's error: accepted, it would stop the
       // processor on it (a publish holding it fails the same way every time). Room is kept for its dead letter.
-      if (!fitsBus(message, bus.maxMessageBytes)) {
+      const over = oversize(message, bus.maxMessageBytes);
+      if (over !== undefined) {
         rejections.push({
           index,
           code: 'payload_too_large',
-          message: `the event is ${messageBytes(message)} bytes once stamped; the event bus carries at most ${bus.maxMessageBytes - DEAD_LETTER_RESERVE_BYTES}`,
+          message: `the event is ${over.bytes} bytes once stamped; the event bus carries at most ${over.room}`,
         });
         return;
       }
